@@ -1,0 +1,304 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the major version of every payload, sent as "v". A receiver
+// refuses another major version; within one, new fields may appear and old
+// receivers ignore them (requests excepted: see DecodeRequest).
+const Version = 1
+
+// MaxPayload is the largest payload any tutti topic carries; the broker
+// refuses larger packets.
+const MaxPayload = 256 << 10
+
+// Playback states of a session.
+const (
+	Stopped = "stopped"
+	Playing = "playing"
+	Paused  = "paused"
+)
+
+// Commands. Session commands go to SessionCommandTopic(session), library
+// commands to LibraryCommandTopic.
+const (
+	CmdPlay     = "play"     // optional: index (entry to start), position
+	CmdPause    = "pause"    //
+	CmdNext     = "next"     //
+	CmdPrevious = "previous" // restarts the current song
+	CmdSeek     = "seek"     // position (required)
+	CmdEnqueue  = "enqueue"  // song (required), index (insert before; default: append)
+	CmdDequeue  = "dequeue"  // entry or index (required)
+	CmdClear    = "clear"    //
+	CmdVolume   = "volume"   // volume 0-100 (required)
+	CmdStatus   = "status"   //
+
+	CmdLoad   = "load"   // song (hash of a known song) or path (file on the controller's import dir)
+	CmdSearch = "search" // query (words matched against title, artist, album)
+	CmdLookup = "lookup" // song (hash or tutti:song: URI)
+)
+
+// SessionCommands and LibraryCommands say which topic takes which command.
+var (
+	SessionCommands = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus}
+	LibraryCommands = []string{CmdLoad, CmdSearch, CmdLookup}
+)
+
+// Request is every command. Fields a command does not use must be absent.
+type Request struct {
+	V       int    `json:"v,omitempty"` // optional in requests; 1 when given
+	Cmd     string `json:"cmd"`
+	ReqID   string `json:"req_id,omitempty"`
+	ReplyTo string `json:"reply_to,omitempty"` // topic for the Reply; DefaultReplyTopic when empty
+
+	Song     string    `json:"song,omitempty"`     // sha256 hex or tutti:song:<sha256>[#m:ss]
+	Path     string    `json:"path,omitempty"`     // load: file below the controller's import directory
+	Index    *int      `json:"index,omitempty"`    // playlist position (0-based)
+	Entry    string    `json:"entry,omitempty"`    // playlist entry id
+	Position *Position `json:"position,omitempty"` // seconds (number) or "m:ss[.fff]"
+	Volume   *int      `json:"volume,omitempty"`   // 0-100
+	Query    string    `json:"query,omitempty"`
+}
+
+// Reply answers every Request, on its ReplyTo topic. QoS 1, not retained.
+type Reply struct {
+	V      int             `json:"v"`
+	OK     bool            `json:"ok"`
+	Cmd    string          `json:"cmd"`
+	ReqID  string          `json:"req_id"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// Anchor ties the shared clock to the playlist: at shared instant AtNs the
+// session is at PositionNs into entry Index. While Playing, the position
+// advances one nanosecond per shared nanosecond, across entry boundaries
+// (gapless auto-advance) until the playlist ends; while paused it stays.
+type Anchor struct {
+	AtNs       int64  `json:"at_ns"`       // shared clock, Unix ns
+	Index      int    `json:"index"`       // playlist entry index; -1 when the playlist is empty
+	Entry      string `json:"entry"`       // that entry's id, to check the playlist matches
+	PositionNs int64  `json:"position_ns"` // into that entry's song
+	Playing    bool   `json:"playing"`
+}
+
+// SessionState is the retained state of one session: everything a speaker
+// that connects at any moment needs, with Playlist, to know what to play.
+type SessionState struct {
+	V               int    `json:"v"`
+	Session         string `json:"session"`
+	Seq             uint64 `json:"seq"`   // increases with every change
+	State           string `json:"state"` // Stopped, Playing or Paused
+	Anchor          Anchor `json:"anchor"`
+	Volume          int    `json:"volume"`           // 0-100, scales each speaker's own volume
+	PlaylistVersion uint64 `json:"playlist_version"` // the Playlist this anchor refers to
+}
+
+// Playlist is the retained playlist of one session.
+type Playlist struct {
+	V       int     `json:"v"`
+	Session string  `json:"session"`
+	Version uint64  `json:"version"` // increases with every change
+	Entries []Entry `json:"entries"`
+}
+
+// Entry is one song in a playlist.
+type Entry struct {
+	ID         string `json:"id"`   // unique within the playlist, stable while it stays
+	Song       string `json:"song"` // sha256 hex
+	Title      string `json:"title,omitempty"`
+	Artist     string `json:"artist,omitempty"`
+	Frames     int64  `json:"frames"`      // exact length in sample frames
+	SampleRate int    `json:"sample_rate"` // frames per second
+}
+
+// DurationNs is the entry's exact length; every role computes entry
+// boundaries with it, so they agree to the nanosecond.
+func (e Entry) DurationNs() int64 { return FramesToNs(e.Frames, e.SampleRate) }
+
+// FramesToNs converts a frame count at rate to nanoseconds, rounding down.
+func FramesToNs(frames int64, rate int) int64 {
+	if rate <= 0 {
+		return 0
+	}
+	return frames/int64(rate)*1e9 + frames%int64(rate)*1e9/int64(rate)
+}
+
+// NsToFrames converts nanoseconds to a frame count at rate, rounding down.
+func NsToFrames(ns int64, rate int) int64 {
+	return ns/1e9*int64(rate) + ns%1e9*int64(rate)/1e9
+}
+
+// Song is the library's record of one song, as results carry it.
+type Song struct {
+	SHA256     string `json:"sha256"`
+	URI        string `json:"uri"`
+	Title      string `json:"title"`
+	Artist     string `json:"artist"`
+	Album      string `json:"album"`
+	Format     string `json:"format"` // mp3, flac, wav, ogg
+	Size       int64  `json:"size"`
+	Frames     int64  `json:"frames"`
+	SampleRate int    `json:"sample_rate"`
+	DurationNs int64  `json:"duration_ns"`
+}
+
+// ControllerStatus is retained on ControllerStatusTopic.
+type ControllerStatus struct {
+	V        int    `json:"v"`
+	Online   bool   `json:"online"`
+	Instance string `json:"instance"`            // random per process start
+	SongsURL string `json:"songs_url,omitempty"` // GET SongsURL+sha256 fetches a song (Range allowed)
+}
+
+// SpeakerStatus is retained on SpeakerStatusTopic(id).
+type SpeakerStatus struct {
+	V             int    `json:"v"`
+	ID            string `json:"id"`
+	Online        bool   `json:"online"`
+	Instance      string `json:"instance"` // random per process start; a stale last will carries an old one
+	Session       string `json:"session,omitempty"`
+	State         string `json:"state,omitempty"` // Playing, Paused, Stopped, or "buffering"
+	Song          string `json:"song,omitempty"`
+	PositionNs    int64  `json:"position_ns,omitempty"`
+	Volume        int    `json:"volume"`
+	Output        string `json:"output,omitempty"`
+	LatencyNs     int64  `json:"latency_ns,omitempty"`     // output latency accounted for
+	ClockOffsetNs int64  `json:"clock_offset_ns"`          // shared minus local clock
+	ClockRTTNs    int64  `json:"clock_rtt_ns,omitempty"`   // round trip of the probe in use
+	ClockErrorNs  int64  `json:"clock_error_ns,omitempty"` // bound on the offset error (RTT/2)
+	Error         string `json:"error,omitempty"`          // why the speaker is silent, if it is
+}
+
+// ClockRequest is a speaker's probe: T1 is its local clock at sending, Unix ns.
+type ClockRequest struct {
+	V  int    `json:"v"`
+	ID uint64 `json:"id"`
+	T1 int64  `json:"t1"`
+}
+
+// ClockResponse is the time master's answer: T2 when it received the probe,
+// T3 when it answered, both on the shared clock.
+type ClockResponse struct {
+	V  int    `json:"v"`
+	ID uint64 `json:"id"`
+	T1 int64  `json:"t1"`
+	T2 int64  `json:"t2"`
+	T3 int64  `json:"t3"`
+}
+
+// Encode marshals a message. Messages are plain structs, so it cannot fail
+// short of a programming error, which it panics on.
+func Encode(msg any) []byte {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		panic(fmt.Sprintf("protocol: encode %T: %v", msg, err))
+	}
+	return b
+}
+
+// Decode unmarshals a non-request message of type T and checks its version.
+// Unknown fields are ignored, for forward compatibility.
+func Decode[T any, P interface {
+	*T
+	version() int
+}](b []byte) (T, error) {
+	var msg T
+	if len(b) > MaxPayload {
+		return msg, fmt.Errorf("payload of %d bytes exceeds %d", len(b), MaxPayload)
+	}
+	if err := json.Unmarshal(b, &msg); err != nil {
+		return msg, fmt.Errorf("malformed %T: %w", msg, err)
+	}
+	if v := P(&msg).version(); v != Version {
+		return msg, fmt.Errorf("unsupported version %d of %T (want %d)", v, msg, Version)
+	}
+	return msg, nil
+}
+
+func (m *SessionState) version() int     { return m.V }
+func (m *Playlist) version() int         { return m.V }
+func (m *Reply) version() int            { return m.V }
+func (m *ControllerStatus) version() int { return m.V }
+func (m *SpeakerStatus) version() int    { return m.V }
+func (m *ClockRequest) version() int     { return m.V }
+func (m *ClockResponse) version() int    { return m.V }
+
+// ErrUnknownCommand is wrapped by DecodeRequest when cmd is not one of allowed.
+var ErrUnknownCommand = errors.New("unknown command")
+
+// DecodeRequest parses a request strictly: unknown fields and wrong types are
+// errors, so a typo gets an error reply instead of being ignored. allowed is
+// the command set of the topic it arrived on. On error the returned Request
+// still carries whatever of cmd, req_id and reply_to could be read, so the
+// error can be replied to.
+func DecodeRequest(b []byte, allowed []string) (Request, error) {
+	var req Request
+	if len(b) > MaxPayload {
+		return req, fmt.Errorf("payload of %d bytes exceeds %d", len(b), MaxPayload)
+	}
+	dec := json.NewDecoder(bytesReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		salvageEnvelope(b, &req)
+		return req, fmt.Errorf("malformed request: %w", err)
+	}
+	if dec.More() {
+		return req, errors.New("malformed request: trailing data after the JSON object")
+	}
+	if req.V != 0 && req.V != Version {
+		return req, fmt.Errorf("unsupported version %d (want %d)", req.V, Version)
+	}
+	for _, c := range allowed {
+		if req.Cmd == c {
+			return req, nil
+		}
+	}
+	if req.Cmd == "" {
+		return req, errors.New("missing cmd")
+	}
+	return req, fmt.Errorf("%w %q (this topic takes: %v)", ErrUnknownCommand, req.Cmd, allowed)
+}
+
+// salvageEnvelope reads cmd, req_id and reply_to from a request that failed
+// strict decoding, each only if it is a string.
+func salvageEnvelope(b []byte, req *Request) {
+	var loose map[string]json.RawMessage
+	if json.Unmarshal(b, &loose) != nil {
+		return
+	}
+	for key, dst := range map[string]*string{"cmd": &req.Cmd, "req_id": &req.ReqID, "reply_to": &req.ReplyTo} {
+		var s string
+		if raw, ok := loose[key]; ok && json.Unmarshal(raw, &s) == nil {
+			*dst = s
+		}
+	}
+}
+
+// Position is a point in a song. In JSON it is a number of seconds or a
+// string "m:ss", "h:mm:ss" or "s", each with optional fractional seconds.
+type Position time.Duration
+
+func (p *Position) UnmarshalJSON(b []byte) error {
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err == nil {
+		d, err := secondsToDuration(secs)
+		*p = Position(d)
+		return err
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("position: want seconds or \"m:ss\"")
+	}
+	d, err := ParsePosition(s)
+	*p = Position(d)
+	return err
+}
+
+func (p Position) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(p).Seconds())
+}

@@ -1,0 +1,89 @@
+// Package protocol is tutti's wire protocol: every MQTT topic name and every
+// JSON message that crosses the broker. All roles import it; it imports only
+// the standard library. docs/PROTOCOL.md describes the same things for people.
+package protocol
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Root is the first level of every tutti topic.
+const Root = "tutti"
+
+// DefaultSession is the session a speaker and a command use when none is named.
+const DefaultSession = "home"
+
+// DefaultReplyTopic receives replies to requests that name no reply_to.
+const DefaultReplyTopic = Root + "/reply"
+
+// Topics of the controller.
+const (
+	// ControllerStatusTopic is retained, QoS 1, published by the controller (its
+	// last will says offline). Payload: ControllerStatus.
+	ControllerStatusTopic = Root + "/controller/status"
+	// LibraryCommandTopic takes library requests (load, search, lookup). QoS 1.
+	LibraryCommandTopic = Root + "/library/cmd"
+	// SessionCommandFilter matches every session's command topic.
+	SessionCommandFilter = Root + "/session/+/cmd"
+	// ClockRequestFilter matches every speaker's clock request topic.
+	ClockRequestFilter = Root + "/speaker/+/clock/req"
+	// SpeakerStatusFilter matches every speaker's status topic.
+	SpeakerStatusFilter = Root + "/speaker/+/status"
+)
+
+// SessionStateTopic is retained, QoS 1, published by the controller. Payload: SessionState.
+func SessionStateTopic(session string) string { return Root + "/session/" + session + "/state" }
+
+// PlaylistTopic is retained, QoS 1, published by the controller. Payload: Playlist.
+func PlaylistTopic(session string) string { return Root + "/session/" + session + "/playlist" }
+
+// SessionCommandTopic takes a session's requests (play, pause, ...). QoS 1, not retained.
+func SessionCommandTopic(session string) string { return Root + "/session/" + session + "/cmd" }
+
+// SpeakerStatusTopic is retained, QoS 1, published by the speaker; its last will
+// publishes Online=false there. Payload: SpeakerStatus.
+func SpeakerStatusTopic(id string) string { return Root + "/speaker/" + id + "/status" }
+
+// ClockRequestTopic carries a speaker's clock probes to the time master. QoS 0.
+func ClockRequestTopic(id string) string { return Root + "/speaker/" + id + "/clock/req" }
+
+// ClockResponseTopic carries the time master's answers back. QoS 0.
+func ClockResponseTopic(id string) string { return Root + "/speaker/" + id + "/clock/resp" }
+
+// SpeakerPublishable lists the topics speaker id may publish to; the broker's
+// ACL allows a speaker nothing else.
+func SpeakerPublishable(id string) []string {
+	return []string{SpeakerStatusTopic(id), ClockRequestTopic(id)}
+}
+
+// SpeakerFromTopic returns the speaker id of a tutti/speaker/<id>/... topic.
+func SpeakerFromTopic(topic string) (string, bool) {
+	return levelAfter(topic, Root+"/speaker/")
+}
+
+// SessionFromTopic returns the session name of a tutti/session/<name>/... topic.
+func SessionFromTopic(topic string) (string, bool) {
+	return levelAfter(topic, Root+"/session/")
+}
+
+func levelAfter(topic, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(topic, prefix)
+	if !ok {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name, ValidName(name) == nil
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// ValidName checks a speaker or session name: it becomes a topic level, so
+// it must not hold '/', '+', '#' or anything a person would not type.
+func ValidName(name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("invalid name %q: want 1-64 of a-z 0-9 _ -, starting with a letter or digit", name)
+	}
+	return nil
+}
