@@ -1,0 +1,31 @@
+# tutti: make build | make run | make test | make bench
+GO      ?= go
+BIN     := bin/tutti
+GOFLAGS ?=
+export CGO_ENABLED := 1
+
+.PHONY: all build run test bench deps clean
+
+all: build
+
+# deps checks (and, as root, installs) the Debian packages tutti builds and tests with.
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/tutti
+
+# run starts a hub and three virtual speakers playing generated songs, with live status.
+run: build
+	$(BIN) demo
+
+# test runs every test, including the end-to-end tests over real processes,
+# the real mosquitto broker and the mosquitto_pub/mosquitto_sub clients.
+test: build
+	$(GO) test -race -timeout 30m ./...
+
+bench: build
+	$(BIN) bench sync --speakers 3 --seconds 20 --json
+
+clean:
+	rm -rf bin

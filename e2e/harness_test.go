@@ -1,0 +1,236 @@
+// Package e2e tests tutti end to end: the real binary's processes over
+// loopback, driven by the real mosquitto_pub and read with mosquitto_sub.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// tuttiBin is the binary under test, built once by TestMain.
+var tuttiBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tutti-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	tuttiBin = filepath.Join(dir, "tutti")
+	build := exec.Command("go", "build", "-o", tuttiBin, "../cmd/tutti")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building tutti:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// proc is a child process whose output goes to a log file that is shown
+// when the test fails.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func start(t *testing.T, name string, bin string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { cmd.Wait(); logFile.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop(syscall.SIGKILL)
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			lines := strings.Split(string(b), "\n")
+			t.Logf("--- last lines of %s:\n%s", name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	})
+	return p
+}
+
+// stop signals the process and waits for it to exit.
+func (p *proc) stop(sig syscall.Signal) {
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// remote drives tutti the way a person with mosquitto_pub does, and reads
+// every reply with one long-running mosquitto_sub.
+type remote struct {
+	t          *testing.T
+	host, port string
+	mu         sync.Mutex
+	replies    []protocol.Reply
+	nextID     int
+}
+
+func newRemote(t *testing.T, port string) *remote {
+	r := &remote{t: t, host: "127.0.0.1", port: port}
+	sub := exec.Command("mosquitto_sub", "-h", r.host, "-p", port, "-q", "1", "-t", protocol.DefaultReplyTopic+"/#")
+	out, err := sub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(); err != nil {
+		t.Fatalf("mosquitto_sub: %v", err)
+	}
+	t.Cleanup(func() { sub.Process.Kill(); sub.Wait() })
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var rep protocol.Reply
+			if json.Unmarshal(sc.Bytes(), &rep) == nil {
+				r.mu.Lock()
+				r.replies = append(r.replies, rep)
+				r.mu.Unlock()
+			}
+		}
+	}()
+	// mosquitto_sub says nothing when it has subscribed: publish probes
+	// until one comes back.
+	waitFor(t, "mosquitto_sub to subscribe", 10*time.Second, func() bool {
+		r.pub(protocol.DefaultReplyTopic+"/probe", `{"v":1,"ok":true,"cmd":"probe","req_id":"probe"}`)
+		time.Sleep(100 * time.Millisecond)
+		_, ok := r.find("probe")
+		return ok
+	})
+	return r
+}
+
+// pub publishes one message with mosquitto_pub.
+func (r *remote) pub(topic, payload string) {
+	out, err := exec.Command("mosquitto_pub", "-h", r.host, "-p", r.port, "-q", "1", "-t", topic, "-m", payload).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("mosquitto_pub %s %s: %v %s", topic, payload, err, out)
+	}
+}
+
+func (r *remote) find(reqID string) (protocol.Reply, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rep := range r.replies {
+		if rep.ReqID == reqID {
+			return rep, true
+		}
+	}
+	return protocol.Reply{}, false
+}
+
+func (r *remote) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.replies)
+}
+
+// cmd sends a session command (fields is the JSON object's inside, without
+// braces) and returns its reply.
+func (r *remote) cmd(fields string) protocol.Reply {
+	return r.request(protocol.SessionCommandTopic(protocol.DefaultSession), fields)
+}
+
+func (r *remote) request(topic, fields string) protocol.Reply {
+	r.t.Helper()
+	r.nextID++
+	id := fmt.Sprintf("e2e-%d", r.nextID)
+	payload := fmt.Sprintf(`{"v":1,"req_id":%q,"reply_to":%q,%s}`, id, protocol.DefaultReplyTopic+"/e2e", fields)
+	r.pub(topic, payload)
+	var rep protocol.Reply
+	waitFor(r.t, "reply to "+payload, 10*time.Second, func() bool {
+		var ok bool
+		rep, ok = r.find(id)
+		return ok
+	})
+	return rep
+}
+
+// raw publishes a payload as is and returns the next reply that arrives.
+func (r *remote) raw(topic, payload string) protocol.Reply {
+	r.t.Helper()
+	n := r.count()
+	r.pub(topic, payload)
+	waitFor(r.t, "a reply to "+payload, 10*time.Second, func() bool { return r.count() > n })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.replies[n]
+}
+
+// retained reads the retained message of topic with mosquitto_sub.
+func (r *remote) retained(topic string) []byte {
+	r.t.Helper()
+	out, err := exec.Command("mosquitto_sub", "-h", r.host, "-p", r.port, "-t", topic, "-C", "1", "-W", "5").Output()
+	if err != nil {
+		r.t.Fatalf("mosquitto_sub %s: %v", topic, err)
+	}
+	return bytes.TrimSpace(out)
+}
+
+// timecodeSong writes a timecode WAV whose frame numbers start at first.
+func timecodeSong(t *testing.T, name string, seconds int, first int64) (path, sha string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), name)
+	var buf bytes.Buffer
+	if err := audiogen.WriteWAV(&buf, 44100, int64(seconds)*44100, func(i int64) audiogen.Frame { return audiogen.Timecode(first + i) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return path, hex.EncodeToString(sum[:])
+}

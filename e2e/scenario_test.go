@@ -1,0 +1,320 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tutti-audio/tutti/playlog"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+const rate = 44100
+
+// skewBar is this stage's bar for how far apart speakers may play.
+const skewBar = 5 * time.Millisecond
+
+// songBFirst numbers song B's frames apart from song A's.
+const songBFirst = 5_000_000
+
+// system is the processes of one test: a broker, a controller, speakers.
+type system struct {
+	t          *testing.T
+	dir        string
+	brokerPort string
+	httpPort   string
+	broker     *proc
+	controller *proc
+	speakers   map[string]*proc
+	logs       map[string]string
+}
+
+func (s *system) brokerURL() string { return "tcp://127.0.0.1:" + s.brokerPort }
+
+// startTuttiBroker runs tutti's embedded broker in demo mode (anonymous).
+func (s *system) startTuttiBroker() {
+	s.broker = start(s.t, "broker", tuttiBin, "broker", "--demo", "--listen", "127.0.0.1:"+s.brokerPort, "--data", filepath.Join(s.dir, "broker"))
+	waitFor(s.t, "the broker to listen", 10*time.Second, s.brokerUp)
+}
+
+// startMosquitto runs the real Mosquitto broker instead.
+func (s *system) startMosquitto() {
+	conf := filepath.Join(s.dir, "mosquitto.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n", s.brokerPort)), 0o644)
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		bin = "/usr/sbin/mosquitto"
+	}
+	s.broker = start(s.t, "mosquitto", bin, "-c", conf)
+	waitFor(s.t, "mosquitto to listen", 10*time.Second, s.brokerUp)
+}
+
+func (s *system) brokerUp() bool {
+	return exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", s.brokerPort, "-t", "probe", "-n").Run() == nil
+}
+
+func (s *system) startController() {
+	s.controller = start(s.t, "controller", tuttiBin, "controller", "--broker", s.brokerURL(),
+		"--data", filepath.Join(s.dir, "controller"), "--http", "127.0.0.1:"+s.httpPort, "--lead", "150ms")
+}
+
+func (s *system) startSpeaker(name string) {
+	log := filepath.Join(s.dir, name+".blocks")
+	s.logs[name] = log
+	s.speakers[name] = start(s.t, name, tuttiBin, "speaker", "--name", name, "--broker", s.brokerURL(),
+		"--output", "virtual", "--virtual-log", log, "--cache", filepath.Join(s.dir, name))
+}
+
+func newSystem(t *testing.T) *system {
+	return &system{t: t, dir: t.TempDir(), brokerPort: freePort(t), httpPort: freePort(t),
+		speakers: map[string]*proc{}, logs: map[string]string{}}
+}
+
+// load runs `tutti load` on files, as a person would.
+func (s *system) load(files ...string) {
+	args := append([]string{"load", "--quiet", "--broker", s.brokerURL()}, files...)
+	var out []byte
+	var err error
+	waitFor(s.t, "tutti load to succeed", 20*time.Second, func() bool {
+		out, err = exec.Command(tuttiBin, args...).CombinedOutput()
+		return err == nil
+	})
+	s.t.Logf("tutti load: %s", out)
+}
+
+func (s *system) blocks(name string) []playlog.Block {
+	f, err := os.Open(s.logs[name])
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := playlog.Read(f)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return b
+}
+
+// stateOf decodes the session state a scheduled command's reply carries.
+func stateOf(t *testing.T, rep protocol.Reply) protocol.SessionState {
+	t.Helper()
+	if !rep.OK {
+		t.Fatalf("%s refused: %s", rep.Cmd, rep.Error)
+	}
+	var res struct {
+		AtNs  int64                 `json:"at_ns"`
+		State protocol.SessionState `json:"state"`
+	}
+	if err := json.Unmarshal(rep.Result, &res); err != nil || res.State.V != protocol.Version {
+		t.Fatalf("%s: result %s: %v", rep.Cmd, rep.Result, err)
+	}
+	return res.State
+}
+
+func TestEndToEndEmbeddedBroker(t *testing.T) {
+	s := newSystem(t)
+	s.startTuttiBroker()
+	playScenario(t, s)
+	restartKeepsState(t, s)
+}
+
+func TestEndToEndMosquitto(t *testing.T) {
+	s := newSystem(t)
+	s.startMosquitto()
+	playScenario(t, s)
+}
+
+// playScenario loads two timecode songs, plays them on three speakers (one
+// joining mid-song) through pause, seek, play and next, and checks from the
+// virtual devices what was heard when.
+func playScenario(t *testing.T, s *system) {
+	s.startController()
+	s.startSpeaker("s1")
+	s.startSpeaker("s2")
+	pathA, shaA := timecodeSong(t, "a.wav", 40, 0)
+	pathB, shaB := timecodeSong(t, "b.wav", 20, songBFirst)
+	s.load(pathA, pathB)
+	r := newRemote(t, s.brokerPort)
+	for _, sha := range []string{shaA, protocol.SongURI(shaB)} {
+		if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha)); !rep.OK {
+			t.Fatalf("enqueue: %s", rep.Error)
+		}
+	}
+	// Let the speakers sync their clocks and fetch the songs.
+	waitFor(t, "speakers to be ready", 20*time.Second, func() bool {
+		return cached(s, "s1", shaA) && cached(s, "s2", shaA)
+	})
+
+	play := stateOf(t, r.cmd(`"cmd":"play"`))
+	time.Sleep(2 * time.Second)
+	s.startSpeaker("s3") // joins mid-song
+	time.Sleep(4 * time.Second)
+	pause := stateOf(t, r.cmd(`"cmd":"pause"`))
+	time.Sleep(time.Second)
+	seek := stateOf(t, r.cmd(`"cmd":"seek","position":"0:20"`))
+	resume := stateOf(t, r.cmd(`"cmd":"play"`))
+	time.Sleep(3 * time.Second)
+	next := stateOf(t, r.cmd(`"cmd":"next"`))
+	time.Sleep(3 * time.Second)
+	end := stateOf(t, r.cmd(`"cmd":"pause"`))
+	time.Sleep(500 * time.Millisecond)
+	for _, p := range s.speakers {
+		p.stop(syscall.SIGTERM)
+	}
+
+	names := []string{"s1", "s2", "s3"}
+	blocks := map[string][]playlog.Block{}
+	for _, n := range names {
+		blocks[n] = s.blocks(n)
+		if len(blocks[n]) == 0 {
+			t.Fatalf("%s heard nothing", n)
+		}
+	}
+	timelines := func(except string) []*playlog.Timeline {
+		var tl []*playlog.Timeline
+		for _, n := range names {
+			if n != except {
+				tl = append(tl, playlog.NewTimeline(blocks[n], rate))
+			}
+		}
+		return tl
+	}
+	margin := int64(300 * time.Millisecond)
+
+	// The paused state is exact: the position the pause anchor names.
+	if pause.State != protocol.Paused || seek.State != protocol.Paused || resume.State != protocol.Playing {
+		t.Fatalf("states: pause %s, seek %s, play %s", pause.State, seek.State, resume.State)
+	}
+
+	// 1. The three speakers play the same frames at the same instants, in
+	// each stretch of playing: after the late joiner came in, after the
+	// resume at the seek position, and after next.
+	for _, w := range []struct {
+		what     string
+		from, to int64
+	}{
+		{"first song, all three", play.Anchor.AtNs + int64(6*time.Second) - margin, pause.Anchor.AtNs - margin},
+		{"after seek and play", resume.Anchor.AtNs + margin, next.Anchor.AtNs - margin},
+		{"after next", next.Anchor.AtNs + margin, end.Anchor.AtNs - margin},
+	} {
+		stats := playlog.Summarize(playlog.Spread(blocks["s1"], timelines("s1"), w.from, w.to))
+		t.Logf("skew %s: %s", w.what, stats)
+		if stats.N < 50 {
+			t.Errorf("%s: only %d blocks heard by all three", w.what, stats.N)
+		}
+		if stats.P99Ms > float64(skewBar)/1e6 {
+			t.Errorf("%s: skew p99 %.3f ms above %v", w.what, stats.P99Ms, skewBar)
+		}
+	}
+
+	// 2. The late joiner came in mid-song, where the others were.
+	first := firstSoundAfter(blocks["s3"], 0)
+	if first.Frame < 2*rate {
+		t.Errorf("s3 started at frame %d, not mid-song", first.Frame)
+	}
+	if at, ok := playlog.NewTimeline(blocks["s1"], rate).HeardAt(first.Frame, first.TNs); !ok || abs(at-first.TNs) > int64(skewBar) {
+		t.Errorf("s3 joined %.3f ms off s1 (heard by s1: %v)", float64(first.TNs-at)/1e6, ok)
+	}
+
+	// 3. Pause stops every speaker at the same sample: the pause position.
+	wantFrame := protocol.NsToFrames(pause.Anchor.PositionNs, rate)
+	for _, n := range names {
+		frame, at, ok := playlog.LastSound(blocks[n], rate, pause.Anchor.AtNs-int64(time.Second))
+		if !ok {
+			t.Fatalf("%s: no sound before the pause", n)
+		}
+		if d := frame - (wantFrame - 1); d < -1 || d > 1 {
+			t.Errorf("%s stopped at frame %d, the pause position is frame %d", n, frame, wantFrame)
+		}
+		if d := at - pause.Anchor.AtNs; abs(d) > int64(skewBar) {
+			t.Errorf("%s stopped %.3f ms from the pause instant", n, float64(d)/1e6)
+		}
+	}
+
+	// 4. Seek then play resumes at 0:20; next starts song B at its start.
+	for _, c := range []struct {
+		what      string
+		at        int64
+		wantFrame int64
+	}{
+		{"resume after seek to 0:20", resume.Anchor.AtNs, 20 * rate},
+		{"next", next.Anchor.AtNs, songBFirst},
+	} {
+		for _, n := range names {
+			b := firstSoundAfter(blocks[n], c.at-int64(2*time.Millisecond))
+			if d := b.Frame - c.wantFrame; d < 0 || d > rate/50 {
+				t.Errorf("%s: %s: first frame %d, want %d", n, c.what, b.Frame, c.wantFrame)
+			}
+			if d := b.TNs - c.at - protocol.FramesToNs(b.Frame-c.wantFrame, rate); abs(d) > int64(skewBar) {
+				t.Errorf("%s: %s: heard %.3f ms off schedule", n, c.what, float64(d)/1e6)
+			}
+		}
+	}
+}
+
+// firstSoundAfter returns the first block of sound heard at or after tNs.
+func firstSoundAfter(blocks []playlog.Block, tNs int64) playlog.Block {
+	for _, b := range blocks {
+		if b.TNs >= tNs {
+			return b
+		}
+	}
+	return playlog.Block{}
+}
+
+func cached(s *system, speaker, sha string) bool {
+	_, err := os.Stat(filepath.Join(s.dir, speaker, "songs", sha))
+	return err == nil
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// restartKeepsState kills the broker and the controller (-9) and restarts
+// them: library, playlist and session state must all come back.
+func restartKeepsState(t *testing.T, s *system) {
+	r := newRemote(t, s.brokerPort)
+	before := r.cmd(`"cmd":"status"`)
+	wantPlaylist := r.retained(protocol.PlaylistTopic(protocol.DefaultSession))
+	s.controller.stop(syscall.SIGKILL)
+	s.broker.stop(syscall.SIGKILL)
+
+	// The broker alone restores the retained state from disk.
+	s.startTuttiBroker()
+	r = newRemote(t, s.brokerPort)
+	if got := r.retained(protocol.PlaylistTopic(protocol.DefaultSession)); string(got) != string(wantPlaylist) {
+		t.Errorf("retained playlist after broker restart:\n got %s\nwant %s", got, wantPlaylist)
+	}
+	s.startController()
+	var after protocol.Reply
+	waitFor(t, "the restarted controller to answer", 20*time.Second, func() bool {
+		after = r.cmd(`"cmd":"status"`)
+		return after.OK
+	})
+	var b, a struct {
+		State    protocol.SessionState `json:"state"`
+		Playlist protocol.Playlist     `json:"playlist"`
+	}
+	json.Unmarshal(before.Result, &b)
+	json.Unmarshal(after.Result, &a)
+	if b.State != a.State {
+		t.Errorf("state after restart:\n got %+v\nwant %+v", a.State, b.State)
+	}
+	if fmt.Sprint(b.Playlist) != fmt.Sprint(a.Playlist) || len(a.Playlist.Entries) != 2 {
+		t.Errorf("playlist after restart:\n got %+v\nwant %+v", a.Playlist, b.Playlist)
+	}
+	lookup := r.request(protocol.LibraryCommandTopic, fmt.Sprintf(`"cmd":"lookup","song":%q`, a.Playlist.Entries[0].Song))
+	if !lookup.OK || !strings.Contains(string(lookup.Result), a.Playlist.Entries[0].Song) {
+		t.Errorf("library after restart: %+v", lookup)
+	}
+}

@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// clientFlags are the flags of the remote-control commands.
+type clientFlags struct {
+	mqtt    mqttFlags
+	session string
+	timeout time.Duration
+	json    bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	c.mqtt.register(fs, "")
+	fs.StringVar(&c.session, "session", envOr("TUTTI_SESSION", protocol.DefaultSession), "session to control (env TUTTI_SESSION)")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "how long to wait for the reply")
+	fs.BoolVar(&c.json, "json", false, "print the raw JSON reply")
+}
+
+// client is a connected remote control with its own reply topic.
+type client struct {
+	conn    mqtt.Client
+	replyTo string
+	replies chan protocol.Reply
+	timeout time.Duration
+}
+
+func randomID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func dial(ctx context.Context, f clientFlags) (*client, error) {
+	password, err := f.mqtt.secret()
+	if err != nil {
+		return nil, err
+	}
+	id := randomID()
+	c := &client{replyTo: protocol.DefaultReplyTopic + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
+	opts := mqtt.NewClientOptions().AddBroker(f.mqtt.broker).SetClientID("tutti-cli-" + id).
+		SetUsername(f.mqtt.user).SetPassword(password).SetProtocolVersion(4).
+		SetConnectTimeout(f.timeout).SetAutoReconnect(false).SetOrderMatters(false)
+	c.conn = mqtt.NewClient(opts)
+	if err := wait(ctx, c.conn.Connect(), f.timeout); err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", f.mqtt.broker, err)
+	}
+	sub := c.conn.Subscribe(c.replyTo, 1, func(_ mqtt.Client, m mqtt.Message) {
+		if r, err := protocol.Decode[protocol.Reply](m.Payload()); err == nil {
+			select {
+			case c.replies <- r:
+			default:
+			}
+		}
+	})
+	if err := wait(ctx, sub, f.timeout); err != nil {
+		c.close()
+		return nil, fmt.Errorf("subscribe to replies: %w", err)
+	}
+	return c, nil
+}
+
+func (c *client) close() { c.conn.Disconnect(100) }
+
+// wait waits for an MQTT token, the timeout or ctx, whichever comes first.
+func wait(ctx context.Context, t mqtt.Token, timeout time.Duration) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-time.After(timeout):
+		return errors.New("timed out")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// request publishes req on topic and waits for its reply.
+func (c *client) request(ctx context.Context, topic string, req protocol.Request) (protocol.Reply, error) {
+	req.V = protocol.Version
+	req.ReqID = randomID()
+	req.ReplyTo = c.replyTo
+	if err := wait(ctx, c.conn.Publish(topic, 1, false, protocol.Encode(req)), c.timeout); err != nil {
+		return protocol.Reply{}, fmt.Errorf("publish: %w", err)
+	}
+	deadline := time.After(c.timeout)
+	for {
+		select {
+		case r := <-c.replies:
+			if r.ReqID == req.ReqID {
+				return r, nil
+			}
+		case <-deadline:
+			return protocol.Reply{}, errors.New("no reply from the controller (is it running?)")
+		case <-ctx.Done():
+			return protocol.Reply{}, ctx.Err()
+		}
+	}
+}
+
+// clientCommand returns the runner of a command that is one request.
+func clientCommand(cmd string) func(ctx context.Context, e *env, args []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		fs := newFlags(e, cmd, clientUsage[cmd])
+		var f clientFlags
+		f.register(fs)
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		reqs, err := buildRequests(cmd, fs.Args())
+		if err != nil {
+			return err
+		}
+		c, err := dial(ctx, f)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		topic := protocol.SessionCommandTopic(f.session)
+		if cmd == protocol.CmdSearch || cmd == protocol.CmdLookup || cmd == protocol.CmdLoad {
+			topic = protocol.LibraryCommandTopic
+		}
+		for _, req := range reqs {
+			r, err := c.request(ctx, topic, req)
+			if err != nil {
+				return err
+			}
+			if err := printReply(e, f.json, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+var clientUsage = map[string]string{
+	"enqueue": "[flags] SONG...   (SONG: sha256, tutti:song:<sha256>, or a file already loaded)",
+	"dequeue": "[flags] ENTRY|INDEX",
+	"play":    "[flags] [INDEX]",
+	"seek":    "[flags] POSITION   (m:ss or seconds)",
+	"volume":  "[flags] 0-100",
+	"search":  "[flags] WORDS...",
+}
+
+// buildRequests turns command-line arguments into the requests to send.
+func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
+	req := protocol.Request{Cmd: cmd}
+	switch cmd {
+	case protocol.CmdEnqueue:
+		if len(args) == 0 {
+			return nil, errors.New("enqueue: name at least one song")
+		}
+		var reqs []protocol.Request
+		for _, a := range args {
+			song, err := songRef(a)
+			if err != nil {
+				return nil, err
+			}
+			reqs = append(reqs, protocol.Request{Cmd: cmd, Song: song})
+		}
+		return reqs, nil
+	case protocol.CmdDequeue:
+		if len(args) != 1 {
+			return nil, errors.New("dequeue: name one entry id or index")
+		}
+		if i, err := strconv.Atoi(args[0]); err == nil {
+			req.Index = &i
+		} else {
+			req.Entry = args[0]
+		}
+	case protocol.CmdPlay:
+		if len(args) > 1 {
+			return nil, errors.New("play: at most one index")
+		}
+		if len(args) == 1 {
+			i, err := strconv.Atoi(args[0])
+			if err != nil {
+				return nil, fmt.Errorf("play: index %q is not a number", args[0])
+			}
+			req.Index = &i
+		}
+	case protocol.CmdSeek:
+		if len(args) != 1 {
+			return nil, errors.New("seek: give one position (m:ss or seconds)")
+		}
+		d, err := protocol.ParsePosition(args[0])
+		if err != nil {
+			return nil, err
+		}
+		p := protocol.Position(d)
+		req.Position = &p
+	case protocol.CmdVolume:
+		if len(args) != 1 {
+			return nil, errors.New("volume: give one level 0-100")
+		}
+		v, err := strconv.Atoi(args[0])
+		if err != nil {
+			return nil, fmt.Errorf("volume %q is not a number", args[0])
+		}
+		req.Volume = &v
+	case protocol.CmdSearch:
+		req.Query = strings.Join(args, " ")
+	default:
+		if len(args) > 0 {
+			return nil, fmt.Errorf("%s takes no arguments", cmd)
+		}
+	}
+	return []protocol.Request{req}, nil
+}
+
+// songRef accepts a song reference, or a file whose hash is the reference.
+func songRef(arg string) (string, error) {
+	if _, _, err := protocol.ParseSongRef(arg); err == nil {
+		return arg, nil
+	}
+	sha, _, err := hashFile(arg)
+	if err != nil {
+		return "", fmt.Errorf("song %q: neither a song reference nor a readable file", arg)
+	}
+	return sha, nil
+}
+
+func printReply(e *env, raw bool, r protocol.Reply) error {
+	if raw {
+		fmt.Fprintln(e.stdout, string(protocol.Encode(r)))
+	} else if r.OK {
+		fmt.Fprintf(e.stdout, "%s: ok", r.Cmd)
+		if len(r.Result) > 0 && r.Cmd != protocol.CmdStatus {
+			fmt.Fprintf(e.stdout, " %s", summarize(r.Result))
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	if !r.OK {
+		return fmt.Errorf("%s refused: %s", r.Cmd, r.Error)
+	}
+	return nil
+}
+
+// summarize prints a result compactly: song lists as lines, others as JSON.
+func summarize(result json.RawMessage) string {
+	var songs []protocol.Song
+	if json.Unmarshal(result, &songs) == nil && len(songs) > 0 && songs[0].SHA256 != "" {
+		var b strings.Builder
+		for _, s := range songs {
+			fmt.Fprintf(&b, "\n  %s  %s - %s (%s)", s.URI, s.Artist, s.Title, protocol.FormatPosition(time.Duration(s.DurationNs)))
+		}
+		return b.String()
+	}
+	return string(result)
+}

@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// runLoad adds files to the library: each is hashed first and uploaded only
+// if the controller does not know that hash yet.
+func runLoad(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "load", "[flags] FILE...")
+	var f clientFlags
+	f.register(fs)
+	enqueue := fs.Bool("enqueue", false, "also append each song to the session's playlist")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("name at least one file")
+	}
+	c, err := dial(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	songsURL, err := c.songsURL(ctx)
+	if err != nil {
+		return err
+	}
+	for _, path := range fs.Args() {
+		song, uploaded, err := upload(ctx, songsURL, path, *quiet, e)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		verb := "known"
+		if uploaded {
+			verb = "uploaded"
+		}
+		fmt.Fprintf(e.stdout, "%s %s  %s - %s (%s)\n", verb, song.URI, song.Artist, song.Title, protocol.FormatPosition(time.Duration(song.DurationNs)))
+		if *enqueue {
+			r, err := c.request(ctx, protocol.SessionCommandTopic(f.session), protocol.Request{Cmd: protocol.CmdEnqueue, Song: song.SHA256})
+			if err != nil {
+				return err
+			}
+			if err := printReply(e, f.json, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// songsURL reads the song server's address from the controller's retained status.
+func (c *client) songsURL(ctx context.Context) (string, error) {
+	found := make(chan protocol.ControllerStatus, 1)
+	tok := c.conn.Subscribe(protocol.ControllerStatusTopic, 1, func(_ mqtt.Client, m mqtt.Message) {
+		if st, err := protocol.Decode[protocol.ControllerStatus](m.Payload()); err == nil && st.SongsURL != "" {
+			select {
+			case found <- st:
+			default:
+			}
+		}
+	})
+	if err := wait(ctx, tok, c.timeout); err != nil {
+		return "", err
+	}
+	defer c.conn.Unsubscribe(protocol.ControllerStatusTopic)
+	select {
+	case st := <-found:
+		if !st.Online {
+			return "", fmt.Errorf("the controller is offline")
+		}
+		return st.SongsURL, nil
+	case <-time.After(c.timeout):
+		return "", fmt.Errorf("no controller status on %s (is the controller running?)", protocol.ControllerStatusTopic)
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func hashFile(path string) (sha string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	size, err = io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil)), size, err
+}
+
+// upload puts one file into the library unless its hash is known already.
+func upload(ctx context.Context, songsURL, path string, quiet bool, e *env) (protocol.Song, bool, error) {
+	var song protocol.Song
+	sha, size, err := hashFile(path)
+	if err != nil {
+		return song, false, err
+	}
+	url := songsURL + sha
+	head, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
+	if err != nil {
+		return song, false, err
+	}
+	resp, err := http.DefaultClient.Do(head)
+	if err != nil {
+		return song, false, err
+	}
+	resp.Body.Close()
+	known := resp.StatusCode == http.StatusOK
+	f, err := os.Open(path)
+	if err != nil {
+		return song, false, err
+	}
+	defer f.Close()
+	var body io.Reader = f
+	if known {
+		body = http.NoBody // the controller answers a known hash without reading
+	} else if !quiet {
+		bar := progressbar.DefaultBytes(size, "uploading "+filepath.Base(path))
+		defer bar.Close()
+		r := progressbar.NewReader(f, bar)
+		body = &r
+	}
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
+	if err != nil {
+		return song, false, err
+	}
+	if !known {
+		put.ContentLength = size
+	}
+	resp, err = http.DefaultClient.Do(put)
+	if err != nil {
+		return song, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		var e struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&e)
+		return song, false, fmt.Errorf("refused (%s): %s", resp.Status, e.Error)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&song)
+	return song, resp.StatusCode == http.StatusCreated, err
+}

@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tutti-audio/tutti/broker"
+	"github.com/tutti-audio/tutti/controller"
+	"github.com/tutti-audio/tutti/protocol"
+	"github.com/tutti-audio/tutti/speaker"
+)
+
+// mqttFlags are the flags of every command that connects to a broker.
+type mqttFlags struct {
+	broker, user, password, passwordFile string
+}
+
+func (m *mqttFlags) register(fs *flag.FlagSet, defaultUser string) {
+	fs.StringVar(&m.broker, "broker", envOr("TUTTI_BROKER", "tcp://127.0.0.1:1883"), "MQTT broker URL (env TUTTI_BROKER)")
+	fs.StringVar(&m.user, "user", envOr("TUTTI_USER", defaultUser), "MQTT user name (env TUTTI_USER)")
+	fs.StringVar(&m.password, "password", "", "MQTT password (prefer env TUTTI_PASSWORD or --password-file)")
+	fs.StringVar(&m.passwordFile, "password-file", "", "file holding the MQTT password")
+}
+
+// secret returns the password from the flag, the file or the environment.
+func (m *mqttFlags) secret() (string, error) {
+	switch {
+	case m.password != "":
+		return m.password, nil
+	case m.passwordFile != "":
+		b, err := os.ReadFile(m.passwordFile)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		return string(trimNewline(b)), nil
+	}
+	return os.Getenv("TUTTI_PASSWORD"), nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+type brokerFlags struct {
+	listen, data, users string
+	demo                bool
+}
+
+func (b *brokerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.listen, "listen", "127.0.0.1:1883", "MQTT listen address")
+	fs.StringVar(&b.users, "users", "", "users file (TOML, see tutti user add)")
+	fs.BoolVar(&b.demo, "demo", false, "demo mode: allow anonymous clients with full rights (never on a shared network)")
+}
+
+func (b *brokerFlags) options(e *env) broker.Options {
+	return broker.Options{Addr: b.listen, DataDir: b.data, UsersFile: b.users, AllowAnonymous: b.demo, Logger: e.log.With("role", "broker")}
+}
+
+type controllerFlags struct {
+	data, http, publicURL, importDir string
+	lead                             time.Duration
+}
+
+func (c *controllerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.http, "http", "127.0.0.1:8080", "song server listen address")
+	fs.StringVar(&c.publicURL, "public-url", "", "song server base URL as speakers reach it (default: from --http)")
+	fs.StringVar(&c.importDir, "import", "", "directory that `load {path}` may read from (empty: path loads disabled)")
+	fs.DurationVar(&c.lead, "lead", 150*time.Millisecond, "how far ahead scheduled commands take effect")
+}
+
+func (c *controllerFlags) options(e *env, m mqttFlags, password string) controller.Options {
+	return controller.Options{
+		BrokerURL: m.broker, Username: m.user, Password: password,
+		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
+		Logger: e.log.With("role", "controller"),
+	}
+}
+
+func runBroker(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "broker", "[flags]")
+	var bf brokerFlags
+	bf.register(fs)
+	fs.StringVar(&bf.data, "data", "tutti-data/broker", "directory for the broker's persisted retained messages")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, err := broker.New(bf.options(e))
+	if err != nil {
+		return err
+	}
+	e.log.Info("broker listening", "addr", b.Addr())
+	return b.Run(ctx)
+}
+
+func runController(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "controller", "[flags]")
+	var m mqttFlags
+	var cf controllerFlags
+	m.register(fs, "controller")
+	cf.register(fs)
+	fs.StringVar(&cf.data, "data", "tutti-data/controller", "directory for the library database and song files")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	password, err := m.secret()
+	if err != nil {
+		return err
+	}
+	c, err := controller.New(cf.options(e, m, password))
+	if err != nil {
+		return err
+	}
+	e.log.Info("controller serving songs", "url", c.SongsURL())
+	return c.Run(ctx)
+}
+
+// runHub runs the broker and the controller in one process; the controller
+// reaches the broker over loopback like any client.
+func runHub(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "hub", "[flags]")
+	var bf brokerFlags
+	var cf controllerFlags
+	var m mqttFlags
+	bf.register(fs)
+	cf.register(fs)
+	fs.StringVar(&m.user, "user", envOr("TUTTI_USER", "controller"), "the controller's MQTT user name")
+	fs.StringVar(&m.passwordFile, "password-file", "", "file holding the controller's MQTT password (or env TUTTI_PASSWORD)")
+	data := fs.String("data", "tutti-data", "data directory (broker/ and controller/ inside)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bf.data, cf.data = filepath.Join(*data, "broker"), filepath.Join(*data, "controller")
+	return runHubWith(ctx, e, bf, cf, m, nil)
+}
+
+// runHubWith starts broker and controller and then calls also (if not nil)
+// with the controller's song URL and the broker URL, all in one errgroup.
+func runHubWith(ctx context.Context, e *env, bf brokerFlags, cf controllerFlags, m mqttFlags,
+	also func(ctx context.Context, brokerURL string, c *controller.Controller) error) error {
+	b, err := broker.New(bf.options(e))
+	if err != nil {
+		return err
+	}
+	m.broker = "tcp://" + b.Addr()
+	password, err := m.secret()
+	if err != nil {
+		b.Close()
+		return err
+	}
+	c, err := controller.New(cf.options(e, m, password))
+	if err != nil {
+		b.Close()
+		return err
+	}
+	e.log.Info("hub up", "mqtt", m.broker, "songs", c.SongsURL())
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return b.Run(ctx) })
+	g.Go(func() error { return c.Run(ctx) })
+	if also != nil {
+		g.Go(func() error { return also(ctx, m.broker, c) })
+	}
+	return g.Wait()
+}
+
+func runSpeaker(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "speaker", "[flags]")
+	var m mqttFlags
+	m.register(fs, "")
+	name := fs.String("name", envOr("TUTTI_SPEAKER", ""), "speaker name (a-z 0-9 _ -); also its MQTT user name by default")
+	session := fs.String("session", envOr("TUTTI_SESSION", protocol.DefaultSession), "session to follow")
+	cache := fs.String("cache", "", "song cache directory (default tutti-data/speaker-NAME)")
+	var of outputFlags
+	of.register(fs)
+	volume := fs.Int("volume", 100, "own volume 0-100 (scaled by the session volume)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := protocol.ValidName(*name); err != nil {
+		return fmt.Errorf("--name: %w", err)
+	}
+	if m.user == "" {
+		m.user = *name
+	}
+	if *cache == "" {
+		*cache = "tutti-data/speaker-" + *name
+	}
+	password, err := m.secret()
+	if err != nil {
+		return err
+	}
+	out, closeOut, err := of.open(e)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+	s, err := speaker.New(speaker.Options{
+		Name: *name, Session: *session, BrokerURL: m.broker, Username: m.user, Password: password,
+		CacheDir: *cache, Output: out, Volume: *volume, Logger: e.log.With("role", "speaker", "speaker", *name),
+	})
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// outputFlags choose and configure a speaker's audio output.
+type outputFlags struct {
+	kind, logPath, pipePath string
+	rate                    int
+	latency, calibration    time.Duration
+}
+
+func (o *outputFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.kind, "output", "alsa", "audio output: alsa (the sound card), virtual (a paced virtual DAC that logs what it plays), pipe (raw s16le stereo PCM)")
+	fs.StringVar(&o.logPath, "virtual-log", "", "virtual output: file to log each block heard (JSON lines)")
+	fs.StringVar(&o.pipePath, "pipe", "-", "pipe output: file or FIFO to write PCM to (- = stdout)")
+	fs.IntVar(&o.rate, "rate", 44100, "output sample rate")
+	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "virtual and pipe outputs: device buffer latency")
+	fs.DurationVar(&o.calibration, "calibration", 0, "alsa output: extra output latency of this speaker's hardware")
+}
+
+func (o *outputFlags) open(e *env) (speaker.Output, func(), error) {
+	noop := func() {}
+	switch o.kind {
+	case "alsa":
+		return speaker.NewALSAOutput(speaker.ALSAOptions{Rate: o.rate, Calibration: o.calibration}), noop, nil
+	case "virtual":
+		opts := speaker.VirtualOptions{Rate: o.rate, Latency: o.latency}
+		if o.logPath == "" {
+			return speaker.NewVirtualOutput(opts), noop, nil
+		}
+		f, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Log = f
+		return speaker.NewVirtualOutput(opts), func() { f.Close() }, nil
+	case "pipe":
+		if o.pipePath == "-" {
+			return speaker.NewPipeOutput(speaker.PipeOptions{W: e.stdout, Rate: o.rate, Latency: o.latency}), noop, nil
+		}
+		f, err := os.OpenFile(o.pipePath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		return speaker.NewPipeOutput(speaker.PipeOptions{W: f, Rate: o.rate, Latency: o.latency}), func() { f.Close() }, nil
+	}
+	return nil, nil, errors.New("--output: want alsa, virtual or pipe")
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// statusResult is the result of the status command.
+type statusResult struct {
+	State    protocol.SessionState    `json:"state"`
+	Playlist protocol.Playlist        `json:"playlist"`
+	Speakers []protocol.SpeakerStatus `json:"speakers"`
+}
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "status", "[flags]")
+	var f clientFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := dial(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	r, err := c.request(ctx, protocol.SessionCommandTopic(f.session), protocol.Request{Cmd: protocol.CmdStatus})
+	if err != nil {
+		return err
+	}
+	if f.json || !r.OK {
+		return printReply(e, f.json, r)
+	}
+	var st statusResult
+	if err := json.Unmarshal(r.Result, &st); err != nil {
+		return fmt.Errorf("status result: %w", err)
+	}
+	printStatus(e.stdout, st, time.Now())
+	return nil
+}
+
+// printStatus writes the session as a person reads it at a glance. The
+// position is computed from the anchor with this machine's clock, which is
+// close enough for display.
+func printStatus(w io.Writer, st statusResult, now time.Time) {
+	s := st.State
+	fmt.Fprintf(w, "session %s: %s, volume %d\n", s.Session, s.State, s.Volume)
+	cur, pos := timelineAt(s.Anchor, st.Playlist.Entries, now.UnixNano())
+	for i, en := range st.Playlist.Entries {
+		mark, at := "  ", ""
+		if i == cur && s.State != protocol.Stopped {
+			mark = "▶ "
+			at = protocol.FormatPosition(time.Duration(pos)) + " / "
+		}
+		fmt.Fprintf(w, "%s%2d %-5s %s - %s  %s%s\n", mark, i, en.ID, en.Artist, en.Title, at, protocol.FormatPosition(time.Duration(en.DurationNs())))
+	}
+	if len(st.Playlist.Entries) == 0 {
+		fmt.Fprintln(w, "  (playlist empty)")
+	}
+	for _, sp := range st.Speakers {
+		online := "offline"
+		if sp.Online {
+			online = "online"
+		}
+		fmt.Fprintf(w, "speaker %-12s %-7s %-9s volume %3d  clock offset %+.3f ms ±%.3f ms  output %s\n",
+			sp.ID, online, sp.State, sp.Volume, float64(sp.ClockOffsetNs)/1e6, float64(sp.ClockErrorNs)/1e6, sp.Output)
+	}
+}
+
+// timelineAt returns the entry and position the anchor gives at shared
+// instant now, advancing across entries while playing.
+func timelineAt(a protocol.Anchor, entries []protocol.Entry, now int64) (index int, pos int64) {
+	index, pos = a.Index, a.PositionNs
+	if a.Playing && now > a.AtNs {
+		pos += now - a.AtNs
+	}
+	for index >= 0 && index < len(entries) && pos >= entries[index].DurationNs() {
+		pos -= entries[index].DurationNs()
+		index++
+	}
+	return index, pos
+}

@@ -1,0 +1,172 @@
+// Package playlog reads what virtual audio devices heard, as they log it
+// (one JSON line per block), and measures from it how far apart speakers
+// play. Songs made with audiogen.Timecode carry their frame index in every
+// sample, so the log is ground truth: which frame was heard at which instant.
+package playlog
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/tutti-audio/tutti/audiogen"
+)
+
+// Line is one line of a virtual device's log.
+type Line struct {
+	TNs      int64 `json:"t_ns"`    // when the block's first frame is heard, Unix ns, real clock
+	Frames   int   `json:"frames"`  // frames in the block
+	L        int16 `json:"l"`       // first frame, left
+	R        int16 `json:"r"`       // first frame, right
+	Sound    int   `json:"n_sound"` // leading frames of the block that are not silence
+	Underrun bool  `json:"underrun,omitempty"`
+}
+
+// Block is a logged block whose first frame carries a timecode.
+type Block struct {
+	TNs    int64 // heard instant of the first frame
+	Frame  int64 // timecode frame index of the first frame
+	Frames int   // frames of sound in the block, from the first on
+}
+
+// Read parses a log and returns its blocks that start with timecoded sound,
+// in log order. Silent blocks, underrun markers and malformed lines are skipped.
+func Read(r io.Reader) ([]Block, error) {
+	var blocks []Block
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var l Line
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Underrun {
+			continue
+		}
+		frame, ok := audiogen.ReadTimecode(audiogen.Frame{L: l.L, R: l.R})
+		if !ok {
+			continue
+		}
+		n := l.Sound
+		if n <= 0 || n > l.Frames {
+			n = l.Frames
+		}
+		blocks = append(blocks, Block{TNs: l.TNs, Frame: frame, Frames: n})
+	}
+	return blocks, sc.Err()
+}
+
+// Timeline answers when one speaker heard a given frame.
+type Timeline struct {
+	rate   int
+	blocks []Block // sorted by Frame, then TNs
+}
+
+// NewTimeline indexes blocks played at rate frames per second.
+func NewTimeline(blocks []Block, rate int) *Timeline {
+	sorted := slices.Clone(blocks)
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].Frame != sorted[j].Frame {
+			return sorted[i].Frame < sorted[j].Frame
+		}
+		return sorted[i].TNs < sorted[j].TNs
+	})
+	return &Timeline{rate: rate, blocks: sorted}
+}
+
+// HeardAt returns when frame was heard; near picks among several hearings
+// (a song played twice) the one closest to it. ok is false if never heard.
+func (tl *Timeline) HeardAt(frame, near int64) (tNs int64, ok bool) {
+	// Blocks are at most a few thousand frames, so a containing block
+	// starts within maxBlock frames before frame.
+	const maxBlock = 1 << 16
+	i := sort.Search(len(tl.blocks), func(i int) bool { return tl.blocks[i].Frame > frame-maxBlock })
+	best := int64(math.MaxInt64)
+	for ; i < len(tl.blocks) && tl.blocks[i].Frame <= frame; i++ {
+		b := tl.blocks[i]
+		if frame >= b.Frame+int64(b.Frames) {
+			continue
+		}
+		t := b.TNs + (frame-b.Frame)*1e9/int64(tl.rate)
+		if abs(t-near) < abs(best-near) {
+			best, ok = t, true
+		}
+	}
+	return best, ok
+}
+
+// Spread measures, for each block that speaker ref heard, how far apart in
+// time all speakers heard its first frame (latest minus earliest), for
+// blocks heard within [fromNs, toNs) by ref and heard by every speaker.
+// It returns the spreads in nanoseconds.
+func Spread(ref []Block, others []*Timeline, fromNs, toNs int64) []int64 {
+	var spreads []int64
+	for _, b := range ref {
+		if b.TNs < fromNs || b.TNs >= toNs {
+			continue
+		}
+		lo, hi := b.TNs, b.TNs
+		all := true
+		for _, tl := range others {
+			t, ok := tl.HeardAt(b.Frame, b.TNs)
+			if !ok {
+				all = false
+				break
+			}
+			lo, hi = min(lo, t), max(hi, t)
+		}
+		if all {
+			spreads = append(spreads, hi-lo)
+		}
+	}
+	return spreads
+}
+
+// Stats summarises spreads in milliseconds.
+type Stats struct {
+	N                int
+	P50Ms, P99Ms, Max float64
+}
+
+// Summarize computes percentiles of spreads (nanoseconds).
+func Summarize(spreads []int64) Stats {
+	if len(spreads) == 0 {
+		return Stats{}
+	}
+	s := slices.Clone(spreads)
+	slices.Sort(s)
+	pct := func(p float64) float64 {
+		return float64(s[int(math.Ceil(p*float64(len(s))))-1]) / 1e6
+	}
+	return Stats{N: len(s), P50Ms: pct(0.50), P99Ms: pct(0.99), Max: float64(s[len(s)-1]) / 1e6}
+}
+
+func (s Stats) String() string {
+	return fmt.Sprintf("n=%d p50=%.3fms p99=%.3fms max=%.3fms", s.N, s.P50Ms, s.P99Ms, s.Max)
+}
+
+// LastSound returns the last frame heard before a silence that begins at or
+// after fromNs, and when it was heard: where a speaker stopped on pause.
+func LastSound(blocks []Block, rate int, fromNs int64) (frame, tNs int64, ok bool) {
+	for i, b := range blocks {
+		if b.TNs < fromNs {
+			continue
+		}
+		end := b.TNs + int64(b.Frames)*1e9/int64(rate)
+		next := i + 1
+		// Sound continues if the next block starts where this one ends.
+		if next < len(blocks) && blocks[next].Frame == b.Frame+int64(b.Frames) && blocks[next].TNs-end < 2e6 {
+			continue
+		}
+		last := b.Frame + int64(b.Frames) - 1
+		return last, b.TNs + int64(b.Frames-1)*1e9/int64(rate), true
+	}
+	return 0, 0, false
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

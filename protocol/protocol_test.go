@@ -1,0 +1,158 @@
+package protocol
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTopics(t *testing.T) {
+	golden := map[string]string{
+		SessionStateTopic("home"):   "tutti/session/home/state",
+		PlaylistTopic("home"):       "tutti/session/home/playlist",
+		SessionCommandTopic("home"): "tutti/session/home/cmd",
+		SpeakerStatusTopic("k1"):    "tutti/speaker/k1/status",
+		ClockRequestTopic("k1"):     "tutti/speaker/k1/clock/req",
+		ClockResponseTopic("k1"):    "tutti/speaker/k1/clock/resp",
+		ControllerStatusTopic:       "tutti/controller/status",
+		LibraryCommandTopic:         "tutti/library/cmd",
+	}
+	for got, want := range golden {
+		if got != want {
+			t.Errorf("topic %q, want %q", got, want)
+		}
+	}
+	if id, ok := SpeakerFromTopic("tutti/speaker/k1/clock/req"); !ok || id != "k1" {
+		t.Errorf("SpeakerFromTopic: %q %v", id, ok)
+	}
+	if _, ok := SpeakerFromTopic("tutti/speaker/+/status"); ok {
+		t.Error("a wildcard level read as a speaker id")
+	}
+	if s, ok := SessionFromTopic("tutti/session/living-room/cmd"); !ok || s != "living-room" {
+		t.Errorf("SessionFromTopic: %q %v", s, ok)
+	}
+}
+
+func TestValidName(t *testing.T) {
+	for _, good := range []string{"home", "k1", "living-room", "a_b", "0"} {
+		if err := ValidName(good); err != nil {
+			t.Errorf("%q: %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", "Home", "a/b", "+", "#", "-x", "a b", strings.Repeat("a", 65)} {
+		if ValidName(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestDecodeRequest(t *testing.T) {
+	cases := []struct {
+		payload string
+		wantErr string
+		check   func(Request) bool
+	}{
+		{`{"cmd":"play"}`, "", func(r Request) bool { return r.Cmd == "play" }},
+		{`{"v":1,"cmd":"seek","position":"1:23.5","req_id":"7","reply_to":"x/y"}`, "",
+			func(r Request) bool { return time.Duration(*r.Position) == 83500*time.Millisecond && r.ReqID == "7" }},
+		{`{"cmd":"seek","position":90}`, "", func(r Request) bool { return time.Duration(*r.Position) == 90*time.Second }},
+		{`{"cmd":"volume","volume":40}`, "", func(r Request) bool { return *r.Volume == 40 }},
+		{`{"cmd":`, "malformed", nil},
+		{`not json`, "malformed", nil},
+		{`{"cmd":"dance","req_id":"1"}`, "unknown command", func(r Request) bool { return r.ReqID == "1" }},
+		{`{"cmd":"volume","volume":"loud","req_id":"2","reply_to":"r"}`, "malformed", func(r Request) bool { return r.ReqID == "2" && r.ReplyTo == "r" && r.Cmd == "volume" }},
+		{`{"cmd":"play","colour":"red"}`, "unknown field", nil},
+		{`{"v":2,"cmd":"play"}`, "unsupported version", nil},
+		{`{"req_id":"3"}`, "missing cmd", nil},
+		{`{"cmd":"play"} {"cmd":"pause"}`, "trailing", nil},
+		{`{"cmd":"seek","position":"-1"}`, "position", nil},
+		{`{"cmd":"seek","position":"1:75"}`, "position", nil},
+	}
+	for _, c := range cases {
+		req, err := DecodeRequest([]byte(c.payload), SessionCommands)
+		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("%s: error %v, want %q", c.payload, err, c.wantErr)
+		}
+		if c.check != nil && !c.check(req) {
+			t.Errorf("%s: decoded %+v", c.payload, req)
+		}
+	}
+	if _, err := DecodeRequest([]byte(`{"cmd":"search"}`), SessionCommands); !errors.Is(err, ErrUnknownCommand) {
+		t.Errorf("library command on a session topic: %v", err)
+	}
+	if _, err := DecodeRequest([]byte(`{"cmd":"play","query":"`+strings.Repeat("x", MaxPayload)+`"}`), SessionCommands); err == nil {
+		t.Error("oversized request accepted")
+	}
+}
+
+func TestDecodeChecksVersion(t *testing.T) {
+	st, err := Decode[SessionState](Encode(SessionState{V: 1, Session: "home", State: Playing, Anchor: Anchor{AtNs: 5, Index: 1}}))
+	if err != nil || st.Anchor.AtNs != 5 {
+		t.Fatalf("round trip: %+v %v", st, err)
+	}
+	if _, err := Decode[SessionState]([]byte(`{"v":2}`)); err == nil {
+		t.Error("version 2 accepted")
+	}
+	if _, err := Decode[Playlist]([]byte(`{"v":1,"future_field":true,"entries":[]}`)); err != nil {
+		t.Errorf("unknown field in a state message refused: %v", err)
+	}
+}
+
+func TestFramesAndNanoseconds(t *testing.T) {
+	e := Entry{Frames: 44100*180 + 7, SampleRate: 44100}
+	if got := e.DurationNs(); got != 180_000_000_000+7_000_000_000/44100 {
+		t.Errorf("duration %d", got)
+	}
+	for _, frames := range []int64{0, 1, 44099, 44100, 1 << 40} {
+		if got := NsToFrames(FramesToNs(frames, 48000), 48000); got != frames && got != frames-1 {
+			t.Errorf("frames %d -> %d", frames, got)
+		}
+	}
+}
+
+func TestSongRef(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	for ref, want := range map[string]time.Duration{sha: 0, "tutti:song:" + sha: 0, "tutti:song:" + strings.ToUpper(sha) + "#1:23": 83 * time.Second} {
+		got, off, err := ParseSongRef(ref)
+		if err != nil || got != sha || off != want {
+			t.Errorf("%s: %s %v %v", ref, got, off, err)
+		}
+	}
+	for _, bad := range []string{"", "tutti:song:xyz", sha + "0", "tutti:song:" + sha + "#x", "../../etc/passwd"} {
+		if _, _, err := ParseSongRef(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if FormatPosition(3723*time.Second) != "1:02:03" || FormatPosition(83*time.Second) != "1:23" {
+		t.Error("FormatPosition")
+	}
+}
+
+// FuzzDecodeRequest: no input crashes the parser, and what it accepts
+// re-encodes to a request it accepts again.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{`{"cmd":"play"}`, `{"cmd":"seek","position":"1:23"}`, `{"cmd":"volume","volume":3}`, `{"cmd":"enqueue","song":"x","index":2}`, `{`, `[]`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := DecodeRequest(b, SessionCommands)
+		if err != nil {
+			return
+		}
+		if _, err := DecodeRequest(Encode(req), SessionCommands); err != nil {
+			t.Fatalf("re-encoded %+v refused: %v", req, err)
+		}
+	})
+}
+
+func FuzzParsePosition(f *testing.F) {
+	for _, s := range []string{"1:23", "83.5", "1:02:03", "", ":", "1e308"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := ParsePosition(s); err == nil && d < 0 {
+			t.Fatalf("%q parsed to negative %v", s, d)
+		}
+	})
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Checks the Debian packages tutti needs; installs the missing ones when run
+# as root (or with sudo available), otherwise says what to install.
+set -euo pipefail
+need=()
+pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev pkg-config)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "tutti needs: ${need[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || { command -v sudo >/dev/null 2>&1 && sudo="sudo"; }
+if [ "$(id -u)" -ne 0 ] && [ -z "$sudo" ]; then
+	echo "install them with: apt-get install ${need[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
