@@ -47,14 +47,14 @@ func randomID() string {
 }
 
 func dial(ctx context.Context, f clientFlags) (*client, error) {
-	password, err := f.mqtt.secret()
+	user, password, err := f.mqtt.credentials()
 	if err != nil {
 		return nil, err
 	}
 	id := randomID()
 	c := &client{replyTo: protocol.DefaultReplyTopic + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
 	opts := mqtt.NewClientOptions().AddBroker(f.mqtt.broker).SetClientID("tutti-cli-" + id).
-		SetUsername(f.mqtt.user).SetPassword(password).SetProtocolVersion(4).
+		SetUsername(user).SetPassword(password).SetProtocolVersion(4).
 		SetConnectTimeout(f.timeout).SetAutoReconnect(false).SetOrderMatters(false)
 	c.conn = mqtt.NewClient(opts)
 	if err := wait(ctx, c.conn.Connect(), f.timeout); err != nil {

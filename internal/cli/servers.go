@@ -29,19 +29,26 @@ func (m *mqttFlags) register(fs *flag.FlagSet, defaultUser string) {
 	fs.StringVar(&m.passwordFile, "password-file", "", "file holding the MQTT password")
 }
 
-// secret returns the password from the flag, the file or the environment.
-func (m *mqttFlags) secret() (string, error) {
+// credentials returns the user name and the password from the flag, the
+// file or the environment. Without a password the client connects
+// anonymously, which only a demo broker accepts.
+func (m *mqttFlags) credentials() (user, password string, err error) {
 	switch {
 	case m.password != "":
-		return m.password, nil
+		password = m.password
 	case m.passwordFile != "":
 		b, err := os.ReadFile(m.passwordFile)
 		if err != nil {
-			return "", fmt.Errorf("password file: %w", err)
+			return "", "", fmt.Errorf("password file: %w", err)
 		}
-		return string(trimNewline(b)), nil
+		password = string(trimNewline(b))
+	default:
+		password = os.Getenv("TUTTI_PASSWORD")
 	}
-	return os.Getenv("TUTTI_PASSWORD"), nil
+	if password == "" {
+		return "", "", nil
+	}
+	return m.user, password, nil
 }
 
 func trimNewline(b []byte) []byte {
@@ -78,9 +85,9 @@ func (c *controllerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.lead, "lead", 150*time.Millisecond, "how far ahead scheduled commands take effect")
 }
 
-func (c *controllerFlags) options(e *env, m mqttFlags, password string) controller.Options {
+func (c *controllerFlags) options(e *env, brokerURL, user, password string) controller.Options {
 	return controller.Options{
-		BrokerURL: m.broker, Username: m.user, Password: password,
+		BrokerURL: brokerURL, Username: user, Password: password,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
 		Logger: e.log.With("role", "controller"),
 	}
@@ -112,11 +119,11 @@ func runController(ctx context.Context, e *env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	password, err := m.secret()
+	user, password, err := m.credentials()
 	if err != nil {
 		return err
 	}
-	c, err := controller.New(cf.options(e, m, password))
+	c, err := controller.New(cf.options(e, m.broker, user, password))
 	if err != nil {
 		return err
 	}
@@ -152,12 +159,12 @@ func runHubWith(ctx context.Context, e *env, bf brokerFlags, cf controllerFlags,
 		return err
 	}
 	m.broker = "tcp://" + b.Addr()
-	password, err := m.secret()
+	user, password, err := m.credentials()
 	if err != nil {
 		b.Close()
 		return err
 	}
-	c, err := controller.New(cf.options(e, m, password))
+	c, err := controller.New(cf.options(e, m.broker, user, password))
 	if err != nil {
 		b.Close()
 		return err
@@ -194,7 +201,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	if *cache == "" {
 		*cache = "tutti-data/speaker-" + *name
 	}
-	password, err := m.secret()
+	user, password, err := m.credentials()
 	if err != nil {
 		return err
 	}
@@ -204,7 +211,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeOut()
 	s, err := speaker.New(speaker.Options{
-		Name: *name, Session: *session, BrokerURL: m.broker, Username: m.user, Password: password,
+		Name: *name, Session: *session, BrokerURL: m.broker, Username: user, Password: password,
 		CacheDir: *cache, Output: out, Volume: *volume, Logger: e.log.With("role", "speaker", "speaker", *name),
 	})
 	if err != nil {
