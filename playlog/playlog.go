@@ -16,7 +16,7 @@ import (
 	"github.com/tutti-audio/tutti/audiogen"
 )
 
-// Line is one line of a virtual device's log.
+// Line is one line of a virtual device's log; speaker.VirtualOutput writes it.
 type Line struct {
 	TNs      int64 `json:"t_ns"`    // when the block's first frame is heard, Unix ns, real clock
 	Frames   int   `json:"frames"`  // frames in the block

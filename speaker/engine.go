@@ -1,0 +1,293 @@
+package speaker
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// songFiles tells the engine where verified songs are on disk.
+type songFiles interface {
+	Lookup(sha string) (path string, ok bool)
+}
+
+// State of a speaker that should play but cannot yet (status "state").
+const buffering = "buffering"
+
+// seekTolerance is how far the timeline may drift from a decoder's next
+// frame before the engine seeks instead of playing on.
+const seekTolerance = time.Millisecond
+
+// engine is the Source an output pulls from: it maps each frame's heard
+// instant to the session timeline and reads the song frame due then.
+// Everything it holds is guarded by mu; Fill holds it for one block, which
+// takes only local file reads.
+type engine struct {
+	rate  int
+	files songFiles
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	offset    time.Duration // shared minus local clock
+	synced    bool
+	ownVolume int
+	timeline  timeline
+	playlists map[uint64]protocol.Playlist // the latest and those anchors refer to
+	latest    uint64                       // version of the latest playlist
+	players   map[string]*songPlayer
+	bad       map[string]string // song -> why it cannot be played
+	gen       uint64            // Fill counter, to close players no longer used
+	now       playback          // what the last Fill played at its first frame
+}
+
+// playback is what a speaker is doing, for its status.
+type playback struct {
+	State      string // protocol.Playing, Paused, Stopped or buffering
+	Song       string
+	PositionNs int64
+	Volume     int // session volume in effect
+	Error      string
+}
+
+func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
+	return &engine{
+		rate:      rate,
+		files:     files,
+		log:       log,
+		ownVolume: ownVolume,
+		playlists: map[uint64]protocol.Playlist{},
+		players:   map[string]*songPlayer{},
+		bad:       map[string]string{},
+		now:       playback{State: buffering, Error: "clock not synchronised"},
+	}
+}
+
+func (e *engine) setOffset(offset time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.offset, e.synced = offset, true
+}
+
+func (e *engine) setPlaylist(pl protocol.Playlist) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.playlists[pl.Version] = pl
+	if pl.Version >= e.latest {
+		e.latest = pl.Version
+	}
+	e.forgetPlaylists()
+}
+
+func (e *engine) addState(st protocol.SessionState) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.timeline.add(anchor{Anchor: st.Anchor, state: st.State, playlistVersion: st.PlaylistVersion, volume: st.Volume})
+	e.forgetPlaylists()
+}
+
+// forgetPlaylists keeps only the latest playlist and those anchors refer to.
+func (e *engine) forgetPlaylists() {
+	for v := range e.playlists {
+		used := v == e.latest
+		for _, a := range e.timeline.anchors {
+			used = used || a.playlistVersion == v
+		}
+		if !used {
+			delete(e.playlists, v)
+		}
+	}
+}
+
+func (e *engine) status() playback {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+// Fill implements Source.
+func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	clear(buf)
+	e.gen++
+	defer e.closeUnused()
+	if !e.synced {
+		e.now = playback{State: buffering, Error: "clock not synchronised"}
+		return
+	}
+	base := heardAt.UnixNano() + int64(e.offset) // shared instant of frame 0
+	e.timeline.dropBefore(base)
+	anchors := e.timeline.anchors
+	for i := 0; i < len(buf); {
+		s := base + framesToNsRound(int64(i), e.rate)
+		k := e.timeline.at(s)
+		end := len(buf)
+		if k+1 < len(anchors) {
+			end = max(i+1, firstFrameAtOrAfter(base, anchors[k+1].AtNs, e.rate, len(buf)))
+		}
+		pb := playback{State: protocol.Stopped}
+		if k >= 0 {
+			pb = e.playRun(buf[i:end], s, anchors[k])
+		}
+		if i == 0 {
+			e.now = pb
+		}
+		i = end
+	}
+}
+
+// playRun fills out, whose frame 0 is heard at shared instant s, following
+// anchor a, and says what it played at frame 0.
+func (e *engine) playRun(out [][2]float64, s int64, a anchor) playback {
+	pb := playback{State: a.state, Volume: a.volume}
+	pl, ok := e.playlists[a.playlistVersion]
+	if !ok {
+		pb.State, pb.Error = buffering, "waiting for the playlist the session state refers to"
+		return pb
+	}
+	if a.Index < 0 || a.Index >= len(pl.Entries) {
+		if a.Playing {
+			pb.State = protocol.Stopped
+		}
+		return pb
+	}
+	if pl.Entries[a.Index].ID != a.Entry {
+		pb.State, pb.Error = buffering, "session state does not match the playlist"
+		return pb
+	}
+	pos := a.PositionNs
+	if a.Playing {
+		pos += s - a.AtNs
+	}
+	if pos < 0 { // the song starts later: silence for the gap
+		gap := int(min(int64(len(out)), max(0, nsToFramesRound(-pos, e.rate)))) // max: -pos may overflow
+		out, pos = out[gap:], 0
+	}
+	index, pos := locate(pl.Entries, a.Index, pos)
+	if index == len(pl.Entries) {
+		pb.State = protocol.Stopped
+		return pb
+	}
+	pb.Song, pb.PositionNs = pl.Entries[index].Song, pos
+	if !a.Playing {
+		return pb
+	}
+	gain := float64(a.volume) / 100 * float64(e.ownVolume) / 100
+	gain *= gain
+	want := nsToFramesRound(pos, e.rate)
+	first := true
+	for len(out) > 0 && index < len(pl.Entries) {
+		entry := pl.Entries[index]
+		n := int(min(int64(len(out)), max(0, entryFrames(entry, e.rate)-want)))
+		if n > 0 {
+			if why := e.playSong(entry.Song, out[:n], want); why != "" && first {
+				pb.State, pb.Error = buffering, why
+			}
+			first = false
+		}
+		applyGain(out[:n], gain)
+		out = out[n:]
+		index, want = index+1, 0
+	}
+	return pb
+}
+
+// playSong reads song frames from want into out, or leaves silence and says
+// why it could not.
+func (e *engine) playSong(sha string, out [][2]float64, want int64) string {
+	if why, bad := e.bad[sha]; bad {
+		return why
+	}
+	p := e.players[sha]
+	if p == nil {
+		path, ok := e.files.Lookup(sha)
+		if !ok {
+			return "song not cached yet"
+		}
+		var err error
+		if p, err = openSong(sha, path, e.rate); err != nil {
+			return e.markBad(sha, err)
+		}
+		e.players[sha] = p
+	}
+	p.usedGen = e.gen
+	if err := p.read(out, want, int64(seekTolerance)*int64(e.rate)/1e9); err != nil {
+		clear(out)
+		return e.markBad(sha, err)
+	}
+	return ""
+}
+
+// markBad stops playing a song that fails to decode, logging it once.
+func (e *engine) markBad(sha string, err error) string {
+	why := "song cannot be decoded: " + err.Error()
+	e.log.Error("song cannot be played; staying silent for it", "song", sha, "err", err)
+	e.bad[sha] = why
+	if p := e.players[sha]; p != nil {
+		p.close()
+		delete(e.players, sha)
+	}
+	return why
+}
+
+func (e *engine) closeUnused() {
+	for sha, p := range e.players {
+		if p.usedGen != e.gen {
+			p.close()
+			delete(e.players, sha)
+		}
+	}
+}
+
+// close releases the decoders; the engine stays usable.
+func (e *engine) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for sha, p := range e.players {
+		p.close()
+		delete(e.players, sha)
+	}
+}
+
+// wanted lists the songs to have on disk, most urgent first: the current and
+// next entry at shared instant now, then those of anchors still to come.
+func (e *engine) wanted(now int64) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var songs []string
+	add := func(sha string) {
+		for _, s := range songs {
+			if s == sha {
+				return
+			}
+		}
+		songs = append(songs, sha)
+	}
+	for _, a := range e.timeline.anchors {
+		pl, ok := e.playlists[a.playlistVersion]
+		if !ok || a.Index < 0 || a.Index >= len(pl.Entries) {
+			continue
+		}
+		pos := a.PositionNs
+		if a.Playing && now > a.AtNs {
+			pos += now - a.AtNs
+		}
+		index, _ := locate(pl.Entries, a.Index, max(pos, 0))
+		for i := index; i < min(index+2, len(pl.Entries)); i++ {
+			add(pl.Entries[i].Song)
+		}
+	}
+	return songs
+}
+
+func applyGain(buf [][2]float64, gain float64) {
+	if gain == 1 {
+		return
+	}
+	for i := range buf {
+		buf[i][0] *= gain
+		buf[i][1] *= gain
+	}
+}

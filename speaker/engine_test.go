@@ -1,0 +1,361 @@
+package speaker
+
+import (
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+const testRate = 44100
+
+// memFiles is a songFiles over files the test wrote.
+type memFiles struct {
+	mu    sync.Mutex
+	paths map[string]string
+}
+
+func (m *memFiles) Lookup(sha string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.paths[sha]
+	return p, ok
+}
+
+func (m *memFiles) put(sha, path string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.paths == nil {
+		m.paths = map[string]string{}
+	}
+	m.paths[sha] = path
+}
+
+// writeTimecode writes a timecode WAV whose frame i carries index first+i.
+func writeTimecode(t testing.TB, dir string, rate int, frames, first int64) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "tc-*.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := audiogen.WriteWAV(f, rate, frames, func(i int64) audiogen.Frame { return audiogen.Timecode(first + i) }); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// heard decodes the timecode of each frame; -1 for silence.
+func heard(buf [][2]float64) []int64 {
+	out := make([]int64, len(buf))
+	for i, f := range buf {
+		n, ok := audiogen.ReadTimecode(audiogen.Frame{L: toS16(f[0]), R: toS16(f[1])})
+		if !ok {
+			n = -1
+		}
+		out[i] = n
+	}
+	return out
+}
+
+// engineFixture has songs "a" (1000 frames, timecodes 0..) and "b" (500
+// frames, timecodes 100000..) in a playlist, and an engine whose local
+// clock is 7 s behind the shared one.
+type engineFixture struct {
+	eng   *engine
+	files *memFiles
+	pl    protocol.Playlist
+	t0    int64 // a shared instant
+}
+
+const fixtureOffset = 7 * time.Second
+
+func newFixture(t *testing.T) *engineFixture {
+	dir := t.TempDir()
+	files := &memFiles{}
+	files.put("a", writeTimecode(t, dir, testRate, 1000, 0))
+	files.put("b", writeTimecode(t, dir, testRate, 500, 100000))
+	eng := newEngine(testRate, 100, files, testLogger(t))
+	t.Cleanup(eng.close)
+	eng.setOffset(fixtureOffset)
+	pl := protocol.Playlist{V: 1, Session: "home", Version: 3, Entries: []protocol.Entry{
+		{ID: "e1", Song: "a", Frames: 1000, SampleRate: testRate},
+		{ID: "e2", Song: "b", Frames: 500, SampleRate: testRate},
+	}}
+	eng.setPlaylist(pl)
+	return &engineFixture{eng: eng, files: files, pl: pl, t0: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()}
+}
+
+func (f *engineFixture) state(atNs int64, index int, posNs int64, playing bool, volume int) protocol.SessionState {
+	st := protocol.SessionState{V: 1, Session: "home", State: protocol.Paused, Volume: volume, PlaylistVersion: f.pl.Version,
+		Anchor: protocol.Anchor{AtNs: atNs, Index: index, Entry: f.pl.Entries[index].ID, PositionNs: posNs, Playing: playing}}
+	if playing {
+		st.State = protocol.Playing
+	}
+	return st
+}
+
+// play pulls blocks of 441 frames, the first heard at shared instant start,
+// and returns the timecodes heard.
+func (f *engineFixture) play(start int64, frames int) []int64 {
+	var got []int64
+	for k := 0; k*441 < frames; k++ {
+		buf := make([][2]float64, 441)
+		shared := start + framesToNsRound(int64(k*441), testRate)
+		f.eng.Fill(buf, time.Unix(0, shared-int64(fixtureOffset)))
+		got = append(got, heard(buf)...)
+	}
+	return got[:frames]
+}
+
+func checkHeard(t *testing.T, got []int64, want func(i int) int64) {
+	t.Helper()
+	bad := 0
+	for i, g := range got {
+		if w := want(i); g != w {
+			if bad < 5 {
+				t.Errorf("frame %d: heard %d, want %d", i, g, w)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d frames wrong", bad, len(got))
+	}
+}
+
+func TestEngineGaplessAcrossEntries(t *testing.T) {
+	f := newFixture(t)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	// Start 100 frames early: silence until the anchor, then a, b, end.
+	got := f.play(f.t0-framesToNsRound(100, testRate), 1800)
+	checkHeard(t, got, func(i int) int64 {
+		g := int64(i - 100)
+		switch {
+		case g < 0:
+			return -1
+		case g < 1000:
+			return g
+		case g < 1500:
+			return 100000 + g - 1000
+		}
+		return -1
+	})
+	if st := f.eng.status(); st.State != protocol.Stopped {
+		t.Errorf("after the playlist: state %q, want stopped", st.State)
+	}
+}
+
+func TestEngineLateJoin(t *testing.T) {
+	f := newFixture(t)
+	// The anchor started 10 ms (441 frames) before the first block, 200 frames into a.
+	f.eng.addState(f.state(f.t0, 0, framesToNsRound(200, testRate), true, 100))
+	got := f.play(f.t0+10*int64(time.Millisecond), 900)
+	checkHeard(t, got, func(i int) int64 {
+		g := int64(641 + i)
+		switch {
+		case g < 1000:
+			return g
+		case g < 1500:
+			return 100000 + g - 1000
+		}
+		return -1
+	})
+}
+
+func TestEngineAnchorSwitchMidBlock(t *testing.T) {
+	f := newFixture(t)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	// Pause announced ahead, effective 300.4 frames after t0: frames 0..300
+	// play, frame 301 (the first at or after the instant) is silent.
+	pauseAt := f.t0 + framesToNsRound(300, testRate) + 9000
+	pausePos := pauseAt - f.t0
+	f.eng.addState(f.state(pauseAt, 0, pausePos, false, 100))
+	// Resume 600 frames after t0 by seeking to b's frame 200.
+	resumeAt := f.t0 + framesToNsRound(600, testRate)
+	f.eng.addState(f.state(resumeAt, 1, framesToNsRound(200, testRate), true, 100))
+	got := f.play(f.t0, 1323)
+	checkHeard(t, got, func(i int) int64 {
+		switch {
+		case i <= 300:
+			return int64(i)
+		case i < 600:
+			return -1
+		case i < 900:
+			return 100000 + 200 + int64(i-600)
+		}
+		return -1
+	})
+	if st := f.eng.status(); st.State != protocol.Playing || st.Song != "b" {
+		t.Errorf("status %+v, want playing b", st)
+	}
+}
+
+func TestEngineNewStateSupersedesPendingOne(t *testing.T) {
+	f := newFixture(t)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	f.eng.addState(f.state(f.t0+framesToNsRound(200, testRate), 0, 0, false, 100)) // pause at 200...
+	f.eng.addState(f.state(f.t0+framesToNsRound(100, testRate), 1, 0, true, 100))  // ...replaced by a jump at 100
+	got := f.play(f.t0, 441)
+	checkHeard(t, got, func(i int) int64 {
+		if i < 100 {
+			return int64(i)
+		}
+		return 100000 + int64(i-100)
+	})
+}
+
+func TestEngineVolume(t *testing.T) {
+	f := newFixture(t)
+	f.eng.ownVolume = 50
+	f.eng.addState(f.state(f.t0, 0, 0, true, 80))
+	buf := make([][2]float64, 441)
+	f.eng.Fill(buf, time.Unix(0, f.t0-int64(fixtureOffset)))
+	gain := math.Pow(0.8*0.5, 2)
+	for i, fr := range buf {
+		want := audiogen.Timecode(int64(i))
+		if fr[0] != float64(want.L)/32768*gain || fr[1] != float64(want.R)/32768*gain {
+			t.Fatalf("frame %d: %v, want timecode %v times %v", i, fr, want, gain)
+		}
+	}
+}
+
+func TestEngineSongArrivesLate(t *testing.T) {
+	f := newFixture(t)
+	pathA, _ := f.files.Lookup("a")
+	f.files.put("a", filepath.Join(t.TempDir(), "missing"))
+	delete(f.files.paths, "a")
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	got := f.play(f.t0, 441)
+	checkHeard(t, got, func(int) int64 { return -1 })
+	if st := f.eng.status(); st.State != buffering {
+		t.Errorf("state %q, want buffering", st.State)
+	}
+	f.files.put("a", pathA)
+	got = f.play(f.t0+framesToNsRound(441, testRate), 441)
+	checkHeard(t, got, func(i int) int64 { return int64(441 + i) })
+}
+
+func TestEngineCorruptSong(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk")
+	if err := os.WriteFile(junk, []byte("RIFF\x10\x00\x00\x00WAVEnot really a wav file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.files.put("a", junk)
+	truncated := filepath.Join(dir, "truncated")
+	full, _ := os.ReadFile(writeTimecode(t, dir, testRate, 500, 100000))
+	if err := os.WriteFile(truncated, full[:44+4*100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.files.put("b", truncated)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	got := f.play(f.t0, 1400)
+	// The block where b turns out truncated is silenced too.
+	checkHeard(t, got, func(int) int64 { return -1 })
+	if st := f.eng.status(); st.State != buffering || st.Error == "" {
+		t.Errorf("status %+v, want buffering with an error", st)
+	}
+	f.eng.mu.Lock()
+	defer f.eng.mu.Unlock()
+	for _, sha := range []string{"a", "b"} {
+		if _, bad := f.eng.bad[sha]; !bad {
+			t.Errorf("corrupt song %s not marked bad", sha)
+		}
+	}
+}
+
+func TestEngineWaitsForMatchingPlaylist(t *testing.T) {
+	f := newFixture(t)
+	st := f.state(f.t0, 0, 0, true, 100)
+	st.PlaylistVersion = 4
+	f.eng.addState(st)
+	got := f.play(f.t0, 441)
+	checkHeard(t, got, func(int) int64 { return -1 })
+	if s := f.eng.status(); s.State != buffering {
+		t.Errorf("state %q, want buffering", s.State)
+	}
+	pl := f.pl
+	pl.Version = 4
+	pl.Entries = []protocol.Entry{pl.Entries[1], pl.Entries[0]}
+	f.eng.setPlaylist(pl)
+	// Entry id of index 0 is now e2: mismatch, still silent.
+	got = f.play(f.t0+framesToNsRound(441, testRate), 441)
+	checkHeard(t, got, func(int) int64 { return -1 })
+	st.Anchor.Entry = "e2"
+	st.Anchor.AtNs = f.t0 + framesToNsRound(882, testRate)
+	f.eng.addState(st)
+	got = f.play(f.t0+framesToNsRound(882, testRate), 441)
+	checkHeard(t, got, func(i int) int64 { return 100000 + int64(i) })
+}
+
+func TestEngineResamplesOtherRates(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	f.files.put("slow", writeTimecode(t, dir, testRate/2, 2205, 0)) // 100 ms at 22050 Hz
+	pl := protocol.Playlist{V: 1, Version: 9, Entries: []protocol.Entry{
+		{ID: "s", Song: "slow", Frames: 2205, SampleRate: testRate / 2},
+		{ID: "x", Song: "b", Frames: 500, SampleRate: testRate},
+	}}
+	f.eng.setPlaylist(pl)
+	f.eng.addState(protocol.SessionState{V: 1, State: protocol.Playing, Volume: 100, PlaylistVersion: 9,
+		Anchor: protocol.Anchor{AtNs: f.t0, Index: 0, Entry: "s", Playing: true}})
+	got := f.play(f.t0, 4410+441)
+	for i := 0; i < 4410; i++ {
+		if got[i] == -1 && i > 20 && i < 4390 { // resampled timecodes are not exact, but not silent
+			t.Fatalf("frame %d silent inside the resampled song", i)
+		}
+	}
+	checkHeard(t, got[4410:], func(i int) int64 { return 100000 + int64(i) })
+}
+
+// FuzzEngineFill feeds arbitrary session states and playlists to the engine:
+// whatever they say, Fill must neither panic nor hang, and output finite samples.
+func FuzzEngineFill(f *testing.F) {
+	f.Add([]byte(`{"v":1,"state":"playing","volume":100,"playlist_version":3,"anchor":{"at_ns":0,"index":0,"entry":"e1","position_ns":0,"playing":true}}`),
+		[]byte(`{"v":1,"version":3,"entries":[{"id":"e1","song":"a","frames":1000,"sample_rate":44100}]}`), int64(0))
+	f.Add([]byte(`{"v":1,"state":"playing","volume":100,"playlist_version":3,"anchor":{"at_ns":-9223372036854775808,"index":0,"entry":"e1","position_ns":9223372036854775807,"playing":true}}`),
+		[]byte(`{"v":1,"version":3,"entries":[{"id":"e1","song":"a","frames":9223372036854775807,"sample_rate":1}]}`), int64(1e18))
+	dir := f.TempDir()
+	files := &memFiles{}
+	files.put("a", writeTimecode(f, dir, testRate, 1000, 0))
+	files.put("b", writeTimecode(f, dir, 8000, 500, 0))
+	f.Fuzz(func(t *testing.T, stateJSON, playlistJSON []byte, heardNs int64) {
+		st, err1 := protocol.Decode[protocol.SessionState](stateJSON)
+		pl, err2 := protocol.Decode[protocol.Playlist](playlistJSON)
+		if err1 != nil || err2 != nil || st.Volume < 0 || st.Volume > 100 {
+			return
+		}
+		for _, e := range pl.Entries {
+			if e.SampleRate <= 0 || e.Frames < 0 {
+				return
+			}
+		}
+		eng := newEngine(testRate, 100, files, testLogger(t))
+		defer eng.close()
+		eng.setOffset(time.Duration(heardNs % int64(time.Hour)))
+		eng.setPlaylist(pl)
+		eng.addState(st)
+		buf := make([][2]float64, 441)
+		for k := range 3 {
+			eng.Fill(buf, time.Unix(0, heardNs).Add(time.Duration(k)*10*time.Millisecond))
+			for _, fr := range buf {
+				if math.IsNaN(fr[0]) || math.IsInf(fr[0], 0) || math.IsNaN(fr[1]) || math.IsInf(fr[1], 0) {
+					t.Fatalf("non-finite sample %v", fr)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,441 @@
+// Package speaker is tutti's speaker role: it follows one session's timeline
+// from retained MQTT state, syncs its clock with the time master, caches the
+// session's songs from the song server, and plays them through an Output at
+// the instants the timeline says.
+package speaker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tutti-audio/tutti/protocol"
+	"github.com/tutti-audio/tutti/speaker/clocksync"
+)
+
+// Timing of the speaker's background work.
+const (
+	probeBurst = 10 // clock probes right after connecting
+	// syncSamples is how many probe answers the speaker waits for before it
+	// plays: the very first ones, sent while the connection warms up, tend
+	// to have long round trips and so off estimates.
+	syncSamples        = 4
+	probeBurstInterval = 20 * time.Millisecond
+	probeInterval      = 500 * time.Millisecond
+	statusInterval     = 2 * time.Second
+	statusCheck        = 100 * time.Millisecond // how soon a state change is published
+	fetchCheck         = 100 * time.Millisecond
+	fetchBackoffMax    = 10 * time.Second
+)
+
+// Options configure a Speaker.
+type Options struct {
+	Name               string // speaker id, protocol.ValidName; also its MQTT username
+	Session            string // default protocol.DefaultSession
+	BrokerURL          string // "tcp://127.0.0.1:1883"
+	Username, Password string // "" for anonymous demo brokers
+	CacheDir           string // verified song cache (songs/<sha256>), temp files inside
+	Output             Output
+	Volume             int   // own volume 1-100; 0 means the default, 100
+	Clock              Clock // nil = real time
+	Logger             *slog.Logger
+	HTTPClient         *http.Client // for song downloads; nil = http.DefaultClient
+}
+
+// Speaker is one speaker process's role.
+type Speaker struct {
+	name, session string
+	opts          Options
+	clock         Clock
+	log           *slog.Logger
+	instance      string
+	output        Output
+	eng           *engine
+	cache         *cache
+
+	probeID    atomic.Uint64 // id of the last clock probe sent
+	burstLeft  atomic.Int64  // probes still to send at the burst rate
+	probeWake  chan struct{}
+	fetchWake  chan struct{}
+	statusWake chan struct{}
+
+	mu        sync.Mutex
+	estimator clocksync.Estimator
+	songsURL  string
+	lastSeq   uint64
+	haveState bool
+}
+
+func New(opts Options) (*Speaker, error) {
+	if err := protocol.ValidName(opts.Name); err != nil {
+		return nil, fmt.Errorf("speaker name: %w", err)
+	}
+	if opts.Session == "" {
+		opts.Session = protocol.DefaultSession
+	}
+	if err := protocol.ValidName(opts.Session); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	if opts.BrokerURL == "" {
+		return nil, errors.New("speaker: no broker URL")
+	}
+	if opts.Output == nil {
+		return nil, errors.New("speaker: no output")
+	}
+	if rate := opts.Output.SampleRate(); rate <= 0 {
+		return nil, fmt.Errorf("speaker: output %s has sample rate %d", opts.Output.Name(), rate)
+	}
+	if opts.CacheDir == "" {
+		return nil, errors.New("speaker: no cache directory")
+	}
+	if opts.Volume == 0 {
+		opts.Volume = 100
+	}
+	if opts.Volume < 0 || opts.Volume > 100 {
+		return nil, fmt.Errorf("speaker: volume %d out of 0-100", opts.Volume)
+	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	c, err := newCache(opts.CacheDir, opts.HTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	if o, ok := opts.Output.(localClockUser); ok {
+		o.useLocalClock(opts.Clock)
+	}
+	log := opts.Logger.With("speaker", opts.Name)
+	instance := make([]byte, 8)
+	rand.Read(instance)
+	return &Speaker{
+		name: opts.Name, session: opts.Session, opts: opts, clock: opts.Clock, log: log,
+		instance: hex.EncodeToString(instance), output: opts.Output,
+		eng:        newEngine(opts.Output.SampleRate(), opts.Volume, c, log),
+		cache:      c,
+		probeWake:  make(chan struct{}, 1),
+		fetchWake:  make(chan struct{}, 1),
+		statusWake: make(chan struct{}, 1),
+	}, nil
+}
+
+// Run connects and plays until ctx is done; it returns after all its
+// goroutines ended, with the output's error if the output failed.
+func (s *Speaker) Run(ctx context.Context) error {
+	client := mqtt.NewClient(s.clientOptions())
+	client.Connect() // keeps retrying in the background; OnConnect does the rest
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.output.Run(gctx, s.eng); err != nil {
+			return fmt.Errorf("output %s: %w", s.output.Name(), err)
+		}
+		return nil
+	})
+	g.Go(func() error { s.probeLoop(gctx, client); return nil })
+	g.Go(func() error { s.statusLoop(gctx, client); return nil })
+	g.Go(func() error { s.fetchLoop(gctx); return nil })
+	err := g.Wait()
+
+	if client.IsConnectionOpen() {
+		offline := s.statusMessage()
+		offline.Online = false
+		client.Publish(protocol.SpeakerStatusTopic(s.name), 1, true, protocol.Encode(offline)).WaitTimeout(time.Second)
+	}
+	client.Disconnect(250)
+	s.eng.close()
+	return err
+}
+
+func (s *Speaker) clientOptions() *mqtt.ClientOptions {
+	will := protocol.SpeakerStatus{V: protocol.Version, ID: s.name, Online: false, Instance: s.instance,
+		Session: s.session, Volume: s.opts.Volume, Output: s.output.Name()}
+	o := mqtt.NewClientOptions().
+		AddBroker(s.opts.BrokerURL).
+		SetClientID(s.name).
+		SetUsername(s.opts.Username).
+		SetPassword(s.opts.Password).
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetConnectTimeout(5*time.Second).
+		SetKeepAlive(10*time.Second).
+		SetOrderMatters(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(3*time.Second).
+		SetBinaryWill(protocol.SpeakerStatusTopic(s.name), protocol.Encode(will), 1, true)
+	o.SetOnConnectHandler(s.onConnect)
+	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		s.log.Warn("broker connection lost; reconnecting", "err", err)
+	})
+	return o
+}
+
+// onConnect subscribes again (clean sessions lose subscriptions), restarts
+// the clock probe burst and announces the speaker.
+func (s *Speaker) onConnect(c mqtt.Client) {
+	s.log.Info("connected to broker", "broker", s.opts.BrokerURL)
+	subs := map[string]byte{
+		protocol.PlaylistTopic(s.session):     1,
+		protocol.SessionStateTopic(s.session): 1,
+		protocol.ControllerStatusTopic:        1,
+		protocol.ClockResponseTopic(s.name):   0,
+	}
+	if tok := c.SubscribeMultiple(subs, s.onMessage); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		s.log.Error("subscribing to the session failed; the speaker stays silent", "err", tok.Error())
+	}
+	s.burstLeft.Store(probeBurst)
+	s.wake(s.probeWake)
+	s.wake(s.statusWake)
+}
+
+// onMessage runs on paho's goroutines (possibly several at once): it never blocks.
+func (s *Speaker) onMessage(_ mqtt.Client, m mqtt.Message) {
+	var err error
+	switch m.Topic() {
+	case protocol.ClockResponseTopic(s.name):
+		err = s.onClockResponse(m.Payload())
+	case protocol.SessionStateTopic(s.session):
+		err = s.onState(m.Payload())
+	case protocol.PlaylistTopic(s.session):
+		err = s.onPlaylist(m.Payload())
+	case protocol.ControllerStatusTopic:
+		err = s.onControllerStatus(m.Payload())
+	}
+	if err != nil {
+		s.log.Warn("ignoring message", "topic", m.Topic(), "err", err)
+	}
+}
+
+func (s *Speaker) onClockResponse(b []byte) error {
+	t4 := s.clock.Now().UnixNano()
+	resp, err := protocol.Decode[protocol.ClockResponse](b)
+	if err != nil {
+		return err
+	}
+	if last := s.probeID.Load(); resp.ID == 0 || resp.ID > last || last-resp.ID > 100 {
+		return fmt.Errorf("clock response to unknown probe %d", resp.ID)
+	}
+	sample, err := clocksync.NewSample(resp.T1, resp.T2, resp.T3, t4)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.estimator.Add(sample)
+	offset, _, _ := s.estimator.Offset()
+	enough := s.estimator.Len() >= syncSamples
+	s.mu.Unlock()
+	if enough {
+		s.eng.setOffset(offset)
+	}
+	return nil
+}
+
+func (s *Speaker) onState(b []byte) error {
+	if len(b) == 0 {
+		return nil // retained state cleared
+	}
+	st, err := protocol.Decode[protocol.SessionState](b)
+	if err != nil {
+		return err
+	}
+	if st.Volume < 0 || st.Volume > 100 {
+		return fmt.Errorf("session volume %d out of 0-100", st.Volume)
+	}
+	if st.Session != "" && st.Session != s.session {
+		return fmt.Errorf("state of session %q on the topic of %q", st.Session, s.session)
+	}
+	s.mu.Lock()
+	stale := s.haveState && st.Seq <= s.lastSeq // a duplicate or overtaken message
+	if !stale {
+		s.lastSeq, s.haveState = st.Seq, true
+	}
+	s.mu.Unlock()
+	if stale {
+		return nil
+	}
+	s.eng.addState(st)
+	s.wake(s.fetchWake)
+	return nil
+}
+
+func (s *Speaker) onPlaylist(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	pl, err := protocol.Decode[protocol.Playlist](b)
+	if err != nil {
+		return err
+	}
+	for _, e := range pl.Entries {
+		if !validHash(e.Song) || e.SampleRate <= 0 || e.Frames < 0 {
+			return fmt.Errorf("playlist %d: bad entry %q (song %q, %d frames at %d Hz)", pl.Version, e.ID, e.Song, e.Frames, e.SampleRate)
+		}
+	}
+	s.eng.setPlaylist(pl)
+	s.wake(s.fetchWake)
+	return nil
+}
+
+func (s *Speaker) onControllerStatus(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	cs, err := protocol.Decode[protocol.ControllerStatus](b)
+	if err != nil {
+		return err
+	}
+	if cs.SongsURL != "" {
+		s.mu.Lock()
+		s.songsURL = cs.SongsURL
+		s.mu.Unlock()
+		s.wake(s.fetchWake)
+	}
+	return nil
+}
+
+func (s *Speaker) wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// probeLoop sends clock probes: a burst after each connect, then a steady pace.
+func (s *Speaker) probeLoop(ctx context.Context, client mqtt.Client) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-s.probeWake:
+			timer.Stop()
+		}
+		if client.IsConnectionOpen() {
+			req := protocol.ClockRequest{V: protocol.Version, ID: s.probeID.Add(1), T1: s.clock.Now().UnixNano()}
+			client.Publish(protocol.ClockRequestTopic(s.name), 0, false, protocol.Encode(req))
+		}
+		next := probeInterval
+		if s.burstLeft.Add(-1) >= 0 {
+			next = probeBurstInterval
+		}
+		timer.Reset(next)
+	}
+}
+
+// statusMessage is the speaker's current status.
+func (s *Speaker) statusMessage() protocol.SpeakerStatus {
+	pb := s.eng.status()
+	s.mu.Lock()
+	best, synced := s.estimator.Best()
+	s.mu.Unlock()
+	st := protocol.SpeakerStatus{
+		V: protocol.Version, ID: s.name, Online: true, Instance: s.instance, Session: s.session,
+		State: pb.State, Song: pb.Song, PositionNs: pb.PositionNs, Volume: s.opts.Volume,
+		Output: s.output.Name(), LatencyNs: int64(s.output.Latency()), Error: pb.Error,
+	}
+	if synced {
+		st.ClockOffsetNs, st.ClockRTTNs, st.ClockErrorNs = int64(best.Offset), int64(best.RTT), int64(best.RTT/2)
+	}
+	return st
+}
+
+// statusLoop publishes the status on every change of state, song or error,
+// and every statusInterval.
+func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
+	ticker := time.NewTicker(statusCheck)
+	defer ticker.Stop()
+	var last protocol.SpeakerStatus
+	var lastAt time.Time
+	for {
+		forced := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-s.statusWake:
+			forced = true
+		}
+		if !client.IsConnectionOpen() {
+			continue
+		}
+		st := s.statusMessage()
+		changed := st.State != last.State || st.Song != last.Song || st.Error != last.Error
+		if !forced && !changed && time.Since(lastAt) < statusInterval {
+			continue
+		}
+		tok := client.Publish(protocol.SpeakerStatusTopic(s.name), 1, true, protocol.Encode(st))
+		if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+			last, lastAt = st, time.Now()
+		}
+	}
+}
+
+// fetchLoop keeps the songs the timeline needs next in the cache, most
+// urgent first, retrying failures with backoff.
+func (s *Speaker) fetchLoop(ctx context.Context) {
+	ticker := time.NewTicker(fetchCheck)
+	defer ticker.Stop()
+	type failure struct {
+		count int
+		retry time.Time
+	}
+	failures := map[string]failure{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-s.fetchWake:
+		}
+		s.mu.Lock()
+		songsURL := s.songsURL
+		offset, _, synced := s.estimator.Offset()
+		s.mu.Unlock()
+		if songsURL == "" {
+			continue // the controller's retained status has not arrived yet
+		}
+		now := int64(math.MinInt64) // unknown: fetch what each anchor starts with
+		if synced {
+			now = s.clock.Now().Add(offset).UnixNano()
+		}
+		for _, sha := range s.eng.wanted(now) {
+			if _, ok := s.cache.Lookup(sha); ok || time.Now().Before(failures[sha].retry) {
+				continue
+			}
+			start := time.Now()
+			if err := s.cache.ensure(ctx, songsURL, sha); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				f := failures[sha]
+				f.count++
+				f.retry = time.Now().Add(min(fetchBackoffMax, 100*time.Millisecond<<min(f.count, 10)))
+				failures[sha] = f
+				s.log.Warn("song fetch failed; will retry", "song", sha, "attempt", f.count, "err", err)
+				continue
+			}
+			delete(failures, sha)
+			s.log.Info("song cached", "song", sha, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}

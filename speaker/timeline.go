@@ -1,0 +1,107 @@
+package speaker
+
+import (
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// anchor is one timeline anchor of a session state, with what it refers to.
+type anchor struct {
+	protocol.Anchor
+	state           string // protocol.Playing, Paused or Stopped
+	playlistVersion uint64
+	volume          int // session volume, 0-100
+}
+
+// timeline is the sorted list of anchors a speaker follows: the anchor in
+// effect at shared instant s is the last one with AtNs <= s.
+type timeline struct {
+	anchors []anchor // sorted by AtNs
+}
+
+// add inserts a new state's anchor. The newest state wins from its AtNs on,
+// so anchors at or after it (announced earlier, now superseded) are dropped.
+func (tl *timeline) add(a anchor) {
+	keep := tl.anchors[:0]
+	for _, old := range tl.anchors {
+		if old.AtNs < a.AtNs {
+			keep = append(keep, old)
+		}
+	}
+	tl.anchors = append(keep, a)
+}
+
+// dropBefore forgets anchors that no longer matter from shared instant s on:
+// all but the last one at or before s.
+func (tl *timeline) dropBefore(s int64) {
+	i := 0
+	for i+1 < len(tl.anchors) && tl.anchors[i+1].AtNs <= s {
+		i++
+	}
+	tl.anchors = tl.anchors[i:]
+}
+
+// at returns the index of the anchor in effect at shared instant s, or -1.
+func (tl *timeline) at(s int64) int {
+	k := -1
+	for i, a := range tl.anchors {
+		if a.AtNs <= s {
+			k = i
+		}
+	}
+	return k
+}
+
+// locate walks a playing anchor's position forward across entry boundaries:
+// the entry index and position into it at position posNs from entry index.
+// index == len(entries) means the playlist has ended.
+func locate(entries []protocol.Entry, index int, posNs int64) (int, int64) {
+	for index < len(entries) {
+		d := entries[index].DurationNs()
+		if posNs < d {
+			return index, posNs
+		}
+		posNs -= d
+		index++
+	}
+	return index, 0
+}
+
+// nsToFramesRound converts a duration to the nearest frame count at rate,
+// without overflowing for long positions.
+func nsToFramesRound(ns int64, rate int) int64 {
+	return ns/1e9*int64(rate) + (ns%1e9*int64(rate)+5e8)/1e9
+}
+
+// framesToNsRound is the nearest nanosecond of a frame count at rate.
+func framesToNsRound(frames int64, rate int) int64 {
+	return frames/int64(rate)*1e9 + (frames%int64(rate)*1e9+int64(rate)/2)/int64(rate)
+}
+
+// firstFrameAtOrAfter is the first frame i (0 <= i <= limit) of a block whose
+// frame 0 is at shared instant base with base + framesToNsRound(i) >= at:
+// frame instants are rounded to the nanosecond the same way everywhere.
+func firstFrameAtOrAfter(base, at int64, rate, limit int) int {
+	d := at - base
+	if d <= 0 {
+		return 0
+	}
+	if d > framesToNsRound(int64(limit), rate) {
+		return limit
+	}
+	i := d * int64(rate) / 1e9 // within a frame of the answer
+	for i > 0 && framesToNsRound(i-1, rate) >= d {
+		i--
+	}
+	for framesToNsRound(i, rate) < d {
+		i++
+	}
+	return int(min(i, int64(limit)))
+}
+
+// entryFrames is an entry's length in frames of the output rate.
+func entryFrames(e protocol.Entry, rate int) int64 {
+	if e.SampleRate == rate {
+		return e.Frames
+	}
+	return protocol.NsToFrames(e.DurationNs(), rate)
+}
