@@ -124,7 +124,7 @@ func Spread(ref []Block, others []*Timeline, fromNs, toNs int64) []int64 {
 
 // Stats summarises spreads in milliseconds.
 type Stats struct {
-	N                int
+	N                 int
 	P50Ms, P99Ms, Max float64
 }
 
