@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -107,7 +108,7 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 
 	server := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       logger.With("component", "mqtt"),
+		Logger:       slog.New(mochiLogHandler{logger.Handler()}).With("component", "mqtt"),
 		// mochi refreshes $SYS every second by default, and with a store
 		// that is one fsync a second: needless wear of a Pi's SD card for
 		// diagnostics nobody in tutti reads.
@@ -180,4 +181,35 @@ func (b *Broker) Close() error {
 	b.server.Close()
 	b.logger.Info("mqtt broker stopped", "addr", b.tcp.Address())
 	return nil
+}
+
+// mochiLogHandler passes on only mochi's errors: at warn it logs every
+// client that drops its connection, with the whole packet in flight, which
+// buries tutti's own lines. tutti logs refusals itself (authHook).
+type mochiLogHandler struct{ slog.Handler }
+
+func (h mochiLogHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= slog.LevelError && h.Handler.Enabled(ctx, level)
+}
+
+func (h mochiLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	// The bolt store reports a record it does not have yet (the $SYS
+	// record on a first start) as an error.
+	notFound := false
+	r.Attrs(func(a slog.Attr) bool {
+		notFound = notFound || a.Key == "error" && strings.Contains(a.Value.String(), "not found")
+		return !notFound
+	})
+	if notFound {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h mochiLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return mochiLogHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h mochiLogHandler) WithGroup(name string) slog.Handler {
+	return mochiLogHandler{h.Handler.WithGroup(name)}
 }

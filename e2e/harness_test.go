@@ -172,6 +172,17 @@ func (r *remote) find(reqID string) (protocol.Reply, bool) {
 	return protocol.Reply{}, false
 }
 
+// received lists the request ids of the replies received so far.
+func (r *remote) received() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for _, rep := range r.replies {
+		ids = append(ids, rep.ReqID)
+	}
+	return fmt.Sprint(ids)
+}
+
 func (r *remote) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -181,22 +192,36 @@ func (r *remote) count() int {
 // cmd sends a session command (fields is the JSON object's inside, without
 // braces) and returns its reply.
 func (r *remote) cmd(fields string) protocol.Reply {
+	r.t.Helper()
 	return r.request(protocol.SessionCommandTopic(protocol.DefaultSession), fields)
 }
 
 func (r *remote) request(topic, fields string) protocol.Reply {
 	r.t.Helper()
+	rep, ok := r.requestWithin(topic, fields, 10*time.Second)
+	if !ok {
+		r.t.Fatalf("no reply to %s within 10s; replies received: %s", fields, r.received())
+	}
+	return rep
+}
+
+// requestWithin sends a request and waits up to timeout for its reply.
+func (r *remote) requestWithin(topic, fields string, timeout time.Duration) (protocol.Reply, bool) {
+	r.t.Helper()
 	r.nextID++
 	id := fmt.Sprintf("e2e-%d", r.nextID)
 	payload := fmt.Sprintf(`{"v":1,"req_id":%q,"reply_to":%q,%s}`, id, protocol.DefaultReplyTopic+"/e2e", fields)
 	r.pub(topic, payload)
-	var rep protocol.Reply
-	waitFor(r.t, "reply to "+payload, 10*time.Second, func() bool {
-		var ok bool
-		rep, ok = r.find(id)
-		return ok
-	})
-	return rep
+	deadline := time.Now().Add(timeout)
+	for {
+		if rep, ok := r.find(id); ok {
+			return rep, true
+		}
+		if time.Now().After(deadline) {
+			return protocol.Reply{}, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // raw publishes a payload as is and returns the next reply that arrives.

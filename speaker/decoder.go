@@ -77,11 +77,12 @@ func openSong(sha, path string, outHz int) (p *songPlayer, err error) {
 	return p, nil
 }
 
-// read fills out with the song from output frame want on. It continues
-// where the stream is when that is within tolerance frames of want (small
-// clock estimate changes must not cause seeks), and seeks otherwise. A file
-// that ends more than tolerance frames early is an error (truncated).
-func (p *songPlayer) read(out [][2]float64, want, tolerance int64) (err error) {
+// read fills out with the song from output frame want on, leaving silence
+// from frame limit on. It continues where the stream is when that is within
+// tolerance frames of want (small clock estimate changes must not cause
+// seeks), and seeks otherwise. A file that ends more than tolerance frames
+// early is an error (truncated).
+func (p *songPlayer) read(out [][2]float64, want, tolerance, limit int64) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("decoder panic: %v", r)
@@ -92,6 +93,10 @@ func (p *songPlayer) read(out [][2]float64, want, tolerance int64) (err error) {
 			return err
 		}
 	}
+	if p.pos >= limit {
+		return nil
+	}
+	out = out[:min(int64(len(out)), limit-p.pos)]
 	for len(out) > 0 {
 		n, ok := p.stream.Stream(out)
 		p.pos += int64(n)

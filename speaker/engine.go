@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -118,7 +119,10 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 		return
 	}
 	base := heardAt.UnixNano() + int64(e.offset) // shared instant of frame 0
-	e.timeline.dropBefore(base)
+	tolNs := int64(seekTolerance)
+	// Keep an anchor a pause replaced for one tolerance longer: a decoder
+	// that lags may still owe frames up to the pause position.
+	e.timeline.dropBefore(base - tolNs)
 	anchors := e.timeline.anchors
 	for i := 0; i < len(buf); {
 		s := base + framesToNsRound(int64(i), e.rate)
@@ -129,7 +133,17 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 		}
 		pb := playback{State: protocol.Stopped}
 		if k >= 0 {
-			pb = e.playRun(buf[i:end], s, anchors[k])
+			a, stop := anchors[k], noStop
+			switch {
+			case k >= 1 && s < a.AtNs+tolNs && e.pausesAt(anchors[k-1], a):
+				// A lagging decoder finishes up to the pause position.
+				a, stop = anchors[k-1], stopAt(a)
+				end = min(end, max(i+1, firstFrameAtOrAfter(base, anchors[k].AtNs+tolNs, e.rate, len(buf))))
+			case k+1 < len(anchors) && e.pausesAt(a, anchors[k+1]):
+				// A decoder that is ahead stops at the pause position.
+				stop = stopAt(anchors[k+1])
+			}
+			pb = e.playRun(buf[i:end], s, a, stop)
 		}
 		if i == 0 {
 			e.now = pb
@@ -138,9 +152,38 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 	}
 }
 
+// stopPoint is a playlist position playback must not pass: where a pause
+// holds in entry index. index -1: none.
+type stopPoint struct {
+	index      int
+	positionNs int64
+}
+
+var noStop = stopPoint{index: -1}
+
+func stopAt(a anchor) stopPoint {
+	return stopPoint{index: a.Index, positionNs: a.PositionNs}
+}
+
+// pausesAt tells whether next pauses the timeline of prev where it stands:
+// prev plays, next does not, and next holds the position prev reaches at
+// next's instant. Playback then stops at that position, to the frame, on
+// every speaker whatever its clock error, instead of at the instant.
+func (e *engine) pausesAt(prev, next anchor) bool {
+	if !prev.Playing || next.Playing || prev.playlistVersion != next.playlistVersion {
+		return false
+	}
+	pl, ok := e.playlists[prev.playlistVersion]
+	if !ok {
+		return false
+	}
+	index, pos := locate(pl.Entries, prev.Index, prev.PositionNs+next.AtNs-prev.AtNs)
+	return index == next.Index && pos == next.PositionNs
+}
+
 // playRun fills out, whose frame 0 is heard at shared instant s, following
-// anchor a, and says what it played at frame 0.
-func (e *engine) playRun(out [][2]float64, s int64, a anchor) playback {
+// anchor a but not past stop, and says what it played at frame 0.
+func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) playback {
 	pb := playback{State: a.state, Volume: a.volume}
 	pl, ok := e.playlists[a.playlistVersion]
 	if !ok {
@@ -181,8 +224,12 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor) playback {
 	for len(out) > 0 && index < len(pl.Entries) {
 		entry := pl.Entries[index]
 		n := int(min(int64(len(out)), max(0, entryFrames(entry, e.rate)-want)))
+		limit := int64(math.MaxInt64)
+		if index == stop.index {
+			limit = frameAtOrAfter(stop.positionNs, e.rate)
+		}
 		if n > 0 {
-			if why := e.playSong(entry.Song, out[:n], want); why != "" && first {
+			if why := e.playSong(entry.Song, out[:n], want, limit); why != "" && first {
 				pb.State, pb.Error = buffering, why
 			}
 			first = false
@@ -194,9 +241,9 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor) playback {
 	return pb
 }
 
-// playSong reads song frames from want into out, or leaves silence and says
-// why it could not.
-func (e *engine) playSong(sha string, out [][2]float64, want int64) string {
+// playSong reads song frames from want into out, none at or past frame
+// limit, or leaves silence and says why it could not.
+func (e *engine) playSong(sha string, out [][2]float64, want, limit int64) string {
 	if why, bad := e.bad[sha]; bad {
 		return why
 	}
@@ -213,7 +260,7 @@ func (e *engine) playSong(sha string, out [][2]float64, want int64) string {
 		e.players[sha] = p
 	}
 	p.usedGen = e.gen
-	if err := p.read(out, want, int64(seekTolerance)*int64(e.rate)/1e9); err != nil {
+	if err := p.read(out, want, int64(seekTolerance)*int64(e.rate)/1e9, limit); err != nil {
 		clear(out)
 		return e.markBad(sha, err)
 	}

@@ -359,3 +359,32 @@ func FuzzEngineFill(f *testing.F) {
 		}
 	})
 }
+
+// TestEnginePauseStopsAtThePausePosition: a speaker whose clock estimate
+// moved by less than the seek tolerance after it started plays on from its
+// decoder, some frames ahead of or behind the timeline. A pause must still
+// stop it at the pause position to the frame, as on every other speaker.
+func TestEnginePauseStopsAtThePausePosition(t *testing.T) {
+	for _, shift := range []time.Duration{-300 * time.Microsecond, 300 * time.Microsecond, 0} {
+		f := newFixture(t)
+		f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+		first := f.play(f.t0, 441) // decoder positioned with the first estimate
+		f.eng.setOffset(fixtureOffset + shift)
+		pauseAt := f.t0 + framesToNsRound(700, testRate) + 9000
+		f.eng.addState(f.state(pauseAt, 0, pauseAt-f.t0, false, 100))
+		rest := f.play(f.t0+framesToNsRound(441, testRate), 441*2)
+		got := append(first, rest...)
+		last := int64(-1)
+		for _, g := range got {
+			if g >= 0 {
+				if g != last+1 {
+					t.Errorf("shift %v: frame %d after %d: playback not continuous", shift, g, last)
+				}
+				last = g
+			}
+		}
+		if last != 700 {
+			t.Errorf("shift %v: stopped after frame %d, the pause position is after frame 700", shift, last)
+		}
+	}
+}

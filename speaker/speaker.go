@@ -30,7 +30,10 @@ const (
 	// syncSamples is how many probe answers the speaker waits for before it
 	// plays: the very first ones, sent while the connection warms up, tend
 	// to have long round trips and so off estimates.
-	syncSamples        = 4
+	syncSamples = 4
+	// syncErrorBound is the clock error the speaker wants before it plays;
+	// it settles for less only when a whole burst brought nothing better.
+	syncErrorBound     = time.Millisecond
 	probeBurstInterval = 20 * time.Millisecond
 	probeInterval      = 500 * time.Millisecond
 	statusInterval     = 2 * time.Second
@@ -239,8 +242,9 @@ func (s *Speaker) onClockResponse(b []byte) error {
 	}
 	s.mu.Lock()
 	s.estimator.Add(sample)
-	offset, _, _ := s.estimator.Offset()
-	enough := s.estimator.Len() >= syncSamples
+	offset, errBound, _ := s.estimator.Offset()
+	n := s.estimator.Len()
+	enough := n >= syncSamples && errBound <= syncErrorBound || n >= probeBurst
 	s.mu.Unlock()
 	if enough {
 		s.eng.setOffset(offset)

@@ -77,25 +77,27 @@ func framesToNsRound(frames int64, rate int) int64 {
 	return frames/int64(rate)*1e9 + (frames%int64(rate)*1e9+int64(rate)/2)/int64(rate)
 }
 
-// firstFrameAtOrAfter is the first frame i (0 <= i <= limit) of a block whose
-// frame 0 is at shared instant base with base + framesToNsRound(i) >= at:
-// frame instants are rounded to the nanosecond the same way everywhere.
-func firstFrameAtOrAfter(base, at int64, rate, limit int) int {
-	d := at - base
-	if d <= 0 {
+// frameAtOrAfter is the first frame i >= 0 with framesToNsRound(i) >= ns:
+// frame instants and positions are rounded to the nanosecond the same way
+// everywhere.
+func frameAtOrAfter(ns int64, rate int) int64 {
+	if ns <= 0 {
 		return 0
 	}
-	if d > framesToNsRound(int64(limit), rate) {
-		return limit
-	}
-	i := d * int64(rate) / 1e9 // within a frame of the answer
-	for i > 0 && framesToNsRound(i-1, rate) >= d {
+	i := protocol.NsToFrames(ns, rate) // within a frame of the answer
+	for i > 0 && framesToNsRound(i-1, rate) >= ns {
 		i--
 	}
-	for framesToNsRound(i, rate) < d {
+	for framesToNsRound(i, rate) < ns {
 		i++
 	}
-	return int(min(i, int64(limit)))
+	return i
+}
+
+// firstFrameAtOrAfter is the first frame i (0 <= i <= limit) of a block
+// whose frame 0 is at shared instant base that is at or after instant at.
+func firstFrameAtOrAfter(base, at int64, rate, limit int) int {
+	return int(min(frameAtOrAfter(at-base, rate), int64(limit)))
 }
 
 // entryFrames is an entry's length in frames of the output rate.

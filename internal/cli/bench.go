@@ -63,8 +63,6 @@ func benchSync(ctx context.Context, e *env, args []string) error {
 	defer os.RemoveAll(dir)
 	quiet := &env{stdout: e.stdout, stderr: e.stderr, log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	logs := map[string]*lockedBuffer{}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sys, err := startSystem(ctx, quiet, systemConfig{
 		dir: dir, listen: "127.0.0.1:0", http: "127.0.0.1:0", speakers: *speakers,
 		speakerLog: func(name string) io.Writer { logs[name] = &lockedBuffer{}; return logs[name] },
@@ -75,15 +73,16 @@ func benchSync(ctx context.Context, e *env, args []string) error {
 	song := generatedSong{file: "timecode.wav", seconds: *seconds + int(settle.Seconds()) + 10, sample: audiogen.Timecode}
 	fmt.Fprintf(e.stdout, "sync: %d speakers, %d s, on %s/%s, %d CPUs\n", *speakers, *seconds, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	if err := sys.loadAndPlay(ctx, quiet, dir, []generatedSong{song}); err != nil {
+		sys.stop()
 		return err
 	}
 	select {
 	case <-time.After(*settle + time.Duration(*seconds)*time.Second + 2*time.Second):
 	case <-ctx.Done():
+		sys.stop()
 		return ctx.Err()
 	}
-	cancel()
-	if err := sys.group.Wait(); err != nil && ctx.Err() == nil {
+	if err := sys.stop(); err != nil {
 		return err
 	}
 	stats, err := measureSpread(sys.names, logs, 44100, *settle, time.Duration(*seconds)*time.Second)

@@ -31,8 +31,6 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	quiet := &env{stdout: e.stdout, stderr: e.stderr, log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sys, err := startSystem(ctx, quiet, systemConfig{dir: *dir, listen: *listen, http: *httpAddr, speakers: *speakers})
 	if err != nil {
 		return err
@@ -42,17 +40,12 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		songs = append(songs, generatedSong{file: fmt.Sprintf("%d-%s.wav", i+1, name), seconds: 40, sample: audiogen.Tune(i, 44100)})
 	}
 	if err := sys.loadAndPlay(ctx, quiet, filepath.Join(*dir, "music"), songs); err != nil {
-		cancel()
-		sys.group.Wait()
+		sys.stop()
 		return err
 	}
 	fmt.Fprintf(e.stdout, "tutti demo: broker %s, songs %s\n", sys.brokerURL, sys.songsURL)
-	sys.group.Go(func() error { return showStatus(ctx, sys, e.stdout) })
-	err = sys.group.Wait()
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	sys.goClient(func(ctx context.Context) error { return showStatus(ctx, sys, e.stdout) })
+	return sys.wait()
 }
 
 // showStatus subscribes to the session and speakers like any remote and

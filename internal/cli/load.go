@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -110,7 +111,7 @@ func upload(ctx context.Context, songsURL, path string, quiet bool, e *env) (pro
 	if err != nil {
 		return song, false, err
 	}
-	url := songsURL + sha
+	url := songsURL + sha + "?name=" + neturl.QueryEscape(filepath.Base(path))
 	head, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
 	if err != nil {
 		return song, false, err

@@ -33,7 +33,34 @@ type systemConfig struct {
 type system struct {
 	brokerURL, songsURL string
 	names               []string
-	group               *errgroup.Group
+	clients             *errgroup.Group // controller, speakers, and whatever the command adds
+	clientsCtx          context.Context // ends when the start ctx ended or a client failed
+	stopClients         context.CancelFunc
+	broker              *errgroup.Group
+	stopBroker          context.CancelFunc
+}
+
+// wait returns when the start ctx ended or a part failed, after stop.
+func (sys *system) wait() error {
+	<-sys.clientsCtx.Done()
+	return sys.stop()
+}
+
+// goClient runs f beside the controller and speakers, stopped with them.
+func (sys *system) goClient(f func(ctx context.Context) error) {
+	sys.clients.Go(func() error { return f(sys.clientsCtx) })
+}
+
+// stop stops the clients first, then the broker, so that nobody logs a lost
+// connection on the way out, and returns the first error.
+func (sys *system) stop() error {
+	sys.stopClients()
+	err := sys.clients.Wait()
+	sys.stopBroker()
+	if berr := sys.broker.Wait(); err == nil {
+		err = berr
+	}
+	return err
 }
 
 func speakerName(i int) string { return fmt.Sprintf("speaker%d", i+1) }
@@ -50,9 +77,13 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 		return nil, err
 	}
 	sys.songsURL = c.SongsURL()
-	g, ctx := errgroup.WithContext(ctx)
-	sys.group = g
-	g.Go(func() error { return b.Run(ctx) })
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	sys.broker, brokerCtx = errgroup.WithContext(brokerCtx)
+	sys.stopBroker = stopBroker
+	sys.broker.Go(func() error { return b.Run(brokerCtx) })
+	clientsCtx, stopClients := context.WithCancel(ctx)
+	g, ctx := errgroup.WithContext(clientsCtx)
+	sys.clients, sys.clientsCtx, sys.stopClients = g, ctx, stopClients
 	g.Go(func() error { return c.Run(ctx) })
 	for i := range cfg.speakers {
 		name := speakerName(i)
@@ -66,6 +97,8 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 			Output: speaker.NewVirtualOutput(opts), Logger: e.log.With("role", "speaker", "speaker", name),
 		})
 		if err != nil {
+			sys.stopClients()
+			sys.stopBroker()
 			return nil, err
 		}
 		g.Go(func() error { return s.Run(ctx) })

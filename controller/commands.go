@@ -1,0 +1,331 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// sessionLoop owns the sessions: it handles session commands one at a time,
+// runs auto-advance, and publishes retained state after every (re)connect.
+func (c *Controller) sessionLoop(ctx context.Context) error {
+	advanceTimer := time.NewTimer(time.Hour)
+	defer advanceTimer.Stop()
+	for {
+		c.advanceAll()
+		var advanceC <-chan time.Time
+		if end, ok := c.nextEntryEnd(); ok {
+			advanceTimer.Reset(time.Duration(max(0, end-c.now())))
+			advanceC = advanceTimer.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.connected:
+			c.publishAll()
+		case <-c.sessionRequests.ready:
+			if msg, ok := c.sessionRequests.pop(); ok {
+				c.handleSessionRequest(msg)
+			}
+		case <-advanceC:
+		}
+	}
+}
+
+// nextEntryEnd is the earliest end of a playing entry over all sessions.
+func (c *Controller) nextEntryEnd() (int64, bool) {
+	var first int64
+	found := false
+	for _, s := range c.sessions {
+		if end, ok := s.entryEnd(); ok && (!found || end < first) {
+			first, found = end, true
+		}
+	}
+	return first, found
+}
+
+// advanceAll applies auto-advance to every session whose entry has ended.
+func (c *Controller) advanceAll() {
+	now := c.now()
+	for name, s := range c.sessions {
+		next, changed := advance(s, now)
+		if !changed {
+			continue
+		}
+		if err := c.store.saveSession(next, false); err != nil {
+			c.log.Error("auto-advance not stored", "session", name, "err", err)
+			continue
+		}
+		c.sessions[name] = next
+		c.log.Debug("auto-advance", "session", name, "index", next.State.Anchor.Index, "at_ns", next.State.Anchor.AtNs)
+		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
+	}
+}
+
+// publishAll publishes the controller status and every session's playlist,
+// then its state.
+func (c *Controller) publishAll() {
+	online := protocol.ControllerStatus{V: protocol.Version, Online: true, Instance: c.instance, SongsURL: c.songsURL}
+	c.publish(protocol.ControllerStatusTopic, true, protocol.Encode(online))
+	names := make([]string, 0, len(c.sessions))
+	for name := range c.sessions {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := c.sessions[name]
+		c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(s.Playlist))
+		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(s.State))
+	}
+}
+
+// commandResult is the result of a session command that changes something.
+type commandResult struct {
+	AtNs  int64                 `json:"at_ns,omitempty"` // when a scheduled change takes effect
+	Entry string                `json:"entry,omitempty"` // enqueue: the new entry's id
+	State protocol.SessionState `json:"state"`
+}
+
+// statusResult is the result of the status command.
+type statusResult struct {
+	State    protocol.SessionState    `json:"state"`
+	Playlist protocol.Playlist        `json:"playlist"`
+	Speakers []protocol.SpeakerStatus `json:"speakers"`
+}
+
+func (c *Controller) handleSessionRequest(msg inbound) {
+	req, err := protocol.DecodeRequest(msg.payload, protocol.SessionCommands)
+	replyTo, replyErr := replyTopic(req.ReplyTo)
+	if err == nil {
+		err = replyErr
+	}
+	var result any
+	if err == nil {
+		result, err = c.runSessionCommand(msg.topic, req)
+	}
+	c.reply(replyTo, req, result, err)
+}
+
+func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any, error) {
+	name, ok := protocol.SessionFromTopic(topic)
+	s, known := c.sessions[name]
+	if !ok || !known {
+		return nil, fmt.Errorf("unknown session %q", name)
+	}
+	var song *protocol.Song
+	if req.Cmd == protocol.CmdEnqueue && req.Song != "" {
+		found, err := c.knownSong(req.Song)
+		if err != nil {
+			return nil, err
+		}
+		song = &found
+	}
+	next, ch, err := apply(c.now(), c.opts.Lead, s, req, song)
+	if err != nil {
+		return nil, err
+	}
+	if ch.StateChanged {
+		if err := c.store.saveSession(next, ch.PlaylistChanged); err != nil {
+			c.log.Error("session not stored", "session", name, "cmd", req.Cmd, "err", err)
+			return nil, fmt.Errorf("not stored: %v", err)
+		}
+		c.sessions[name] = next
+		if ch.PlaylistChanged {
+			c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(next.Playlist))
+		}
+		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
+	}
+	if req.Cmd == protocol.CmdStatus {
+		return statusResult{State: next.State, Playlist: next.Playlist, Speakers: c.speakersOf(name)}, nil
+	}
+	return commandResult{AtNs: ch.AtNs, Entry: ch.Entry, State: next.State}, nil
+}
+
+// speakersOf lists the speakers in session name; a speaker that names no
+// session is in the default one.
+func (c *Controller) speakersOf(name string) []protocol.SpeakerStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []protocol.SpeakerStatus{}
+	for _, st := range c.speakers {
+		if st.Session == name || (st.Session == "" && name == protocol.DefaultSession) {
+			out = append(out, st)
+		}
+	}
+	slices.SortFunc(out, func(a, b protocol.SpeakerStatus) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// knownSong resolves a song reference to a song in the library.
+func (c *Controller) knownSong(ref string) (protocol.Song, error) {
+	sha, _, err := protocol.ParseSongRef(ref)
+	if err != nil {
+		return protocol.Song{}, err
+	}
+	song, err := c.store.song(sha)
+	if errors.Is(err, errUnknownSong) {
+		return song, fmt.Errorf("unknown song %s: upload it with PUT %s%s", sha, c.songsURL, sha)
+	}
+	return song, err
+}
+
+// libraryLoop handles library commands one at a time, apart from session
+// commands, since importing a file can take seconds.
+func (c *Controller) libraryLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.libraryRequests.ready:
+			msg, ok := c.libraryRequests.pop()
+			if !ok {
+				continue
+			}
+			req, err := protocol.DecodeRequest(msg.payload, protocol.LibraryCommands)
+			replyTo, replyErr := replyTopic(req.ReplyTo)
+			if err == nil {
+				err = replyErr
+			}
+			var result any
+			if err == nil {
+				result, err = c.runLibraryCommand(req)
+			}
+			c.reply(replyTo, req, result, err)
+		}
+	}
+}
+
+// maxSearchResults bounds a search reply, which must fit in one message.
+const maxSearchResults = 100
+
+func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
+	if err := checkFields(req); err != nil {
+		return nil, err
+	}
+	switch req.Cmd {
+	case protocol.CmdLoad:
+		if req.Path != "" {
+			return c.importPath(req.Path)
+		}
+		return c.knownSong(req.Song)
+	case protocol.CmdLookup:
+		return c.knownSong(req.Song)
+	case protocol.CmdSearch:
+		words := strings.Fields(req.Query)
+		if len(words) == 0 {
+			return nil, errors.New("search needs a query")
+		}
+		return c.store.searchSongs(words, maxSearchResults)
+	}
+	return nil, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
+}
+
+// importPath adds a file below the import directory to the library.
+func (c *Controller) importPath(path string) (protocol.Song, error) {
+	resolved, err := resolveImport(c.opts.ImportDir, path)
+	if err != nil {
+		return protocol.Song{}, err
+	}
+	f, err := os.Open(resolved)
+	if err != nil {
+		return protocol.Song{}, fmt.Errorf("load %q: %w", path, err)
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return protocol.Song{}, fmt.Errorf("load %q: not a regular file", path)
+	}
+	song, created, err := c.lib.add(f, "", filepath.Base(resolved))
+	if err != nil {
+		return song, fmt.Errorf("load %q: %w", path, err)
+	}
+	if created {
+		c.log.Info("song imported", "path", resolved, "sha256", song.SHA256, "title", song.Title)
+	}
+	return song, nil
+}
+
+// resolveImport turns a requested path into a file path that is surely below
+// root (itself absolute and free of symlinks): relative paths are taken from
+// root, and the path is cleaned and its symlinks resolved before the check.
+func resolveImport(root, path string) (string, error) {
+	if root == "" {
+		return "", errors.New("loading by path is disabled: the controller has no import directory")
+	}
+	if strings.ContainsRune(path, 0) {
+		return "", errors.New("invalid path")
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(root, path)
+	}
+	resolved, err := filepath.EvalSymlinks(filepath.Clean(path))
+	if err != nil {
+		return "", fmt.Errorf("load %q: %w", path, unwrapPathError(err))
+	}
+	rel, err := filepath.Rel(root, resolved)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", fmt.Errorf("load %q: outside the import directory", path)
+	}
+	return resolved, nil
+}
+
+// unwrapPathError drops the path from an *os.PathError, which would reveal
+// resolved paths on the controller's disk.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// replyTopic checks a request's reply_to. A refused one is replaced by the
+// default reply topic, where the error is sent.
+func replyTopic(to string) (string, error) {
+	switch {
+	case to == "":
+		return protocol.DefaultReplyTopic, nil
+	case strings.ContainsAny(to, "+#\x00") || strings.HasPrefix(to, "$") || len(to) > 1024:
+		return protocol.DefaultReplyTopic, fmt.Errorf("reply_to %q refused: not a plain topic name", to)
+	case strings.HasPrefix(to, protocol.Root+"/") && to != protocol.DefaultReplyTopic &&
+		!strings.HasPrefix(to, protocol.DefaultReplyTopic+"/"):
+		return protocol.DefaultReplyTopic, fmt.Errorf("reply_to %q refused: below %s/ only %s/... is allowed",
+			to, protocol.Root, protocol.DefaultReplyTopic)
+	}
+	return to, nil
+}
+
+// reply sends the one reply every request gets.
+func (c *Controller) reply(topic string, req protocol.Request, result any, err error) {
+	r := protocol.Reply{V: protocol.Version, OK: err == nil, Cmd: req.Cmd, ReqID: req.ReqID}
+	if err != nil {
+		r.Error = err.Error()
+		c.log.Info("request refused", "cmd", req.Cmd, "req_id", req.ReqID, "err", err)
+	} else if result != nil {
+		b, merr := json.Marshal(result)
+		if merr != nil {
+			r.OK, r.Error = false, "encode result: "+merr.Error()
+		} else {
+			r.Result = b
+		}
+	}
+	payload := protocol.Encode(r)
+	if len(payload) > protocol.MaxPayload {
+		// Brokers refuse larger messages; a status with a full playlist and
+		// many speakers can get here.
+		r.OK, r.Result = false, nil
+		r.Error = fmt.Sprintf("result of %d bytes exceeds the %d byte message limit; read the retained topics instead",
+			len(payload), protocol.MaxPayload)
+		payload = protocol.Encode(r)
+	}
+	c.log.Debug("reply", "cmd", req.Cmd, "req_id", req.ReqID, "ok", r.OK, "topic", topic)
+	c.publish(topic, false, payload)
+}

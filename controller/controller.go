@@ -1,0 +1,470 @@
+// Package controller keeps the song library, the playlists and the session
+// state, serves songs over HTTP, answers commands that arrive over MQTT,
+// schedules playback on the shared clock and is the time master that
+// answers speakers' clock probes.
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// Clock is the shared clock source. The controller is the time master:
+// Now().UnixNano() is "shared time" in every protocol field named *_ns.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Options configure a Controller. Zero values take the defaults noted.
+type Options struct {
+	BrokerURL          string        // default "tcp://127.0.0.1:1883"
+	Username, Password string        // MQTT credentials ("" for anonymous demo brokers)
+	ClientID           string        // default "tutti-controller"
+	DataDir            string        // required: holds tutti.db, songs/<sha256> and tmp/
+	HTTPAddr           string        // song server listen address; default "127.0.0.1:0"
+	PublicURL          string        // base URL speakers reach the song server at; "" = "http://"+bound address
+	ImportDir          string        // `load {path}` reads files only below it; "" disables path loads
+	Lead               time.Duration // how far ahead scheduled commands take effect; default 150ms
+	Sessions           []string      // sessions to create if missing; default [protocol.DefaultSession]
+	Clock              Clock         // shared clock source; nil = real time
+	Logger             *slog.Logger  // nil = slog.Default()
+}
+
+// maxSongSize bounds an upload or import.
+const maxSongSize = 1 << 30
+
+// Controller is one running controller. Create it with New, then Run it.
+type Controller struct {
+	opts     Options
+	log      *slog.Logger
+	clock    Clock
+	store    *store
+	lib      *library
+	listener net.Listener
+	songsURL string
+	instance string // random per process start, in ControllerStatus
+	client   mqtt.Client
+
+	sessions        map[string]session // owned by the session loop once Run starts
+	sessionRequests *inbox
+	libraryRequests *inbox
+	connected       chan struct{} // a (re)connect happened: publish all retained state
+
+	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
+
+	mu       sync.Mutex
+	speakers map[string]protocol.SpeakerStatus // last status of every speaker, by id
+}
+
+// inbound is one MQTT message for a loop.
+type inbound struct {
+	topic   string
+	payload []byte
+}
+
+// New opens the store and binds the song server's listener, so SongsURL is
+// known before Run. It does not connect to MQTT yet.
+func New(opts Options) (*Controller, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("controller: DataDir is required")
+	}
+	if opts.BrokerURL == "" {
+		opts.BrokerURL = "tcp://127.0.0.1:1883"
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = "tutti-controller"
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = "127.0.0.1:0"
+	}
+	if opts.Lead <= 0 {
+		opts.Lead = 150 * time.Millisecond
+	}
+	if len(opts.Sessions) == 0 {
+		opts.Sessions = []string{protocol.DefaultSession}
+	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	for _, name := range opts.Sessions {
+		if err := protocol.ValidName(name); err != nil {
+			return nil, fmt.Errorf("controller: session: %w", err)
+		}
+	}
+	if opts.ImportDir != "" {
+		dir, err := filepath.Abs(opts.ImportDir)
+		if err == nil {
+			dir, err = filepath.EvalSymlinks(dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("controller: import directory: %w", err)
+		}
+		opts.ImportDir = dir
+	}
+
+	songsDir := filepath.Join(opts.DataDir, "songs")
+	tmpDir := filepath.Join(opts.DataDir, "tmp")
+	// Whatever is in tmp/ is an upload a crash interrupted.
+	if err := os.RemoveAll(tmpDir); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	for _, dir := range []string{songsDir, tmpDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
+	st, err := openStore(filepath.Join(opts.DataDir, "tutti.db"))
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	c := &Controller{
+		opts:            opts,
+		log:             opts.Logger,
+		clock:           opts.Clock,
+		store:           st,
+		instance:        randomID(),
+		sessionRequests: newInbox(maxQueued),
+		libraryRequests: newInbox(maxQueued),
+		connected:       make(chan struct{}, 1),
+		speakers:        map[string]protocol.SpeakerStatus{},
+	}
+	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: maxSongSize, now: c.now}
+	if err := c.loadSessions(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	c.listener, err = net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("controller: song server: %w", err)
+	}
+	base := strings.TrimRight(opts.PublicURL, "/")
+	if base == "" {
+		base = "http://" + c.listener.Addr().String()
+	}
+	c.songsURL = base + "/songs/"
+	return c, nil
+}
+
+func (c *Controller) loadSessions() error {
+	for _, name := range c.opts.Sessions {
+		if err := c.store.createSession(name); err != nil {
+			return err
+		}
+	}
+	var err error
+	c.sessions, err = c.store.sessions()
+	return err
+}
+
+// SongsURL is the prefix of every song's URL: GET SongsURL()+sha256.
+func (c *Controller) SongsURL() string { return c.songsURL }
+
+func (c *Controller) now() int64 { return c.clock.Now().UnixNano() }
+
+// Run connects to the broker (retrying until ctx is done), serves songs and
+// handles commands. It returns after everything it started has stopped, and
+// closes the store and the listener: a Controller runs once.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.store.Close()
+	c.client = mqtt.NewClient(c.clientOptions())
+	srv := &http.Server{
+		Handler:           (&songServer{lib: c.lib, log: c.log}).routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(c.listener); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("song server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	})
+	g.Go(func() error { return c.connect(gctx) })
+	g.Go(func() error { return c.sessionLoop(gctx) })
+	g.Go(func() error { return c.libraryLoop(gctx) })
+	c.log.Info("controller running", "broker", c.opts.BrokerURL, "songs_url", c.songsURL, "instance", c.instance)
+	err := g.Wait()
+
+	if c.client.IsConnectionOpen() {
+		offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance}
+		c.client.Publish(protocol.ControllerStatusTopic, 1, true, protocol.Encode(offline)).WaitTimeout(time.Second)
+	}
+	c.client.Disconnect(250)
+	c.handlers.closeAndWait()
+	return err
+}
+
+func (c *Controller) clientOptions() *mqtt.ClientOptions {
+	offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance}
+	o := mqtt.NewClientOptions().
+		AddBroker(c.opts.BrokerURL).
+		SetClientID(c.opts.ClientID).
+		SetUsername(c.opts.Username).
+		SetPassword(c.opts.Password).
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetConnectTimeout(5*time.Second).
+		SetKeepAlive(10*time.Second).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(3*time.Second).
+		// Handlers run in arrival order, so commands keep the order they were
+		// sent in; none of them blocks (see inbox), as paho requires.
+		SetOrderMatters(true).
+		SetBinaryWill(protocol.ControllerStatusTopic, protocol.Encode(offline), 1, true).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			c.log.Warn("MQTT connection lost; reconnecting", "err", err)
+		})
+	return o
+}
+
+// connect makes the first connection, retrying until it succeeds or ctx is
+// done; paho reconnects by itself after that.
+func (c *Controller) connect(ctx context.Context) error {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		token := c.client.Connect()
+		select {
+		case <-token.Done():
+		case <-ctx.Done():
+			<-token.Done() // bounded by the connect timeout; Run disconnects after
+			return nil
+		}
+		if token.Error() == nil {
+			return nil
+		}
+		c.log.Warn("MQTT connect failed; retrying", "broker", c.opts.BrokerURL, "err", token.Error())
+		retry.Reset(time.Second)
+		select {
+		case <-retry.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// onConnect subscribes (subscriptions do not survive a clean-session
+// reconnect) and asks the session loop to publish all retained state.
+func (c *Controller) onConnect(client mqtt.Client) {
+	if !c.handlers.enter() {
+		return
+	}
+	defer c.handlers.leave()
+	subs := []struct {
+		filter  string
+		qos     byte
+		handler mqtt.MessageHandler
+	}{
+		{protocol.ClockRequestFilter, 0, c.answerClock},
+		{protocol.SessionCommandFilter, 1, c.queue(c.sessionRequests)},
+		{protocol.LibraryCommandTopic, 1, c.queue(c.libraryRequests)},
+		{protocol.SpeakerStatusFilter, 1, c.noteSpeaker},
+	}
+	for _, s := range subs {
+		token := client.Subscribe(s.filter, s.qos, s.handler)
+		if !token.WaitTimeout(5*time.Second) || token.Error() != nil {
+			c.log.Error("MQTT subscribe failed", "filter", s.filter, "err", token.Error())
+		}
+	}
+	select {
+	case c.connected <- struct{}{}:
+	default: // a publish of everything is already due
+	}
+	c.log.Info("connected to MQTT broker", "broker", c.opts.BrokerURL)
+}
+
+// answerClock is the time master's side of a clock probe. T2 is stamped
+// first and T3 right before publishing; nothing slow happens in between.
+func (c *Controller) answerClock(client mqtt.Client, msg mqtt.Message) {
+	t2 := c.now()
+	if !c.handlers.enter() {
+		return
+	}
+	defer c.handlers.leave()
+	id, ok := protocol.SpeakerFromTopic(msg.Topic())
+	if !ok {
+		return
+	}
+	req, err := protocol.Decode[protocol.ClockRequest](msg.Payload())
+	if err != nil {
+		c.log.Debug("bad clock request", "speaker", id, "err", err)
+		return
+	}
+	resp := protocol.ClockResponse{V: protocol.Version, ID: req.ID, T1: req.T1, T2: t2}
+	resp.T3 = c.now()
+	client.Publish(protocol.ClockResponseTopic(id), 0, false, protocol.Encode(resp))
+}
+
+// queue hands messages to a loop; commands are handled one at a time there.
+func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
+	return func(_ mqtt.Client, msg mqtt.Message) {
+		if !c.handlers.enter() {
+			return
+		}
+		defer c.handlers.leave()
+		if msg.Retained() {
+			// A retained command was answered when it was new; obeying it
+			// again at every reconnect would replay old commands.
+			c.log.Warn("ignoring retained command", "topic", msg.Topic())
+			return
+		}
+		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
+			c.log.Error("command queue full; request dropped unanswered", "topic", msg.Topic(), "queued", maxQueued)
+		}
+	}
+}
+
+// noteSpeaker keeps the latest status of every speaker for status replies.
+func (c *Controller) noteSpeaker(_ mqtt.Client, msg mqtt.Message) {
+	if !c.handlers.enter() {
+		return
+	}
+	defer c.handlers.leave()
+	id, ok := protocol.SpeakerFromTopic(msg.Topic())
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(msg.Payload()) == 0 { // retained status removed
+		delete(c.speakers, id)
+		return
+	}
+	st, err := protocol.Decode[protocol.SpeakerStatus](msg.Payload())
+	if err != nil {
+		c.log.Warn("bad speaker status", "speaker", id, "err", err)
+		return
+	}
+	st.ID = id // the topic, which the broker's ACL vouches for, names the speaker
+	c.speakers[id] = st
+}
+
+// publish sends one message at QoS 1. Without a connection it does nothing:
+// retained state is published again on every connect.
+func (c *Controller) publish(topic string, retained bool, payload []byte) {
+	if !c.client.IsConnectionOpen() {
+		c.log.Warn("not connected; message not sent", "topic", topic)
+		return
+	}
+	token := c.client.Publish(topic, 1, retained, payload)
+	if !token.WaitTimeout(5 * time.Second) {
+		c.log.Warn("publish not acknowledged in time", "topic", topic)
+	} else if token.Error() != nil {
+		c.log.Warn("publish failed", "topic", topic, "err", token.Error())
+	}
+}
+
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// gate tracks handler calls on goroutines the controller does not own, so
+// Run can wait for the running ones and turn away later ones.
+type gate struct {
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	closed bool
+}
+
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+func (g *gate) leave() { g.wg.Done() }
+
+func (g *gate) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+// maxQueued bounds the requests waiting for a loop; beyond it the
+// controller is overloaded and drops requests rather than its memory.
+const maxQueued = 10000
+
+// inbox is a FIFO from paho's handler goroutine, which must never block, to
+// a loop.
+type inbox struct {
+	mu    sync.Mutex
+	items []inbound
+	limit int
+	ready chan struct{} // holds a token while items is not empty
+}
+
+func newInbox(limit int) *inbox {
+	return &inbox{limit: limit, ready: make(chan struct{}, 1)}
+}
+
+// push appends m; false when the inbox is full.
+func (q *inbox) push(m inbound) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) >= q.limit {
+		return false
+	}
+	q.items = append(q.items, m)
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// pop takes the oldest message; call it after receiving from ready.
+func (q *inbox) pop() (inbound, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return inbound{}, false
+	}
+	m := q.items[0]
+	q.items[0] = inbound{}
+	q.items = q.items[1:]
+	if len(q.items) > 0 {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	return m, true
+}

@@ -1,0 +1,403 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// This file holds the scheduling rules as pure functions: from (now, session,
+// request) to the next session. Nothing here reads a clock or a store.
+
+// session is everything the controller keeps about one session.
+type session struct {
+	State     protocol.SessionState
+	Playlist  protocol.Playlist
+	NextEntry uint64 // number of the next entry id ("e<n>"), so ids are never reused
+}
+
+// change says what a command did to a session.
+type change struct {
+	AtNs            int64  // shared instant the change takes effect; 0 when immediate
+	StateChanged    bool   // the state must be stored and published
+	PlaylistChanged bool   // the playlist too (before the state)
+	Entry           string // enqueue: the id of the new entry
+}
+
+// errNoChange is never returned to callers: apply turns it into an ok reply
+// that changes nothing (pause when paused, play when playing).
+var errNoChange = errors.New("no change")
+
+// apply runs one session command at shared time now. song is the library
+// record for enqueue (resolved by the caller), nil otherwise. On error the
+// session is returned unchanged.
+func apply(now int64, lead time.Duration, s session, req protocol.Request, song *protocol.Song) (session, change, error) {
+	if err := checkFields(req); err != nil {
+		return s, change{}, err
+	}
+	next := settle(s, now)
+	// A scheduled change never takes effect before an earlier scheduled one,
+	// so the timeline stays ordered even if the clock steps back.
+	at := max(now+int64(lead), next.State.Anchor.AtNs)
+	var c change
+	var err error
+	switch req.Cmd {
+	case protocol.CmdPlay:
+		c, err = play(&next, at, req)
+	case protocol.CmdPause:
+		c, err = pause(&next, at)
+	case protocol.CmdNext:
+		idx, _, st := next.cursor(at)
+		if idx+1 < len(next.Playlist.Entries) {
+			next.reanchor(at, idx+1, 0, st)
+		} else {
+			next.reanchor(at, 0, 0, protocol.Stopped)
+		}
+		c = change{AtNs: at}
+	case protocol.CmdPrevious:
+		idx, _, st := next.cursor(at)
+		next.reanchor(at, idx, 0, st)
+		c = change{AtNs: at}
+	case protocol.CmdSeek:
+		c, err = seek(&next, at, req)
+	case protocol.CmdEnqueue:
+		c, err = enqueue(&next, now, req, song)
+	case protocol.CmdDequeue:
+		c, err = dequeue(&next, now, at, req)
+	case protocol.CmdClear:
+		if len(next.Playlist.Entries) == 0 && next.State.State == protocol.Stopped {
+			err = errNoChange
+			break
+		}
+		next.Playlist.Entries = nil
+		next.reanchor(at, -1, 0, protocol.Stopped)
+		c = change{AtNs: at, PlaylistChanged: true}
+	case protocol.CmdVolume:
+		if *req.Volume < 0 || *req.Volume > 100 {
+			return s, change{}, fmt.Errorf("volume %d out of range 0-100", *req.Volume)
+		}
+		next.State.Volume = *req.Volume
+	case protocol.CmdStatus:
+		err = errNoChange
+	default:
+		return s, change{}, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
+	}
+	if errors.Is(err, errNoChange) {
+		// Nothing asked for changes; settling may still have moved on.
+		return commit(s, next, change{})
+	}
+	if err != nil {
+		return s, change{}, err
+	}
+	c.StateChanged = true
+	return commit(s, next, c)
+}
+
+// commit finishes a change: versions increase, and the playlist must still
+// fit in one retained message.
+func commit(old, next session, c change) (session, change, error) {
+	if c.PlaylistChanged {
+		next.Playlist.Version = old.Playlist.Version + 1
+		if n := len(protocol.Encode(next.Playlist)); n > protocol.MaxPayload {
+			return old, change{}, fmt.Errorf("playlist full: %d entries would take %d bytes, over the %d byte limit",
+				len(next.Playlist.Entries), n, protocol.MaxPayload)
+		}
+	}
+	if next.State.Seq != old.State.Seq {
+		c.StateChanged = true // settle moved on
+	}
+	if c.StateChanged {
+		next.State.Seq = old.State.Seq + 1
+		next.State.PlaylistVersion = next.Playlist.Version
+	}
+	return next, c, nil
+}
+
+// Fields each command takes; any other field present is an error, so a
+// mistaken request is refused instead of half obeyed.
+var commandFields = map[string][]string{
+	protocol.CmdPlay:     {"index", "position"},
+	protocol.CmdPause:    nil,
+	protocol.CmdNext:     nil,
+	protocol.CmdPrevious: nil,
+	protocol.CmdSeek:     {"position"},
+	protocol.CmdEnqueue:  {"song", "index"},
+	protocol.CmdDequeue:  {"entry", "index"},
+	protocol.CmdClear:    nil,
+	protocol.CmdVolume:   {"volume"},
+	protocol.CmdStatus:   nil,
+	protocol.CmdLoad:     {"song", "path"},
+	protocol.CmdSearch:   {"query"},
+	protocol.CmdLookup:   {"song"},
+}
+
+// checkFields checks that req carries the fields its command needs and no others.
+func checkFields(req protocol.Request) error {
+	present := map[string]bool{
+		"song": req.Song != "", "path": req.Path != "", "index": req.Index != nil,
+		"entry": req.Entry != "", "position": req.Position != nil, "volume": req.Volume != nil,
+		"query": req.Query != "",
+	}
+	allowed, ok := commandFields[req.Cmd]
+	if !ok {
+		return fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
+	}
+	for _, name := range []string{"song", "path", "index", "entry", "position", "volume", "query"} {
+		if present[name] && !slices.Contains(allowed, name) {
+			return fmt.Errorf("%s takes no %s", req.Cmd, name)
+		}
+	}
+	need := func(names ...string) error {
+		n := 0
+		for _, name := range names {
+			if present[name] {
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("%s needs %s", req.Cmd, strings.Join(names, " or "))
+		}
+		if n > 1 {
+			return fmt.Errorf("%s takes only one of %s", req.Cmd, strings.Join(names, " or "))
+		}
+		return nil
+	}
+	switch req.Cmd {
+	case protocol.CmdSeek:
+		return need("position")
+	case protocol.CmdEnqueue, protocol.CmdLookup:
+		return need("song")
+	case protocol.CmdDequeue:
+		return need("entry", "index")
+	case protocol.CmdVolume:
+		return need("volume")
+	case protocol.CmdLoad:
+		return need("song", "path")
+	case protocol.CmdSearch:
+		return need("query")
+	}
+	return nil
+}
+
+func play(s *session, at int64, req protocol.Request) (change, error) {
+	entries := s.Playlist.Entries
+	if len(entries) == 0 {
+		return change{}, errors.New("playlist is empty: enqueue a song first")
+	}
+	idx, pos, st := s.cursor(at)
+	if req.Index == nil && req.Position == nil && st == protocol.Playing {
+		return change{}, errNoChange
+	}
+	if req.Index != nil {
+		if *req.Index < 0 || *req.Index >= len(entries) {
+			return change{}, fmt.Errorf("index %d out of range: the playlist has %d entries", *req.Index, len(entries))
+		}
+		idx, pos = *req.Index, 0
+	}
+	if req.Position != nil {
+		pos = int64(*req.Position)
+		if err := checkPosition(entries[idx], pos); err != nil {
+			return change{}, err
+		}
+	}
+	s.reanchor(at, idx, pos, protocol.Playing)
+	return change{AtNs: at}, nil
+}
+
+func pause(s *session, at int64) (change, error) {
+	if !s.State.Anchor.Playing {
+		return change{}, errNoChange
+	}
+	idx, pos, st := s.cursor(at)
+	if st == protocol.Playing {
+		st = protocol.Paused
+	}
+	s.reanchor(at, idx, pos, st)
+	return change{AtNs: at}, nil
+}
+
+func seek(s *session, at int64, req protocol.Request) (change, error) {
+	if len(s.Playlist.Entries) == 0 {
+		return change{}, errors.New("playlist is empty: nothing to seek in")
+	}
+	idx, _, st := s.cursor(at)
+	pos := int64(*req.Position)
+	if err := checkPosition(s.Playlist.Entries[idx], pos); err != nil {
+		return change{}, err
+	}
+	s.reanchor(at, idx, pos, st)
+	return change{AtNs: at}, nil
+}
+
+func checkPosition(e protocol.Entry, pos int64) error {
+	if d := e.DurationNs(); pos >= d {
+		return fmt.Errorf("position %s is beyond the end of entry %s (%s long)",
+			time.Duration(pos), e.ID, time.Duration(d))
+	}
+	return nil
+}
+
+// enqueue inserts song before req.Index (default: at the end). The change is
+// immediate: the timeline does not move, only the indexes behind the insert.
+func enqueue(s *session, now int64, req protocol.Request, song *protocol.Song) (change, error) {
+	if song == nil {
+		return change{}, errors.New("enqueue needs a song")
+	}
+	if song.Frames <= 0 || song.SampleRate <= 0 {
+		return change{}, fmt.Errorf("song %s has no audio frames", song.SHA256)
+	}
+	entries := s.Playlist.Entries
+	insert := len(entries)
+	if req.Index != nil {
+		if *req.Index < 0 || *req.Index > len(entries) {
+			return change{}, fmt.Errorf("index %d out of range: insert before 0 to %d", *req.Index, len(entries))
+		}
+		insert = *req.Index
+	}
+	entry := protocol.Entry{
+		ID:         "e" + strconv.FormatUint(s.NextEntry, 10),
+		Song:       song.SHA256,
+		Title:      song.Title,
+		Artist:     song.Artist,
+		Frames:     song.Frames,
+		SampleRate: song.SampleRate,
+	}
+	s.NextEntry++
+	now = max(now, s.State.Anchor.AtNs)
+	idx, pos, st := s.cursor(now)
+	s.Playlist.Entries = append(entries[:insert:insert], append([]protocol.Entry{entry}, entries[insert:]...)...)
+	if len(entries) == 0 {
+		idx, pos, st = 0, 0, protocol.Stopped
+	} else if insert <= idx {
+		idx++
+	}
+	s.reanchor(now, idx, pos, st)
+	return change{PlaylistChanged: true, Entry: entry.ID}, nil
+}
+
+// dequeue removes an entry. Removing the current entry moves on to the
+// following one at the scheduled instant at, like next; removing any other
+// entry is immediate and leaves the timeline as it is.
+func dequeue(s *session, now, at int64, req protocol.Request) (change, error) {
+	entries := s.Playlist.Entries
+	remove := -1
+	if req.Index != nil {
+		if *req.Index < 0 || *req.Index >= len(entries) {
+			return change{}, fmt.Errorf("index %d out of range: the playlist has %d entries", *req.Index, len(entries))
+		}
+		remove = *req.Index
+	} else {
+		for i, e := range entries {
+			if e.ID == req.Entry {
+				remove = i
+			}
+		}
+		if remove < 0 {
+			return change{}, fmt.Errorf("no entry %q in the playlist", req.Entry)
+		}
+	}
+	now = max(now, s.State.Anchor.AtNs)
+	idx, pos, st := s.cursor(now)
+	s.Playlist.Entries = append(entries[:remove:remove], entries[remove+1:]...)
+	remaining := len(s.Playlist.Entries)
+	switch {
+	case remaining == 0:
+		s.reanchor(at, -1, 0, protocol.Stopped)
+		return change{AtNs: at, PlaylistChanged: true}, nil
+	case remove == idx:
+		if remove >= remaining {
+			s.reanchor(at, 0, 0, protocol.Stopped)
+		} else {
+			s.reanchor(at, remove, 0, st)
+		}
+		return change{AtNs: at, PlaylistChanged: true}, nil
+	case remove < idx:
+		idx--
+	}
+	s.reanchor(now, idx, pos, st)
+	return change{PlaylistChanged: true}, nil
+}
+
+// cursor says where the session's timeline is at shared instant t: entry
+// index, position in it, and state. A playing timeline that has run past
+// the last entry is stopped at entry 0.
+func (s *session) cursor(t int64) (idx int, pos int64, state string) {
+	a := s.State.Anchor
+	entries := s.Playlist.Entries
+	if len(entries) == 0 {
+		return -1, 0, protocol.Stopped
+	}
+	if a.Index < 0 || a.Index >= len(entries) {
+		return 0, 0, protocol.Stopped
+	}
+	if !a.Playing {
+		return a.Index, a.PositionNs, s.State.State
+	}
+	idx, pos = a.Index, a.PositionNs+max(0, t-a.AtNs)
+	for idx < len(entries) && pos >= entries[idx].DurationNs() {
+		pos -= entries[idx].DurationNs()
+		idx++
+	}
+	if idx >= len(entries) {
+		return 0, 0, protocol.Stopped
+	}
+	return idx, pos, protocol.Playing
+}
+
+// reanchor sets the anchor: from shared instant at, entry idx at pos, in state.
+func (s *session) reanchor(at int64, idx int, pos int64, state string) {
+	entry := ""
+	if idx >= 0 && idx < len(s.Playlist.Entries) {
+		entry = s.Playlist.Entries[idx].ID
+	} else {
+		idx, pos, state = -1, 0, protocol.Stopped
+	}
+	s.State.State = state
+	s.State.Anchor = protocol.Anchor{AtNs: at, Index: idx, Entry: entry, PositionNs: pos, Playing: state == protocol.Playing}
+}
+
+// entryEnd is the shared instant the current entry of a playing session
+// ends; ok is false when the session is not playing.
+func (s *session) entryEnd() (end int64, ok bool) {
+	a := s.State.Anchor
+	if !a.Playing || a.Index < 0 || a.Index >= len(s.Playlist.Entries) {
+		return 0, false
+	}
+	return a.AtNs + max(0, s.Playlist.Entries[a.Index].DurationNs()-a.PositionNs), true
+}
+
+// settle is auto-advance: every entry end at or before now re-anchors the
+// session to the following entry at position 0 at exactly that instant (the
+// same timeline speakers follow by themselves), or, after the last entry, to
+// stopped at entry 0. Seq is not touched here; commit and advance do it.
+func settle(s session, now int64) session {
+	for {
+		end, ok := s.entryEnd()
+		if !ok || end > now {
+			return s
+		}
+		next := s.State.Anchor.Index + 1
+		if next < len(s.Playlist.Entries) {
+			s.reanchor(end, next, 0, protocol.Playing)
+		} else {
+			s.reanchor(end, 0, 0, protocol.Stopped)
+		}
+		s.State.Seq++ // marks the change; commit renumbers it
+	}
+}
+
+// advance is settle for the auto-advance timer: it reports whether anything
+// changed, with Seq increased by one if so.
+func advance(s session, now int64) (session, bool) {
+	next := settle(s, now)
+	if next.State.Seq == s.State.Seq {
+		return s, false
+	}
+	next.State.Seq = s.State.Seq + 1
+	return next, true
+}

@@ -1,0 +1,212 @@
+package controller
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+func newTestLibrary(t *testing.T) *library {
+	t.Helper()
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	t.Cleanup(func() { st.Close() })
+	lib := &library{store: st, songsDir: filepath.Join(dir, "songs"), tmpDir: filepath.Join(dir, "tmp"),
+		maxSize: maxSongSize, now: func() int64 { return 1 }}
+	for _, d := range []string{lib.songsDir, lib.tmpDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lib
+}
+
+func newTestSongServer(t *testing.T) (*httptest.Server, *library) {
+	lib := newTestLibrary(t)
+	srv := httptest.NewServer((&songServer{lib: lib, log: slog.New(slog.DiscardHandler)}).routes())
+	t.Cleanup(srv.Close)
+	return srv, lib
+}
+
+func do(t *testing.T, method, url string, body []byte, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func dirEmpty(t *testing.T, dir string) bool {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries) == 0
+}
+
+func TestUploadAndServe(t *testing.T) {
+	srv, lib := newTestSongServer(t)
+	wav := makeWAV(44100+17, 44100, 1)
+	sha := hashOf(wav)
+	url := srv.URL + "/songs/" + sha
+
+	resp, body := do(t, http.MethodPut, url+"?name=My%20Tune.wav", wav)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	var song protocol.Song
+	if err := json.Unmarshal(body, &song); err != nil {
+		t.Fatal(err)
+	}
+	want := protocol.Song{SHA256: sha, URI: protocol.SongURI(sha), Title: "My Tune", Format: "wav", Size: int64(len(wav)),
+		Frames: 44100 + 17, SampleRate: 44100, DurationNs: protocol.FramesToNs(44100+17, 44100)}
+	if song != want {
+		t.Fatalf("song %+v\nwant %+v", song, want)
+	}
+	if stored, err := lib.store.song(sha); err != nil || stored != want {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+
+	// The same content again: answered from the library, body not needed.
+	resp, body = do(t, http.MethodPut, url, []byte("not even audio"))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), sha) {
+		t.Fatalf("duplicate upload: %d %s", resp.StatusCode, body)
+	}
+
+	resp, body = do(t, http.MethodGet, url, nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, wav) || resp.Header.Get("Content-Type") != "audio/wav" {
+		t.Fatalf("get: %d, %d bytes, %q", resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
+	}
+	resp, body = do(t, http.MethodGet, url, nil, "Range", "bytes=100-199")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, wav[100:200]) {
+		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = do(t, http.MethodGet, url, nil, "Range", "bytes=-10")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, wav[len(wav)-10:]) {
+		t.Fatalf("suffix range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = do(t, http.MethodHead, url, nil)
+	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.ContentLength != int64(len(wav)) {
+		t.Fatalf("head: %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+	if !dirEmpty(t, lib.tmpDir) {
+		t.Fatal("tmp/ not empty")
+	}
+}
+
+func TestUploadRefusals(t *testing.T) {
+	srv, lib := newTestSongServer(t)
+	wav := makeWAV(1000, 8000, 2)
+	other := makeWAV(1000, 8000, 3)
+	text := []byte("RIFF but not really a wave file at all, just text")
+	truncated := makeWAV(1000, 8000, 4)[:30]
+	for _, tc := range []struct {
+		name   string
+		sha    string
+		body   []byte
+		status int
+	}{
+		{"hash mismatch", hashOf(wav), other, http.StatusBadRequest},
+		{"not audio", hashOf(text), text, http.StatusUnsupportedMediaType},
+		{"truncated header", hashOf(truncated), truncated, http.StatusUnsupportedMediaType},
+		{"empty", hashOf(nil), nil, http.StatusUnsupportedMediaType},
+		{"malformed hash", "abc", wav, http.StatusBadRequest},
+		{"not hex", strings.Repeat("g", 64), wav, http.StatusBadRequest},
+	} {
+		resp, body := do(t, http.MethodPut, srv.URL+"/songs/"+tc.sha, tc.body)
+		var e struct{ Error string }
+		if resp.StatusCode != tc.status || json.Unmarshal(body, &e) != nil || e.Error == "" {
+			t.Errorf("%s: %d %s, want %d with a JSON error", tc.name, resp.StatusCode, body, tc.status)
+		}
+	}
+	if !dirEmpty(t, lib.tmpDir) || !dirEmpty(t, lib.songsDir) {
+		t.Fatal("refused uploads left files behind")
+	}
+	if found, _ := lib.store.searchSongs([]string{""}, 10); len(found) != 0 {
+		t.Fatalf("refused uploads stored: %+v", found)
+	}
+
+	lib.maxSize = 100
+	resp, _ := do(t, http.MethodPut, srv.URL+"/songs/"+hashOf(wav), wav)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized: %d", resp.StatusCode)
+	}
+
+	for url, status := range map[string]int{
+		"/songs/" + hashOf(wav): http.StatusNotFound,
+		"/songs/xyz":            http.StatusBadRequest,
+		"/healthz":              http.StatusOK,
+	} {
+		if resp, body := do(t, http.MethodGet, srv.URL+url, nil); resp.StatusCode != status {
+			t.Errorf("GET %s: %d %s, want %d", url, resp.StatusCode, body, status)
+		}
+	}
+}
+
+func TestDetectFormat(t *testing.T) {
+	for head, want := range map[string]string{
+		"ID3\x04\x00":              "mp3",
+		"\xff\xfb\x90\x00":         "mp3",
+		"fLaC\x00\x00":             "flac",
+		"OggS\x00\x02":             "ogg",
+		"RIFF\x24\x00\x00\x00WAVE": "wav",
+		"RIFF\x24\x00\x00\x00AVI ": "",
+		"hello":                    "",
+		"":                         "",
+	} {
+		if got := detectFormat([]byte(head)); got != want {
+			t.Errorf("%q: %q, want %q", head, got, want)
+		}
+	}
+}
+
+func TestResolveImport(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	for _, p := range []string{filepath.Join(root, "a", "song.wav"), filepath.Join(outside, "secret.wav")} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("x"), 0o644)
+	}
+	os.Symlink(filepath.Join(outside, "secret.wav"), filepath.Join(root, "link.wav"))
+	os.Symlink(outside, filepath.Join(root, "linkdir"))
+	os.Symlink(filepath.Join(root, "a", "song.wav"), filepath.Join(root, "inside.wav"))
+	root, _ = filepath.EvalSymlinks(root)
+
+	for _, ok := range []string{"a/song.wav", filepath.Join(root, "a", "song.wav"), "a/../a/song.wav", "inside.wav"} {
+		if _, err := resolveImport(root, ok); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"../" + filepath.Base(outside) + "/secret.wav", filepath.Join(outside, "secret.wav"),
+		"link.wav", "linkdir/secret.wav", "a/../../x", "missing.wav", "a/\x00"} {
+		if _, err := resolveImport(root, bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if _, err := resolveImport("", "a/song.wav"); err == nil {
+		t.Error("loaded a path without an import directory")
+	}
+}

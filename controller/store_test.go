@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// makeWAV returns a 16-bit PCM stereo WAV file of frames frames at rate,
+// with a different pattern per seed so that files hash differently.
+func makeWAV(frames int64, rate int, seed int) []byte {
+	var b bytes.Buffer
+	dataLen := uint32(frames * 4)
+	for _, field := range []any{
+		[4]byte{'R', 'I', 'F', 'F'}, 36 + dataLen, [4]byte{'W', 'A', 'V', 'E'},
+		[4]byte{'f', 'm', 't', ' '}, uint32(16), uint16(1), uint16(2),
+		uint32(rate), uint32(rate * 4), uint16(4), uint16(16),
+		[4]byte{'d', 'a', 't', 'a'}, dataLen,
+	} {
+		binary.Write(&b, binary.LittleEndian, field)
+	}
+	for i := range frames {
+		v := int16(i*int64(seed+1)) & 0x3fff
+		binary.Write(&b, binary.LittleEndian, [2]int16{v, -v})
+	}
+	return b.Bytes()
+}
+
+func hashOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func openTestStore(t *testing.T, dir string) *store {
+	t.Helper()
+	st, err := openStore(filepath.Join(dir, "tutti.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestStoreReopenKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	songs := []protocol.Song{
+		{SHA256: hashOf([]byte("a")), Title: "Blue in Green", Artist: "Miles Davis", Album: "Kind of Blue", Format: "flac", Size: 10, Frames: 441000, SampleRate: 44100},
+		{SHA256: hashOf([]byte("b")), Title: "So What", Artist: "Miles Davis", Album: "Kind of Blue", Format: "mp3", Size: 20, Frames: 96000, SampleRate: 48000},
+		{SHA256: hashOf([]byte("c")), Title: "100%_done", Artist: "Nobody", Album: "", Format: "wav", Size: 30, Frames: 1, SampleRate: 8000},
+	}
+	for _, s := range songs {
+		if err := st.addSong(s, 42); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.addSong(songs[0], 43); err != nil {
+		t.Fatal("adding a known song again:", err)
+	}
+	for _, name := range []string{"home", "kitchen", "home"} {
+		if err := st.createSession(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := st.sessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := all["home"]
+	s.NextEntry = 1
+	for i := range songs {
+		s, _, err = apply(5, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, &songs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _, err = apply(5, lead, s, protocol.Request{Cmd: protocol.CmdPlay, Index: intp(1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.State.Volume = 33
+	if err := st.saveSession(s, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openTestStore(t, dir)
+	defer st.Close()
+	all, err = st.sessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all["kitchen"].State.State != protocol.Stopped || all["kitchen"].State.Anchor.Index != -1 {
+		t.Fatalf("sessions %+v", all)
+	}
+	got := all["home"]
+	if !reflect.DeepEqual(got, s) {
+		t.Fatalf("after reopen:\n%+v\nwant\n%+v", got, s)
+	}
+	for _, want := range songs {
+		song, err := st.song(want.SHA256)
+		want.URI, want.DurationNs = protocol.SongURI(want.SHA256), protocol.FramesToNs(want.Frames, want.SampleRate)
+		if err != nil || song != want {
+			t.Fatalf("song %+v, %v; want %+v", song, err, want)
+		}
+	}
+	if _, err := st.song(hashOf([]byte("d"))); err == nil {
+		t.Fatal("unknown song found")
+	}
+
+	for _, tc := range []struct {
+		query []string
+		want  int
+	}{
+		{[]string{"miles"}, 2},
+		{[]string{"MILES", "what"}, 1},
+		{[]string{"kind", "green"}, 1},
+		{[]string{"%"}, 1}, // a literal %, not a wildcard
+		{[]string{"_done"}, 1},
+		{[]string{"coltrane"}, 0},
+	} {
+		found, err := st.searchSongs(tc.query, 100)
+		if err != nil || len(found) != tc.want {
+			t.Errorf("search %q: %d songs, %v; want %d", tc.query, len(found), err, tc.want)
+		}
+	}
+}
