@@ -3,7 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-		"fmt"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
