@@ -57,19 +57,35 @@ func printStatus(w io.Writer, st statusResult, now time.Time) {
 			mark = "▶ "
 			at = protocol.FormatPosition(time.Duration(pos)) + " / "
 		}
-		fmt.Fprintf(w, "%s%2d %-5s %s - %s  %s%s\n", mark, i, en.ID, en.Artist, en.Title, at, protocol.FormatPosition(time.Duration(en.DurationNs())))
+		fmt.Fprintf(w, "%s%2d %-5s %s  %s%s\n", mark, i, en.ID, songName(en), at, protocol.FormatPosition(time.Duration(en.DurationNs())))
 	}
 	if len(st.Playlist.Entries) == 0 {
 		fmt.Fprintln(w, "  (playlist empty)")
+	}
+	titles := map[string]string{}
+	for _, en := range st.Playlist.Entries {
+		titles[en.Song] = songName(en)
 	}
 	for _, sp := range st.Speakers {
 		online := "offline"
 		if sp.Online {
 			online = "online"
 		}
-		fmt.Fprintf(w, "speaker %-12s %-7s %-9s volume %3d  clock offset %+.3f ms ±%.3f ms  output %s\n",
-			sp.ID, online, sp.State, sp.Volume, float64(sp.ClockOffsetNs)/1e6, float64(sp.ClockErrorNs)/1e6, sp.Output)
+		playing := ""
+		if sp.Song != "" && sp.State != protocol.Stopped {
+			playing = fmt.Sprintf("  %s at %s", titles[sp.Song], protocol.FormatPosition(time.Duration(sp.PositionNs)))
+		}
+		fmt.Fprintf(w, "speaker %-12s %-7s %-9s volume %3d  clock offset %+.3f ms ±%.3f ms  output %s%s\n",
+			sp.ID, online, sp.State, sp.Volume, float64(sp.ClockOffsetNs)/1e6, float64(sp.ClockErrorNs)/1e6, sp.Output, playing)
 	}
+}
+
+// songName is "artist - title", or the title alone.
+func songName(en protocol.Entry) string {
+	if en.Artist == "" {
+		return en.Title
+	}
+	return en.Artist + " - " + en.Title
 }
 
 // timelineAt returns the entry and position the anchor gives at shared
