@@ -22,6 +22,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -226,17 +227,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 func (c *Controller) clientOptions() *mqtt.ClientOptions {
 	offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance}
-	o := mqtt.NewClientOptions().
-		AddBroker(c.opts.BrokerURL).
-		SetClientID(c.opts.ClientID).
-		SetUsername(c.opts.Username).
-		SetPassword(c.opts.Password).
-		SetProtocolVersion(4).
-		SetCleanSession(true).
-		SetConnectTimeout(5*time.Second).
-		SetKeepAlive(10*time.Second).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(3*time.Second).
+	o := mqttclient.Options(c.opts.BrokerURL, c.opts.ClientID, c.opts.Username, c.opts.Password).
 		// Handlers run in arrival order, so commands keep the order they were
 		// sent in; none of them blocks (see inbox), as paho requires.
 		SetOrderMatters(true).

@@ -20,6 +20,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 	"github.com/tutti-audio/tutti/speaker/clocksync"
 )
@@ -169,20 +170,10 @@ func (s *Speaker) Run(ctx context.Context) error {
 func (s *Speaker) clientOptions() *mqtt.ClientOptions {
 	will := protocol.SpeakerStatus{V: protocol.Version, ID: s.name, Online: false, Instance: s.instance,
 		Session: s.session, Volume: s.opts.Volume, Output: s.output.Name()}
-	o := mqtt.NewClientOptions().
-		AddBroker(s.opts.BrokerURL).
-		SetClientID(s.name).
-		SetUsername(s.opts.Username).
-		SetPassword(s.opts.Password).
-		SetProtocolVersion(4).
-		SetCleanSession(true).
-		SetConnectTimeout(5*time.Second).
-		SetKeepAlive(10*time.Second).
+	o := mqttclient.Options(s.opts.BrokerURL, s.name, s.opts.Username, s.opts.Password).
 		SetOrderMatters(false).
-		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(3*time.Second).
 		SetBinaryWill(protocol.SpeakerStatusTopic(s.name), protocol.Encode(will), 1, true)
 	o.SetOnConnectHandler(s.onConnect)
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {

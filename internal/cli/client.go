@@ -14,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -53,8 +54,7 @@ func dial(ctx context.Context, f clientFlags) (*client, error) {
 	}
 	id := randomID()
 	c := &client{replyTo: protocol.DefaultReplyTopic + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
-	opts := mqtt.NewClientOptions().AddBroker(f.mqtt.broker).SetClientID("tutti-cli-" + id).
-		SetUsername(user).SetPassword(password).SetProtocolVersion(4).
+	opts := mqttclient.Options(f.mqtt.broker, "tutti-cli-"+id, user, password).
 		SetConnectTimeout(f.timeout).SetAutoReconnect(false).SetOrderMatters(false)
 	c.conn = mqtt.NewClient(opts)
 	if err := wait(ctx, c.conn.Connect(), f.timeout); err != nil {

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/tutti-audio/tutti/broker"
 	"github.com/tutti-audio/tutti/controller"
 	"github.com/tutti-audio/tutti/protocol"
@@ -147,13 +145,6 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	bf.data, cf.data = filepath.Join(*data, "broker"), filepath.Join(*data, "controller")
-	return runHubWith(ctx, e, bf, cf, m, nil)
-}
-
-// runHubWith starts broker and controller and then calls also (if not nil)
-// with the controller's song URL and the broker URL, all in one errgroup.
-func runHubWith(ctx context.Context, e *env, bf brokerFlags, cf controllerFlags, m mqttFlags,
-	also func(ctx context.Context, brokerURL string, c *controller.Controller) error) error {
 	b, err := broker.New(bf.options(e))
 	if err != nil {
 		return err
@@ -170,13 +161,21 @@ func runHubWith(ctx context.Context, e *env, bf brokerFlags, cf controllerFlags,
 		return err
 	}
 	e.log.Info("hub up", "mqtt", m.broker, "songs", c.SongsURL())
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return b.Run(ctx) })
-	g.Go(func() error { return c.Run(ctx) })
-	if also != nil {
-		g.Go(func() error { return also(ctx, m.broker, c) })
+	// The broker outlives the controller, which announces on its way out
+	// that it is offline; a failing broker stops the controller.
+	controllerCtx, stopController := context.WithCancel(ctx)
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	brokerDone := make(chan error, 1)
+	go func() {
+		brokerDone <- b.Run(brokerCtx)
+		stopController()
+	}()
+	err = c.Run(controllerCtx)
+	stopBroker()
+	if berr := <-brokerDone; err == nil {
+		err = berr
 	}
-	return g.Wait()
+	return err
 }
 
 func runSpeaker(ctx context.Context, e *env, args []string) error {
