@@ -245,6 +245,17 @@ func (r *remote) retained(topic string) []byte {
 	return bytes.TrimSpace(out)
 }
 
+const syscallTERM = syscall.SIGTERM
+
+func hashOf(path string) (string, int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), int64(len(b)), nil
+}
+
 // timecodeSong writes a timecode WAV whose frame numbers start at first.
 func timecodeSong(t *testing.T, name string, seconds int, first int64) (path, sha string) {
 	t.Helper()

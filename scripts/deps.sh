@@ -7,6 +7,10 @@ pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev pkg-config)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# Encoders the tests use to make MP3, FLAC and Ogg Vorbis files.
+command -v flac >/dev/null 2>&1 || need+=(flac)
+command -v lame >/dev/null 2>&1 || need+=(lame)
+command -v oggenc >/dev/null 2>&1 || need+=(vorbis-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "tutti needs: ${need[*]}"
 sudo=""

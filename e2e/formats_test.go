@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tutti-audio/tutti/playlog"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// TestFormats loads FLAC, MP3 and Ogg Vorbis files made by Debian's own
+// encoders and plays each on a speaker: FLAC is lossless, so its timecode
+// must come out to the frame; the lossy ones must at least sound.
+func TestFormats(t *testing.T) {
+	s := newSystem(t)
+	s.startTuttiBroker()
+	s.startController()
+	s.startSpeaker("s1")
+	const first = 7_000_000
+	wav, _ := timecodeSong(t, "tc.wav", 6, first)
+	dir := filepath.Dir(wav)
+	files := map[string][]string{
+		"flac": {"flac", "--silent", "-o", filepath.Join(dir, "tc.flac"), wav},
+		"mp3":  {"lame", "--quiet", "-b", "192", wav, filepath.Join(dir, "tc.mp3")},
+		"ogg":  {"oggenc", "--quiet", "-o", filepath.Join(dir, "tc.ogg"), wav},
+	}
+	order := []string{"flac", "mp3", "ogg"}
+	var paths []string
+	for _, format := range order {
+		cmd := files[format]
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", strings.Join(cmd, " "), err, out)
+		}
+		paths = append(paths, filepath.Join(dir, "tc."+format))
+	}
+	s.load(paths...)
+	r := newRemote(t, s.brokerPort)
+	for i, path := range paths {
+		sha, _, err := hashOf(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := r.request(protocol.LibraryCommandTopic, fmt.Sprintf(`"cmd":"lookup","song":%q`, sha))
+		var song protocol.Song
+		if !rep.OK || json.Unmarshal(rep.Result, &song) != nil {
+			t.Fatalf("%s not in the library: %s", path, rep.Error)
+		}
+		t.Logf("%s: %+v", order[i], song)
+		if song.Format != order[i] || song.SampleRate != 44100 {
+			t.Errorf("%s: format %q at %d Hz", path, song.Format, song.SampleRate)
+		}
+		// Lossy encoders pad: their decoded length is a little longer.
+		if song.Frames < 6*44100 || song.Frames > 6*44100+44100/2 || order[i] == "flac" && song.Frames != 6*44100 {
+			t.Errorf("%s: %d frames, want %d", order[i], song.Frames, 6*44100)
+		}
+		if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha)); !rep.OK {
+			t.Fatalf("enqueue: %s", rep.Error)
+		}
+	}
+	// The speaker fetches the current song and the next; later ones come
+	// as playback moves on.
+	waitFor(t, "the speaker to cache the first songs", 20*time.Second, func() bool {
+		sha0, _, _ := hashOf(paths[0])
+		sha1, _, _ := hashOf(paths[1])
+		return cached(s, "s1", sha0) && cached(s, "s1", sha1)
+	})
+
+	starts := make([]int64, len(order))
+	for i := range order {
+		starts[i] = stateOf(t, r.cmd(fmt.Sprintf(`"cmd":"play","index":%d`, i))).Anchor.AtNs
+		time.Sleep(1500 * time.Millisecond)
+	}
+	stateOf(t, r.cmd(`"cmd":"pause"`))
+	time.Sleep(300 * time.Millisecond)
+	s.speakers["s1"].stop(syscallTERM)
+
+	// FLAC: every block continues the one before, from the song's start.
+	var flac []playlog.Block
+	for _, b := range s.blocks("s1") {
+		if b.TNs >= starts[0] && b.TNs < starts[1] && b.Frame >= first {
+			flac = append(flac, b)
+		}
+	}
+	if len(flac) < 100 {
+		t.Fatalf("FLAC: only %d blocks of timecode heard", len(flac))
+	}
+	if d := flac[0].Frame - first; d < 0 || d > 441 {
+		t.Errorf("FLAC started at frame %d of the song", d)
+	}
+	for i := 1; i < len(flac); i++ {
+		if want := flac[i-1].Frame + int64(flac[i-1].Frames); flac[i].Frame != want && flac[i-1].Frames == 441 {
+			t.Errorf("FLAC block %d: frame %d, want %d", i, flac[i].Frame, want)
+			break
+		}
+	}
+	// MP3 and Ogg Vorbis: sound, not silence, while they play.
+	lines := readLines(t, s.logs["s1"])
+	for i, format := range order[1:] {
+		from, to := starts[i+1]+int64(100*time.Millisecond), starts[i+1]+int64(1400*time.Millisecond)
+		total, sound := 0, 0
+		for _, l := range lines {
+			if l.TNs >= from && l.TNs < to && !l.Underrun {
+				total++
+				if l.Sound > 0 {
+					sound++
+				}
+			}
+		}
+		if total < 100 || sound < total*9/10 {
+			t.Errorf("%s: %d of %d blocks with sound", format, sound, total)
+		}
+	}
+}
+
+func readLines(t *testing.T, path string) []playlog.Line {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []playlog.Line
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l playlog.Line
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
