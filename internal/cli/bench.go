@@ -72,7 +72,7 @@ func benchSync(ctx context.Context, e *env, args []string) error {
 	}
 	song := generatedSong{file: "timecode.wav", seconds: *seconds + int(settle.Seconds()) + 10, sample: audiogen.Timecode}
 	fmt.Fprintf(e.stdout, "sync: %d speakers, %d s, on %s/%s, %d CPUs\n", *speakers, *seconds, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
-	if err := sys.loadAndPlay(ctx, quiet, dir, []generatedSong{song}); err != nil {
+	if _, err := sys.loadAndPlay(ctx, quiet, dir, []generatedSong{song}); err != nil {
 		sys.stop()
 		return err
 	}

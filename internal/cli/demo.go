@@ -31,7 +31,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	quiet := &env{stdout: e.stdout, stderr: e.stderr, log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	sys, err := startSystem(ctx, quiet, systemConfig{dir: *dir, listen: *listen, http: *httpAddr, speakers: *speakers})
+	meter := newSkewMeter(44100)
+	sys, err := startSystem(ctx, quiet, systemConfig{dir: *dir, listen: *listen, http: *httpAddr, speakers: *speakers,
+		speakerLog: func(name string) io.Writer { return meter.logFor(name) }})
 	if err != nil {
 		return err
 	}
@@ -39,19 +41,24 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	for i, name := range []string{"morning", "tides", "lanterns", "northbound"} {
 		songs = append(songs, generatedSong{file: fmt.Sprintf("%d-%s.wav", i+1, name), seconds: 40, sample: audiogen.Tune(i, 44100)})
 	}
-	if err := sys.loadAndPlay(ctx, quiet, filepath.Join(*dir, "music"), songs); err != nil {
+	loaded, err := sys.loadAndPlay(ctx, quiet, filepath.Join(*dir, "music"), songs)
+	if err != nil {
 		sys.stop()
 		return err
 	}
+	for i, song := range loaded {
+		meter.addSong(song.SHA256, songs[i].sample)
+	}
 	fmt.Fprintf(e.stdout, "tutti demo: broker %s, songs %s\n", sys.brokerURL, sys.songsURL)
-	sys.goClient(func(ctx context.Context) error { return showStatus(ctx, sys, e.stdout) })
+	sys.goClient(func(ctx context.Context) error { return showStatus(ctx, sys, meter, e.stdout) })
 	return sys.wait()
 }
 
 // showStatus subscribes to the session and speakers like any remote and
-// prints what plays where, every second. When the playlist has ended it
-// starts it again, so the demo plays until stopped.
-func showStatus(ctx context.Context, sys *system, w io.Writer) error {
+// prints what plays where and the skew the meter measures, every second.
+// When the playlist has ended it starts it again, so the demo plays until
+// stopped.
+func showStatus(ctx context.Context, sys *system, meter *skewMeter, w io.Writer) error {
 	var mu sync.Mutex
 	var state protocol.SessionState
 	var playlist protocol.Playlist
@@ -69,8 +76,10 @@ func showStatus(ctx context.Context, sys *system, w io.Writer) error {
 		switch {
 		case m.Topic() == protocol.SessionStateTopic(protocol.DefaultSession):
 			state, _ = protocol.Decode[protocol.SessionState](m.Payload())
+			meter.setTimeline(state, playlist)
 		case m.Topic() == protocol.PlaylistTopic(protocol.DefaultSession):
 			playlist, _ = protocol.Decode[protocol.Playlist](m.Payload())
+			meter.setTimeline(state, playlist)
 		default:
 			if id, ok := protocol.SpeakerFromTopic(m.Topic()); ok && strings.HasSuffix(m.Topic(), "/status") {
 				if st, err := protocol.Decode[protocol.SpeakerStatus](m.Payload()); err == nil {
@@ -99,29 +108,16 @@ func showStatus(ctx context.Context, sys *system, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "tutti demo  %s   broker %s   (Ctrl-C stops)\n\n", time.Now().Format("15:04:05"), sys.brokerURL)
 		printStatus(w, st, time.Now())
-		fmt.Fprintf(w, "\nclock skew bound between speakers: %.3f ms (sum of the two largest clock error bounds)\n", skewBound(st.Speakers))
+		if skew, n := meter.skew(); n >= 2 {
+			fmt.Fprintf(w, "\nskew between %d speakers, measured at their virtual DACs: %.3f ms\n", n, float64(skew)/1e6)
+		} else {
+			fmt.Fprintln(w, "\nskew: not measured (needs two speakers playing a demo song at volume 100)")
+		}
 		fmt.Fprintln(w, "try: mosquitto_pub -t tutti/session/home/cmd -m '{\"cmd\":\"pause\"}'   (or play, next, seek with \"position\":\"0:30\")")
 		if st.State.State == protocol.Stopped && len(st.Playlist.Entries) > 0 {
 			c.request(ctx, protocol.SessionCommandTopic(protocol.DefaultSession), protocol.Request{Cmd: protocol.CmdPlay})
 		}
 	}
-}
-
-// skewBound is the worst case distance between two speakers that the clock
-// estimates allow: each speaker's offset is off by at most its error bound.
-func skewBound(speakers []protocol.SpeakerStatus) float64 {
-	var bounds []int64
-	for _, s := range speakers {
-		if s.Online {
-			bounds = append(bounds, s.ClockErrorNs)
-		}
-	}
-	sort.Slice(bounds, func(i, j int) bool { return bounds[i] > bounds[j] })
-	var sum int64
-	for _, b := range bounds[:min(2, len(bounds))] {
-		sum += b
-	}
-	return float64(sum) / 1e6
 }
 
 func isTerminal(w io.Writer) bool {

@@ -108,8 +108,8 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 
 // loadAndPlay writes generated songs into dir, loads them, replaces the
 // session's playlist with them and starts playing, through the same MQTT and
-// HTTP paths a remote uses.
-func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []generatedSong) error {
+// HTTP paths a remote uses. It returns the library's records of the songs.
+func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []generatedSong) ([]protocol.Song, error) {
 	f := clientFlags{timeout: 10 * time.Second, session: protocol.DefaultSession}
 	f.mqtt.broker = sys.brokerURL
 	var c *client
@@ -121,35 +121,37 @@ func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.close()
 	session := protocol.SessionCommandTopic(protocol.DefaultSession)
 	if _, err := c.request(ctx, session, protocol.Request{Cmd: protocol.CmdClear}); err != nil {
-		return err
+		return nil, err
 	}
+	var loaded []protocol.Song
 	for _, s := range songs {
 		path := filepath.Join(dir, s.file)
 		if err := writeSong(path, s); err != nil {
-			return err
+			return nil, err
 		}
 		song, _, err := upload(ctx, sys.songsURL, path, true, e)
 		if err != nil {
-			return fmt.Errorf("load %s: %w", s.file, err)
+			return nil, fmt.Errorf("load %s: %w", s.file, err)
 		}
 		r, err := c.request(ctx, session, protocol.Request{Cmd: protocol.CmdEnqueue, Song: song.SHA256})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !r.OK {
-			return fmt.Errorf("enqueue %s: %s", s.file, r.Error)
+			return nil, fmt.Errorf("enqueue %s: %s", s.file, r.Error)
 		}
+		loaded = append(loaded, song)
 	}
 	r, err := c.request(ctx, session, protocol.Request{Cmd: protocol.CmdPlay})
 	if err == nil && !r.OK {
 		err = fmt.Errorf("play: %s", r.Error)
 	}
-	return err
+	return loaded, err
 }
 
 // generatedSong is a song the demo or a benchmark makes itself.
