@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,14 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	speakers := fs.Int("speakers", 3, "number of virtual speakers")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// A Mosquitto service (installed for the tests) or another program may
+	// hold the default ports: move to the next free ones rather than fail.
+	for _, a := range []*string{listen, httpAddr} {
+		if free := nextFreeAddr(*a); free != *a {
+			fmt.Fprintf(e.stdout, "%s is taken; using %s\n", *a, free)
+			*a = free
+		}
 	}
 	quiet := &env{stdout: e.stdout, stderr: e.stderr, log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	meter := newSkewMeter(44100)
@@ -113,7 +123,7 @@ func showStatus(ctx context.Context, sys *system, meter *skewMeter, w io.Writer)
 		} else {
 			fmt.Fprintln(w, "\nskew: not measured (needs two speakers playing a demo song at volume 100)")
 		}
-		fmt.Fprintln(w, "try: mosquitto_pub -t tutti/session/home/cmd -m '{\"cmd\":\"pause\"}'   (or play, next, seek with \"position\":\"0:30\")")
+		fmt.Fprintf(w, "try: mosquitto_pub -p %s -t tutti/session/home/cmd -m '{\"cmd\":\"pause\"}'   (or play, next, seek with \"position\":\"0:30\")\n", port(sys.brokerURL))
 		if st.State.State == protocol.Stopped && len(st.Playlist.Entries) > 0 {
 			c.request(ctx, protocol.SessionCommandTopic(protocol.DefaultSession), protocol.Request{Cmd: protocol.CmdPlay})
 		}
@@ -127,4 +137,30 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// nextFreeAddr returns addr if it can be listened on, else the first of the
+// next ten ports on the same host that can.
+func nextFreeAddr(addr string) string {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	first, err := strconv.Atoi(portText)
+	if err != nil || first == 0 {
+		return addr
+	}
+	for p := first; p < first+10; p++ {
+		candidate := net.JoinHostPort(host, strconv.Itoa(p))
+		if l, err := net.Listen("tcp", candidate); err == nil {
+			l.Close()
+			return candidate
+		}
+	}
+	return addr
+}
+
+func port(url string) string {
+	_, p, _ := net.SplitHostPort(strings.TrimPrefix(url, "tcp://"))
+	return p
 }
