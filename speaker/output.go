@@ -42,8 +42,11 @@ type localClockUser interface {
 
 // toLocal converts a real-time instant to the local clock.
 func toLocal(clock Clock, real time.Time) time.Time {
-	if _, isReal := clock.(realClock); isReal {
+	switch c := clock.(type) {
+	case realClock:
 		return real
+	case *FaultClock:
+		return c.at(real)
 	}
 	return clock.Now().Add(real.Sub(time.Now()))
 }
@@ -56,13 +59,24 @@ type blockSink interface {
 }
 
 // pacedDevice consumes blocks in real time like a DAC with its own sample
-// clock: block k is taken at t0 + k*block/rate and heard Latency later.
+// clock: block k is taken at t0 + k*block/(rate*(1+ppm/1e6)) and heard
+// Latency later.
 type pacedDevice struct {
 	rate    int
 	block   int
 	latency time.Duration
+	ppm     float64 // the device oscillator's error: +100 runs 100 ppm fast
 	clock   Clock
 	sink    blockSink
+}
+
+// elapsed is the real time the device takes to play frames.
+func (d *pacedDevice) elapsed(frames int64) time.Duration {
+	ns := framesToNsRound(frames, d.rate)
+	if d.ppm == 0 {
+		return time.Duration(ns)
+	}
+	return time.Duration(math.Round(float64(ns) / (1 + d.ppm/1e6)))
 }
 
 func (d *pacedDevice) useLocalClock(c Clock) { d.clock = c }
@@ -73,7 +87,7 @@ func (d *pacedDevice) run(ctx context.Context, src Source) error {
 	defer timer.Stop()
 	t0 := time.Now()
 	for k := int64(0); ; k++ {
-		due := t0.Add(time.Duration(framesToNsRound(k*int64(d.block), d.rate)))
+		due := t0.Add(d.elapsed(k * int64(d.block)))
 		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
@@ -102,6 +116,7 @@ type VirtualOptions struct {
 	Block   int           // frames per block, default 441 (10 ms)
 	Latency time.Duration // device buffer: a block taken at t is heard at t+Latency; default 30ms
 	Log     io.Writer     // one JSON line per block; nil = no log
+	PPM     float64       // error of the device's oscillator, parts per million (+ runs fast)
 }
 
 // VirtualOutput is a sound card without sound: it consumes blocks in real
@@ -116,7 +131,7 @@ type VirtualOutput struct {
 
 func NewVirtualOutput(opts VirtualOptions) *VirtualOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
-	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, clock: realClock{},
+	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{},
 		sink: &logSink{w: opts.Log}}}
 }
 

@@ -55,6 +55,10 @@ type Options struct {
 	Clock              Clock // nil = real time
 	Logger             *slog.Logger
 	HTTPClient         *http.Client // for song downloads; nil = http.DefaultClient
+	// OnState, if set, is called with every new session state the speaker
+	// accepts, when it accepts it; benchmarks measure fan-out with it. It
+	// must not block.
+	OnState func(protocol.SessionState)
 }
 
 // Speaker is one speaker process's role.
@@ -267,6 +271,9 @@ func (s *Speaker) onState(b []byte) error {
 		return nil
 	}
 	s.eng.addState(st)
+	if s.opts.OnState != nil {
+		s.opts.OnState(st)
+	}
 	s.wake(s.fetchWake)
 	return nil
 }
