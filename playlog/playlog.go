@@ -53,7 +53,31 @@ func Read(r io.Reader) ([]Block, error) {
 		}
 		blocks = append(blocks, Block{TNs: l.TNs, Frame: frame, Frames: n})
 	}
-	return blocks, sc.Err()
+	return dropMisread(blocks), sc.Err()
+}
+
+// misreadFrames is how far a block may break the continuity of its
+// neighbours before it counts as misread.
+const misreadFrames = 16
+
+// dropMisread removes single blocks whose frame breaks the continuity of
+// blocks that otherwise play on: a speaker that steers its speed resamples,
+// and a first frame interpolated across a jump of the timecode signal
+// reads as some other frame.
+func dropMisread(blocks []Block) []Block {
+	near := func(a, b int64) bool { return abs(a-b) <= misreadFrames }
+	kept := blocks[:0]
+	for i, b := range blocks {
+		if i > 0 && i+1 < len(blocks) {
+			prev, next := blocks[i-1], blocks[i+1]
+			prevEnd := prev.Frame + int64(prev.Frames)
+			if !near(prevEnd, b.Frame) && !near(b.Frame+int64(b.Frames), next.Frame) && near(prevEnd+int64(b.Frames), next.Frame) {
+				continue
+			}
+		}
+		kept = append(kept, b)
+	}
+	return kept
 }
 
 // Timeline answers when one speaker heard a given frame.

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"bytes"
+	"math"
 	"errors"
 	"fmt"
 	"io"
@@ -18,17 +19,27 @@ import (
 // from the output's (3-4 is the documented real-time range).
 const resampleQuality = 4
 
-// songPlayer is one open decoder over a cached song file, positioned in
+// songPlayer is one open decoder over a cached song file. It plays through
+// a resampler whose ratio it steers, so that its position follows the
+// session timeline: the output device's oscillator and the clock estimate
+// both drift, and a seek to correct them would click. Positions are in
 // frames of the output rate.
 type songPlayer struct {
 	sha     string
 	dec     beep.StreamSeekCloser
 	songHz  int
 	outHz   int
-	stream  beep.Streamer // dec, or a resampler over it
-	pos     int64         // output frame the stream yields next
-	usedGen uint64        // last Fill that used it
+	stream  *beep.Resampler
+	base    float64 // output-rate position of the resampler's start (its last seek)
+	played  float64 // output-rate frames of the song consumed since: the sum of n*speed
+	speed   float64 // song frames per output frame, relative to the nominal rate ratio
+	rate    rateTracker
+	fade    int    // frames of fade-in still to apply
+	usedGen uint64 // last Fill that used it
 }
+
+// position is where the next output frame is in the song, in output frames.
+func (p *songPlayer) position() float64 { return p.base + p.played }
 
 // openSong opens path with the decoder its first bytes call for.
 func openSong(sha, path string, outHz int) (p *songPlayer, err error) {
@@ -70,36 +81,49 @@ func openSong(sha, path string, outHz int) (p *songPlayer, err error) {
 		dec.Close()
 		return nil, errors.New("decoder reports no sample rate")
 	}
-	p = &songPlayer{sha: sha, dec: dec, songHz: int(format.SampleRate), outHz: outHz, stream: dec}
-	if p.songHz != outHz {
-		p.stream = beep.Resample(resampleQuality, format.SampleRate, beep.SampleRate(outHz), dec)
-	}
+	p = &songPlayer{sha: sha, dec: dec, songHz: int(format.SampleRate), outHz: outHz, speed: 1}
+	p.stream = beep.ResampleRatio(resampleQuality, p.ratio(), dec)
 	return p, nil
 }
 
-// read fills out with the song from output frame want on, leaving silence
-// from frame limit on. It continues where the stream is when that is within
-// tolerance frames of want (small clock estimate changes must not cause
-// seeks), and seeks otherwise. A file that ends more than tolerance frames
-// early is an error (truncated).
-func (p *songPlayer) read(out [][2]float64, want, tolerance, limit int64) (err error) {
+// Drift correction. The player compares its position with the frame the
+// timeline wants at each block; within resyncFrames it steers the playback
+// speed (feed-forward: how fast the timeline advances per output frame,
+// smoothed; feedback: remove the remaining error over correctionTime),
+// within maxSpeedError of nominal. Beyond, it seeks and fades in.
+const (
+	maxSpeedError  = 500e-6
+	correctionTime = 0.5 // seconds to remove a position error
+	fadeFrames     = 5   // ms of fade-in after a seek into a song
+)
+
+// read fills out with the song from output frame want on (fractional: the
+// timeline's exact position), leaving silence from frame limit on. A file
+// that ends more than resyncFrames early is an error (truncated).
+func (p *songPlayer) read(out [][2]float64, want float64, resyncFrames, limit int64) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("decoder panic: %v", r)
 		}
 	}()
-	if d := want - p.pos; d > tolerance || d < -tolerance {
-		if err := p.seek(want); err != nil {
+	errFrames := p.position() - want
+	if math.Abs(errFrames) > float64(resyncFrames) {
+		if err := p.seek(int64(math.Round(want))); err != nil {
 			return err
 		}
+		errFrames = 0
+	} else {
+		p.steer(want, errFrames)
 	}
-	if p.pos >= limit {
-		return nil
+	p.rate.note(want, len(out))
+	if room := float64(limit) - p.position(); room < float64(len(out)) {
+		out = out[:int(max(0, math.Ceil(room)))]
 	}
-	out = out[:min(int64(len(out)), limit-p.pos)]
+	wanted := len(out)
 	for len(out) > 0 {
 		n, ok := p.stream.Stream(out)
-		p.pos += int64(n)
+		p.applyFade(out[:n])
+		p.played += float64(n) * p.speed
 		out = out[n:]
 		if !ok || n == 0 {
 			break
@@ -108,10 +132,40 @@ func (p *songPlayer) read(out [][2]float64, want, tolerance, limit int64) (err e
 	if err := p.dec.Err(); err != nil {
 		return err
 	}
-	if int64(len(out)) > tolerance {
-		return fmt.Errorf("file ends at frame %d, before the playlist's length", p.pos)
+	if int64(len(out)) > resyncFrames && len(out) < wanted {
+		return fmt.Errorf("file ends at frame %.0f, before the playlist's length", p.position())
 	}
 	return nil
+}
+
+// steer sets the speed for the coming block from the timeline's pace and
+// the position error (frames; positive: the player is ahead).
+func (p *songPlayer) steer(want, errFrames float64) {
+	pace, ok := p.rate.pace(want)
+	if !ok {
+		return
+	}
+	speed := pace - errFrames/(correctionTime*float64(p.outHz))
+	speed = min(max(speed, 1-maxSpeedError), 1+maxSpeedError)
+	if speed != p.speed {
+		p.speed = speed
+		p.stream.SetRatio(p.ratio())
+	}
+}
+
+// ratio is the resampler's ratio: song frames per output frame.
+func (p *songPlayer) ratio() float64 {
+	return float64(p.songHz) / float64(p.outHz) * p.speed
+}
+
+func (p *songPlayer) applyFade(buf [][2]float64) {
+	total := fadeFrames * p.outHz / 1000
+	for i := 0; i < len(buf) && p.fade > 0; i++ {
+		gain := float64(total-p.fade) / float64(total)
+		buf[i][0] *= gain
+		buf[i][1] *= gain
+		p.fade--
+	}
 }
 
 func (p *songPlayer) seek(want int64) error {
@@ -123,11 +177,51 @@ func (p *songPlayer) seek(want int64) error {
 	if err := p.dec.Seek(int(songFrame)); err != nil {
 		return err
 	}
-	if p.songHz != p.outHz { // a fresh resampler: the old one holds frames from before the seek
-		p.stream = beep.Resample(resampleQuality, beep.SampleRate(p.songHz), beep.SampleRate(p.outHz), p.dec)
+	// A fresh resampler: the old one holds frames from before the seek.
+	p.stream = beep.ResampleRatio(resampleQuality, p.ratio(), p.dec)
+	p.base = float64(songFrame) * float64(p.outHz) / float64(p.songHz)
+	p.played = 0
+	p.rate = rateTracker{}
+	if songFrame > 0 { // into the middle of a song: fade in, or it clicks
+		p.fade = fadeFrames * p.outHz / 1000
 	}
-	p.pos = want
 	return nil
+}
+
+// rateTracker measures how many timeline frames pass per output frame, from
+// the frames the timeline wants at successive blocks, smoothed over about a
+// second of blocks so that jitter in the device's timing does not steer.
+type rateTracker struct {
+	lastWant float64
+	lastN    int
+	smoothed float64
+	samples  int
+}
+
+// paceSmoothing is the weight of each new block in the smoothed pace.
+const paceSmoothing = 0.02
+
+func (r *rateTracker) note(want float64, n int) {
+	r.lastWant, r.lastN = want, n
+}
+
+// pace returns the smoothed timeline frames per output frame, updated with
+// the block that starts at want.
+func (r *rateTracker) pace(want float64) (float64, bool) {
+	if r.lastN == 0 {
+		return 0, false
+	}
+	step := (want - r.lastWant) / float64(r.lastN)
+	if math.Abs(step-1) > 10*maxSpeedError { // a jump in the timeline, not a pace
+		return r.smoothed, r.samples > 0
+	}
+	if r.samples == 0 {
+		r.smoothed = step
+	} else {
+		r.smoothed += paceSmoothing * (step - r.smoothed)
+	}
+	r.samples++
+	return r.smoothed, true
 }
 
 func (p *songPlayer) close() { p.dec.Close() }

@@ -17,9 +17,10 @@ type songFiles interface {
 // State of a speaker that should play but cannot yet (status "state").
 const buffering = "buffering"
 
-// seekTolerance is how far the timeline may drift from a decoder's next
-// frame before the engine seeks instead of playing on.
-const seekTolerance = time.Millisecond
+// resyncThreshold is how far a decoder may be from the timeline before the
+// engine seeks instead of steering its speed (at most 500 ppm, so 2 ms take
+// 4 s to remove: beyond, a seek and a fade-in are the lesser evil).
+const resyncThreshold = 2 * time.Millisecond
 
 // engine is the Source an output pulls from: it maps each frame's heard
 // instant to the session timeline and reads the song frame due then.
@@ -119,7 +120,7 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 		return
 	}
 	base := heardAt.UnixNano() + int64(e.offset) // shared instant of frame 0
-	tolNs := int64(seekTolerance)
+	tolNs := int64(resyncThreshold)
 	// Keep an anchor a pause replaced for one tolerance longer: a decoder
 	// that lags may still owe frames up to the pause position.
 	e.timeline.dropBefore(base - tolNs)
@@ -220,6 +221,7 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) pl
 	gain := float64(a.volume) / 100 * float64(e.ownVolume) / 100
 	gain *= gain
 	want := nsToFramesRound(pos, e.rate)
+	exact := float64(pos) * float64(e.rate) / 1e9 // the timeline's position, for steering
 	first := true
 	for len(out) > 0 && index < len(pl.Entries) {
 		entry := pl.Entries[index]
@@ -229,21 +231,21 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) pl
 			limit = frameAtOrAfter(stop.positionNs, e.rate)
 		}
 		if n > 0 {
-			if why := e.playSong(entry.Song, out[:n], want, limit); why != "" && first {
+			if why := e.playSong(entry.Song, out[:n], exact, limit); why != "" && first {
 				pb.State, pb.Error = buffering, why
 			}
 			first = false
 		}
 		applyGain(out[:n], gain)
 		out = out[n:]
-		index, want = index+1, 0
+		index, want, exact = index+1, 0, 0
 	}
 	return pb
 }
 
 // playSong reads song frames from want into out, none at or past frame
 // limit, or leaves silence and says why it could not.
-func (e *engine) playSong(sha string, out [][2]float64, want, limit int64) string {
+func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int64) string {
 	if why, bad := e.bad[sha]; bad {
 		return why
 	}
@@ -260,7 +262,7 @@ func (e *engine) playSong(sha string, out [][2]float64, want, limit int64) strin
 		e.players[sha] = p
 	}
 	p.usedGen = e.gen
-	if err := p.read(out, want, int64(seekTolerance)*int64(e.rate)/1e9, limit); err != nil {
+	if err := p.read(out, want, int64(resyncThreshold)*int64(e.rate)/1e9, limit); err != nil {
 		clear(out)
 		return e.markBad(sha, err)
 	}

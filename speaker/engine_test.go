@@ -119,11 +119,18 @@ func (f *engineFixture) play(start int64, frames int) []int64 {
 	return got[:frames]
 }
 
+// fading stands for frames a fade-in scales, whose timecode cannot be read.
+const fading = -2
+
+// inFade says whether output frame i is within the fade-in that starts at
+// frame from.
+func inFade(i, from int) bool { return i >= from && i < from+fadeFrames*testRate/1000 }
+
 func checkHeard(t *testing.T, got []int64, want func(i int) int64) {
 	t.Helper()
 	bad := 0
 	for i, g := range got {
-		if w := want(i); g != w {
+		if w := want(i); g != w && w != fading {
 			if bad < 5 {
 				t.Errorf("frame %d: heard %d, want %d", i, g, w)
 			}
@@ -165,6 +172,8 @@ func TestEngineLateJoin(t *testing.T) {
 	checkHeard(t, got, func(i int) int64 {
 		g := int64(641 + i)
 		switch {
+		case inFade(i, 0):
+			return fading
 		case g < 1000:
 			return g
 		case g < 1500:
@@ -192,6 +201,8 @@ func TestEngineAnchorSwitchMidBlock(t *testing.T) {
 			return int64(i)
 		case i < 600:
 			return -1
+		case inFade(i, 600):
+			return fading
 		case i < 900:
 			return 100000 + 200 + int64(i-600)
 		}
@@ -244,7 +255,12 @@ func TestEngineSongArrivesLate(t *testing.T) {
 	}
 	f.files.put("a", pathA)
 	got = f.play(f.t0+framesToNsRound(441, testRate), 441)
-	checkHeard(t, got, func(i int) int64 { return int64(441 + i) })
+	checkHeard(t, got, func(i int) int64 {
+		if inFade(i, 0) {
+			return fading
+		}
+		return int64(441 + i)
+	})
 }
 
 func TestEngineCorruptSong(t *testing.T) {
@@ -387,4 +403,65 @@ func TestEnginePauseStopsAtThePausePosition(t *testing.T) {
 			t.Errorf("shift %v: stopped after frame %d, the pause position is after frame 700", shift, last)
 		}
 	}
+}
+
+// TestEngineFadesInAfterASeek: entering a song mid-way ramps the gain up
+// over the fade, from silence to full, instead of a click.
+func TestEngineFadesInAfterASeek(t *testing.T) {
+	f := newFixture(t)
+	f.eng.addState(f.state(f.t0, 0, framesToNsRound(300, testRate), true, 100))
+	buf := make([][2]float64, 441)
+	f.eng.Fill(buf, time.Unix(0, f.t0-int64(fixtureOffset)))
+	fade := fadeFrames * testRate / 1000
+	for _, i := range []int{0, fade / 2, fade, 400} {
+		full := audiogen.Timecode(int64(300 + i))
+		wantGain := min(1, float64(i)/float64(fade))
+		if got := buf[i][1] * 32768; math.Abs(got-float64(full.R)*wantGain) > 1e-6 {
+			t.Errorf("frame %d: right channel %v, want %v (gain %.2f)", i, got, float64(full.R)*wantGain, wantGain)
+		}
+	}
+}
+
+// TestEngineCorrectsDrift plays through a device whose oscillator runs
+// 100 ppm fast (and one 100 ppm slow) for a simulated minute: the engine
+// must steer its speed so that each block's first frame stays on the
+// timeline, without seeking (which would fade and show as unreadable frames).
+func TestEngineCorrectsDrift(t *testing.T) {
+	for _, ppm := range []float64{100, -100, 350} {
+		f := newFixture(t)
+		dir := t.TempDir()
+		f.files.put("long", writeTimecode(t, dir, testRate, 70*testRate, 0))
+		pl := protocol.Playlist{V: 1, Session: "home", Version: 4, Entries: []protocol.Entry{{ID: "l1", Song: "long", Frames: 70 * testRate, SampleRate: testRate}}}
+		f.eng.setPlaylist(pl)
+		f.pl = pl
+		f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+		buf := make([][2]float64, 441)
+		var worst float64
+		for k := 0; k < 60*100; k++ {
+			// The device takes block k at its own pace: 441 frames per
+			// 10 ms of its oscillator, that is 10 ms/(1+ppm) of real time.
+			heard := f.t0 + int64(float64(k)*1e7/(1+ppm/1e6))
+			f.eng.Fill(buf, time.Unix(0, heard-int64(fixtureOffset)))
+			fr := audiogen.Frame{L: int16(math.Round(buf[0][0] * 32768)), R: int16(math.Round(buf[0][1] * 32768))}
+			got, ok := audiogen.ReadTimecode(fr)
+			if !ok && !nearWrapFrame(heard-f.t0) {
+				t.Fatalf("ppm %v block %d: unreadable first frame %v (a seek?)", ppm, k, fr)
+			}
+			want := float64(heard-f.t0) * testRate / 1e9
+			if k >= 3*100 && !nearWrapFrame(heard-f.t0) { // three seconds to converge
+				worst = max(worst, math.Abs(float64(got)-want))
+			}
+		}
+		t.Logf("ppm %+.0f: worst error after 3 s: %.2f frames (%.1f µs)", ppm, worst, worst/testRate*1e6)
+		if worst > 2 {
+			t.Errorf("ppm %+.0f: first frames off the timeline by up to %.2f frames", ppm, worst)
+		}
+	}
+}
+
+// nearWrapFrame says whether the frame heard ns into the song is next to a
+// jump of the timecode signal (its left channel wraps at every 2^15 frames):
+// interpolating across a jump gives samples that read as other frames.
+func nearWrapFrame(ns int64) bool {
+	return math.Abs(math.Remainder(float64(ns)*testRate/1e9, 1<<15)) < 2*resampleQuality
 }

@@ -1,6 +1,11 @@
 package clocksync
 
 import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -16,78 +21,391 @@ func TestNewSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Offset != 5*time.Millisecond || s.RTT != 4*time.Millisecond {
-		t.Fatalf("got %+v, want offset 5ms rtt 4ms", s)
+	want := Sample{Local: t1 + 5*ms/2, Offset: 5 * time.Millisecond, RTT: 4 * time.Millisecond}
+	if s != want {
+		t.Fatalf("got %+v, want %+v", s, want)
 	}
-	if _, err := NewSample(t1, t2, t3, t1-1); err == nil {
-		t.Fatal("t4 before t1 accepted")
+	bad := [][4]int64{
+		{t1, t2, t3, t1 - 1},                 // t4 before t1
+		{t1, t3, t2, t4},                     // t3 before t2
+		{t1, t2, t2 + 10*ms, t4},             // master held it longer than the round trip
+		{-1, t2, t3, t4},                     // before 1970
+		{t1, t2, t3, math.MinInt64},          // before 1970
 	}
-	if _, err := NewSample(t1, t3, t2, t4); err == nil {
-		t.Fatal("t3 before t2 accepted")
+	for _, b := range bad {
+		if _, err := NewSample(b[0], b[1], b[2], b[3]); err == nil {
+			t.Errorf("NewSample%v accepted", b)
+		}
+	}
+	// Extreme but valid timestamps do not overflow.
+	s, err = NewSample(math.MaxInt64-10, math.MaxInt64-1, math.MaxInt64, math.MaxInt64)
+	if err != nil || s.RTT != 9 || s.Local != math.MaxInt64-5 {
+		t.Errorf("extreme timestamps: %+v, %v", s, err)
+	}
+	s, err = NewSample(0, math.MaxInt64, math.MaxInt64, 0)
+	if err != nil || s.Offset != math.MaxInt64 || s.RTT != 0 {
+		t.Errorf("extreme offset: %+v, %v", s, err)
 	}
 }
 
-func TestEstimator(t *testing.T) {
-	ms := time.Millisecond
-	s := func(offset, rtt time.Duration) Sample { return Sample{Offset: offset, RTT: rtt} }
-	tests := []struct {
-		name       string
-		window     int
-		samples    []Sample
-		wantOffset time.Duration
-		wantErr    time.Duration
-		wantOK     bool
-	}{
-		{name: "empty"},
-		{name: "one", samples: []Sample{s(3*ms, 2*ms)}, wantOffset: 3 * ms, wantErr: ms, wantOK: true},
-		{
-			name:       "delay spikes ignored",
-			samples:    []Sample{s(10*ms, 2*ms), s(40*ms, 60*ms), s(11*ms, 4*ms), s(-30*ms, 130*ms)},
-			wantOffset: 10 * ms, wantErr: ms, wantOK: true,
-		},
-		{
-			name:       "equal rtt keeps the earliest",
-			samples:    []Sample{s(1*ms, 2*ms), s(2*ms, 2*ms)},
-			wantOffset: 1 * ms, wantErr: ms, wantOK: true,
-		},
-		{
-			name:       "best sample slides out of the window",
-			window:     3,
-			samples:    []Sample{s(0, 1*ms), s(5*ms, 8*ms), s(6*ms, 6*ms), s(7*ms, 9*ms)},
-			wantOffset: 6 * ms, wantErr: 3 * ms, wantOK: true,
-		},
-		{
-			name:       "ring keeps evicting oldest",
-			window:     2,
-			samples:    []Sample{s(0, 1*ms), s(1*ms, 2*ms), s(2*ms, 3*ms), s(3*ms, 4*ms), s(4*ms, 10*ms)},
-			wantOffset: 3 * ms, wantErr: 2 * ms, wantOK: true,
-		},
+func TestModel(t *testing.T) {
+	m := Model{RefLocal: 1_000_000_000_000, Offset: int64(5 * time.Minute), Drift: -100e-6}
+	if got := m.At(m.RefLocal); got != m.Offset {
+		t.Errorf("At(RefLocal) = %d, want %d", got, m.Offset)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := Estimator{Window: tt.window}
-			for _, smp := range tt.samples {
-				e.Add(smp)
+	if got, want := m.At(m.RefLocal+int64(10*time.Second)), m.Offset-int64(time.Millisecond); got != want {
+		t.Errorf("At(+10s) = %d, want %d", got, want)
+	}
+	if got, want := m.Shared(m.RefLocal), m.RefLocal+m.Offset; got != want {
+		t.Errorf("Shared(RefLocal) = %d, want %d", got, want)
+	}
+	huge := Model{RefLocal: 0, Offset: math.MaxInt64 - 1, Drift: 1e-3}
+	if got := huge.Shared(math.MaxInt64); got != math.MaxInt64 {
+		t.Errorf("Shared saturates: got %d", got)
+	}
+	if got := (Model{RefLocal: math.MaxInt64, Offset: math.MinInt64, Drift: 1e-3}).At(math.MinInt64); got != math.MinInt64 {
+		t.Errorf("At saturates: got %d", got)
+	}
+}
+
+func TestEstimatorFirstSample(t *testing.T) {
+	var e Estimator
+	if _, _, ok := e.Model(); ok || e.Len() != 0 {
+		t.Fatal("model before any sample")
+	}
+	s := Sample{Local: 1e18, Offset: -90 * time.Second, RTT: 3 * time.Millisecond}
+	e.Add(s)
+	m, bound, ok := e.Model()
+	want := Model{RefLocal: s.Local, Offset: int64(s.Offset)}
+	if !ok || m != want || bound != s.RTT/2 || e.Len() != 1 {
+		t.Fatalf("after one sample: %+v, %v, %v; want %+v, %v", m, bound, ok, want, s.RTT/2)
+	}
+}
+
+// clock is a simulated local clock: offset from the shared clock at the
+// start and a rate error.
+type clock struct {
+	shared0, local0 int64
+	rate            float64 // local ns per shared ns: 1+100e-6 runs 100 ppm fast
+}
+
+func newClock(offset time.Duration, ppm float64) clock {
+	shared0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	return clock{shared0: shared0, local0: shared0 - int64(offset), rate: 1 + ppm*1e-6}
+}
+
+func (c clock) local(shared int64) int64 {
+	return c.local0 + int64(math.Round(float64(shared-c.shared0)*c.rate))
+}
+
+// drift is the true d(offset)/d(local).
+func (c clock) drift() float64 { return 1/c.rate - 1 }
+
+// errAt is the model's error (estimate minus truth) in ns at local.
+func (c clock) errAt(m Model, local int64) float64 {
+	truth := float64(c.shared0-c.local0) + float64(local-c.local0)*c.drift()
+	return float64(m.At(local)-(c.shared0-c.local0)) - (truth - float64(c.shared0-c.local0))
+}
+
+// network draws the one-way delays (ns) of one probe exchange.
+type network func(r *rand.Rand) (up, down int64)
+
+// loopback: 50 µs each way with a few µs of scheduling jitter, and 1% of
+// exchanges hit by a 2 ms stall on one side.
+func loopback(r *rand.Rand) (up, down int64) {
+	up = 50_000 + int64(r.ExpFloat64()*3_000)
+	down = 50_000 + int64(r.ExpFloat64()*3_000)
+	return stall(r, up, down, 2*time.Millisecond)
+}
+
+// wifi: 2 ms each way plus heavy-tailed jitter (RTT p50 ≈ 6 ms, p99 ≈ 30 ms),
+// and 1% of exchanges delayed 130 ms in one direction.
+func wifi(r *rand.Rand) (up, down int64) {
+	jitter := func() int64 {
+		if r.Float64() < 0.08 {
+			return int64(r.ExpFloat64() * 9e6)
+		}
+		return int64(r.ExpFloat64() * 1e6)
+	}
+	return stall(r, 2e6+jitter(), 2e6+jitter(), 130*time.Millisecond)
+}
+
+func stall(r *rand.Rand, up, down int64, d time.Duration) (int64, int64) {
+	if r.Float64() < 0.01 {
+		if r.IntN(2) == 0 {
+			up += int64(d)
+		} else {
+			down += int64(d)
+		}
+	}
+	return up, down
+}
+
+// probe is one exchange as the speaker sees it.
+type probe struct {
+	sample  Sample
+	arrival int64 // shared instant the response arrives
+}
+
+// probes runs the speaker's schedule (a burst of 10 probes 20 ms apart,
+// then one every 500 ms) for dur over net, in order of arrival.
+func probes(c clock, net network, r *rand.Rand, dur time.Duration) []probe {
+	const hold = 30_000 // master's processing time, ns
+	var out []probe
+	send := c.shared0
+	for i := 0; send < c.shared0+int64(dur); i++ {
+		up, down := net(r)
+		t2 := send + up
+		arrival := t2 + hold + down
+		s, err := NewSample(c.local(send), t2, t2+hold, c.local(arrival))
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, probe{s, arrival})
+		if i < 9 {
+			send += int64(20 * time.Millisecond)
+		} else {
+			send += int64(500 * time.Millisecond)
+		}
+	}
+	slices.SortFunc(out, func(a, b probe) int { return int(a.arrival - b.arrival) })
+	return out
+}
+
+// figures are what one simulated run measured after its warm-up.
+type figures struct {
+	errNow, errLate []float64 // |error| at the arrival of each response, and 500 ms later (ns)
+	maxJump         float64   // largest change of the model between successive responses (ns)
+	maxDriftErr     float64   // largest |drift − truth|
+	boundMisses     int       // models whose error at RefLocal exceeded errBound
+	rtts            []float64
+}
+
+func simulate(c clock, net network, seed uint64, dur, warmup, driftWarmup time.Duration) figures {
+	r := rand.New(rand.NewPCG(seed, 1))
+	var e Estimator
+	var f figures
+	var prev Model
+	for i, p := range probes(c, net, r, dur) {
+		e.Add(p.sample)
+		m, bound, ok := e.Model()
+		if !ok {
+			panic("no model after Add")
+		}
+		now := c.local(p.arrival)
+		if math.Abs(c.errAt(m, m.RefLocal)) > float64(bound) {
+			f.boundMisses++
+		}
+		elapsed := time.Duration(p.arrival - c.shared0)
+		if elapsed >= warmup && i > 0 {
+			f.errNow = append(f.errNow, math.Abs(c.errAt(m, now)))
+			f.errLate = append(f.errLate, math.Abs(c.errAt(m, now+int64(500*time.Millisecond))))
+			f.maxJump = max(f.maxJump, math.Abs(float64(m.At(now)-prev.At(now))))
+			f.rtts = append(f.rtts, float64(p.sample.RTT))
+		}
+		if elapsed >= driftWarmup {
+			f.maxDriftErr = max(f.maxDriftErr, math.Abs(m.Drift-c.drift()))
+		}
+		prev = m
+	}
+	return f
+}
+
+// quantile of xs (sorted in place), q in [0, 1].
+func quantile(xs []float64, q float64) float64 {
+	slices.Sort(xs)
+	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
+}
+
+func µs(ns float64) string { return fmt.Sprintf("%.1fµs", ns/1e3) }
+
+var clockCases = []struct {
+	offset time.Duration
+	ppm    float64
+}{
+	{5 * time.Minute, 0}, {5 * time.Minute, 100}, {5 * time.Minute, -100},
+	{-90 * time.Second, 100}, {-90 * time.Second, -100}, {0, 37},
+}
+
+func TestEstimatorLoopback(t *testing.T) {
+	for i, cc := range clockCases {
+		t.Run(fmt.Sprintf("%v_%+gppm", cc.offset, cc.ppm), func(t *testing.T) {
+			c := newClock(cc.offset, cc.ppm)
+			f := simulate(c, loopback, uint64(i), 120*time.Second, 10*time.Second, 30*time.Second)
+			t.Logf("error now p50 %s p99 %s max %s; 500ms later max %s; max jump %s; drift error %.2fppm",
+				µs(quantile(f.errNow, .5)), µs(quantile(f.errNow, .99)), µs(quantile(f.errNow, 1)),
+				µs(quantile(f.errLate, 1)), µs(f.maxJump), f.maxDriftErr*1e6)
+			if got := quantile(f.errNow, 1); got > 20e3 {
+				t.Errorf("max error %s after 10s, want ≤ 20µs", µs(got))
 			}
-			offset, errBound, ok := e.Offset()
-			if offset != tt.wantOffset || errBound != tt.wantErr || ok != tt.wantOK {
-				t.Fatalf("Offset() = %v, %v, %v; want %v, %v, %v", offset, errBound, ok, tt.wantOffset, tt.wantErr, tt.wantOK)
+			if got := quantile(f.errLate, 1); got > 20e3 {
+				t.Errorf("max error 500ms after a response %s, want ≤ 20µs", µs(got))
+			}
+			if f.maxDriftErr > 2e-6 {
+				t.Errorf("drift error %.2fppm after 30s, want ≤ 2ppm", f.maxDriftErr*1e6)
+			}
+			if f.maxJump > 20e3 {
+				t.Errorf("model jumped %s between responses, want ≤ 20µs", µs(f.maxJump))
+			}
+			if f.boundMisses > 0 {
+				t.Errorf("errBound below the true error %d times", f.boundMisses)
 			}
 		})
 	}
 }
 
-func TestEstimatorDefaultWindow(t *testing.T) {
+func TestEstimatorWiFi(t *testing.T) {
+	var rtts []float64
+	for i, cc := range clockCases {
+		t.Run(fmt.Sprintf("%v_%+gppm", cc.offset, cc.ppm), func(t *testing.T) {
+			c := newClock(cc.offset, cc.ppm)
+			f := simulate(c, wifi, uint64(100+i), 120*time.Second, 30*time.Second, 60*time.Second)
+			rtts = append(rtts, f.rtts...)
+			t.Logf("error now p50 %s p99 %s max %s; 500ms later p99 %s; max jump %s; drift error after 60s %.2fppm",
+				µs(quantile(f.errNow, .5)), µs(quantile(f.errNow, .99)), µs(quantile(f.errNow, 1)),
+				µs(quantile(f.errLate, .99)), µs(f.maxJump), f.maxDriftErr*1e6)
+			if got := quantile(f.errNow, .99); got > 300e3 {
+				t.Errorf("error p99 %s after 30s, want ≤ 300µs", µs(got))
+			}
+			if got := quantile(f.errLate, .99); got > 300e3 {
+				t.Errorf("error p99 500ms after a response %s, want ≤ 300µs", µs(got))
+			}
+			if f.boundMisses > 0 {
+				t.Errorf("errBound below the true error %d times", f.boundMisses)
+			}
+		})
+	}
+	// The simulated network must look like the Wi-Fi of the quality bar:
+	// RTT p50 6 ms and p99 30 ms, not counting the 130 ms spikes.
+	jitter := slices.DeleteFunc(slices.Clone(rtts), func(rtt float64) bool { return rtt >= 130e6 })
+	spikes := float64(len(rtts)-len(jitter)) / float64(len(rtts))
+	p50, p99 := quantile(jitter, .5), quantile(jitter, .99)
+	t.Logf("simulated RTT p50 %.1fms p99 %.1fms without spikes; spikes %.1f%%", p50/1e6, p99/1e6, spikes*100)
+	if p50 < 5e6 || p50 > 7e6 || p99 < 20e6 || p99 > 40e6 || spikes < .005 || spikes > .02 {
+		t.Errorf("simulated RTT p50 %.1fms p99 %.1fms spikes %.1f%%, want about 6 ms, 30 ms, 1%%", p50/1e6, p99/1e6, spikes*100)
+	}
+}
+
+// A single request or response delayed 130 ms must not move the estimate.
+func TestEstimatorSpike(t *testing.T) {
+	for _, dir := range []string{"request", "response"} {
+		t.Run(dir, func(t *testing.T) {
+			c := newClock(3*time.Minute, 100)
+			var e Estimator
+			send := c.shared0
+			add := func(up, down int64) {
+				t2 := send + up
+				s, err := NewSample(c.local(send), t2, t2, c.local(t2+down))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Add(s)
+				send += int64(500 * time.Millisecond)
+			}
+			for range 120 {
+				add(50_000, 50_000)
+			}
+			before, _, _ := e.Model()
+			if dir == "request" {
+				add(130e6+50_000, 50_000)
+			} else {
+				add(50_000, 130e6+50_000)
+			}
+			after, _, _ := e.Model()
+			probe := c.local(send)
+			if d := math.Abs(float64(after.At(probe) - before.At(probe))); d > 1e3 {
+				t.Errorf("a %s delayed 130ms moved the estimate by %s", dir, µs(d))
+			}
+		})
+	}
+}
+
+// A local clock stepped by a second (or back) is followed within a few
+// samples.
+func TestEstimatorClockStep(t *testing.T) {
+	for _, step := range []time.Duration{time.Second, -time.Second, -10 * time.Minute} {
+		t.Run(step.String(), func(t *testing.T) {
+			c := newClock(-90*time.Second, -100)
+			var e Estimator
+			send := c.shared0
+			add := func() {
+				s, err := NewSample(c.local(send), send+50_000, send+50_000, c.local(send+100_000))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Add(s)
+				send += int64(500 * time.Millisecond)
+			}
+			for range 60 {
+				add()
+			}
+			c.local0 += int64(step)
+			for range stepSamples {
+				add()
+			}
+			m, bound, _ := e.Model()
+			if got := math.Abs(c.errAt(m, m.RefLocal)); got > 1e3 || got > float64(bound) {
+				t.Errorf("error %s (bound %v) %d samples after a clock step", µs(got), bound, stepSamples)
+			}
+			if e.Len() != stepSamples {
+				t.Errorf("Len %d after the step, want %d", e.Len(), stepSamples)
+			}
+		})
+	}
+}
+
+// A steady-state Add and Model allocate nothing.
+func TestEstimatorAllocations(t *testing.T) {
+	c := newClock(time.Minute, 50)
+	ps := probes(c, loopback, rand.New(rand.NewPCG(7, 1)), 300*time.Second)
 	var e Estimator
-	e.Add(Sample{Offset: 0, RTT: time.Microsecond})
-	for range DefaultWindow - 1 {
-		e.Add(Sample{Offset: time.Second, RTT: time.Millisecond})
+	for _, p := range ps[:len(ps)/2] {
+		e.Add(p.sample)
+		e.Model()
 	}
-	if off, _, _ := e.Offset(); off != 0 {
-		t.Fatalf("best sample evicted too early: %v", off)
+	rest := ps[len(ps)/2:]
+	allocs := testing.AllocsPerRun(len(rest)-1, func() {
+		e.Add(rest[0].sample)
+		e.Model()
+		rest = rest[1:]
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per Add and Model", allocs)
 	}
-	e.Add(Sample{Offset: time.Second, RTT: time.Millisecond})
-	if off, _, _ := e.Offset(); off != time.Second {
-		t.Fatalf("best sample kept beyond the window: %v", off)
+}
+
+// Arbitrary sample sequences never panic nor yield NaN, Inf or a negative
+// bound.
+func FuzzEstimator(f *testing.F) {
+	seed := make([]byte, 0, 64)
+	for _, v := range []int64{1e18, 1e18 + 1e6, 1e18 + 2e6, 1e18 + 3e6} {
+		seed = binary.LittleEndian.AppendUint64(seed, uint64(v))
 	}
+	f.Add(seed, uint8(4))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0x80}, uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, maxSamples uint8) {
+		e := NewEstimator(Options{MaxSamples: int(maxSamples % 8), Window: time.Duration(maxSamples) * time.Second})
+		for len(data) >= 32 {
+			var v [4]int64
+			for i := range v {
+				v[i] = int64(binary.LittleEndian.Uint64(data[8*i:]))
+			}
+			data = data[32:]
+			if v[0]&1 == 0 {
+				if s, err := NewSample(v[0], v[1], v[2], v[3]); err == nil {
+					e.Add(s)
+				}
+			} else {
+				e.Add(Sample{Local: v[1], Offset: time.Duration(v[2]), RTT: time.Duration(v[3])})
+			}
+			m, bound, ok := e.Model()
+			if ok != (e.Len() > 0) {
+				t.Fatalf("ok %v with Len %d", ok, e.Len())
+			}
+			if math.IsNaN(m.Drift) || math.IsInf(m.Drift, 0) || bound < 0 {
+				t.Fatalf("model %+v bound %v", m, bound)
+			}
+			m.Shared(v[0])
+		}
+	})
 }

@@ -1,0 +1,66 @@
+package playlog
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tutti-audio/tutti/audiogen"
+)
+
+// logOf writes log lines for blocks of 441 frames heard 10 ms apart from
+// t0, the first block starting at frame first; frames[i], if set, replaces
+// block i's first frame (a misread).
+func logOf(t0 int64, first int64, blocks int, misread map[int]int64) string {
+	var b strings.Builder
+	for i := range blocks {
+		frame := first + int64(i)*441
+		if f, ok := misread[i]; ok {
+			frame = f
+		}
+		tc := audiogen.Timecode(frame)
+		fmt.Fprintf(&b, `{"t_ns":%d,"frames":441,"l":%d,"r":%d,"n_sound":441}`+"\n", t0+int64(i)*10_000_000, tc.L, tc.R)
+	}
+	return b.String()
+}
+
+func TestReadDropsMisreadBlocks(t *testing.T) {
+	log := logOf(0, 1000, 10, map[int]int64{4: 99999}) + `{"t_ns":1,"underrun":true}` + "\nnot json\n" + `{"t_ns":2,"frames":441,"l":0,"r":0,"n_sound":0}` + "\n"
+	blocks, err := Read(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 9 {
+		t.Fatalf("%d blocks, want 9 (one misread, silence and junk dropped): %+v", len(blocks), blocks)
+	}
+	for _, b := range blocks {
+		if b.Frame == 99999 {
+			t.Error("the misread block was kept")
+		}
+	}
+}
+
+func TestSpreadMeasuresSkew(t *testing.T) {
+	const late = 250_000 // ns
+	a, _ := Read(strings.NewReader(logOf(1e9, 0, 200, nil)))
+	b, _ := Read(strings.NewReader(logOf(1e9+late, 0, 200, nil)))
+	// c starts 7 frames into its blocks, on time: blocks are not aligned.
+	c, _ := Read(strings.NewReader(logOf(1_000_000_000+7_000_000_000/44100, 7, 200, nil)))
+	spreads := Spread(a, []*Timeline{NewTimeline(b, 44100), NewTimeline(c, 44100)}, 0, 3e9)
+	st := Summarize(spreads)
+	if st.N < 190 || st.P50Ms < 0.249 || st.P50Ms > 0.251 || st.Max > 0.251 {
+		t.Errorf("spread %s, want 0.25 ms over ~199 blocks", st)
+	}
+	if _, ok := NewTimeline(b, 44100).HeardAt(1e7, 0); ok {
+		t.Error("a frame never played was found")
+	}
+}
+
+func TestLastSound(t *testing.T) {
+	log := logOf(0, 0, 5, nil) + fmt.Sprintf(`{"t_ns":50000000,"frames":441,"l":%d,"r":%d,"n_sound":100}`+"\n", audiogen.Timecode(2205).L, audiogen.Timecode(2205).R)
+	blocks, _ := Read(strings.NewReader(log))
+	frame, at, ok := LastSound(blocks, 44100, 0)
+	if !ok || frame != 2304 || at != 50_000_000+99_000_000_000/44100 {
+		t.Errorf("last sound frame %d at %d (%v), want 2304", frame, at, ok)
+	}
+}
