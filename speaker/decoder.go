@@ -2,10 +2,10 @@ package speaker
 
 import (
 	"bytes"
-	"math"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/gopxl/beep/v2"
