@@ -129,7 +129,11 @@ func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any,
 		}
 		song = &found
 	}
-	next, ch, err := apply(c.now(), c.opts.Lead, s, req, song)
+	lead := c.opts.Lead
+	if lead == 0 {
+		lead = leadFor(c.speakersOf(name))
+	}
+	next, ch, err := apply(c.now(), lead, s, req, song)
 	if err != nil {
 		return nil, err
 	}

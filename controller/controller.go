@@ -45,7 +45,7 @@ type Options struct {
 	HTTPAddr           string        // song server listen address; default "127.0.0.1:0"
 	PublicURL          string        // base URL speakers reach the song server at; "" = "http://"+bound address
 	ImportDir          string        // `load {path}` reads files only below it; "" disables path loads
-	Lead               time.Duration // how far ahead scheduled commands take effect; default 150ms
+	Lead               time.Duration // how far ahead scheduled commands take effect; 0 = adapt to the speakers (leadFor)
 	Sessions           []string      // sessions to create if missing; default [protocol.DefaultSession]
 	Clock              Clock         // shared clock source; nil = real time
 	Logger             *slog.Logger  // nil = slog.Default()
@@ -98,8 +98,8 @@ func New(opts Options) (*Controller, error) {
 	if opts.HTTPAddr == "" {
 		opts.HTTPAddr = "127.0.0.1:0"
 	}
-	if opts.Lead <= 0 {
-		opts.Lead = 150 * time.Millisecond
+	if opts.Lead < 0 {
+		return nil, fmt.Errorf("controller: negative lead %v", opts.Lead)
 	}
 	if len(opts.Sessions) == 0 {
 		opts.Sessions = []string{protocol.DefaultSession}

@@ -401,3 +401,37 @@ func advance(s session, now int64) (session, bool) {
 	next.State.Seq = s.State.Seq + 1
 	return next, true
 }
+
+// Bounds of the adaptive lead time.
+const (
+	minLead = 40 * time.Millisecond
+	maxLead = time.Second
+	// leadMargin covers what no speaker reports: the controller's own
+	// handling and store write, the broker's fan-out, and the block a
+	// speaker's output may already be filling.
+	leadMargin = 25 * time.Millisecond
+	// defaultLead is used while no speaker of the session has reported.
+	defaultLead = 150 * time.Millisecond
+)
+
+// leadFor is how far ahead a command must take effect for every online
+// speaker to hear it in time: the slowest speaker's output latency plus the
+// round trip its recent probes took at the 99th percentile (a command
+// travels one way; the round trip leaves room for asymmetric delay), plus
+// leadMargin, within [minLead, maxLead]. A small lead makes commands feel
+// instant on a quiet network; jitter makes it grow.
+func leadFor(speakers []protocol.SpeakerStatus) time.Duration {
+	var worst time.Duration
+	seen := false
+	for _, sp := range speakers {
+		if !sp.Online {
+			continue
+		}
+		seen = true
+		worst = max(worst, time.Duration(sp.LatencyNs+sp.RTTP99Ns))
+	}
+	if !seen {
+		return defaultLead
+	}
+	return min(max(worst+leadMargin, minLead), maxLead)
+}

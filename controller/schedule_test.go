@@ -428,3 +428,27 @@ func TestAutoAdvanceTimer(t *testing.T) {
 		}
 	})
 }
+
+func TestLeadAdaptsToTheSlowestSpeaker(t *testing.T) {
+	ms := func(n int64) int64 { return n * int64(time.Millisecond) }
+	cases := []struct {
+		what     string
+		speakers []protocol.SpeakerStatus
+		want     time.Duration
+	}{
+		{"no speaker yet", nil, defaultLead},
+		{"only offline ones", []protocol.SpeakerStatus{{Online: false, LatencyNs: ms(900)}}, defaultLead},
+		{"quiet LAN: the floor", []protocol.SpeakerStatus{{Online: true, LatencyNs: ms(5), RTTP99Ns: ms(1)}}, minLead},
+		{"the slowest counts", []protocol.SpeakerStatus{
+			{Online: true, LatencyNs: ms(30), RTTP99Ns: ms(1)},
+			{Online: true, LatencyNs: ms(30), RTTP99Ns: ms(40)},
+			{Online: false, LatencyNs: ms(500)},
+		}, 95 * time.Millisecond},
+		{"a huge buffer: the ceiling", []protocol.SpeakerStatus{{Online: true, LatencyNs: ms(5000)}}, maxLead},
+	}
+	for _, c := range cases {
+		if got := leadFor(c.speakers); got != c.want {
+			t.Errorf("%s: lead %v, want %v", c.what, got, c.want)
+		}
+	}
+}

@@ -157,21 +157,23 @@ type ControllerStatus struct {
 
 // SpeakerStatus is retained on SpeakerStatusTopic(id).
 type SpeakerStatus struct {
-	V             int    `json:"v"`
-	ID            string `json:"id"`
-	Online        bool   `json:"online"`
-	Instance      string `json:"instance"` // random per process start; a stale last will carries an old one
-	Session       string `json:"session,omitempty"`
-	State         string `json:"state,omitempty"` // Playing, Paused, Stopped, or "buffering"
-	Song          string `json:"song,omitempty"`
-	PositionNs    int64  `json:"position_ns,omitempty"`
-	Volume        int    `json:"volume"`
-	Output        string `json:"output,omitempty"`
-	LatencyNs     int64  `json:"latency_ns,omitempty"`     // output latency accounted for
-	ClockOffsetNs int64  `json:"clock_offset_ns"`          // shared minus local clock
-	ClockRTTNs    int64  `json:"clock_rtt_ns,omitempty"`   // round trip of the probe in use
-	ClockErrorNs  int64  `json:"clock_error_ns,omitempty"` // bound on the offset error (RTT/2)
-	Error         string `json:"error,omitempty"`          // why the speaker is silent, if it is
+	V             int     `json:"v"`
+	ID            string  `json:"id"`
+	Online        bool    `json:"online"`
+	Instance      string  `json:"instance"` // random per process start; a stale last will carries an old one
+	Session       string  `json:"session,omitempty"`
+	State         string  `json:"state,omitempty"` // Playing, Paused, Stopped, or "buffering"
+	Song          string  `json:"song,omitempty"`
+	PositionNs    int64   `json:"position_ns,omitempty"`
+	Volume        int     `json:"volume"`
+	Output        string  `json:"output,omitempty"`
+	LatencyNs     int64   `json:"latency_ns,omitempty"`      // output latency accounted for
+	ClockOffsetNs int64   `json:"clock_offset_ns"`           // shared minus local clock
+	ClockRTTNs    int64   `json:"clock_rtt_ns,omitempty"`    // round trip of the probe in use
+	ClockErrorNs  int64   `json:"clock_error_ns,omitempty"`  // bound on the offset error
+	ClockDriftPPM float64 `json:"clock_drift_ppm,omitempty"` // the local clock's rate error against the shared clock
+	RTTP99Ns      int64   `json:"rtt_p99_ns,omitempty"`      // 99th percentile of recent probe round trips: how late a command may arrive
+	Error         string  `json:"error,omitempty"`           // why the speaker is silent, if it is
 }
 
 // ClockRequest is a speaker's probe: T1 is its local clock at sending, Unix ns.
