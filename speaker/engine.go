@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
+	"github.com/tutti-audio/tutti/speaker/clocksync"
 )
 
 // songFiles tells the engine where verified songs are on disk.
@@ -32,7 +33,7 @@ type engine struct {
 	log   *slog.Logger
 
 	mu        sync.Mutex
-	offset    time.Duration // shared minus local clock
+	clock     clocksync.Model // shared clock as a function of the local one
 	synced    bool
 	ownVolume int
 	timeline  timeline
@@ -66,10 +67,10 @@ func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
 	}
 }
 
-func (e *engine) setOffset(offset time.Duration) {
+func (e *engine) setClock(m clocksync.Model) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.offset, e.synced = offset, true
+	e.clock, e.synced = m, true
 }
 
 func (e *engine) setPlaylist(pl protocol.Playlist) {
@@ -119,7 +120,7 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 		e.now = playback{State: buffering, Error: "clock not synchronised"}
 		return
 	}
-	base := heardAt.UnixNano() + int64(e.offset) // shared instant of frame 0
+	base := e.clock.Shared(heardAt.UnixNano()) // shared instant of frame 0
 	tolNs := int64(resyncThreshold)
 	// Keep an anchor a pause replaced for one tolerance longer: a decoder
 	// that lags may still owe frames up to the pause position.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/protocol"
+	"github.com/tutti-audio/tutti/speaker/clocksync"
 )
 
 const testRate = 44100
@@ -88,7 +89,7 @@ func newFixture(t *testing.T) *engineFixture {
 	files.put("b", writeTimecode(t, dir, testRate, 500, 100000))
 	eng := newEngine(testRate, 100, files, testLogger(t))
 	t.Cleanup(eng.close)
-	eng.setOffset(fixtureOffset)
+	eng.setClock(clocksync.Model{Offset: int64(fixtureOffset)})
 	pl := protocol.Playlist{V: 1, Session: "home", Version: 3, Entries: []protocol.Entry{
 		{ID: "e1", Song: "a", Frames: 1000, SampleRate: testRate},
 		{ID: "e2", Song: "b", Frames: 500, SampleRate: testRate},
@@ -361,7 +362,7 @@ func FuzzEngineFill(f *testing.F) {
 		}
 		eng := newEngine(testRate, 100, files, testLogger(t))
 		defer eng.close()
-		eng.setOffset(time.Duration(heardNs % int64(time.Hour)))
+		eng.setClock(clocksync.Model{Offset: heardNs % int64(time.Hour)})
 		eng.setPlaylist(pl)
 		eng.addState(st)
 		buf := make([][2]float64, 441)
@@ -385,7 +386,7 @@ func TestEnginePauseStopsAtThePausePosition(t *testing.T) {
 		f := newFixture(t)
 		f.eng.addState(f.state(f.t0, 0, 0, true, 100))
 		first := f.play(f.t0, 441) // decoder positioned with the first estimate
-		f.eng.setOffset(fixtureOffset + shift)
+		f.eng.setClock(clocksync.Model{Offset: int64(fixtureOffset + shift)})
 		pauseAt := f.t0 + framesToNsRound(700, testRate) + 9000
 		f.eng.addState(f.state(pauseAt, 0, pauseAt-f.t0, false, 100))
 		rest := f.play(f.t0+framesToNsRound(441, testRate), 441*2)

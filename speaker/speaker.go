@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +38,14 @@ const (
 	syncErrorBound     = time.Millisecond
 	probeBurstInterval = 20 * time.Millisecond
 	probeInterval      = 500 * time.Millisecond
-	statusInterval     = 2 * time.Second
-	statusCheck        = 100 * time.Millisecond // how soon a state change is published
-	fetchCheck         = 100 * time.Millisecond
-	fetchBackoffMax    = 10 * time.Second
+	// After the burst, probes come faster for a while: the clock model
+	// needs some seconds of samples before it trusts a drift.
+	probeFastInterval = 100 * time.Millisecond
+	probeFastFor      = 10 * time.Second
+	statusInterval    = 2 * time.Second
+	statusCheck       = 100 * time.Millisecond // how soon a state change is published
+	fetchCheck        = 100 * time.Millisecond
+	fetchBackoffMax   = 10 * time.Second
 )
 
 // Options configure a Speaker.
@@ -74,12 +79,14 @@ type Speaker struct {
 
 	probeID    atomic.Uint64 // id of the last clock probe sent
 	burstLeft  atomic.Int64  // probes still to send at the burst rate
+	fastUntil  atomic.Int64  // until this real instant (Unix ns), probe at probeFastInterval
 	probeWake  chan struct{}
 	fetchWake  chan struct{}
 	statusWake chan struct{}
 
 	mu        sync.Mutex
 	estimator clocksync.Estimator
+	rtts      rttWindow
 	songsURL  string
 	lastSeq   uint64
 	haveState bool
@@ -200,6 +207,7 @@ func (s *Speaker) onConnect(c mqtt.Client) {
 		s.log.Error("subscribing to the session failed; the speaker stays silent", "err", tok.Error())
 	}
 	s.burstLeft.Store(probeBurst)
+	s.fastUntil.Store(time.Now().Add(probeFastFor).UnixNano())
 	s.wake(s.probeWake)
 	s.wake(s.statusWake)
 }
@@ -237,12 +245,13 @@ func (s *Speaker) onClockResponse(b []byte) error {
 	}
 	s.mu.Lock()
 	s.estimator.Add(sample)
-	offset, errBound, _ := s.estimator.Offset()
+	s.rtts.add(sample.RTT)
+	model, errBound, _ := s.estimator.Model()
 	n := s.estimator.Len()
 	enough := n >= syncSamples && errBound <= syncErrorBound || n >= probeBurst
 	s.mu.Unlock()
 	if enough {
-		s.eng.setOffset(offset)
+		s.eng.setClock(model)
 	}
 	return nil
 }
@@ -337,8 +346,11 @@ func (s *Speaker) probeLoop(ctx context.Context, client mqtt.Client) {
 			client.Publish(protocol.ClockRequestTopic(s.name), 0, false, protocol.Encode(req))
 		}
 		next := probeInterval
-		if s.burstLeft.Add(-1) >= 0 {
+		switch {
+		case s.burstLeft.Add(-1) >= 0:
 			next = probeBurstInterval
+		case time.Now().UnixNano() < s.fastUntil.Load():
+			next = probeFastInterval
 		}
 		timer.Reset(next)
 	}
@@ -348,7 +360,8 @@ func (s *Speaker) probeLoop(ctx context.Context, client mqtt.Client) {
 func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 	pb := s.eng.status()
 	s.mu.Lock()
-	best, synced := s.estimator.Best()
+	model, errBound, synced := s.estimator.Model()
+	rttMin, rttP99 := s.rtts.stats()
 	s.mu.Unlock()
 	st := protocol.SpeakerStatus{
 		V: protocol.Version, ID: s.name, Online: true, Instance: s.instance, Session: s.session,
@@ -356,7 +369,10 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 		Output: s.output.Name(), LatencyNs: int64(s.output.Latency()), Error: pb.Error,
 	}
 	if synced {
-		st.ClockOffsetNs, st.ClockRTTNs, st.ClockErrorNs = int64(best.Offset), int64(best.RTT), int64(best.RTT/2)
+		st.ClockOffsetNs = model.At(s.clock.Now().UnixNano())
+		st.ClockErrorNs = int64(errBound)
+		st.ClockDriftPPM = -model.Drift * 1e6 // the model's drift is d(shared-local)/d(local)
+		st.ClockRTTNs, st.RTTP99Ns = int64(rttMin), int64(rttP99)
 	}
 	return st
 }
@@ -411,14 +427,14 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 		}
 		s.mu.Lock()
 		songsURL := s.songsURL
-		offset, _, synced := s.estimator.Offset()
+		model, _, synced := s.estimator.Model()
 		s.mu.Unlock()
 		if songsURL == "" {
 			continue // the controller's retained status has not arrived yet
 		}
 		now := int64(math.MinInt64) // unknown: fetch what each anchor starts with
 		if synced {
-			now = s.clock.Now().Add(offset).UnixNano()
+			now = model.Shared(s.clock.Now().UnixNano())
 		}
 		for _, sha := range s.eng.wanted(now) {
 			if _, ok := s.cache.Lookup(sha); ok || time.Now().Before(failures[sha].retry) {
@@ -440,4 +456,32 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 			s.log.Info("song cached", "song", sha, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
+}
+
+// rttWindow keeps the round trips of the recent clock probes: their minimum
+// and 99th percentile go into the status, and the controller sizes the lead
+// time of commands by the latter.
+type rttWindow struct {
+	rtts []time.Duration
+	next int
+}
+
+const rttWindowSize = 128
+
+func (w *rttWindow) add(rtt time.Duration) {
+	if len(w.rtts) < rttWindowSize {
+		w.rtts = append(w.rtts, rtt)
+		return
+	}
+	w.rtts[w.next] = rtt
+	w.next = (w.next + 1) % rttWindowSize
+}
+
+func (w *rttWindow) stats() (lowest, p99 time.Duration) {
+	if len(w.rtts) == 0 {
+		return 0, 0
+	}
+	sorted := slices.Clone(w.rtts)
+	slices.Sort(sorted)
+	return sorted[0], sorted[(len(sorted)*99+99)/100-1]
 }

@@ -218,28 +218,6 @@ func (e *Estimator) Len() int {
 	return n
 }
 
-// Best returns the minimum-RTT sample of the window.
-//
-// Deprecated: kept until speaker.go moves to Model; use Model.
-func (e *Estimator) Best() (Sample, bool) {
-	var best Sample
-	found := false
-	for _, s := range e.samples {
-		if e.inWindow(s) && (!found || s.RTT < best.RTT) {
-			best, found = s, true
-		}
-	}
-	return best, found
-}
-
-// Offset is the model's offset at its anchor and the error bound.
-//
-// Deprecated: kept until speaker.go moves to Model; use Model.
-func (e *Estimator) Offset() (offset, errBound time.Duration, ok bool) {
-	m, errBound, ok := e.Model()
-	return time.Duration(m.Offset), errBound, ok
-}
-
 // Model is the current model, anchored at the newest sample, with a bound
 // on its error there (see the package doc); ok is false before the first
 // sample.
@@ -270,7 +248,7 @@ func (e *Estimator) fit() {
 	}
 	slices.Sort(e.rtts)
 	floor := float64(e.rtts[0])
-	noise := max(float64(e.opts.MinNoise), float64(e.rtts[len(e.rtts)/20])-floor)
+	noise := max(float64(e.opts.MinNoise), float64(e.rtts[min(len(e.rtts)-1, max(2, len(e.rtts)/20))])-floor)
 
 	window := float64(e.opts.Window)
 	fade := window / 4
@@ -303,24 +281,27 @@ func (e *Estimator) fit() {
 		sxx += w * dx * dx
 		sxy += w * dx * (y(s) - my)
 	}
-	precision := sxx + 1/(driftPrior*driftPrior)
-	slope := max(-maxDrift*1e9, min(maxDrift*1e9, sxy/precision)) // ns/s
-	intercept := my - slope*mx                                    // ns at e.newest, relative to ref.Offset
-
-	// Scale the drift's standard error up when the residuals say the noise
-	// model is optimistic.
-	var chi2 float64
-	n := 0
-	for _, s := range e.samples {
-		if e.inWindow(s) {
-			r := y(s) - intercept - slope*x(s)
-			chi2 += weight(s) * r * r
-			n++
-		}
+	// Fit once with the noise model as it is, then again with the noise
+	// scaled to what the residuals show, so that the drift prior is weighed
+	// against the data's real precision.
+	var slope, intercept, precision float64 // slope in ns/s; intercept in ns at e.newest, relative to ref.Offset
+	line := func(scale float64) {
+		precision = sxx + scale/(driftPrior*driftPrior)
+		slope = max(-maxDrift*1e9, min(maxDrift*1e9, sxy/precision))
+		intercept = my - slope*mx
 	}
 	scale := 1.0
-	if n > 2 {
+	line(scale)
+	if n := len(e.rtts); n > 2 { // a line through two points has no residuals to learn from
+		var chi2 float64
+		for _, s := range e.samples {
+			if e.inWindow(s) {
+				r := y(s) - intercept - slope*x(s)
+				chi2 += weight(s) * r * r
+			}
+		}
 		scale = max(1, chi2/float64(n-2))
+		line(scale)
 	}
 	e.driftBound = 3*math.Sqrt(scale/precision) + driftBoundMin
 

@@ -26,11 +26,11 @@ func TestNewSample(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}
 	bad := [][4]int64{
-		{t1, t2, t3, t1 - 1},                 // t4 before t1
-		{t1, t3, t2, t4},                     // t3 before t2
-		{t1, t2, t2 + 10*ms, t4},             // master held it longer than the round trip
-		{-1, t2, t3, t4},                     // before 1970
-		{t1, t2, t3, math.MinInt64},          // before 1970
+		{t1, t2, t3, t1 - 1},        // t4 before t1
+		{t1, t3, t2, t4},            // t3 before t2
+		{t1, t2, t2 + 10*ms, t4},    // master held it longer than the round trip
+		{-1, t2, t3, t4},            // before 1970
+		{t1, t2, t3, math.MinInt64}, // before 1970
 	}
 	for _, b := range bad {
 		if _, err := NewSample(b[0], b[1], b[2], b[3]); err == nil {
@@ -110,11 +110,11 @@ func (c clock) errAt(m Model, local int64) float64 {
 // network draws the one-way delays (ns) of one probe exchange.
 type network func(r *rand.Rand) (up, down int64)
 
-// loopback: 50 µs each way with a few µs of scheduling jitter, and 1% of
+// loopback: 50 µs each way plus scheduling jitter (exponential, mean 20 µs), and 1% of
 // exchanges hit by a 2 ms stall on one side.
 func loopback(r *rand.Rand) (up, down int64) {
-	up = 50_000 + int64(r.ExpFloat64()*3_000)
-	down = 50_000 + int64(r.ExpFloat64()*3_000)
+	up = 50_000 + int64(r.ExpFloat64()*20_000)
+	down = 50_000 + int64(r.ExpFloat64()*20_000)
 	return stall(r, up, down, 2*time.Millisecond)
 }
 
@@ -228,53 +228,61 @@ var clockCases = []struct {
 }
 
 func TestEstimatorLoopback(t *testing.T) {
+	var all []float64
 	for i, cc := range clockCases {
 		t.Run(fmt.Sprintf("%v_%+gppm", cc.offset, cc.ppm), func(t *testing.T) {
 			c := newClock(cc.offset, cc.ppm)
-			f := simulate(c, loopback, uint64(i), 120*time.Second, 10*time.Second, 30*time.Second)
+			f := simulate(c, loopback, uint64(i), 300*time.Second, 10*time.Second, 30*time.Second)
+			all = append(all, f.errNow...)
 			t.Logf("error now p50 %s p99 %s max %s; 500ms later max %s; max jump %s; drift error %.2fppm",
 				µs(quantile(f.errNow, .5)), µs(quantile(f.errNow, .99)), µs(quantile(f.errNow, 1)),
 				µs(quantile(f.errLate, 1)), µs(f.maxJump), f.maxDriftErr*1e6)
-			if got := quantile(f.errNow, 1); got > 20e3 {
-				t.Errorf("max error %s after 10s, want ≤ 20µs", µs(got))
+			if got := quantile(f.errNow, 1); got > 10e3 {
+				t.Errorf("max error %s after 10s, want ≤ 10µs", µs(got))
 			}
-			if got := quantile(f.errLate, 1); got > 20e3 {
-				t.Errorf("max error 500ms after a response %s, want ≤ 20µs", µs(got))
+			if got := quantile(f.errLate, 1); got > 10e3 {
+				t.Errorf("max error 500ms after a response %s, want ≤ 10µs", µs(got))
 			}
-			if f.maxDriftErr > 2e-6 {
-				t.Errorf("drift error %.2fppm after 30s, want ≤ 2ppm", f.maxDriftErr*1e6)
+			if f.maxDriftErr > 1e-6 {
+				t.Errorf("drift error %.2fppm after 30s, want ≤ 1ppm", f.maxDriftErr*1e6)
 			}
-			if f.maxJump > 20e3 {
-				t.Errorf("model jumped %s between responses, want ≤ 20µs", µs(f.maxJump))
+			if f.maxJump > 10e3 {
+				t.Errorf("model jumped %s between responses, want ≤ 10µs", µs(f.maxJump))
 			}
 			if f.boundMisses > 0 {
 				t.Errorf("errBound below the true error %d times", f.boundMisses)
 			}
 		})
 	}
+	t.Logf("all cases: error p50 %s p99 %s max %s", µs(quantile(all, .5)), µs(quantile(all, .99)), µs(quantile(all, 1)))
 }
 
 func TestEstimatorWiFi(t *testing.T) {
-	var rtts []float64
+	var rtts, all []float64
 	for i, cc := range clockCases {
 		t.Run(fmt.Sprintf("%v_%+gppm", cc.offset, cc.ppm), func(t *testing.T) {
 			c := newClock(cc.offset, cc.ppm)
-			f := simulate(c, wifi, uint64(100+i), 120*time.Second, 30*time.Second, 60*time.Second)
+			f := simulate(c, wifi, uint64(100+i), 300*time.Second, 30*time.Second, 60*time.Second)
 			rtts = append(rtts, f.rtts...)
+			all = append(all, f.errNow...)
 			t.Logf("error now p50 %s p99 %s max %s; 500ms later p99 %s; max jump %s; drift error after 60s %.2fppm",
 				µs(quantile(f.errNow, .5)), µs(quantile(f.errNow, .99)), µs(quantile(f.errNow, 1)),
 				µs(quantile(f.errLate, .99)), µs(f.maxJump), f.maxDriftErr*1e6)
-			if got := quantile(f.errNow, .99); got > 300e3 {
-				t.Errorf("error p99 %s after 30s, want ≤ 300µs", µs(got))
+			if got := quantile(f.errNow, .99); got > 250e3 {
+				t.Errorf("error p99 %s after 30s, want ≤ 250µs", µs(got))
 			}
-			if got := quantile(f.errLate, .99); got > 300e3 {
-				t.Errorf("error p99 500ms after a response %s, want ≤ 300µs", µs(got))
+			if got := quantile(f.errLate, .99); got > 250e3 {
+				t.Errorf("error p99 500ms after a response %s, want ≤ 250µs", µs(got))
+			}
+			if f.maxDriftErr > 5e-6 {
+				t.Errorf("drift error %.2fppm after 60s, want ≤ 5ppm", f.maxDriftErr*1e6)
 			}
 			if f.boundMisses > 0 {
 				t.Errorf("errBound below the true error %d times", f.boundMisses)
 			}
 		})
 	}
+	t.Logf("all cases: error p50 %s p99 %s max %s", µs(quantile(all, .5)), µs(quantile(all, .99)), µs(quantile(all, 1)))
 	// The simulated network must look like the Wi-Fi of the quality bar:
 	// RTT p50 6 ms and p99 30 ms, not counting the 130 ms spikes.
 	jitter := slices.DeleteFunc(slices.Clone(rtts), func(rtt float64) bool { return rtt >= 130e6 })
@@ -385,6 +393,7 @@ func FuzzEstimator(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0x80}, uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, maxSamples uint8) {
 		e := NewEstimator(Options{MaxSamples: int(maxSamples % 8), Window: time.Duration(maxSamples) * time.Second})
+		data = data[:min(len(data), 100*32)] // longer inputs only slow the fuzzer down
 		for len(data) >= 32 {
 			var v [4]int64
 			for i := range v {
