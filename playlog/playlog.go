@@ -24,12 +24,17 @@ type Line struct {
 	R        int16 `json:"r"`       // first frame, right
 	Sound    int   `json:"n_sound"` // leading frames of the block that are not silence
 	Underrun bool  `json:"underrun,omitempty"`
+	// LX is the first frame's left sample times 32768 before rounding and
+	// Rate the device's rate: a speaker that resamples plays between
+	// frames, and a timecode's left channel, a ramp, tells by how much.
+	LX   float64 `json:"lx,omitempty"`
+	Rate int     `json:"rate,omitempty"`
 }
 
 // Block is a logged block whose first frame carries a timecode.
 type Block struct {
-	TNs    int64 // heard instant of the first frame
-	Frame  int64 // timecode frame index of the first frame
+	TNs    int64 // when song frame Frame was heard (to the sub-frame, where the log tells)
+	Frame  int64 // timecode frame index of the block's first frame
 	Frames int   // frames of sound in the block, from the first on
 }
 
@@ -50,6 +55,10 @@ func Read(r io.Reader) ([]Block, error) {
 		n := l.Sound
 		if n <= 0 || n > l.Frames {
 			n = l.Frames
+		}
+		// The first frame may sit between song frames: frame+frac.
+		if frac := l.LX - float64(l.L); l.Rate > 0 && math.Abs(frac) <= 0.5 {
+			l.TNs -= int64(math.Round(frac * 1e9 / float64(l.Rate)))
 		}
 		blocks = append(blocks, Block{TNs: l.TNs, Frame: frame, Frames: n})
 	}

@@ -64,3 +64,17 @@ func TestLastSound(t *testing.T) {
 		t.Errorf("last sound frame %d at %d (%v), want 2304", frame, at, ok)
 	}
 }
+
+// TestReadSubFrame: a speaker playing between frames logs the unrounded
+// left sample; the block's instant is moved to when the whole frame was heard.
+func TestReadSubFrame(t *testing.T) {
+	tc := audiogen.Timecode(1000)
+	line := fmt.Sprintf(`{"t_ns":1000000000,"frames":441,"l":%d,"r":%d,"n_sound":441,"lx":%v,"rate":44100}`, tc.L, tc.R, float64(tc.L)+0.25)
+	blocks, err := Read(strings.NewReader(line))
+	if err != nil || len(blocks) != 1 {
+		t.Fatalf("%v %v", blocks, err)
+	}
+	if want := int64(1e9) - 5669; blocks[0].TNs != want || blocks[0].Frame != 1000 {
+		t.Errorf("block %+v, want frame 1000 heard at %d", blocks[0], want)
+	}
+}

@@ -132,7 +132,7 @@ type VirtualOutput struct {
 func NewVirtualOutput(opts VirtualOptions) *VirtualOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
 	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{},
-		sink: &logSink{w: opts.Log}}}
+		sink: &logSink{w: opts.Log, rate: rate}}}
 }
 
 func (v *VirtualOutput) Name() string                              { return "virtual" }
@@ -142,11 +142,13 @@ func (v *VirtualOutput) Run(ctx context.Context, src Source) error { return v.ru
 
 type logSink struct {
 	w    io.Writer
+	rate int
 	line []byte
 }
 
 func (s *logSink) block(buf [][2]float64, heardAt time.Time) error {
-	return s.write(playlog.Line{TNs: heardAt.UnixNano(), Frames: len(buf), L: toS16(buf[0][0]), R: toS16(buf[0][1]), Sound: leadingSound(buf)})
+	return s.write(playlog.Line{TNs: heardAt.UnixNano(), Frames: len(buf), L: toS16(buf[0][0]), R: toS16(buf[0][1]),
+		Sound: leadingSound(buf), LX: buf[0][0] * 32768, Rate: s.rate})
 }
 
 // leadingSound counts the frames before the first silent one (both channels
