@@ -18,17 +18,22 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"go.etcd.io/bbolt"
+
+	"github.com/tutti-audio/tutti/protocol"
 )
 
 // Options configures a Broker. The zero value of each field but Addr and
 // UsersFile is a sensible default.
 type Options struct {
-	Addr           string       // TCP listen address, e.g. "127.0.0.1:1883"; "127.0.0.1:0" picks a port
-	DataDir        string       // directory for persisted retained messages (a bolt file inside); "" = memory only
-	UsersFile      string       // TOML users file; may be "" only with AllowAnonymous
-	AllowAnonymous bool         // demo mode: anonymous clients get full rights; logs a loud warning at start
-	MaxPacketSize  int          // bytes; 0 = 1 MiB default
-	Logger         *slog.Logger // nil = slog.Default()
+	Addr           string // TCP listen address, e.g. "127.0.0.1:1883"; "127.0.0.1:0" picks a port
+	DataDir        string // directory for persisted retained messages (a bolt file inside); "" = memory only
+	UsersFile      string // TOML users file; may be "" only with AllowAnonymous
+	AllowAnonymous bool   // demo mode: anonymous clients get full rights; logs a loud warning at start
+	MaxPacketSize  int    // bytes; 0 = 1 MiB default
+	// AnswerClock makes the broker the time master: it answers speakers'
+	// clock probes (see clock.go). Then no controller may answer them.
+	AnswerClock bool
+	Logger      *slog.Logger // nil = slog.Default()
 }
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
@@ -113,10 +118,16 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		// that is one fsync a second: needless wear of a Pi's SD card for
 		// diagnostics nobody in tutti reads.
 		SysTopicResendInterval: sysTopicInterval,
+		InlineClient:           opts.AnswerClock,
 	})
 	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, sessions: server.Clients, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: auth hook: %w", err)
+	}
+	if opts.AnswerClock {
+		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, logger)); err != nil {
+			return nil, fmt.Errorf("broker: clock responder: %w", err)
+		}
 	}
 	if opts.DataDir != "" {
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {

@@ -46,6 +46,10 @@ type Options struct {
 	PublicURL          string        // base URL speakers reach the song server at; "" = "http://"+bound address
 	ImportDir          string        // `load {path}` reads files only below it; "" disables path loads
 	Lead               time.Duration // how far ahead scheduled commands take effect; 0 = adapt to the speakers (leadFor)
+	// ClockFromBroker says the broker is the time master (tutti's broker
+	// with AnswerClock, in the same process or on the same clock): the
+	// controller then answers no clock probes. Otherwise it is the time master.
+	ClockFromBroker bool
 	Sessions           []string      // sessions to create if missing; default [protocol.DefaultSession]
 	Clock              Clock         // shared clock source; nil = real time
 	Logger             *slog.Logger  // nil = slog.Default()
@@ -272,15 +276,13 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		return
 	}
 	defer c.handlers.leave()
-	subs := []struct {
-		filter  string
-		qos     byte
-		handler mqtt.MessageHandler
-	}{
-		{protocol.ClockRequestFilter, 0, c.answerClock},
+	subs := []subscription{
 		{protocol.SessionCommandFilter, 1, c.queue(c.sessionRequests)},
 		{protocol.LibraryCommandTopic, 1, c.queue(c.libraryRequests)},
 		{protocol.SpeakerStatusFilter, 1, c.noteSpeaker},
+	}
+	if !c.opts.ClockFromBroker {
+		subs = append(subs, subscription{protocol.ClockRequestFilter, 0, c.answerClock})
 	}
 	for _, s := range subs {
 		token := client.Subscribe(s.filter, s.qos, s.handler)
@@ -293,6 +295,13 @@ func (c *Controller) onConnect(client mqtt.Client) {
 	default: // a publish of everything is already due
 	}
 	c.log.Info("connected to MQTT broker", "broker", c.opts.BrokerURL)
+}
+
+// subscription is one topic filter the controller listens to.
+type subscription struct {
+	filter  string
+	qos     byte
+	handler mqtt.MessageHandler
 }
 
 // answerClock is the time master's side of a clock probe. T2 is stamped
