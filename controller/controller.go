@@ -50,9 +50,9 @@ type Options struct {
 	// with AnswerClock, in the same process or on the same clock): the
 	// controller then answers no clock probes. Otherwise it is the time master.
 	ClockFromBroker bool
-	Sessions           []string      // sessions to create if missing; default [protocol.DefaultSession]
-	Clock              Clock         // shared clock source; nil = real time
-	Logger             *slog.Logger  // nil = slog.Default()
+	Sessions        []string     // sessions to create if missing; default [protocol.DefaultSession]
+	Clock           Clock        // shared clock source; nil = real time
+	Logger          *slog.Logger // nil = slog.Default()
 }
 
 // maxSongSize bounds an upload or import.
