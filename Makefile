@@ -24,8 +24,14 @@ run: build
 test: build
 	$(GO) test -race -timeout 30m ./...
 
+# bench runs every benchmark; each prints its figures and, last, one JSON line.
 bench: build
-	$(BIN) bench sync --speakers 3 --seconds 20 --json
+	$(BIN) bench sync --json --plot bin/skew.png
+	$(BIN) bench sync --json --jitter wifi --plot bin/skew-wifi.png
+	$(BIN) bench latency --json
+	$(BIN) bench start --json
+	$(BIN) bench cost --json
+	$(BIN) bench scale --json
 
 clean:
 	rm -rf bin

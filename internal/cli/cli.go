@@ -33,7 +33,7 @@ func commands() []command {
 		{"controller", "run the controller: library, playlists, sessions, song server, time master", runController},
 		{"speaker", "run a speaker", runSpeaker},
 		{"demo", "run a hub and three virtual speakers playing generated songs, with live status", runDemo},
-		{"bench", "run a benchmark (sync)", runBench},
+		{"bench", "run a benchmark (sync, latency, start, cost, scale)", runBench},
 		{"user", "manage the broker's users file (user add NAME)", runUser},
 		{"load", "add audio files to the library (uploads only unknown ones)", runLoad},
 		{"enqueue", "append songs to the session's playlist", clientCommand("enqueue")},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tutti-audio/tutti/broker"
@@ -72,22 +73,23 @@ func (b *brokerFlags) options(e *env) broker.Options {
 }
 
 type controllerFlags struct {
-	data, http, publicURL, importDir string
-	lead                             time.Duration
+	data, http, publicURL, importDir, sessions string
+	lead                                       time.Duration
 }
 
 func (c *controllerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.http, "http", "127.0.0.1:8080", "song server listen address")
 	fs.StringVar(&c.publicURL, "public-url", "", "song server base URL as speakers reach it (default: from --http)")
 	fs.StringVar(&c.importDir, "import", "", "directory that `load {path}` may read from (empty: path loads disabled)")
-	fs.DurationVar(&c.lead, "lead", 150*time.Millisecond, "how far ahead scheduled commands take effect")
+	fs.DurationVar(&c.lead, "lead", 0, "how far ahead scheduled commands take effect (0: adapt to the speakers' reported latency)")
+	fs.StringVar(&c.sessions, "sessions", protocol.DefaultSession, "comma list of the sessions (zones) to create if missing")
 }
 
 func (c *controllerFlags) options(e *env, brokerURL, user, password string) controller.Options {
 	return controller.Options{
 		BrokerURL: brokerURL, Username: user, Password: password,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
-		Logger: e.log.With("role", "controller"),
+		Sessions: strings.Split(c.sessions, ","), Logger: e.log.With("role", "controller"),
 	}
 }
 
@@ -188,9 +190,12 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	var of outputFlags
 	of.register(fs)
 	volume := fs.Int("volume", 100, "own volume 0-100 (scaled by the session volume)")
+	faultOffset := fs.Duration("fault-clock-offset", 0, "tests and demos: make the local clock this far off real time")
+	faultPPM := fs.Float64("fault-ppm", 0, "tests and demos: make the local clock and the virtual output's crystal run this many ppm fast (negative: slow)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	of.ppm = *faultPPM
 	if err := protocol.ValidName(*name); err != nil {
 		return fmt.Errorf("--name: %w", err)
 	}
@@ -209,9 +214,13 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeOut()
+	var clock speaker.Clock
+	if *faultOffset != 0 || *faultPPM != 0 {
+		clock = speaker.NewFaultClock(*faultOffset, *faultPPM)
+	}
 	s, err := speaker.New(speaker.Options{
 		Name: *name, Session: *session, BrokerURL: m.broker, Username: user, Password: password,
-		CacheDir: *cache, Output: out, Volume: *volume, Logger: e.log.With("role", "speaker", "speaker", *name),
+		CacheDir: *cache, Output: out, Volume: *volume, Clock: clock, Logger: e.log.With("role", "speaker", "speaker", *name),
 	})
 	if err != nil {
 		return err
@@ -224,6 +233,7 @@ type outputFlags struct {
 	kind, logPath, pipePath string
 	rate                    int
 	latency, calibration    time.Duration
+	ppm                     float64 // crystal error of the virtual output
 }
 
 func (o *outputFlags) register(fs *flag.FlagSet) {
@@ -241,7 +251,7 @@ func (o *outputFlags) open(e *env) (speaker.Output, func(), error) {
 	case "alsa":
 		return speaker.NewALSAOutput(speaker.ALSAOptions{Rate: o.rate, Calibration: o.calibration}), noop, nil
 	case "virtual":
-		opts := speaker.VirtualOptions{Rate: o.rate, Latency: o.latency}
+		opts := speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm}
 		if o.logPath == "" {
 			return speaker.NewVirtualOutput(opts), noop, nil
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -25,8 +26,36 @@ type systemConfig struct {
 	listen   string // broker address
 	http     string // song server address
 	speakers int
+	// namePrefix goes before the speakers' names (speaker1, speaker2...),
+	// so that systems on one broker one after the other do not share names.
+	namePrefix string
+	// hubURL, if set, is a broker with a controller already running
+	// elsewhere: only the speakers are started, against it.
+	hubURL string
+	// lead is the controller's lead time; 0 means the controller's default.
+	lead time.Duration
+	// sessions the controller creates; nil means the default session.
+	sessions []string
 	// speakerLog, if set, receives each virtual device's block log.
 	speakerLog func(name string) io.Writer
+	// speakerSession, if set, names the session speaker i follows.
+	speakerSession func(i int) string
+	// fault, if set, gives speaker i a wrong clock: offset from real time
+	// and a rate error, which its virtual DAC's crystal shares.
+	fault func(i int) clockFault
+	// speakerBroker, if set, gives the broker URL speaker name dials
+	// instead of the broker's own (a fault-injecting proxy).
+	speakerBroker func(name, brokerAddr string) (string, error)
+	// onState, if set, sees every session state a speaker accepts.
+	onState func(name string, st protocol.SessionState)
+	// block is the virtual devices' block in frames; 0 means their default.
+	block int
+}
+
+// clockFault is how wrong a speaker's clock is.
+type clockFault struct {
+	offset time.Duration
+	ppm    float64
 }
 
 // system is a running systemConfig.
@@ -66,44 +95,77 @@ func (sys *system) stop() error {
 func speakerName(i int) string { return fmt.Sprintf("speaker%d", i+1) }
 
 func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error) {
-	b, err := broker.New(broker.Options{Addr: cfg.listen, DataDir: filepath.Join(cfg.dir, "broker"), AllowAnonymous: true, Logger: e.log.With("role", "broker")})
-	if err != nil {
-		return nil, err
+	sys := &system{brokerURL: cfg.hubURL, broker: &errgroup.Group{}, stopBroker: func() {}}
+	var c *controller.Controller
+	if cfg.hubURL == "" {
+		b, err := broker.New(broker.Options{Addr: cfg.listen, DataDir: filepath.Join(cfg.dir, "broker"), AllowAnonymous: true, Logger: e.log.With("role", "broker")})
+		if err != nil {
+			return nil, err
+		}
+		sys.brokerURL = "tcp://" + b.Addr()
+		c, err = controller.New(controller.Options{
+			BrokerURL: sys.brokerURL, DataDir: filepath.Join(cfg.dir, "controller"), HTTPAddr: cfg.http,
+			Lead: cfg.lead, Sessions: cfg.sessions, Logger: e.log.With("role", "controller"),
+		})
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		sys.songsURL = c.SongsURL()
+		brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+		sys.broker, brokerCtx = errgroup.WithContext(brokerCtx)
+		sys.stopBroker = stopBroker
+		sys.broker.Go(func() error { return b.Run(brokerCtx) })
 	}
-	sys := &system{brokerURL: "tcp://" + b.Addr()}
-	c, err := controller.New(controller.Options{BrokerURL: sys.brokerURL, DataDir: filepath.Join(cfg.dir, "controller"), HTTPAddr: cfg.http, Logger: e.log.With("role", "controller")})
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	sys.songsURL = c.SongsURL()
-	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
-	sys.broker, brokerCtx = errgroup.WithContext(brokerCtx)
-	sys.stopBroker = stopBroker
-	sys.broker.Go(func() error { return b.Run(brokerCtx) })
 	clientsCtx, stopClients := context.WithCancel(ctx)
 	g, ctx := errgroup.WithContext(clientsCtx)
 	sys.clients, sys.clientsCtx, sys.stopClients = g, ctx, stopClients
-	g.Go(func() error { return c.Run(ctx) })
+	if c != nil {
+		g.Go(func() error { return c.Run(ctx) })
+	}
 	for i := range cfg.speakers {
-		name := speakerName(i)
-		sys.names = append(sys.names, name)
-		opts := speaker.VirtualOptions{}
-		if cfg.speakerLog != nil {
-			opts.Log = cfg.speakerLog(name)
-		}
-		s, err := speaker.New(speaker.Options{
-			Name: name, BrokerURL: sys.brokerURL, CacheDir: filepath.Join(cfg.dir, name),
-			Output: speaker.NewVirtualOutput(opts), Logger: e.log.With("role", "speaker", "speaker", name),
-		})
+		s, err := sys.newSpeaker(e, cfg, i)
 		if err != nil {
-			sys.stopClients()
-			sys.stopBroker()
+			sys.stop()
 			return nil, err
 		}
 		g.Go(func() error { return s.Run(ctx) })
 	}
 	return sys, nil
+}
+
+// newSpeaker makes speaker i of cfg.
+func (sys *system) newSpeaker(e *env, cfg systemConfig, i int) (*speaker.Speaker, error) {
+	name := cfg.namePrefix + speakerName(i)
+	sys.names = append(sys.names, name)
+	out := speaker.VirtualOptions{Block: cfg.block}
+	opts := speaker.Options{
+		Name: name, BrokerURL: sys.brokerURL, CacheDir: filepath.Join(cfg.dir, name),
+		Logger: e.log.With("role", "speaker", "speaker", name),
+	}
+	if cfg.speakerLog != nil {
+		out.Log = cfg.speakerLog(name)
+	}
+	if cfg.speakerSession != nil {
+		opts.Session = cfg.speakerSession(i)
+	}
+	if cfg.fault != nil {
+		f := cfg.fault(i)
+		opts.Clock = speaker.NewFaultClock(f.offset, f.ppm)
+		out.PPM = f.ppm
+	}
+	if cfg.speakerBroker != nil {
+		u, err := cfg.speakerBroker(name, strings.TrimPrefix(sys.brokerURL, "tcp://"))
+		if err != nil {
+			return nil, err
+		}
+		opts.BrokerURL = u
+	}
+	if cfg.onState != nil {
+		opts.OnState = func(st protocol.SessionState) { cfg.onState(name, st) }
+	}
+	opts.Output = speaker.NewVirtualOutput(out)
+	return speaker.New(opts)
 }
 
 // loadAndPlay writes generated songs into dir, loads them, replaces the
