@@ -406,10 +406,10 @@ func advance(s session, now int64) (session, bool) {
 const (
 	minLead = 40 * time.Millisecond
 	maxLead = time.Second
-	// leadMargin covers what no speaker reports: the controller's own
-	// handling and store write, the broker's fan-out, and the block a
-	// speaker's output may already be filling.
-	leadMargin = 25 * time.Millisecond
+	// leadMargin covers what no speaker reports: the block (10 ms) a
+	// speaker's output may already be filling, and the controller's own
+	// handling and store write (a few ms).
+	leadMargin = 15 * time.Millisecond
 	// defaultLead is used while no speaker of the session has reported.
 	defaultLead = 150 * time.Millisecond
 )

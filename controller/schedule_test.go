@@ -443,7 +443,7 @@ func TestLeadAdaptsToTheSlowestSpeaker(t *testing.T) {
 			{Online: true, LatencyNs: ms(30), RTTP99Ns: ms(1)},
 			{Online: true, LatencyNs: ms(30), RTTP99Ns: ms(40)},
 			{Online: false, LatencyNs: ms(500)},
-		}, 95 * time.Millisecond},
+		}, 85 * time.Millisecond},
 		{"a huge buffer: the ceiling", []protocol.SpeakerStatus{{Online: true, LatencyNs: ms(5000)}}, maxLead},
 	}
 	for _, c := range cases {

@@ -59,7 +59,7 @@ func trimNewline(b []byte) []byte {
 
 type brokerFlags struct {
 	listen, data, users string
-	demo                bool
+	demo, answerClock   bool
 }
 
 func (b *brokerFlags) register(fs *flag.FlagSet) {
@@ -69,12 +69,14 @@ func (b *brokerFlags) register(fs *flag.FlagSet) {
 }
 
 func (b *brokerFlags) options(e *env) broker.Options {
-	return broker.Options{Addr: b.listen, DataDir: b.data, UsersFile: b.users, AllowAnonymous: b.demo, Logger: e.log.With("role", "broker")}
+	return broker.Options{Addr: b.listen, DataDir: b.data, UsersFile: b.users, AllowAnonymous: b.demo,
+		AnswerClock: b.answerClock, Logger: e.log.With("role", "broker")}
 }
 
 type controllerFlags struct {
 	data, http, publicURL, importDir, sessions string
 	lead                                       time.Duration
+	clockFromBroker                            bool
 }
 
 func (c *controllerFlags) register(fs *flag.FlagSet) {
@@ -89,7 +91,7 @@ func (c *controllerFlags) options(e *env, brokerURL, user, password string) cont
 	return controller.Options{
 		BrokerURL: brokerURL, Username: user, Password: password,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
-		Sessions: strings.Split(c.sessions, ","), Logger: e.log.With("role", "controller"),
+		Sessions: strings.Split(c.sessions, ","), ClockFromBroker: c.clockFromBroker, Logger: e.log.With("role", "controller"),
 	}
 }
 
@@ -98,6 +100,7 @@ func runBroker(ctx context.Context, e *env, args []string) error {
 	var bf brokerFlags
 	bf.register(fs)
 	fs.StringVar(&bf.data, "data", "tutti-data/broker", "directory for the broker's persisted retained messages")
+	fs.BoolVar(&bf.answerClock, "clock", false, "be the time master: answer speakers' clock probes (run controllers with --clock-from-broker)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,6 +119,7 @@ func runController(ctx context.Context, e *env, args []string) error {
 	m.register(fs, "controller")
 	cf.register(fs)
 	fs.StringVar(&cf.data, "data", "tutti-data/controller", "directory for the library database and song files")
+	fs.BoolVar(&cf.clockFromBroker, "clock-from-broker", false, "the broker (tutti broker --clock, on this machine's clock) is the time master: answer no clock probes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -147,6 +151,8 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	bf.data, cf.data = filepath.Join(*data, "broker"), filepath.Join(*data, "controller")
+	// The broker is the time master: its clock stays when controllers change.
+	bf.answerClock, cf.clockFromBroker = true, true
 	b, err := broker.New(bf.options(e))
 	if err != nil {
 		return err

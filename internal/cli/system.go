@@ -98,14 +98,15 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 	sys := &system{brokerURL: cfg.hubURL, broker: &errgroup.Group{}, stopBroker: func() {}}
 	var c *controller.Controller
 	if cfg.hubURL == "" {
-		b, err := broker.New(broker.Options{Addr: cfg.listen, DataDir: filepath.Join(cfg.dir, "broker"), AllowAnonymous: true, Logger: e.log.With("role", "broker")})
+		b, err := broker.New(broker.Options{Addr: cfg.listen, DataDir: filepath.Join(cfg.dir, "broker"), AllowAnonymous: true,
+			AnswerClock: true, Logger: e.log.With("role", "broker")})
 		if err != nil {
 			return nil, err
 		}
 		sys.brokerURL = "tcp://" + b.Addr()
 		c, err = controller.New(controller.Options{
 			BrokerURL: sys.brokerURL, DataDir: filepath.Join(cfg.dir, "controller"), HTTPAddr: cfg.http,
-			Lead: cfg.lead, Sessions: cfg.sessions, Logger: e.log.With("role", "controller"),
+			Lead: cfg.lead, Sessions: cfg.sessions, ClockFromBroker: true, Logger: e.log.With("role", "controller"),
 		})
 		if err != nil {
 			b.Close()
