@@ -21,8 +21,10 @@ run: build
 
 # test runs every test, including the end-to-end tests over real processes,
 # the real mosquitto broker and the mosquitto_pub/mosquitto_sub clients.
+# Packages run one at a time (-p 1): the end-to-end tests and the benchmark
+# smoke tests measure timing, and on a 2-core machine they disturb each other.
 test: build
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -p 1 -timeout 30m ./...
 
 # bench runs every benchmark; each prints its figures and, last, one JSON line.
 bench: build

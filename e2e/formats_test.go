@@ -95,7 +95,9 @@ func TestFormats(t *testing.T) {
 		t.Errorf("FLAC started at frame %d of the song", d)
 	}
 	for i := 1; i < len(flac); i++ {
-		if want := flac[i-1].Frame + int64(flac[i-1].Frames); flac[i].Frame != want && flac[i-1].Frames == 441 {
+		// Steering the speed makes a block's first frame fall between
+		// frames: one frame either way is playing on.
+		if want := flac[i-1].Frame + int64(flac[i-1].Frames); abs(flac[i].Frame-want) > 1 && flac[i-1].Frames == 441 {
 			t.Errorf("FLAC block %d: frame %d, want %d", i, flac[i].Frame, want)
 			break
 		}

@@ -180,16 +180,20 @@ func (s Stats) String() string {
 
 // LastSound returns the last frame heard before a silence that begins at or
 // after fromNs, and when it was heard: where a speaker stopped on pause.
+// Sound goes on across a block that was dropped as misread: a block
+// continues the one before if it starts where that one's timeline would be.
 func LastSound(blocks []Block, rate int, fromNs int64) (frame, tNs int64, ok bool) {
 	for i, b := range blocks {
 		if b.TNs < fromNs {
 			continue
 		}
-		end := b.TNs + int64(b.Frames)*1e9/int64(rate)
-		next := i + 1
-		// Sound continues if the next block starts where this one ends.
-		if next < len(blocks) && blocks[next].Frame == b.Frame+int64(b.Frames) && blocks[next].TNs-end < 2e6 {
-			continue
+		if i+1 < len(blocks) {
+			next := blocks[i+1]
+			gap := next.TNs - b.TNs
+			expected := b.Frame + gap*int64(rate)/1e9
+			if gap < 50e6 && abs(next.Frame-expected) <= misreadFrames && b.Frames > 0 && next.Frame >= b.Frame+int64(b.Frames) {
+				continue
+			}
 		}
 		last := b.Frame + int64(b.Frames) - 1
 		return last, b.TNs + int64(b.Frames-1)*1e9/int64(rate), true

@@ -11,6 +11,11 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v flac >/dev/null 2>&1 || need+=(flac)
 command -v lame >/dev/null 2>&1 || need+=(lame)
 command -v oggenc >/dev/null 2>&1 || need+=(vorbis-tools)
+# A real ALSA device paced in real time for the ALSA output's tests: a
+# PulseAudio null sink reached through ALSA's pulse plugin.
+command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
+command -v parec >/dev/null 2>&1 || need+=(pulseaudio-utils)
+ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 || need+=(libasound2-plugins)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "tutti needs: ${need[*]}"
 sudo=""

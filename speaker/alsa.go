@@ -4,87 +4,148 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"log/slog"
+	"syscall"
 	"time"
-
-	"github.com/gopxl/beep/v2"
-	beepspeaker "github.com/gopxl/beep/v2/speaker"
 )
 
 // ALSAOptions configure an ALSAOutput.
 type ALSAOptions struct {
-	Rate        int           // default 44100
-	Buffer      time.Duration // beep/oto buffer, default 100ms
-	Calibration time.Duration // added to the estimated latency (per-speaker latency calibration)
+	Device      string        // ALSA PCM name, default "default" (e.g. "hw:0", "plughw:1,0", "pulse")
+	Rate        int           // default 44100; a device (or its plug layer) that cannot play it is refused
+	Buffer      time.Duration // device buffer, default 60ms
+	Period      time.Duration // one write, default 10ms
+	Calibration time.Duration // added to the measured delay (this speaker's analog/DAC latency beyond ALSA's)
+	Logger      *slog.Logger  // nil = slog.Default()
 }
 
-// ALSAOutput plays through the sound card with beep's speaker package (oto
-// over ALSA). beep keeps one global device, so a process has at most one.
-// beep does not expose the device delay: heard instants are estimated as
-// now + Buffer + Calibration.
+// ALSAOutput plays through an ALSA PCM, one period per write, and measures
+// before each write how far ahead of the DAC the write pointer is (the PCM
+// delay), so that every period is filled for the instant it will be heard.
 type ALSAOutput struct {
+	device      string
 	rate        int
 	buffer      time.Duration
+	period      time.Duration
 	calibration time.Duration
+	log         *slog.Logger
 	clock       Clock
 }
 
 func NewALSAOutput(opts ALSAOptions) *ALSAOutput {
-	o := &ALSAOutput{rate: opts.Rate, buffer: opts.Buffer, calibration: opts.Calibration, clock: realClock{}}
+	o := &ALSAOutput{device: opts.Device, rate: opts.Rate, buffer: opts.Buffer, period: opts.Period,
+		calibration: opts.Calibration, log: opts.Logger, clock: realClock{}}
+	if o.device == "" {
+		o.device = "default"
+	}
 	if o.rate <= 0 {
 		o.rate = 44100
 	}
 	if o.buffer <= 0 {
-		o.buffer = 100 * time.Millisecond
+		o.buffer = 60 * time.Millisecond
+	}
+	if o.period <= 0 {
+		o.period = 10 * time.Millisecond
+	}
+	if o.log == nil {
+		o.log = slog.Default()
 	}
 	return o
 }
 
-func (o *ALSAOutput) Name() string           { return "alsa" }
-func (o *ALSAOutput) SampleRate() int        { return o.rate }
+func (o *ALSAOutput) Name() string    { return "alsa" }
+func (o *ALSAOutput) SampleRate() int { return o.rate }
+
+// Latency is nominal (buffer + calibration); the instants given to Fill are
+// measured from the PCM delay every period.
 func (o *ALSAOutput) Latency() time.Duration { return o.buffer + o.calibration }
 func (o *ALSAOutput) useLocalClock(c Clock)  { o.clock = c }
 
-// stallTimeout is how long playback may make no progress before Run gives
-// up: without a usable sound card beep initialises fine and never pulls.
+// stallTimeout is how long writes may make no progress before Run gives up
+// (a device that accepts the configuration but never plays).
 const stallTimeout = 2 * time.Second
 
-// Run plays until ctx is done. It fails when the device cannot be opened or
-// stops pulling samples.
-func (o *ALSAOutput) Run(ctx context.Context, src Source) error {
-	sr := beep.SampleRate(o.rate)
-	if err := beepspeaker.Init(sr, sr.N(o.buffer)); err != nil {
-		return fmt.Errorf("alsa output: %w", err)
-	}
-	// Init returns nil without a sound card; suspending reveals the error.
-	if err := beepspeaker.Suspend(); err != nil {
-		return fmt.Errorf("alsa output: %w", err)
-	}
-	if err := beepspeaker.Resume(); err != nil {
-		return fmt.Errorf("alsa output: %w", err)
-	}
-	var pulled atomic.Int64
-	beepspeaker.Play(beep.StreamerFunc(func(samples [][2]float64) (int, bool) {
-		heardAt := time.Now().Add(o.buffer + o.calibration)
-		src.Fill(samples, toLocal(o.clock, heardAt))
-		pulled.Add(int64(len(samples)))
-		return len(samples), true // never short: beep's mixer drops a short streamer for good
-	}))
-	defer beepspeaker.Clear()
+// waitSlice bounds each wait for room in the buffer, so that Run notices
+// its context and stalls promptly.
+const waitSlice = 100 * time.Millisecond
 
-	ticker := time.NewTicker(stallTimeout)
-	defer ticker.Stop()
-	last := int64(0)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-		n := pulled.Load()
-		if n == last {
-			return errors.New("alsa output: the device pulls no audio (no sound card, or it is stuck)")
-		}
-		last = n
+// Run plays until ctx is done. It fails when the device cannot be opened or
+// configured, or when it stops taking audio for stallTimeout.
+func (o *ALSAOutput) Run(ctx context.Context, src Source) error {
+	p, err := openPCM(o.device, o.rate, o.buffer, o.period)
+	if err != nil {
+		return fmt.Errorf("alsa output %q: %w", o.device, err)
 	}
+	defer p.close()
+	o.log.Info("alsa output open", "device", o.device, "rate", o.rate,
+		"buffer_frames", p.bufferFrames, "period_frames", p.periodFrames)
+
+	buf := make([][2]float64, p.periodFrames)
+	samples := make([]int16, 2*p.periodFrames)
+	progress := time.Now()
+	underrun := false // inside an underrun episode, which is logged once
+	for ctx.Err() == nil {
+		if time.Since(progress) > stallTimeout {
+			return fmt.Errorf("alsa output %q: the device took no audio for %v (stuck or unusable)", o.device, stallTimeout)
+		}
+		wrote, err := o.playPeriod(p, src, buf, samples)
+		if wrote {
+			progress = time.Now()
+		}
+		switch {
+		case err == nil:
+			if wrote {
+				underrun = false
+			}
+		case !isXrun(err):
+			return fmt.Errorf("alsa output %q: %w", o.device, err)
+		default:
+			if !underrun {
+				o.log.Warn("alsa output underrun, recovering", "device", o.device, "err", err)
+				underrun = true
+			}
+			if err := p.recover(err); err != nil {
+				return fmt.Errorf("alsa output %q: recovering from underrun: %w", o.device, err)
+			}
+		}
+	}
+	return nil
+}
+
+// playPeriod waits (up to waitSlice) for room for a period, measures when
+// the next frame written will be heard, fills the period for that instant
+// and writes it. After an underrun the period is dropped, not retried: the
+// next one is measured and filled again for when it will really be heard.
+func (o *ALSAOutput) playPeriod(p *pcm, src Source, buf [][2]float64, samples []int16) (wrote bool, err error) {
+	ready, err := p.wait(waitSlice)
+	if err != nil || !ready {
+		return false, err
+	}
+	delay, at, err := p.delay()
+	if err != nil {
+		return false, err
+	}
+	heardAt := at.Add(time.Duration(framesToNsRound(delay, o.rate)) + o.calibration)
+	src.Fill(buf, toLocal(o.clock, heardAt))
+	for i, f := range buf {
+		samples[2*i], samples[2*i+1] = toS16(f[0]), toS16(f[1])
+	}
+	return p.write(samples)
+}
+
+// alsaError is a negative errno returned by alsa-lib, with the step that
+// failed.
+type alsaError struct {
+	op   string
+	code int // negative errno
+}
+
+func (e *alsaError) Error() string { return e.op + ": " + alsaStrerror(e.code) }
+
+func (e *alsaError) Unwrap() error { return syscall.Errno(-e.code) }
+
+// isXrun reports an underrun (EPIPE) or a suspended device (ESTRPIPE):
+// both are recovered by re-preparing the PCM.
+func isXrun(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ESTRPIPE)
 }

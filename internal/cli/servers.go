@@ -236,10 +236,10 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 
 // outputFlags choose and configure a speaker's audio output.
 type outputFlags struct {
-	kind, logPath, pipePath string
-	rate                    int
-	latency, calibration    time.Duration
-	ppm                     float64 // crystal error of the virtual output
+	kind, logPath, pipePath, alsaDevice string
+	rate                                int
+	latency, calibration                time.Duration
+	ppm                                 float64 // crystal error of the virtual output
 }
 
 func (o *outputFlags) register(fs *flag.FlagSet) {
@@ -249,13 +249,14 @@ func (o *outputFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.rate, "rate", 44100, "output sample rate")
 	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "virtual and pipe outputs: device buffer latency")
 	fs.DurationVar(&o.calibration, "calibration", 0, "alsa output: extra output latency of this speaker's hardware")
+	fs.StringVar(&o.alsaDevice, "alsa-device", "default", "alsa output: the ALSA PCM to play to (e.g. hw:0,0, plughw:1,0)")
 }
 
 func (o *outputFlags) open(e *env) (speaker.Output, func(), error) {
 	noop := func() {}
 	switch o.kind {
 	case "alsa":
-		return speaker.NewALSAOutput(speaker.ALSAOptions{Rate: o.rate, Calibration: o.calibration}), noop, nil
+		return speaker.NewALSAOutput(speaker.ALSAOptions{Device: o.alsaDevice, Rate: o.rate, Calibration: o.calibration, Logger: e.log}), noop, nil
 	case "virtual":
 		opts := speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm}
 		if o.logPath == "" {

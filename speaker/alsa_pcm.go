@@ -1,0 +1,205 @@
+package speaker
+
+/*
+#cgo pkg-config: alsa
+#include <alsa/asoundlib.h>
+#include <errno.h>
+#include <time.h>
+
+// tutti_open opens a playback PCM and configures it for interleaved S16_LE
+// stereo at exactly rate, with a buffer and period near the times asked,
+// starting when the first period is written, and time stamps on the
+// monotonic clock. On failure *op names the step that failed.
+static int tutti_open(snd_pcm_t **out, const char *name, unsigned int rate,
+		unsigned int buffer_us, unsigned int period_us,
+		snd_pcm_uframes_t *buffer_frames, snd_pcm_uframes_t *period_frames, const char **op) {
+	snd_pcm_t *pcm;
+	snd_pcm_hw_params_t *hw;
+	snd_pcm_sw_params_t *sw;
+	int err;
+	*op = "open";
+	// Non-blocking: every wait in tutti goes through snd_pcm_wait with a
+	// timeout, so a stuck device can never hang the caller.
+	if ((err = snd_pcm_open(&pcm, name, SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK)) < 0)
+		return err;
+	snd_pcm_hw_params_alloca(&hw);
+	snd_pcm_sw_params_alloca(&sw);
+#define STEP(what, call) do { *op = what; if ((err = (call)) < 0) goto fail; } while (0)
+	STEP("read hw params", snd_pcm_hw_params_any(pcm, hw));
+	STEP("set interleaved access", snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED));
+	STEP("set format S16_LE", snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE));
+	STEP("set 2 channels", snd_pcm_hw_params_set_channels(pcm, hw, 2));
+	STEP("set rate", snd_pcm_hw_params_set_rate(pcm, hw, rate, 0));
+	STEP("set buffer time", snd_pcm_hw_params_set_buffer_time_near(pcm, hw, &buffer_us, NULL));
+	STEP("set period time", snd_pcm_hw_params_set_period_time_near(pcm, hw, &period_us, NULL));
+	STEP("apply hw params", snd_pcm_hw_params(pcm, hw));
+	STEP("get buffer size", snd_pcm_hw_params_get_buffer_size(hw, buffer_frames));
+	STEP("get period size", snd_pcm_hw_params_get_period_size(hw, period_frames, NULL));
+	STEP("read sw params", snd_pcm_sw_params_current(pcm, sw));
+	STEP("set start threshold", snd_pcm_sw_params_set_start_threshold(pcm, sw, *period_frames));
+	STEP("set avail min", snd_pcm_sw_params_set_avail_min(pcm, sw, *period_frames));
+	STEP("enable time stamps", snd_pcm_sw_params_set_tstamp_mode(pcm, sw, SND_PCM_TSTAMP_ENABLE));
+	// Optional: without it the stamps are wall-clock time, which the age
+	// check in delay() rejects, falling back to timing the call.
+	snd_pcm_sw_params_set_tstamp_type(pcm, sw, SND_PCM_TSTAMP_TYPE_MONOTONIC);
+	STEP("apply sw params", snd_pcm_sw_params(pcm, sw));
+#undef STEP
+	*out = pcm;
+	return 0;
+fail:
+	snd_pcm_close(pcm);
+	return err;
+}
+
+// tutti_status reads the PCM state and delay, and how long ago (in ns, on
+// the monotonic clock) the delay was true; *age_ns is -1 without a stamp.
+static int tutti_status(snd_pcm_t *pcm, int *state, snd_pcm_sframes_t *delay, long long *age_ns) {
+	snd_pcm_status_t *st;
+	snd_htimestamp_t ts;
+	struct timespec now;
+	int err;
+	snd_pcm_status_alloca(&st);
+	if ((err = snd_pcm_status(pcm, st)) < 0)
+		return err;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	*state = snd_pcm_status_get_state(st);
+	*delay = snd_pcm_status_get_delay(st);
+	snd_pcm_status_get_htstamp(st, &ts);
+	if (ts.tv_sec == 0 && ts.tv_nsec == 0)
+		*age_ns = -1;
+	else
+		*age_ns = (long long)(now.tv_sec - ts.tv_sec) * 1000000000LL + (now.tv_nsec - ts.tv_nsec);
+	return 0;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// pcm is an open ALSA playback PCM. Its methods must not be called
+// concurrently.
+type pcm struct {
+	h            *C.snd_pcm_t
+	bufferFrames int
+	periodFrames int
+}
+
+func openPCM(device string, rate int, buffer, period time.Duration) (*pcm, error) {
+	name := C.CString(device)
+	defer C.free(unsafe.Pointer(name))
+	var h *C.snd_pcm_t
+	var bufferFrames, periodFrames C.snd_pcm_uframes_t
+	var op *C.char
+	rc := C.tutti_open(&h, name, C.uint(rate), C.uint(buffer.Microseconds()), C.uint(period.Microseconds()),
+		&bufferFrames, &periodFrames, &op)
+	if rc < 0 {
+		what := C.GoString(op)
+		if what == "set rate" {
+			what = fmt.Sprintf("set rate %d Hz", rate)
+		}
+		return nil, &alsaError{op: what, code: int(rc)}
+	}
+	if periodFrames == 0 {
+		C.snd_pcm_close(h)
+		return nil, errors.New("the device configured a period of 0 frames")
+	}
+	return &pcm{h: h, bufferFrames: int(bufferFrames), periodFrames: int(periodFrames)}, nil
+}
+
+// wait waits up to timeout for room for a period. An interrupted wait (Go's
+// preemption signals) reports not ready.
+func (p *pcm) wait(timeout time.Duration) (ready bool, err error) {
+	rc := C.snd_pcm_wait(p.h, C.int(timeout.Milliseconds()))
+	switch {
+	case rc > 0:
+		return true, nil
+	case rc == 0 || rc == -C.EINTR || rc == -C.EAGAIN:
+		return false, nil
+	}
+	return false, &alsaError{op: "wait", code: int(rc)}
+}
+
+// delay returns the frames queued ahead of the write pointer (the next frame
+// written is heard delay frames after at) and the instant the delay was
+// true: the PCM's own time stamp when it has a plausible one, else the
+// middle of the call.
+func (p *pcm) delay() (frames int64, at time.Time, err error) {
+	var state C.int
+	var delay C.snd_pcm_sframes_t
+	var age C.longlong
+	before := time.Now()
+	rc := C.tutti_status(p.h, &state, &delay, &age)
+	after := time.Now()
+	if rc < 0 {
+		return 0, time.Time{}, &alsaError{op: "status", code: int(rc)}
+	}
+	switch state {
+	case C.SND_PCM_STATE_XRUN:
+		return 0, time.Time{}, &alsaError{op: "status", code: -int(syscall.EPIPE)}
+	case C.SND_PCM_STATE_SUSPENDED:
+		return 0, time.Time{}, &alsaError{op: "status", code: -int(syscall.ESTRPIPE)}
+	case C.SND_PCM_STATE_DISCONNECTED:
+		return 0, time.Time{}, &alsaError{op: "status", code: -int(syscall.ENODEV)}
+	}
+	at = before.Add(after.Sub(before) / 2)
+	if a := time.Duration(age); age >= 0 && a < time.Second {
+		at = after.Add(-a)
+	}
+	// A negative delay means the buffer already ran dry: what is written
+	// now plays at once.
+	return max(int64(delay), 0), at, nil
+}
+
+// write queues interleaved stereo frames. A period that finds no room
+// within waitSlice is cut short: Run's stall check notices a device that
+// keeps doing that.
+func (p *pcm) write(samples []int16) (wrote bool, err error) {
+	frames := len(samples) / 2
+	for off := 0; off < frames; {
+		n := C.snd_pcm_writei(p.h, unsafe.Pointer(&samples[2*off]), C.snd_pcm_uframes_t(frames-off))
+		switch {
+		case n > 0:
+			off += int(n)
+			wrote = true
+		case n == 0 || n == -C.EAGAIN || n == -C.EINTR:
+			ready, err := p.wait(waitSlice)
+			if err != nil || !ready {
+				return wrote, err
+			}
+		default:
+			return wrote, &alsaError{op: "write", code: int(n)}
+		}
+	}
+	return wrote, nil
+}
+
+// recover re-prepares the PCM after an underrun, or resumes it after a
+// suspend (re-preparing when the device cannot resume). While a suspended
+// device is still waking up it does nothing: the next wait reports the
+// suspend again.
+func (p *pcm) recover(err error) error {
+	if errors.Is(err, syscall.ESTRPIPE) {
+		switch rc := C.snd_pcm_resume(p.h); rc {
+		case 0, -C.EAGAIN:
+			return nil
+		}
+	}
+	if rc := C.snd_pcm_prepare(p.h); rc < 0 {
+		return &alsaError{op: "prepare", code: int(rc)}
+	}
+	return nil
+}
+
+// close drops what is still queued and closes the PCM.
+func (p *pcm) close() {
+	C.snd_pcm_drop(p.h)
+	C.snd_pcm_close(p.h)
+}
+
+func alsaStrerror(code int) string { return C.GoString(C.snd_strerror(C.int(code))) }
