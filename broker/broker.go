@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,9 +38,7 @@ type Options struct {
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
 const DefaultMaxPacketSize = 1 << 20
 
-// storeFile is the bolt file in DataDir. Besides retained messages it holds
-// what mochi persists along with them: persistent sessions and their
-// subscriptions and in-flight messages.
+// storeFile is the bolt file in DataDir that holds the retained messages.
 const storeFile = "broker.bolt"
 
 // Broker is an MQTT broker listening on one TCP address.
@@ -136,12 +133,24 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		path := filepath.Join(opts.DataDir, storeFile)
 		// The bolt file is locked: a second broker on the same DataDir
 		// fails here after the timeout instead of corrupting it.
-		err := server.AddHook(new(bolt.Hook), &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
+		err := server.AddHook(retainedStore{new(bolt.Hook)}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
 		if err != nil {
 			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
 	}
 	return server, nil
+}
+
+// retainedStore is mochi's bolt store limited to retained messages: session
+// state, playlists, statuses and discovery configs survive a restart. It
+// stores nothing else: tutti's clients use clean sessions, and stored
+// in-flight copies would cost two disk commits per subscriber of every QoS 1
+// message (a state change to 100 speakers: 200 commits before they all had
+// it).
+type retainedStore struct{ *bolt.Hook }
+
+func (retainedStore) Provides(b byte) bool {
+	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired || b == mqtt.StoredRetainedMessages
 }
 
 // sysTopicInterval is how often, in seconds, mochi refreshes the $SYS topics.
@@ -201,20 +210,6 @@ type mochiLogHandler struct{ slog.Handler }
 
 func (h mochiLogHandler) Enabled(ctx context.Context, level slog.Level) bool {
 	return level >= slog.LevelError && h.Handler.Enabled(ctx, level)
-}
-
-func (h mochiLogHandler) Handle(ctx context.Context, r slog.Record) error {
-	// The bolt store reports a record it does not have yet (the $SYS
-	// record on a first start) as an error.
-	notFound := false
-	r.Attrs(func(a slog.Attr) bool {
-		notFound = notFound || a.Key == "error" && strings.Contains(a.Value.String(), "not found")
-		return !notFound
-	})
-	if notFound {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
 }
 
 func (h mochiLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

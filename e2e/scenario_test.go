@@ -225,11 +225,13 @@ func playScenario(t *testing.T, s *system) {
 	// 3. Pause stops every speaker at the same sample: the pause position.
 	wantFrame := protocol.NsToFrames(pause.Anchor.PositionNs, rate)
 	for _, n := range names {
-		frame, at, ok := playlog.LastSound(blocks[n], rate, pause.Anchor.AtNs-int64(time.Second))
+		frame, at, ok := playlog.LastSound(blocks[n], rate, pause.Anchor.AtNs+int64(50*time.Millisecond))
 		if !ok {
 			t.Fatalf("%s: no sound before the pause", n)
 		}
-		if d := frame - (wantFrame - 1); d < -1 || d > 1 {
+		// Steering the speed plays between frames: the last one heard reads
+		// one frame either way of the exact stop, beside its own rounding.
+		if d := frame - (wantFrame - 1); d < -2 || d > 2 {
 			t.Errorf("%s stopped at frame %d, the pause position is frame %d", n, frame, wantFrame)
 		}
 		if d := at - pause.Anchor.AtNs; abs(d) > int64(skewBar) {
@@ -248,7 +250,7 @@ func playScenario(t *testing.T, s *system) {
 	} {
 		for _, n := range names {
 			b := firstSoundAfter(blocks[n], c.at+int64(time.Millisecond))
-			if d := b.Frame - c.wantFrame; d < 0 || d > rate/50 {
+			if d := b.Frame - c.wantFrame; d < 0 || d > rate/25 {
 				t.Errorf("%s: %s: first frame %d, want %d", n, c.what, b.Frame, c.wantFrame)
 			}
 			if d := b.TNs - c.at - protocol.FramesToNs(b.Frame-c.wantFrame, rate); abs(d) > int64(skewBar) {

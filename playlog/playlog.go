@@ -69,22 +69,21 @@ func Read(r io.Reader) ([]Block, error) {
 // neighbours before it counts as misread.
 const misreadFrames = 16
 
-// dropMisread removes single blocks whose frame breaks the continuity of
-// blocks that otherwise play on: a speaker that steers its speed resamples,
-// and a first frame interpolated across a jump of the timecode signal
-// reads as some other frame.
+// dropMisread keeps the blocks that continue the block before them or into
+// the block after them. A block's first frame can read as some other frame:
+// a speaker that steers its speed plays between frames, and interpolated
+// across a jump of the timecode signal, or scaled by a fade-in, the sample
+// carries another number; such a block continues nothing.
 func dropMisread(blocks []Block) []Block {
-	near := func(a, b int64) bool { return abs(a-b) <= misreadFrames }
-	kept := blocks[:0]
+	continues := func(a, b Block) bool {
+		gap := b.TNs - a.TNs
+		return gap > 0 && gap < 50e6 && abs(a.Frame+int64(a.Frames)-b.Frame) <= misreadFrames
+	}
+	var kept []Block
 	for i, b := range blocks {
-		if i > 0 && i+1 < len(blocks) {
-			prev, next := blocks[i-1], blocks[i+1]
-			prevEnd := prev.Frame + int64(prev.Frames)
-			if !near(prevEnd, b.Frame) && !near(b.Frame+int64(b.Frames), next.Frame) && near(prevEnd+int64(b.Frames), next.Frame) {
-				continue
-			}
+		if i > 0 && continues(blocks[i-1], b) || i+1 < len(blocks) && continues(b, blocks[i+1]) {
+			kept = append(kept, b)
 		}
-		kept = append(kept, b)
 	}
 	return kept
 }
@@ -178,25 +177,14 @@ func (s Stats) String() string {
 	return fmt.Sprintf("n=%d p50=%.3fms p99=%.3fms max=%.3fms", s.N, s.P50Ms, s.P99Ms, s.Max)
 }
 
-// LastSound returns the last frame heard before a silence that begins at or
-// after fromNs, and when it was heard: where a speaker stopped on pause.
-// Sound goes on across a block that was dropped as misread: a block
-// continues the one before if it starts where that one's timeline would be.
-func LastSound(blocks []Block, rate int, fromNs int64) (frame, tNs int64, ok bool) {
-	for i, b := range blocks {
-		if b.TNs < fromNs {
-			continue
+// LastSound returns the last frame heard before untilNs, and when it was
+// heard: given an instant a little after a pause took effect, where a
+// speaker stopped.
+func LastSound(blocks []Block, rate int, untilNs int64) (frame, tNs int64, ok bool) {
+	for i := len(blocks) - 1; i >= 0; i-- {
+		if b := blocks[i]; b.TNs < untilNs {
+			return b.Frame + int64(b.Frames) - 1, b.TNs + int64(b.Frames-1)*1e9/int64(rate), true
 		}
-		if i+1 < len(blocks) {
-			next := blocks[i+1]
-			gap := next.TNs - b.TNs
-			expected := b.Frame + gap*int64(rate)/1e9
-			if gap < 50e6 && abs(next.Frame-expected) <= misreadFrames && b.Frames > 0 && next.Frame >= b.Frame+int64(b.Frames) {
-				continue
-			}
-		}
-		last := b.Frame + int64(b.Frames) - 1
-		return last, b.TNs + int64(b.Frames-1)*1e9/int64(rate), true
 	}
 	return 0, 0, false
 }

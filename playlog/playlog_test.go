@@ -25,17 +25,19 @@ func logOf(t0 int64, first int64, blocks int, misread map[int]int64) string {
 }
 
 func TestReadDropsMisreadBlocks(t *testing.T) {
-	log := logOf(0, 1000, 10, map[int]int64{4: 99999}) + `{"t_ns":1,"underrun":true}` + "\nnot json\n" + `{"t_ns":2,"frames":441,"l":0,"r":0,"n_sound":0}` + "\n"
+	// Block 4 is misread mid-play; block 0 reads wrong as the first block
+	// after a fade-in would.
+	log := logOf(0, 1000, 10, map[int]int64{0: 77777, 4: 99999}) + `{"t_ns":1,"underrun":true}` + "\nnot json\n" + `{"t_ns":2,"frames":441,"l":0,"r":0,"n_sound":0}` + "\n"
 	blocks, err := Read(strings.NewReader(log))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(blocks) != 9 {
-		t.Fatalf("%d blocks, want 9 (one misread, silence and junk dropped): %+v", len(blocks), blocks)
+	if len(blocks) != 8 {
+		t.Fatalf("%d blocks, want 8 (two misread, silence and junk dropped): %+v", len(blocks), blocks)
 	}
 	for _, b := range blocks {
-		if b.Frame == 99999 {
-			t.Error("the misread block was kept")
+		if b.Frame == 99999 || b.Frame == 77777 {
+			t.Error("a misread block was kept")
 		}
 	}
 }
@@ -57,9 +59,12 @@ func TestSpreadMeasuresSkew(t *testing.T) {
 }
 
 func TestLastSound(t *testing.T) {
-	log := logOf(0, 0, 5, nil) + fmt.Sprintf(`{"t_ns":50000000,"frames":441,"l":%d,"r":%d,"n_sound":100}`+"\n", audiogen.Timecode(2205).L, audiogen.Timecode(2205).R)
+	// Five blocks, a sixth that stops after 100 frames (a pause), then
+	// playing again two seconds later.
+	log := logOf(0, 0, 5, nil) + fmt.Sprintf(`{"t_ns":50000000,"frames":441,"l":%d,"r":%d,"n_sound":100}`+"\n", audiogen.Timecode(2205).L, audiogen.Timecode(2205).R) +
+		logOf(2e9, 9000, 3, nil)
 	blocks, _ := Read(strings.NewReader(log))
-	frame, at, ok := LastSound(blocks, 44100, 0)
+	frame, at, ok := LastSound(blocks, 44100, 100_000_000)
 	if !ok || frame != 2304 || at != 50_000_000+99_000_000_000/44100 {
 		t.Errorf("last sound frame %d at %d (%v), want 2304", frame, at, ok)
 	}
@@ -70,8 +75,8 @@ func TestLastSound(t *testing.T) {
 func TestReadSubFrame(t *testing.T) {
 	tc := audiogen.Timecode(1000)
 	line := fmt.Sprintf(`{"t_ns":1000000000,"frames":441,"l":%d,"r":%d,"n_sound":441,"lx":%v,"rate":44100}`, tc.L, tc.R, float64(tc.L)+0.25)
-	blocks, err := Read(strings.NewReader(line))
-	if err != nil || len(blocks) != 1 {
+	blocks, err := Read(strings.NewReader(line + "\n" + logOf(1010000000, 1441, 1, nil)))
+	if err != nil || len(blocks) != 2 {
 		t.Fatalf("%v %v", blocks, err)
 	}
 	if want := int64(1e9) - 5669; blocks[0].TNs != want || blocks[0].Frame != 1000 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
@@ -127,11 +128,11 @@ func benchLatency(ctx context.Context, b *bench, args []string) error {
 	}
 	pausedAt := map[string]int64{} // last frame each speaker heard before the pause
 	pause := func(name string, sent time.Time, blocks []playlog.Block) (int64, bool) {
-		frame, t, ok := playlog.LastSound(blocks, benchRate, sent.UnixNano())
+		frame, t, ok := playlog.LastSound(blocks, benchRate, math.MaxInt64)
 		// Silence counts once it has lasted: the log runs ahead of real time
 		// by the device latency, so a log that just ends may go on.
 		end := t + int64(time.Second)/benchRate
-		if !ok || time.Since(time.Unix(0, end)) < 200*time.Millisecond {
+		if !ok || t < sent.UnixNano() || time.Since(time.Unix(0, end)) < 200*time.Millisecond {
 			return 0, false
 		}
 		pausedAt[name] = frame
