@@ -34,18 +34,23 @@ const (
 	// to have long round trips and so off estimates.
 	syncSamples = 4
 	// syncErrorBound is the clock error the speaker wants before it plays;
-	// it settles for less only when a whole burst brought nothing better.
-	syncErrorBound     = time.Millisecond
+	// it settles for less only after syncPatience of probing brought
+	// nothing better (a network whose best round trip is over 4 ms).
+	syncErrorBound     = 2 * time.Millisecond
+	syncPatience       = 1500 * time.Millisecond
 	probeBurstInterval = 20 * time.Millisecond
 	probeInterval      = 500 * time.Millisecond
 	// After the burst, probes come faster for a while: the clock model
 	// needs some seconds of samples before it trusts a drift.
 	probeFastInterval = 100 * time.Millisecond
 	probeFastFor      = 10 * time.Second
-	statusInterval    = 2 * time.Second
-	statusCheck       = 100 * time.Millisecond // how soon a state change is published
-	fetchCheck        = 100 * time.Millisecond
-	fetchBackoffMax   = 10 * time.Second
+	// clockJumpLog is how far the clock estimate must move at once to be
+	// logged (at debug level).
+	clockJumpLog    = 500 * time.Microsecond
+	statusInterval  = 2 * time.Second
+	statusCheck     = 100 * time.Millisecond // how soon a state change is published
+	fetchCheck      = 100 * time.Millisecond
+	fetchBackoffMax = 10 * time.Second
 )
 
 // Options configure a Speaker.
@@ -86,10 +91,13 @@ type Speaker struct {
 
 	mu        sync.Mutex
 	estimator clocksync.Estimator
-	rtts      rttWindow
-	songsURL  string
-	lastSeq   uint64
-	haveState bool
+	lastModel clocksync.Model
+	// firstSample is the local instant of the first probe answer.
+	firstSample int64
+	rtts        rttWindow
+	songsURL    string
+	lastSeq     uint64
+	haveState   bool
 }
 
 func New(opts Options) (*Speaker, error) {
@@ -248,8 +256,16 @@ func (s *Speaker) onClockResponse(b []byte) error {
 	s.rtts.add(sample.RTT)
 	model, errBound, _ := s.estimator.Model()
 	n := s.estimator.Len()
-	enough := n >= syncSamples && errBound <= syncErrorBound || n >= probeBurst
+	if s.firstSample == 0 {
+		s.firstSample = t4
+	}
+	enough := n >= syncSamples && errBound <= syncErrorBound || time.Duration(t4-s.firstSample) >= syncPatience
+	moved := time.Duration(model.At(t4) - s.lastModel.At(t4))
+	s.lastModel = model
 	s.mu.Unlock()
+	if moved.Abs() > clockJumpLog && n > 1 {
+		s.log.Debug("clock estimate moved", "by", moved, "samples", n, "rtt", sample.RTT, "err_bound", errBound, "playing", enough)
+	}
 	if enough {
 		s.eng.setClock(model)
 	}
