@@ -216,7 +216,8 @@ type receivedReply struct {
 	at time.Time
 }
 
-// dialCommander connects to the broker, retrying while it comes up.
+// dialCommander connects to the broker, retrying while it comes up, and
+// waits for the controller to listen.
 func dialCommander(ctx context.Context, brokerURL string) (*commander, error) {
 	id := randomID()
 	c := &commander{replyTo: protocol.DefaultReplyTopic + "/bench-" + id, waiting: map[string]chan receivedReply{}}
@@ -248,6 +249,10 @@ func dialCommander(ctx context.Context, brokerURL string) (*commander, error) {
 	if err := wait(ctx, sub, 5*time.Second); err != nil {
 		c.close()
 		return nil, fmt.Errorf("subscribe to replies: %w", err)
+	}
+	if _, err := awaitController(ctx, c.conn, 15*time.Second); err != nil {
+		c.close()
+		return nil, err
 	}
 	return c, nil
 }

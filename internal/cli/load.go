@@ -65,29 +65,34 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// songsURL reads the song server's address from the controller's retained status.
+// songsURL waits for an online controller and returns its song server's
+// address.
 func (c *client) songsURL(ctx context.Context) (string, error) {
+	return awaitController(ctx, c.conn, c.timeout)
+}
+
+// awaitController waits for the controller's status to say it is online and
+// returns the song server's address from it. The controller publishes that
+// status once it has subscribed to commands, so after it a command is heard.
+func awaitController(ctx context.Context, conn mqtt.Client, timeout time.Duration) (string, error) {
 	found := make(chan protocol.ControllerStatus, 1)
-	tok := c.conn.Subscribe(protocol.ControllerStatusTopic, 1, func(_ mqtt.Client, m mqtt.Message) {
-		if st, err := protocol.Decode[protocol.ControllerStatus](m.Payload()); err == nil && st.SongsURL != "" {
+	tok := conn.Subscribe(protocol.ControllerStatusTopic, 1, func(_ mqtt.Client, m mqtt.Message) {
+		if st, err := protocol.Decode[protocol.ControllerStatus](m.Payload()); err == nil && st.Online && st.SongsURL != "" {
 			select {
 			case found <- st:
 			default:
 			}
 		}
 	})
-	if err := wait(ctx, tok, c.timeout); err != nil {
+	if err := wait(ctx, tok, timeout); err != nil {
 		return "", err
 	}
-	defer c.conn.Unsubscribe(protocol.ControllerStatusTopic)
+	defer conn.Unsubscribe(protocol.ControllerStatusTopic)
 	select {
 	case st := <-found:
-		if !st.Online {
-			return "", fmt.Errorf("the controller is offline")
-		}
 		return st.SongsURL, nil
-	case <-time.After(c.timeout):
-		return "", fmt.Errorf("no controller status on %s (is the controller running?)", protocol.ControllerStatusTopic)
+	case <-time.After(timeout):
+		return "", fmt.Errorf("no online controller on %s (is the controller running?)", protocol.ControllerStatusTopic)
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}

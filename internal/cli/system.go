@@ -187,6 +187,9 @@ func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []
 		return nil, err
 	}
 	defer c.close()
+	if _, err := c.songsURL(ctx); err != nil { // the controller listens for commands from then on
+		return nil, err
+	}
 	session := protocol.SessionCommandTopic(protocol.DefaultSession)
 	if _, err := c.request(ctx, session, protocol.Request{Cmd: protocol.CmdClear}); err != nil {
 		return nil, err
