@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -21,15 +23,16 @@ type cache struct {
 	dir    string
 	client *http.Client
 
-	mu       sync.Mutex
-	verified map[string]bool
+	mu        sync.Mutex
+	verified  map[string]bool
+	downloads map[string]*download // in progress
 }
 
 func newCache(dir string, client *http.Client) (*cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "songs"), 0o755); err != nil {
 		return nil, fmt.Errorf("song cache: %w", err)
 	}
-	return &cache{dir: dir, client: client, verified: map[string]bool{}}, nil
+	return &cache{dir: dir, client: client, verified: map[string]bool{}, downloads: map[string]*download{}}, nil
 }
 
 func (c *cache) path(sha string) string { return filepath.Join(c.dir, "songs", sha) }
@@ -42,8 +45,9 @@ func (c *cache) Lookup(sha string) (string, bool) {
 }
 
 // ensure makes sha available: it verifies a file already there, or fetches
-// it from songsURL.
-func (c *cache) ensure(ctx context.Context, songsURL, sha string) error {
+// it from songsURL. startFrac is where in the song (0-1) playback will
+// begin: a fetch fetches that part first.
+func (c *cache) ensure(ctx context.Context, songsURL, sha string, startFrac float64) error {
 	if !validHash(sha) {
 		return fmt.Errorf("song %q: not a sha256", sha)
 	}
@@ -60,11 +64,7 @@ func (c *cache) ensure(ctx context.Context, songsURL, sha string) error {
 	if songsURL == "" {
 		return errors.New("no song server known yet")
 	}
-	if err := c.fetch(ctx, songsURL+sha, sha); err != nil {
-		return err
-	}
-	c.markVerified(sha)
-	return nil
+	return c.fetch(ctx, songsURL+sha, sha, startFrac)
 }
 
 func (c *cache) markVerified(sha string) {
@@ -73,40 +73,93 @@ func (c *cache) markVerified(sha string) {
 	c.verified[sha] = true
 }
 
-// fetch downloads url into a temp file, checks its hash, syncs it and
-// renames it into place; on any failure the temp file is removed.
-func (c *cache) fetch(ctx context.Context, url, sha string) (err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// Partial implements songFiles: the download of sha in progress, if any.
+func (c *cache) Partial(sha string) (*download, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.downloads[sha]
+	return d, ok
+}
+
+// Fetching in pieces. A fetch that starts mid-song first gets the song's
+// head (the decoder needs the header), then the song from a little before
+// where playback starts to the end, then the part in between.
+const (
+	headBytes   = 64 << 10
+	chunkBytes  = 64 << 10  // written and announced at a time
+	joinMargin  = 256 << 10 // fetched before the estimated start: compressed songs are not uniform
+	maxSongSize = 2 << 30   // more is not a song: refuse to allocate it
+)
+
+// fetch downloads url into a temp file, readable through Partial as it
+// arrives, checks its hash, syncs it and renames it into place; on any
+// failure the temp file is removed and the download marked failed.
+func (c *cache) fetch(ctx context.Context, url, sha string, startFrac float64) (err error) {
+	var resp *http.Response
+	if startFrac > 0 {
+		resp, err = c.get(ctx, url, 0, headBytes)
+	} else {
+		resp, err = c.get(ctx, url, 0, -1)
+	}
 	if err != nil {
 		return err
 	}
-	resp, err := c.client.Do(req)
+	defer func() { resp.Body.Close() }()
+	size, err := contentSize(resp)
 	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	tmp, err := os.CreateTemp(c.dir, "fetch-*")
 	if err != nil {
 		return err
 	}
+	dl := &download{path: tmp.Name(), size: size}
+	if size >= 0 { // of unknown size, it cannot be played before it is complete
+		c.mu.Lock()
+		c.downloads[sha] = dl
+		c.mu.Unlock()
+	}
 	defer func() {
 		if err != nil {
+			dl.finish(downloadFailed)
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
+		c.mu.Lock()
+		delete(c.downloads, sha)
+		c.mu.Unlock()
 	}()
-	h := sha256.New()
-	if _, err = io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
+	if err = tmp.Truncate(max(size, 0)); err != nil { // the tail may be written first
+		return err
+	}
+	head := size
+	if resp.StatusCode == http.StatusPartialContent {
+		head = min(size, headBytes)
+	}
+	if err = copyAt(tmp, resp.Body, 0, head, dl.setHead); err != nil {
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
-		return fmt.Errorf("GET %s: content hash %s does not match", url, got)
+	middleEnd := size // the head reaches up to here once fetched
+	if from := int64(startFrac*float64(size)) - joinMargin; head < size && from > head {
+		if err = c.fetchRange(ctx, url, tmp, from, size, func(end int64) { dl.setTail(from, end) }); err != nil {
+			return err
+		}
+		middleEnd = from
+	}
+	if head < middleEnd {
+		if err = c.fetchRange(ctx, url, tmp, head, middleEnd, dl.setHead); err != nil {
+			return err
+		}
 	}
 	if err = tmp.Sync(); err != nil {
 		return err
+	}
+	got, err := hashFile(tmp.Name())
+	if err != nil {
+		return err
+	}
+	if got != sha {
+		return fmt.Errorf("GET %s: content hash %s does not match", url, got)
 	}
 	if err = tmp.Close(); err != nil {
 		return err
@@ -118,7 +171,153 @@ func (c *cache) fetch(ctx context.Context, url, sha string) (err error) {
 		d.Sync()
 		d.Close()
 	}
+	c.markVerified(sha)
+	dl.finish(downloadVerified)
 	return nil
+}
+
+// get requests bytes [from, to) of url; to < 0: the whole resource.
+func (c *cache) get(ctx context.Context, url string, from, to int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if to >= 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to-1))
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if resp.StatusCode == http.StatusPartialContent {
+		var first int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &first); err != nil || first != from {
+			resp.Body.Close()
+			return nil, fmt.Errorf("GET %s: asked for bytes from %d, got Content-Range %q", url, from, resp.Header.Get("Content-Range"))
+		}
+	}
+	return resp, nil
+}
+
+// fetchRange writes bytes [from, to) of url into f at their offset.
+func (c *cache) fetchRange(ctx context.Context, url string, f *os.File, from, to int64, written func(end int64)) error {
+	resp, err := c.get(ctx, url, from, to)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		return fmt.Errorf("GET %s: Range request answered with %s", url, resp.Status)
+	}
+	if err := copyAt(f, resp.Body, from, to, written); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
+}
+
+// contentSize is the size of the whole resource a response is (part of).
+func contentSize(resp *http.Response) (int64, error) {
+	size := resp.ContentLength
+	if resp.StatusCode == http.StatusPartialContent {
+		cr := resp.Header.Get("Content-Range")
+		_, total, _ := strings.Cut(cr, "/")
+		var err error
+		if size, err = strconv.ParseInt(total, 10, 64); err != nil {
+			return 0, fmt.Errorf("Content-Range %q: no total size", cr)
+		}
+	}
+	if size > maxSongSize || size < 0 && resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("song size %d unknown or over %d bytes", size, maxSongSize)
+	}
+	return size, nil
+}
+
+// copyAt writes body, which must hold bytes [from, to) (to < 0: up to its
+// end), into f at their offset, a chunk at a time, saying after each how
+// far it got.
+func copyAt(f *os.File, body io.Reader, from, to int64, written func(end int64)) error {
+	buf := make([]byte, chunkBytes)
+	for off := from; to < 0 || off < to; {
+		want := int64(len(buf))
+		if to >= 0 {
+			want = min(want, to-off)
+		}
+		n, err := io.ReadFull(body, buf[:want])
+		if n > 0 {
+			if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+				return werr
+			}
+			off += int64(n)
+			written(off)
+		}
+		switch {
+		case to < 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
+			return nil
+		case err != nil && (to < 0 || off < to):
+			return fmt.Errorf("body ends at byte %d of %d: %w", off, to, err)
+		}
+	}
+	return nil
+}
+
+// download is a song being fetched into a temp file, which the engine may
+// play from while it arrives: bytes [0, head) and [tailFrom, tailTo) of it
+// are written (the file's page cache is shared, so a reader sees them).
+type download struct {
+	path string
+	size int64
+
+	mu               sync.Mutex
+	head             int64
+	tailFrom, tailTo int64
+	outcome          downloadOutcome
+}
+
+type downloadOutcome int
+
+const (
+	downloadRunning downloadOutcome = iota
+	downloadVerified
+	downloadFailed // its bytes must not be played any longer
+)
+
+func (d *download) setHead(end int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.head = end
+}
+
+func (d *download) setTail(from, end int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tailFrom, d.tailTo = from, end
+}
+
+func (d *download) finish(o downloadOutcome) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.outcome = o
+}
+
+func (d *download) result() downloadOutcome {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.outcome
+}
+
+// has tells whether bytes [from, to) are written (to is capped at the size).
+func (d *download) has(from, to int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.outcome == downloadVerified {
+		return true
+	}
+	from, to = max(from, d.head), min(to, d.size)
+	return from >= to || from >= d.tailFrom && to <= d.tailTo
 }
 
 func hashFile(path string) (string, error) {

@@ -1,15 +1,20 @@
 package speaker
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestCacheFetchVerifies(t *testing.T) {
@@ -37,7 +42,7 @@ func TestCacheFetchVerifies(t *testing.T) {
 	ctx := context.Background()
 	url := srv.URL + "/songs/"
 
-	err = c.ensure(ctx, url, sha)
+	err = c.ensure(ctx, url, sha, 0)
 	if err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("tampered download: err %v, want a hash mismatch", err)
 	}
@@ -47,15 +52,15 @@ func TestCacheFetchVerifies(t *testing.T) {
 	checkNoTempFiles(t, dir)
 
 	missing := strings.Repeat("ab", 32)
-	if err := c.ensure(ctx, url, missing); err == nil || !strings.Contains(err.Error(), "404") {
+	if err := c.ensure(ctx, url, missing, 0); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("missing song: err %v, want 404", err)
 	}
-	if err := c.ensure(ctx, url, "../../etc/passwd"); err == nil {
+	if err := c.ensure(ctx, url, "../../etc/passwd", 0); err == nil {
 		t.Fatal("path as song hash accepted")
 	}
 
 	serveGood = true
-	if err := c.ensure(ctx, url, sha); err != nil {
+	if err := c.ensure(ctx, url, sha, 0); err != nil {
 		t.Fatal(err)
 	}
 	path, ok := c.Lookup(sha)
@@ -68,19 +73,19 @@ func TestCacheFetchVerifies(t *testing.T) {
 	os.WriteFile(path, []byte("bit rot"), 0o644)
 	serveGood = false
 	c2, _ := newCache(dir, srv.Client())
-	if err := c2.ensure(ctx, url, sha); err == nil {
+	if err := c2.ensure(ctx, url, sha, 0); err == nil {
 		t.Fatal("damaged cached file trusted")
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("damaged file kept: %v", err)
 	}
 	serveGood = true
-	if err := c2.ensure(ctx, url, sha); err != nil {
+	if err := c2.ensure(ctx, url, sha, 0); err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
 	c3, _ := newCache(dir, nil)
-	if err := c3.ensure(ctx, "", sha); err != nil {
+	if err := c3.ensure(ctx, "", sha, 0); err != nil {
 		t.Fatalf("intact cached file not reused without a server: %v", err)
 	}
 }
@@ -90,5 +95,89 @@ func checkNoTempFiles(t *testing.T, dir string) {
 	tmps, _ := filepath.Glob(filepath.Join(dir, "fetch-*"))
 	if len(tmps) > 0 {
 		t.Fatalf("temp files left: %v", tmps)
+	}
+}
+
+// TestCacheFetchFromTheMiddle: a fetch that starts mid-song gets the head,
+// then from a little before the start to the end, then the middle, and
+// verifies the whole; a server that ignores Range still works.
+func TestCacheFetchFromTheMiddle(t *testing.T) {
+	song := make([]byte, 1<<20+12345)
+	for i := range song {
+		song[i] = byte(i * 7 / 3)
+	}
+	sum := sha256.Sum256(song)
+	sha := hex.EncodeToString(sum[:])
+	var mu sync.Mutex
+	var ranges []string
+	ignoreRange := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		ignore := ignoreRange
+		mu.Unlock()
+		if ignore {
+			w.Write(song)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(song))
+	}))
+	defer srv.Close()
+	for _, ignore := range []bool{false, true} {
+		mu.Lock()
+		ignoreRange, ranges = ignore, nil
+		mu.Unlock()
+		dir := t.TempDir()
+		c, err := newCache(dir, srv.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ensure(context.Background(), srv.URL+"/", sha, 0.75); err != nil {
+			t.Fatal(err)
+		}
+		path, ok := c.Lookup(sha)
+		if b, err := os.ReadFile(path); !ok || err != nil || !bytes.Equal(b, song) {
+			t.Fatalf("ignore range %v: cached song differs (%v, %v)", ignore, ok, err)
+		}
+		if _, ok := c.Partial(sha); ok {
+			t.Error("download still listed after it completed")
+		}
+		checkNoTempFiles(t, dir)
+		from := int64(0.75*float64(len(song))) - joinMargin
+		want := []string{"bytes=0-65535", fmt.Sprintf("bytes=%d-%d", from, len(song)-1), fmt.Sprintf("bytes=65536-%d", from-1)}
+		if ignore {
+			want = want[:1]
+		}
+		mu.Lock()
+		if !slices.Equal(ranges, want) {
+			t.Errorf("ignore range %v: requests %q, want %q", ignore, ranges, want)
+		}
+		mu.Unlock()
+	}
+}
+
+// TestDownloadHas checks the byte ranges a download reports as written.
+func TestDownloadHas(t *testing.T) {
+	d := &download{size: 1000}
+	d.setHead(100)
+	d.setTail(600, 800)
+	for _, c := range []struct {
+		from, to int64
+		want     bool
+	}{
+		{0, 100, true}, {0, 101, false}, {50, 100, true}, {600, 800, true}, {650, 700, true},
+		{599, 700, false}, {700, 801, false}, {900, 2000, false}, {1000, 2000, true},
+	} {
+		if got := d.has(c.from, c.to); got != c.want {
+			t.Errorf("has(%d, %d) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+	d.setHead(650) // the middle arrives: one range with the tail
+	if !d.has(0, 800) || d.has(0, 801) {
+		t.Error("head and tail not joined")
+	}
+	d.finish(downloadVerified)
+	if !d.has(0, 2000) {
+		t.Error("verified download incomplete")
 	}
 }

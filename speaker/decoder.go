@@ -22,11 +22,11 @@ import (
 // here); songs of another rate go through the same resampler.
 const resampleQuality = 2
 
-// songPlayer is one open decoder over a cached song file. It plays through
-// a resampler whose ratio it steers, so that its position follows the
-// session timeline: the output device's oscillator and the clock estimate
-// both drift, and a seek to correct them would click. Positions are in
-// frames of the output rate.
+// songPlayer is one open decoder over a cached song file, or over one
+// still downloading (see ready). It plays through a resampler whose ratio
+// it steers, so that its position follows the session timeline: the
+// output device's oscillator and the clock estimate both drift, and a seek
+// to correct them would click. Positions are in frames of the output rate.
 type songPlayer struct {
 	sha     string
 	dec     beep.StreamSeekCloser
@@ -39,13 +39,21 @@ type songPlayer struct {
 	rate    rateTracker
 	fade    int    // frames of fade-in still to apply
 	usedGen uint64 // last Fill that used it
+
+	// Of a song still downloading (dl nil: a verified file).
+	dl         *download
+	partial    *partialFile
+	dataStart  int64 // WAV: offset of the first sample
+	frameBytes int64 // WAV: bytes per frame; 0: offsets are estimates
+	waiting    bool  // the last check found too little downloaded
 }
 
 // position is where the next output frame is in the song, in output frames.
 func (p *songPlayer) position() float64 { return p.base + p.played }
 
-// openSong opens path with the decoder its first bytes call for.
-func openSong(sha, path string, outHz int) (p *songPlayer, err error) {
+// openSong opens path with the decoder its first bytes call for. dl is the
+// download path is still arriving through, or nil for a verified file.
+func openSong(sha, path string, dl *download, outHz int) (p *songPlayer, err error) {
 	defer func() {
 		if r := recover(); r != nil { // decoders panic on some corrupt files
 			err = fmt.Errorf("decoder panic: %v", r)
@@ -55,38 +63,138 @@ func openSong(sha, path string, outHz int) (p *songPlayer, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var src io.ReadSeekCloser = f
+	var partial *partialFile
+	if dl != nil {
+		partial = &partialFile{f: f, dl: dl}
+		src = partial
+	}
 	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil {
-		f.Close()
+	if _, err := io.ReadFull(src, magic[:]); err != nil {
+		src.Close()
 		return nil, fmt.Errorf("read header: %w", err)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		src.Close()
 		return nil, err
+	}
+	isWAV := bytes.Equal(magic[:], []byte("RIFF"))
+	if dl != nil && !isWAV && !bytes.Equal(magic[:], []byte("fLaC")) {
+		// The mp3 and vorbis decoders read the whole file (mp3: to index
+		// its frames; vorbis: its last page, for the length) when they open.
+		src.Close()
+		return nil, errors.New("only WAV and FLAC play before they are fully downloaded")
 	}
 	var dec beep.StreamSeekCloser
 	var format beep.Format
 	switch {
-	case bytes.Equal(magic[:], []byte("RIFF")):
-		dec, format, err = wav.Decode(f)
+	case isWAV:
+		dec, format, err = wav.Decode(src)
 	case bytes.Equal(magic[:], []byte("fLaC")):
-		dec, format, err = flac.Decode(f)
+		dec, format, err = flac.Decode(src)
 	case bytes.Equal(magic[:], []byte("OggS")):
-		dec, format, err = vorbis.Decode(f)
+		dec, format, err = vorbis.Decode(src)
 	default:
-		dec, format, err = mp3.Decode(f)
+		dec, format, err = mp3.Decode(src)
 	}
 	if err != nil {
-		f.Close()
+		src.Close()
 		return nil, err
 	}
 	if format.SampleRate <= 0 {
 		dec.Close()
 		return nil, errors.New("decoder reports no sample rate")
 	}
-	p = &songPlayer{sha: sha, dec: dec, songHz: int(format.SampleRate), outHz: outHz, speed: 1}
+	p = &songPlayer{sha: sha, dec: dec, songHz: int(format.SampleRate), outHz: outHz, speed: 1,
+		dl: dl, partial: partial, waiting: true}
+	if partial != nil && isWAV { // the decoder stopped at the first sample
+		p.dataStart, p.frameBytes = partial.off, int64(format.NumChannels*format.Precision)
+	}
 	p.stream = beep.ResampleRatio(resampleQuality, p.ratio(), dec)
 	return p, nil
+}
+
+// Playing a song still downloading. Before each block the player checks
+// that the bytes it will read have arrived, so that the decoder never meets
+// a hole: in a WAV the offset of a frame is exact; in a compressed file it
+// is estimated from the average byte rate, with a generous margin. A player
+// that had to wait (or just opened) wants resumeAhead more, so that it does
+// not stutter at the pace of the download.
+const (
+	wavMargin        = 64 << 10  // covers the resampler's and file reads' look-ahead
+	compressedMargin = 256 << 10 // plus compressedSlack of audio
+	compressedSlack  = 2         // seconds
+	resumeAhead      = 0.5       // seconds
+)
+
+// errNotYetDownloaded is what a read of a part of a song that has not
+// arrived yet gets.
+var errNotYetDownloaded = errors.New("not downloaded yet")
+
+// partialFile reads a song file still downloading: a read of bytes not yet
+// written fails at once (it must not block the audio goroutine, nor return
+// the sparse file's holes as audio). refused remembers that it happened,
+// since decoders do not always pass the error on.
+type partialFile struct {
+	f       *os.File
+	dl      *download
+	off     int64
+	refused bool
+}
+
+func (r *partialFile) Read(b []byte) (int, error) {
+	if !r.dl.has(r.off, r.off+int64(len(b))) {
+		r.refused = true
+		return 0, errNotYetDownloaded
+	}
+	n, err := r.f.ReadAt(b, r.off)
+	r.off += int64(n)
+	return n, err
+}
+
+func (r *partialFile) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.dl.size
+	}
+	if offset < 0 {
+		return r.off, errors.New("seek before the start of the file")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+func (r *partialFile) Close() error { return r.f.Close() }
+
+// ready tells whether the bytes that a block of n output frames from want
+// needs have arrived (always, once the download is verified).
+func (p *songPlayer) ready(want float64, n int) bool {
+	if p.dl == nil || p.dl.result() == downloadVerified {
+		return true
+	}
+	toSong := float64(p.songHz) / float64(p.outHz)
+	from := (max(want, 0) - float64(p.outHz)/100) * toSong // 10 ms early: the decoder may lag the timeline a little
+	to := (max(want, 0) + float64(n)) * toSong
+	var lo, hi int64
+	var perSecond float64
+	if p.frameBytes > 0 {
+		lo = p.dataStart + int64(max(from, 0))*p.frameBytes
+		hi = p.dataStart + int64(math.Ceil(to))*p.frameBytes + wavMargin
+		perSecond = float64(p.songHz * int(p.frameBytes))
+	} else {
+		perFrame := float64(p.dl.size) / float64(max(p.dec.Len(), 1))
+		perSecond = perFrame * float64(p.songHz)
+		margin := compressedMargin + int64(compressedSlack*perSecond)
+		lo = int64(from*perFrame) - margin
+		hi = int64(to*perFrame) + margin
+	}
+	if p.waiting {
+		hi += int64(resumeAhead * perSecond)
+	}
+	p.waiting = !p.dl.has(max(lo, 0), hi)
+	return !p.waiting
 }
 
 // Drift correction. The player compares its position with the frame the

@@ -10,13 +10,20 @@ import (
 	"github.com/tutti-audio/tutti/speaker/clocksync"
 )
 
-// songFiles tells the engine where verified songs are on disk.
+// songFiles tells the engine where songs are on disk: the verified ones,
+// and those still downloading, which it may start to play before they are
+// complete.
 type songFiles interface {
 	Lookup(sha string) (path string, ok bool)
+	Partial(sha string) (*download, bool)
 }
 
 // State of a speaker that should play but cannot yet (status "state").
 const buffering = "buffering"
+
+// stillDownloading is the status error while the part of a song due now
+// has not arrived.
+const stillDownloading = "song still downloading"
 
 // resyncThreshold is how far a decoder may be from the timeline before the
 // engine seeks instead of steering its speed (at most 500 ppm, so 2 ms take
@@ -43,6 +50,9 @@ type engine struct {
 	bad       map[string]string // song -> why it cannot be played
 	gen       uint64            // Fill counter, to close players no longer used
 	now       playback          // what the last Fill played at its first frame
+	// notYet holds downloads a decoder failed to play from before they
+	// were complete (it needed bytes not there yet): they play once verified.
+	notYet map[*download]bool
 }
 
 // playback is what a speaker is doing, for its status.
@@ -63,6 +73,7 @@ func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
 		playlists: map[uint64]protocol.Playlist{},
 		players:   map[string]*songPlayer{},
 		bad:       map[string]string{},
+		notYet:    map[*download]bool{},
 		now:       playback{State: buffering, Error: "clock not synchronised"},
 	}
 }
@@ -251,26 +262,72 @@ func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int6
 		return why
 	}
 	p := e.players[sha]
+	if p != nil && p.dl != nil && p.dl.result() == downloadFailed {
+		e.log.Warn("song download failed; stopped playing what had arrived", "song", sha)
+		e.closePlayer(sha)
+		p = nil
+	}
 	if p == nil {
-		path, ok := e.files.Lookup(sha)
-		if !ok {
-			return "song not cached yet"
-		}
-		var err error
-		if p, err = openSong(sha, path, e.rate); err != nil {
-			return e.markBad(sha, err)
+		var why string
+		if p, why = e.open(sha); p == nil {
+			return why
 		}
 		e.players[sha] = p
 	}
 	p.usedGen = e.gen
+	if !p.ready(want, len(out)) {
+		return stillDownloading
+	}
 	if drift := time.Duration((p.position() - want) / float64(e.rate) * 1e9); p.played > 0 && drift.Abs() > resyncThreshold {
 		e.log.Info("resync: playback is off the timeline; seeking", "song", sha, "off", drift)
 	}
 	if err := p.read(out, want, int64(resyncThreshold)*int64(e.rate)/1e9, limit); err != nil {
 		clear(out)
+		if p.partial != nil && p.partial.refused {
+			e.log.Debug("decoder needs more of the song than has arrived; waiting for all of it", "song", sha, "err", err)
+			e.notYet[p.dl] = true
+			e.closePlayer(sha)
+			return stillDownloading
+		}
 		return e.markBad(sha, err)
 	}
 	return ""
+}
+
+// open opens a player for sha: over the verified file, or over the part of
+// it downloaded so far, or says why it cannot.
+func (e *engine) open(sha string) (*songPlayer, string) {
+	if path, ok := e.files.Lookup(sha); ok {
+		p, err := openSong(sha, path, nil, e.rate)
+		if err != nil {
+			return nil, e.markBad(sha, err)
+		}
+		return p, ""
+	}
+	dl, ok := e.files.Partial(sha)
+	if !ok {
+		return nil, "song not cached yet"
+	}
+	if e.notYet[dl] || dl.result() != downloadRunning || !dl.has(0, headBytes) {
+		return nil, stillDownloading
+	}
+	p, err := openSong(sha, dl.path, dl, e.rate)
+	if err != nil {
+		// Not bad: what is there may be too little for the decoder (or a
+		// format that must be complete to open), or the file was renamed
+		// a moment ago. Whether the song is bad is told once it is complete.
+		e.log.Debug("cannot play the song before it is complete", "song", sha, "err", err)
+		e.notYet[dl] = true
+		return nil, stillDownloading
+	}
+	return p, ""
+}
+
+func (e *engine) closePlayer(sha string) {
+	if p := e.players[sha]; p != nil {
+		p.close()
+		delete(e.players, sha)
+	}
 }
 
 // markBad stops playing a song that fails to decode, logging it once.
@@ -278,18 +335,19 @@ func (e *engine) markBad(sha string, err error) string {
 	why := "song cannot be decoded: " + err.Error()
 	e.log.Error("song cannot be played; staying silent for it", "song", sha, "err", err)
 	e.bad[sha] = why
-	if p := e.players[sha]; p != nil {
-		p.close()
-		delete(e.players, sha)
-	}
+	e.closePlayer(sha)
 	return why
 }
 
 func (e *engine) closeUnused() {
 	for sha, p := range e.players {
 		if p.usedGen != e.gen {
-			p.close()
-			delete(e.players, sha)
+			e.closePlayer(sha)
+		}
+	}
+	for dl := range e.notYet {
+		if dl.result() != downloadRunning {
+			delete(e.notYet, dl)
 		}
 	}
 }
@@ -304,19 +362,30 @@ func (e *engine) close() {
 	}
 }
 
+// wantedSong is a song to have on disk, and where in it (0-1) playback is
+// or will be when it starts.
+type wantedSong struct {
+	sha       string
+	startFrac float64
+}
+
 // wanted lists the songs to have on disk, most urgent first: the current and
 // next entry at shared instant now, then those of anchors still to come.
-func (e *engine) wanted(now int64) []string {
+func (e *engine) wanted(now int64) []wantedSong {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var songs []string
-	add := func(sha string) {
+	var songs []wantedSong
+	add := func(entry protocol.Entry, posNs int64) {
 		for _, s := range songs {
-			if s == sha {
+			if s.sha == entry.Song {
 				return
 			}
 		}
-		songs = append(songs, sha)
+		frac := 0.0
+		if d := entry.DurationNs(); d > 0 {
+			frac = min(max(float64(posNs)/float64(d), 0), 1)
+		}
+		songs = append(songs, wantedSong{sha: entry.Song, startFrac: frac})
 	}
 	for _, a := range e.timeline.anchors {
 		pl, ok := e.playlists[a.playlistVersion]
@@ -327,9 +396,10 @@ func (e *engine) wanted(now int64) []string {
 		if a.Playing && now > a.AtNs {
 			pos += now - a.AtNs
 		}
-		index, _ := locate(pl.Entries, a.Index, max(pos, 0))
+		index, at := locate(pl.Entries, a.Index, max(pos, 0))
 		for i := index; i < min(index+2, len(pl.Entries)); i++ {
-			add(pl.Entries[i].Song)
+			add(pl.Entries[i], at)
+			at = 0
 		}
 	}
 	return songs

@@ -17,10 +17,19 @@ import (
 
 const testRate = 44100
 
-// memFiles is a songFiles over files the test wrote.
+// memFiles is a songFiles over files the test wrote, and downloads it
+// controls.
 type memFiles struct {
-	mu    sync.Mutex
-	paths map[string]string
+	mu       sync.Mutex
+	paths    map[string]string
+	partials map[string]*download
+}
+
+func (m *memFiles) Partial(sha string) (*download, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.partials[sha]
+	return d, ok
 }
 
 func (m *memFiles) Lookup(sha string) (string, bool) {
@@ -465,4 +474,131 @@ func TestEngineCorrectsDrift(t *testing.T) {
 // interpolating across a jump gives samples that read as other frames.
 func nearWrapFrame(ns int64) bool {
 	return math.Abs(math.Remainder(float64(ns)*testRate/1e9, 1<<15)) < 2*resampleQuality
+}
+
+// partialFixture plays song "p", 2 s of timecode, from a download whose
+// progress the test sets: the WAV's frame i is at byte 44+4i.
+func partialFixture(t *testing.T) (*engineFixture, *download) {
+	f := newFixture(t)
+	path := writeTimecode(t, t.TempDir(), testRate, 2*testRate, 0)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := &download{path: path, size: st.Size()}
+	f.files.mu.Lock()
+	f.files.partials = map[string]*download{"p": dl}
+	f.files.mu.Unlock()
+	f.pl = protocol.Playlist{V: 1, Session: "home", Version: 5, Entries: []protocol.Entry{{ID: "p1", Song: "p", Frames: 2 * testRate, SampleRate: testRate}}}
+	f.eng.setPlaylist(f.pl)
+	return f, dl
+}
+
+func wavBytes(frames int64) int64 { return 44 + 4*frames }
+
+// TestEnginePlaysWhileDownloading: playback starts once the head of the
+// song is there, outputs silence (buffering) rather than wrong audio when
+// it overtakes the download, and resumes at the right frame when more
+// arrives.
+func TestEnginePlaysWhileDownloading(t *testing.T) {
+	f, dl := partialFixture(t)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	block := framesToNsRound(441, testRate)
+
+	got := f.play(f.t0, 441) // nothing there yet
+	checkHeard(t, got, func(int) int64 { return -1 })
+	if st := f.eng.status(); st.State != buffering || st.Error != stillDownloading {
+		t.Errorf("status %+v, want buffering: %s", st, stillDownloading)
+	}
+
+	dl.setHead(wavBytes(50000))
+	got = f.play(f.t0+block, 441*99)
+	lastHeard := int64(-1)
+	for i, g := range got {
+		switch {
+		case inFade(i, 0): // scaled: unreadable
+		case g >= 0 && g != int64(441+i):
+			t.Fatalf("frame %d: heard %d, want %d or silence", i, g, 441+i)
+		case g >= 0:
+			lastHeard = g
+		case lastHeard < 0:
+			t.Fatalf("frame %d silent though its bytes are there", i)
+		}
+	}
+	if lastHeard < 30000 || lastHeard >= 50000 {
+		t.Errorf("played up to frame %d of the 50000 downloaded", lastHeard)
+	}
+	if st := f.eng.status(); st.State != buffering {
+		t.Errorf("past the download: state %q, want buffering", st.State)
+	}
+
+	// The rest arrives: playback goes on at the frame due, after a fade-in.
+	dl.setHead(dl.size)
+	start := int64(441 * 100)
+	got = f.play(f.t0+framesToNsRound(start, testRate), 441*10)
+	checkHeard(t, got, func(i int) int64 {
+		if inFade(i, 0) {
+			return fading
+		}
+		return start + int64(i)
+	})
+	if st := f.eng.status(); st.State != protocol.Playing {
+		t.Errorf("after the download: state %q, want playing", st.State)
+	}
+}
+
+// TestEngineStopsWhenADownloadFails: bytes played before the hash check
+// must stop as soon as the download turns out bad, and the engine must not
+// mark the song undecodable (it is fetched again).
+func TestEngineStopsWhenADownloadFails(t *testing.T) {
+	f, dl := partialFixture(t)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	dl.setHead(dl.size)
+	got := f.play(f.t0, 441*2)
+	checkHeard(t, got, func(i int) int64 { return int64(i) })
+
+	dl.finish(downloadFailed)
+	got = f.play(f.t0+framesToNsRound(441*2, testRate), 441)
+	checkHeard(t, got, func(int) int64 { return -1 })
+	f.eng.mu.Lock()
+	_, bad := f.eng.bad["p"]
+	_, open := f.eng.players["p"]
+	f.eng.mu.Unlock()
+	if bad || open {
+		t.Errorf("after a failed download: marked bad %v, player open %v; want neither", bad, open)
+	}
+
+	// Fetched again and verified: it plays on from the frame due.
+	f.files.mu.Lock()
+	delete(f.files.partials, "p")
+	f.files.mu.Unlock()
+	f.files.put("p", dl.path)
+	got = f.play(f.t0+framesToNsRound(441*3, testRate), 441)
+	checkHeard(t, got, func(i int) int64 {
+		if inFade(i, 0) {
+			return fading
+		}
+		return int64(441*3 + i)
+	})
+}
+
+// TestEngineWaitsForCompleteCompressedSong: formats whose decoders read
+// the whole file when they open (here an mp3-like file) are not played
+// from a partial download, and are not marked bad for it.
+func TestEngineWaitsForCompleteCompressedSong(t *testing.T) {
+	f, dl := partialFixture(t)
+	junk := filepath.Join(t.TempDir(), "mp3")
+	if err := os.WriteFile(junk, make([]byte, 200<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dl.path, dl.size = junk, 200<<10
+	dl.setHead(dl.size)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	got := f.play(f.t0, 441*3)
+	checkHeard(t, got, func(int) int64 { return -1 })
+	f.eng.mu.Lock()
+	defer f.eng.mu.Unlock()
+	if _, bad := f.eng.bad["p"]; bad || !f.eng.notYet[dl] {
+		t.Errorf("marked bad %v, waiting for the whole file %v; want false, true", bad, f.eng.notYet[dl])
+	}
 }

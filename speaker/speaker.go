@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -445,19 +444,19 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 		songsURL := s.songsURL
 		model, _, synced := s.estimator.Model()
 		s.mu.Unlock()
-		if songsURL == "" {
-			continue // the controller's retained status has not arrived yet
+		if songsURL == "" || !synced {
+			// Wait for the controller's retained status, and for the first
+			// clock answer: where a song is due now decides what to fetch first.
+			continue
 		}
-		now := int64(math.MinInt64) // unknown: fetch what each anchor starts with
-		if synced {
-			now = model.Shared(s.clock.Now().UnixNano())
-		}
-		for _, sha := range s.eng.wanted(now) {
+		now := model.Shared(s.clock.Now().UnixNano())
+		for _, w := range s.eng.wanted(now) {
+			sha := w.sha
 			if _, ok := s.cache.Lookup(sha); ok || time.Now().Before(failures[sha].retry) {
 				continue
 			}
 			start := time.Now()
-			if err := s.cache.ensure(ctx, songsURL, sha); err != nil {
+			if err := s.cache.ensure(ctx, songsURL, sha, w.startFrac); err != nil {
 				if ctx.Err() != nil {
 					return
 				}

@@ -34,6 +34,19 @@ type testController struct {
 }
 
 func newTestController(t *testing.T, songs map[string][]byte) *testController {
+	return newTestControllerServing(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := songs[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	}))
+}
+
+// newTestControllerServing is newTestController with songs served by
+// handler under /songs/ (the prefix stripped).
+func newTestControllerServing(t *testing.T, handler http.Handler) *testController {
 	broker := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err := broker.AddHook(new(allowAll), nil); err != nil {
 		t.Fatal(err)
@@ -46,14 +59,7 @@ func newTestController(t *testing.T, songs map[string][]byte) *testController {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { broker.Close() })
-	srv := httptest.NewServer(http.StripPrefix("/songs/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, ok := songs[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
-	})))
+	srv := httptest.NewServer(http.StripPrefix("/songs/", handler))
 	t.Cleanup(srv.Close)
 	c := &testController{t: t, broker: broker, url: "tcp://" + tcp.Address(), songs: srv, statuses: map[string]protocol.SpeakerStatus{}}
 	err := broker.Subscribe(protocol.ClockRequestFilter, 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
