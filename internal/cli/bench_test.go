@@ -103,7 +103,10 @@ func TestBenchStart(t *testing.T) {
 func TestBenchCost(t *testing.T) {
 	for _, tool := range []string{"flac", "lame"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not installed (CI installs it: apt-get install flac lame)", tool)
+			}
+			t.Skipf("%s not installed (apt-get install flac lame)", tool)
 		}
 	}
 	bin, err := tuttiBin()
