@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -25,6 +26,9 @@ const buffering = "buffering"
 // has not arrived.
 const stillDownloading = "song still downloading"
 
+// State of a speaker that went silent because it lost touch (status "state").
+const silent = "silent"
+
 // resyncThreshold is how far a decoder may be from the timeline before the
 // engine seeks instead of steering its speed (at most 500 ppm, so 2 ms take
 // 4 s to remove: beyond, a seek and a fade-in are the lesser evil).
@@ -42,6 +46,8 @@ type engine struct {
 	mu        sync.Mutex
 	clock     clocksync.Model // shared clock as a function of the local one
 	synced    bool
+	grace     time.Duration // how long to play on without hearing the time master; 0 = forever
+	lastHeard int64         // local instant of the time master's latest answer
 	ownVolume int
 	timeline  timeline
 	playlists map[uint64]protocol.Playlist // the latest and those anchors refer to
@@ -82,6 +88,14 @@ func (e *engine) setClock(m clocksync.Model) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.clock, e.synced = m, true
+}
+
+// heard notes that the time master answered at local instant localNs: the
+// speaker is in touch with the broker and hears commands.
+func (e *engine) heard(localNs int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lastHeard = max(e.lastHeard, localNs)
 }
 
 func (e *engine) setPlaylist(pl protocol.Playlist) {
@@ -129,6 +143,12 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 	defer e.closeUnused()
 	if !e.synced {
 		e.now = playback{State: buffering, Error: "clock not synchronised"}
+		return
+	}
+	if out := time.Duration(heardAt.UnixNano() - e.lastHeard); e.grace > 0 && out > e.grace {
+		// Out of touch for longer than the grace period: a pause or a stop
+		// may have been sent meanwhile, and playing on would ignore it.
+		e.now = playback{State: silent, Error: fmt.Sprintf("no answer from the time master for %v: silent until it is back", out.Round(time.Second))}
 		return
 	}
 	base := e.clock.Shared(heardAt.UnixNano()) // shared instant of frame 0

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -600,5 +601,41 @@ func TestEngineWaitsForCompleteCompressedSong(t *testing.T) {
 	defer f.eng.mu.Unlock()
 	if _, bad := f.eng.bad["p"]; bad || !f.eng.notYet[dl] {
 		t.Errorf("marked bad %v, waiting for the whole file %v; want false, true", bad, f.eng.notYet[dl])
+	}
+}
+
+// TestEngineSilentWhenOutOfTouch: past the grace period without hearing the
+// time master the engine plays nothing, and when contact is back it plays
+// on at the timeline's position.
+func TestEngineSilentWhenOutOfTouch(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	f.files.put("long", writeTimecode(t, dir, testRate, 10*testRate, 0))
+	pl := protocol.Playlist{V: 1, Session: "home", Version: 4, Entries: []protocol.Entry{{ID: "l1", Song: "long", Frames: 10 * testRate, SampleRate: testRate}}}
+	f.eng.setPlaylist(pl)
+	f.pl = pl
+	f.eng.grace = time.Second
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	local := func(shared int64) int64 { return shared - int64(fixtureOffset) }
+	f.eng.heard(local(f.t0))
+
+	at := func(sec float64) int64 { return f.t0 + int64(sec*1e9) }
+	if got := f.play(at(0.5), 441); got[440] != int64(0.5*testRate)+440 { // past the fade-in
+		t.Fatalf("in touch: heard frame %d, want %d", got[440], int64(0.5*testRate)+440)
+	}
+	got := f.play(at(1.5), 441)
+	for i, g := range got {
+		if g != -1 {
+			t.Fatalf("out of touch for 1.5 s: frame %d heard %d, want silence", i, g)
+		}
+	}
+	if st := f.eng.status(); st.State != silent || !strings.Contains(st.Error, "time master") {
+		t.Errorf("status %+v, want silent with the reason", st)
+	}
+	f.eng.heard(local(at(2)))
+	got = f.play(at(2.01), 882)
+	want := int64(2.01 * testRate)
+	if g := got[len(got)-1]; g != want+881 { // past the fade-in
+		t.Errorf("back in touch: last frame %d, want %d", g, want+881)
 	}
 }

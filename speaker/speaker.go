@@ -28,6 +28,9 @@ import (
 // Timing of the speaker's background work.
 const (
 	probeBurst = 10 // clock probes right after connecting
+	// DefaultGrace outlasts a broker restart and a controller failover
+	// (a few seconds), during which speakers play on from the timeline.
+	DefaultGrace = 10 * time.Second
 	// syncSamples is how many probe answers the speaker waits for before it
 	// plays: the very first ones, sent while the connection warms up, tend
 	// to have long round trips and so off estimates.
@@ -67,6 +70,11 @@ type Options struct {
 	Clock              Clock // nil = real time
 	Logger             *slog.Logger
 	HTTPClient         *http.Client // for song downloads; nil = http.DefaultClient
+	// Grace is how long the speaker plays on while it hears nothing from the
+	// time master (no clock answers: the broker or the network is away);
+	// then it goes silent rather than miss a pause, until contact is back.
+	// Default DefaultGrace.
+	Grace time.Duration
 	// OnState, if set, is called with every new session state the speaker
 	// accepts, when it accepts it; benchmarks measure fan-out with it. It
 	// must not block.
@@ -149,10 +157,15 @@ func New(opts Options) (*Speaker, error) {
 	log := opts.Logger.With("speaker", opts.Name)
 	instance := make([]byte, 8)
 	rand.Read(instance)
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
+	eng.grace = opts.Grace
 	return &Speaker{
 		name: opts.Name, session: opts.Session, opts: opts, clock: opts.Clock, log: log,
 		instance: hex.EncodeToString(instance), output: opts.Output,
-		eng:        newEngine(opts.Output.SampleRate(), opts.Volume, c, log),
+		eng:        eng,
 		cache:      c,
 		probeWake:  make(chan struct{}, 1),
 		fetchWake:  make(chan struct{}, 1),
@@ -253,6 +266,7 @@ func (s *Speaker) onClockResponse(b []byte) error {
 	if err != nil {
 		return err
 	}
+	s.eng.heard(t4)
 	s.mu.Lock()
 	s.estimator.Add(sample)
 	s.rtts.add(sample.RTT)

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -31,6 +34,8 @@ type testController struct {
 	songs    *httptest.Server
 	mu       sync.Mutex
 	statuses map[string]protocol.SpeakerStatus
+	// silent, when set, makes the time master stop answering clock probes.
+	silent atomic.Bool
 }
 
 func newTestController(t *testing.T, songs map[string][]byte) *testController {
@@ -64,6 +69,9 @@ func newTestControllerServing(t *testing.T, handler http.Handler) *testControlle
 	c := &testController{t: t, broker: broker, url: "tcp://" + tcp.Address(), songs: srv, statuses: map[string]protocol.SpeakerStatus{}}
 	err := broker.Subscribe(protocol.ClockRequestFilter, 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
 		t2 := time.Now().UnixNano()
+		if c.silent.Load() {
+			return
+		}
 		req, err := protocol.Decode[protocol.ClockRequest](pk.Payload)
 		id, ok := protocol.SpeakerFromTopic(pk.TopicName)
 		if err != nil || !ok {
@@ -131,13 +139,22 @@ type runningSpeaker struct {
 }
 
 func startSpeaker(t *testing.T, c *testController, name string, clock Clock) *runningSpeaker {
+	return startSpeakerWith(t, c, name, clock, nil)
+}
+
+// startSpeakerWith is startSpeaker with options changed by configure.
+func startSpeakerWith(t *testing.T, c *testController, name string, clock Clock, configure func(*Options)) *runningSpeaker {
 	log := &lockedBuffer{}
-	sp, err := New(Options{
+	opts := Options{
 		Name: name, BrokerURL: c.url, CacheDir: t.TempDir(), Clock: clock,
 		// A device buffer that rides out the stalls of a busy 2-core machine.
 		Output: NewVirtualOutput(VirtualOptions{Log: log, Latency: 80 * time.Millisecond}),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("test", name),
-	})
+	}
+	if configure != nil {
+		configure(&opts)
+	}
+	sp, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,3 +326,65 @@ func (*allowAll) Provides(b byte) bool {
 }
 func (*allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
 func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+
+// TestSpeakerGoesSilentOutOfTouch: when the time master stops answering (the
+// broker or the network is away) the speaker plays on for the grace period,
+// then goes silent and says why; when answers come back it plays on where
+// the timeline is.
+func TestSpeakerGoesSilentOutOfTouch(t *testing.T) {
+	song, sha := timecodeWAV(t, 30*testRate, 0)
+	c := newTestController(t, map[string][]byte{sha: song})
+	c.retain(protocol.PlaylistTopic("home"), protocol.Playlist{V: 1, Session: "home", Version: 1,
+		Entries: []protocol.Entry{{ID: "a", Song: sha, Frames: 30 * testRate, SampleRate: testRate}}})
+	startAt := time.Now().Add(500 * time.Millisecond).UnixNano()
+	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing,
+		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
+	const grace = time.Second
+	sp := startSpeakerWith(t, c, "den", nil, func(o *Options) { o.Grace = grace })
+	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+
+	mutedAt := time.Now()
+	c.silent.Store(true)
+	waitFor(t, "the speaker to go silent", 5*time.Second, func() bool { return c.status("den").State == silent })
+	if st := c.status("den"); !strings.Contains(st.Error, "time master") {
+		t.Errorf("silent status without the reason: %+v", st)
+	}
+	// The grace period runs from the last answer (up to a probe interval
+	// before the muting) to the instant a block would be heard (a device
+	// buffer ahead).
+	if went := time.Since(mutedAt); went < grace-probeInterval-100*time.Millisecond {
+		t.Errorf("silent %v after the time master went quiet, before the grace period of %v", went, grace)
+	}
+	time.Sleep(500 * time.Millisecond)
+	c.silent.Store(false)
+	backAt := time.Now()
+	waitFor(t, "the speaker to play again", 5*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	time.Sleep(500 * time.Millisecond)
+	sp.stop()
+
+	blocks, err := playlog.Read(strings.NewReader(sp.log.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var quiet, after []playlog.Block
+	for _, b := range blocks {
+		switch {
+		case b.TNs > mutedAt.Add(grace+300*time.Millisecond).UnixNano() && b.TNs < backAt.UnixNano():
+			quiet = append(quiet, b)
+		case b.TNs > backAt.Add(300*time.Millisecond).UnixNano():
+			after = append(after, b)
+		}
+	}
+	if len(quiet) > 0 {
+		t.Errorf("%d blocks of sound while out of touch, first at frame %d", len(quiet), quiet[0].Frame)
+	}
+	if len(after) == 0 {
+		t.Fatal("no sound after the time master came back")
+	}
+	for _, b := range after {
+		want := float64(b.TNs-startAt) * testRate / 1e9
+		if d := float64(b.Frame) - want; d < -testRate/200 || d > testRate/200 { // 5 ms
+			t.Fatalf("back on the timeline? frame %d heard where frame %.0f is due", b.Frame, want)
+		}
+	}
+}
