@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // cache is the verified song store: CacheDir/songs/<sha256>, written through
@@ -23,16 +25,19 @@ type cache struct {
 	dir    string
 	client *http.Client
 
+	maxBytes int64 // size cap of the verified songs; 0 = none
+
 	mu        sync.Mutex
 	verified  map[string]bool
 	downloads map[string]*download // in progress
+	lastUse   map[string]time.Time // when the engine last looked a song up
 }
 
 func newCache(dir string, client *http.Client) (*cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "songs"), 0o755); err != nil {
 		return nil, fmt.Errorf("song cache: %w", err)
 	}
-	return &cache{dir: dir, client: client, verified: map[string]bool{}, downloads: map[string]*download{}}, nil
+	return &cache{dir: dir, client: client, verified: map[string]bool{}, downloads: map[string]*download{}, lastUse: map[string]time.Time{}}, nil
 }
 
 func (c *cache) path(sha string) string { return filepath.Join(c.dir, "songs", sha) }
@@ -41,7 +46,67 @@ func (c *cache) path(sha string) string { return filepath.Join(c.dir, "songs", s
 func (c *cache) Lookup(sha string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.verified[sha] {
+		c.lastUse[sha] = time.Now()
+	}
 	return c.path(sha), c.verified[sha]
+}
+
+// evict deletes the least recently used songs until the cache fits its cap,
+// never one in keep (the songs the timeline plays now and next), and says
+// which it deleted. A song not used in this process counts as used when
+// its file was last written.
+func (c *cache) evict(keep map[string]bool) ([]string, error) {
+	if c.maxBytes <= 0 {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(filepath.Join(c.dir, "songs"))
+	if err != nil {
+		return nil, err
+	}
+	type song struct {
+		sha  string
+		size int64
+		used time.Time
+	}
+	var songs []song
+	var total int64
+	c.mu.Lock()
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		used, ok := c.lastUse[e.Name()]
+		if !ok {
+			used = info.ModTime()
+		}
+		songs = append(songs, song{e.Name(), info.Size(), used})
+		total += info.Size()
+	}
+	c.mu.Unlock()
+	slices.SortFunc(songs, func(a, b song) int { return a.used.Compare(b.used) })
+	var deleted []string
+	for _, s := range songs {
+		if total <= c.maxBytes {
+			break
+		}
+		if keep[s.sha] {
+			continue
+		}
+		c.mu.Lock()
+		delete(c.verified, s.sha)
+		delete(c.lastUse, s.sha)
+		c.mu.Unlock()
+		// A player that has the file open reads on: the data stays until
+		// it closes it.
+		if err := os.Remove(c.path(s.sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return deleted, err
+		}
+		total -= s.size
+		deleted = append(deleted, s.sha)
+	}
+	return deleted, nil
 }
 
 // ensure makes sha available: it verifies a file already there, or fetches

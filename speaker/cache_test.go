@@ -181,3 +181,45 @@ func TestDownloadHas(t *testing.T) {
 		t.Error("verified download incomplete")
 	}
 }
+
+// TestCacheEvictsLeastRecentlyUsed: over its cap the cache deletes the songs
+// used longest ago, but never one it is told to keep (the current or next),
+// and forgets that they were verified.
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	c, err := newCache(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.maxBytes = 3000
+	var shas []string
+	for i := range 5 {
+		sha := fmt.Sprintf("%064x", i+1)
+		if err := os.WriteFile(c.path(sha), make([]byte, 1000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.markVerified(sha)
+		shas = append(shas, sha)
+	}
+	// Use order, oldest first: 3, 0, 4, 1, 2. Song 3 is the current one.
+	for _, i := range []int{3, 0, 4, 1, 2} {
+		c.Lookup(shas[i])
+		time.Sleep(2 * time.Millisecond)
+	}
+	deleted, err := c.evict(map[string]bool{shas[3]: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 2 || deleted[0] != shas[0] || deleted[1] != shas[4] {
+		t.Errorf("deleted %v, want songs 0 and 4 (the least recently used but the kept 3)", deleted)
+	}
+	for i, sha := range shas {
+		_, verified := c.Lookup(sha)
+		_, statErr := os.Stat(c.path(sha))
+		if gone := i == 0 || i == 4; verified == gone || (statErr == nil) == gone {
+			t.Errorf("song %d: verified %v, file err %v", i, verified, statErr)
+		}
+	}
+	if again, _ := c.evict(nil); len(again) != 0 {
+		t.Errorf("within the cap, evict deleted %v", again)
+	}
+}

@@ -28,6 +28,8 @@ import (
 // Timing of the speaker's background work.
 const (
 	probeBurst = 10 // clock probes right after connecting
+	// DefaultCacheMax suits an SD card: about 25 hours of MP3 or 2 of WAV.
+	DefaultCacheMax = 1 << 30
 	// DefaultGrace outlasts a broker restart and a controller failover
 	// (a few seconds), during which speakers play on from the timeline.
 	DefaultGrace = 10 * time.Second
@@ -70,6 +72,9 @@ type Options struct {
 	Clock              Clock // nil = real time
 	Logger             *slog.Logger
 	HTTPClient         *http.Client // for song downloads; nil = http.DefaultClient
+	// CacheMax caps the song cache in bytes: the least recently used songs
+	// go, never the current or next one. Default DefaultCacheMax.
+	CacheMax int64
 	// Grace is how long the speaker plays on while it hears nothing from the
 	// time master (no clock answers: the broker or the network is away);
 	// then it goes silent rather than miss a pause, until contact is back.
@@ -160,6 +165,10 @@ func New(opts Options) (*Speaker, error) {
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}
+	if opts.CacheMax <= 0 {
+		opts.CacheMax = DefaultCacheMax
+	}
+	c.maxBytes = opts.CacheMax
 	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
 	eng.grace = opts.Grace
 	return &Speaker{
@@ -486,7 +495,24 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 			}
 			delete(failures, sha)
 			s.log.Info("song cached", "song", sha, "took", time.Since(start).Round(time.Millisecond))
+			s.evictFor(now)
 		}
+	}
+}
+
+// evictFor keeps the cache within its cap, sparing the songs the timeline
+// wants at shared instant now.
+func (s *Speaker) evictFor(now int64) {
+	keep := map[string]bool{}
+	for _, w := range s.eng.wanted(now) {
+		keep[w.sha] = true
+	}
+	deleted, err := s.cache.evict(keep)
+	if err != nil {
+		s.log.Warn("song cache eviction failed", "err", err)
+	}
+	if len(deleted) > 0 {
+		s.log.Info("song cache full: least recently used songs deleted", "songs", deleted, "cap_bytes", s.cache.maxBytes)
 	}
 }
 

@@ -198,6 +198,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	of.register(fs)
 	volume := fs.Int("volume", 100, "own volume 0-100 (scaled by the session volume)")
 	grace := fs.Duration("grace", speaker.DefaultGrace, "play on this long without hearing the time master, then go silent until it is back")
+	cacheMB := fs.Int64("cache-mb", speaker.DefaultCacheMax>>20, "song cache cap in MiB (least recently used songs go first, never the current or next)")
 	faultOffset := fs.Duration("fault-clock-offset", 0, "tests and demos: make the local clock this far off real time")
 	faultPPM := fs.Float64("fault-ppm", 0, "tests and demos: make the local clock and the virtual output's crystal run this many ppm fast (negative: slow)")
 	if err := fs.Parse(args); err != nil {
@@ -235,7 +236,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	s, err := speaker.New(speaker.Options{
 		Name: *name, Session: *session, BrokerURL: m.broker, Username: user, Password: password,
-		CacheDir: *cache, Output: out, Volume: *volume, Grace: *grace, Clock: clock, Logger: e.log.With("role", "speaker", "speaker", *name),
+		CacheDir: *cache, Output: out, Volume: *volume, Grace: *grace, CacheMax: *cacheMB << 20, Clock: clock, Logger: e.log.With("role", "speaker", "speaker", *name),
 	})
 	if err != nil {
 		return err
