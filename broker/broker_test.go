@@ -29,7 +29,6 @@ type testUser struct{ name, role, password string }
 var (
 	admin   = testUser{"alice", RoleAdmin, "alice-secret"}
 	kitchen = testUser{"kitchen", RoleSpeaker, "kitchen-secret"}
-	bath    = testUser{"bath", RoleSpeaker, "bath-secret"}
 	bob     = testUser{"bob", RoleMember, "bob-secret"}
 )
 
