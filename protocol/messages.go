@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,19 +93,40 @@ type Anchor struct {
 type SessionState struct {
 	V               int    `json:"v"`
 	Session         string `json:"session"`
-	Seq             uint64 `json:"seq"`   // increases with every change
+	Term            uint64 `json:"term"`  // the lease term of the controller that published it
+	Seq             uint64 `json:"seq"`   // increases with every change, across terms
 	State           string `json:"state"` // Stopped, Playing or Paused
 	Anchor          Anchor `json:"anchor"`
 	Volume          int    `json:"volume"`           // 0-100, scales each speaker's own volume
 	PlaylistVersion uint64 `json:"playlist_version"` // the Playlist this anchor refers to
+	PlaylistHash    string `json:"playlist_hash"`    // that Playlist's Hash(), to detect a mismatched pair
+}
+
+// Supersedes says whether a message stamped (term, seq) replaces one stamped
+// (oldTerm, oldSeq): a higher term always does (it fences off a deposed
+// controller), and within a term a higher seq does.
+func Supersedes(term, seq, oldTerm, oldSeq uint64) bool {
+	return term > oldTerm || term == oldTerm && seq > oldSeq
 }
 
 // Playlist is the retained playlist of one session.
 type Playlist struct {
-	V       int     `json:"v"`
-	Session string  `json:"session"`
-	Version uint64  `json:"version"` // increases with every change
-	Entries []Entry `json:"entries"`
+	V         int     `json:"v"`
+	Session   string  `json:"session"`
+	Term      uint64  `json:"term"`       // the lease term of the controller that published it
+	Version   uint64  `json:"version"`    // increases with every change, across terms
+	NextEntry uint64  `json:"next_entry"` // number of the next entry id, so a new lease holder never reuses one
+	Entries   []Entry `json:"entries"`
+}
+
+// Hash identifies the playlist's content: the entries' ids, songs and
+// lengths, in order. SessionState.PlaylistHash carries it.
+func (p Playlist) Hash() string {
+	h := sha256.New()
+	for _, e := range p.Entries {
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\n", e.ID, e.Song, e.Frames, e.SampleRate)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Entry is one song in a playlist.
@@ -152,7 +175,37 @@ type ControllerStatus struct {
 	V        int    `json:"v"`
 	Online   bool   `json:"online"`
 	Instance string `json:"instance"`            // random per process start
+	Name     string `json:"name,omitempty"`      // the controller's configured name
+	Term     uint64 `json:"term,omitempty"`      // the lease term it holds
 	SongsURL string `json:"songs_url,omitempty"` // GET SongsURL+sha256 fetches a song (Range allowed)
+}
+
+// Lease is published on LeaseTopic by the controller in charge: retained
+// when it claims a term, not retained when it renews. A standby that hears
+// no renewal for TTLMs (or sees the holder's last will) claims Term+1; of
+// several claims of one term the first the broker delivers wins, and every
+// subscriber sees the same order. Terms are fencing tokens: state stamped
+// with a lower term than the lease is ignored.
+type Lease struct {
+	V          int    `json:"v"`
+	Term       uint64 `json:"term"`
+	Holder     string `json:"holder"` // the holder's Instance
+	Name       string `json:"name,omitempty"`
+	TTLMs      int64  `json:"ttl_ms"`
+	SongsURL   string `json:"songs_url,omitempty"`
+	FetchToken string `json:"fetch_token,omitempty"` // speakers serve their cache to requests bearing it
+}
+
+// Ack is a speaker's acknowledgement on AckTopic: either of a session state
+// it has applied (Session, Term, Seq, with the playlist the state names) or
+// of a song it holds verified (Song). The controller answers a command or a
+// load once a quorum acknowledged.
+type Ack struct {
+	V       int    `json:"v"`
+	Session string `json:"session,omitempty"`
+	Term    uint64 `json:"term,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"`
+	Song    string `json:"song,omitempty"` // sha256 hex
 }
 
 // SpeakerStatus is retained on SpeakerStatusTopic(id).
@@ -174,6 +227,7 @@ type SpeakerStatus struct {
 	ClockDriftPPM float64 `json:"clock_drift_ppm,omitempty"` // the local clock's rate error against the shared clock
 	RTTP99Ns      int64   `json:"rtt_p99_ns,omitempty"`      // 99th percentile of recent probe round trips: how late a command may arrive
 	Error         string  `json:"error,omitempty"`           // why the speaker is silent, if it is
+	PeerURL       string  `json:"peer_url,omitempty"`        // GET PeerURL+sha256 with the lease's fetch token serves a cached song
 }
 
 // ClockRequest is a speaker's probe: T1 is its local clock at sending, Unix ns.
@@ -229,6 +283,9 @@ func (m *ControllerStatus) version() int { return m.V }
 func (m *SpeakerStatus) version() int    { return m.V }
 func (m *ClockRequest) version() int     { return m.V }
 func (m *ClockResponse) version() int    { return m.V }
+func (m *Lease) version() int            { return m.V }
+func (m *Ack) version() int              { return m.V }
+func (m *Song) version() int             { return Version } // Song carries no "v": it is a library record
 
 // ErrUnknownCommand is wrapped by DecodeRequest when cmd is not one of allowed.
 var ErrUnknownCommand = errors.New("unknown command")

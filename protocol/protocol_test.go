@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ func TestTopics(t *testing.T) {
 		ClockResponseTopic("k1"):    "tutti/speaker/k1/clock/resp",
 		ControllerStatusTopic:       "tutti/controller/status",
 		LibraryCommandTopic:         "tutti/library/cmd",
+		LeaseTopic:                  "tutti/controller/lease",
+		AckTopic("k1"):              "tutti/speaker/k1/ack",
+		LibrarySongTopic("ab12"):    "tutti/library/song/ab12",
 	}
 	for got, want := range golden {
 		if got != want {
@@ -155,4 +159,37 @@ func FuzzParsePosition(f *testing.F) {
 			t.Fatalf("%q parsed to negative %v", s, d)
 		}
 	})
+}
+
+func TestSupersedes(t *testing.T) {
+	cases := []struct {
+		term, seq, oldTerm, oldSeq uint64
+		want                       bool
+	}{
+		{1, 5, 1, 4, true},
+		{1, 4, 1, 4, false}, // a duplicate
+		{1, 3, 1, 4, false},
+		{2, 1, 1, 9, true},   // a new term wins whatever its seq
+		{1, 99, 2, 1, false}, // a deposed controller is fenced off
+	}
+	for _, c := range cases {
+		if got := Supersedes(c.term, c.seq, c.oldTerm, c.oldSeq); got != c.want {
+			t.Errorf("Supersedes(%d,%d over %d,%d) = %v", c.term, c.seq, c.oldTerm, c.oldSeq, got)
+		}
+	}
+}
+
+func TestPlaylistHash(t *testing.T) {
+	a := Playlist{Entries: []Entry{{ID: "e1", Song: "aa", Frames: 10, SampleRate: 44100}, {ID: "e2", Song: "bb", Frames: 20, SampleRate: 44100}}}
+	b := Playlist{Version: 7, Term: 3, Entries: slices.Clone(a.Entries)} // version and term are not content
+	if a.Hash() != b.Hash() {
+		t.Error("equal entries hash differently")
+	}
+	b.Entries[0], b.Entries[1] = b.Entries[1], b.Entries[0]
+	if a.Hash() == b.Hash() {
+		t.Error("reordered entries hash the same")
+	}
+	if (Playlist{}).Hash() == a.Hash() || len(a.Hash()) != 32 {
+		t.Errorf("hash %q", a.Hash())
+	}
 }

@@ -20,9 +20,15 @@ const DefaultReplyTopic = Root + "/reply"
 
 // Topics of the controller.
 const (
-	// ControllerStatusTopic is retained, QoS 1, published by the controller (its
-	// last will says offline). Payload: ControllerStatus.
+	// ControllerStatusTopic is retained, QoS 1, published by the controller
+	// that holds the lease (every controller's last will says offline there;
+	// the holder corrects another's will at once). Payload: ControllerStatus.
 	ControllerStatusTopic = Root + "/controller/status"
+	// LeaseTopic says which controller is in charge, under which term.
+	// QoS 1; a claim is retained, renewals are not. Payload: Lease.
+	LeaseTopic = Root + "/controller/lease"
+	// LibrarySongFilter matches every LibrarySongTopic.
+	LibrarySongFilter = Root + "/library/song/+"
 	// LibraryCommandTopic takes library requests (load, search, lookup). QoS 1.
 	LibraryCommandTopic = Root + "/library/cmd"
 	// SessionCommandFilter matches every session's command topic.
@@ -31,7 +37,19 @@ const (
 	ClockRequestFilter = Root + "/speaker/+/clock/req"
 	// SpeakerStatusFilter matches every speaker's status topic.
 	SpeakerStatusFilter = Root + "/speaker/+/status"
+	// AckFilter matches every speaker's ack topic.
+	AckFilter = Root + "/speaker/+/ack"
+	// SessionStateFilter and PlaylistFilter match every session's state and
+	// playlist topics (standby controllers mirror them).
+	SessionStateFilter = Root + "/session/+/state"
+	PlaylistFilter     = Root + "/session/+/playlist"
 )
+
+// LibrarySongTopic is retained, QoS 1, published by the lease holder for
+// every song in the library before a load is answered. Payload: Song. Standby
+// controllers mirror the library from it; speakers fetch a song announced
+// live (not retained) and acknowledge it (see Ack).
+func LibrarySongTopic(sha256 string) string { return Root + "/library/song/" + sha256 }
 
 // SessionStateTopic is retained, QoS 1, published by the controller. Payload: SessionState.
 func SessionStateTopic(session string) string { return Root + "/session/" + session + "/state" }
@@ -52,10 +70,14 @@ func ClockRequestTopic(id string) string { return Root + "/speaker/" + id + "/cl
 // ClockResponseTopic carries the time master's answers back. QoS 0.
 func ClockResponseTopic(id string) string { return Root + "/speaker/" + id + "/clock/resp" }
 
+// AckTopic carries speaker id's acknowledgements to the controller. QoS 1.
+// Payload: Ack.
+func AckTopic(id string) string { return Root + "/speaker/" + id + "/ack" }
+
 // SpeakerPublishable lists the topics speaker id may publish to; the broker's
 // ACL allows a speaker nothing else.
 func SpeakerPublishable(id string) []string {
-	return []string{SpeakerStatusTopic(id), ClockRequestTopic(id)}
+	return []string{SpeakerStatusTopic(id), ClockRequestTopic(id), AckTopic(id)}
 }
 
 // SpeakerFromTopic returns the speaker id of a tutti/speaker/<id>/... topic.
