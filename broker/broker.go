@@ -1,6 +1,6 @@
 // Package broker is tutti's embedded MQTT broker: mochi-mqtt with retained
-// messages persisted in a bolt file, tutti's users and topic ACLs, and a
-// packet size limit.
+// messages persisted in a bolt file, tutti's users and topic ACLs, a packet
+// size limit, and arbitration of the controllers' lease (lease.go).
 package broker
 
 import (
@@ -32,7 +32,12 @@ type Options struct {
 	// AnswerClock makes the broker the time master: it answers speakers'
 	// clock probes (see clock.go). Then no controller may answer them.
 	AnswerClock bool
-	Logger      *slog.Logger // nil = slog.Default()
+	// NoLeaseArbiter turns off the lease arbitration and term fencing of
+	// lease.go: the broker then passes lease claims and stale state like any
+	// MQTT broker.
+	NoLeaseArbiter bool
+	Clock          Clock        // times lease expiries; nil = real time
+	Logger         *slog.Logger // nil = slog.Default()
 }
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
@@ -126,19 +131,54 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 			return nil, fmt.Errorf("broker: clock responder: %w", err)
 		}
 	}
+	var store *bolt.Hook
 	if opts.DataDir != "" {
+		store = new(bolt.Hook)
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(opts.DataDir, storeFile)
 		// The bolt file is locked: a second broker on the same DataDir
 		// fails here after the timeout instead of corrupting it.
-		err := server.AddHook(retainedStore{new(bolt.Hook)}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
+		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
 		if err != nil {
 			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
 	}
+	if !opts.NoLeaseArbiter {
+		// Added after the auth hook, whose OnPublish runs first: a claim
+		// the ACL refuses never reaches the arbiter.
+		restored, err := storedLease(store)
+		if err != nil {
+			server.Close() // closes the store
+			return nil, fmt.Errorf("broker: read the lease from the store: %w", err)
+		}
+		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, restored), nil); err != nil {
+			server.Close()
+			return nil, fmt.Errorf("broker: lease arbiter: %w", err)
+		}
+	}
 	return server, nil
+}
+
+// storedLease returns the payload of the lease retained in store, or nil if
+// there is none (or no store). mochi loads the retained messages only in
+// Serve, once clients may already publish: the arbiter reads the lease
+// before.
+func storedLease(store *bolt.Hook) ([]byte, error) {
+	if store == nil {
+		return nil, nil
+	}
+	retained, err := store.StoredRetainedMessages()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range retained {
+		if m.TopicName == protocol.LeaseTopic {
+			return m.Payload, nil
+		}
+	}
+	return nil, nil
 }
 
 // retainedStore is mochi's bolt store limited to retained messages: session

@@ -15,27 +15,51 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// sessionLoop owns the sessions: it handles session commands one at a time,
-// runs auto-advance, and publishes retained state after every (re)connect.
+// sessionLoop owns the sessions and the lease: while we hold the lease it
+// handles session commands one at a time, runs auto-advance, and publishes
+// retained state after every (re)connect; otherwise it mirrors the holder.
 func (c *Controller) sessionLoop(ctx context.Context) error {
 	advanceTimer := time.NewTimer(time.Hour)
 	defer advanceTimer.Stop()
+	leaseTicker := time.NewTicker(c.opts.LeaseTTL / leaseRenewals / 2)
+	defer leaseTicker.Stop()
 	for {
-		c.advanceAll()
 		var advanceC <-chan time.Time
-		if end, ok := c.nextEntryEnd(); ok {
-			advanceTimer.Reset(time.Duration(max(0, end-c.now())))
-			advanceC = advanceTimer.C
+		if c.lease.leading() {
+			c.advanceAll()
+			if end, ok := c.nextEntryEnd(); ok {
+				advanceTimer.Reset(time.Duration(max(0, end-c.now())))
+				advanceC = advanceTimer.C
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.connected:
-			c.publishAll()
+			if c.lease.leading() {
+				c.publishAll()
+			}
 		case <-c.sessionRequests.ready:
-			if msg, ok := c.sessionRequests.pop(); ok {
+			msg, ok := c.sessionRequests.pop()
+			if ok && c.lease.leading() {
 				c.handleSessionRequest(msg)
 			}
+		case <-c.events.ready:
+			if msg, ok := c.events.pop(); ok {
+				c.handleEvent(msg)
+			}
+		case p := <-c.pendingLoads:
+			if c.lease.leading() {
+				c.quorum.add(&p)
+				c.settleReplies()
+			} else {
+				c.reply(p.replyTo, p.req, nil, errLeaseLost)
+			}
+		case <-leaseTicker.C:
+			if c.client.IsConnectionOpen() {
+				c.doLease(c.lease.tick(time.Now(), false))
+			}
+			c.settleReplies()
 		case <-advanceC:
 		}
 	}
@@ -61,6 +85,7 @@ func (c *Controller) advanceAll() {
 		if !changed {
 			continue
 		}
+		next = c.stamp(next)
 		if err := c.store.saveSession(next, false); err != nil {
 			c.log.Error("auto-advance not stored", "session", name, "err", err)
 			continue
@@ -71,11 +96,11 @@ func (c *Controller) advanceAll() {
 	}
 }
 
-// publishAll publishes the controller status and every session's playlist,
-// then its state.
+// publishAll publishes the library's records, every session's playlist,
+// then its state, and last the controller status, which tells clients that
+// commands are heard.
 func (c *Controller) publishAll() {
-	online := protocol.ControllerStatus{V: protocol.Version, Online: true, Instance: c.instance, SongsURL: c.songsURL}
-	c.publish(protocol.ControllerStatusTopic, true, protocol.Encode(online))
+	c.publishLibrary()
 	names := make([]string, 0, len(c.sessions))
 	for name := range c.sessions {
 		names = append(names, name)
@@ -86,14 +111,27 @@ func (c *Controller) publishAll() {
 		c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(s.Playlist))
 		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(s.State))
 	}
+	c.publishStatus()
 }
 
-// commandResult is the result of a session command that changes something.
+// commandResult is the result of a session command.
 type commandResult struct {
-	AtNs  int64                 `json:"at_ns,omitempty"` // when a scheduled change takes effect
-	Entry string                `json:"entry,omitempty"` // enqueue: the new entry's id
-	State protocol.SessionState `json:"state"`
+	AtNs     int64                 `json:"at_ns,omitempty"` // when a scheduled change takes effect
+	Entry    string                `json:"entry,omitempty"` // enqueue: the new entry's id
+	State    protocol.SessionState `json:"state"`
+	Acked    int                   `json:"acked"`    // speakers that acknowledged the state (a quorum)
+	Speakers int                   `json:"speakers"` // speakers in the session
 }
+
+// loadResult is the result of a load: the song, and how many nodes hold it.
+type loadResult struct {
+	protocol.Song
+	Holders int `json:"holders"` // this controller and the speakers holding it verified (a quorum)
+	Nodes   int `json:"nodes"`   // this controller and every known speaker
+}
+
+// errLeaseLost answers requests that were waiting when we lost the lease.
+var errLeaseLost = errors.New("the controller lost its lease while handling this; the new one has the state: check and retry")
 
 // statusResult is the result of the status command.
 type statusResult struct {
@@ -109,23 +147,32 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 		err = replyErr
 	}
 	var result any
+	var wait *pending
 	if err == nil {
-		result, err = c.runSessionCommand(msg.topic, req)
+		result, wait, err = c.runSessionCommand(msg.topic, req)
+	}
+	if wait != nil {
+		wait.replyTo = replyTo
+		c.quorum.add(wait)
+		c.settleReplies()
+		return
 	}
 	c.reply(replyTo, req, result, err)
 }
 
-func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any, error) {
+// runSessionCommand runs a command; a change that speakers must acknowledge
+// comes back as a pending reply.
+func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any, *pending, error) {
 	name, ok := protocol.SessionFromTopic(topic)
 	s, known := c.sessions[name]
 	if !ok || !known {
-		return nil, fmt.Errorf("unknown session %q", name)
+		return nil, nil, fmt.Errorf("unknown session %q", name)
 	}
 	var song *protocol.Song
 	if req.Cmd == protocol.CmdEnqueue && req.Song != "" {
 		found, err := c.knownSong(req.Song)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		song = &found
 	}
@@ -135,12 +182,13 @@ func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any,
 	}
 	next, ch, err := apply(c.now(), lead, s, req, song)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ch.StateChanged {
+		next = c.stamp(next)
 		if err := c.store.saveSession(next, ch.PlaylistChanged); err != nil {
 			c.log.Error("session not stored", "session", name, "cmd", req.Cmd, "err", err)
-			return nil, fmt.Errorf("not stored: %v", err)
+			return nil, nil, fmt.Errorf("not stored: %v", err)
 		}
 		c.sessions[name] = next
 		if ch.PlaylistChanged {
@@ -148,10 +196,20 @@ func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any,
 		}
 		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
 	}
+	speakers := c.speakersOf(name)
 	if req.Cmd == protocol.CmdStatus {
-		return statusResult{State: next.State, Playlist: next.Playlist, Speakers: c.speakersOf(name)}, nil
+		return statusResult{State: next.State, Playlist: next.Playlist, Speakers: speakers}, nil, nil
 	}
-	return commandResult{AtNs: ch.AtNs, Entry: ch.Entry, State: next.State}, nil
+	result := &commandResult{AtNs: ch.AtNs, Entry: ch.Entry, State: next.State, Speakers: len(speakers)}
+	if !ch.StateChanged || len(speakers) == 0 {
+		return result, nil, nil
+	}
+	members := make([]string, len(speakers))
+	for i, sp := range speakers {
+		members[i] = sp.ID
+	}
+	return result, &pending{req: req, result: result, session: name, term: next.State.Term, seq: next.State.Seq,
+		members: members, deadline: time.Now().Add(stateQuorumTimeout)}, nil
 }
 
 // speakersOf lists the speakers in session name; a speaker that names no
@@ -199,12 +257,43 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 			if err == nil {
 				err = replyErr
 			}
+			if !c.leading.Load() {
+				continue // the holder answers
+			}
 			var result any
 			if err == nil {
 				result, err = c.runLibraryCommand(req)
 			}
+			if song, ok := result.(protocol.Song); ok && err == nil && req.Cmd == protocol.CmdLoad {
+				c.replicate(ctx, replyTo, req, song)
+				continue
+			}
 			c.reply(replyTo, req, result, err)
 		}
+	}
+}
+
+// replicate announces a loaded song live, so speakers fetch it, and hands
+// the reply to the session loop to wait for a quorum of holders.
+func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol.Request, song protocol.Song) {
+	c.publish(protocol.LibrarySongTopic(song.SHA256), true, protocol.Encode(song))
+	var members []string
+	c.mu.Lock()
+	for id := range c.speakers {
+		members = append(members, id)
+	}
+	c.mu.Unlock()
+	sort.Strings(members)
+	p := pending{replyTo: replyTo, req: req, result: &loadResult{Song: song}, song: song.SHA256,
+		members: members, self: true, deadline: time.Now().Add(songQuorumTimeout)}
+	if len(members) == 0 {
+		p.fill(1)
+		c.reply(replyTo, req, p.result, nil)
+		return
+	}
+	select {
+	case c.pendingLoads <- p:
+	case <-ctx.Done():
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package controller keeps the song library, the playlists and the session
 // state, serves songs over HTTP, answers commands that arrive over MQTT,
 // schedules playback on the shared clock and is the time master that
-// answers speakers' clock probes.
+// answers speakers' clock probes. Any number of controllers may run: the one
+// holding the lease (lease.go) does all that; the others mirror its state
+// and songs and take over when its lease ends (failover.go).
 package controller
 
 import (
@@ -17,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -40,7 +43,9 @@ func (realClock) Now() time.Time { return time.Now() }
 type Options struct {
 	BrokerURL          string        // default "tcp://127.0.0.1:1883"
 	Username, Password string        // MQTT credentials ("" for anonymous demo brokers)
-	ClientID           string        // default "tutti-controller"
+	Name               string        // for people: in the lease and status; default "controller"
+	ClientID           string        // default "tutti-controller-" + a random instance id
+	LeaseTTL           time.Duration // how long the lease lives without renewal; default DefaultLeaseTTL
 	DataDir            string        // required: holds tutti.db, songs/<sha256> and tmp/
 	HTTPAddr           string        // song server listen address; default "127.0.0.1:0"
 	PublicURL          string        // base URL speakers reach the song server at; "" = "http://"+bound address
@@ -73,7 +78,17 @@ type Controller struct {
 	sessions        map[string]session // owned by the session loop once Run starts
 	sessionRequests *inbox
 	libraryRequests *inbox
+	events          *inbox        // lease, statuses, mirrored state, acks: for the session loop
 	connected       chan struct{} // a (re)connect happened: publish all retained state
+	pendingLoads    chan pending  // library loop to session loop: loads waiting for a quorum
+
+	// Owned by the session loop.
+	lease      *lease
+	fetchToken string // of our term, while leading
+	quorum     quorum
+
+	leading atomic.Bool // mirrors lease.leading() for the other goroutines
+	mirror  *songMirror // standby: fetches the holder's song files
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -83,8 +98,9 @@ type Controller struct {
 
 // inbound is one MQTT message for a loop.
 type inbound struct {
-	topic   string
-	payload []byte
+	topic    string
+	payload  []byte
+	retained bool
 }
 
 // New opens the store and binds the song server's listener, so SongsURL is
@@ -96,8 +112,15 @@ func New(opts Options) (*Controller, error) {
 	if opts.BrokerURL == "" {
 		opts.BrokerURL = "tcp://127.0.0.1:1883"
 	}
+	instance := randomID()
+	if opts.Name == "" {
+		opts.Name = "controller"
+	}
 	if opts.ClientID == "" {
-		opts.ClientID = "tutti-controller"
+		opts.ClientID = "tutti-controller-" + instance
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
 	}
 	if opts.HTTPAddr == "" {
 		opts.HTTPAddr = "127.0.0.1:0"
@@ -150,10 +173,12 @@ func New(opts Options) (*Controller, error) {
 		log:             opts.Logger,
 		clock:           opts.Clock,
 		store:           st,
-		instance:        randomID(),
+		instance:        instance,
 		sessionRequests: newInbox(maxQueued),
 		libraryRequests: newInbox(maxQueued),
+		events:          newInbox(maxQueued),
 		connected:       make(chan struct{}, 1),
+		pendingLoads:    make(chan pending, 64),
 		speakers:        map[string]protocol.SpeakerStatus{},
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: maxSongSize, now: c.now}
@@ -161,6 +186,11 @@ func New(opts Options) (*Controller, error) {
 		st.Close()
 		return nil, fmt.Errorf("controller: %w", err)
 	}
+	var lastTerm uint64
+	for _, s := range c.sessions {
+		lastTerm = max(lastTerm, s.State.Term, s.Playlist.Term)
+	}
+	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, time.Now())
 	c.listener, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		st.Close()
@@ -171,6 +201,7 @@ func New(opts Options) (*Controller, error) {
 		base = "http://" + c.listener.Addr().String()
 	}
 	c.songsURL = base + "/songs/"
+	c.mirror = newSongMirror(c.lib, c.log)
 	return c, nil
 }
 
@@ -197,7 +228,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
 	srv := &http.Server{
-		Handler:           (&songServer{lib: c.lib, log: c.log}).routes(),
+		Handler:           (&songServer{lib: c.lib, log: c.log, accepting: c.leading.Load}).routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
 	}
@@ -217,11 +248,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	g.Go(func() error { return c.connect(gctx) })
 	g.Go(func() error { return c.sessionLoop(gctx) })
 	g.Go(func() error { return c.libraryLoop(gctx) })
-	c.log.Info("controller running", "broker", c.opts.BrokerURL, "songs_url", c.songsURL, "instance", c.instance)
+	g.Go(func() error { c.mirror.run(gctx); return nil })
+	c.log.Info("controller running", "name", c.opts.Name, "broker", c.opts.BrokerURL, "songs_url", c.songsURL, "instance", c.instance)
 	err := g.Wait()
 
-	if c.client.IsConnectionOpen() {
-		offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance}
+	if c.leading.Load() && c.client.IsConnectionOpen() {
+		// Standbys take this as the end of our lease and claim at once.
+		offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance, Name: c.opts.Name}
 		c.client.Publish(protocol.ControllerStatusTopic, 1, true, protocol.Encode(offline)).WaitTimeout(time.Second)
 	}
 	c.client.Disconnect(250)
@@ -230,7 +263,10 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) clientOptions() *mqtt.ClientOptions {
-	offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance}
+	// Every controller's will goes to the shared status topic: a standby's
+	// too, since it cannot change its will when it takes over. The holder
+	// puts its own status back when another's will lands there.
+	offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance, Name: c.opts.Name}
 	o := mqttclient.Options(c.opts.BrokerURL, c.opts.ClientID, c.opts.Username, c.opts.Password).
 		// Handlers run in arrival order, so commands keep the order they were
 		// sent in; none of them blocks (see inbox), as paho requires.
@@ -280,6 +316,12 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		{protocol.SessionCommandFilter, 1, c.queue(c.sessionRequests)},
 		{protocol.LibraryCommandTopic, 1, c.queue(c.libraryRequests)},
 		{protocol.SpeakerStatusFilter, 1, c.noteSpeaker},
+		{protocol.LeaseTopic, 1, c.queueEvent},
+		{protocol.ControllerStatusTopic, 1, c.queueEvent},
+		{protocol.SessionStateFilter, 1, c.queueEvent},
+		{protocol.PlaylistFilter, 1, c.queueEvent},
+		{protocol.LibrarySongFilter, 1, c.queueEvent},
+		{protocol.AckFilter, 1, c.queueEvent},
 	}
 	if !c.opts.ClockFromBroker {
 		subs = append(subs, subscription{protocol.ClockRequestFilter, 0, c.answerClock})
@@ -308,7 +350,7 @@ type subscription struct {
 // first and T3 right before publishing; nothing slow happens in between.
 func (c *Controller) answerClock(client mqtt.Client, msg mqtt.Message) {
 	t2 := c.now()
-	if !c.handlers.enter() {
+	if !c.leading.Load() || !c.handlers.enter() {
 		return
 	}
 	defer c.handlers.leave()
@@ -342,6 +384,17 @@ func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
 		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
 			c.log.Error("command queue full; request dropped unanswered", "topic", msg.Topic(), "queued", maxQueued)
 		}
+	}
+}
+
+// queueEvent hands a message for the session loop to it, in arrival order.
+func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
+	if !c.handlers.enter() {
+		return
+	}
+	defer c.handlers.leave()
+	if !c.events.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
+		c.log.Error("event queue full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
 	}
 }
 

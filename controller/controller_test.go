@@ -52,8 +52,29 @@ func startBroker(t *testing.T) string {
 	return "tcp://" + tcp.Address()
 }
 
-// startController runs a controller until stop is called or the test ends.
+// startController runs a controller until stop is called or the test ends,
+// and waits until it holds the lease.
 func startController(t *testing.T, opts Options) (c *Controller, stop func()) {
+	t.Helper()
+	c, stop = runController(t, opts)
+	waitFor(t, "the controller to hold the lease", c.leading.Load)
+	return c, stop
+}
+
+// waitFor polls cond until it holds or waitTimeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runController runs a controller until stop is called or the test ends.
+func runController(t *testing.T, opts Options) (c *Controller, stop func()) {
 	t.Helper()
 	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := New(opts)
@@ -276,10 +297,7 @@ func TestControllerOverMQTT(t *testing.T) {
 	}
 
 	// A speaker's status shows in the session's status.
-	speaker := protocol.SpeakerStatus{V: 1, ID: "sp1", Online: true, Instance: "i1", Volume: 80}
-	if tok := tc.mqtt.Publish(protocol.SpeakerStatusTopic("sp1"), 1, true, protocol.Encode(speaker)); !tok.WaitTimeout(waitTimeout) {
-		t.Fatal("speaker status not sent")
-	}
+	newFakeSpeakers(t, broker, "sp1") // from now on, commands wait for its acks
 	var st statusResult
 	deadline := time.Now().Add(waitTimeout)
 	for i := 0; len(st.Speakers) == 0; i++ {
@@ -339,6 +357,12 @@ func TestControllerOverMQTT(t *testing.T) {
 	var restoredList protocol.Playlist
 	json.Unmarshal(retained(t, broker2, protocol.PlaylistTopic("home")), &restoredList)
 	json.Unmarshal(retained(t, broker2, protocol.SessionStateTopic("home")), &restored)
+	// A new broker knows no lease: the controller claims the next term and
+	// publishes everything under it, unchanged otherwise.
+	if restored.Term != stopped.Term+1 || restoredList.Term != restored.Term {
+		t.Fatalf("terms after restart: state %d, playlist %d, want %d", restored.Term, restoredList.Term, stopped.Term+1)
+	}
+	restored.Term, restoredList.Term = stopped.Term, retainedList.Term
 	if restored != stopped {
 		t.Fatalf("restored state %+v\nwant %+v", restored, stopped)
 	}
@@ -378,7 +402,7 @@ func TestCommandsKeepTheirOrder(t *testing.T) {
 }
 
 func TestRunStopsWithoutBroker(t *testing.T) {
-	c, stop := startController(t, Options{BrokerURL: "tcp://127.0.0.1:1", DataDir: t.TempDir()})
+	c, stop := runController(t, Options{BrokerURL: "tcp://127.0.0.1:1", DataDir: t.TempDir()})
 	// The song server works while the broker is away.
 	if resp, body := do(t, http.MethodGet, strings.TrimSuffix(c.SongsURL(), "songs/")+"healthz", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %d %s", resp.StatusCode, body)

@@ -30,7 +30,8 @@ var (
 )
 
 // library is the song files on disk (songs/<sha256>, staged in tmp/) and
-// their records in the store.
+// their records in the store. A standby controller may hold a record before
+// the file.
 type library struct {
 	store    *store
 	songsDir string
@@ -45,7 +46,7 @@ func (l *library) songPath(sha string) string { return filepath.Join(l.songsDir,
 // content must have. name is the file name the title falls back to. A song
 // already in the library is returned as it is, with created false.
 func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, created bool, err error) {
-	if wantSHA != "" {
+	if wantSHA != "" && l.holds(wantSHA) {
 		if s, err := l.store.song(wantSHA); err == nil {
 			return s, false, nil
 		}
@@ -72,8 +73,10 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	if wantSHA != "" && sha != wantSHA {
 		return song, false, fmt.Errorf("%w: got %s, want %s", errHashMismatch, sha, wantSHA)
 	}
-	if s, err := l.store.song(sha); err == nil {
-		return s, false, nil
+	if l.holds(sha) {
+		if s, err := l.store.song(sha); err == nil {
+			return s, false, nil
+		}
 	}
 	song, err = analyze(tmp)
 	if err != nil {
@@ -98,7 +101,16 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	if err := l.store.addSong(song, l.now()); err != nil {
 		return song, false, err
 	}
-	return song, true, nil
+	// A record mirrored from the lease holder stays as it was.
+	stored, err := l.store.song(sha)
+	return stored, err == nil, err
+}
+
+// holds says whether the song's verified file is on disk: files get there
+// only by a rename after their hash was checked.
+func (l *library) holds(sha string) bool {
+	_, err := os.Stat(l.songPath(sha))
+	return err == nil
 }
 
 // syncDir makes a rename in dir durable.

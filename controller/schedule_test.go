@@ -388,10 +388,12 @@ func TestAutoAdvanceTimer(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &Controller{
-			log: slog.New(slog.DiscardHandler), clock: realClock{}, store: st,
+			opts: Options{LeaseTTL: DefaultLeaseTTL},
+			log:  slog.New(slog.DiscardHandler), clock: realClock{}, store: st,
 			sessions:        map[string]session{"home": s},
-			sessionRequests: newInbox(maxQueued), connected: make(chan struct{}, 1),
+			sessionRequests: newInbox(maxQueued), events: newInbox(maxQueued), connected: make(chan struct{}, 1),
 			client: mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published
+			lease:  &lease{role: leading, ttl: DefaultLeaseTTL},
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)

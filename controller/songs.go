@@ -11,8 +11,9 @@ import (
 
 // songServer serves the library's files over HTTP and takes uploads.
 type songServer struct {
-	lib *library
-	log *slog.Logger
+	lib       *library
+	log       *slog.Logger
+	accepting func() bool // uploads go to the lease holder only
 }
 
 // routes returns the song server's handler. Song URLs are open in this
@@ -54,8 +55,8 @@ func (ss *songServer) get(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := os.Open(ss.lib.songPath(sha))
 	if err != nil {
-		ss.log.Error("song in library but its file is unreadable", "sha256", sha, "err", err)
-		writeError(w, http.StatusNotFound, "song file missing "+sha)
+		// A standby's mirror may not have fetched it yet.
+		writeError(w, http.StatusNotFound, "song file not here (yet) "+sha)
 		return
 	}
 	defer f.Close()
@@ -73,6 +74,12 @@ func (ss *songServer) get(w http.ResponseWriter, r *http.Request) {
 func (ss *songServer) put(w http.ResponseWriter, r *http.Request) {
 	sha, ok := songHash(w, r)
 	if !ok {
+		return
+	}
+	if !ss.accepting() {
+		// A standby's library follows the holder's; an upload here would be
+		// known to nobody. The holder's URL is in tutti/controller/status.
+		writeError(w, http.StatusServiceUnavailable, "this controller is a standby: upload to the one holding the lease")
 		return
 	}
 	if r.ContentLength > ss.lib.maxSize {

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 	volume           INTEGER NOT NULL,
 	seq              INTEGER NOT NULL,
 	playlist_version INTEGER NOT NULL,
-	next_entry       INTEGER NOT NULL
+	next_entry       INTEGER NOT NULL,
+	term             INTEGER NOT NULL DEFAULT 0,
+	playlist_term    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS entries (
 	session  TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
@@ -64,7 +66,28 @@ func openStore(path string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("upgrade schema in %s: %w", path, err)
+	}
 	return &store{db: db}, nil
+}
+
+// migrate adds the columns later versions brought to a database an older
+// version created.
+func migrate(db *sql.DB) error {
+	for _, col := range []string{"term", "playlist_term"} {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('sessions') WHERE name = ?`, col).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE sessions ADD COLUMN ` + col + ` INTEGER NOT NULL DEFAULT 0`); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (st *store) Close() error { return st.db.Close() }
@@ -90,11 +113,54 @@ func (st *store) song(sha string) (protocol.Song, error) {
 	return s, err
 }
 
-// addSong inserts a song; adding one already there changes nothing.
+// addSong inserts a song analyzed from its file; it replaces a placeholder
+// record (format "") but no real one.
 func (st *store) addSong(s protocol.Song, addedNs int64) error {
-	_, err := st.db.Exec(`INSERT OR IGNORE INTO songs (`+songColumns+`, added_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`, added_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (sha256) DO UPDATE SET title = excluded.title, artist = excluded.artist, album = excluded.album,
+		format = excluded.format, size = excluded.size, frames = excluded.frames, sample_rate = excluded.sample_rate
+		WHERE songs.format = ''`,
 		s.SHA256, s.Title, s.Artist, s.Album, s.Format, s.Size, s.Frames, s.SampleRate, addedNs)
 	return err
+}
+
+// putSong stores the lease holder's record of a song as it is.
+func (st *store) putSong(s protocol.Song, addedNs int64) error {
+	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`, added_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (sha256) DO UPDATE SET title = excluded.title, artist = excluded.artist, album = excluded.album,
+		format = excluded.format, size = excluded.size, frames = excluded.frames, sample_rate = excluded.sample_rate`,
+		s.SHA256, s.Title, s.Artist, s.Album, s.Format, s.Size, s.Frames, s.SampleRate, addedNs)
+	return err
+}
+
+// placeholdSongs adds a placeholder record (format "") for each entry's song
+// the library lacks, from what the entry says of it, so a mirrored playlist
+// can refer to songs whose records have not arrived yet.
+func (st *store) placeholdSongs(entries []protocol.Entry, addedNs int64) error {
+	for _, e := range entries {
+		if _, err := st.db.Exec(`INSERT OR IGNORE INTO songs (`+songColumns+`, added_ns) VALUES (?, ?, ?, '', '', 0, ?, ?, ?)`,
+			e.Song, e.Title, e.Artist, e.Frames, e.SampleRate, addedNs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allSongs calls fn for every song in the library.
+func (st *store) allSongs(fn func(protocol.Song)) error {
+	rows, err := st.db.Query(`SELECT ` + songColumns + ` FROM songs ORDER BY added_ns`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		s, err := scanSong(rows)
+		if err != nil {
+			return err
+		}
+		fn(s)
+	}
+	return rows.Err()
 }
 
 // searchSongs returns up to limit songs whose title, artist or album contain
@@ -141,22 +207,23 @@ func (st *store) sessions() (map[string]session, error) {
 	}
 	defer tx.Rollback()
 	rows, err := tx.Query(`SELECT name, state, at_ns, entry_index, entry_id, position_ns, playing, volume, seq,
-		playlist_version, next_entry FROM sessions`)
+		playlist_version, next_entry, term, playlist_term FROM sessions`)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]session{}
 	for rows.Next() {
 		var s session
+		var playlistTerm uint64
 		a := &s.State.Anchor
 		if err := rows.Scan(&s.State.Session, &s.State.State, &a.AtNs, &a.Index, &a.Entry, &a.PositionNs, &a.Playing,
-			&s.State.Volume, &s.State.Seq, &s.State.PlaylistVersion, &s.NextEntry); err != nil {
+			&s.State.Volume, &s.State.Seq, &s.State.PlaylistVersion, &s.NextEntry, &s.State.Term, &playlistTerm); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		s.State.V = protocol.Version
 		s.Playlist = protocol.Playlist{V: protocol.Version, Session: s.State.Session, Version: s.State.PlaylistVersion,
-			Entries: []protocol.Entry{}}
+			Term: playlistTerm, Entries: []protocol.Entry{}}
 		out[s.State.Session] = s
 	}
 	rows.Close()
@@ -192,9 +259,9 @@ func (st *store) saveSession(s session, withPlaylist bool) error {
 	defer tx.Rollback()
 	a := s.State.Anchor
 	res, err := tx.Exec(`UPDATE sessions SET state = ?, at_ns = ?, entry_index = ?, entry_id = ?, position_ns = ?,
-		playing = ?, volume = ?, seq = ?, playlist_version = ?, next_entry = ? WHERE name = ?`,
+		playing = ?, volume = ?, seq = ?, playlist_version = ?, next_entry = ?, term = ?, playlist_term = ? WHERE name = ?`,
 		s.State.State, a.AtNs, a.Index, a.Entry, a.PositionNs, a.Playing, s.State.Volume, s.State.Seq,
-		s.Playlist.Version, s.NextEntry, s.State.Session)
+		s.Playlist.Version, s.NextEntry, s.State.Term, s.Playlist.Term, s.State.Session)
 	if err != nil {
 		return err
 	}

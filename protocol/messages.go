@@ -183,13 +183,15 @@ type ControllerStatus struct {
 // Lease is published on LeaseTopic by the controller in charge: retained
 // when it claims a term, not retained when it renews. A standby that hears
 // no renewal for TTLMs (or sees the holder's last will) claims Term+1; of
-// several claims of one term the first the broker delivers wins, and every
-// subscriber sees the same order. Terms are fencing tokens: state stamped
+// several claims of one term the first the broker delivers wins (every
+// subscriber sees the same order), and the winner then publishes a retained
+// renewal, which replaces a losing claim retained after its own. Terms are fencing tokens: state stamped
 // with a lower term than the lease is ignored.
 type Lease struct {
 	V          int    `json:"v"`
 	Term       uint64 `json:"term"`
-	Holder     string `json:"holder"` // the holder's Instance
+	Holder     string `json:"holder"`            // the holder's Instance
+	Renewal    bool   `json:"renewal,omitempty"` // only the holder renews; a claim is false
 	Name       string `json:"name,omitempty"`
 	TTLMs      int64  `json:"ttl_ms"`
 	SongsURL   string `json:"songs_url,omitempty"`

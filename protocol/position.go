@@ -73,12 +73,16 @@ func ParseSongRef(ref string) (sha string, offset time.Duration, err error) {
 	return strings.ToLower(body), offset, nil
 }
 
-func validSHA256(s string) bool {
+func validSHA256(s string) bool { return IsSongHash(strings.ToLower(s)) }
+
+// IsSongHash says whether s is a song's id as every message carries it: a
+// sha256 in 64 lowercase hex digits.
+func IsSongHash(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
 	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+		if !strings.ContainsRune("0123456789abcdef", c) {
 			return false
 		}
 	}

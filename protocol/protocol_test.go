@@ -33,6 +33,15 @@ func TestTopics(t *testing.T) {
 	if _, ok := SpeakerFromTopic("tutti/speaker/+/status"); ok {
 		t.Error("a wildcard level read as a speaker id")
 	}
+	sha := strings.Repeat("ab", 32)
+	if got, ok := SongFromTopic(LibrarySongTopic(sha)); !ok || got != sha {
+		t.Errorf("SongFromTopic: %q %v", got, ok)
+	}
+	for _, bad := range []string{LibrarySongTopic(strings.ToUpper(sha)), LibrarySongTopic("ab"), LibrarySongTopic(sha) + "/x"} {
+		if _, ok := SongFromTopic(bad); ok {
+			t.Errorf("SongFromTopic(%q) accepted", bad)
+		}
+	}
 	if s, ok := SessionFromTopic("tutti/session/living-room/cmd"); !ok || s != "living-room" {
 		t.Errorf("SessionFromTopic: %q %v", s, ok)
 	}

@@ -85,6 +85,12 @@ func SpeakerFromTopic(topic string) (string, bool) {
 	return levelAfter(topic, Root+"/speaker/")
 }
 
+// SongFromTopic returns the song hash of a tutti/library/song/<sha256> topic.
+func SongFromTopic(topic string) (string, bool) {
+	sha, ok := strings.CutPrefix(topic, Root+"/library/song/")
+	return sha, ok && IsSongHash(sha)
+}
+
 // SessionFromTopic returns the session name of a tutti/session/<name>/... topic.
 func SessionFromTopic(topic string) (string, bool) {
 	return levelAfter(topic, Root+"/session/")

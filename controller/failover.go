@@ -1,0 +1,289 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// This file is the session loop's side of the lease: carrying out lease
+// actions, taking over and stepping down, and, while a standby, mirroring
+// the holder's retained state into our store so a takeover starts from it.
+
+// handleEvent dispatches a message the session loop subscribed to.
+func (c *Controller) handleEvent(msg inbound) {
+	now := time.Now()
+	switch {
+	case msg.topic == protocol.LeaseTopic:
+		if len(msg.payload) == 0 {
+			return
+		}
+		m, err := protocol.Decode[protocol.Lease](msg.payload)
+		if err != nil {
+			c.log.Warn("bad lease message", "err", err)
+			return
+		}
+		if m.Holder != c.instance {
+			c.mirror.setSource(m.SongsURL, m.FetchToken)
+		}
+		c.doLease(c.lease.observe(m, now))
+	case msg.topic == protocol.ControllerStatusTopic:
+		c.onControllerStatus(msg.payload, now)
+	default:
+		c.handleStateEvent(msg)
+	}
+}
+
+func (c *Controller) handleStateEvent(msg inbound) {
+	if id, ok := protocol.SpeakerFromTopic(msg.topic); ok {
+		ack, err := protocol.Decode[protocol.Ack](msg.payload)
+		if err != nil {
+			c.log.Warn("bad ack", "speaker", id, "err", err)
+			return
+		}
+		c.quorum.note(id, ack)
+		c.settleReplies()
+		return
+	}
+	if sha, ok := protocol.SongFromTopic(msg.topic); ok {
+		c.mirrorSong(sha, msg.payload)
+		return
+	}
+	name, ok := protocol.SessionFromTopic(msg.topic)
+	if !ok || len(msg.payload) == 0 {
+		return
+	}
+	var err error
+	if msg.topic == protocol.PlaylistTopic(name) {
+		err = c.mirrorPlaylist(name, msg.payload)
+	} else {
+		err = c.mirrorState(name, msg.payload)
+	}
+	if err != nil {
+		c.log.Warn("session message not mirrored", "topic", msg.topic, "err", err)
+	}
+}
+
+// onControllerStatus watches the shared status topic: a will of the holder
+// ends its lease now, and while we hold the lease nobody else's status may
+// stay there.
+func (c *Controller) onControllerStatus(payload []byte, now time.Time) {
+	if len(payload) == 0 {
+		return
+	}
+	st, err := protocol.Decode[protocol.ControllerStatus](payload)
+	if err != nil {
+		c.log.Warn("bad controller status", "err", err)
+		return
+	}
+	if !st.Online {
+		c.doLease(c.lease.holderGone(st.Instance, now))
+	}
+	if c.lease.leading() && (st.Instance != c.instance || !st.Online) {
+		c.publishStatus()
+	}
+}
+
+// doLease carries out a lease action.
+func (c *Controller) doLease(a leaseAction) {
+	switch a {
+	case sendClaim:
+		c.log.Info("claiming the lease", "term", c.lease.term)
+		c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(false, c.opts.Name, c.songsURL, "")))
+	case sendRenew:
+		c.publish(protocol.LeaseTopic, false, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.fetchToken)))
+	case takeOver:
+		c.takeOver()
+	case stepDown:
+		c.stepDown()
+	}
+}
+
+// takeOver makes us the holder: every session is restamped with our term and
+// published, so speakers and standbys follow us from now on.
+func (c *Controller) takeOver() {
+	term := c.lease.term
+	c.fetchToken = randomID() + randomID()
+	c.leading.Store(true)
+	c.mirror.setSource("", "")
+	// Retained, this renewal replaces a losing claim retained after ours.
+	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.fetchToken)))
+	for name, s := range c.sessions {
+		next := c.stamp(s)
+		if err := c.store.saveSession(next, false); err != nil {
+			c.log.Error("session not stored at takeover", "session", name, "err", err)
+			continue
+		}
+		c.sessions[name] = next
+	}
+	c.log.Info("holding the lease", "term", term, "name", c.opts.Name)
+	c.publishAll()
+}
+
+// stepDown makes us a standby; replies still waiting for acks fail.
+func (c *Controller) stepDown() {
+	c.leading.Store(false)
+	c.fetchToken = ""
+	c.log.Warn("lost the lease", "term", c.lease.term, "holder", c.lease.holder)
+	for _, p := range c.quorum.dropAll() {
+		c.reply(p.replyTo, p.req, nil, errLeaseLost)
+	}
+}
+
+// stamp marks a session with our term and makes its state name its playlist
+// exactly; every state and playlist we publish goes through it.
+func (c *Controller) stamp(s session) session {
+	s.State.Term = c.lease.term
+	s.Playlist.Term = c.lease.term
+	s.Playlist.NextEntry = s.NextEntry
+	s.State.PlaylistVersion = s.Playlist.Version
+	s.State.PlaylistHash = s.Playlist.Hash()
+	return s
+}
+
+// mirrorPlaylist stores a playlist the holder published. Our own echo, and
+// anything older than what we have, changes nothing; while we hold the
+// lease, an older one on the retained topic is put right.
+func (c *Controller) mirrorPlaylist(name string, payload []byte) error {
+	pl, err := protocol.Decode[protocol.Playlist](payload)
+	if err != nil {
+		return err
+	}
+	if pl.Session != name {
+		return errWrongSession(pl.Session, name)
+	}
+	s, known := c.sessions[name]
+	if c.lease.leading() {
+		if known && pl.Term < s.Playlist.Term {
+			c.log.Warn("a stale playlist was published; publishing ours again", "session", name, "term", pl.Term)
+			c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(s.Playlist))
+		}
+		return nil
+	}
+	if known && !protocol.Supersedes(pl.Term, pl.Version, s.Playlist.Term, s.Playlist.Version) {
+		return nil
+	}
+	for _, e := range pl.Entries {
+		if !protocol.IsSongHash(e.Song) || e.SampleRate <= 0 || e.Frames < 0 {
+			return errBadEntry(e)
+		}
+	}
+	if !known {
+		if err := c.store.createSession(name); err != nil {
+			return err
+		}
+		s = session{State: protocol.SessionState{V: protocol.Version, Session: name, State: protocol.Stopped,
+			Volume: 100, Anchor: protocol.Anchor{Index: -1}}}
+	}
+	if err := c.store.placeholdSongs(pl.Entries, c.now()); err != nil {
+		return err
+	}
+	s.Playlist = pl
+	s.NextEntry = max(s.NextEntry, pl.NextEntry)
+	if err := c.store.saveSession(s, true); err != nil {
+		return err
+	}
+	c.sessions[name] = s
+	for _, e := range pl.Entries {
+		c.mirror.want(e.Song)
+	}
+	return nil
+}
+
+// mirrorState stores a session state the holder published, as
+// mirrorPlaylist does a playlist.
+func (c *Controller) mirrorState(name string, payload []byte) error {
+	st, err := protocol.Decode[protocol.SessionState](payload)
+	if err != nil {
+		return err
+	}
+	if st.Session != name {
+		return errWrongSession(st.Session, name)
+	}
+	s, known := c.sessions[name]
+	if c.lease.leading() {
+		if known && st.Term < s.State.Term {
+			c.log.Warn("a stale state was published; publishing ours again", "session", name, "term", st.Term)
+			c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(s.State))
+		}
+		return nil
+	}
+	if !known {
+		return nil // its playlist comes first; a state alone has nothing to refer to
+	}
+	if !protocol.Supersedes(st.Term, st.Seq, s.State.Term, s.State.Seq) {
+		return nil
+	}
+	s.State = st
+	if err := c.store.saveSession(s, false); err != nil {
+		return err
+	}
+	c.sessions[name] = s
+	return nil
+}
+
+// mirrorSong stores the holder's record of a song and has its file fetched.
+func (c *Controller) mirrorSong(sha string, payload []byte) {
+	if len(payload) == 0 || c.lease.leading() {
+		return
+	}
+	song, err := protocol.Decode[protocol.Song](payload)
+	if err != nil || song.SHA256 != sha {
+		c.log.Warn("bad library song record", "sha256", sha, "err", err)
+		return
+	}
+	if err := c.store.putSong(song, c.now()); err != nil {
+		c.log.Error("library song record not stored", "sha256", sha, "err", err)
+		return
+	}
+	c.mirror.want(sha)
+}
+
+// publishStatus says we are the controller in charge.
+func (c *Controller) publishStatus() {
+	online := protocol.ControllerStatus{V: protocol.Version, Online: true, Instance: c.instance, Name: c.opts.Name,
+		Term: c.lease.term, SongsURL: c.songsURL}
+	c.publish(protocol.ControllerStatusTopic, true, protocol.Encode(online))
+}
+
+// publishLibrary publishes the record of every song, so standbys that start
+// later mirror the whole library. The publishes are pipelined.
+func (c *Controller) publishLibrary() {
+	if !c.client.IsConnectionOpen() {
+		return
+	}
+	var songs []protocol.Song
+	if err := c.store.allSongs(func(s protocol.Song) { songs = append(songs, s) }); err != nil {
+		c.log.Error("library not published", "err", err)
+		return
+	}
+	sort.Slice(songs, func(i, j int) bool { return songs[i].SHA256 < songs[j].SHA256 })
+	for _, s := range songs {
+		if s.Format == "" {
+			continue // a placeholder: only its holder knows the record
+		}
+		c.client.Publish(protocol.LibrarySongTopic(s.SHA256), 1, true, protocol.Encode(s))
+	}
+}
+
+// settleReplies sends the replies whose quorum or deadline came.
+func (c *Controller) settleReplies() {
+	done, errs := c.quorum.settled(time.Now())
+	for i, p := range done {
+		if errs[i] != nil {
+			c.reply(p.replyTo, p.req, nil, errs[i])
+		} else {
+			c.reply(p.replyTo, p.req, p.result, nil)
+		}
+	}
+}
+
+func errWrongSession(got, topic string) error {
+	return fmt.Errorf("message of session %q on the topic of %q", got, topic)
+}
+
+func errBadEntry(e protocol.Entry) error {
+	return fmt.Errorf("bad entry %q (song %q, %d frames at %d Hz)", e.ID, e.Song, e.Frames, e.SampleRate)
+}

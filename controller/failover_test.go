@@ -1,0 +1,194 @@
+package controller
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// fakeSpeakers are speakers reduced to what the controller sees of them:
+// retained statuses, and acks of the states and songs they are sent.
+type fakeSpeakers struct {
+	t      *testing.T
+	client paho.Client
+	mu     sync.Mutex
+	acking map[string]bool
+}
+
+func newFakeSpeakers(t *testing.T, broker string, ids ...string) *fakeSpeakers {
+	t.Helper()
+	f := &fakeSpeakers{t: t, acking: map[string]bool{}}
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("fake-speakers-%d", time.Now().UnixNano())).
+		SetProtocolVersion(4).SetAutoReconnect(false)
+	f.client = paho.NewClient(opts)
+	if tok := f.client.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { f.client.Disconnect(100) })
+	for _, id := range ids {
+		f.acking[id] = true
+		st := protocol.SpeakerStatus{V: 1, ID: id, Online: true, Instance: "i-" + id, Session: protocol.DefaultSession, Volume: 100}
+		if tok := f.client.Publish(protocol.SpeakerStatusTopic(id), 1, true, protocol.Encode(st)); !tok.WaitTimeout(waitTimeout) {
+			t.Fatal("speaker status not sent")
+		}
+	}
+	ack := func(a protocol.Ack) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for id, on := range f.acking {
+			if on {
+				f.client.Publish(protocol.AckTopic(id), 1, false, protocol.Encode(a))
+			}
+		}
+	}
+	sub := func(filter string, h paho.MessageHandler) {
+		if tok := f.client.Subscribe(filter, 1, h); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+	}
+	sub(protocol.SessionStateFilter, func(_ paho.Client, m paho.Message) {
+		if st, err := protocol.Decode[protocol.SessionState](m.Payload()); err == nil {
+			ack(protocol.Ack{V: 1, Session: st.Session, Term: st.Term, Seq: st.Seq})
+		}
+	})
+	sub(protocol.LibrarySongFilter, func(_ paho.Client, m paho.Message) {
+		if song, err := protocol.Decode[protocol.Song](m.Payload()); err == nil && !m.Retained() {
+			ack(protocol.Ack{V: 1, Song: song.SHA256})
+		}
+	})
+	return f
+}
+
+// setAcking turns a speaker's acks on or off (a dead or partitioned speaker).
+func (f *fakeSpeakers) setAcking(id string, on bool) {
+	f.mu.Lock()
+	f.acking[id] = on
+	f.mu.Unlock()
+}
+
+func TestQuorumOfSpeakers(t *testing.T) {
+	broker := startBroker(t)
+	c, _ := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir()})
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	speakers := newFakeSpeakers(t, broker, "k1", "k2", "k3")
+	waitFor(t, "the speakers to be known", func() bool { return len(c.speakersOf("home")) == 3 })
+
+	// A load is answered once a majority of the nodes (the controller and
+	// the speakers) hold the song: 3 of 4.
+	wav := makeWAV(8000, 8000, 3)
+	song := upload(t, c.SongsURL(), wav, "one")
+	reply := tc.request(protocol.LibraryCommandTopic, protocol.DefaultReplyTopic, "l1", `{"cmd":"load","song":"`+song.SHA256+`","req_id":"l1"}`)
+	var loaded loadResult
+	if !reply.OK || json.Unmarshal(reply.Result, &loaded) != nil || loaded.Holders < 3 || loaded.Nodes != 4 || loaded.SHA256 != song.SHA256 {
+		t.Fatalf("load: %+v %+v", reply, loaded)
+	}
+
+	res := tc.cmd("e1", `{"cmd":"enqueue","song":"`+song.SHA256+`","req_id":"e1"}`)
+	if res.Acked < 2 || res.Speakers != 3 {
+		t.Fatalf("enqueue acked by %d of %d", res.Acked, res.Speakers)
+	}
+
+	// One of three down (f = 1): the quorum holds.
+	speakers.setAcking("k3", false)
+	res = tc.cmd("p1", `{"cmd":"play","req_id":"p1"}`)
+	if res.Acked != 2 || res.Speakers != 3 {
+		t.Fatalf("play with one speaker down acked by %d of %d", res.Acked, res.Speakers)
+	}
+
+	// Two of three down: the reply says the quorum was missed, and who.
+	speakers.setAcking("k2", false)
+	start := time.Now()
+	reply = tc.request(protocol.SessionCommandTopic("home"), protocol.DefaultReplyTopic, "p2", `{"cmd":"pause","req_id":"p2"}`)
+	if reply.OK || !strings.Contains(reply.Error, "no quorum: 1 of 3") || !strings.Contains(reply.Error, "k2, k3") {
+		t.Fatalf("pause without quorum: %+v", reply)
+	}
+	if waited := time.Since(start); waited < stateQuorumTimeout-100*time.Millisecond {
+		t.Errorf("the shortfall was reported after %v, before the deadline", waited)
+	}
+	// The state changed anyway: the speakers that hear it pause.
+	var st protocol.SessionState
+	if json.Unmarshal(retained(t, broker, protocol.SessionStateTopic("home")), &st); st.State != protocol.Paused {
+		t.Errorf("state after an unconfirmed pause: %s", st.State)
+	}
+}
+
+func TestFailoverToStandby(t *testing.T) {
+	broker := startBroker(t) // a plain broker: no lease arbitration, as with Mosquitto
+	ttl := 600 * time.Millisecond
+	optsA := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl}
+	a, stopA := startController(t, optsA)
+	optsB := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl}
+	b, _ := runController(t, optsB)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic, protocol.SessionStateTopic("home"), protocol.LeaseTopic)
+
+	songs := []protocol.Song{upload(t, a.SongsURL(), makeWAV(8000*30, 8000, 1), "one"), upload(t, a.SongsURL(), makeWAV(8000*30, 8000, 2), "two")}
+	for i, s := range songs {
+		id := fmt.Sprint("e", i)
+		tc.request(protocol.LibraryCommandTopic, protocol.DefaultReplyTopic, "l"+id, `{"cmd":"load","song":"`+s.SHA256+`","req_id":"l`+id+`"}`)
+		tc.cmd(id, `{"cmd":"enqueue","song":"`+s.SHA256+`","req_id":"`+id+`"}`)
+	}
+	played := tc.cmd("p", `{"cmd":"play","req_id":"p"}`)
+	if b.leading.Load() {
+		t.Fatal("two controllers lead")
+	}
+
+	// The standby mirrors the song files (it serves them) before A goes.
+	for _, s := range songs {
+		waitFor(t, "the standby to mirror "+s.Title, func() bool {
+			resp, _ := do(t, http.MethodGet, b.SongsURL()+s.SHA256, nil)
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	waitFor(t, "the standby to mirror the state", func() bool {
+		st := openTestStore(t, optsB.DataDir)
+		defer st.Close()
+		all, err := st.sessions()
+		return err == nil && all["home"].State.Seq == played.State.Seq
+	})
+
+	stopA() // its offline status tells B at once
+	took := time.Now()
+	waitFor(t, "the standby to take over", b.leading.Load)
+	if d := time.Since(took); d > 2*time.Second {
+		t.Errorf("takeover took %v", d)
+	}
+	var st protocol.SessionState
+	tc.next(protocol.SessionStateTopic("home"), func(p []byte) bool {
+		return json.Unmarshal(p, &st) == nil && st.Term > played.State.Term
+	})
+	want := played.State
+	want.Term, want.Seq = st.Term, st.Seq
+	if st != want || st.Seq < played.State.Seq {
+		t.Fatalf("state under the new term %+v\nwant %+v", st, want)
+	}
+
+	// B answers now, and continues the entry ids.
+	res := tc.cmd("e3", `{"cmd":"enqueue","song":"`+songs[0].SHA256+`","req_id":"e3"}`)
+	if res.Entry != "e3" || res.State.Term != st.Term {
+		t.Fatalf("enqueue on the new holder: %+v", res)
+	}
+
+	// A comes back (same store, new process): it stays a standby, and B's
+	// state stays the one retained.
+	a2, _ := runController(t, optsA)
+	time.Sleep(3 * ttl)
+	if a2.leading.Load() || !b.leading.Load() {
+		t.Fatalf("after A returned: A leads %v, B leads %v", a2.leading.Load(), b.leading.Load())
+	}
+
+	// A stale state published by a deposed holder is put right by B.
+	stale := played.State
+	tc.mqtt.Publish(protocol.SessionStateTopic("home"), 1, true, protocol.Encode(stale)).WaitTimeout(waitTimeout)
+	waitFor(t, "the holder to put its state back", func() bool {
+		var got protocol.SessionState
+		return json.Unmarshal(retained(t, broker, protocol.SessionStateTopic("home")), &got) == nil && got.Term == res.State.Term
+	})
+}

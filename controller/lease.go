@@ -1,0 +1,149 @@
+package controller
+
+import (
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// This file holds the lease rules as a state machine over local monotonic
+// time: which controller is in charge, and when to claim, renew or step
+// down. Nothing here publishes or reads a clock; the session loop feeds it
+// events and carries out the action it returns.
+
+// DefaultLeaseTTL is how long a lease lives without renewal. The holder
+// renews every TTL/leaseRenewals; a standby claims when it expires, or at
+// once when the holder's last will says it is gone.
+const DefaultLeaseTTL = 1500 * time.Millisecond
+
+// leaseRenewals is how many renewals a holder sends per TTL, so a few lost
+// or late ones do not cost it the lease.
+const leaseRenewals = 6
+
+// claimTimeout bounds the wait for the broker to deliver our own claim back;
+// an arbitrating broker drops a losing claim, so it never comes.
+const claimTimeout = time.Second
+
+type leaseRole int
+
+const (
+	standby  leaseRole = iota
+	claiming           // our claim of term+1 is published, not yet delivered back
+	leading
+)
+
+func (r leaseRole) String() string {
+	return [...]string{"standby", "claiming", "leading"}[r]
+}
+
+// leaseAction is what the caller must do after an event.
+type leaseAction int
+
+const (
+	noAction  leaseAction = iota
+	sendClaim             // publish claim() retained
+	sendRenew             // publish renewal() not retained
+	takeOver              // we hold the lease now: publish all state under term
+	stepDown              // we lost the lease: stop acting as the holder
+)
+
+// lease is one controller's view of the lease.
+type lease struct {
+	me  string // our instance
+	ttl time.Duration
+
+	role      leaseRole
+	term      uint64    // highest term seen (or claimed)
+	holder    string    // holder of term; "" when unknown or released
+	heard     time.Time // last claim or renewal of term by its holder
+	claimedAt time.Time // when role became claiming
+	renewedAt time.Time // our last renewal sent, while leading
+}
+
+func newLease(me string, ttl time.Duration, minTerm uint64, now time.Time) *lease {
+	// A fresh controller claims only after two renewal intervals without
+	// hearing of a holder: the retained lease arrives right after it
+	// subscribes, and a live holder renews within one interval.
+	return &lease{me: me, ttl: ttl, term: minTerm, heard: now.Add(-ttl + 2*ttl/leaseRenewals)}
+}
+
+// observe handles a Lease message as delivered by the broker. All
+// subscribers see the messages of one topic in the same order, so "the first
+// message of a term names its holder" gives everyone the same answer; only
+// the holder renews, so a renewal names the holder too.
+func (l *lease) observe(m protocol.Lease, now time.Time) leaseAction {
+	switch {
+	case m.Term < l.term:
+		return noAction // from a deposed holder
+	case m.Term > l.term || l.holder == "":
+		l.term, l.holder = m.Term, m.Holder
+	case m.Holder != l.holder:
+		if !m.Renewal || l.role != standby {
+			return noAction // a later claim of a term already taken: it lost
+		}
+		// We joined after a losing claim was retained; the winner renews.
+		l.holder = m.Holder
+	}
+	l.heard = now
+	if l.holder == l.me {
+		if l.role == claiming {
+			l.role, l.renewedAt = leading, now
+			return takeOver
+		}
+		return noAction
+	}
+	if l.role != standby {
+		l.role = standby
+		return stepDown
+	}
+	return noAction
+}
+
+// holderGone handles the last will of a controller: if it is the holder, its
+// lease is over now rather than at expiry.
+func (l *lease) holderGone(instance string, now time.Time) leaseAction {
+	if instance != l.holder || instance == l.me {
+		return noAction
+	}
+	l.holder = ""
+	return l.tick(now, true)
+}
+
+// tick is called often (every ttl/leaseRenewals at least): it renews, claims
+// or steps down as time requires. expired forces a claim by a standby.
+func (l *lease) tick(now time.Time, expired bool) leaseAction {
+	switch l.role {
+	case leading:
+		if now.Sub(l.heard) > l.ttl {
+			// Our renewals have not come back for a whole TTL: we are cut off
+			// from the broker, and a standby may hold a newer term by now.
+			l.role = standby
+			return stepDown
+		}
+		if now.Sub(l.renewedAt) >= l.ttl/leaseRenewals {
+			l.renewedAt = now
+			return sendRenew
+		}
+	case claiming:
+		if now.Sub(l.claimedAt) > claimTimeout {
+			l.role = standby // refused; heard is old, so the next tick may claim again
+		}
+	case standby:
+		if expired || now.Sub(l.heard) > l.ttl {
+			l.role, l.claimedAt = claiming, now
+			l.term++
+			l.holder = ""
+			l.heard = now
+			return sendClaim
+		}
+	}
+	return noAction
+}
+
+// message is the Lease we publish for our term: a claim, or a renewal.
+func (l *lease) message(renewal bool, name, songsURL, fetchToken string) protocol.Lease {
+	return protocol.Lease{V: protocol.Version, Term: l.term, Holder: l.me, Renewal: renewal, Name: name,
+		TTLMs: l.ttl.Milliseconds(), SongsURL: songsURL, FetchToken: fetchToken}
+}
+
+func (l *lease) leading() bool { return l.role == leading }

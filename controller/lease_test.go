@@ -1,0 +1,164 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// leaseNet delivers every published Lease to every controller in the same
+// order, as a broker does on one topic.
+type leaseNet struct {
+	t      *testing.T
+	now    time.Time
+	nodes  []*lease
+	queued []protocol.Lease
+}
+
+func newLeaseNet(t *testing.T, names ...string) *leaseNet {
+	n := &leaseNet{t: t, now: time.Unix(1000, 0)}
+	for _, name := range names {
+		n.nodes = append(n.nodes, newLease(name, time.Second, 0, n.now))
+	}
+	return n
+}
+
+// act carries out what node i was told to do.
+func (n *leaseNet) act(i int, a leaseAction) {
+	switch a {
+	case sendClaim:
+		n.queued = append(n.queued, n.nodes[i].message(false, "", "", ""))
+	case sendRenew, takeOver:
+		n.queued = append(n.queued, n.nodes[i].message(true, "", "", ""))
+	}
+}
+
+// deliver hands every queued message to every node but the dead ones.
+func (n *leaseNet) deliver(dead map[int]bool) {
+	for len(n.queued) > 0 {
+		m := n.queued[0]
+		n.queued = n.queued[1:]
+		for i, l := range n.nodes {
+			if !dead[i] {
+				n.act(i, l.observe(m, n.now))
+			}
+		}
+	}
+}
+
+// run advances time in steps, ticking and delivering, for d.
+func (n *leaseNet) run(d time.Duration, dead map[int]bool) {
+	step := time.Second / leaseRenewals / 2
+	for end := n.now.Add(d); n.now.Before(end); n.now = n.now.Add(step) {
+		for i, l := range n.nodes {
+			if !dead[i] {
+				n.act(i, l.tick(n.now, false))
+			}
+		}
+		n.deliver(dead)
+	}
+}
+
+func (n *leaseNet) leaders(dead map[int]bool) []int {
+	var out []int
+	for i, l := range n.nodes {
+		if l.leading() && !dead[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func TestLeaseOneLeaderAndTakeover(t *testing.T) {
+	n := newLeaseNet(t, "a", "b", "c")
+	n.run(2*time.Second, nil)
+	leaders := n.leaders(nil)
+	if len(leaders) != 1 {
+		t.Fatalf("leaders after start: %v", leaders)
+	}
+	first := leaders[0]
+	term := n.nodes[first].term
+	n.run(5*time.Second, nil) // renewals keep it
+	if l := n.leaders(nil); len(l) != 1 || l[0] != first || n.nodes[first].term != term {
+		t.Fatalf("leadership moved without a failure: %v term %d", l, n.nodes[first].term)
+	}
+
+	dead := map[int]bool{first: true}
+	killedAt := n.now
+	for n.now.Sub(killedAt) < 3*time.Second && len(n.leaders(dead)) == 0 {
+		n.run(time.Second/leaseRenewals/2, dead)
+	}
+	took := n.now.Sub(killedAt)
+	l := n.leaders(dead)
+	if len(l) != 1 || took > time.Second+time.Second/leaseRenewals+50*time.Millisecond {
+		t.Fatalf("after the holder died: leaders %v after %v", l, took)
+	}
+	if n.nodes[l[0]].term != term+1 {
+		t.Errorf("new term %d, want %d", n.nodes[l[0]].term, term+1)
+	}
+}
+
+func TestLeaseWillTakesOverAtOnce(t *testing.T) {
+	n := newLeaseNet(t, "a", "b")
+	n.run(2*time.Second, nil)
+	first := n.leaders(nil)[0]
+	other := 1 - first
+	dead := map[int]bool{first: true}
+	n.act(other, n.nodes[other].holderGone(n.nodes[first].me, n.now))
+	n.deliver(dead)
+	if !n.nodes[other].leading() {
+		t.Fatal("the standby did not take over on the holder's last will")
+	}
+}
+
+func TestLeaseConcurrentClaimsFirstDeliveredWins(t *testing.T) {
+	n := newLeaseNet(t, "a", "b")
+	// Both claim term 1 before either claim is delivered.
+	n.act(0, n.nodes[0].tick(n.now, true))
+	n.act(1, n.nodes[1].tick(n.now, true))
+	n.deliver(nil) // a's claim first
+	if !n.nodes[0].leading() || n.nodes[1].leading() {
+		t.Fatalf("a leading %v, b leading %v; want only a", n.nodes[0].leading(), n.nodes[1].leading())
+	}
+	// A late joiner that sees b's losing claim retained, then a's renewals,
+	// follows a.
+	late := newLease("c", time.Second, 0, n.now)
+	late.observe(n.nodes[1].message(false, "", "", ""), n.now)
+	late.observe(n.nodes[0].message(true, "", "", ""), n.now)
+	if late.holder != "a" {
+		t.Errorf("late joiner thinks %q holds the lease", late.holder)
+	}
+}
+
+func TestLeaseDeposedHolderStepsDown(t *testing.T) {
+	n := newLeaseNet(t, "a", "b")
+	n.run(2*time.Second, nil)
+	first := n.leaders(nil)[0]
+	other := 1 - first
+	// Cut the holder off: its renewals reach nobody, not even itself.
+	cut := map[int]bool{first: true}
+	var gotStepDown bool
+	for range 20 {
+		n.now = n.now.Add(100 * time.Millisecond)
+		if n.nodes[first].tick(n.now, false) == stepDown {
+			gotStepDown = true
+		}
+		n.act(other, n.nodes[other].tick(n.now, false))
+		n.deliver(cut)
+	}
+	if !gotStepDown || n.nodes[first].leading() {
+		t.Fatal("a holder cut off for longer than the TTL did not step down")
+	}
+	if !n.nodes[other].leading() {
+		t.Fatal("the standby did not take over")
+	}
+	// Healed: the old holder hears the new term and stays a standby.
+	n.run(2*time.Second, nil)
+	if l := n.leaders(nil); len(l) != 1 || l[0] != other {
+		t.Fatalf("after healing: leaders %v", l)
+	}
+	if n.nodes[first].observe(protocol.Lease{V: 1, Term: 1, Holder: n.nodes[first].me, Renewal: true}, n.now) != noAction {
+		t.Error("a stale renewal changed something")
+	}
+}
