@@ -55,8 +55,8 @@ type ackMark struct {
 
 // quorum counts acks for pending replies. The session loop owns it.
 type quorum struct {
-	states  map[string]ackMark          // by speaker
-	songs   map[string]map[string]bool  // song -> speakers that hold it, for pending songs only
+	states  map[string]ackMark         // by speaker
+	songs   map[string]map[string]bool // song -> speakers that hold it, for pending songs only
 	waiting []*pending
 }
 
