@@ -35,6 +35,7 @@ bench: build
 	$(BIN) bench start --json
 	$(BIN) bench cost --json
 	$(BIN) bench scale --json
+	$(BIN) bench failover --json
 
 clean:
 	rm -rf bin

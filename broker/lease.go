@@ -82,7 +82,7 @@ func newLeaseArbiter(clock Clock, logger *slog.Logger, restored []byte) *leaseAr
 func (a *leaseArbiter) ID() string { return "tutti-lease" }
 
 func (a *leaseArbiter) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnDisconnect
+	return b == mqtt.OnPublish || b == mqtt.OnWill || b == mqtt.OnDisconnect
 }
 
 // OnPublish drops, with CodeSuccessIgnore like authHook, every lease message
@@ -145,18 +145,30 @@ func refusal(cur *heldLease, l protocol.Lease, now time.Time) string {
 	return fmt.Sprintf("term %d is held by %s for another %v", cur.term, cur.holder, cur.expires.Sub(now).Round(time.Millisecond))
 }
 
+// OnWill releases the lease before the holder's last will goes out: the
+// will is what tells standbys to claim, and mochi sends it before calling
+// OnDisconnect, so a claim must not find the lease still held.
+func (a *leaseArbiter) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	a.release(cl, "its holder's connection died")
+	return will, nil
+}
+
 // OnDisconnect releases the lease when its holder's connection goes, be it
 // a clean disconnect or a dead TCP connection. A takeover of the holder's
 // client id is a different *mqtt.Client, so a reconnected holder that has
 // renewed already keeps its lease.
 func (a *leaseArbiter) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	a.release(cl, fmt.Sprintf("its holder disconnected (%v)", err))
+}
+
+func (a *leaseArbiter) release(cl *mqtt.Client, why string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.lease == nil || a.lease.client != cl || a.lease.released {
 		return
 	}
 	a.lease.released = true
-	a.logger.Info("lease released: its holder disconnected", "client", cl.ID, "holder", a.lease.holder, "term", a.lease.term, "err", err)
+	a.logger.Info("lease released: "+why, "client", cl.ID, "holder", a.lease.holder, "term", a.lease.term)
 }
 
 // fence drops a state or playlist stamped with a term lower than the

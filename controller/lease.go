@@ -20,9 +20,6 @@ const DefaultLeaseTTL = 1500 * time.Millisecond
 // or late ones do not cost it the lease.
 const leaseRenewals = 6
 
-// claimTimeout bounds the wait for the broker to deliver our own claim back;
-// an arbitrating broker drops a losing claim, so it never comes.
-const claimTimeout = time.Second
 
 type leaseRole int
 
@@ -53,8 +50,9 @@ type lease struct {
 	ttl time.Duration
 
 	role      leaseRole
-	term      uint64    // highest term seen (or claimed)
+	term      uint64    // highest term delivered by the broker
 	holder    string    // holder of term; "" when unknown or released
+	claimTerm uint64    // term+1 when we claimed it, while claiming
 	heard     time.Time // last claim or renewal of term by its holder
 	claimedAt time.Time // when role became claiming
 	renewedAt time.Time // our last renewal sent, while leading
@@ -86,7 +84,9 @@ func (l *lease) observe(m protocol.Lease, now time.Time) leaseAction {
 	}
 	l.heard = now
 	if l.holder == l.me {
-		if l.role == claiming {
+		if l.role != leading {
+			// Our claim, delivered (perhaps after we gave up on it): the
+			// lease is ours, as every other controller now believes.
 			l.role, l.renewedAt = leading, now
 			return takeOver
 		}
@@ -125,14 +125,21 @@ func (l *lease) tick(now time.Time, expired bool) leaseAction {
 			return sendRenew
 		}
 	case claiming:
-		if now.Sub(l.claimedAt) > claimTimeout {
-			l.role = standby // refused; heard is old, so the next tick may claim again
+		// Our claim comes back within a round trip, unless an arbitrating
+		// broker dropped it because the lease was still held. A live
+		// holder's renewals would have made us a standby by now; without
+		// them, claim again after one renewal interval.
+		if now.Sub(l.claimedAt) > l.ttl/3 {
+			l.role = standby
+			l.heard = now.Add(-l.ttl + l.ttl/leaseRenewals)
 		}
 	case standby:
 		if expired || now.Sub(l.heard) > l.ttl {
-			l.role, l.claimedAt = claiming, now
-			l.term++
-			l.holder = ""
+			// The term we claim counts from the terms others hold, never
+			// from our own refused claims: a controller that was cut off
+			// and claimed in vain meanwhile does not come back with a
+			// higher term to depose the holder that took over.
+			l.role, l.claimedAt, l.claimTerm = claiming, now, l.term+1
 			l.heard = now
 			return sendClaim
 		}
@@ -142,7 +149,11 @@ func (l *lease) tick(now time.Time, expired bool) leaseAction {
 
 // message is the Lease we publish for our term: a claim, or a renewal.
 func (l *lease) message(renewal bool, name, songsURL, fetchToken string) protocol.Lease {
-	return protocol.Lease{V: protocol.Version, Term: l.term, Holder: l.me, Renewal: renewal, Name: name,
+	term := l.term
+	if !renewal {
+		term = l.claimTerm
+	}
+	return protocol.Lease{V: protocol.Version, Term: term, Holder: l.me, Renewal: renewal, Name: name,
 		TTLMs: l.ttl.Milliseconds(), SongsURL: songsURL, FetchToken: fetchToken}
 }
 

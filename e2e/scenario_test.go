@@ -62,15 +62,24 @@ func (s *system) brokerUp() bool {
 }
 
 func (s *system) startController() {
-	s.controller = start(s.t, "controller", tuttiBin, "controller", "--broker", s.brokerURL(),
-		"--data", filepath.Join(s.dir, "controller"), "--http", "127.0.0.1:"+s.httpPort, "--lead", "150ms")
+	s.controller = s.startNamedController("controller", s.httpPort)
 }
 
-func (s *system) startSpeaker(name string) {
+// startNamedController runs one of several controllers, each with its own
+// data directory and song server.
+func (s *system) startNamedController(name, httpPort string) *proc {
+	return start(s.t, name, tuttiBin, "controller", "--broker", s.brokerURL(), "--name", name,
+		"--data", filepath.Join(s.dir, name), "--http", "127.0.0.1:"+httpPort, "--lead", "150ms")
+}
+
+// startSpeaker runs a speaker on a virtual output that logs what it plays;
+// extra flags go last.
+func (s *system) startSpeaker(name string, extra ...string) {
 	log := filepath.Join(s.dir, name+".blocks")
 	s.logs[name] = log
-	s.speakers[name] = start(s.t, name, tuttiBin, "speaker", "--name", name, "--broker", s.brokerURL(),
-		"--output", "virtual", "--virtual-log", log, "--cache", filepath.Join(s.dir, name))
+	args := append([]string{"speaker", "--name", name, "--broker", s.brokerURL(),
+		"--output", "virtual", "--virtual-log", log, "--cache", filepath.Join(s.dir, name)}, extra...)
+	s.speakers[name] = start(s.t, name, tuttiBin, args...)
 }
 
 func newSystem(t *testing.T) *system {

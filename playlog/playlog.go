@@ -189,6 +189,26 @@ func LastSound(blocks []Block, rate int, untilNs int64) (frame, tNs int64, ok bo
 	return 0, 0, false
 }
 
+// Gap is the worst break in a speaker's sound between fromNs and toNs: the
+// longest silence between two consecutive blocks of sound, or the largest
+// jump of the song position against the time that passed (frames skipped
+// or played twice), whichever is worse, in nanoseconds. A speaker that
+// plays on through an event has a gap of 0 (to within the sub-frame
+// steering of its speed).
+func Gap(blocks []Block, rate int, fromNs, toNs int64) int64 {
+	var worst int64
+	for i := 1; i < len(blocks); i++ {
+		a, b := blocks[i-1], blocks[i]
+		if a.TNs < fromNs || b.TNs > toNs {
+			continue
+		}
+		silence := b.TNs - (a.TNs + int64(a.Frames)*1e9/int64(rate))
+		jump := abs(b.TNs - a.TNs - (b.Frame-a.Frame)*1e9/int64(rate))
+		worst = max(worst, silence, jump)
+	}
+	return worst
+}
+
 func abs(x int64) int64 {
 	if x < 0 {
 		return -x

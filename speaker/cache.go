@@ -109,10 +109,17 @@ func (c *cache) evict(keep map[string]bool) ([]string, error) {
 	return deleted, nil
 }
 
+// sources says where songs can be fetched: base URLs tried in order (GET
+// base+sha256), with token as the bearer token to each.
+type sources struct {
+	bases []string
+	token string
+}
+
 // ensure makes sha available: it verifies a file already there, or fetches
-// it from songsURL. startFrac is where in the song (0-1) playback will
-// begin: a fetch fetches that part first.
-func (c *cache) ensure(ctx context.Context, songsURL, sha string, startFrac float64) error {
+// it from the first of src that serves it intact. startFrac is where in the
+// song (0-1) playback will begin: a fetch fetches that part first.
+func (c *cache) ensure(ctx context.Context, src sources, sha string, startFrac float64) error {
 	if !validHash(sha) {
 		return fmt.Errorf("song %q: not a sha256", sha)
 	}
@@ -126,10 +133,21 @@ func (c *cache) ensure(ctx context.Context, songsURL, sha string, startFrac floa
 		}
 		os.Remove(c.path(sha)) // damaged: fetch it again
 	}
-	if songsURL == "" {
+	if len(src.bases) == 0 {
 		return errors.New("no song server known yet")
 	}
-	return c.fetch(ctx, songsURL+sha, sha, startFrac)
+	var errs []error
+	for _, base := range src.bases {
+		err := c.fetch(ctx, base+sha, src.token, sha, startFrac)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, err) // refused, missing, failing or corrupt: the next source
+	}
+	return errors.Join(errs...)
 }
 
 func (c *cache) markVerified(sha string) {
@@ -159,12 +177,12 @@ const (
 // fetch downloads url into a temp file, readable through Partial as it
 // arrives, checks its hash, syncs it and renames it into place; on any
 // failure the temp file is removed and the download marked failed.
-func (c *cache) fetch(ctx context.Context, url, sha string, startFrac float64) (err error) {
+func (c *cache) fetch(ctx context.Context, url, token, sha string, startFrac float64) (err error) {
 	var resp *http.Response
 	if startFrac > 0 {
-		resp, err = c.get(ctx, url, 0, headBytes)
+		resp, err = c.get(ctx, url, token, 0, headBytes)
 	} else {
-		resp, err = c.get(ctx, url, 0, -1)
+		resp, err = c.get(ctx, url, token, 0, -1)
 	}
 	if err != nil {
 		return err
@@ -206,13 +224,13 @@ func (c *cache) fetch(ctx context.Context, url, sha string, startFrac float64) (
 	}
 	middleEnd := size // the head reaches up to here once fetched
 	if from := int64(startFrac*float64(size)) - joinMargin; head < size && from > head {
-		if err = c.fetchRange(ctx, url, tmp, from, size, func(end int64) { dl.setTail(from, end) }); err != nil {
+		if err = c.fetchRange(ctx, url, token, tmp, from, size, func(end int64) { dl.setTail(from, end) }); err != nil {
 			return err
 		}
 		middleEnd = from
 	}
 	if head < middleEnd {
-		if err = c.fetchRange(ctx, url, tmp, head, middleEnd, dl.setHead); err != nil {
+		if err = c.fetchRange(ctx, url, token, tmp, head, middleEnd, dl.setHead); err != nil {
 			return err
 		}
 	}
@@ -242,10 +260,13 @@ func (c *cache) fetch(ctx context.Context, url, sha string, startFrac float64) (
 }
 
 // get requests bytes [from, to) of url; to < 0: the whole resource.
-func (c *cache) get(ctx context.Context, url string, from, to int64) (*http.Response, error) {
+func (c *cache) get(ctx context.Context, url, token string, from, to int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if to >= 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to-1))
@@ -269,8 +290,8 @@ func (c *cache) get(ctx context.Context, url string, from, to int64) (*http.Resp
 }
 
 // fetchRange writes bytes [from, to) of url into f at their offset.
-func (c *cache) fetchRange(ctx context.Context, url string, f *os.File, from, to int64, written func(end int64)) error {
-	resp, err := c.get(ctx, url, from, to)
+func (c *cache) fetchRange(ctx context.Context, url, token string, f *os.File, from, to int64, written func(end int64)) error {
+	resp, err := c.get(ctx, url, token, from, to)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func TestCacheFetchVerifies(t *testing.T) {
 	ctx := context.Background()
 	url := srv.URL + "/songs/"
 
-	err = c.ensure(ctx, url, sha, 0)
+	err = c.ensure(ctx, sources{bases: []string{url}}, sha, 0)
 	if err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("tampered download: err %v, want a hash mismatch", err)
 	}
@@ -52,15 +52,15 @@ func TestCacheFetchVerifies(t *testing.T) {
 	checkNoTempFiles(t, dir)
 
 	missing := strings.Repeat("ab", 32)
-	if err := c.ensure(ctx, url, missing, 0); err == nil || !strings.Contains(err.Error(), "404") {
+	if err := c.ensure(ctx, sources{bases: []string{url}}, missing, 0); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("missing song: err %v, want 404", err)
 	}
-	if err := c.ensure(ctx, url, "../../etc/passwd", 0); err == nil {
+	if err := c.ensure(ctx, sources{bases: []string{url}}, "../../etc/passwd", 0); err == nil {
 		t.Fatal("path as song hash accepted")
 	}
 
 	serveGood = true
-	if err := c.ensure(ctx, url, sha, 0); err != nil {
+	if err := c.ensure(ctx, sources{bases: []string{url}}, sha, 0); err != nil {
 		t.Fatal(err)
 	}
 	path, ok := c.Lookup(sha)
@@ -73,19 +73,19 @@ func TestCacheFetchVerifies(t *testing.T) {
 	os.WriteFile(path, []byte("bit rot"), 0o644)
 	serveGood = false
 	c2, _ := newCache(dir, srv.Client())
-	if err := c2.ensure(ctx, url, sha, 0); err == nil {
+	if err := c2.ensure(ctx, sources{bases: []string{url}}, sha, 0); err == nil {
 		t.Fatal("damaged cached file trusted")
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("damaged file kept: %v", err)
 	}
 	serveGood = true
-	if err := c2.ensure(ctx, url, sha, 0); err != nil {
+	if err := c2.ensure(ctx, sources{bases: []string{url}}, sha, 0); err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
 	c3, _ := newCache(dir, nil)
-	if err := c3.ensure(ctx, "", sha, 0); err != nil {
+	if err := c3.ensure(ctx, sources{}, sha, 0); err != nil {
 		t.Fatalf("intact cached file not reused without a server: %v", err)
 	}
 }
@@ -132,7 +132,7 @@ func TestCacheFetchFromTheMiddle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.ensure(context.Background(), srv.URL+"/", sha, 0.75); err != nil {
+		if err := c.ensure(context.Background(), sources{bases: []string{srv.URL + "/"}}, sha, 0.75); err != nil {
 			t.Fatal(err)
 		}
 		path, ok := c.Lookup(sha)

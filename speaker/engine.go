@@ -29,6 +29,10 @@ const stillDownloading = "song still downloading"
 // State of a speaker that went silent because it lost touch (status "state").
 const silent = "silent"
 
+// State of a speaker that muted because its state is inconsistent, while it
+// repairs it (status "state").
+const recovering = "recovering"
+
 // resyncThreshold is how far a decoder may be from the timeline before the
 // engine seeks instead of steering its speed (at most 500 ppm, so 2 ms take
 // 4 s to remove: beyond, a seek and a fade-in are the lesser evil).
@@ -51,6 +55,7 @@ type engine struct {
 	ownVolume int
 	timeline  timeline
 	playlists map[uint64]protocol.Playlist // the latest and those anchors refer to
+	hashes    map[uint64]string            // Hash() of each of playlists
 	latest    uint64                       // version of the latest playlist
 	players   map[string]*songPlayer
 	bad       map[string]string // song -> why it cannot be played
@@ -77,6 +82,7 @@ func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
 		log:       log,
 		ownVolume: ownVolume,
 		playlists: map[uint64]protocol.Playlist{},
+		hashes:    map[uint64]string{},
 		players:   map[string]*songPlayer{},
 		bad:       map[string]string{},
 		notYet:    map[*download]bool{},
@@ -99,9 +105,11 @@ func (e *engine) heard(localNs int64) {
 }
 
 func (e *engine) setPlaylist(pl protocol.Playlist) {
+	hash := pl.Hash() // outside the lock: Fill waits for it
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.playlists[pl.Version] = pl
+	e.hashes[pl.Version] = hash
 	if pl.Version >= e.latest {
 		e.latest = pl.Version
 	}
@@ -111,7 +119,7 @@ func (e *engine) setPlaylist(pl protocol.Playlist) {
 func (e *engine) addState(st protocol.SessionState) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.timeline.add(anchor{Anchor: st.Anchor, state: st.State, playlistVersion: st.PlaylistVersion, volume: st.Volume})
+	e.timeline.add(anchor{Anchor: st.Anchor, state: st.State, playlistVersion: st.PlaylistVersion, playlistHash: st.PlaylistHash, volume: st.Volume})
 	e.forgetPlaylists()
 }
 
@@ -124,8 +132,31 @@ func (e *engine) forgetPlaylists() {
 		}
 		if !used {
 			delete(e.playlists, v)
+			delete(e.hashes, v)
 		}
 	}
+}
+
+// mismatched tells whether an anchor names a playlist the engine holds with
+// another hash: the speaker missed or mixed up a message.
+func (e *engine) mismatched() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, a := range e.timeline.anchors {
+		if got, ok := e.hashes[a.playlistVersion]; ok && a.playlistHash != "" && a.playlistHash != got {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsPlaylist tells whether the engine has playlist version, with Hash
+// hash ("": any).
+func (e *engine) holdsPlaylist(version uint64, hash string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	got, ok := e.hashes[version]
+	return ok && (hash == "" || hash == got)
 }
 
 func (e *engine) status() playback {
@@ -221,6 +252,10 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) pl
 	pl, ok := e.playlists[a.playlistVersion]
 	if !ok {
 		pb.State, pb.Error = buffering, "waiting for the playlist the session state refers to"
+		return pb
+	}
+	if a.playlistHash != "" && a.playlistHash != e.hashes[a.playlistVersion] {
+		pb.State, pb.Error = recovering, fmt.Sprintf("session state and playlist %d do not match: re-reading them", a.playlistVersion)
 		return pb
 	}
 	if a.Index < 0 || a.Index >= len(pl.Entries) {

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +60,9 @@ const (
 	statusCheck     = 100 * time.Millisecond // how soon a state change is published
 	fetchCheck      = 100 * time.Millisecond
 	fetchBackoffMax = 10 * time.Second
+	// repairInterval is how often a speaker whose session state and
+	// playlist do not match re-reads them from the broker.
+	repairInterval = 500 * time.Millisecond
 )
 
 // Options configure a Speaker.
@@ -84,6 +89,15 @@ type Options struct {
 	// accepts, when it accepts it; benchmarks measure fan-out with it. It
 	// must not block.
 	OnState func(protocol.SessionState)
+	// PeerAddr is where the speaker serves its verified song cache to other
+	// speakers (GET/HEAD /songs/<sha256> with the lease's fetch token), so
+	// that songs survive the controller's host being away: "127.0.0.1:0",
+	// ":7654". "" = do not serve.
+	PeerAddr string
+	// PeerURL is the base other speakers fetch songs from (it ends in
+	// "/songs/"), advertised in the status. Default "http://" + the bound
+	// address + "/songs/"; set it when PeerAddr binds all interfaces.
+	PeerURL string
 }
 
 // Speaker is one speaker process's role.
@@ -96,6 +110,7 @@ type Speaker struct {
 	output        Output
 	eng           *engine
 	cache         *cache
+	client        mqtt.Client
 
 	probeID    atomic.Uint64 // id of the last clock probe sent
 	burstLeft  atomic.Int64  // probes still to send at the burst rate
@@ -110,9 +125,17 @@ type Speaker struct {
 	// firstSample is the local instant of the first probe answer.
 	firstSample int64
 	rtts        rttWindow
-	songsURL    string
-	lastSeq     uint64
-	haveState   bool
+	fence       fence
+	acks        acks
+	peers       map[string]string // other online speakers' PeerURL by id
+	peersWanted atomic.Bool       // subscribed to the other speakers' statuses (see wantPeers)
+	peerURL     string            // this speaker's, once it serves
+	replicas    replicaQueue
+
+	// applyMu makes the session state and playlist handlers apply one
+	// message at a time, in the order they pass the fence (paho runs
+	// handlers concurrently).
+	applyMu sync.Mutex
 }
 
 func New(opts Options) (*Speaker, error) {
@@ -136,6 +159,12 @@ func New(opts Options) (*Speaker, error) {
 	}
 	if opts.CacheDir == "" {
 		return nil, errors.New("speaker: no cache directory")
+	}
+	if opts.PeerURL != "" && opts.PeerAddr == "" {
+		return nil, errors.New("speaker: a peer URL but no peer address to serve on")
+	}
+	if opts.PeerURL != "" && !strings.HasSuffix(opts.PeerURL, "/") {
+		opts.PeerURL += "/"
 	}
 	if opts.Volume == 0 {
 		opts.Volume = 100
@@ -171,7 +200,7 @@ func New(opts Options) (*Speaker, error) {
 	c.maxBytes = opts.CacheMax
 	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
 	eng.grace = opts.Grace
-	return &Speaker{
+	s := &Speaker{
 		name: opts.Name, session: opts.Session, opts: opts, clock: opts.Clock, log: log,
 		instance: hex.EncodeToString(instance), output: opts.Output,
 		eng:        eng,
@@ -179,16 +208,49 @@ func New(opts Options) (*Speaker, error) {
 		probeWake:  make(chan struct{}, 1),
 		fetchWake:  make(chan struct{}, 1),
 		statusWake: make(chan struct{}, 1),
-	}, nil
+		peers:      map[string]string{},
+	}
+	s.client = mqtt.NewClient(s.clientOptions())
+	return s, nil
 }
 
 // Run connects and plays until ctx is done; it returns after all its
 // goroutines ended, with the output's error if the output failed.
 func (s *Speaker) Run(ctx context.Context) error {
-	client := mqtt.NewClient(s.clientOptions())
+	var peerListener net.Listener
+	if s.opts.PeerAddr != "" {
+		ln, err := net.Listen("tcp", s.opts.PeerAddr)
+		if err != nil {
+			return fmt.Errorf("speaker: serving songs to peers: %w", err)
+		}
+		peerListener = ln
+		url := s.opts.PeerURL
+		if url == "" {
+			url = defaultPeerURL(ln.Addr().(*net.TCPAddr), s.opts.BrokerURL)
+		}
+		s.mu.Lock()
+		s.peerURL = url
+		s.mu.Unlock()
+	}
+	client := s.client
 	client.Connect() // keeps retrying in the background; OnConnect does the rest
 
 	g, gctx := errgroup.WithContext(ctx)
+	if peerListener != nil {
+		srv := &http.Server{Handler: s.peerHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		g.Go(func() error {
+			if err := srv.Serve(peerListener); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving songs to peers: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			srv.Close() // a peer's download breaks off: it fetches from another source
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := s.output.Run(gctx, s.eng); err != nil {
 			return fmt.Errorf("output %s: %w", s.output.Name(), err)
@@ -198,6 +260,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	g.Go(func() error { s.probeLoop(gctx, client); return nil })
 	g.Go(func() error { s.statusLoop(gctx, client); return nil })
 	g.Go(func() error { s.fetchLoop(gctx); return nil })
+	g.Go(func() error { s.repairLoop(gctx, client); return nil })
 	err := g.Wait()
 
 	if client.IsConnectionOpen() {
@@ -233,7 +296,12 @@ func (s *Speaker) onConnect(c mqtt.Client) {
 		protocol.PlaylistTopic(s.session):     1,
 		protocol.SessionStateTopic(s.session): 1,
 		protocol.ControllerStatusTopic:        1,
+		protocol.LeaseTopic:                   1,
+		protocol.LibrarySongFilter:            1,
 		protocol.ClockResponseTopic(s.name):   0,
+	}
+	if s.peersWanted.Load() {
+		subs[protocol.SpeakerStatusFilter] = 1
 	}
 	if tok := c.SubscribeMultiple(subs, s.onMessage); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		s.log.Error("subscribing to the session failed; the speaker stays silent", "err", tok.Error())
@@ -247,15 +315,24 @@ func (s *Speaker) onConnect(c mqtt.Client) {
 // onMessage runs on paho's goroutines (possibly several at once): it never blocks.
 func (s *Speaker) onMessage(_ mqtt.Client, m mqtt.Message) {
 	var err error
-	switch m.Topic() {
-	case protocol.ClockResponseTopic(s.name):
+	topic := m.Topic()
+	speaker, fromSpeaker := protocol.SpeakerFromTopic(topic)
+	song, isSong := strings.CutPrefix(topic, protocol.LibrarySongTopic(""))
+	switch {
+	case topic == protocol.ClockResponseTopic(s.name):
 		err = s.onClockResponse(m.Payload())
-	case protocol.SessionStateTopic(s.session):
+	case topic == protocol.SessionStateTopic(s.session):
 		err = s.onState(m.Payload())
-	case protocol.PlaylistTopic(s.session):
+	case topic == protocol.PlaylistTopic(s.session):
 		err = s.onPlaylist(m.Payload())
-	case protocol.ControllerStatusTopic:
+	case topic == protocol.ControllerStatusTopic:
 		err = s.onControllerStatus(m.Payload())
+	case topic == protocol.LeaseTopic:
+		err = s.onLease(m.Payload())
+	case fromSpeaker && topic == protocol.SpeakerStatusTopic(speaker):
+		err = s.onPeerStatus(speaker, m.Payload())
+	case isSong:
+		err = s.onLibrarySong(song, m.Payload(), m.Retained())
 	}
 	if err != nil {
 		s.log.Warn("ignoring message", "topic", m.Topic(), "err", err)
@@ -311,16 +388,22 @@ func (s *Speaker) onState(b []byte) error {
 	if st.Session != "" && st.Session != s.session {
 		return fmt.Errorf("state of session %q on the topic of %q", st.Session, s.session)
 	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.mu.Lock()
-	stale := s.haveState && st.Seq <= s.lastSeq // a duplicate or overtaken message
-	if !stale {
-		s.lastSeq, s.haveState = st.Seq, true
-	}
+	err = s.fence.state(st.Term, st.Seq)
 	s.mu.Unlock()
-	if stale {
+	if err == errStale {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
 	s.eng.addState(st)
+	s.mu.Lock()
+	s.acks.applied(st)
+	s.mu.Unlock()
+	s.sendAcks()
 	if s.opts.OnState != nil {
 		s.opts.OnState(st)
 	}
@@ -341,7 +424,16 @@ func (s *Speaker) onPlaylist(b []byte) error {
 			return fmt.Errorf("playlist %d: bad entry %q (song %q, %d frames at %d Hz)", pl.Version, e.ID, e.Song, e.Frames, e.SampleRate)
 		}
 	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.mu.Lock()
+	err = s.fence.playlist(pl.Term)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	s.eng.setPlaylist(pl)
+	s.sendAcks()
 	s.wake(s.fetchWake)
 	return nil
 }
@@ -354,13 +446,84 @@ func (s *Speaker) onControllerStatus(b []byte) error {
 	if err != nil {
 		return err
 	}
-	if cs.SongsURL != "" {
-		s.mu.Lock()
-		s.songsURL = cs.SongsURL
-		s.mu.Unlock()
+	s.mu.Lock()
+	taken := s.fence.controllerStatus(cs.Term, cs.SongsURL)
+	s.mu.Unlock()
+	if taken {
 		s.wake(s.fetchWake)
 	}
 	return nil
+}
+
+func (s *Speaker) onLease(b []byte) error {
+	if len(b) == 0 {
+		return nil // retained claim cleared
+	}
+	l, err := protocol.Decode[protocol.Lease](b)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	current, seen := s.fence.lease(l), s.fence.leaseTerm
+	s.mu.Unlock()
+	if !current {
+		return fmt.Errorf("lease of term %d from a deposed controller (term %d seen)", l.Term, seen)
+	}
+	s.wake(s.fetchWake)
+	return nil
+}
+
+// repairLoop re-reads the session's retained state and playlist while they
+// do not match (the engine is muted meanwhile): unsubscribing and
+// subscribing again makes the broker send the retained pair anew.
+func (s *Speaker) repairLoop(ctx context.Context, client mqtt.Client) {
+	ticker := time.NewTicker(repairInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if !s.eng.mismatched() || !client.IsConnectionOpen() {
+			continue
+		}
+		s.log.Warn("session state and playlist do not match; muted, re-reading them from the broker")
+		topics := []string{protocol.SessionStateTopic(s.session), protocol.PlaylistTopic(s.session)}
+		if tok := client.Unsubscribe(topics...); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			s.log.Warn("re-reading the session: unsubscribe failed", "err", tok.Error())
+			continue
+		}
+		subs := map[string]byte{topics[0]: 1, topics[1]: 1}
+		if tok := client.SubscribeMultiple(subs, s.onMessage); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			s.log.Error("re-reading the session: subscribe failed", "err", tok.Error())
+		}
+	}
+}
+
+// sendAcks acknowledges the applied session states whose playlist the
+// engine now holds.
+func (s *Speaker) sendAcks() {
+	s.mu.Lock()
+	due := s.acks.due(s.eng.holdsPlaylist)
+	s.mu.Unlock()
+	for _, st := range due {
+		s.publishAck(protocol.Ack{V: protocol.Version, Session: s.session, Term: st.Term, Seq: st.Seq})
+	}
+}
+
+// publishAck sends an ack without waiting for the broker (handlers must
+// not block). An ack lost to a dropped connection only costs the command
+// its quorum, which the controller reports.
+func (s *Speaker) publishAck(a protocol.Ack) {
+	tok := s.client.Publish(protocol.AckTopic(s.name), 1, false, protocol.Encode(a))
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			s.log.Warn("ack not sent", "ack", a, "err", err)
+		}
+	default:
+	}
 }
 
 func (s *Speaker) wake(ch chan struct{}) {
@@ -403,11 +566,12 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 	s.mu.Lock()
 	model, errBound, synced := s.estimator.Model()
 	rttMin, rttP99 := s.rtts.stats()
+	peerURL := s.peerURL
 	s.mu.Unlock()
 	st := protocol.SpeakerStatus{
 		V: protocol.Version, ID: s.name, Online: true, Instance: s.instance, Session: s.session,
 		State: pb.State, Song: pb.Song, PositionNs: pb.PositionNs, Volume: s.opts.Volume,
-		Output: s.output.Name(), LatencyNs: int64(s.output.Latency()), Error: pb.Error,
+		Output: s.output.Name(), LatencyNs: int64(s.output.Latency()), Error: pb.Error, PeerURL: peerURL,
 	}
 	if synced {
 		st.ClockOffsetNs = model.At(s.clock.Now().UnixNano())
@@ -450,15 +614,12 @@ func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
 }
 
 // fetchLoop keeps the songs the timeline needs next in the cache, most
-// urgent first, retrying failures with backoff.
+// urgent first, retrying failures with backoff; when it has none to fetch,
+// it replicates the songs the controller announced.
 func (s *Speaker) fetchLoop(ctx context.Context) {
 	ticker := time.NewTicker(fetchCheck)
 	defer ticker.Stop()
-	type failure struct {
-		count int
-		retry time.Time
-	}
-	failures := map[string]failure{}
+	failures := backoff{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -466,39 +627,84 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 		case <-ticker.C:
 		case <-s.fetchWake:
 		}
-		s.mu.Lock()
-		songsURL := s.songsURL
-		model, _, synced := s.estimator.Model()
-		s.mu.Unlock()
-		if songsURL == "" || !synced {
-			// Wait for the controller's retained status, and for the first
-			// clock answer: where a song is due now decides what to fetch first.
+		src := s.songSources()
+		now, synced := s.sharedNow()
+		if len(src.bases) == 0 && synced {
+			s.wantPeers()
+		}
+		if len(src.bases) == 0 || !synced {
+			// Wait for the controller's lease or status (or peers), and for
+			// the first clock answer: where a song is due now decides what to
+			// fetch first.
 			continue
 		}
-		now := model.Shared(s.clock.Now().UnixNano())
 		for _, w := range s.eng.wanted(now) {
 			sha := w.sha
-			if _, ok := s.cache.Lookup(sha); ok || time.Now().Before(failures[sha].retry) {
+			if _, ok := s.cache.Lookup(sha); ok || failures.waiting(sha) {
 				continue
 			}
 			start := time.Now()
-			if err := s.cache.ensure(ctx, songsURL, sha, w.startFrac); err != nil {
+			if err := s.cache.ensure(ctx, src, sha, w.startFrac); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				f := failures[sha]
-				f.count++
-				f.retry = time.Now().Add(min(fetchBackoffMax, 100*time.Millisecond<<min(f.count, 10)))
-				failures[sha] = f
-				s.log.Warn("song fetch failed; will retry", "song", sha, "attempt", f.count, "err", err)
+				s.log.Warn("song fetch failed; will retry", "song", sha, "attempt", failures.failed(sha), "err", err)
+				s.wantPeers()
 				continue
 			}
-			delete(failures, sha)
+			failures.succeeded(sha)
 			s.log.Info("song cached", "song", sha, "took", time.Since(start).Round(time.Millisecond))
 			s.evictFor(now)
 		}
+		if !s.fetchUrgent(failures) {
+			s.replicate(ctx, src, ticker.C, failures)
+		}
 	}
 }
+
+// sharedNow is the shared clock now, once the clock is synchronised.
+func (s *Speaker) sharedNow() (int64, bool) {
+	s.mu.Lock()
+	model, _, synced := s.estimator.Model()
+	s.mu.Unlock()
+	return model.Shared(s.clock.Now().UnixNano()), synced
+}
+
+// fetchUrgent tells whether the timeline wants a song that is not cached
+// and not waiting for a retry.
+func (s *Speaker) fetchUrgent(failures backoff) bool {
+	now, synced := s.sharedNow()
+	if !synced {
+		return false
+	}
+	for _, w := range s.eng.wanted(now) {
+		if _, ok := s.cache.Lookup(w.sha); !ok && !failures.waiting(w.sha) {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff spaces out the retries of failed fetches, by song.
+type backoff map[string]failure
+
+type failure struct {
+	count int
+	retry time.Time
+}
+
+func (b backoff) waiting(sha string) bool { return time.Now().Before(b[sha].retry) }
+
+// failed notes a failure and says how many there were in a row.
+func (b backoff) failed(sha string) int {
+	f := b[sha]
+	f.count++
+	f.retry = time.Now().Add(min(fetchBackoffMax, 100*time.Millisecond<<min(f.count, 10)))
+	b[sha] = f
+	return f.count
+}
+
+func (b backoff) succeeded(sha string) { delete(b, sha) }
 
 // evictFor keeps the cache within its cap, sparing the songs the timeline
 // wants at shared instant now.

@@ -34,6 +34,7 @@ type testController struct {
 	songs    *httptest.Server
 	mu       sync.Mutex
 	statuses map[string]protocol.SpeakerStatus
+	acks     map[string][]protocol.Ack // by speaker, in arrival order
 	// silent, when set, makes the time master stop answering clock probes.
 	silent atomic.Bool
 }
@@ -66,7 +67,7 @@ func newTestControllerServing(t *testing.T, handler http.Handler) *testControlle
 	t.Cleanup(func() { broker.Close() })
 	srv := httptest.NewServer(http.StripPrefix("/songs/", handler))
 	t.Cleanup(srv.Close)
-	c := &testController{t: t, broker: broker, url: "tcp://" + tcp.Address(), songs: srv, statuses: map[string]protocol.SpeakerStatus{}}
+	c := &testController{t: t, broker: broker, url: "tcp://" + tcp.Address(), songs: srv, statuses: map[string]protocol.SpeakerStatus{}, acks: map[string][]protocol.Ack{}}
 	err := broker.Subscribe(protocol.ClockRequestFilter, 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
 		t2 := time.Now().UnixNano()
 		if c.silent.Load() {
@@ -95,6 +96,20 @@ func newTestControllerServing(t *testing.T, handler http.Handler) *testControlle
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = broker.Subscribe(protocol.AckFilter, 3, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		ack, err := protocol.Decode[protocol.Ack](pk.Payload)
+		id, ok := protocol.SpeakerFromTopic(pk.TopicName)
+		if err != nil || !ok {
+			t.Errorf("bad ack on %s: %q", pk.TopicName, pk.Payload)
+			return
+		}
+		c.mu.Lock()
+		c.acks[id] = append(c.acks[id], ack)
+		c.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.retain(protocol.ControllerStatusTopic, protocol.ControllerStatus{V: 1, Online: true, Instance: "c1", SongsURL: srv.URL + "/songs/"})
 	return c
 }
@@ -103,6 +118,13 @@ func (c *testController) retain(topic string, msg any) {
 	if err := c.broker.Publish(topic, protocol.Encode(msg), true, 1); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// acksOf returns the acks speaker id sent so far.
+func (c *testController) acksOf(id string) []protocol.Ack {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]protocol.Ack(nil), c.acks[id]...)
 }
 
 func (c *testController) status(id string) protocol.SpeakerStatus {
@@ -134,6 +156,7 @@ func timecodeWAV(t *testing.T, frames, first int64) ([]byte, string) {
 
 type runningSpeaker struct {
 	name string
+	sp   *Speaker
 	log  *lockedBuffer
 	stop func()
 }
@@ -176,7 +199,7 @@ func startSpeakerWith(t *testing.T, c *testController, name string, clock Clock,
 		})
 	}
 	t.Cleanup(stop)
-	return &runningSpeaker{name: name, log: log, stop: stop}
+	return &runningSpeaker{name: name, sp: sp, log: log, stop: stop}
 }
 
 func TestSpeakersPlayInSync(t *testing.T) {

@@ -9,7 +9,8 @@ type anchor struct {
 	protocol.Anchor
 	state           string // protocol.Playing, Paused or Stopped
 	playlistVersion uint64
-	volume          int // session volume, 0-100
+	playlistHash    string // that playlist's Hash(); "": not given
+	volume          int    // session volume, 0-100
 }
 
 // timeline is the sorted list of anchors a speaker follows: the anchor in

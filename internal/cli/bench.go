@@ -35,6 +35,7 @@ func benchmarks() []benchmark {
 		{"start", "command to first sound of an uncached 5 MB song", benchStart},
 		{"cost", "CPU and memory of one speaker process playing FLAC and MP3", benchCost},
 		{"scale", "command fan-out to 100 speakers in one session and 20 sessions x 5", benchScale},
+		{"failover", "kill -9 of the controller holding the lease while speakers play", benchFailover},
 	}
 }
 

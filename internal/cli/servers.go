@@ -75,9 +75,9 @@ func (b *brokerFlags) options(e *env) broker.Options {
 }
 
 type controllerFlags struct {
-	data, http, publicURL, importDir, sessions string
-	lead                                       time.Duration
-	clockFromBroker                            bool
+	name, data, http, publicURL, importDir, sessions string
+	lead, leaseTTL                                   time.Duration
+	clockFromBroker                                  bool
 }
 
 func (c *controllerFlags) register(fs *flag.FlagSet) {
@@ -86,11 +86,13 @@ func (c *controllerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.importDir, "import", "", "directory that `load {path}` may read from (empty: path loads disabled)")
 	fs.DurationVar(&c.lead, "lead", 0, "how far ahead scheduled commands take effect (0: adapt to the speakers' reported latency)")
 	fs.StringVar(&c.sessions, "sessions", protocol.DefaultSession, "comma list of the sessions (zones) to create if missing")
+	fs.StringVar(&c.name, "name", envOr("TUTTI_CONTROLLER", "controller"), "this controller's name, shown in the lease and status (env TUTTI_CONTROLLER)")
+	fs.DurationVar(&c.leaseTTL, "lease-ttl", controller.DefaultLeaseTTL, "how long the lease lives without renewal: standby controllers take over after it")
 }
 
 func (c *controllerFlags) options(e *env, brokerURL, user, password string) controller.Options {
 	return controller.Options{
-		BrokerURL: brokerURL, Username: user, Password: password,
+		BrokerURL: brokerURL, Username: user, Password: password, Name: c.name, LeaseTTL: c.leaseTTL,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
 		Sessions: strings.Split(c.sessions, ","), ClockFromBroker: c.clockFromBroker, Logger: e.log.With("role", "controller"),
 	}
@@ -199,6 +201,8 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	volume := fs.Int("volume", 100, "own volume 0-100 (scaled by the session volume)")
 	grace := fs.Duration("grace", speaker.DefaultGrace, "play on this long without hearing the time master, then go silent until it is back")
 	cacheMB := fs.Int64("cache-mb", speaker.DefaultCacheMax>>20, "song cache cap in MiB (least recently used songs go first, never the current or next)")
+	peerAddr := fs.String("peer-addr", ":0", "where to serve the song cache to other speakers (peer fetch; \"\" = do not serve)")
+	peerURL := fs.String("peer-url", "", "URL other speakers reach the cache server at (default: from --peer-addr and the route to the broker)")
 	faultOffset := fs.Duration("fault-clock-offset", 0, "tests and demos: make the local clock this far off real time")
 	faultPPM := fs.Float64("fault-ppm", 0, "tests and demos: make the local clock and the virtual output's crystal run this many ppm fast (negative: slow)")
 	if err := fs.Parse(args); err != nil {
@@ -236,7 +240,8 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	s, err := speaker.New(speaker.Options{
 		Name: *name, Session: *session, BrokerURL: m.broker, Username: user, Password: password,
-		CacheDir: *cache, Output: out, Volume: *volume, Grace: *grace, CacheMax: *cacheMB << 20, Clock: clock, Logger: e.log.With("role", "speaker", "speaker", *name),
+		CacheDir: *cache, Output: out, Volume: *volume, Grace: *grace, CacheMax: *cacheMB << 20, PeerAddr: *peerAddr, PeerURL: *peerURL,
+		Clock: clock, Logger: e.log.With("role", "speaker", "speaker", *name),
 	})
 	if err != nil {
 		return err

@@ -141,7 +141,7 @@ func (sys *system) newSpeaker(e *env, cfg systemConfig, i int) (*speaker.Speaker
 	sys.names = append(sys.names, name)
 	out := speaker.VirtualOptions{Block: cfg.block}
 	opts := speaker.Options{
-		Name: name, BrokerURL: sys.brokerURL, CacheDir: filepath.Join(cfg.dir, name),
+		Name: name, BrokerURL: sys.brokerURL, CacheDir: filepath.Join(cfg.dir, name), PeerAddr: "127.0.0.1:0",
 		Logger: e.log.With("role", "speaker", "speaker", name),
 	}
 	if cfg.speakerLog != nil {
@@ -187,7 +187,8 @@ func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []
 		return nil, err
 	}
 	defer c.close()
-	if _, err := c.songsURL(ctx); err != nil { // the controller listens for commands from then on
+	songsURL, err := c.songsURL(ctx) // the controller listens for commands from then on
+	if err != nil {
 		return nil, err
 	}
 	session := protocol.SessionCommandTopic(protocol.DefaultSession)
@@ -200,7 +201,7 @@ func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []
 		if err := writeSong(path, s); err != nil {
 			return nil, err
 		}
-		song, _, err := upload(ctx, sys.songsURL, path, true, e)
+		song, _, err := upload(ctx, songsURL, path, true, e)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", s.file, err)
 		}

@@ -1,0 +1,269 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/broker"
+	"github.com/tutti-audio/tutti/controller"
+	"github.com/tutti-audio/tutti/mqttclient"
+	"github.com/tutti-audio/tutti/playlog"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// benchFailover kills the controller holding the lease (kill -9) while
+// speakers play, again and again, and measures how long until a standby is
+// in charge, how much of the music the speakers lost, and their skew
+// throughout. The controllers are separate processes, the broker (the time
+// master) and the speakers run in this one.
+func benchFailover(ctx context.Context, b *bench, args []string) error {
+	fs := b.flags()
+	speakers := fs.Int("speakers", 3, "number of speakers")
+	controllers := fs.Int("controllers", 2, "number of controller processes (one holds the lease)")
+	kills := fs.Int("kills", 3, "how many times the lease holder is killed")
+	every := fs.Duration("every", 5*time.Second, "time between kills")
+	settle := fs.Duration("settle", 4*time.Second, "time after the first sound before the first kill")
+	ttl := fs.Duration("lease-ttl", controller.DefaultLeaseTTL, "the controllers' lease TTL")
+	tutti := fs.String("tutti", tuttiBinary(), "the tutti binary to run the controllers with")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *controllers < 2 || *speakers < 2 || *kills < 1 {
+		return fmt.Errorf("want at least 2 controllers, 2 speakers and 1 kill")
+	}
+	dir, err := tempDir()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b.header("%d speakers, %d controllers (lease TTL %s), the lease holder killed -9 %d times, %s apart",
+		*speakers, *controllers, *ttl, *kills, *every)
+
+	quiet := b.quiet()
+	brk, err := broker.New(broker.Options{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "broker"), AllowAnonymous: true,
+		AnswerClock: true, Logger: quiet.log.With("role", "broker")})
+	if err != nil {
+		return err
+	}
+	brokerURL := "tcp://" + brk.Addr()
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- brk.Run(brokerCtx) }()
+	defer func() { stopBroker(); <-brokerDone }()
+
+	procs := map[string]*childProc{}
+	startController := func(name string) error {
+		p, err := startChild(name, *tutti, filepath.Join(dir, name+".log"), "controller", "--broker", brokerURL,
+			"--data", filepath.Join(dir, name), "--http", "127.0.0.1:0", "--clock-from-broker", "--name", name,
+			"--lease-ttl", ttl.String())
+		procs[name] = p
+		return err
+	}
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	for i := range *controllers {
+		if err := startController(fmt.Sprintf("controller%d", i+1)); err != nil {
+			return err
+		}
+	}
+	watch, err := watchLease(ctx, brokerURL)
+	if err != nil {
+		return err
+	}
+	defer watch.close()
+
+	logs := newDeviceLogs()
+	sys, err := startSystem(ctx, quiet, systemConfig{dir: dir, hubURL: brokerURL, speakers: *speakers, speakerLog: logs.writer})
+	if err != nil {
+		return err
+	}
+	defer sys.stop()
+	seconds := int((*settle + time.Duration(*kills+1)*(*every)).Seconds()) + 20
+	song := generatedSong{file: "timecode.wav", seconds: seconds, sample: audiogen.Timecode}
+	if _, err := sys.loadAndPlay(ctx, quiet, dir, []generatedSong{song}); err != nil {
+		return err
+	}
+	firstSound, err := logs.whenAllHeard(ctx, sys.names, 30*time.Second, firstBlock(0))
+	if err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, time.Until(time.Unix(0, firstSound).Add(*settle))); err != nil {
+		return err
+	}
+	cmd, err := dialCommander(ctx, brokerURL)
+	if err != nil {
+		return err
+	}
+	defer cmd.close()
+
+	var takeovers, answers durations
+	var killedAt []int64
+	for round := range *kills {
+		held, ok := watch.current()
+		if !ok {
+			return fmt.Errorf("round %d: nobody holds the lease", round+1)
+		}
+		victim := procs[held.Name]
+		if victim == nil {
+			return fmt.Errorf("round %d: the lease holder %q is not one of ours", round+1, held.Name)
+		}
+		killed := time.Now()
+		victim.cmd.Process.Signal(syscall.SIGKILL)
+		<-victim.done
+		killedAt = append(killedAt, killed.UnixNano())
+		next, err := watch.await(ctx, held.Term, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("round %d: %w", round+1, err)
+		}
+		takeovers = append(takeovers, next.at.Sub(killed))
+		// The first command the new holder answers.
+		sent, err := cmd.send(ctx, protocol.SessionCommandTopic(protocol.DefaultSession), protocol.Request{Cmd: protocol.CmdStatus})
+		if err != nil {
+			return err
+		}
+		if _, err := sent.await(ctx); err != nil {
+			return fmt.Errorf("round %d: status after the takeover: %w", round+1, err)
+		}
+		answers = append(answers, time.Since(killed))
+		fmt.Fprintf(b.stdout, "kill %d: %s (term %d) killed; %s took over (term %d) after %s; commands answered after %s\n",
+			round+1, held.Name, held.Term, next.Name, next.Term, takeovers[round].Round(time.Millisecond), answers[round].Round(time.Millisecond))
+		if err := startController(held.Name); err != nil { // back, as a standby
+			return err
+		}
+		if err := sleepCtx(ctx, time.Until(killed.Add(*every))); err != nil {
+			return err
+		}
+	}
+	if err := sys.stop(); err != nil {
+		return err
+	}
+
+	ref, others, err := readTimelines(logs, sys.names)
+	if err != nil {
+		return err
+	}
+	from, to := firstSound+settle.Nanoseconds()-int64(time.Second), time.Now().UnixNano()-int64(time.Second)
+	skew := playlog.Summarize(playlog.Spread(ref, others, from, to))
+	if skew.N == 0 {
+		return fmt.Errorf("no frame was heard by all speakers")
+	}
+	var worstGap int64
+	for _, name := range sys.names {
+		blocks, err := logs.blocks(name)
+		if err != nil {
+			return err
+		}
+		for _, k := range killedAt {
+			gap := playlog.Gap(blocks, 44100, k-int64(time.Second), k+int64(*every)-int64(time.Second))
+			worstGap = max(worstGap, gap)
+		}
+	}
+	fmt.Fprintf(b.stdout, "takeover (kill -9 to the new holder's claim): %s\n", takeovers.stats())
+	fmt.Fprintf(b.stdout, "kill -9 to the first command answered: %s\n", answers.stats())
+	fmt.Fprintf(b.stdout, "worst audio gap around the kills (silence or position jump, any speaker): %.3f ms\n", float64(worstGap)/1e6)
+	fmt.Fprintf(b.stdout, "skew between speakers through the kills: %s\n", skew)
+	b.result(map[string]any{
+		"speakers": *speakers, "controllers": *controllers, "kills": *kills,
+		"takeover_ms": ms(slices.Max(takeovers)), "takeover_p50_ms": takeovers.stats().P50Ms,
+		"answer_ms":    ms(slices.Max(answers)),
+		"audio_gap_ms": float64(worstGap) / 1e6, "skew_p99_ms": skew.P99Ms, "skew_max_ms": skew.Max,
+	})
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leaseWatch follows the lease topic.
+type leaseWatch struct {
+	conn mqtt.Client
+	mu   sync.Mutex
+	seen []observedLease
+	news chan struct{}
+}
+
+type observedLease struct {
+	protocol.Lease
+	at time.Time
+}
+
+func watchLease(ctx context.Context, brokerURL string) (*leaseWatch, error) {
+	w := &leaseWatch{news: make(chan struct{}, 1)}
+	w.conn = mqtt.NewClient(mqttclient.Options(brokerURL, "tutti-bench-lease-"+randomID(), "", "").SetAutoReconnect(false))
+	if err := wait(ctx, w.conn.Connect(), 5*time.Second); err != nil {
+		return nil, err
+	}
+	tok := w.conn.Subscribe(protocol.LeaseTopic, 1, func(_ mqtt.Client, m mqtt.Message) {
+		at := time.Now()
+		l, err := protocol.Decode[protocol.Lease](m.Payload())
+		if err != nil {
+			return
+		}
+		w.mu.Lock()
+		w.seen = append(w.seen, observedLease{l, at})
+		w.mu.Unlock()
+		select {
+		case w.news <- struct{}{}:
+		default:
+		}
+	})
+	if err := wait(ctx, tok, 5*time.Second); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *leaseWatch) close() { w.conn.Disconnect(100) }
+
+// current is the latest lease seen.
+func (w *leaseWatch) current() (observedLease, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) == 0 {
+		return observedLease{}, false
+	}
+	return w.seen[len(w.seen)-1], true
+}
+
+// await returns the first lease of a term above term: a takeover.
+func (w *leaseWatch) await(ctx context.Context, term uint64, timeout time.Duration) (observedLease, error) {
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		for _, l := range w.seen {
+			if l.Term > term {
+				w.mu.Unlock()
+				return l, nil
+			}
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.news:
+		case <-deadline:
+			return observedLease{}, fmt.Errorf("no controller took over the lease within %s", timeout)
+		case <-ctx.Done():
+			return observedLease{}, ctx.Err()
+		}
+	}
+}
