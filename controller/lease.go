@@ -20,7 +20,6 @@ const DefaultLeaseTTL = 1500 * time.Millisecond
 // or late ones do not cost it the lease.
 const leaseRenewals = 6
 
-
 type leaseRole int
 
 const (
