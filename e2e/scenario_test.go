@@ -323,6 +323,11 @@ func restartKeepsState(t *testing.T, s *system) {
 	}
 	json.Unmarshal(before.Result, &b)
 	json.Unmarshal(after.Result, &a)
+	// The restarted controller claims the next term and restamps everything.
+	if a.State.Term <= b.State.Term || a.Playlist.Term != a.State.Term {
+		t.Errorf("terms after restart: state %d, playlist %d; before %d", a.State.Term, a.Playlist.Term, b.State.Term)
+	}
+	a.State.Term, a.Playlist.Term = b.State.Term, b.Playlist.Term
 	if b.State != a.State {
 		t.Errorf("state after restart:\n got %+v\nwant %+v", a.State, b.State)
 	}
