@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
-	"github.com/tutti-audio/tutti/speaker/clocksync"
+	"github.com/tutti-audio/tutti/clocksync"
 )
 
 // songFiles tells the engine where songs are on disk: the verified ones,

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/protocol"
-	"github.com/tutti-audio/tutti/speaker/clocksync"
+	"github.com/tutti-audio/tutti/clocksync"
 )
 
 const testRate = 44100

@@ -24,7 +24,7 @@ import (
 
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
-	"github.com/tutti-audio/tutti/speaker/clocksync"
+	"github.com/tutti-audio/tutti/clocksync"
 )
 
 // Timing of the speaker's background work.
