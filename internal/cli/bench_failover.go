@@ -25,7 +25,7 @@ import (
 // in charge, how much of the music the speakers lost, and their skew
 // throughout. The controllers are separate processes, the broker (the time
 // master) and the speakers run in this one.
-func benchFailover(ctx context.Context, b *bench, args []string) error {
+func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	fs := b.flags()
 	speakers := fs.Int("speakers", 3, "number of speakers")
 	controllers := fs.Int("controllers", 2, "number of controller processes (one holds the lease)")
@@ -33,6 +33,7 @@ func benchFailover(ctx context.Context, b *bench, args []string) error {
 	every := fs.Duration("every", 5*time.Second, "time between kills")
 	settle := fs.Duration("settle", 4*time.Second, "time after the first sound before the first kill")
 	ttl := fs.Duration("lease-ttl", controller.DefaultLeaseTTL, "the controllers' lease TTL")
+	how := fs.String("fault", "kill", "what happens to the lease holder: kill (kill -9: its connection drops at once) or freeze (SIGSTOP: it falls silent, as when cut off, and is resumed after the takeover)")
 	tutti := fs.String("tutti", tuttiBinary(), "the tutti binary to run the controllers with")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -40,13 +41,16 @@ func benchFailover(ctx context.Context, b *bench, args []string) error {
 	if *controllers < 2 || *speakers < 2 || *kills < 1 {
 		return fmt.Errorf("want at least 2 controllers, 2 speakers and 1 kill")
 	}
+	if *how != "kill" && *how != "freeze" {
+		return fmt.Errorf("--fault: want kill or freeze")
+	}
 	dir, err := tempDir()
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b.header("%d speakers, %d controllers (lease TTL %s), the lease holder killed -9 %d times, %s apart",
-		*speakers, *controllers, *ttl, *kills, *every)
+	b.header("%d speakers, %d controllers (lease TTL %s), the lease holder %s %d times, %s apart",
+		*speakers, *controllers, *ttl, map[string]string{"kill": "killed -9", "freeze": "frozen (SIGSTOP)"}[*how], *kills, *every)
 
 	quiet := b.quiet()
 	brk, err := broker.New(broker.Options{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "broker"), AllowAnonymous: true,
@@ -69,8 +73,11 @@ func benchFailover(ctx context.Context, b *bench, args []string) error {
 		return err
 	}
 	defer func() {
-		for _, p := range procs {
+		for name, p := range procs {
 			p.stop()
+			if err != nil {
+				fmt.Fprintf(b.stderr, "--- end of %s's log:\n%s\n", name, p.logTail())
+			}
 		}
 	}()
 	for i := range *controllers {
@@ -120,8 +127,12 @@ func benchFailover(ctx context.Context, b *bench, args []string) error {
 			return fmt.Errorf("round %d: the lease holder %q is not one of ours", round+1, held.Name)
 		}
 		killed := time.Now()
-		victim.cmd.Process.Signal(syscall.SIGKILL)
-		<-victim.done
+		if *how == "kill" {
+			victim.cmd.Process.Signal(syscall.SIGKILL)
+			<-victim.done
+		} else {
+			victim.cmd.Process.Signal(syscall.SIGSTOP)
+		}
 		killedAt = append(killedAt, killed.UnixNano())
 		next, err := watch.await(ctx, held.Term, 10*time.Second)
 		if err != nil {
@@ -137,9 +148,16 @@ func benchFailover(ctx context.Context, b *bench, args []string) error {
 			return fmt.Errorf("round %d: status after the takeover: %w", round+1, err)
 		}
 		answers = append(answers, time.Since(killed))
-		fmt.Fprintf(b.stdout, "kill %d: %s (term %d) killed; %s took over (term %d) after %s; commands answered after %s\n",
-			round+1, held.Name, held.Term, next.Name, next.Term, takeovers[round].Round(time.Millisecond), answers[round].Round(time.Millisecond))
-		if err := startController(held.Name); err != nil { // back, as a standby
+		fmt.Fprintf(b.stdout, "%s %d: %s (term %d) lost; %s took over (term %d) after %s; commands answered after %s\n",
+			*how, round+1, held.Name, held.Term, next.Name, next.Term, takeovers[round].Round(time.Millisecond), answers[round].Round(time.Millisecond))
+		// Back, as a standby: restarted, or resumed (it finds a higher
+		// term and steps down; whatever it still sends is fenced off).
+		if *how == "kill" {
+			err = startController(held.Name)
+		} else {
+			err = victim.cmd.Process.Signal(syscall.SIGCONT)
+		}
+		if err != nil {
 			return err
 		}
 		if err := sleepCtx(ctx, time.Until(killed.Add(*every))); err != nil {
@@ -170,12 +188,12 @@ func benchFailover(ctx context.Context, b *bench, args []string) error {
 			worstGap = max(worstGap, gap)
 		}
 	}
-	fmt.Fprintf(b.stdout, "takeover (kill -9 to the new holder's claim): %s\n", takeovers.stats())
-	fmt.Fprintf(b.stdout, "kill -9 to the first command answered: %s\n", answers.stats())
-	fmt.Fprintf(b.stdout, "worst audio gap around the kills (silence or position jump, any speaker): %.3f ms\n", float64(worstGap)/1e6)
-	fmt.Fprintf(b.stdout, "skew between speakers through the kills: %s\n", skew)
+	fmt.Fprintf(b.stdout, "takeover (fault to the new holder's claim): %s\n", takeovers.stats())
+	fmt.Fprintf(b.stdout, "fault to the first command answered: %s\n", answers.stats())
+	fmt.Fprintf(b.stdout, "worst audio gap around the faults (silence or position jump, any speaker): %.3f ms\n", float64(worstGap)/1e6)
+	fmt.Fprintf(b.stdout, "skew between speakers through the faults: %s\n", skew)
 	b.result(map[string]any{
-		"speakers": *speakers, "controllers": *controllers, "kills": *kills,
+		"speakers": *speakers, "controllers": *controllers, "kills": *kills, "fault": *how,
 		"takeover_ms": ms(slices.Max(takeovers)), "takeover_p50_ms": takeovers.stats().P50Ms,
 		"answer_ms":    ms(slices.Max(answers)),
 		"audio_gap_ms": float64(worstGap) / 1e6, "skew_p99_ms": skew.P99Ms, "skew_max_ms": skew.Max,

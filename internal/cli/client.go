@@ -91,13 +91,18 @@ func wait(ctx context.Context, t mqtt.Token, timeout time.Duration) error {
 
 // request publishes req on topic and waits for its reply.
 func (c *client) request(ctx context.Context, topic string, req protocol.Request) (protocol.Reply, error) {
+	return c.requestWithin(ctx, topic, req, c.timeout)
+}
+
+// requestWithin is request with its own timeout for the reply.
+func (c *client) requestWithin(ctx context.Context, topic string, req protocol.Request, timeout time.Duration) (protocol.Reply, error) {
 	req.V = protocol.Version
 	req.ReqID = randomID()
 	req.ReplyTo = c.replyTo
 	if err := wait(ctx, c.conn.Publish(topic, 1, false, protocol.Encode(req)), c.timeout); err != nil {
 		return protocol.Reply{}, fmt.Errorf("publish: %w", err)
 	}
-	deadline := time.After(c.timeout)
+	deadline := time.After(timeout)
 	for {
 		select {
 		case r := <-c.replies:

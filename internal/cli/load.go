@@ -51,7 +51,22 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		if uploaded {
 			verb = "uploaded"
 		}
-		fmt.Fprintf(e.stdout, "%s %s  %s - %s (%s)\n", verb, song.URI, song.Artist, song.Title, protocol.FormatPosition(time.Duration(song.DurationNs)))
+		held := ""
+		// The controller answers once a majority of the nodes (it and the
+		// speakers) hold the song: each speaker downloads it first.
+		r, err := c.requestWithin(ctx, protocol.LibraryCommandTopic, protocol.Request{Cmd: protocol.CmdLoad, Song: song.SHA256}, loadReplyTimeout)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: %w", path, err)
+		case !r.OK:
+			fmt.Fprintf(e.stderr, "warning: %s is in the library, but: %s\n", path, r.Error)
+		default:
+			var q struct{ Holders, Nodes int }
+			if json.Unmarshal(r.Result, &q) == nil && q.Nodes > 0 {
+				held = fmt.Sprintf(", held by %d of %d nodes", q.Holders, q.Nodes)
+			}
+		}
+		fmt.Fprintf(e.stdout, "%s %s  %s - %s (%s)%s\n", verb, song.URI, song.Artist, song.Title, protocol.FormatPosition(time.Duration(song.DurationNs)), held)
 		if *enqueue {
 			r, err := c.request(ctx, protocol.SessionCommandTopic(f.session), protocol.Request{Cmd: protocol.CmdEnqueue, Song: song.SHA256})
 			if err != nil {
@@ -64,6 +79,10 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
+
+// loadReplyTimeout covers the controller's wait for a quorum of holders of
+// a song (30 s) and a little more.
+const loadReplyTimeout = 35 * time.Second
 
 // songsURL waits for an online controller and returns its song server's
 // address.
