@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,23 +35,11 @@ type watchedMsg struct {
 
 func watchTopic(t *testing.T, port, topic string, extra ...string) *topicWatch {
 	w := &topicWatch{}
-	sub := exec.Command("mosquitto_sub", append([]string{"-h", "127.0.0.1", "-p", port, "-q", "1", "-t", topic}, extra...)...)
-	out, err := sub.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Start(); err != nil {
-		t.Fatalf("mosquitto_sub: %v", err)
-	}
-	t.Cleanup(func() { sub.Process.Kill(); sub.Wait() })
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			w.mu.Lock()
-			w.msgs = append(w.msgs, watchedMsg{time.Now(), append([]byte(nil), sc.Bytes()...)})
-			w.mu.Unlock()
-		}
-	}()
+	mosquittoSub(t, port, topic, func(line []byte) {
+		w.mu.Lock()
+		w.msgs = append(w.msgs, watchedMsg{time.Now(), append([]byte(nil), line...)})
+		w.mu.Unlock()
+	}, extra...)
 	return w
 }
 
@@ -79,6 +65,21 @@ func (w *topicWatch) from(id string) bool {
 		}
 	}
 	return false
+}
+
+// enqueueOnThree loads a timecode song of the given length, enqueues it
+// (checking the reply's quorum) and waits until s1, s2 and s3 cached it.
+func enqueueOnThree(t *testing.T, s *system, r *remote, seconds int) string {
+	t.Helper()
+	path, sha := timecodeSong(t, "a.wav", seconds, 0)
+	s.load(path)
+	if acked, n := ackedResult(t, r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))); n != 3 || acked < 2 {
+		t.Fatalf("enqueue acked by %d of %d speakers", acked, n)
+	}
+	waitFor(t, "speakers to fetch the song", 20*time.Second, func() bool {
+		return cached(s, "s1", sha) && cached(s, "s2", sha) && cached(s, "s3", sha)
+	})
+	return sha
 }
 
 // ackedResult decodes the quorum part of a command's reply.
@@ -123,15 +124,8 @@ func killLeaseHolder(t *testing.T, s *system) {
 	for _, n := range []string{"s1", "s2", "s3"} {
 		s.startSpeaker(n)
 	}
-	path, sha := timecodeSong(t, "a.wav", 60, 0)
-	s.load(path)
 	r := newRemote(t, s.brokerPort)
-	if acked, n := ackedResult(t, r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))); n != 3 || acked < 2 {
-		t.Fatalf("enqueue acked by %d of %d speakers", acked, n)
-	}
-	waitFor(t, "speakers to fetch the song", 20*time.Second, func() bool {
-		return cached(s, "s1", sha) && cached(s, "s2", sha) && cached(s, "s3", sha)
-	})
+	sha := enqueueOnThree(t, s, r, 60)
 	// The standby mirrors the song file too.
 	waitFor(t, "c2 to mirror the song", 20*time.Second, func() bool {
 		resp, err := http.Get("http://127.0.0.1:" + httpPort2 + "/songs/" + sha)
@@ -224,13 +218,8 @@ func TestBrokerRestartDuringPlayback(t *testing.T) {
 	for _, n := range []string{"s1", "s2", "s3"} {
 		s.startSpeaker(n)
 	}
-	path, sha := timecodeSong(t, "a.wav", 40, 0)
-	s.load(path)
 	r := newRemote(t, s.brokerPort)
-	r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))
-	waitFor(t, "speakers to fetch the song", 20*time.Second, func() bool {
-		return cached(s, "s1", sha) && cached(s, "s2", sha) && cached(s, "s3", sha)
-	})
+	enqueueOnThree(t, s, r, 40)
 	play := stateOf(t, r.cmd(`"cmd":"play"`))
 	time.Sleep(3 * time.Second)
 
@@ -287,13 +276,8 @@ func TestPartitionedSpeaker(t *testing.T) {
 	s.startSpeaker("s1")
 	s.startSpeaker("s2")
 	s.startSpeaker("s3", "--broker", "tcp://"+proxy.Listen, "--grace", grace.String())
-	path, sha := timecodeSong(t, "a.wav", 60, 0)
-	s.load(path)
 	r := newRemote(t, s.brokerPort)
-	r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))
-	waitFor(t, "speakers to fetch the song", 20*time.Second, func() bool {
-		return cached(s, "s1", sha) && cached(s, "s2", sha) && cached(s, "s3", sha)
-	})
+	enqueueOnThree(t, s, r, 60)
 	stateOf(t, r.cmd(`"cmd":"play"`))
 	time.Sleep(3 * time.Second)
 

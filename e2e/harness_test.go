@@ -120,9 +120,11 @@ type remote struct {
 	nextID     int
 }
 
-func newRemote(t *testing.T, port string) *remote {
-	r := &remote{t: t, host: "127.0.0.1", port: port}
-	sub := exec.Command("mosquitto_sub", "-h", r.host, "-p", port, "-q", "1", "-t", protocol.DefaultReplyTopic+"/#")
+// mosquittoSub runs mosquitto_sub on topic (QoS 1, extra flags last) until
+// the test ends, handing each message line to onLine as it arrives.
+func mosquittoSub(t *testing.T, port, topic string, onLine func([]byte), extra ...string) {
+	t.Helper()
+	sub := exec.Command("mosquitto_sub", append([]string{"-h", "127.0.0.1", "-p", port, "-q", "1", "-t", topic}, extra...)...)
 	out, err := sub.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -134,14 +136,21 @@ func newRemote(t *testing.T, port string) *remote {
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			var rep protocol.Reply
-			if json.Unmarshal(sc.Bytes(), &rep) == nil {
-				r.mu.Lock()
-				r.replies = append(r.replies, rep)
-				r.mu.Unlock()
-			}
+			onLine(sc.Bytes())
 		}
 	}()
+}
+
+func newRemote(t *testing.T, port string) *remote {
+	r := &remote{t: t, host: "127.0.0.1", port: port}
+	mosquittoSub(t, port, protocol.DefaultReplyTopic+"/#", func(line []byte) {
+		var rep protocol.Reply
+		if json.Unmarshal(line, &rep) == nil {
+			r.mu.Lock()
+			r.replies = append(r.replies, rep)
+			r.mu.Unlock()
+		}
+	})
 	// mosquitto_sub says nothing when it has subscribed: publish probes
 	// until one comes back.
 	waitFor(t, "mosquitto_sub to subscribe", 10*time.Second, func() bool {
