@@ -46,23 +46,13 @@ func (a access) maySubscribe(filter string) bool {
 	case RoleAdmin, RoleController, RoleMember:
 		return true
 	case RoleSpeaker:
-		for _, readable := range speakerReadable(a.name) {
+		for _, readable := range protocol.SpeakerReadable(a.name) {
 			if filterCovers(readable, filter) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// speakerReadable lists the filters speaker id may read: session state and
-// playlists, the controller's status, and its own topics (clock responses).
-func speakerReadable(id string) []string {
-	return []string{
-		protocol.Root + "/session/#",
-		protocol.Root + "/controller/#",
-		protocol.Root + "/speaker/" + id + "/#",
-	}
 }
 
 func inTutti(topic string) bool {

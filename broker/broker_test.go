@@ -327,13 +327,14 @@ func TestSpeakerSubscribeACL(t *testing.T) {
 	for _, filter := range []string{
 		"tutti/session/#", "tutti/session/+/state", protocol.PlaylistTopic("home"),
 		protocol.ControllerStatusTopic, protocol.ClockResponseTopic("kitchen"), "tutti/speaker/kitchen/#",
+		protocol.LeaseTopic, protocol.LibrarySongFilter, protocol.SpeakerStatusFilter, // replication and peer fetch
 	} {
 		if code := trySubscribe(t, speaker, filter, ignore); code > 2 {
 			t.Errorf("%s refused (code %#x)", filter, code)
 		}
 	}
 	for _, filter := range []string{
-		"#", "tutti/#", "tutti/+/home/state", "tutti/speaker/+/status", "tutti/speaker/bath/#",
+		"#", "tutti/#", "tutti/+/home/state", "tutti/speaker/+/#", "tutti/speaker/bath/#", protocol.AckFilter,
 		protocol.ClockResponseTopic("bath"), protocol.LibraryCommandTopic, "elsewhere", "$SYS/#",
 	} {
 		if code := trySubscribe(t, speaker, filter, ignore); code != 0x80 {

@@ -56,7 +56,7 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 				c.reply(p.replyTo, p.req, nil, errLeaseLost)
 			}
 		case <-leaseTicker.C:
-			if c.client.IsConnectionOpen() {
+			if c.subscribed.Load() {
 				c.doLease(c.lease.tick(time.Now(), false))
 			}
 			c.settleReplies()
@@ -276,7 +276,7 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 // replicate announces a loaded song live, so speakers fetch it, and hands
 // the reply to the session loop to wait for a quorum of holders.
 func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol.Request, song protocol.Song) {
-	c.publish(protocol.LibrarySongTopic(song.SHA256), true, protocol.Encode(song))
+	c.announceSong(song)
 	var members []string
 	c.mu.Lock()
 	for id := range c.speakers {

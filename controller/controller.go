@@ -3,7 +3,8 @@
 // schedules playback on the shared clock and is the time master that
 // answers speakers' clock probes. Any number of controllers may run: the one
 // holding the lease (lease.go) does all that; the others mirror its state
-// and songs and take over when its lease ends (failover.go).
+// and songs, follow its clock (timefollow.go) and take over when its lease
+// ends (failover.go).
 package controller
 
 import (
@@ -29,8 +30,10 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// Clock is the shared clock source. The controller is the time master:
-// Now().UnixNano() is "shared time" in every protocol field named *_ns.
+// Clock is the controller's local clock source. The shared clock, "shared
+// time" in every protocol field named *_ns, is the time master's: this
+// clock as it is while no master answered us yet, or as a model that follows
+// the master maps it (timefollow.go).
 type Clock interface {
 	Now() time.Time
 }
@@ -52,11 +55,12 @@ type Options struct {
 	ImportDir          string        // `load {path}` reads files only below it; "" disables path loads
 	Lead               time.Duration // how far ahead scheduled commands take effect; 0 = adapt to the speakers (leadFor)
 	// ClockFromBroker says the broker is the time master (tutti's broker
-	// with AnswerClock, in the same process or on the same clock): the
-	// controller then answers no clock probes. Otherwise it is the time master.
+	// with AnswerClock): the controller then answers no clock probes and
+	// always follows the broker's clock. Otherwise the lease holder is the
+	// time master, and standbys follow its clock.
 	ClockFromBroker bool
 	Sessions        []string     // sessions to create if missing; default [protocol.DefaultSession]
-	Clock           Clock        // shared clock source; nil = real time
+	Clock           Clock        // local clock source; nil = real time
 	Logger          *slog.Logger // nil = slog.Default()
 }
 
@@ -65,15 +69,16 @@ const maxSongSize = 1 << 30
 
 // Controller is one running controller. Create it with New, then Run it.
 type Controller struct {
-	opts     Options
-	log      *slog.Logger
-	clock    Clock
-	store    *store
-	lib      *library
-	listener net.Listener
-	songsURL string
-	instance string // random per process start, in ControllerStatus
-	client   mqtt.Client
+	opts        Options
+	log         *slog.Logger
+	local       Clock         // Options.Clock
+	sharedClock *timeFollower // the time master's clock, as we know it
+	store       *store
+	lib         *library
+	listener    net.Listener
+	songsURL    string
+	instance    string // random per process start, in ControllerStatus
+	client      mqtt.Client
 
 	sessions        map[string]session // owned by the session loop once Run starts
 	sessionRequests *inbox
@@ -87,8 +92,9 @@ type Controller struct {
 	fetchToken string // of our term, while leading
 	quorum     quorum
 
-	leading atomic.Bool // mirrors lease.leading() for the other goroutines
-	mirror  *songMirror // standby: fetches the holder's song files
+	leading    atomic.Bool // mirrors lease.leading() for the other goroutines
+	subscribed atomic.Bool // connected, and subscribed to the lease: only then may the lease act
+	mirror     *songMirror // standby: fetches the holder's song files
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -171,7 +177,8 @@ func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		opts:            opts,
 		log:             opts.Logger,
-		clock:           opts.Clock,
+		local:           opts.Clock,
+		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
 		store:           st,
 		instance:        instance,
 		sessionRequests: newInbox(maxQueued),
@@ -219,7 +226,8 @@ func (c *Controller) loadSessions() error {
 // SongsURL is the prefix of every song's URL: GET SongsURL()+sha256.
 func (c *Controller) SongsURL() string { return c.songsURL }
 
-func (c *Controller) now() int64 { return c.clock.Now().UnixNano() }
+// now is the shared clock's time, Unix ns.
+func (c *Controller) now() int64 { return c.sharedClock.shared(c.local.Now().UnixNano()) }
 
 // Run connects to the broker (retrying until ctx is done), serves songs and
 // handles commands. It returns after everything it started has stopped, and
@@ -228,7 +236,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
 	srv := &http.Server{
-		Handler:           (&songServer{lib: c.lib, log: c.log, accepting: c.leading.Load}).routes(),
+		Handler:           (&songServer{lib: c.lib, log: c.log, accepting: c.leading.Load, added: c.announceSong}).routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
 	}
@@ -241,15 +249,23 @@ func (c *Controller) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Downloads still running after a second are cut off: speakers and
+		// standbys fetch byte ranges and resume elsewhere.
+		shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return srv.Shutdown(shutdown)
+		if err := srv.Shutdown(shutdown); err != nil {
+			c.log.Info("song downloads cut off at shutdown", "err", err)
+			srv.Close()
+		}
+		return nil
 	})
 	g.Go(func() error { return c.connect(gctx) })
 	g.Go(func() error { return c.sessionLoop(gctx) })
 	g.Go(func() error { return c.libraryLoop(gctx) })
 	g.Go(func() error { c.mirror.run(gctx); return nil })
+	g.Go(func() error { c.probeLoop(gctx); return nil })
 	c.log.Info("controller running", "name", c.opts.Name, "broker", c.opts.BrokerURL, "songs_url", c.songsURL, "instance", c.instance)
+	c.log.Info("not yet synced to the time master: the local clock is the shared clock until it answers", "clock_id", c.sharedClock.id)
 	err := g.Wait()
 
 	if c.leading.Load() && c.client.IsConnectionOpen() {
@@ -274,6 +290,7 @@ func (c *Controller) clientOptions() *mqtt.ClientOptions {
 		SetBinaryWill(protocol.ControllerStatusTopic, protocol.Encode(offline), 1, true).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			c.subscribed.Store(false)
 			c.log.Warn("MQTT connection lost; reconnecting", "err", err)
 		})
 	return o
@@ -322,6 +339,7 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		{protocol.PlaylistFilter, 1, c.queueEvent},
 		{protocol.LibrarySongFilter, 1, c.queueEvent},
 		{protocol.AckFilter, 1, c.queueEvent},
+		{protocol.ClockResponseTopic(c.sharedClock.id), 0, c.onClockAnswer},
 	}
 	if !c.opts.ClockFromBroker {
 		subs = append(subs, subscription{protocol.ClockRequestFilter, 0, c.answerClock})
@@ -332,6 +350,8 @@ func (c *Controller) onConnect(client mqtt.Client) {
 			c.log.Error("MQTT subscribe failed", "filter", s.filter, "err", token.Error())
 		}
 	}
+	c.subscribed.Store(true)
+	c.sharedClock.connected(time.Now())
 	select {
 	case c.connected <- struct{}{}:
 	default: // a publish of everything is already due
@@ -346,8 +366,9 @@ type subscription struct {
 	handler mqtt.MessageHandler
 }
 
-// answerClock is the time master's side of a clock probe. T2 is stamped
-// first and T3 right before publishing; nothing slow happens in between.
+// answerClock is the time master's side of a clock probe, of a speaker or
+// of a standby controller. T2 is stamped first and T3 right before
+// publishing; nothing slow happens in between.
 func (c *Controller) answerClock(client mqtt.Client, msg mqtt.Message) {
 	t2 := c.now()
 	if !c.leading.Load() || !c.handlers.enter() {
@@ -355,7 +376,7 @@ func (c *Controller) answerClock(client mqtt.Client, msg mqtt.Message) {
 	}
 	defer c.handlers.leave()
 	id, ok := protocol.SpeakerFromTopic(msg.Topic())
-	if !ok {
+	if !ok || id == c.sharedClock.id { // our own probe, sent before we took over
 		return
 	}
 	req, err := protocol.Decode[protocol.ClockRequest](msg.Payload())

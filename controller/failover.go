@@ -106,6 +106,9 @@ func (c *Controller) doLease(a leaseAction) {
 func (c *Controller) takeOver() {
 	term := c.lease.term
 	c.fetchToken = randomID() + randomID()
+	if !c.opts.ClockFromBroker {
+		c.sharedClock.freeze() // before we answer probes: we are the time master now
+	}
 	c.leading.Store(true)
 	c.mirror.setSource("", "")
 	// Retained, this renewal replaces a losing claim retained after ours.
@@ -125,6 +128,7 @@ func (c *Controller) takeOver() {
 // stepDown makes us a standby; replies still waiting for acks fail.
 func (c *Controller) stepDown() {
 	c.leading.Store(false)
+	c.sharedClock.follow(time.Now())
 	c.fetchToken = ""
 	c.log.Warn("lost the lease", "term", c.lease.term, "holder", c.lease.holder)
 	for _, p := range c.quorum.dropAll() {
@@ -246,6 +250,12 @@ func (c *Controller) publishStatus() {
 	online := protocol.ControllerStatus{V: protocol.Version, Online: true, Instance: c.instance, Name: c.opts.Name,
 		Term: c.lease.term, SongsURL: c.songsURL}
 	c.publish(protocol.ControllerStatusTopic, true, protocol.Encode(online))
+}
+
+// announceSong publishes a new song's record, retained: standbys mirror it,
+// and speakers, hearing it live, fetch the song (a `load` then counts them).
+func (c *Controller) announceSong(s protocol.Song) {
+	c.publish(protocol.LibrarySongTopic(s.SHA256), true, protocol.Encode(s))
 }
 
 // publishLibrary publishes the record of every song, so standbys that start

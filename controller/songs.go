@@ -7,13 +7,16 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/tutti-audio/tutti/protocol"
 )
 
 // songServer serves the library's files over HTTP and takes uploads.
 type songServer struct {
 	lib       *library
 	log       *slog.Logger
-	accepting func() bool // uploads go to the lease holder only
+	accepting func() bool           // uploads go to the lease holder only
+	added     func(s protocol.Song) // announces a song an upload added
 }
 
 // routes returns the song server's handler. Song URLs are open in this
@@ -99,6 +102,7 @@ func (ss *songServer) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "upload failed: "+err.Error())
 	case created:
 		ss.log.Info("song added", "sha256", sha, "title", song.Title, "format", song.Format)
+		ss.added(song)
 		writeJSON(w, http.StatusCreated, song)
 	default:
 		writeJSON(w, http.StatusOK, song)

@@ -32,7 +32,7 @@ func newTestLibrary(t *testing.T) *library {
 
 func newTestSongServer(t *testing.T) (*httptest.Server, *library) {
 	lib := newTestLibrary(t)
-	srv := httptest.NewServer((&songServer{lib: lib, log: slog.New(slog.DiscardHandler), accepting: func() bool { return true }}).routes())
+	srv := httptest.NewServer((&songServer{lib: lib, log: slog.New(slog.DiscardHandler), accepting: func() bool { return true }, added: func(protocol.Song) {}}).routes())
 	t.Cleanup(srv.Close)
 	return srv, lib
 }

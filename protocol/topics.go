@@ -80,6 +80,21 @@ func SpeakerPublishable(id string) []string {
 	return []string{SpeakerStatusTopic(id), ClockRequestTopic(id), AckTopic(id)}
 }
 
+// SpeakerReadable lists the topic filters speaker id may subscribe to; the
+// broker's ACL allows a speaker nothing else. Besides its session's state
+// and playlist, the controller's topics and its own, a speaker reads the
+// library's song records (to replicate new songs) and the other speakers'
+// statuses (where their caches are served, for peer fetch).
+func SpeakerReadable(id string) []string {
+	return []string{
+		Root + "/session/#",
+		Root + "/controller/#",
+		LibrarySongFilter,
+		SpeakerStatusFilter,
+		Root + "/speaker/" + id + "/#",
+	}
+}
+
 // SpeakerFromTopic returns the speaker id of a tutti/speaker/<id>/... topic.
 func SpeakerFromTopic(topic string) (string, bool) {
 	return levelAfter(topic, Root+"/speaker/")
