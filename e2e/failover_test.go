@@ -328,6 +328,45 @@ func TestPartitionedSpeaker(t *testing.T) {
 	}
 }
 
+// TestSongsFromPeersWithoutController kills the only controller (-9) while
+// two speakers play: a third speaker started afterwards, with an empty
+// cache, gets the song from the other two and plays in sync (the broker is
+// the time master, so the clock lives on).
+func TestSongsFromPeersWithoutController(t *testing.T) {
+	s := newSystem(t)
+	s.startTuttiBroker("--clock")
+	s.controller = s.startNamedController("controller", s.httpPort, "--clock-from-broker")
+	s.startSpeaker("s1")
+	s.startSpeaker("s2")
+	path, sha := timecodeSong(t, "a.wav", 60, 0)
+	s.load(path)
+	r := newRemote(t, s.brokerPort)
+	r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))
+	waitFor(t, "s1 and s2 to fetch the song", 20*time.Second, func() bool { return cached(s, "s1", sha) && cached(s, "s2", sha) })
+	stateOf(t, r.cmd(`"cmd":"play"`))
+	time.Sleep(2 * time.Second)
+	s.controller.stop(syscall.SIGKILL)
+
+	started := time.Now()
+	s.startSpeaker("s3")
+	waitFor(t, "s3 to get the song from a peer", 20*time.Second, func() bool { return cached(s, "s3", sha) })
+	t.Logf("s3 cached the song from a peer %v after it started", time.Since(started))
+	time.Sleep(4 * time.Second)
+	for _, p := range s.speakers {
+		p.stop(syscall.SIGTERM)
+	}
+	s3 := s.blocks("s3")
+	if len(s3) == 0 {
+		t.Fatal("s3 played nothing")
+	}
+	others := []*playlog.Timeline{playlog.NewTimeline(s.blocks("s1"), rate), playlog.NewTimeline(s.blocks("s2"), rate)}
+	stats := playlog.Summarize(playlog.Spread(s3, others, s3[0].TNs+int64(500*time.Millisecond), s3[len(s3)-1].TNs))
+	t.Logf("s3 against s1 and s2: %s", stats)
+	if stats.N < 100 || stats.P99Ms > float64(skewBar)/1e6 {
+		t.Errorf("s3 against s1 and s2: %s (bar %v)", stats, skewBar)
+	}
+}
+
 // TestKillDuringUpload kills the controller (-9) in the middle of an
 // upload: after a restart the song is not in the library, nothing partial
 // is left, and the upload then succeeds.

@@ -37,9 +37,11 @@ type system struct {
 
 func (s *system) brokerURL() string { return "tcp://127.0.0.1:" + s.brokerPort }
 
-// startTuttiBroker runs tutti's embedded broker in demo mode (anonymous).
-func (s *system) startTuttiBroker() {
-	s.broker = start(s.t, "broker", tuttiBin, "broker", "--demo", "--listen", "127.0.0.1:"+s.brokerPort, "--data", filepath.Join(s.dir, "broker"))
+// startTuttiBroker runs tutti's embedded broker in demo mode (anonymous);
+// extra flags go last.
+func (s *system) startTuttiBroker(extra ...string) {
+	args := append([]string{"broker", "--demo", "--listen", "127.0.0.1:" + s.brokerPort, "--data", filepath.Join(s.dir, "broker")}, extra...)
+	s.broker = start(s.t, "broker", tuttiBin, args...)
 	waitFor(s.t, "the broker to listen", 10*time.Second, s.brokerUp)
 }
 
@@ -66,10 +68,11 @@ func (s *system) startController() {
 }
 
 // startNamedController runs one of several controllers, each with its own
-// data directory and song server.
-func (s *system) startNamedController(name, httpPort string) *proc {
-	return start(s.t, name, tuttiBin, "controller", "--broker", s.brokerURL(), "--name", name,
-		"--data", filepath.Join(s.dir, name), "--http", "127.0.0.1:"+httpPort, "--lead", "150ms")
+// data directory and song server; extra flags go last.
+func (s *system) startNamedController(name, httpPort string, extra ...string) *proc {
+	args := append([]string{"controller", "--broker", s.brokerURL(), "--name", name,
+		"--data", filepath.Join(s.dir, name), "--http", "127.0.0.1:" + httpPort, "--lead", "150ms"}, extra...)
+	return start(s.t, name, tuttiBin, args...)
 }
 
 // startSpeaker runs a speaker on a virtual output that logs what it plays;
