@@ -115,6 +115,35 @@ func (s *system) blocks(name string) []playlog.Block {
 	return b
 }
 
+// checkGap fails the test if speaker name's sound broke for more than 1 ms
+// between fromNs and toNs, unless its device logged an underrun there: then
+// the machine stalled the process (a loaded test machine), which is logged.
+func (s *system) checkGap(name string, fromNs, toNs int64, during string) {
+	s.t.Helper()
+	gap, at := playlog.Gap(s.blocks(name), rate, fromNs, toNs)
+	if gap <= int64(time.Millisecond) {
+		s.t.Logf("%s: worst audio gap %s: %.3f ms", name, during, float64(gap)/1e6)
+		return
+	}
+	f, err := os.Open(s.logs[name])
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	underruns, err := playlog.Underruns(f)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, u := range underruns {
+		if u >= at-int64(100*time.Millisecond) && u <= at+gap+int64(100*time.Millisecond) {
+			s.t.Logf("%s: audio gap of %.3f ms %s: the speaker's process stalled (its device underran), not counted",
+				name, float64(gap)/1e6, during)
+			return
+		}
+	}
+	s.t.Errorf("%s: audio gap of %.3f ms %s, %.3f s into the window", name, float64(gap)/1e6, during, float64(at-fromNs)/1e9)
+}
+
 // stateOf decodes the session state a scheduled command's reply carries.
 func stateOf(t *testing.T, rep protocol.Reply) protocol.SessionState {
 	t.Helper()

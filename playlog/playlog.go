@@ -65,6 +65,21 @@ func Read(r io.Reader) ([]Block, error) {
 	return dropMisread(blocks), sc.Err()
 }
 
+// Underruns returns the instants a log marks as underruns: the speaker's
+// process stalled for longer than its device's buffer (the machine was
+// overloaded), so the device ran dry whatever the speaker meant to play.
+func Underruns(r io.Reader) ([]int64, error) {
+	var at []int64
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var l Line
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Underrun {
+			at = append(at, l.TNs)
+		}
+	}
+	return at, sc.Err()
+}
+
 // misreadFrames is how far a block may break the continuity of its
 // neighbours before it counts as misread.
 const misreadFrames = 16
@@ -194,9 +209,8 @@ func LastSound(blocks []Block, rate int, untilNs int64) (frame, tNs int64, ok bo
 // jump of the song position against the time that passed (frames skipped
 // or played twice), whichever is worse, in nanoseconds. A speaker that
 // plays on through an event has a gap of 0 (to within the sub-frame
-// steering of its speed).
-func Gap(blocks []Block, rate int, fromNs, toNs int64) int64 {
-	var worst int64
+// steering of its speed). atNs is when the worst break began.
+func Gap(blocks []Block, rate int, fromNs, toNs int64) (gapNs, atNs int64) {
 	for i := 1; i < len(blocks); i++ {
 		a, b := blocks[i-1], blocks[i]
 		if a.TNs < fromNs || b.TNs > toNs {
@@ -204,9 +218,11 @@ func Gap(blocks []Block, rate int, fromNs, toNs int64) int64 {
 		}
 		silence := b.TNs - (a.TNs + int64(a.Frames)*1e9/int64(rate))
 		jump := abs(b.TNs - a.TNs - (b.Frame-a.Frame)*1e9/int64(rate))
-		worst = max(worst, silence, jump)
+		if g := max(silence, jump); g > gapNs {
+			gapNs, atNs = g, a.TNs
+		}
 	}
-	return worst
+	return gapNs, atNs
 }
 
 func abs(x int64) int64 {

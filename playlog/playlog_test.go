@@ -93,21 +93,29 @@ func TestGap(t *testing.T) {
 		return b
 	}
 	// Continuous: 20 blocks of 10 ms.
-	if g := Gap(read(logOf(0, 0, 20, nil)), 44100, 0, 1e9); g > 1000 {
+	if g, _ := Gap(read(logOf(0, 0, 20, nil)), 44100, 0, 1e9); g > 1000 {
 		t.Errorf("continuous sound: gap %d ns", g)
 	}
 	// 300 ms of silence, resumed in sync (frames skipped as time passed).
 	silent := logOf(0, 0, 10, nil) + logOf(400_000_000, 400*441/10, 10, nil)
-	if g := Gap(read(silent), 44100, 0, 1e9); g < 299_000_000 || g > 301_000_000 {
-		t.Errorf("300 ms silence: gap %.1f ms", float64(g)/1e6)
+	if g, at := Gap(read(silent), 44100, 0, 1e9); g < 299_000_000 || g > 301_000_000 || at != 90_000_000 {
+		t.Errorf("300 ms silence: gap %.1f ms after the block at %d", float64(g)/1e6, at)
 	}
 	// No silence, but the position jumps 50 ms ahead.
 	jumped := logOf(0, 0, 10, nil) + logOf(100_000_000, 441*10+2205, 10, nil)
-	if g := Gap(read(jumped), 44100, 0, 1e9); g < 49_000_000 || g > 51_000_000 {
+	if g, _ := Gap(read(jumped), 44100, 0, 1e9); g < 49_000_000 || g > 51_000_000 {
 		t.Errorf("50 ms jump: gap %.1f ms", float64(g)/1e6)
 	}
 	// Outside the window: not counted.
-	if g := Gap(read(silent), 44100, 0, 90_000_000); g > 1000 {
+	if g, _ := Gap(read(silent), 44100, 0, 90_000_000); g > 1000 {
 		t.Errorf("gap outside the window counted: %d", g)
+	}
+}
+
+func TestUnderruns(t *testing.T) {
+	log := logOf(0, 0, 3, nil) + `{"t_ns":42,"underrun":true}` + "\n" + logOf(1e9, 0, 2, nil) + `{"t_ns":77,"underrun":true}` + "\n"
+	at, err := Underruns(strings.NewReader(log))
+	if err != nil || fmt.Sprint(at) != "[42 77]" {
+		t.Errorf("underruns %v, %v", at, err)
 	}
 }

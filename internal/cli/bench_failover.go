@@ -184,7 +184,7 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 			return err
 		}
 		for _, k := range killedAt {
-			gap := playlog.Gap(blocks, 44100, k-int64(time.Second), k+int64(*every)-int64(time.Second))
+			gap, _ := playlog.Gap(blocks, 44100, k-int64(time.Second), k+int64(*every)-int64(time.Second))
 			worstGap = max(worstGap, gap)
 		}
 	}
