@@ -20,7 +20,8 @@ import (
 // cache is the verified song store: CacheDir/songs/<sha256>, written through
 // temp files in CacheDir. A file is trusted only after its hash was checked
 // in this process (on download, or on first use of a file left by an earlier
-// run), so a file damaged on disk is caught before it plays.
+// run), so a file damaged on disk is caught before it plays; one damaged
+// after that is caught when it fails to play (recheck).
 type cache struct {
 	dir    string
 	client *http.Client
@@ -94,19 +95,36 @@ func (c *cache) evict(keep map[string]bool) ([]string, error) {
 		if keep[s.sha] {
 			continue
 		}
-		c.mu.Lock()
-		delete(c.verified, s.sha)
-		delete(c.lastUse, s.sha)
-		c.mu.Unlock()
-		// A player that has the file open reads on: the data stays until
-		// it closes it.
-		if err := os.Remove(c.path(s.sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := c.drop(s.sha); err != nil {
 			return deleted, err
 		}
 		total -= s.size
 		deleted = append(deleted, s.sha)
 	}
 	return deleted, nil
+}
+
+// drop deletes a song from the cache. A player that has the file open
+// reads on: the data stays until it closes it.
+func (c *cache) drop(sha string) error {
+	c.mu.Lock()
+	delete(c.verified, sha)
+	delete(c.lastUse, sha)
+	c.mu.Unlock()
+	if err := os.Remove(c.path(sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// recheck hashes a song's file again, after it failed to play, and says
+// whether it is intact. A file damaged on disk since it was verified, or
+// gone, is dropped, so that ensure fetches the song anew.
+func (c *cache) recheck(sha string) (bool, error) {
+	if got, err := hashFile(c.path(sha)); err == nil && got == sha {
+		return true, nil
+	}
+	return false, c.drop(sha)
 }
 
 // sources says where songs can be fetched: base URLs tried in order (GET

@@ -133,18 +133,15 @@ var errNotYetDownloaded = errors.New("not downloaded yet")
 
 // partialFile reads a song file still downloading: a read of bytes not yet
 // written fails at once (it must not block the audio goroutine, nor return
-// the sparse file's holes as audio). refused remembers that it happened,
-// since decoders do not always pass the error on.
+// the sparse file's holes as audio).
 type partialFile struct {
-	f       *os.File
-	dl      *download
-	off     int64
-	refused bool
+	f   *os.File
+	dl  *download
+	off int64
 }
 
 func (r *partialFile) Read(b []byte) (int, error) {
 	if !r.dl.has(r.off, r.off+int64(len(b))) {
-		r.refused = true
 		return 0, errNotYetDownloaded
 	}
 	n, err := r.f.ReadAt(b, r.off)

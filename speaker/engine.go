@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tutti-audio/tutti/protocol"
 	"github.com/tutti-audio/tutti/clocksync"
+	"github.com/tutti-audio/tutti/protocol"
 )
 
 // songFiles tells the engine where songs are on disk: the verified ones,
@@ -30,7 +30,7 @@ const stillDownloading = "song still downloading"
 const silent = "silent"
 
 // State of a speaker that muted because its state is inconsistent, while it
-// repairs it (status "state").
+// repairs it (status "state"); see recovery.go.
 const recovering = "recovering"
 
 // resyncThreshold is how far a decoder may be from the timeline before the
@@ -49,18 +49,20 @@ type engine struct {
 
 	mu        sync.Mutex
 	clock     clocksync.Model // shared clock as a function of the local one
-	synced    bool
-	grace     time.Duration // how long to play on without hearing the time master; 0 = forever
-	lastHeard int64         // local instant of the time master's latest answer
+	gate      clockGate       // whether to play by clock
+	grace     time.Duration   // how long to play on without hearing the time master; 0 = forever
+	lastHeard int64           // local instant of the time master's latest answer
 	ownVolume int
 	timeline  timeline
 	playlists map[uint64]protocol.Playlist // the latest and those anchors refer to
 	hashes    map[uint64]string            // Hash() of each of playlists
 	latest    uint64                       // version of the latest playlist
 	players   map[string]*songPlayer
-	bad       map[string]string // song -> why it cannot be played
-	gen       uint64            // Fill counter, to close players no longer used
-	now       playback          // what the last Fill played at its first frame
+	bad       map[string]string  // song -> why it cannot be played
+	damaged   map[string]*damage // songs whose cached file failed to play
+	fetchWake chan<- struct{}    // wakes the fetch loop to check damaged songs; nil: none
+	gen       uint64             // Fill counter, to close players no longer used
+	now       playback           // what the last Fill played at its first frame
 	// notYet holds downloads a decoder failed to play from before they
 	// were complete (it needed bytes not there yet): they play once verified.
 	notYet map[*download]bool
@@ -85,15 +87,10 @@ func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
 		hashes:    map[uint64]string{},
 		players:   map[string]*songPlayer{},
 		bad:       map[string]string{},
+		damaged:   map[string]*damage{},
 		notYet:    map[*download]bool{},
 		now:       playback{State: buffering, Error: "clock not synchronised"},
 	}
-}
-
-func (e *engine) setClock(m clocksync.Model) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.clock, e.synced = m, true
 }
 
 // heard notes that the time master answered at local instant localNs: the
@@ -172,14 +169,18 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 	clear(buf)
 	e.gen++
 	defer e.closeUnused()
-	if !e.synced {
-		e.now = playback{State: buffering, Error: "clock not synchronised"}
+	if !e.gate.opened {
+		e.now = playback{State: buffering, Error: e.gate.why()}
 		return
 	}
 	if out := time.Duration(heardAt.UnixNano() - e.lastHeard); e.grace > 0 && out > e.grace {
 		// Out of touch for longer than the grace period: a pause or a stop
 		// may have been sent meanwhile, and playing on would ignore it.
 		e.now = playback{State: silent, Error: fmt.Sprintf("no answer from the time master for %v: silent until it is back", out.Round(time.Second))}
+		return
+	}
+	if !e.gate.open {
+		e.now = playback{State: recovering, Error: e.gate.why()}
 		return
 	}
 	base := e.clock.Shared(heardAt.UnixNano()) // shared instant of frame 0
@@ -300,6 +301,9 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) pl
 		if n > 0 {
 			if why := e.playSong(entry.Song, out[:n], exact, limit); why != "" && first {
 				pb.State, pb.Error = buffering, why
+				if d, ok := e.damaged[entry.Song]; ok {
+					pb.State, pb.Error = recovering, d.why
+				}
 			}
 			first = false
 		}
@@ -315,6 +319,9 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) pl
 func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int64) string {
 	if why, bad := e.bad[sha]; bad {
 		return why
+	}
+	if d := e.damaged[sha]; d != nil && !d.checked {
+		return d.why // wait for the fetch loop's check: do not open it again and again
 	}
 	p := e.players[sha]
 	if p != nil && p.dl != nil && p.dl.result() == downloadFailed {
@@ -338,13 +345,19 @@ func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int6
 	}
 	if err := p.read(out, want, int64(resyncThreshold)*int64(e.rate)/1e9, limit); err != nil {
 		clear(out)
-		if p.partial != nil && p.partial.refused {
-			e.log.Debug("decoder needs more of the song than has arrived; waiting for all of it", "song", sha, "err", err)
+		if p.dl != nil {
+			// The decoder needs more than has arrived, or the bytes so far
+			// are bad: whether the song is bad is told once it is verified.
+			e.log.Debug("cannot play the song before it is complete; waiting for all of it", "song", sha, "err", err)
 			e.notYet[p.dl] = true
 			e.closePlayer(sha)
 			return stillDownloading
 		}
-		return e.markBad(sha, err)
+		return e.markDamaged(sha, err)
+	}
+	if _, ok := e.damaged[sha]; ok {
+		e.log.Info("song playing again", "song", sha)
+		delete(e.damaged, sha)
 	}
 	return ""
 }
@@ -355,7 +368,7 @@ func (e *engine) open(sha string) (*songPlayer, string) {
 	if path, ok := e.files.Lookup(sha); ok {
 		p, err := openSong(sha, path, nil, e.rate)
 		if err != nil {
-			return nil, e.markBad(sha, err)
+			return nil, e.markDamaged(sha, err)
 		}
 		return p, ""
 	}
@@ -383,15 +396,6 @@ func (e *engine) closePlayer(sha string) {
 		p.close()
 		delete(e.players, sha)
 	}
-}
-
-// markBad stops playing a song that fails to decode, logging it once.
-func (e *engine) markBad(sha string, err error) string {
-	why := "song cannot be decoded: " + err.Error()
-	e.log.Error("song cannot be played; staying silent for it", "song", sha, "err", err)
-	e.bad[sha] = why
-	e.closePlayer(sha)
-	return why
 }
 
 func (e *engine) closeUnused() {

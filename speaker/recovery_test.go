@@ -1,12 +1,20 @@
 package speaker
 
 import (
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/clocksync"
+	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -71,5 +79,424 @@ func TestSpeakerRepairsMismatchedPlaylist(t *testing.T) {
 	}
 	if len(h.wrong) > 0 {
 		t.Errorf("%d blocks heard off the timeline, first: %s", len(h.wrong), h.wrong[0])
+	}
+}
+
+// TestEngineRecoversFromDamagedSong: a cached file that fails to decode
+// mutes the song at once (recovering) and asks the fetch loop to check it;
+// the engine does not touch the file again until the check. Fetched anew,
+// the song plays on where the timeline is.
+func TestEngineRecoversFromDamagedSong(t *testing.T) {
+	f := newFixture(t)
+	wake := make(chan struct{}, 1)
+	f.eng.fetchWake = wake
+	dir := t.TempDir()
+	good := writeTimecode(t, dir, testRate, 5000, 0)
+	full, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated")
+	if err := os.WriteFile(truncated, full[:44+4*1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.files.put("c", truncated)
+	f.pl = protocol.Playlist{V: 1, Session: "home", Version: 4, Entries: []protocol.Entry{{ID: "c1", Song: "c", Frames: 5000, SampleRate: testRate}}}
+	f.eng.setPlaylist(f.pl)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+
+	// Frames 0-881 are in the file; the block that needs frame 1000 on fails whole.
+	got := f.play(f.t0, 441*3)
+	checkHeard(t, got, func(i int) int64 {
+		if i >= 882 {
+			return -1
+		}
+		return int64(i)
+	})
+	if s := f.eng.status(); s.State != recovering || !strings.Contains(s.Error, "cached song c cannot be played") {
+		t.Errorf("status %+v, want recovering, naming the song", s)
+	}
+	select {
+	case <-wake:
+	default:
+		t.Error("the fetch loop was not woken")
+	}
+	if d := f.eng.damagedSongs(); len(d) != 1 || d[0] != "c" {
+		t.Errorf("damaged songs %v, want [c]", d)
+	}
+	// Not checked yet: still muted, even with a good file in place.
+	f.files.put("c", good)
+	checkHeard(t, f.play(f.t0+framesToNsRound(441*3, testRate), 441), func(int) int64 { return -1 })
+
+	f.eng.checked("c", false) // dropped and fetched again
+	if d := f.eng.damagedSongs(); len(d) != 0 {
+		t.Errorf("damaged songs %v after the check, want none", d)
+	}
+	got = f.play(f.t0+framesToNsRound(441*4, testRate), 441*2)
+	checkHeard(t, got, func(i int) int64 {
+		if inFade(i, 0) {
+			return fading
+		}
+		return int64(441*4 + i)
+	})
+	if s := f.eng.status(); s.State != protocol.Playing || s.Error != "" {
+		t.Errorf("status %+v, want playing", s)
+	}
+	f.eng.mu.Lock()
+	defer f.eng.mu.Unlock()
+	if len(f.eng.damaged) != 0 {
+		t.Errorf("still marked damaged: %v", f.eng.damaged)
+	}
+}
+
+// TestEngineUndecodableSong: a song whose cached file is intact but cannot
+// be decoded stays silent for good, and is not checked again and again.
+func TestEngineUndecodableSong(t *testing.T) {
+	f := newFixture(t)
+	junk := filepath.Join(t.TempDir(), "junk")
+	if err := os.WriteFile(junk, []byte("RIFF\x10\x00\x00\x00WAVEnot really a wav file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.files.put("a", junk)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	checkHeard(t, f.play(f.t0, 441), func(int) int64 { return -1 })
+	if s := f.eng.status(); s.State != recovering || !strings.Contains(s.Error, "song a") {
+		t.Errorf("status %+v, want recovering, naming the song", s)
+	}
+	f.eng.checked("a", true)
+	checkHeard(t, f.play(f.t0+framesToNsRound(441, testRate), 441), func(int) int64 { return -1 })
+	if s := f.eng.status(); s.State != buffering || !strings.Contains(s.Error, "cannot be decoded") {
+		t.Errorf("status %+v, want buffering: cannot be decoded", s)
+	}
+	if d := f.eng.damagedSongs(); len(d) != 0 {
+		t.Errorf("damaged songs %v, want none: the song is bad", d)
+	}
+	// The next song plays on the timeline.
+	got := f.play(f.t0+framesToNsRound(1000, testRate), 441)
+	checkHeard(t, got, func(i int) int64 { return 100000 + int64(i) })
+}
+
+func TestClockGate(t *testing.T) {
+	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+	steps := []struct {
+		atMs    float64
+		samples int
+		boundMs float64
+		open    bool
+	}{
+		{0, 1, 1, false},      // too few answers
+		{60, 4, 1.5, true},    // within the start bound
+		{100, 5, 4, true},     // worse, but within clockUncertain
+		{200, 6, 6, false},    // beyond: muted
+		{300, 7, 3, false},    // not yet back within the start bound
+		{400, 8, 1.9, true},   // back
+		{500, 9, 7, false},    // muted again
+		{1900, 10, 4, false},  // 1.4 s of nothing better: not yet
+		{2100, 11, 4, true},   // 1.6 s: settles for a bound within clockUncertain
+		{2200, 12, 7.5, true}, // opened at 4 ms, it mutes beyond twice that
+		{2300, 13, 9, false},
+		{4000, 14, 9, false}, // recovering, never settles for more than its limit
+	}
+	var g clockGate
+	for _, s := range steps {
+		g.update(clockEstimate{bound: ms(s.boundMs), samples: s.samples, at: int64(ms(s.atMs))})
+		if g.open != s.open {
+			t.Fatalf("at %vms with bound %vms: open %v, want %v", s.atMs, s.boundMs, g.open, s.open)
+		}
+	}
+	if why := g.why(); !strings.Contains(why, "uncertain") || !strings.Contains(why, "9ms") {
+		t.Errorf("why = %q: want the bound that muted it", why)
+	}
+
+	// A speaker on a network whose best round trip is long (a bound of
+	// 8 ms) plays after its patience rather than never, and mutes only if
+	// the bound then doubles.
+	var slow clockGate
+	for at := 0.0; at < 1400; at += 100 {
+		if slow.update(clockEstimate{bound: ms(8), samples: 10, at: int64(ms(at))}); slow.open || slow.why() != "clock not synchronised" {
+			t.Fatalf("a bound of 8ms at %vms: open %v, why %q; want closed, not synchronised", at, slow.open, slow.why())
+		}
+	}
+	for _, s := range []struct {
+		atMs, boundMs float64
+		open          bool
+	}{{1600, 8, true}, {1700, 15, true}, {1800, 17, false}, {3500, 15, true}} {
+		if slow.update(clockEstimate{bound: ms(s.boundMs), samples: 10, at: int64(ms(s.atMs))}); slow.open != s.open {
+			t.Fatalf("slow network at %vms with bound %vms: open %v, want %v", s.atMs, s.boundMs, slow.open, s.open)
+		}
+	}
+}
+
+// TestEngineMutesWhenClockUncertain: the engine mutes as soon as the clock
+// estimate's error bound exceeds clockUncertain, and plays on where the
+// timeline is once it is back within the start bound.
+func TestEngineMutesWhenClockUncertain(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	f.files.put("long", writeTimecode(t, dir, testRate, 10*testRate, 0))
+	f.pl = protocol.Playlist{V: 1, Session: "home", Version: 4, Entries: []protocol.Entry{{ID: "l1", Song: "long", Frames: 10 * testRate, SampleRate: testRate}}}
+	f.eng.setPlaylist(f.pl)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	model := clocksync.Model{Offset: int64(fixtureOffset)}
+	at := func(sec float64) int64 { return f.t0 + int64(sec*1e9) }
+	estimate := func(sec float64, bound time.Duration) bool {
+		return f.eng.setClock(clockEstimate{model: model, bound: bound, samples: 20, at: at(sec) - int64(fixtureOffset)})
+	}
+
+	if got := f.play(at(0.5), 441); got[440] != int64(0.5*testRate)+440 {
+		t.Fatalf("playing: heard frame %d, want %d", got[440], int64(0.5*testRate)+440)
+	}
+	if estimate(0.6, 8*time.Millisecond) {
+		t.Error("still playing with an error bound of 8ms")
+	}
+	checkHeard(t, f.play(at(0.6), 441), func(int) int64 { return -1 })
+	if s := f.eng.status(); s.State != recovering || !strings.Contains(s.Error, "clock estimate uncertain") || !strings.Contains(s.Error, "8ms") {
+		t.Errorf("status %+v, want recovering: clock estimate uncertain, by 8ms", s)
+	}
+	estimate(0.7, 3*time.Millisecond)
+	checkHeard(t, f.play(at(0.7), 441), func(int) int64 { return -1 })
+	if !estimate(0.8, 1500*time.Microsecond) {
+		t.Error("not playing with the bound back within the start bound")
+	}
+	got := f.play(at(0.8), 882)
+	if want := int64(0.8*testRate) + 881; got[881] != want { // past the fade-in
+		t.Errorf("back: last frame %d, want %d", got[881], want)
+	}
+	if s := f.eng.status(); s.State != protocol.Playing {
+		t.Errorf("status %+v, want playing", s)
+	}
+}
+
+// TestSpeakerRefetchesDamagedSong: the cached file of the next song is
+// damaged on disk after it was verified. When it is due the speaker mutes
+// (recovering, naming the song), fetches it again from the song server,
+// and plays on where the timeline is.
+func TestSpeakerRefetchesDamagedSong(t *testing.T) {
+	songA, shaA := timecodeWAV(t, 2*testRate, 0)
+	songB, shaB := timecodeWAV(t, 6*testRate, 1_000_000)
+	songs := &countingSongs{songs: map[string][]byte{shaA: songA, shaB: songB}}
+	// Once b is damaged, its requests wait for release: the test sees the
+	// speaker recovering before the song is back.
+	var holdB, refetchAsked atomic.Bool
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseB := func() { releaseOnce.Do(func() { close(release) }) }
+	c := newTestControllerServing(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == shaB && holdB.Load() {
+			refetchAsked.Store(true)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		songs.ServeHTTP(w, r)
+	}))
+	c.retain(protocol.PlaylistTopic("home"), protocol.Playlist{V: 1, Session: "home", Version: 1, Entries: []protocol.Entry{
+		{ID: "a", Song: shaA, Frames: 2 * testRate, SampleRate: testRate},
+		{ID: "b", Song: shaB, Frames: 6 * testRate, SampleRate: testRate},
+	}})
+	startAt := time.Now().Add(time.Second).UnixNano()
+	bAt := startAt + 2e9
+	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing,
+		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
+	sp := startSpeaker(t, c, "den", nil)
+	t.Cleanup(releaseB) // before the speaker stops
+
+	var path string
+	waitFor(t, "song b cached", 10*time.Second, func() bool {
+		p, ok := sp.sp.cache.Lookup(shaB)
+		path = p
+		return ok
+	})
+	// The header no longer says WAVE: the decoder refuses the file.
+	holdB.Store(true)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("XXXX"), 8); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if time.Now().UnixNano() > bAt-300*int64(time.Millisecond) {
+		t.Fatal("song b damaged too late to be sure it had not been opened")
+	}
+	waitFor(t, "the speaker to recover", 10*time.Second, func() bool {
+		st := c.status("den")
+		return st.State == recovering && strings.Contains(st.Error, shaB)
+	})
+	waitFor(t, "song b to be asked for again", 5*time.Second, refetchAsked.Load)
+	if st := c.status("den"); st.State != recovering {
+		t.Errorf("status %+v before song b is back, want recovering", st)
+	}
+	releasedAt := time.Now().UnixNano()
+	releaseB()
+	waitFor(t, "the speaker to play again", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	time.Sleep(500 * time.Millisecond)
+	sp.stop()
+
+	if n := songs.count(shaB); n < 2 {
+		t.Errorf("song b served %d times, want it fetched again", n)
+	}
+	h := listen(t, sp, func(tNs int64) int64 {
+		if f := protocol.NsToFrames(tNs-startAt, testRate); f < 2*testRate {
+			return f
+		}
+		return 1_000_000 + protocol.NsToFrames(tNs-bAt, testRate)
+	})
+	if len(h.wrong) > 0 {
+		t.Errorf("%d blocks heard off the timeline, first: %s", len(h.wrong), h.wrong[0])
+	}
+	blocks, err := playlog.Read(strings.NewReader(sp.log.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firstB int64 = -1
+	for _, b := range blocks {
+		if b.Frame >= 1_000_000 && firstB < 0 {
+			firstB = b.TNs
+		}
+	}
+	switch {
+	case firstB < 0:
+		t.Error("song b not heard after it was fetched again")
+	case firstB < releasedAt:
+		t.Errorf("song b heard %v before it was fetched again", time.Duration(releasedAt-firstB))
+	default:
+		t.Logf("song b heard %v after it was released", time.Duration(firstB-releasedAt))
+	}
+}
+
+// TestSpeakerMutesWhileClockUncertain: the time master's clock steps while
+// its answers come late. The speaker's estimate, rebuilt from the late
+// answers only, is too uncertain to play by: it mutes (recovering) until
+// prompt answers narrow it, then plays on the new shared clock.
+func TestSpeakerMutesWhileClockUncertain(t *testing.T) {
+	song, sha := timecodeWAV(t, 30*testRate, 0)
+	c := newTestController(t, map[string][]byte{sha: song})
+	c.retain(protocol.PlaylistTopic("home"), protocol.Playlist{V: 1, Session: "home", Version: 1,
+		Entries: []protocol.Entry{{ID: "a", Song: sha, Frames: 30 * testRate, SampleRate: testRate}}})
+	startAt := time.Now().Add(500 * time.Millisecond).UnixNano()
+	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing,
+		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
+	sp := startSpeaker(t, c, "den", nil)
+	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+
+	const shift = 100 * time.Millisecond
+	c.answerDelay.Store(int64(40 * time.Millisecond)) // first: the step must come with late answers
+	c.clockShift.Store(int64(shift))
+	waitFor(t, "the speaker to mute", 10*time.Second, func() bool {
+		st := c.status("den")
+		return st.State == recovering && strings.Contains(st.Error, "clock estimate uncertain")
+	})
+	mutedSeen := time.Now().UnixNano()
+	time.Sleep(500 * time.Millisecond)
+	promptAt := time.Now().UnixNano()
+	c.answerDelay.Store(0)
+	waitFor(t, "the speaker to play again", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	time.Sleep(700 * time.Millisecond)
+	sp.stop()
+
+	blocks, err := playlog.Read(strings.NewReader(sp.log.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tolerance = 3 * testRate / 1000 // frames
+	var before, after int
+	for _, b := range blocks {
+		onOld := float64(b.TNs-startAt) * testRate / 1e9
+		onNew := float64(b.TNs+int64(shift)-startAt) * testRate / 1e9
+		switch {
+		case b.TNs < promptAt:
+			// Heard a device buffer (80 ms) after it was filled.
+			if b.TNs > mutedSeen+int64(150*time.Millisecond) {
+				t.Errorf("frame %d heard %v after the speaker reported muted", b.Frame, time.Duration(b.TNs-mutedSeen))
+			} else if d := float64(b.Frame) - onOld; d < -tolerance || d > tolerance {
+				t.Errorf("before the step: frame %d heard where %.0f is due", b.Frame, onOld)
+			}
+			before++
+		default:
+			if d := float64(b.Frame) - onNew; d < -tolerance || d > tolerance {
+				t.Errorf("after the step: frame %d heard where %.0f is due (%.0f on the old clock)", b.Frame, onNew, onOld)
+			}
+			after++
+		}
+	}
+	if before == 0 || after == 0 {
+		t.Errorf("%d blocks heard before the step, %d after: want both", before, after)
+	}
+}
+
+// TestCheckDamagedBacksOff: the fetch loop drops a damaged file at once the
+// first time; a song damaged again waits out the backoff before its file is
+// dropped and fetched once more. An intact file is a song that cannot be
+// decoded. (The speaker is not run: the test plays its fetch loop.)
+func TestCheckDamagedBacksOff(t *testing.T) {
+	sp, err := New(Options{Name: "den", BrokerURL: "tcp://127.0.0.1:1", CacheDir: t.TempDir(), Logger: testLogger(t),
+		Output: NewVirtualOutput(VirtualOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	song, sha := timecodeWAV(t, testRate, 0)
+	cacheSong := func() {
+		if err := os.WriteFile(sp.cache.path(sha), song, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sp.cache.markVerified(sha)
+	}
+	damageOnDisk := func() {
+		if err := os.WriteFile(sp.cache.path(sha), song[:100], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sp.eng.mu.Lock()
+		sp.eng.markDamaged(sha, errors.New("file ends early"))
+		sp.eng.mu.Unlock()
+	}
+	damage := backoff{}
+
+	cacheSong()
+	damageOnDisk()
+	sp.checkDamaged(damage)
+	if _, ok := sp.cache.Lookup(sha); ok {
+		t.Fatal("damaged file still in the cache")
+	}
+	if _, err := os.Stat(sp.cache.path(sha)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("damaged file not deleted: %v", err)
+	}
+	if d := sp.eng.damagedSongs(); len(d) != 0 {
+		t.Errorf("damaged songs %v after the check, want none", d)
+	}
+
+	cacheSong() // fetched again, and damaged again at once
+	damageOnDisk()
+	sp.checkDamaged(damage)
+	if _, ok := sp.cache.Lookup(sha); !ok || len(sp.eng.damagedSongs()) != 1 {
+		t.Fatal("damaged again at once: dropped without waiting for the backoff")
+	}
+	damage[sha] = failure{count: damage[sha].count, retry: time.Now()} // the backoff is over
+	sp.checkDamaged(damage)
+	if _, ok := sp.cache.Lookup(sha); ok || len(sp.eng.damagedSongs()) != 0 {
+		t.Error("not dropped after the backoff")
+	}
+	if n := damage[sha].count; n != 2 {
+		t.Errorf("%d damages counted, want 2", n)
+	}
+
+	// Intact, yet it failed: the song cannot be decoded, and stays cached.
+	cacheSong()
+	sp.eng.mu.Lock()
+	sp.eng.markDamaged(sha, errors.New("decoder panic"))
+	sp.eng.mu.Unlock()
+	damage[sha] = failure{count: damage[sha].count, retry: time.Now()}
+	sp.checkDamaged(damage)
+	if _, ok := sp.cache.Lookup(sha); !ok {
+		t.Error("intact file dropped")
+	}
+	sp.eng.mu.Lock()
+	why, bad := sp.eng.bad[sha]
+	sp.eng.mu.Unlock()
+	if !bad || !strings.Contains(why, "decoder panic") {
+		t.Errorf("intact file that failed: bad %v (%q), want bad", bad, why)
 	}
 }

@@ -22,9 +22,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
-	"github.com/tutti-audio/tutti/clocksync"
 )
 
 // Timing of the speaker's background work.
@@ -39,11 +39,19 @@ const (
 	// plays: the very first ones, sent while the connection warms up, tend
 	// to have long round trips and so off estimates.
 	syncSamples = 4
-	// syncErrorBound is the clock error the speaker wants before it plays;
-	// it settles for less only after syncPatience of probing brought
-	// nothing better (a network whose best round trip is over 4 ms).
-	syncErrorBound     = 2 * time.Millisecond
-	syncPatience       = 1500 * time.Millisecond
+	// syncErrorBound is the clock error the speaker wants before it plays
+	// (and after it muted for clockUncertain); it settles for up to
+	// clockUncertain only after syncPatience of probing brought nothing
+	// better (a network whose best round trip is over 4 ms). See clockGate.
+	syncErrorBound = 2 * time.Millisecond
+	syncPatience   = 1500 * time.Millisecond
+	// clockUncertain is the error bound beyond which a playing speaker
+	// mutes, and which it never plays with. A working network keeps the
+	// bound under syncErrorBound, so only a fault crosses it, and the gap
+	// keeps a bound near either from flapping; two speakers each within
+	// 5 ms of the shared clock are within 10 ms of each other, about where
+	// the delay between two rooms starts to sound like an echo.
+	clockUncertain     = 5 * time.Millisecond
 	probeBurstInterval = 20 * time.Millisecond
 	// probeInterval keeps probing brisk: on a jittery network few probes
 	// come near the minimum round trip, and the clock fit needs many (Wi-Fi
@@ -119,11 +127,9 @@ type Speaker struct {
 	fetchWake  chan struct{}
 	statusWake chan struct{}
 
-	mu        sync.Mutex
-	estimator clocksync.Estimator
-	lastModel clocksync.Model
-	// firstSample is the local instant of the first probe answer.
-	firstSample int64
+	mu          sync.Mutex
+	estimator   clocksync.Estimator
+	lastModel   clocksync.Model
 	rtts        rttWindow
 	fence       fence
 	acks        acks
@@ -200,13 +206,15 @@ func New(opts Options) (*Speaker, error) {
 	c.maxBytes = opts.CacheMax
 	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
 	eng.grace = opts.Grace
+	fetchWake := make(chan struct{}, 1)
+	eng.fetchWake = fetchWake
 	s := &Speaker{
 		name: opts.Name, session: opts.Session, opts: opts, clock: opts.Clock, log: log,
 		instance: hex.EncodeToString(instance), output: opts.Output,
 		eng:        eng,
 		cache:      c,
 		probeWake:  make(chan struct{}, 1),
-		fetchWake:  make(chan struct{}, 1),
+		fetchWake:  fetchWake,
 		statusWake: make(chan struct{}, 1),
 		peers:      map[string]string{},
 	}
@@ -358,18 +366,14 @@ func (s *Speaker) onClockResponse(b []byte) error {
 	s.rtts.add(sample.RTT)
 	model, errBound, _ := s.estimator.Model()
 	n := s.estimator.Len()
-	if s.firstSample == 0 {
-		s.firstSample = t4
-	}
-	enough := n >= syncSamples && errBound <= syncErrorBound || time.Duration(t4-s.firstSample) >= syncPatience
 	moved := time.Duration(model.At(t4) - s.lastModel.At(t4))
 	s.lastModel = model
+	// Under mu: the engine gets the estimates in order (handlers run
+	// concurrently).
+	playing := s.eng.setClock(clockEstimate{model: model, bound: errBound, samples: n, at: t4})
 	s.mu.Unlock()
 	if moved.Abs() > clockJumpLog && n > 1 {
-		s.log.Debug("clock estimate moved", "by", moved, "samples", n, "rtt", sample.RTT, "err_bound", errBound, "playing", enough)
-	}
-	if enough {
-		s.eng.setClock(model)
+		s.log.Debug("clock estimate moved", "by", moved, "samples", n, "rtt", sample.RTT, "err_bound", errBound, "playing", playing)
 	}
 	return nil
 }
@@ -614,12 +618,14 @@ func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
 }
 
 // fetchLoop keeps the songs the timeline needs next in the cache, most
-// urgent first, retrying failures with backoff; when it has none to fetch,
-// it replicates the songs the controller announced.
+// urgent first, retrying failures with backoff, and fetches again those
+// whose cached file turned out damaged; when it has none to fetch, it
+// replicates the songs the controller announced.
 func (s *Speaker) fetchLoop(ctx context.Context) {
 	ticker := time.NewTicker(fetchCheck)
 	defer ticker.Stop()
 	failures := backoff{}
+	damage := backoff{} // of songs whose cached file was damaged
 	for {
 		select {
 		case <-ctx.Done():
@@ -627,6 +633,7 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 		case <-ticker.C:
 		case <-s.fetchWake:
 		}
+		s.checkDamaged(damage)
 		src := s.songSources()
 		now, synced := s.sharedNow()
 		if len(src.bases) == 0 && synced {

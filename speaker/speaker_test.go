@@ -37,6 +37,9 @@ type testController struct {
 	acks     map[string][]protocol.Ack // by speaker, in arrival order
 	// silent, when set, makes the time master stop answering clock probes.
 	silent atomic.Bool
+	// The time master's clock is clockShift ns ahead of real time, and its
+	// answers are delayed by answerDelay ns (on the way back).
+	clockShift, answerDelay atomic.Int64
 }
 
 func newTestController(t *testing.T, songs map[string][]byte) *testController {
@@ -78,8 +81,14 @@ func newTestControllerServing(t *testing.T, handler http.Handler) *testControlle
 		if err != nil || !ok {
 			return
 		}
-		resp := protocol.ClockResponse{V: 1, ID: req.ID, T1: req.T1, T2: t2, T3: time.Now().UnixNano()}
-		broker.Publish(protocol.ClockResponseTopic(id), protocol.Encode(resp), false, 0)
+		shift := c.clockShift.Load()
+		resp := protocol.ClockResponse{V: 1, ID: req.ID, T1: req.T1, T2: t2 + shift, T3: time.Now().UnixNano() + shift}
+		answer := func() { broker.Publish(protocol.ClockResponseTopic(id), protocol.Encode(resp), false, 0) }
+		if d := time.Duration(c.answerDelay.Load()); d > 0 {
+			time.AfterFunc(d, answer) // handlers must not block
+			return
+		}
+		answer()
 	})
 	if err != nil {
 		t.Fatal(err)

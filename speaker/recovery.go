@@ -1,0 +1,178 @@
+package speaker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tutti-audio/tutti/clocksync"
+)
+
+// Recovery: a speaker whose state is inconsistent mutes at once (status
+// state "recovering", Error says why), repairs the state and plays on where
+// the timeline is, as a late joiner does. Three inconsistencies trigger it:
+//   - the session state names a playlist hash the held playlist does not
+//     have (engine.mismatched; the repair loop re-reads the retained topics);
+//   - the cached file of a song due fails to open or decode (markDamaged;
+//     the fetch loop checks the file and fetches it again, see checkDamaged);
+//   - the clock estimate's error bound grows beyond clockUncertain
+//     (clockGate; prompt clock answers repair it). The estimator keeps its
+//     bound through round-trip spikes (the bound is its best sample's), so
+//     this takes a clock step that replaced its window with slow answers,
+//     or slow answers only for so long that the good ones left the window.
+
+// clockEstimate is the clock estimator's state after an answer of the
+// time master.
+type clockEstimate struct {
+	model   clocksync.Model
+	bound   time.Duration // error bound of the model
+	samples int           // in the estimator's window
+	at      int64         // local instant of the answer (Unix ns)
+}
+
+// clockGate decides whether the clock estimate is good enough to play by.
+// It opens once the error bound is within syncErrorBound (from syncSamples
+// answers on), or, at the start, with whatever bound there is once
+// syncPatience of answers brought nothing better: on a network whose best
+// round trip is long, playing a few ms off beats never playing (recovering,
+// patience settles for a bound within the limit it had). It closes when the
+// bound grows beyond its limit: clockUncertain, or twice the bound it opened
+// with if that was worse. The gap between the bounds that open and close it
+// keeps a bound near either from flapping.
+type clockGate struct {
+	open        bool
+	opened      bool          // it was open once: closed now, it is recovering
+	seen        bool          // an estimate came
+	closedAt    int64         // local instant it closed (before it first opened: of the first estimate)
+	openBound   time.Duration // the bound it opened with
+	closedBound time.Duration // the bound that closed it
+}
+
+// limit is the bound beyond which the gate closes.
+func (g *clockGate) limit() time.Duration { return max(clockUncertain, 2*g.openBound) }
+
+// update takes a new estimate and says whether the gate opened or closed.
+func (g *clockGate) update(est clockEstimate) (changed bool) {
+	if !g.seen || est.at < g.closedAt { // first, or the local clock stepped back
+		g.seen, g.closedAt = true, est.at
+	}
+	was := g.open
+	if g.open {
+		if est.bound > g.limit() {
+			g.open, g.closedAt, g.closedBound = false, est.at, est.bound
+		}
+	} else {
+		good := est.samples >= syncSamples && est.bound <= syncErrorBound
+		patient := time.Duration(est.at-g.closedAt) >= syncPatience && est.samples >= syncSamples
+		// Recovering, patience settles for what was good enough before.
+		if good || patient && (!g.opened || est.bound <= g.limit()) {
+			g.open, g.openBound = true, est.bound
+		}
+	}
+	g.opened = g.opened || g.open
+	return g.open != was
+}
+
+// why the gate is closed, for the status.
+func (g *clockGate) why() string {
+	if !g.opened {
+		return "clock not synchronised"
+	}
+	return fmt.Sprintf("clock estimate uncertain: error bound grew to %v, over %v; muted until it is back within %v",
+		g.closedBound.Round(10*time.Microsecond), g.limit(), syncErrorBound)
+}
+
+// setClock gives the engine a new clock estimate, in the estimator's order;
+// it says whether the engine plays by it.
+func (e *engine) setClock(est clockEstimate) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.clock = est.model
+	if e.gate.update(est) && e.gate.opened {
+		if e.gate.open {
+			e.log.Info("clock estimate good again; playing", "err_bound", est.bound)
+		} else {
+			e.log.Warn("clock estimate uncertain; muted until it is better", "err_bound", est.bound, "max", clockUncertain)
+		}
+	}
+	return e.gate.open
+}
+
+// damage is a song whose verified file the engine failed to play. It stays
+// muted until the fetch loop checked the file (checked), and then until it
+// plays again from a file fetched anew.
+type damage struct {
+	err     string // what failed
+	why     string // for the status
+	checked bool
+}
+
+// markDamaged mutes a song whose verified file failed to open or decode,
+// and wakes the fetch loop to check the file (it does the disk reads the
+// audio goroutine must not); it says why.
+func (e *engine) markDamaged(sha string, err error) string {
+	e.log.Warn("cached song cannot be played; muted while its file is checked", "song", sha, "err", err.Error()) // no decoder stack
+	d := &damage{err: err.Error(), why: fmt.Sprintf("cached song %s cannot be played: %v; checking it", sha, err)}
+	e.damaged[sha] = d
+	e.closePlayer(sha)
+	select {
+	case e.fetchWake <- struct{}{}:
+	default:
+	}
+	return d.why
+}
+
+// damagedSongs lists the songs marked damaged whose files are not checked yet.
+func (e *engine) damagedSongs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var shas []string
+	for sha, d := range e.damaged {
+		if !d.checked {
+			shas = append(shas, sha)
+		}
+	}
+	return shas
+}
+
+// checked takes the fetch loop's verdict on a damaged song's file. An
+// intact file holds a song that cannot be decoded: the engine stays silent
+// for it for good. A damaged one was dropped from the cache and is fetched
+// again: the engine plays the song once it can, and is recovering until then.
+func (e *engine) checked(sha string, intact bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := e.damaged[sha]
+	if d == nil {
+		return
+	}
+	if intact {
+		e.log.Error("song cannot be played; staying silent for it", "song", sha, "err", d.err)
+		e.bad[sha] = "song cannot be decoded: " + d.err
+		delete(e.damaged, sha)
+		return
+	}
+	d.checked = true
+	d.why = fmt.Sprintf("cached song %s was damaged on disk (%s): fetching it again", sha, d.err)
+}
+
+// checkDamaged hashes again the files of the songs the engine could not
+// play. A damaged file (or a missing one) is dropped, and the fetch loop
+// fetches the song anew; an intact one is a song that cannot be decoded. A
+// song damaged again waits out damage's backoff before it is dropped and
+// fetched once more, so that a disk that keeps damaging a file does not
+// make a download loop.
+func (s *Speaker) checkDamaged(damage backoff) {
+	for _, sha := range s.eng.damagedSongs() {
+		if damage.waiting(sha) {
+			continue
+		}
+		intact, err := s.cache.recheck(sha)
+		if err != nil {
+			s.log.Warn("damaged song file not deleted", "song", sha, "err", err) // ensure overwrites it
+		}
+		if !intact {
+			s.log.Warn("cached song damaged on disk; fetching it again", "song", sha, "times", damage.failed(sha))
+		}
+		s.eng.checked(sha, intact)
+	}
+}
