@@ -415,7 +415,7 @@ func TestAutoAdvanceTimer(t *testing.T) {
 		if got := stored(); got.Anchor.Index != 0 || got.Seq != s.State.Seq {
 			t.Fatalf("advanced early: %+v", got)
 		}
-		time.Sleep(2)
+		time.Sleep(2 * time.Nanosecond) // just past the entry end, on the fake clock
 		synctest.Wait()
 		if got := stored(); got.Anchor.Index != 1 || got.Anchor.AtNs != end0 || !got.Anchor.Playing || got.Seq != s.State.Seq+1 {
 			t.Fatalf("after the first entry: %+v", got)

@@ -12,7 +12,7 @@ func TestFaultClock(t *testing.T) {
 	if got := c.at(hourLater); !got.Equal(want) {
 		t.Errorf("an hour on: %v, want %v", got, want)
 	}
-	if d := c.Now().Sub(time.Now()); d > -89*time.Second || d < -91*time.Second {
+	if d := time.Until(c.Now()); d > -89*time.Second || d < -91*time.Second {
 		t.Errorf("offset now %v, want about -90s", d)
 	}
 }

@@ -48,7 +48,7 @@ func toLocal(clock Clock, real time.Time) time.Time {
 	case *FaultClock:
 		return c.at(real)
 	}
-	return clock.Now().Add(real.Sub(time.Now()))
+	return clock.Now().Add(time.Until(real))
 }
 
 // blockSink receives each block a paced device takes, with the real-time
