@@ -373,13 +373,7 @@ func TestSpeakerRefetchesDamagedSong(t *testing.T) {
 // answers only, is too uncertain to play by: it mutes (recovering) until
 // prompt answers narrow it, then plays on the new shared clock.
 func TestSpeakerMutesWhileClockUncertain(t *testing.T) {
-	song, sha := timecodeWAV(t, 30*testRate, 0)
-	c := newTestController(t, map[string][]byte{sha: song})
-	c.retain(protocol.PlaylistTopic("home"), protocol.Playlist{V: 1, Session: "home", Version: 1,
-		Entries: []protocol.Entry{{ID: "a", Song: sha, Frames: 30 * testRate, SampleRate: testRate}}})
-	startAt := time.Now().Add(500 * time.Millisecond).UnixNano()
-	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing,
-		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
+	c, startAt := playingController(t)
 	sp := startSpeaker(t, c, "den", nil)
 	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
 

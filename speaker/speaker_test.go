@@ -359,18 +359,26 @@ func (*allowAll) Provides(b byte) bool {
 func (*allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
 func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
+// playingController is a test controller whose home session plays a 30 s
+// timecode song (entry "a") from startAt, half a second from now.
+func playingController(t *testing.T) (c *testController, startAt int64) {
+	t.Helper()
+	song, sha := timecodeWAV(t, 30*testRate, 0)
+	c = newTestController(t, map[string][]byte{sha: song})
+	c.retain(protocol.PlaylistTopic("home"), protocol.Playlist{V: 1, Session: "home", Version: 1,
+		Entries: []protocol.Entry{{ID: "a", Song: sha, Frames: 30 * testRate, SampleRate: testRate}}})
+	startAt = time.Now().Add(500 * time.Millisecond).UnixNano()
+	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing,
+		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
+	return c, startAt
+}
+
 // TestSpeakerGoesSilentOutOfTouch: when the time master stops answering (the
 // broker or the network is away) the speaker plays on for the grace period,
 // then goes silent and says why; when answers come back it plays on where
 // the timeline is.
 func TestSpeakerGoesSilentOutOfTouch(t *testing.T) {
-	song, sha := timecodeWAV(t, 30*testRate, 0)
-	c := newTestController(t, map[string][]byte{sha: song})
-	c.retain(protocol.PlaylistTopic("home"), protocol.Playlist{V: 1, Session: "home", Version: 1,
-		Entries: []protocol.Entry{{ID: "a", Song: sha, Frames: 30 * testRate, SampleRate: testRate}}})
-	startAt := time.Now().Add(500 * time.Millisecond).UnixNano()
-	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing,
-		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
+	c, startAt := playingController(t)
 	const grace = time.Second
 	sp := startSpeakerWith(t, c, "den", nil, func(o *Options) { o.Grace = grace })
 	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
