@@ -36,18 +36,28 @@ const (
 	CmdEnqueue  = "enqueue"  // song (required), index (insert before; default: append)
 	CmdDequeue  = "dequeue"  // entry or index (required)
 	CmdClear    = "clear"    //
-	CmdVolume   = "volume"   // volume 0-100 (required)
+	CmdVolume   = "volume"   // volume 0-100 (required); with speaker: that speaker's own volume
 	CmdStatus   = "status"   //
+	CmdJoin     = "join"     // speaker (required): moves it into this session, at the session's current position
+	CmdLeave    = "leave"    // speaker (required): takes it out of this session; it falls silent
 
 	CmdLoad   = "load"   // song (hash of a known song) or path (file on the controller's import dir)
 	CmdSearch = "search" // query (words matched against title, artist, album)
 	CmdLookup = "lookup" // song (hash or tutti:song: URI)
+
+	CmdList   = "list"   // the sessions the asking user may see
+	CmdCreate = "create" // session (required), title
+	CmdRename = "rename" // session (required), title (required): the name (topic level) stays
+	CmdDelete = "delete" // session (required)
+	CmdGrant  = "grant"  // session (required), acl (required): who may see, join and control it
 )
 
-// SessionCommands and LibraryCommands say which topic takes which command.
+// SessionCommands, LibraryCommands and SessionsCommands say which topic
+// takes which command.
 var (
-	SessionCommands = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus}
-	LibraryCommands = []string{CmdLoad, CmdSearch, CmdLookup}
+	SessionCommands  = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave}
+	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup}
+	SessionsCommands = []string{CmdList, CmdCreate, CmdRename, CmdDelete, CmdGrant}
 )
 
 // Request is every command. Fields a command does not use must be absent.
@@ -64,6 +74,55 @@ type Request struct {
 	Position *Position `json:"position,omitempty"` // seconds (number) or "m:ss[.fff]"
 	Volume   *int      `json:"volume,omitempty"`   // 0-100
 	Query    string    `json:"query,omitempty"`
+	Speaker  string    `json:"speaker,omitempty"` // join, leave, volume of one speaker
+	Session  string    `json:"session,omitempty"` // create, rename, delete, grant
+	Title    string    `json:"title,omitempty"`   // create, rename: the name people see
+	ACL      *ACL      `json:"acl,omitempty"`     // grant
+}
+
+// ACL says who may do what with a session: user names, or "*" for every
+// member. Admins may do everything; a speaker only plays the session it is
+// assigned to.
+type ACL struct {
+	See     []string `json:"see"`     // read its state, playlist and status
+	Join    []string `json:"join"`    // move speakers into it and out of it
+	Control []string `json:"control"` // send it commands that change it
+}
+
+// Everyone is the ACL of a new session: every member may do everything.
+var Everyone = ACL{See: []string{"*"}, Join: []string{"*"}, Control: []string{"*"}}
+
+// Allows says whether list grants user.
+func Allows(list []string, user string) bool {
+	for _, u := range list {
+		if u == "*" || u == user {
+			return true
+		}
+	}
+	return false
+}
+
+// SessionInfo is retained on SessionInfoTopic(session) by the lease holder:
+// what the session is called and who may use it. tutti's broker enforces
+// the ACL on every subscribe and publish.
+type SessionInfo struct {
+	V       int    `json:"v"`
+	Session string `json:"session"`
+	Title   string `json:"title"`
+	ACL     ACL    `json:"acl"`
+	Term    uint64 `json:"term"`
+}
+
+// Assignment is retained on AssignTopic(speaker) by the lease holder: the
+// session the speaker plays ("" for none) and its own volume, which the
+// session's volume scales. The speaker follows it; tutti's broker lets it
+// read only that session.
+type Assignment struct {
+	V       int    `json:"v"`
+	Speaker string `json:"speaker"`
+	Session string `json:"session"`
+	Volume  int    `json:"volume"`
+	Term    uint64 `json:"term"`
 }
 
 // Reply answers every Request, on its ReplyTo topic. QoS 1, not retained.
@@ -286,6 +345,8 @@ func (m *SpeakerStatus) version() int    { return m.V }
 func (m *ClockRequest) version() int     { return m.V }
 func (m *ClockResponse) version() int    { return m.V }
 func (m *Lease) version() int            { return m.V }
+func (m *SessionInfo) version() int      { return m.V }
+func (m *Assignment) version() int       { return m.V }
 func (m *Ack) version() int              { return m.V }
 func (m *Song) version() int             { return Version } // Song carries no "v": it is a library record
 

@@ -202,3 +202,30 @@ func TestPlaylistHash(t *testing.T) {
 		t.Errorf("hash %q", a.Hash())
 	}
 }
+
+func TestCommandTopic(t *testing.T) {
+	cases := []struct{ topic, plain, user string }{
+		{"tutti/session/home/cmd", "tutti/session/home/cmd", ""},
+		{"tutti/session/home/cmd/alice", "tutti/session/home/cmd", "alice"},
+		{"tutti/library/cmd", LibraryCommandTopic, ""},
+		{UserTopic(LibraryCommandTopic, "bob"), LibraryCommandTopic, "bob"},
+		{UserTopic(SessionsCommandTopic, "admin"), SessionsCommandTopic, "admin"},
+	}
+	for _, c := range cases {
+		plain, user, ok := CommandTopic(c.topic)
+		if !ok || plain != c.plain || user != c.user {
+			t.Errorf("CommandTopic(%q) = %q, %q, %v", c.topic, plain, user, ok)
+		}
+	}
+	for _, bad := range []string{"tutti/session/home/cmd/Alice", "tutti/session/home/cmd/a/b", "tutti/session/home/state", "tutti/library/cmd/", "x"} {
+		if _, _, ok := CommandTopic(bad); ok {
+			t.Errorf("CommandTopic(%q) accepted", bad)
+		}
+	}
+}
+
+func TestAllows(t *testing.T) {
+	if !Allows([]string{"*"}, "anyone") || !Allows([]string{"a", "b"}, "b") || Allows([]string{"a"}, "b") || Allows(nil, "a") {
+		t.Error("Allows")
+	}
+}

@@ -31,8 +31,15 @@ const (
 	LibrarySongFilter = Root + "/library/song/+"
 	// LibraryCommandTopic takes library requests (load, search, lookup). QoS 1.
 	LibraryCommandTopic = Root + "/library/cmd"
+	// SessionsCommandTopic takes requests about sessions (list, create,
+	// rename, delete, grant). QoS 1.
+	SessionsCommandTopic = Root + "/sessions/cmd"
 	// SessionCommandFilter matches every session's command topic.
 	SessionCommandFilter = Root + "/session/+/cmd"
+	// SessionInfoFilter and AssignFilter match every SessionInfoTopic and
+	// AssignTopic.
+	SessionInfoFilter = Root + "/session/+/info"
+	AssignFilter      = Root + "/speaker/+/assign"
 	// ClockRequestFilter matches every speaker's clock request topic.
 	ClockRequestFilter = Root + "/speaker/+/clock/req"
 	// SpeakerStatusFilter matches every speaker's status topic.
@@ -59,6 +66,43 @@ func PlaylistTopic(session string) string { return Root + "/session/" + session 
 
 // SessionCommandTopic takes a session's requests (play, pause, ...). QoS 1, not retained.
 func SessionCommandTopic(session string) string { return Root + "/session/" + session + "/cmd" }
+
+// SessionInfoTopic is retained, QoS 1, published by the lease holder.
+// Payload: SessionInfo.
+func SessionInfoTopic(session string) string { return Root + "/session/" + session + "/info" }
+
+// AssignTopic is retained, QoS 1, published by the lease holder. Payload:
+// Assignment.
+func AssignTopic(speaker string) string { return Root + "/speaker/" + speaker + "/assign" }
+
+// UserTopic is a command topic signed with the sender's user name:
+// <command topic>/<user>. The broker lets a user publish only under its own
+// name, so the controller knows who asks and checks that user's rights. The
+// plain command topics carry anonymous requests (a demo broker).
+func UserTopic(commandTopic, user string) string { return commandTopic + "/" + user }
+
+// CommandTopic splits a topic a command arrived on into the plain command
+// topic and the user it is signed with ("" when it is not).
+func CommandTopic(topic string) (plain, user string, ok bool) {
+	for _, plain := range []string{LibraryCommandTopic, SessionsCommandTopic} {
+		if topic == plain {
+			return plain, "", true
+		}
+		if user, found := strings.CutPrefix(topic, plain+"/"); found {
+			return plain, user, ValidName(user) == nil
+		}
+	}
+	session, ok := SessionFromTopic(topic)
+	if !ok {
+		return "", "", false
+	}
+	plain = SessionCommandTopic(session)
+	if topic == plain {
+		return plain, "", true
+	}
+	user, found := strings.CutPrefix(topic, plain+"/")
+	return plain, user, found && ValidName(user) == nil
+}
 
 // SpeakerStatusTopic is retained, QoS 1, published by the speaker; its last will
 // publishes Online=false there. Payload: SpeakerStatus.
