@@ -199,6 +199,7 @@ func (d *deviceLogs) whenAllHeard(ctx context.Context, names []string, timeout t
 type commander struct {
 	conn    mqtt.Client
 	replyTo string
+	songs   songServer // the controller's, for uploads
 
 	mu      sync.Mutex
 	waiting map[string]chan receivedReply
@@ -251,7 +252,7 @@ func dialCommander(ctx context.Context, brokerURL string) (*commander, error) {
 		c.close()
 		return nil, fmt.Errorf("subscribe to replies: %w", err)
 	}
-	if _, err := awaitController(ctx, c.conn, 15*time.Second); err != nil {
+	if c.songs, err = awaitController(ctx, c.conn, 15*time.Second); err != nil {
 		c.close()
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func benchCost(ctx context.Context, b *bench, args []string) error {
 	topic := protocol.SessionCommandTopic(protocol.DefaultSession)
 	var songs []protocol.Song
 	for _, path := range []string{flacPath, mp3Path} {
-		song, _, err := upload(ctx, sys.songsURL, path, true, quiet)
+		song, _, err := upload(ctx, c.songs, path, true, quiet)
 		if err != nil {
 			return fmt.Errorf("upload %s: %w", filepath.Base(path), err)
 		}

@@ -63,7 +63,7 @@ func benchStart(ctx context.Context, b *bench, args []string) error {
 		if err := writeSong(path, song); err != nil {
 			return err
 		}
-		loaded, _, err := upload(ctx, sys.songsURL, path, true, quiet)
+		loaded, _, err := upload(ctx, c.songs, path, true, quiet)
 		if err != nil {
 			return fmt.Errorf("upload: %w", err)
 		}

@@ -47,6 +47,13 @@ func commands() []command {
 		{"volume", "set the session volume (0-100)", clientCommand("volume")},
 		{"status", "show the session: what plays, the playlist, the speakers", runStatus},
 		{"search", "search the library by title, artist or album", clientCommand("search")},
+		{"join", "move a speaker into the session (mid-song, in sync)", clientCommand("join")},
+		{"leave", "take a speaker out of the session", clientCommand("leave")},
+		{"sessions", "list the sessions you may see", clientCommand("list")},
+		{"create", "create a session (admins)", clientCommand("create")},
+		{"rename", "give a session another title (admins)", clientCommand("rename")},
+		{"delete", "delete a session (admins)", clientCommand("delete")},
+		{"grant", "set who may see, join and control a session (admins)", clientCommand("grant")},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 type clientFlags struct {
 	mqtt    mqttFlags
 	session string
+	speaker string
 	timeout time.Duration
 	json    bool
 }
@@ -29,6 +31,7 @@ type clientFlags struct {
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	c.mqtt.register(fs, "")
 	fs.StringVar(&c.session, "session", envOr("TUTTI_SESSION", protocol.DefaultSession), "session to control (env TUTTI_SESSION)")
+	fs.StringVar(&c.speaker, "speaker", "", "volume: set this speaker's own volume instead of the session's")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "how long to wait for the reply")
 	fs.BoolVar(&c.json, "json", false, "print the raw JSON reply")
 }
@@ -36,6 +39,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 // client is a connected remote control with its own reply topic.
 type client struct {
 	conn    mqtt.Client
+	user    string // signs every request; "" for anonymous (a demo broker)
 	replyTo string
 	replies chan protocol.Reply
 	timeout time.Duration
@@ -53,7 +57,7 @@ func dial(ctx context.Context, f clientFlags) (*client, error) {
 		return nil, err
 	}
 	id := randomID()
-	c := &client{replyTo: protocol.DefaultReplyTopic + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
+	c := &client{user: user, replyTo: protocol.DefaultReplyTopic + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
 	opts := mqttclient.Options(f.mqtt.broker, "tutti-cli-"+id, user, password).
 		SetConnectTimeout(f.timeout).SetAutoReconnect(false).SetOrderMatters(false)
 	c.conn = mqtt.NewClient(opts)
@@ -94,8 +98,13 @@ func (c *client) request(ctx context.Context, topic string, req protocol.Request
 	return c.requestWithin(ctx, topic, req, c.timeout)
 }
 
-// requestWithin is request with its own timeout for the reply.
+// requestWithin is request with its own timeout for the reply. A request
+// is signed with the user name: the broker lets it through only under the
+// name the client logged in with, so the controller knows who asks.
 func (c *client) requestWithin(ctx context.Context, topic string, req protocol.Request, timeout time.Duration) (protocol.Reply, error) {
+	if c.user != "" {
+		topic = protocol.UserTopic(topic, c.user)
+	}
 	req.V = protocol.Version
 	req.ReqID = randomID()
 	req.ReplyTo = c.replyTo
@@ -130,14 +139,20 @@ func clientCommand(cmd string) func(ctx context.Context, e *env, args []string) 
 		if err != nil {
 			return err
 		}
+		if cmd == protocol.CmdVolume {
+			reqs[0].Speaker = f.speaker
+		}
 		c, err := dial(ctx, f)
 		if err != nil {
 			return err
 		}
 		defer c.close()
 		topic := protocol.SessionCommandTopic(f.session)
-		if cmd == protocol.CmdSearch || cmd == protocol.CmdLookup || cmd == protocol.CmdLoad {
+		switch {
+		case slices.Contains(protocol.LibraryCommands, cmd):
 			topic = protocol.LibraryCommandTopic
+		case slices.Contains(protocol.SessionsCommands, cmd):
+			topic = protocol.SessionsCommandTopic
 		}
 		for _, req := range reqs {
 			r, err := c.request(ctx, topic, req)
@@ -159,6 +174,12 @@ var clientUsage = map[string]string{
 	"seek":    "[flags] POSITION   (m:ss or seconds)",
 	"volume":  "[flags] 0-100",
 	"search":  "[flags] WORDS...",
+	"join":    "[flags] SPEAKER   (moves it into --session)",
+	"leave":   "[flags] SPEAKER   (takes it out of --session)",
+	"create":  "[flags] SESSION [TITLE]",
+	"rename":  "[flags] SESSION TITLE",
+	"delete":  "[flags] SESSION",
+	"grant":   "[flags] SESSION SEE JOIN CONTROL   (each a comma list of user names, * for every member, - for nobody)",
 }
 
 // buildRequests turns command-line arguments into the requests to send.
@@ -219,12 +240,44 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 		req.Volume = &v
 	case protocol.CmdSearch:
 		req.Query = strings.Join(args, " ")
+	case protocol.CmdJoin, protocol.CmdLeave:
+		if len(args) != 1 {
+			return nil, fmt.Errorf("%s: name one speaker", cmd)
+		}
+		req.Speaker = args[0]
+	case protocol.CmdCreate, protocol.CmdRename:
+		if len(args) < 1 || len(args) > 2 || cmd == protocol.CmdRename && len(args) != 2 {
+			return nil, fmt.Errorf("%s: %s", cmd, clientUsage[cmd])
+		}
+		req.Session = args[0]
+		if len(args) == 2 {
+			req.Title = args[1]
+		}
+	case protocol.CmdDelete:
+		if len(args) != 1 {
+			return nil, errors.New("delete: name one session")
+		}
+		req.Session = args[0]
+	case protocol.CmdGrant:
+		if len(args) != 4 {
+			return nil, fmt.Errorf("grant: %s", clientUsage[cmd])
+		}
+		req.Session = args[0]
+		req.ACL = &protocol.ACL{See: userList(args[1]), Join: userList(args[2]), Control: userList(args[3])}
 	default:
 		if len(args) > 0 {
 			return nil, fmt.Errorf("%s takes no arguments", cmd)
 		}
 	}
 	return []protocol.Request{req}, nil
+}
+
+// userList reads a comma list of user names; "-" is nobody.
+func userList(arg string) []string {
+	if arg == "-" {
+		return []string{}
+	}
+	return strings.Split(arg, ",")
 }
 
 // songRef accepts a song reference, or a file whose hash is the reference.

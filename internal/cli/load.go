@@ -11,6 +11,7 @@ import (
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -38,12 +39,12 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.close()
-	songsURL, err := c.songsURL(ctx)
+	server, err := c.songServer(ctx)
 	if err != nil {
 		return err
 	}
 	for _, path := range fs.Args() {
-		song, uploaded, err := upload(ctx, songsURL, path, *quiet, e)
+		song, uploaded, err := upload(ctx, server, path, *quiet, e)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -84,36 +85,69 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 // a song (30 s) and a little more.
 const loadReplyTimeout = 35 * time.Second
 
-// songsURL waits for an online controller and returns its song server's
-// address.
-func (c *client) songsURL(ctx context.Context) (string, error) {
+// songServer is where the controller holding the lease serves songs, and
+// the token its song server wants.
+type songServer struct {
+	url, token string
+}
+
+// authorize adds the song server's token to a request.
+func (s songServer) authorize(r *http.Request) {
+	if s.token != "" {
+		r.Header.Set("Authorization", "Bearer "+s.token)
+	}
+}
+
+// songServer waits for an online controller and returns its song server.
+func (c *client) songServer(ctx context.Context) (songServer, error) {
 	return awaitController(ctx, c.conn, c.timeout)
 }
 
-// awaitController waits for the controller's status to say it is online and
-// returns the song server's address from it. The controller publishes that
-// status once it has subscribed to commands, so after it a command is heard.
-func awaitController(ctx context.Context, conn mqtt.Client, timeout time.Duration) (string, error) {
-	found := make(chan protocol.ControllerStatus, 1)
-	tok := conn.Subscribe(protocol.ControllerStatusTopic, 1, func(_ mqtt.Client, m mqtt.Message) {
-		if st, err := protocol.Decode[protocol.ControllerStatus](m.Payload()); err == nil && st.Online && st.SongsURL != "" {
+// awaitController waits for the controller's status to say it is online,
+// and for its lease, and returns its song server. The controller publishes
+// that status once it has subscribed to commands, so after it a command is
+// heard.
+func awaitController(ctx context.Context, conn mqtt.Client, timeout time.Duration) (songServer, error) {
+	var mu sync.Mutex
+	var online bool
+	var server songServer
+	ready := make(chan struct{}, 1)
+	handle := func(_ mqtt.Client, m mqtt.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch m.Topic() {
+		case protocol.ControllerStatusTopic:
+			st, err := protocol.Decode[protocol.ControllerStatus](m.Payload())
+			online = err == nil && st.Online && st.SongsURL != ""
+			if online {
+				server.url = st.SongsURL
+			}
+		case protocol.LeaseTopic:
+			if l, err := protocol.Decode[protocol.Lease](m.Payload()); err == nil && l.FetchToken != "" {
+				server.token = l.FetchToken
+			}
+		}
+		if online && server.token != "" {
 			select {
-			case found <- st:
+			case ready <- struct{}{}:
 			default:
 			}
 		}
-	})
-	if err := wait(ctx, tok, timeout); err != nil {
-		return "", err
 	}
-	defer conn.Unsubscribe(protocol.ControllerStatusTopic)
+	topics := map[string]byte{protocol.ControllerStatusTopic: 1, protocol.LeaseTopic: 1}
+	if err := wait(ctx, conn.SubscribeMultiple(topics, handle), timeout); err != nil {
+		return songServer{}, err
+	}
+	defer conn.Unsubscribe(protocol.ControllerStatusTopic, protocol.LeaseTopic)
 	select {
-	case st := <-found:
-		return st.SongsURL, nil
+	case <-ready:
+		mu.Lock()
+		defer mu.Unlock()
+		return server, nil
 	case <-time.After(timeout):
-		return "", fmt.Errorf("no online controller on %s (is the controller running?)", protocol.ControllerStatusTopic)
+		return songServer{}, fmt.Errorf("no online controller on %s (is the controller running?)", protocol.ControllerStatusTopic)
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return songServer{}, ctx.Err()
 	}
 }
 
@@ -129,17 +163,18 @@ func hashFile(path string) (sha string, size int64, err error) {
 }
 
 // upload puts one file into the library unless its hash is known already.
-func upload(ctx context.Context, songsURL, path string, quiet bool, e *env) (protocol.Song, bool, error) {
+func upload(ctx context.Context, server songServer, path string, quiet bool, e *env) (protocol.Song, bool, error) {
 	var song protocol.Song
 	sha, size, err := hashFile(path)
 	if err != nil {
 		return song, false, err
 	}
-	url := songsURL + sha + "?name=" + neturl.QueryEscape(filepath.Base(path))
+	url := server.url + sha + "?name=" + neturl.QueryEscape(filepath.Base(path))
 	head, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
 	if err != nil {
 		return song, false, err
 	}
+	server.authorize(head)
 	resp, err := http.DefaultClient.Do(head)
 	if err != nil {
 		return song, false, err
@@ -164,6 +199,7 @@ func upload(ctx context.Context, songsURL, path string, quiet bool, e *env) (pro
 	if err != nil {
 		return song, false, err
 	}
+	server.authorize(put)
 	if !known {
 		put.ContentLength = size
 	}

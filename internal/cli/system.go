@@ -187,7 +187,7 @@ func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []
 		return nil, err
 	}
 	defer c.close()
-	songsURL, err := c.songsURL(ctx) // the controller listens for commands from then on
+	server, err := c.songServer(ctx) // the controller listens for commands from then on
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +201,7 @@ func (sys *system) loadAndPlay(ctx context.Context, e *env, dir string, songs []
 		if err := writeSong(path, s); err != nil {
 			return nil, err
 		}
-		song, _, err := upload(ctx, songsURL, path, true, e)
+		song, _, err := upload(ctx, server, path, true, e)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", s.file, err)
 		}
