@@ -1,7 +1,9 @@
 package playlog
 
 import (
+	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -118,4 +120,25 @@ func TestUnderruns(t *testing.T) {
 	if err != nil || fmt.Sprint(at) != "[42 77]" {
 		t.Errorf("underruns %v, %v", at, err)
 	}
+}
+
+// FuzzRead: no log line crashes the reader, and what it returns is ordered
+// as the log was.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte(logOf(0, 1000, 3, nil)))
+	f.Add([]byte(`{"t_ns":1,"underrun":true}` + "\n" + `{"t_ns":2,"frames":441,"l":1,"r":2,"n_sound":900,"lx":1.7,"rate":44100}`))
+	f.Add([]byte("not json\n{}\n{\"frames\":-5}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		blocks, err := Read(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, bl := range blocks {
+			if bl.Frames < 0 {
+				t.Fatalf("block with %d frames", bl.Frames)
+			}
+		}
+		Underruns(bytes.NewReader(b))
+		Gap(blocks, 44100, math.MinInt64, math.MaxInt64)
+	})
 }
