@@ -1,6 +1,10 @@
 package broker
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
 
 func TestFilterCovers(t *testing.T) {
 	tests := []struct {
@@ -62,64 +66,225 @@ func TestFilterCovers(t *testing.T) {
 	}
 }
 
+// infoMsg and assignMsg are a SessionInfo and an Assignment as the lease
+// holder publishes them.
+func infoMsg(session string, acl protocol.ACL) string {
+	return string(protocol.Encode(protocol.SessionInfo{V: protocol.Version, Session: session, Title: session, ACL: acl}))
+}
+
+func assignMsg(speaker, session string) string {
+	return string(protocol.Encode(protocol.Assignment{V: protocol.Version, Speaker: speaker, Session: session, Volume: 100}))
+}
+
+// testDirectory knows three sessions: home (every member), office (bob may
+// see and join it, carol controls it) and attic (carol only); kitchen
+// plays home. Other sessions are unknown.
+func testDirectory(t *testing.T) *sessionDirectory {
+	t.Helper()
+	d := newSessionDirectory()
+	for topic, payload := range map[string]string{
+		protocol.SessionInfoTopic("home"):   infoMsg("home", protocol.Everyone),
+		protocol.SessionInfoTopic("office"): infoMsg("office", protocol.ACL{See: []string{"bob", "carol"}, Join: []string{"bob"}, Control: []string{"carol"}}),
+		protocol.SessionInfoTopic("attic"):  infoMsg("attic", protocol.ACL{See: []string{"carol"}, Join: []string{"carol"}, Control: []string{"carol"}}),
+		protocol.AssignTopic("kitchen"):     assignMsg("kitchen", "home"),
+	} {
+		if err := d.apply(topic, []byte(payload)); err != nil {
+			t.Fatalf("apply %s: %v", topic, err)
+		}
+	}
+	return d
+}
+
 func TestAccess(t *testing.T) {
-	speaker := access{role: RoleSpeaker, name: "kitchen"}
-	member := access{role: RoleMember, name: "bob"}
-	controller := access{role: RoleController, name: "ctl"}
-	nobody := access{role: "guest", name: "eve"}
+	d := testDirectory(t)
+	speaker := access{role: RoleSpeaker, name: "kitchen", sessions: d}
+	unassigned := access{role: RoleSpeaker, name: "bath", sessions: d}
+	member := access{role: RoleMember, name: "bob", sessions: d}
+	controller := access{role: RoleController, name: "ctl", sessions: d}
+	adminUser := access{role: RoleAdmin, name: "alice", sessions: d}
+	nobody := access{role: "guest", name: "eve", sessions: d}
+	play := `{"cmd":"play"}`
 	tests := []struct {
 		who     access
 		publish bool // else subscribe
 		topic   string
+		payload string
 		want    bool
 	}{
-		{speaker, true, "tutti/speaker/kitchen/status", true},
-		{speaker, true, "tutti/speaker/kitchen/clock/req", true},
-		{speaker, true, "tutti/speaker/kitchen/clock/resp", false},
-		{speaker, true, "tutti/speaker/bath/status", false},
-		{speaker, true, "tutti/speaker/bath/ack", false},
-		{speaker, true, "tutti/speaker/kitchen/ack", true},
-		{speaker, true, "tutti/session/home/state", false},
-		{speaker, true, "tutti/session/home/cmd", false},
-		{speaker, true, "elsewhere", false},
-		{speaker, false, "tutti/session/#", true},
-		{speaker, false, "tutti/session/home/playlist", true},
-		{speaker, false, "tutti/controller/status", true},
-		{speaker, false, "tutti/speaker/kitchen/#", true},
-		{speaker, false, "tutti/speaker/bath/status", true}, // peer fetch: where its cache is served
-		{speaker, false, "tutti/speaker/bath/ack", false},
-		{speaker, false, "tutti/library/song/ab", true},
-		{speaker, false, "tutti/library/cmd", false},
-		{speaker, false, "tutti/#", false},
-		{speaker, false, "#", false},
+		{speaker, true, "tutti/speaker/kitchen/status", "", true},
+		{speaker, true, "tutti/speaker/kitchen/clock/req", "", true},
+		{speaker, true, "tutti/speaker/kitchen/clock/resp", "", false},
+		{speaker, true, "tutti/speaker/bath/status", "", false},
+		{speaker, true, "tutti/speaker/bath/ack", "", false},
+		{speaker, true, "tutti/speaker/kitchen/ack", "", true},
+		{speaker, true, "tutti/session/home/state", "", false},
+		{speaker, true, "tutti/session/home/cmd", play, false},
+		{speaker, true, "tutti/session/home/cmd/kitchen", play, false},
+		{speaker, true, "tutti/speaker/kitchen/assign", "", false},
+		{speaker, true, "elsewhere", "", false},
+		{speaker, false, "tutti/session/home/#", "", true},
+		{speaker, false, "tutti/session/home/playlist", "", true},
+		{speaker, false, "tutti/session/home/info", "", true},
+		{speaker, false, "tutti/session/office/state", "", false}, // not its session
+		{speaker, false, "tutti/session/#", "", false},
+		{speaker, false, "tutti/session/+/state", "", false},
+		{speaker, false, "tutti/controller/status", "", true},
+		{speaker, false, "tutti/speaker/kitchen/#", "", true},
+		{speaker, false, "tutti/speaker/kitchen/assign", "", true},
+		{speaker, false, "tutti/speaker/bath/status", "", true}, // peer fetch: where its cache is served
+		{speaker, false, "tutti/speaker/bath/ack", "", false},
+		{speaker, false, "tutti/library/song/ab", "", true},
+		{speaker, false, "tutti/library/cmd", "", false},
+		{speaker, false, "tutti/#", "", false},
+		{speaker, false, "#", "", false},
+		{unassigned, false, "tutti/session/home/state", "", false},
+		{unassigned, false, "tutti/speaker/bath/assign", "", true},
+		{unassigned, false, "tutti/controller/lease", "", true},
 
-		{member, true, "tutti/session/home/cmd", true},
-		{member, true, "tutti/library/cmd", true},
-		{member, true, "bob/reply", true},
-		{member, true, "tutti/session/home/state", false},
-		{member, true, "tutti/session/home/cmd/x", false},
-		{member, true, "tutti/controller/status", false},
-		{member, true, "tutti/reply", false},
-		{member, true, "tutti", false},
-		{member, false, "tutti/#", true},
-		{member, false, "#", true},
-		{member, false, "bob/reply", true},
+		// Members sign their requests, with their own name only.
+		{member, true, "tutti/session/home/cmd/bob", play, true},
+		{member, true, "tutti/session/home/cmd", play, false},
+		{member, true, "tutti/session/home/cmd/carol", play, false},
+		{member, true, "tutti/library/cmd/bob", "", true},
+		{member, true, "tutti/library/cmd", "", false},
+		{member, true, "tutti/sessions/cmd/bob", "", true},
+		{member, true, "tutti/sessions/cmd/alice", "", false},
+		{member, true, "bob/reply", "", true},
+		{member, true, "tutti/session/home/state", "", false},
+		{member, true, "tutti/session/home/info", "", false},
+		{member, true, "tutti/session/home/cmd/bob/x", play, false},
+		{member, true, "tutti/controller/status", "", false},
+		{member, true, "tutti/reply", "", false},
+		{member, true, "tutti", "", false},
+		// office: bob may see and join, not control.
+		{member, true, "tutti/session/office/cmd/bob", play, false},
+		{member, true, "tutti/session/office/cmd/bob", `{"cmd":"status"}`, true},
+		{member, true, "tutti/session/office/cmd/bob", `{"cmd":"join","speaker":"kitchen"}`, true},
+		{member, true, "tutti/session/office/cmd/bob", `{"cmd":"leave","speaker":"kitchen"}`, true},
+		{member, true, "tutti/session/office/cmd/bob", `not json`, false},
+		// attic: nothing; unknown sessions: everything until their info comes.
+		{member, true, "tutti/session/attic/cmd/bob", `{"cmd":"status"}`, false},
+		{member, true, "tutti/session/garage/cmd/bob", play, true},
 
-		{controller, true, "tutti/session/home/state", true},
-		{controller, false, "#", true},
-		{everything, true, "tutti/speaker/x/status", true},
+		{member, false, "tutti/session/home/state", "", true},
+		{member, false, "tutti/session/office/#", "", true},
+		{member, false, "tutti/session/attic/state", "", false},
+		{member, false, "tutti/session/attic/#", "", false},
+		{member, false, "+/session/attic/playlist", "", false},
+		{member, false, "tutti/session/garage/state", "", true},
+		{member, false, "tutti/session/+/state", "", false}, // would match attic
+		{member, false, "tutti/session/#", "", false},
+		{member, false, "tutti/+/+/state", "", false},
+		{member, false, "tutti/#", "", false},
+		{member, false, "#", "", false},
+		{member, false, "tutti/speaker/+/status", "", true},
+		{member, false, "tutti/controller/#", "", true},
+		{member, false, "tutti/sessions/cmd/+", "", true},
+		{member, false, "bob/reply", "", true},
 
-		{nobody, true, "elsewhere", false},
-		{nobody, false, "elsewhere", false},
+		{controller, true, "tutti/session/home/state", "", true},
+		{controller, true, "tutti/session/attic/cmd", play, true},
+		{controller, true, "tutti/session/attic/cmd/bob", play, false},
+		{controller, false, "#", "", true},
+		{adminUser, true, "tutti/session/attic/cmd/alice", play, true},
+		{adminUser, true, "tutti/session/attic/cmd", play, true},
+		{adminUser, true, "tutti/library/cmd/bob", "", false},
+		{adminUser, false, "tutti/session/attic/state", "", true},
+		{everything, true, "tutti/speaker/x/status", "", true},
+		{everything, true, "tutti/session/home/cmd/bob", play, true}, // demo: anonymous may do anything
+
+		{nobody, true, "elsewhere", "", false},
+		{nobody, false, "elsewhere", "", false},
 	}
 	for _, tc := range tests {
 		got := tc.who.maySubscribe(tc.topic)
 		verb := "subscribe"
 		if tc.publish {
-			got, verb = tc.who.mayPublish(tc.topic), "publish"
+			got, verb = tc.who.mayPublish(tc.topic, []byte(tc.payload)), "publish"
 		}
 		if got != tc.want {
-			t.Errorf("%s %q may %s %q: %v, want %v", tc.who.role, tc.who.name, verb, tc.topic, got, tc.want)
+			t.Errorf("%s %q may %s %q %s: %v, want %v", tc.who.role, tc.who.name, verb, tc.topic, tc.payload, got, tc.want)
+		}
+	}
+}
+
+func TestMemberSeesAllOnlyWithoutHiddenSessions(t *testing.T) {
+	d := newSessionDirectory()
+	bob := access{role: RoleMember, name: "bob", sessions: d}
+	if !bob.maySubscribe("tutti/#") {
+		t.Error("tutti/# refused while no session is known")
+	}
+	if err := d.apply(protocol.SessionInfoTopic("home"), []byte(infoMsg("home", protocol.Everyone))); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.maySubscribe("tutti/session/+/state") {
+		t.Error("wildcard refused while every session is visible")
+	}
+	hidden := protocol.ACL{See: []string{"carol"}}
+	if err := d.apply(protocol.SessionInfoTopic("attic"), []byte(infoMsg("attic", hidden))); err != nil {
+		t.Fatal(err)
+	}
+	if bob.maySubscribe("tutti/session/+/state") {
+		t.Error("wildcard allowed over a hidden session")
+	}
+	// Deleting the session's info (empty payload) forgets it.
+	if err := d.apply(protocol.SessionInfoTopic("attic"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.maySubscribe("tutti/session/+/state") {
+		t.Error("wildcard still refused after the hidden session's info was deleted")
+	}
+}
+
+func TestDirectoryRefusesBadMessages(t *testing.T) {
+	d := testDirectory(t)
+	for _, tc := range []struct{ topic, payload string }{
+		{protocol.SessionInfoTopic("home"), "{"},
+		{protocol.SessionInfoTopic("home"), `{"v":2,"session":"home"}`},
+		{protocol.SessionInfoTopic("home"), infoMsg("attic", protocol.Everyone)},
+		{"tutti/session/Home/info", infoMsg("Home", protocol.Everyone)},
+		{protocol.AssignTopic("kitchen"), assignMsg("bath", "home")},
+		{protocol.AssignTopic("kitchen"), assignMsg("kitchen", "../x")},
+		{protocol.AssignTopic("kitchen"), "[]"},
+	} {
+		if err := d.apply(tc.topic, []byte(tc.payload)); err == nil {
+			t.Errorf("apply %s %s: accepted", tc.topic, tc.payload)
+		}
+	}
+	// Nothing changed.
+	if got := d.assignment("kitchen"); got != "home" {
+		t.Errorf("kitchen assigned to %q", got)
+	}
+	if !d.sees("home", "bob") || d.sees("attic", "bob") {
+		t.Error("session ACLs changed")
+	}
+	// Other topics are none of its business.
+	if err := d.apply(protocol.SessionStateTopic("home"), []byte("{")); err != nil {
+		t.Errorf("state topic: %v", err)
+	}
+}
+
+func TestSessionsMatched(t *testing.T) {
+	for _, tc := range []struct {
+		filter, session string
+		matches, any    bool
+	}{
+		{"tutti/session/home/state", "home", true, false},
+		{"tutti/session/home", "home", true, false},
+		{"+/session/home/#", "home", true, false},
+		{"tutti/session/+/state", "", true, true},
+		{"tutti/+/#", "", true, true},
+		{"#", "", true, true},
+		{"tutti/session", "", false, false},
+		{"tutti", "", false, false},
+		{"tutti/sessions/cmd", "", false, false},
+		{"tutti/speaker/+/status", "", false, false},
+		{"elsewhere/#", "", false, false},
+		{"$SYS/#", "", false, false},
+	} {
+		session, matches, anySession := sessionsMatched(tc.filter)
+		if session != tc.session || matches != tc.matches || anySession != tc.any {
+			t.Errorf("sessionsMatched(%q) = %q, %v, %v; want %q, %v, %v", tc.filter, session, matches, anySession, tc.session, tc.matches, tc.any)
 		}
 	}
 }

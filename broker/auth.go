@@ -7,15 +7,20 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tutti-audio/tutti/protocol"
 )
 
-// authHook authenticates clients against the users file and enforces the
-// topic ACL of acl.go. Everything not allowed is denied.
+// authHook authenticates clients against the users file, enforces the
+// topic ACL of acl.go and the publish limit of ratelimit.go. Everything not
+// allowed is denied.
 type authHook struct {
 	mqtt.HookBase
 	users          *userDirectory
 	allowAnonymous bool
-	sessions       *mqtt.Clients // the broker's clients, to guard client ids
+	clients        *mqtt.Clients     // the broker's clients, to guard client ids
+	sessions       *sessionDirectory // session ACLs and speaker assignments
+	limiter        *publishLimiter   // nil: no limit
 	logger         *slog.Logger
 }
 
@@ -25,6 +30,7 @@ func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
+		mqtt.OnSubscribed,
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
@@ -46,7 +52,7 @@ func (h *authHook) accessOf(cl *mqtt.Client) (access, bool) {
 	if !ok {
 		return access{}, false
 	}
-	return access{role: u.Role, name: u.Name}, true
+	return access{role: u.Role, name: u.Name, sessions: h.sessions}, true
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -72,12 +78,17 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	// mochi publishes a last will without any ACL check, so the will topic
 	// is checked here, as if the client published it now.
 	a, _ := h.accessOf(cl)
-	if pk.Connect.WillFlag && !a.mayPublish(pk.Connect.WillTopic) {
+	if pk.Connect.WillFlag && !a.mayPublish(pk.Connect.WillTopic, pk.Connect.WillPayload) {
 		return refuse("last will to a topic the user may not publish: " + pk.Connect.WillTopic)
+	}
+	// Nor does a will pass OnPublish, where session infos and assignments
+	// are fenced and recorded (sessions.go): none may be a will.
+	if pk.Connect.WillFlag && (filterCovers(protocol.SessionInfoFilter, pk.Connect.WillTopic) || filterCovers(protocol.AssignFilter, pk.Connect.WillTopic)) {
+		return refuse("last will to a session info or assignment topic: " + pk.Connect.WillTopic)
 	}
 	// Taking over a client id disconnects its holder and inherits its
 	// session (subscriptions included): only the same user may do that.
-	if old, ok := h.sessions.Get(cl.ID); ok && (old.Net.Inline || !bytes.Equal(old.Properties.Username, pk.Connect.Username)) {
+	if old, ok := h.clients.Get(cl.ID); ok && (old.Net.Inline || !bytes.Equal(old.Properties.Username, pk.Connect.Username)) {
 		return refuse("client id is in use by another user")
 	}
 	return true
@@ -87,32 +98,44 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 // is a topic name). It lets every publish of an authenticated client through:
 // a denial here makes mochi disconnect a 3.1.1 client that publishes at QoS
 // 1 or 2, so publishes are checked in OnPublish, which can acknowledge and
-// drop them.
+// drop them. Refusals are logged by OnSubscribed: a delivery refused (a
+// topic of a session the client may no longer read) is routine.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	a, ok := h.accessOf(cl)
 	if !ok {
 		return false
 	}
-	if write {
-		return true
-	}
-	if !a.maySubscribe(topic) {
-		h.logger.Warn("mqtt subscription refused", "user", a.name, "role", a.role, "client", cl.ID, "filter", topic)
-		return false
-	}
-	return true
+	return write || a.maySubscribe(topic)
 }
 
-// OnPublish drops a forbidden publish with CodeSuccessIgnore: mochi then
-// acknowledges it (the client is not left waiting) but neither retains nor
-// delivers it. A plain error would still deliver it for 3.1.1 clients.
+// OnSubscribed logs the filters of a subscription that were refused.
+func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	for i, code := range reasonCodes {
+		if code >= packets.ErrUnspecifiedError.Code && i < len(pk.Filters) {
+			h.logger.Warn("mqtt subscription refused", "user", string(cl.Properties.Username), "client", cl.ID, "filter", pk.Filters[i].Filter)
+		}
+	}
+}
+
+// OnPublish drops a forbidden publish, or one beyond the client's rate
+// limit, with CodeSuccessIgnore: mochi then acknowledges it (the client is
+// not left waiting) but neither retains nor delivers it. A plain error would
+// still deliver it for 3.1.1 clients. Controllers, the broker's own client
+// and anonymous demo clients (among them the demo's controller) have no
+// limit: a controller publishes a record per song when a library loads.
 func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	a, ok := h.accessOf(cl)
-	if ok && a.mayPublish(pk.TopicName) {
-		return pk, nil
+	// The limit comes first, so a flood of forbidden publishes does not
+	// flood the log either.
+	limited := h.limiter != nil && a.name != "" && a.role != RoleController
+	if limited && !h.limiter.allow(cl) {
+		return pk, packets.CodeSuccessIgnore
 	}
-	h.logger.Warn("mqtt publish refused", "user", a.name, "role", a.role, "client", cl.ID, "topic", pk.TopicName)
-	return pk, packets.CodeSuccessIgnore
+	if !ok || !a.mayPublish(pk.TopicName, pk.Payload) {
+		h.logger.Warn("mqtt publish refused", "user", a.name, "role", a.role, "client", cl.ID, "topic", pk.TopicName)
+		return pk, packets.CodeSuccessIgnore
+	}
+	return pk, nil
 }
 
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
@@ -120,5 +143,8 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	if h.limiter != nil {
+		h.limiter.forget(cl)
+	}
 	h.logger.Debug("mqtt client disconnected", "client", cl.ID, "user", string(cl.Properties.Username), "error", err)
 }

@@ -1,10 +1,13 @@
 // Package broker is tutti's embedded MQTT broker: mochi-mqtt with retained
-// messages persisted in a bolt file, tutti's users and topic ACLs, a packet
-// size limit, and arbitration of the controllers' lease (lease.go).
+// messages persisted in a bolt file, tutti's users and topic ACLs (acl.go,
+// with per-session rights from sessions.go), a packet size limit and a
+// publish rate limit per client (ratelimit.go), arbitration of the
+// controllers' lease (lease.go), and optionally MQTT over TLS.
 package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"go.etcd.io/bbolt"
@@ -36,8 +40,19 @@ type Options struct {
 	// lease.go: the broker then passes lease claims and stale state like any
 	// MQTT broker.
 	NoLeaseArbiter bool
-	Clock          Clock        // times lease expiries; nil = real time
-	Logger         *slog.Logger // nil = slog.Default()
+	// PublishRate and PublishBurst limit each client's publishes (a token
+	// bucket, see ratelimit.go): 0 = DefaultPublishRate messages a second
+	// and DefaultPublishBurst at once; a negative PublishRate turns the
+	// limit off. Controllers and anonymous demo clients have no limit.
+	PublishRate  float64
+	PublishBurst int
+	// TLSAddr, if not "", is a second listen address, for MQTT over TLS
+	// with the certificate of TLS (which it then requires; see package
+	// certs).
+	TLSAddr string
+	TLS     *tls.Config
+	Clock   Clock        // times lease expiries and publish limits; nil = real time
+	Logger  *slog.Logger // nil = slog.Default()
 }
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
@@ -46,10 +61,12 @@ const DefaultMaxPacketSize = 1 << 20
 // storeFile is the bolt file in DataDir that holds the retained messages.
 const storeFile = "broker.bolt"
 
-// Broker is an MQTT broker listening on one TCP address.
+// Broker is an MQTT broker listening on a TCP address, and optionally on a
+// second one for MQTT over TLS.
 type Broker struct {
 	server *mqtt.Server
 	tcp    *listeners.TCP
+	tls    *listeners.TCP // nil without Options.TLSAddr
 	logger *slog.Logger
 
 	mu      sync.Mutex // orders Serve and Close of the mochi server
@@ -71,6 +88,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.UsersFile == "" && !opts.AllowAnonymous {
 		return nil, errors.New("broker: no users file, and anonymous access is off: no client could connect")
 	}
+	if opts.TLSAddr != "" && opts.TLS == nil {
+		return nil, errors.New("broker: a TLS address but no TLS configuration")
+	}
 	users, err := newUserDirectory(opts.UsersFile, logger)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -84,11 +104,19 @@ func New(opts Options) (*Broker, error) {
 		server.Close() // closes the store
 		return nil, fmt.Errorf("broker: listen on %s: %w", opts.Addr, err)
 	}
+	b := &Broker{server: server, tcp: tcp, logger: logger, done: make(chan struct{})}
+	if opts.TLSAddr != "" {
+		b.tls = listeners.NewTCP(listeners.Config{ID: "tls", Address: opts.TLSAddr, TLSConfig: opts.TLS})
+		if err := server.AddListener(b.tls); err != nil {
+			server.Close() // closes the listeners and the store
+			return nil, fmt.Errorf("broker: listen on %s: %w", opts.TLSAddr, err)
+		}
+	}
 	if opts.AllowAnonymous {
 		logger.Warn("MQTT BROKER IN DEMO MODE: anonymous clients have full access; never use this on a shared network", "addr", tcp.Address())
 	}
-	logger.Info("mqtt broker listening", "addr", tcp.Address(), "users", users.count(), "store", opts.DataDir)
-	return &Broker{server: server, tcp: tcp, logger: logger, done: make(chan struct{})}, nil
+	logger.Info("mqtt broker listening", "addr", tcp.Address(), "tls_addr", b.TLSAddr(), "users", users.count(), "store", opts.DataDir)
+	return b, nil
 }
 
 // newServer builds the mochi server with tutti's capabilities and hooks,
@@ -122,7 +150,26 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		SysTopicResendInterval: sysTopicInterval,
 		InlineClient:           opts.AnswerClock,
 	})
-	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, sessions: server.Clients, logger: logger}
+	clock := opts.Clock
+	if clock == nil {
+		clock = realClock{}
+	}
+	var limiter *publishLimiter
+	switch rate, burst := opts.PublishRate, opts.PublishBurst; {
+	case rate < 0:
+	case burst < 0:
+		return nil, fmt.Errorf("broker: negative PublishBurst %d", burst)
+	default:
+		if rate == 0 {
+			rate = DefaultPublishRate
+		}
+		if burst == 0 {
+			burst = DefaultPublishBurst
+		}
+		limiter = newPublishLimiter(rate, burst, clock, logger)
+	}
+	sessions := newSessionDirectory()
+	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions, limiter: limiter, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: auth hook: %w", err)
 	}
@@ -145,40 +192,43 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
 	}
+	// mochi loads the retained messages only in Serve, once clients may
+	// already publish: the lease arbiter and the session directory read
+	// them before.
+	var retained []storage.Message
+	if store != nil {
+		var err error
+		if retained, err = store.StoredRetainedMessages(); err != nil {
+			server.Close() // closes the store
+			return nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
+		}
+	}
 	if !opts.NoLeaseArbiter {
 		// Added after the auth hook, whose OnPublish runs first: a claim
 		// the ACL refuses never reaches the arbiter.
-		restored, err := storedLease(store)
-		if err != nil {
-			server.Close() // closes the store
-			return nil, fmt.Errorf("broker: read the lease from the store: %w", err)
-		}
-		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, restored), nil); err != nil {
+		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, storedLease(retained)), nil); err != nil {
 			server.Close()
 			return nil, fmt.Errorf("broker: lease arbiter: %w", err)
 		}
 	}
+	sessions.restore(retained, logger)
+	// Added last: it records only what no other hook dropped.
+	if err := server.AddHook(&sessionTracker{sessions: sessions, logger: logger}, nil); err != nil {
+		server.Close()
+		return nil, fmt.Errorf("broker: session tracker: %w", err)
+	}
 	return server, nil
 }
 
-// storedLease returns the payload of the lease retained in store, or nil if
-// there is none (or no store). mochi loads the retained messages only in
-// Serve, once clients may already publish: the arbiter reads the lease
-// before.
-func storedLease(store *bolt.Hook) ([]byte, error) {
-	if store == nil {
-		return nil, nil
-	}
-	retained, err := store.StoredRetainedMessages()
-	if err != nil {
-		return nil, err
-	}
+// storedLease returns the payload of the lease among the retained messages,
+// or nil if there is none.
+func storedLease(retained []storage.Message) []byte {
 	for _, m := range retained {
 		if m.TopicName == protocol.LeaseTopic {
-			return m.Payload, nil
+			return m.Payload
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // retainedStore is mochi's bolt store limited to retained messages: session
@@ -202,6 +252,15 @@ const storeLockTimeout = 2 * time.Second
 
 // Addr returns the address the broker listens on, e.g. "127.0.0.1:40123".
 func (b *Broker) Addr() string { return b.tcp.Address() }
+
+// TLSAddr returns the address the broker listens on for MQTT over TLS, ""
+// without Options.TLSAddr.
+func (b *Broker) TLSAddr() string {
+	if b.tls == nil {
+		return ""
+	}
+	return b.tls.Address()
+}
 
 // Run serves clients until ctx is done or Close is called, then closes the
 // broker. It returns nil when stopped that way.

@@ -322,10 +322,12 @@ func TestSpeakerPublishACL(t *testing.T) {
 
 func TestSpeakerSubscribeACL(t *testing.T) {
 	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, kitchen)})
+	controller := mustConnect(t, b, admin, "controller")
+	publish(t, controller, protocol.AssignTopic("kitchen"), true, assignMsg("kitchen", "home"))
 	speaker := mustConnect(t, b, kitchen, "kitchen")
 	ignore := func(paho.Client, paho.Message) {}
 	for _, filter := range []string{
-		"tutti/session/#", "tutti/session/+/state", protocol.PlaylistTopic("home"),
+		"tutti/session/home/#", protocol.SessionStateTopic("home"), protocol.PlaylistTopic("home"), protocol.AssignTopic("kitchen"),
 		protocol.ControllerStatusTopic, protocol.ClockResponseTopic("kitchen"), "tutti/speaker/kitchen/#",
 		protocol.LeaseTopic, protocol.LibrarySongFilter, protocol.SpeakerStatusFilter, // replication and peer fetch
 	} {
@@ -334,7 +336,8 @@ func TestSpeakerSubscribeACL(t *testing.T) {
 		}
 	}
 	for _, filter := range []string{
-		"#", "tutti/#", "tutti/+/home/state", "tutti/speaker/+/#", "tutti/speaker/bath/#", protocol.AckFilter,
+		"#", "tutti/#", "tutti/session/#", "tutti/session/+/state", protocol.SessionStateTopic("office"),
+		"tutti/+/home/state", "tutti/speaker/+/#", "tutti/speaker/bath/#", protocol.AckFilter,
 		protocol.ClockResponseTopic("bath"), protocol.LibraryCommandTopic, "elsewhere", "$SYS/#",
 	} {
 		if code := trySubscribe(t, speaker, filter, ignore); code != 0x80 {
@@ -355,22 +358,26 @@ func TestMemberACL(t *testing.T) {
 		t.Errorf("member may not subscribe tutti/# (code %#x)", code)
 	}
 
-	publish(t, member, protocol.SessionCommandTopic("home"), false, "play")
-	publish(t, member, protocol.LibraryCommandTopic, false, "search")
+	signedSession := protocol.UserTopic(protocol.SessionCommandTopic("home"), bob.name)
+	signedLibrary := protocol.UserTopic(protocol.LibraryCommandTopic, bob.name)
+	publish(t, member, signedSession, false, `{"cmd":"play"}`)
+	publish(t, member, signedLibrary, false, `{"cmd":"search"}`)
+	publish(t, member, protocol.SessionCommandTopic("home"), false, "unsigned")
+	publish(t, member, protocol.LibraryCommandTopic, false, "unsigned")
+	publish(t, member, protocol.UserTopic(protocol.SessionCommandTopic("home"), admin.name), false, "signed as another")
 	publish(t, member, "bob/replies", false, "outside tutti")
 	publish(t, member, protocol.SessionStateTopic("home"), true, "forged state")
 	publish(t, member, protocol.PlaylistTopic("home"), true, "forged playlist")
 	publish(t, member, protocol.SpeakerStatusTopic("kitchen"), true, "forged status")
 	publish(t, member, protocol.DefaultReplyTopic, false, "forged reply")
-	checkOnly(t, member, "bob/replies", seen,
-		protocol.SessionCommandTopic("home"), protocol.LibraryCommandTopic, "bob/replies")
+	checkOnly(t, member, "bob/replies", seen, signedSession, signedLibrary, "bob/replies")
 	if got := retainedTopics(b); len(got) != 0 {
 		t.Errorf("retained %q, want nothing", got)
 	}
 }
 
 func TestLastWillChecked(t *testing.T) {
-	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, kitchen)})
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, kitchen, admin)})
 	willTo := func(topic string) func(*paho.ClientOptions) {
 		return func(o *paho.ClientOptions) { o.SetWill(topic, "offline", 1, true) }
 	}
@@ -379,6 +386,9 @@ func TestLastWillChecked(t *testing.T) {
 	}
 	if _, err := connect(t, b, kitchen, "kitchen", willTo(protocol.SpeakerStatusTopic("kitchen"))); err != nil {
 		t.Errorf("speaker refused with a last will on its own status: %v", err)
+	}
+	if _, err := connect(t, b, admin, "alice", willTo(protocol.SessionInfoTopic("home"))); err == nil {
+		t.Error("admin connected with a last will on a session info, which the broker would not track")
 	}
 }
 

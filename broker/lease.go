@@ -87,12 +87,16 @@ func (a *leaseArbiter) Provides(b byte) bool {
 
 // OnPublish drops, with CodeSuccessIgnore like authHook, every lease message
 // that is neither the holder's renewal nor a claim that may take the lease,
-// and every state or playlist stamped with a term older than the lease's.
+// and every state, playlist, session info or assignment stamped with a term
+// older than the lease's.
 func (a *leaseArbiter) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch {
 	case pk.TopicName == protocol.LeaseTopic:
 		return a.arbitrate(cl, pk)
-	case filterCovers(protocol.SessionStateFilter, pk.TopicName), filterCovers(protocol.PlaylistFilter, pk.TopicName):
+	case filterCovers(protocol.SessionStateFilter, pk.TopicName), filterCovers(protocol.PlaylistFilter, pk.TopicName),
+		// Session infos and assignments set what the ACL allows: a deposed
+		// controller must not widen it.
+		filterCovers(protocol.SessionInfoFilter, pk.TopicName), filterCovers(protocol.AssignFilter, pk.TopicName):
 		return a.fence(cl, pk)
 	}
 	return pk, nil
@@ -171,9 +175,9 @@ func (a *leaseArbiter) release(cl *mqtt.Client, why string) {
 	a.logger.Info("lease released: "+why, "client", cl.ID, "holder", a.lease.holder, "term", a.lease.term)
 }
 
-// fence drops a state or playlist stamped with a term lower than the
-// lease's. An empty payload (clearing the retained message) passes; one
-// without a term counts as term 0.
+// fence drops a state, playlist, session info or assignment stamped with a
+// term lower than the lease's. An empty payload (clearing the retained
+// message) passes; one without a term counts as term 0.
 func (a *leaseArbiter) fence(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if len(pk.Payload) == 0 {
 		return pk, nil

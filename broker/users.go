@@ -21,8 +21,8 @@ import (
 const (
 	RoleAdmin      = "admin"      // everything
 	RoleController = "controller" // everything: the controller publishes state and replies
-	RoleMember     = "member"     // sends commands, reads everything
-	RoleSpeaker    = "speaker"    // its own status and clock topics; the MQTT username is the speaker id
+	RoleMember     = "member"     // sends signed commands; sees, joins and controls the sessions whose ACL names it
+	RoleSpeaker    = "speaker"    // its own topics and its assigned session; the MQTT username is the speaker id
 )
 
 // Roles lists every valid role.
