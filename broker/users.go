@@ -96,7 +96,7 @@ func HashPassword(password string) (string, error) {
 
 // AddUser adds a user to the users file, or replaces the user of that name.
 // The file is created if missing and replaced atomically (temp file, fsync,
-// rename), with mode 0600.
+// rename), with mode 0600. A running broker picks the change up by itself.
 func AddUser(path, name, role, password string) error {
 	if err := checkUser(name, role); err != nil {
 		return err
@@ -116,6 +116,37 @@ func AddUser(path, name, role, password string) error {
 	} else {
 		users = append(users, user)
 	}
+	return writeUsersFile(path, users)
+}
+
+// SetPassword changes a user's password, keeping its role.
+func SetPassword(path, name, password string) error {
+	users, err := LoadUsers(path)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(users, func(u User) bool { return u.Name == name })
+	if i < 0 {
+		return fmt.Errorf("users file %s: no user %q", path, name)
+	}
+	return AddUser(path, name, users[i].Role, password)
+}
+
+// RemoveUser takes a user out of the users file. Its connections stay until
+// they drop; it cannot log in again.
+func RemoveUser(path, name string) error {
+	users, err := LoadUsers(path)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(users, func(u User) bool { return u.Name == name })
+	if i < 0 {
+		return fmt.Errorf("users file %s: no user %q", path, name)
+	}
+	return writeUsersFile(path, slices.Delete(users, i, i+1))
+}
+
+func writeUsersFile(path string, users []User) error {
 	var buf bytes.Buffer
 	buf.WriteString("# tutti MQTT users. Passwords are bcrypt hashes: add users with `tutti user add`.\n\n")
 	if err := toml.NewEncoder(&buf).Encode(usersFile{Users: users}); err != nil {

@@ -126,3 +126,29 @@ func TestLoadUsersRefusesBadFiles(t *testing.T) {
 		t.Errorf("empty file: %v, %v", users, err)
 	}
 }
+
+func TestSetPasswordAndRemoveUser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.toml")
+	for _, u := range []struct{ name, role, pw string }{{"alice", RoleMember, "a1"}, {"bob", RoleAdmin, "b1"}} {
+		if err := AddUser(path, u.name, u.role, u.pw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SetPassword(path, "alice", "a2"); err != nil {
+		t.Fatal(err)
+	}
+	users, _ := LoadUsers(path)
+	if len(users) != 2 || users[0].Name != "alice" || users[0].Role != RoleMember ||
+		bcrypt.CompareHashAndPassword([]byte(users[0].PasswordHash), []byte("a2")) != nil {
+		t.Fatalf("after passwd: %+v", users)
+	}
+	if err := RemoveUser(path, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if users, _ := LoadUsers(path); len(users) != 1 || users[0].Name != "bob" {
+		t.Fatalf("after remove: %+v", users)
+	}
+	if SetPassword(path, "nobody", "x") == nil || RemoveUser(path, "nobody") == nil {
+		t.Error("an unknown user was changed")
+	}
+}

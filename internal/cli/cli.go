@@ -34,7 +34,7 @@ func commands() []command {
 		{"speaker", "run a speaker", runSpeaker},
 		{"demo", "run a hub and three virtual speakers playing generated songs, with live status", runDemo},
 		{"bench", "run a benchmark (sync, latency, start, cost, scale)", runBench},
-		{"user", "manage the broker's users file (user add NAME)", runUser},
+		{"user", "manage the broker's users file (user add|passwd|remove NAME)", runUser},
 		{"load", "add audio files to the library (uploads only unknown ones)", runLoad},
 		{"enqueue", "append songs to the session's playlist", clientCommand("enqueue")},
 		{"dequeue", "remove a playlist entry (by entry id or index)", clientCommand("dequeue")},

@@ -11,28 +11,45 @@ import (
 	"github.com/tutti-audio/tutti/broker"
 )
 
-// runUser manages the broker's users file: tutti user add NAME.
+// runUser manages the broker's users file: tutti user add, passwd, remove.
 func runUser(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] != "add" {
-		return errors.New("usage: tutti user add [--users FILE] [--role ROLE] NAME   (password read from stdin)")
+	const usage = "usage: tutti user add|passwd|remove [--users FILE] [--role ROLE] NAME   (add and passwd read the password from stdin)"
+	if len(args) == 0 {
+		return errors.New(usage)
 	}
-	fs := newFlags(e, "user add", "[flags] NAME   (the password is read from the first line of stdin)")
-	users := fs.String("users", "tutti-data/users.toml", "users file")
-	role := fs.String("role", "member", "admin, controller, member or speaker")
+	sub := args[0]
+	fs := newFlags(e, "user "+sub, "[flags] NAME")
+	users := fs.String("users", "tutti-data/users.toml", "users file (a running broker reloads it by itself)")
+	role := fs.String("role", "member", "add: admin, controller, member or speaker")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("name one user")
 	}
-	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-	password := strings.TrimRight(line, "\r\n")
-	if password == "" {
-		return fmt.Errorf("no password on stdin: %v", err)
+	name := fs.Arg(0)
+	switch sub {
+	case "add", "passwd":
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		password := strings.TrimRight(line, "\r\n")
+		if password == "" {
+			return fmt.Errorf("no password on stdin: %v", err)
+		}
+		if sub == "add" {
+			err = broker.AddUser(*users, name, *role, password)
+		} else {
+			err = broker.SetPassword(*users, name, password)
+		}
+		if err != nil {
+			return err
+		}
+	case "remove":
+		if err := broker.RemoveUser(*users, name); err != nil {
+			return err
+		}
+	default:
+		return errors.New(usage)
 	}
-	if err := broker.AddUser(*users, fs.Arg(0), *role, password); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "user %s (%s) written to %s\n", fs.Arg(0), *role, *users)
+	fmt.Fprintf(e.stdout, "user %s: %s done in %s\n", name, sub, *users)
 	return nil
 }
