@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +40,8 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 // client is a connected remote control with its own reply topic.
 type client struct {
 	conn    mqtt.Client
-	user    string // signs every request; "" for anonymous (a demo broker)
+	http    *http.Client // for the song server, trusting --ca
+	user    string       // signs every request; "" for anonymous (a demo broker)
 	replyTo string
 	replies chan protocol.Reply
 	timeout time.Duration
@@ -58,8 +60,13 @@ func dial(ctx context.Context, f clientFlags) (*client, error) {
 	}
 	id := randomID()
 	c := &client{user: user, replyTo: protocol.DefaultReplyTopic + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
+	tlsConf, err := f.mqtt.tls()
+	if err != nil {
+		return nil, err
+	}
 	opts := mqttclient.Options(f.mqtt.broker, "tutti-cli-"+id, user, password).
-		SetConnectTimeout(f.timeout).SetAutoReconnect(false).SetOrderMatters(false)
+		SetConnectTimeout(f.timeout).SetAutoReconnect(false).SetOrderMatters(false).SetTLSConfig(tlsConf)
+	c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	c.conn = mqtt.NewClient(opts)
 	if err := wait(ctx, c.conn.Connect(), f.timeout); err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", f.mqtt.broker, err)

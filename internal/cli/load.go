@@ -85,10 +85,18 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 // a song (30 s) and a little more.
 const loadReplyTimeout = 35 * time.Second
 
-// songServer is where the controller holding the lease serves songs, and
-// the token its song server wants.
+// songServer is where the controller holding the lease serves songs, the
+// token its song server wants, and the HTTP client to reach it with.
 type songServer struct {
 	url, token string
+	client     *http.Client
+}
+
+func (s songServer) http() *http.Client {
+	if s.client == nil {
+		return http.DefaultClient
+	}
+	return s.client
 }
 
 // authorize adds the song server's token to a request.
@@ -100,7 +108,9 @@ func (s songServer) authorize(r *http.Request) {
 
 // songServer waits for an online controller and returns its song server.
 func (c *client) songServer(ctx context.Context) (songServer, error) {
-	return awaitController(ctx, c.conn, c.timeout)
+	s, err := awaitController(ctx, c.conn, c.timeout)
+	s.client = c.http
+	return s, err
 }
 
 // awaitController waits for the controller's status to say it is online,
@@ -175,7 +185,7 @@ func upload(ctx context.Context, server songServer, path string, quiet bool, e *
 		return song, false, err
 	}
 	server.authorize(head)
-	resp, err := http.DefaultClient.Do(head)
+	resp, err := server.http().Do(head)
 	if err != nil {
 		return song, false, err
 	}
@@ -203,7 +213,7 @@ func upload(ctx context.Context, server songServer, path string, quiet bool, e *
 	if !known {
 		put.ContentLength = size
 	}
-	resp, err = http.DefaultClient.Do(put)
+	resp, err = server.http().Do(put)
 	if err != nil {
 		return song, false, err
 	}

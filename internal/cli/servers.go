@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/broker"
+	"github.com/tutti-audio/tutti/certs"
 	"github.com/tutti-audio/tutti/controller"
 	"github.com/tutti-audio/tutti/protocol"
 	"github.com/tutti-audio/tutti/speaker"
@@ -19,11 +21,12 @@ import (
 
 // mqttFlags are the flags of every command that connects to a broker.
 type mqttFlags struct {
-	broker, user, password, passwordFile string
+	broker, user, password, passwordFile, ca string
 }
 
 func (m *mqttFlags) register(fs *flag.FlagSet, defaultUser string) {
-	fs.StringVar(&m.broker, "broker", envOr("TUTTI_BROKER", "tcp://127.0.0.1:1883"), "MQTT broker URL (env TUTTI_BROKER)")
+	fs.StringVar(&m.broker, "broker", envOr("TUTTI_BROKER", "tcp://127.0.0.1:1883"), "MQTT broker URL (env TUTTI_BROKER); tls://host:8883 for MQTT over TLS")
+	fs.StringVar(&m.ca, "ca", envOr("TUTTI_CA", ""), "CA certificate to trust for tls:// brokers and https:// song servers (the hub's certs/ca.pem; env TUTTI_CA)")
 	fs.StringVar(&m.user, "user", envOr("TUTTI_USER", defaultUser), "MQTT user name (env TUTTI_USER)")
 	fs.StringVar(&m.password, "password", "", "MQTT password (prefer env TUTTI_PASSWORD or --password-file)")
 	fs.StringVar(&m.passwordFile, "password-file", "", "file holding the MQTT password")
@@ -51,6 +54,15 @@ func (m *mqttFlags) credentials() (user, password string, err error) {
 	return m.user, password, nil
 }
 
+// tls is the client TLS configuration: trusting --ca, or the system's
+// roots without it.
+func (m *mqttFlags) tls() (*tls.Config, error) {
+	if m.ca == "" {
+		return nil, nil
+	}
+	return certs.ClientConfig(m.ca)
+}
+
 func trimNewline(b []byte) []byte {
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
 		b = b[:len(b)-1]
@@ -59,19 +71,47 @@ func trimNewline(b []byte) []byte {
 }
 
 type brokerFlags struct {
-	listen, data, users string
-	demo, answerClock   bool
+	listen, data, users, tlsListen, certs, tlsHosts string
+	demo, answerClock                               bool
 }
 
 func (b *brokerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.listen, "listen", "127.0.0.1:1883", "MQTT listen address")
+	fs.StringVar(&b.tlsListen, "tls-listen", "", "also serve MQTT over TLS here (e.g. 0.0.0.0:8883), with a certificate from --certs")
+	fs.StringVar(&b.certs, "certs", "", "directory of the TLS CA and server certificate, made on first run (default: certs/ in the data directory)")
+	fs.StringVar(&b.tlsHosts, "tls-hosts", "", "comma list of the host names and addresses the server certificate is for (default: localhost, this host's name, loopback)")
 	fs.StringVar(&b.users, "users", "", "users file (TOML, see tutti user add)")
 	fs.BoolVar(&b.demo, "demo", false, "demo mode: allow anonymous clients with full rights (never on a shared network)")
 }
 
-func (b *brokerFlags) options(e *env) broker.Options {
-	return broker.Options{Addr: b.listen, DataDir: b.data, UsersFile: b.users, AllowAnonymous: b.demo,
+func (b *brokerFlags) options(e *env) (broker.Options, error) {
+	o := broker.Options{Addr: b.listen, DataDir: b.data, UsersFile: b.users, AllowAnonymous: b.demo,
 		AnswerClock: b.answerClock, Logger: e.log.With("role", "broker")}
+	if b.tlsListen == "" {
+		return o, nil
+	}
+	files, err := b.certificates()
+	if err != nil {
+		return o, err
+	}
+	o.TLSAddr = b.tlsListen
+	o.TLS, err = certs.ServerConfig(files)
+	e.log.Info("MQTT over TLS: clients trust the CA with --ca", "listen", b.tlsListen, "ca", files.CA)
+	return o, err
+}
+
+// certificates makes (on first run) or loads the TLS CA and server
+// certificate.
+func (b *brokerFlags) certificates() (certs.Files, error) {
+	dir := b.certs
+	if dir == "" {
+		dir = filepath.Join(filepath.Dir(b.data), "certs")
+	}
+	hosts := certs.DefaultHosts()
+	if b.tlsHosts != "" {
+		hosts = strings.Split(b.tlsHosts, ",")
+	}
+	return certs.Ensure(dir, hosts)
 }
 
 type controllerFlags struct {
@@ -107,7 +147,11 @@ func runBroker(ctx context.Context, e *env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, err := broker.New(bf.options(e))
+	opts, err := bf.options(e)
+	if err != nil {
+		return err
+	}
+	b, err := broker.New(opts)
 	if err != nil {
 		return err
 	}
@@ -156,7 +200,11 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	bf.data, cf.data = filepath.Join(*data, "broker"), filepath.Join(*data, "controller")
 	// The broker is the time master: its clock stays when controllers change.
 	bf.answerClock, cf.clockFromBroker = true, true
-	b, err := broker.New(bf.options(e))
+	opts, err := bf.options(e)
+	if err != nil {
+		return err
+	}
+	b, err := broker.New(opts)
 	if err != nil {
 		return err
 	}
