@@ -1,10 +1,12 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +60,11 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 		case <-leaseTicker.C:
 			if c.subscribed.Load() {
 				c.doLease(c.lease.tick(time.Now(), false))
+				// Only while connected: speakers must learn the new token
+				// before the one they use expires.
+				if c.lease.leading() && c.local.Now().Sub(c.tokenRotatedAt) >= tokenRotation {
+					c.rotateToken()
+				}
 			}
 			c.settleReplies()
 		case <-advanceC:
@@ -96,8 +103,9 @@ func (c *Controller) advanceAll() {
 	}
 }
 
-// publishAll publishes the library's records, every session's playlist,
-// then its state, and last the controller status, which tells clients that
+// publishAll publishes the library's records, every session's info (which
+// the broker's ACL follows), playlist, then state, the speakers'
+// assignments, and last the controller status, which tells clients that
 // commands are heard.
 func (c *Controller) publishAll() {
 	c.publishLibrary()
@@ -108,8 +116,16 @@ func (c *Controller) publishAll() {
 	sort.Strings(names)
 	for _, name := range names {
 		s := c.sessions[name]
+		c.publishInfo(name, s)
 		c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(s.Playlist))
 		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(s.State))
+	}
+	c.mu.Lock()
+	assignments := slices.Collect(maps.Values(c.assignments))
+	c.mu.Unlock()
+	slices.SortFunc(assignments, func(a, b protocol.Assignment) int { return strings.Compare(a.Speaker, b.Speaker) })
+	for _, a := range assignments {
+		c.publish(protocol.AssignTopic(a.Speaker), true, protocol.Encode(a))
 	}
 	c.publishStatus()
 }
@@ -140,16 +156,26 @@ type statusResult struct {
 	Speakers []protocol.SpeakerStatus `json:"speakers"`
 }
 
+// handleSessionRequest answers a request on a session's command topic or on
+// the sessions command topic.
 func (c *Controller) handleSessionRequest(msg inbound) {
-	req, err := protocol.DecodeRequest(msg.payload, protocol.SessionCommands)
-	replyTo, replyErr := replyTopic(req.ReplyTo)
-	if err == nil {
-		err = replyErr
+	plain, user, signed := protocol.CommandTopic(msg.topic)
+	commands := protocol.SessionCommands
+	if plain == protocol.SessionsCommandTopic {
+		commands = protocol.SessionsCommands
 	}
+	req, decodeErr := protocol.DecodeRequest(msg.payload, commands)
+	replyTo, replyErr := replyTopic(req.ReplyTo)
+	who, err := c.askerFor(msg.topic, user, signed)
+	err = cmp.Or(err, decodeErr, replyErr)
 	var result any
 	var wait *pending
-	if err == nil {
-		result, wait, err = c.runSessionCommand(msg.topic, req)
+	switch {
+	case err != nil:
+	case plain == protocol.SessionsCommandTopic:
+		result, err = c.runSessionsCommand(who, req)
+	default:
+		result, wait, err = c.runSessionCommand(who, plain, req)
 	}
 	if wait != nil {
 		wait.replyTo = replyTo
@@ -160,13 +186,38 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 	c.reply(replyTo, req, result, err)
 }
 
-// runSessionCommand runs a command; a change that speakers must acknowledge
-// comes back as a pending reply.
-func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any, *pending, error) {
+// askerFor accepts or refuses the sender of a request that came on topic,
+// signed with user, and takes one of its rate tokens.
+func (c *Controller) askerFor(topic, user string, signed bool) (asker, error) {
+	if !signed {
+		return asker{}, fmt.Errorf("topic %q: not a command topic, or not signed with a valid user name", topic)
+	}
+	role := roleMember
+	if user != "" && c.opts.Roles != nil {
+		role = c.opts.Roles(user)
+	}
+	who, err := askerOf(user, role, c.opts.Open)
+	if err != nil {
+		return who, err
+	}
+	return who, c.limiter.allow(user, c.local.Now())
+}
+
+// runSessionCommand runs a command on the session whose command topic is
+// topic; a change that speakers must acknowledge comes back as a pending
+// reply.
+func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Request) (any, *pending, error) {
 	name, ok := protocol.SessionFromTopic(topic)
 	s, known := c.sessions[name]
 	if !ok || !known {
 		return nil, nil, fmt.Errorf("unknown session %q", name)
+	}
+	if err := who.may(rightFor(req.Cmd), name, s.ACL); err != nil {
+		return nil, nil, err
+	}
+	if req.Cmd == protocol.CmdJoin || req.Cmd == protocol.CmdLeave || req.Cmd == protocol.CmdVolume && req.Speaker != "" {
+		a, err := c.runAssignCommand(who, name, req)
+		return a, nil, err
 	}
 	var song *protocol.Song
 	if req.Cmd == protocol.CmdEnqueue && req.Song != "" {
@@ -212,14 +263,14 @@ func (c *Controller) runSessionCommand(topic string, req protocol.Request) (any,
 		members: members, deadline: time.Now().Add(stateQuorumTimeout)}, nil
 }
 
-// speakersOf lists the speakers in session name; a speaker that names no
-// session is in the default one.
+// speakersOf lists the speakers assigned to session name whose status is
+// known.
 func (c *Controller) speakersOf(name string) []protocol.SpeakerStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := []protocol.SpeakerStatus{}
-	for _, st := range c.speakers {
-		if st.Session == name || (st.Session == "" && name == protocol.DefaultSession) {
+	for id, st := range c.speakers {
+		if a, ok := c.assignments[id]; ok && a.Session == name {
 			out = append(out, st)
 		}
 	}
@@ -252,14 +303,15 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
-			req, err := protocol.DecodeRequest(msg.payload, protocol.LibraryCommands)
-			replyTo, replyErr := replyTopic(req.ReplyTo)
-			if err == nil {
-				err = replyErr
-			}
 			if !c.leading.Load() {
 				continue // the holder answers
 			}
+			req, decodeErr := protocol.DecodeRequest(msg.payload, protocol.LibraryCommands)
+			replyTo, replyErr := replyTopic(req.ReplyTo)
+			// Everyone askerFor accepts may use the library.
+			_, user, signed := protocol.CommandTopic(msg.topic)
+			_, err := c.askerFor(msg.topic, user, signed)
+			err = cmp.Or(err, decodeErr, replyErr)
 			var result any
 			if err == nil {
 				result, err = c.runLibraryCommand(req)

@@ -1,5 +1,7 @@
 // Package controller keeps the song library, the playlists and the session
-// state, serves songs over HTTP, answers commands that arrive over MQTT,
+// state, serves songs over HTTP to holders of the lease's fetch token,
+// answers the commands that arrive over MQTT from users allowed to send
+// them (access.go), keeps the speakers' assignments to sessions,
 // schedules playback on the shared clock and is the time master that
 // answers speakers' clock probes. Any number of controllers may run: the one
 // holding the lease (lease.go) does all that; the others mirror its state
@@ -59,13 +61,23 @@ type Options struct {
 	// always follows the broker's clock. Otherwise the lease holder is the
 	// time master, and standbys follow its clock.
 	ClockFromBroker bool
-	Sessions        []string     // sessions to create if missing; default [protocol.DefaultSession]
-	Clock           Clock        // local clock source; nil = real time
-	Logger          *slog.Logger // nil = slog.Default()
+	Sessions        []string // sessions to create if missing; default [protocol.DefaultSession]
+	// Open obeys anonymous requests (on the plain, unsigned command topics)
+	// as if an admin sent them: the demo, on a broker that lets anybody in.
+	// Otherwise only requests signed with a user name are obeyed.
+	Open bool
+	// Roles tells the role of a user ("admin", "controller", "member" or
+	// "speaker", as in the broker's users file; anything else refuses the
+	// user). It is called for every signed request, from more than one
+	// goroutine. nil: every user that signs a request is a member.
+	Roles       func(user string) string
+	MaxSongSize int64        // largest upload or import in bytes; default DefaultMaxSongSize
+	Clock       Clock        // local clock source; nil = real time
+	Logger      *slog.Logger // nil = slog.Default()
 }
 
-// maxSongSize bounds an upload or import.
-const maxSongSize = 1 << 30
+// DefaultMaxSongSize is Options.MaxSongSize's default.
+const DefaultMaxSongSize = 1 << 30
 
 // Controller is one running controller. Create it with New, then Run it.
 type Controller struct {
@@ -88,9 +100,12 @@ type Controller struct {
 	pendingLoads    chan pending  // library loop to session loop: loads waiting for a quorum
 
 	// Owned by the session loop.
-	lease      *lease
-	fetchToken string // of our term, while leading
-	quorum     quorum
+	lease          *lease
+	tokenRotatedAt time.Time // local clock: when we last replaced our fetch token, while leading
+	quorum         quorum
+
+	tokens  *fetchTokens // the lease holder's fetch tokens, which the song server accepts
+	limiter *rateLimiter // commands per user
 
 	leading    atomic.Bool // mirrors lease.leading() for the other goroutines
 	subscribed atomic.Bool // connected, and subscribed to the lease: only then may the lease act
@@ -98,8 +113,9 @@ type Controller struct {
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
-	mu       sync.Mutex
-	speakers map[string]protocol.SpeakerStatus // last status of every speaker, by id
+	mu          sync.Mutex
+	speakers    map[string]protocol.SpeakerStatus // last status of every speaker, by id
+	assignments map[string]protocol.Assignment    // every speaker's session and own volume; written by the session loop
 }
 
 // inbound is one MQTT message for a loop.
@@ -142,6 +158,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.MaxSongSize <= 0 {
+		opts.MaxSongSize = DefaultMaxSongSize
 	}
 	for _, name := range opts.Sessions {
 		if err := protocol.ValidName(name); err != nil {
@@ -187,15 +206,24 @@ func New(opts Options) (*Controller, error) {
 		connected:       make(chan struct{}, 1),
 		pendingLoads:    make(chan pending, 64),
 		speakers:        map[string]protocol.SpeakerStatus{},
+		tokens:          &fetchTokens{},
+		limiter:         newRateLimiter(commandRate, commandBurst),
 	}
-	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: maxSongSize, now: c.now}
+	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
 	if err := c.loadSessions(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	if c.assignments, err = st.assignments(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	var lastTerm uint64
 	for _, s := range c.sessions {
 		lastTerm = max(lastTerm, s.State.Term, s.Playlist.Term)
+	}
+	for _, a := range c.assignments {
+		lastTerm = max(lastTerm, a.Term)
 	}
 	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, time.Now())
 	c.listener, err = net.Listen("tcp", opts.HTTPAddr)
@@ -214,7 +242,7 @@ func New(opts Options) (*Controller, error) {
 
 func (c *Controller) loadSessions() error {
 	for _, name := range c.opts.Sessions {
-		if err := c.store.createSession(name); err != nil {
+		if _, err := c.store.createSession(name, "", protocol.Everyone); err != nil {
 			return err
 		}
 	}
@@ -236,7 +264,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
 	srv := &http.Server{
-		Handler:           (&songServer{lib: c.lib, log: c.log, accepting: c.leading.Load, added: c.announceSong}).routes(),
+		Handler:           (&songServer{lib: c.lib, log: c.log, tokens: c.tokens, accepting: c.leading.Load, added: c.announceSong}).routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
 	}
@@ -329,14 +357,22 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		return
 	}
 	defer c.handlers.leave()
+	// Commands come on the plain topics (anonymous) and on the topics
+	// signed with a user name (protocol.UserTopic).
 	subs := []subscription{
 		{protocol.SessionCommandFilter, 1, c.queue(c.sessionRequests)},
+		{protocol.UserTopic(protocol.SessionCommandFilter, "+"), 1, c.queue(c.sessionRequests)},
+		{protocol.SessionsCommandTopic, 1, c.queue(c.sessionRequests)},
+		{protocol.UserTopic(protocol.SessionsCommandTopic, "+"), 1, c.queue(c.sessionRequests)},
 		{protocol.LibraryCommandTopic, 1, c.queue(c.libraryRequests)},
-		{protocol.SpeakerStatusFilter, 1, c.noteSpeaker},
+		{protocol.UserTopic(protocol.LibraryCommandTopic, "+"), 1, c.queue(c.libraryRequests)},
 		{protocol.LeaseTopic, 1, c.queueEvent},
+		{protocol.SpeakerStatusFilter, 1, c.noteSpeaker},
 		{protocol.ControllerStatusTopic, 1, c.queueEvent},
+		{protocol.SessionInfoFilter, 1, c.queueEvent},
 		{protocol.SessionStateFilter, 1, c.queueEvent},
 		{protocol.PlaylistFilter, 1, c.queueEvent},
+		{protocol.AssignFilter, 1, c.queueEvent},
 		{protocol.LibrarySongFilter, 1, c.queueEvent},
 		{protocol.AckFilter, 1, c.queueEvent},
 		{protocol.ClockResponseTopic(c.sharedClock.id), 0, c.onClockAnswer},
@@ -419,8 +455,10 @@ func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
 	}
 }
 
-// noteSpeaker keeps the latest status of every speaker for status replies.
-func (c *Controller) noteSpeaker(_ mqtt.Client, msg mqtt.Message) {
+// noteSpeaker keeps the latest status of every speaker for status replies,
+// and tells the session loop, which assigns a speaker seen for the first
+// time.
+func (c *Controller) noteSpeaker(client mqtt.Client, msg mqtt.Message) {
 	if !c.handlers.enter() {
 		return
 	}
@@ -441,7 +479,13 @@ func (c *Controller) noteSpeaker(_ mqtt.Client, msg mqtt.Message) {
 		return
 	}
 	st.ID = id // the topic, which the broker's ACL vouches for, names the speaker
+	_, seen := c.speakers[id]
 	c.speakers[id] = st
+	if _, assigned := c.assignments[id]; !seen && !assigned {
+		if !c.events.push(inbound{topic: msg.Topic()}) {
+			c.log.Error("event queue full; speaker not assigned", "speaker", id)
+		}
+	}
 }
 
 // publish sends one message at QoS 1. Without a connection it does nothing:

@@ -185,9 +185,10 @@ func retained(t *testing.T, broker, topic string) []byte {
 	return newTestClient(t, broker, topic).next(topic, func([]byte) bool { return true })
 }
 
-func upload(t *testing.T, songsURL string, wav []byte, name string) protocol.Song {
+// upload puts a song into c's library, with its fetch token.
+func upload(t *testing.T, c *Controller, wav []byte, name string) protocol.Song {
 	t.Helper()
-	resp, body := do(t, http.MethodPut, songsURL+hashOf(wav)+"?name="+name, wav)
+	resp, body := do(t, http.MethodPut, c.SongsURL()+hashOf(wav)+"?name="+name, wav, "Authorization", "Bearer "+c.tokens.get())
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
@@ -207,7 +208,7 @@ func TestControllerOverMQTT(t *testing.T) {
 	broker := startBroker(t)
 	dataDir, importDir := t.TempDir(), t.TempDir()
 	shared := offsetClock{3 * time.Minute}
-	opts := Options{BrokerURL: broker, DataDir: dataDir, ImportDir: importDir, Sessions: []string{"home", "kitchen"}, Clock: shared}
+	opts := Options{Open: true, BrokerURL: broker, DataDir: dataDir, ImportDir: importDir, Sessions: []string{"home", "kitchen"}, Clock: shared}
 	c, stop := startController(t, opts)
 	tc := newTestClient(t, broker, "tutti/reply", "tutti/reply/#", "tutti/session/+/state", "tutti/session/+/playlist",
 		protocol.ControllerStatusTopic, protocol.ClockResponseTopic("sp1"))
@@ -225,7 +226,7 @@ func TestControllerOverMQTT(t *testing.T) {
 		t.Fatalf("initial state %+v, %v", state, err)
 	}
 
-	long := upload(t, c.SongsURL(), makeWAV(8000*60, 8000, 5), "long.wav")
+	long := upload(t, c, makeWAV(8000*60, 8000, 5), "long.wav")
 	if err := os.WriteFile(filepath.Join(importDir, "short.wav"), makeWAV(2400, 8000, 6), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +370,7 @@ func TestControllerOverMQTT(t *testing.T) {
 	if fmt.Sprint(restoredList) != fmt.Sprint(retainedList) {
 		t.Fatalf("restored playlist %+v\nwant %+v", restoredList, retainedList)
 	}
-	resp, body := do(t, http.MethodGet, c2.SongsURL()+short.SHA256, nil, "Range", "bytes=0-3")
+	resp, body := do(t, http.MethodGet, c2.SongsURL()+short.SHA256, nil, "Range", "bytes=0-3", "Authorization", "Bearer "+c2.tokens.get())
 	if resp.StatusCode != http.StatusPartialContent || string(body) != "RIFF" {
 		t.Fatalf("song after restart: %d %q", resp.StatusCode, body)
 	}
@@ -377,10 +378,13 @@ func TestControllerOverMQTT(t *testing.T) {
 
 func TestCommandsKeepTheirOrder(t *testing.T) {
 	broker := startBroker(t)
-	c, _ := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir()})
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir()})
+	if c.lib.maxSize != DefaultMaxSongSize {
+		t.Errorf("default upload limit %d", c.lib.maxSize)
+	}
 	songs := []protocol.Song{
-		upload(t, c.SongsURL(), makeWAV(800, 8000, 7), "a.wav"),
-		upload(t, c.SongsURL(), makeWAV(800, 8000, 8), "b.wav"),
+		upload(t, c, makeWAV(800, 8000, 7), "a.wav"),
+		upload(t, c, makeWAV(800, 8000, 8), "b.wav"),
 	}
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
 	var want []string
@@ -402,7 +406,10 @@ func TestCommandsKeepTheirOrder(t *testing.T) {
 }
 
 func TestRunStopsWithoutBroker(t *testing.T) {
-	c, stop := runController(t, Options{BrokerURL: "tcp://127.0.0.1:1", DataDir: t.TempDir()})
+	c, stop := runController(t, Options{BrokerURL: "tcp://127.0.0.1:1", DataDir: t.TempDir(), MaxSongSize: 12345})
+	if c.lib.maxSize != 12345 {
+		t.Errorf("upload limit %d, want Options.MaxSongSize", c.lib.maxSize)
+	}
 	// The song server works while the broker is away.
 	if resp, body := do(t, http.MethodGet, strings.TrimSuffix(c.SongsURL(), "songs/")+"healthz", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %d %s", resp.StatusCode, body)

@@ -25,10 +25,13 @@ func (c *Controller) handleEvent(msg inbound) {
 			c.log.Warn("bad lease message", "err", err)
 			return
 		}
-		if m.Holder != c.instance {
+		c.doLease(c.lease.observe(m, now))
+		if m.Holder != c.instance && m.Holder == c.lease.holder && m.Term == c.lease.term && m.FetchToken != "" {
+			// The holder's tokens: our song server accepts them, and our
+			// mirror fetches with them.
+			c.tokens.set(m.FetchToken)
 			c.mirror.setSource(m.SongsURL, m.FetchToken)
 		}
-		c.doLease(c.lease.observe(m, now))
 	case msg.topic == protocol.ControllerStatusTopic:
 		c.onControllerStatus(msg.payload, now)
 	default:
@@ -38,13 +41,24 @@ func (c *Controller) handleEvent(msg inbound) {
 
 func (c *Controller) handleStateEvent(msg inbound) {
 	if id, ok := protocol.SpeakerFromTopic(msg.topic); ok {
-		ack, err := protocol.Decode[protocol.Ack](msg.payload)
-		if err != nil {
-			c.log.Warn("bad ack", "speaker", id, "err", err)
-			return
+		switch msg.topic {
+		case protocol.AckTopic(id):
+			ack, err := protocol.Decode[protocol.Ack](msg.payload)
+			if err != nil {
+				c.log.Warn("bad ack", "speaker", id, "err", err)
+				return
+			}
+			c.quorum.note(id, ack)
+			c.settleReplies()
+		case protocol.SpeakerStatusTopic(id): // seen for the first time (noteSpeaker)
+			if c.lease.leading() {
+				c.assignNew(id)
+			}
+		case protocol.AssignTopic(id):
+			if err := c.mirrorAssignment(id, msg.payload); err != nil {
+				c.log.Warn("assignment not mirrored", "speaker", id, "err", err)
+			}
 		}
-		c.quorum.note(id, ack)
-		c.settleReplies()
 		return
 	}
 	if sha, ok := protocol.SongFromTopic(msg.topic); ok {
@@ -52,13 +66,18 @@ func (c *Controller) handleStateEvent(msg inbound) {
 		return
 	}
 	name, ok := protocol.SessionFromTopic(msg.topic)
-	if !ok || len(msg.payload) == 0 {
+	if !ok {
 		return
 	}
 	var err error
-	if msg.topic == protocol.PlaylistTopic(name) {
+	switch {
+	case len(msg.payload) == 0:
+		err = c.mirrorGone(name, msg.topic)
+	case msg.topic == protocol.SessionInfoTopic(name):
+		err = c.mirrorInfo(name, msg.payload)
+	case msg.topic == protocol.PlaylistTopic(name):
 		err = c.mirrorPlaylist(name, msg.payload)
-	} else {
+	default:
 		err = c.mirrorState(name, msg.payload)
 	}
 	if err != nil {
@@ -93,7 +112,7 @@ func (c *Controller) doLease(a leaseAction) {
 		c.log.Info("claiming the lease", "term", c.lease.term)
 		c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(false, c.opts.Name, c.songsURL, "")))
 	case sendRenew:
-		c.publish(protocol.LeaseTopic, false, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.fetchToken)))
+		c.publish(protocol.LeaseTopic, false, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
 	case takeOver:
 		c.takeOver()
 	case stepDown:
@@ -101,18 +120,23 @@ func (c *Controller) doLease(a leaseAction) {
 	}
 }
 
-// takeOver makes us the holder: every session is restamped with our term and
-// published, so speakers and standbys follow us from now on.
+// takeOver makes us the holder: every session and assignment is restamped
+// with our term and published, so speakers and standbys follow us from now
+// on.
 func (c *Controller) takeOver() {
 	term := c.lease.term
-	c.fetchToken = randomID() + randomID()
+	// The last holder's token stays valid as the previous one, for
+	// speakers that have not seen our lease yet.
+	c.tokens.set(randomID() + randomID())
+	c.tokenRotatedAt = c.local.Now()
 	if !c.opts.ClockFromBroker {
 		c.sharedClock.freeze() // before we answer probes: we are the time master now
 	}
 	c.leading.Store(true)
 	c.mirror.setSource("", "")
 	// Retained, this renewal replaces a losing claim retained after ours.
-	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.fetchToken)))
+	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
+	c.takeOverAssignments()
 	for name, s := range c.sessions {
 		next := c.stamp(s)
 		if err := c.store.saveSession(next, false); err != nil {
@@ -129,11 +153,20 @@ func (c *Controller) takeOver() {
 func (c *Controller) stepDown() {
 	c.leading.Store(false)
 	c.sharedClock.follow(time.Now())
-	c.fetchToken = ""
 	c.log.Warn("lost the lease", "term", c.lease.term, "holder", c.lease.holder)
 	for _, p := range c.quorum.dropAll() {
 		c.reply(p.replyTo, p.req, nil, errLeaseLost)
 	}
+}
+
+// rotateToken replaces our fetch token, publishing the lease again retained
+// so speakers and standbys learn the new one; the old one stays valid until
+// the next rotation.
+func (c *Controller) rotateToken() {
+	c.tokens.set(randomID() + randomID())
+	c.tokenRotatedAt = c.local.Now()
+	c.log.Info("fetch token rotated", "term", c.lease.term)
+	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
 }
 
 // stamp marks a session with our term and makes its state name its playlist
@@ -175,11 +208,10 @@ func (c *Controller) mirrorPlaylist(name string, payload []byte) error {
 		}
 	}
 	if !known {
-		if err := c.store.createSession(name); err != nil {
+		if _, err := c.store.createSession(name, "", protocol.Everyone); err != nil {
 			return err
 		}
-		s = session{State: protocol.SessionState{V: protocol.Version, Session: name, State: protocol.Stopped,
-			Volume: 100, Anchor: protocol.Anchor{Index: -1}}}
+		s = newSession(name, "", protocol.Everyone)
 	}
 	if err := c.store.placeholdSongs(pl.Entries, c.now()); err != nil {
 		return err

@@ -25,6 +25,12 @@ type fakeSpeakers struct {
 
 func newFakeSpeakers(t *testing.T, broker string, ids ...string) *fakeSpeakers {
 	t.Helper()
+	return newFakeSpeakersIn(t, broker, protocol.DefaultSession, ids...)
+}
+
+// newFakeSpeakersIn starts fake speakers whose statuses ask for session.
+func newFakeSpeakersIn(t *testing.T, broker, session string, ids ...string) *fakeSpeakers {
+	t.Helper()
 	f := &fakeSpeakers{t: t, acking: map[string]bool{}}
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("fake-speakers-%d", time.Now().UnixNano())).
 		SetProtocolVersion(4).SetAutoReconnect(false)
@@ -35,7 +41,7 @@ func newFakeSpeakers(t *testing.T, broker string, ids ...string) *fakeSpeakers {
 	t.Cleanup(func() { f.client.Disconnect(100) })
 	for _, id := range ids {
 		f.acking[id] = true
-		st := protocol.SpeakerStatus{V: 1, ID: id, Online: true, Instance: "i-" + id, Session: protocol.DefaultSession, Volume: 100}
+		st := protocol.SpeakerStatus{V: 1, ID: id, Online: true, Instance: "i-" + id, Session: session, Volume: 100}
 		if tok := f.client.Publish(protocol.SpeakerStatusTopic(id), 1, true, protocol.Encode(st)); !tok.WaitTimeout(waitTimeout) {
 			t.Fatal("speaker status not sent")
 		}
@@ -76,7 +82,7 @@ func (f *fakeSpeakers) setAcking(id string, on bool) {
 
 func TestQuorumOfSpeakers(t *testing.T) {
 	broker := startBroker(t)
-	c, _ := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir()})
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir()})
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
 	speakers := newFakeSpeakers(t, broker, "k1", "k2", "k3")
 	waitFor(t, "the speakers to be known", func() bool { return len(c.speakersOf("home")) == 3 })
@@ -84,7 +90,7 @@ func TestQuorumOfSpeakers(t *testing.T) {
 	// A load is answered once a majority of the nodes (the controller and
 	// the speakers) hold the song: 3 of 4.
 	wav := makeWAV(8000, 8000, 3)
-	song := upload(t, c.SongsURL(), wav, "one")
+	song := upload(t, c, wav, "one")
 	reply := tc.request(protocol.LibraryCommandTopic, protocol.DefaultReplyTopic, "l1", `{"cmd":"load","song":"`+song.SHA256+`","req_id":"l1"}`)
 	var loaded loadResult
 	if !reply.OK || json.Unmarshal(reply.Result, &loaded) != nil || loaded.Holders < 3 || loaded.Nodes != 4 || loaded.SHA256 != song.SHA256 {
@@ -123,13 +129,15 @@ func TestQuorumOfSpeakers(t *testing.T) {
 func TestFailoverToStandby(t *testing.T) {
 	broker := startBroker(t) // a plain broker: no lease arbitration, as with Mosquitto
 	ttl := 600 * time.Millisecond
-	optsA := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl}
+	optsA := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl}
 	a, stopA := startController(t, optsA)
-	optsB := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl}
+	optsB := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl}
 	b, _ := runController(t, optsB)
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic, protocol.SessionStateTopic("home"), protocol.LeaseTopic)
+	newFakeSpeakers(t, broker, "f1")
+	first := assignmentIs(t, broker, "f1", "home")
 
-	songs := []protocol.Song{upload(t, a.SongsURL(), makeWAV(8000*30, 8000, 1), "one"), upload(t, a.SongsURL(), makeWAV(8000*30, 8000, 2), "two")}
+	songs := []protocol.Song{upload(t, a, makeWAV(8000*30, 8000, 1), "one"), upload(t, a, makeWAV(8000*30, 8000, 2), "two")}
 	for i, s := range songs {
 		id := fmt.Sprint("e", i)
 		tc.request(protocol.LibraryCommandTopic, protocol.DefaultReplyTopic, "l"+id, `{"cmd":"load","song":"`+s.SHA256+`","req_id":"l`+id+`"}`)
@@ -143,7 +151,7 @@ func TestFailoverToStandby(t *testing.T) {
 	// The standby mirrors the song files (it serves them) before A goes.
 	for _, s := range songs {
 		waitFor(t, "the standby to mirror "+s.Title, func() bool {
-			resp, _ := do(t, http.MethodGet, b.SongsURL()+s.SHA256, nil)
+			resp, _ := do(t, http.MethodGet, b.SongsURL()+s.SHA256, nil, "Authorization", "Bearer "+a.tokens.get())
 			return resp.StatusCode == http.StatusOK
 		})
 	}
@@ -169,6 +177,13 @@ func TestFailoverToStandby(t *testing.T) {
 	if st != want || st.Seq < played.State.Seq {
 		t.Fatalf("state under the new term %+v\nwant %+v", st, want)
 	}
+
+	// B keeps the speakers' assignments, under its term.
+	waitFor(t, "the assignment under the new term", func() bool {
+		var a protocol.Assignment
+		return json.Unmarshal(retained(t, broker, protocol.AssignTopic("f1")), &a) == nil &&
+			a.Term == st.Term && a.Term > first.Term && a.Session == "home"
+	})
 
 	// B answers now, and continues the entry ids.
 	res := tc.cmd("e3", `{"cmd":"enqueue","song":"`+songs[0].SHA256+`","req_id":"e3"}`)

@@ -18,7 +18,9 @@ import (
 type session struct {
 	State     protocol.SessionState
 	Playlist  protocol.Playlist
-	NextEntry uint64 // number of the next entry id ("e<n>"), so ids are never reused
+	NextEntry uint64       // number of the next entry id ("e<n>"), so ids are never reused
+	Title     string       // the name people see
+	ACL       protocol.ACL // who may see, join and control it
 }
 
 // change says what a command did to a session.
@@ -78,6 +80,10 @@ func apply(now int64, lead time.Duration, s session, req protocol.Request, song 
 		next.reanchor(at, -1, 0, protocol.Stopped)
 		c = change{AtNs: at, PlaylistChanged: true}
 	case protocol.CmdVolume:
+		if req.Speaker != "" {
+			// One speaker's volume is part of its assignment, not of the session.
+			return s, change{}, fmt.Errorf("volume of speaker %q is not a session change", req.Speaker)
+		}
 		if *req.Volume < 0 || *req.Volume > 100 {
 			return s, change{}, fmt.Errorf("volume %d out of range 0-100", *req.Volume)
 		}
@@ -129,25 +135,37 @@ var commandFields = map[string][]string{
 	protocol.CmdEnqueue:  {"song", "index"},
 	protocol.CmdDequeue:  {"entry", "index"},
 	protocol.CmdClear:    nil,
-	protocol.CmdVolume:   {"volume"},
+	protocol.CmdVolume:   {"volume", "speaker"},
 	protocol.CmdStatus:   nil,
+	protocol.CmdJoin:     {"speaker"},
+	protocol.CmdLeave:    {"speaker"},
 	protocol.CmdLoad:     {"song", "path"},
 	protocol.CmdSearch:   {"query"},
 	protocol.CmdLookup:   {"song"},
+	protocol.CmdList:     nil,
+	protocol.CmdCreate:   {"session", "title"},
+	protocol.CmdRename:   {"session", "title"},
+	protocol.CmdDelete:   {"session"},
+	protocol.CmdGrant:    {"session", "acl"},
 }
+
+// requestFields names every optional field of a request, in the order
+// errors mention them.
+var requestFields = []string{"song", "path", "index", "entry", "position", "volume", "query", "speaker", "session", "title", "acl"}
 
 // checkFields checks that req carries the fields its command needs and no others.
 func checkFields(req protocol.Request) error {
 	present := map[string]bool{
 		"song": req.Song != "", "path": req.Path != "", "index": req.Index != nil,
 		"entry": req.Entry != "", "position": req.Position != nil, "volume": req.Volume != nil,
-		"query": req.Query != "",
+		"query": req.Query != "", "speaker": req.Speaker != "", "session": req.Session != "",
+		"title": req.Title != "", "acl": req.ACL != nil,
 	}
 	allowed, ok := commandFields[req.Cmd]
 	if !ok {
 		return fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
 	}
-	for _, name := range []string{"song", "path", "index", "entry", "position", "volume", "query"} {
+	for _, name := range requestFields {
 		if present[name] && !slices.Contains(allowed, name) {
 			return fmt.Errorf("%s takes no %s", req.Cmd, name)
 		}
@@ -180,6 +198,20 @@ func checkFields(req protocol.Request) error {
 		return need("song", "path")
 	case protocol.CmdSearch:
 		return need("query")
+	case protocol.CmdJoin, protocol.CmdLeave:
+		return need("speaker")
+	case protocol.CmdCreate, protocol.CmdDelete:
+		return need("session")
+	case protocol.CmdRename:
+		if err := need("session"); err != nil {
+			return err
+		}
+		return need("title")
+	case protocol.CmdGrant:
+		if err := need("session"); err != nil {
+			return err
+		}
+		return need("acl")
 	}
 	return nil
 }
@@ -242,6 +274,10 @@ func checkPosition(e protocol.Entry, pos int64) error {
 	return nil
 }
 
+// maxPlaylistEntries bounds a playlist, so it stays one retained message
+// that every speaker reads quickly.
+const maxPlaylistEntries = 1000
+
 // enqueue inserts song before req.Index (default: at the end). The change is
 // immediate: the timeline does not move, only the indexes behind the insert.
 func enqueue(s *session, now int64, req protocol.Request, song *protocol.Song) (change, error) {
@@ -252,6 +288,9 @@ func enqueue(s *session, now int64, req protocol.Request, song *protocol.Song) (
 		return change{}, fmt.Errorf("song %s has no audio frames", song.SHA256)
 	}
 	entries := s.Playlist.Entries
+	if len(entries) >= maxPlaylistEntries {
+		return change{}, fmt.Errorf("playlist full (%d entries)", maxPlaylistEntries)
+	}
 	insert := len(entries)
 	if req.Index != nil {
 		if *req.Index < 0 || *req.Index > len(entries) {

@@ -232,6 +232,18 @@ func TestPlaylistFull(t *testing.T) {
 	}
 }
 
+func TestPlaylistAtMostMaxEntries(t *testing.T) {
+	s := newTestSession(t, 44100)
+	for len(s.Playlist.Entries) < maxPlaylistEntries-1 {
+		s.Playlist.Entries = append(s.Playlist.Entries, s.Playlist.Entries[0])
+	}
+	s = mustApply(t, 0, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, testSong(1, 44100))
+	next, _, err := apply(0, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, testSong(2, 44100))
+	if err == nil || err.Error() != "playlist full (1000 entries)" || len(next.Playlist.Entries) != maxPlaylistEntries {
+		t.Fatalf("enqueue beyond %d entries: %v", maxPlaylistEntries, err)
+	}
+}
+
 func TestDequeue(t *testing.T) {
 	base := newTestSession(t, 10*44100, 10*44100, 10*44100)
 	s := playingAt(base, 0, 1, 0)
@@ -295,6 +307,12 @@ func TestFieldsAreChecked(t *testing.T) {
 		{Cmd: protocol.CmdNext, Song: "x"},
 		{Cmd: protocol.CmdVolume},
 		{Cmd: protocol.CmdPlay, Query: "x"},
+		{Cmd: protocol.CmdPlay, Speaker: "k1"},
+		{Cmd: protocol.CmdStatus, Session: "home"},
+		{Cmd: protocol.CmdVolume, Volume: intp(5), Speaker: "k1"}, // a speaker's volume is no session change
+		{Cmd: protocol.CmdJoin},
+		{Cmd: protocol.CmdJoin, Speaker: "k1"}, // handled apart from apply
+		{Cmd: protocol.CmdCreate, Session: "x"},
 		{Cmd: "dance"},
 	} {
 		if got, _, err := apply(0, lead, s, req, nil); err == nil || got.State != s.State {
@@ -368,7 +386,7 @@ func TestAutoAdvanceTimer(t *testing.T) {
 			{SHA256: hashOf([]byte("1")), Title: "one", Format: "wav", Frames: 8000, SampleRate: 8000},
 			{SHA256: hashOf([]byte("2")), Title: "two", Format: "wav", Frames: 16001, SampleRate: 8000},
 		}
-		if err := st.createSession("home"); err != nil {
+		if _, err := st.createSession("home", "", protocol.Everyone); err != nil {
 			t.Fatal(err)
 		}
 		sessions, err := st.sessions()

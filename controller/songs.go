@@ -1,12 +1,15 @@
 package controller
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -15,21 +18,76 @@ import (
 type songServer struct {
 	lib       *library
 	log       *slog.Logger
+	tokens    *fetchTokens          // the lease holder's: a request must bear one
 	accepting func() bool           // uploads go to the lease holder only
 	added     func(s protocol.Song) // announces a song an upload added
 }
 
-// routes returns the song server's handler. Song URLs are open in this
-// version; authorization (signed, short-lived tokens) is to wrap the two
-// /songs/ handlers here.
+// routes returns the song server's handler. Songs go only to requests that
+// bear the lease holder's current or previous fetch token.
 func (ss *songServer) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /songs/{sha}", ss.get) // GET also answers HEAD
-	mux.HandleFunc("PUT /songs/{sha}", ss.put)
+	mux.HandleFunc("GET /songs/{sha}", ss.authorized(ss.get)) // GET also answers HEAD
+	mux.HandleFunc("PUT /songs/{sha}", ss.authorized(ss.put))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
 	return mux
+}
+
+// authorized wraps a handler: the request must carry a valid fetch token,
+// as "Authorization: Bearer <token>" or, for curl, "?token=<token>".
+func (ss *songServer) authorized(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			token = r.URL.Query().Get("token")
+		}
+		if !ss.tokens.valid(token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tutti songs"`)
+			writeError(w, http.StatusUnauthorized, "a valid fetch token is required (the lease's fetch_token, as Authorization: Bearer <token>)")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// tokenRotation is how often the lease holder replaces its fetch token. The
+// previous token stays valid until the next rotation, so a download started
+// with it is not cut off.
+const tokenRotation = 10 * time.Minute
+
+// fetchTokens are the bearer tokens the song server accepts: the lease
+// holder's current and previous ones (ours while we hold the lease, else
+// learnt from the lease messages). Safe for concurrent use.
+type fetchTokens struct {
+	mu                sync.Mutex
+	current, previous string
+}
+
+// set makes token the current one; the current one becomes the previous.
+func (t *fetchTokens) set(token string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if token != t.current {
+		t.previous, t.current = t.current, token
+	}
+}
+
+func (t *fetchTokens) get() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.current
+}
+
+// valid says whether token is the current or the previous one.
+func (t *fetchTokens) valid(token string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	match := func(want string) bool {
+		return want != "" && subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
+	}
+	return match(t.current) || match(t.previous)
 }
 
 // songHash validates the {sha} path value: exactly 64 hex digits.

@@ -21,7 +21,7 @@ func newTestLibrary(t *testing.T) *library {
 	st := openTestStore(t, dir)
 	t.Cleanup(func() { st.Close() })
 	lib := &library{store: st, songsDir: filepath.Join(dir, "songs"), tmpDir: filepath.Join(dir, "tmp"),
-		maxSize: maxSongSize, now: func() int64 { return 1 }}
+		maxSize: DefaultMaxSongSize, now: func() int64 { return 1 }}
 	for _, d := range []string{lib.songsDir, lib.tmpDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -30,11 +30,20 @@ func newTestLibrary(t *testing.T) *library {
 	return lib
 }
 
-func newTestSongServer(t *testing.T) (*httptest.Server, *library) {
+// testToken is the fetch token of newTestSongServer; authz is its header value.
+const (
+	testToken = "test-token"
+	authz     = "Bearer " + testToken
+)
+
+func newTestSongServer(t *testing.T) (*httptest.Server, *library, *fetchTokens) {
 	lib := newTestLibrary(t)
-	srv := httptest.NewServer((&songServer{lib: lib, log: slog.New(slog.DiscardHandler), accepting: func() bool { return true }, added: func(protocol.Song) {}}).routes())
+	tokens := &fetchTokens{}
+	tokens.set(testToken)
+	srv := httptest.NewServer((&songServer{lib: lib, log: slog.New(slog.DiscardHandler), tokens: tokens,
+		accepting: func() bool { return true }, added: func(protocol.Song) {}}).routes())
 	t.Cleanup(srv.Close)
-	return srv, lib
+	return srv, lib, tokens
 }
 
 func do(t *testing.T, method, url string, body []byte, header ...string) (*http.Response, []byte) {
@@ -68,12 +77,12 @@ func dirEmpty(t *testing.T, dir string) bool {
 }
 
 func TestUploadAndServe(t *testing.T) {
-	srv, lib := newTestSongServer(t)
+	srv, lib, _ := newTestSongServer(t)
 	wav := makeWAV(44100+17, 44100, 1)
 	sha := hashOf(wav)
 	url := srv.URL + "/songs/" + sha
 
-	resp, body := do(t, http.MethodPut, url+"?name=My%20Tune.wav", wav)
+	resp, body := do(t, http.MethodPut, url+"?name=My%20Tune.wav", wav, "Authorization", authz)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
@@ -91,24 +100,24 @@ func TestUploadAndServe(t *testing.T) {
 	}
 
 	// The same content again: answered from the library, body not needed.
-	resp, body = do(t, http.MethodPut, url, []byte("not even audio"))
+	resp, body = do(t, http.MethodPut, url, []byte("not even audio"), "Authorization", authz)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), sha) {
 		t.Fatalf("duplicate upload: %d %s", resp.StatusCode, body)
 	}
 
-	resp, body = do(t, http.MethodGet, url, nil)
+	resp, body = do(t, http.MethodGet, url, nil, "Authorization", authz)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, wav) || resp.Header.Get("Content-Type") != "audio/wav" {
 		t.Fatalf("get: %d, %d bytes, %q", resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
 	}
-	resp, body = do(t, http.MethodGet, url, nil, "Range", "bytes=100-199")
+	resp, body = do(t, http.MethodGet, url, nil, "Range", "bytes=100-199", "Authorization", authz)
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, wav[100:200]) {
 		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	resp, body = do(t, http.MethodGet, url, nil, "Range", "bytes=-10")
+	resp, body = do(t, http.MethodGet, url, nil, "Range", "bytes=-10", "Authorization", authz)
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, wav[len(wav)-10:]) {
 		t.Fatalf("suffix range: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	resp, body = do(t, http.MethodHead, url, nil)
+	resp, body = do(t, http.MethodHead, url, nil, "Authorization", authz)
 	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.ContentLength != int64(len(wav)) {
 		t.Fatalf("head: %d, length %d", resp.StatusCode, resp.ContentLength)
 	}
@@ -118,7 +127,7 @@ func TestUploadAndServe(t *testing.T) {
 }
 
 func TestUploadRefusals(t *testing.T) {
-	srv, lib := newTestSongServer(t)
+	srv, lib, _ := newTestSongServer(t)
 	wav := makeWAV(1000, 8000, 2)
 	other := makeWAV(1000, 8000, 3)
 	text := []byte("RIFF but not really a wave file at all, just text")
@@ -136,7 +145,7 @@ func TestUploadRefusals(t *testing.T) {
 		{"malformed hash", "abc", wav, http.StatusBadRequest},
 		{"not hex", strings.Repeat("g", 64), wav, http.StatusBadRequest},
 	} {
-		resp, body := do(t, http.MethodPut, srv.URL+"/songs/"+tc.sha, tc.body)
+		resp, body := do(t, http.MethodPut, srv.URL+"/songs/"+tc.sha, tc.body, "Authorization", authz)
 		var e struct{ Error string }
 		if resp.StatusCode != tc.status || json.Unmarshal(body, &e) != nil || e.Error == "" {
 			t.Errorf("%s: %d %s, want %d with a JSON error", tc.name, resp.StatusCode, body, tc.status)
@@ -150,7 +159,7 @@ func TestUploadRefusals(t *testing.T) {
 	}
 
 	lib.maxSize = 100
-	resp, _ := do(t, http.MethodPut, srv.URL+"/songs/"+hashOf(wav), wav)
+	resp, _ := do(t, http.MethodPut, srv.URL+"/songs/"+hashOf(wav), wav, "Authorization", authz)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized: %d", resp.StatusCode)
 	}
@@ -160,7 +169,7 @@ func TestUploadRefusals(t *testing.T) {
 		"/songs/xyz":            http.StatusBadRequest,
 		"/healthz":              http.StatusOK,
 	} {
-		if resp, body := do(t, http.MethodGet, srv.URL+url, nil); resp.StatusCode != status {
+		if resp, body := do(t, http.MethodGet, srv.URL+url, nil, "Authorization", authz); resp.StatusCode != status {
 			t.Errorf("GET %s: %d %s, want %d", url, resp.StatusCode, body, status)
 		}
 	}
@@ -208,5 +217,65 @@ func TestResolveImport(t *testing.T) {
 	}
 	if _, err := resolveImport("", "a/song.wav"); err == nil {
 		t.Error("loaded a path without an import directory")
+	}
+}
+
+func TestSongServerNeedsToken(t *testing.T) {
+	srv, _, tokens := newTestSongServer(t)
+	wav := makeWAV(1000, 8000, 9)
+	url := srv.URL + "/songs/" + hashOf(wav)
+	bearer := func(token string) []string { return []string{"Authorization", "Bearer " + token} }
+	for _, tc := range []struct {
+		what   string
+		method string
+		url    string
+		header []string
+	}{
+		{"PUT without token", http.MethodPut, url, nil},
+		{"PUT with a wrong token", http.MethodPut, url, bearer("nope")},
+		{"PUT with an empty token", http.MethodPut, url, bearer("")},
+		{"PUT with another scheme", http.MethodPut, url, []string{"Authorization", "Basic " + testToken}},
+	} {
+		if resp, body := do(t, tc.method, tc.url, wav, tc.header...); resp.StatusCode != http.StatusUnauthorized ||
+			resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: %d %s", tc.what, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, http.MethodPut, url, wav, bearer(testToken)...); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload with the token: %d %s", resp.StatusCode, body)
+	}
+
+	status := func(method, url string, header ...string) int {
+		resp, _ := do(t, method, url, nil, header...)
+		return resp.StatusCode
+	}
+	check := func(when string, valid map[string]bool) {
+		t.Helper()
+		for token, ok := range valid {
+			want := http.StatusUnauthorized
+			if ok {
+				want = http.StatusOK
+			}
+			if got := status(http.MethodGet, url, bearer(token)...); got != want {
+				t.Errorf("%s: GET with %q: %d, want %d", when, token, got, want)
+			}
+			if got := status(http.MethodHead, url, bearer(token)...); got != want {
+				t.Errorf("%s: HEAD with %q: %d, want %d", when, token, got, want)
+			}
+			if got := status(http.MethodGet, url+"?token="+token); got != want {
+				t.Errorf("%s: GET ?token=%s: %d, want %d", when, token, got, want)
+			}
+		}
+	}
+	check("first token", map[string]bool{testToken: true, "": false, "wrong": false})
+	if got := status(http.MethodGet, url); got != http.StatusUnauthorized {
+		t.Errorf("GET without token: %d", got)
+	}
+	tokens.set("second")
+	check("one rotation", map[string]bool{testToken: true, "second": true, "wrong": false})
+	tokens.set("third")
+	check("two rotations", map[string]bool{testToken: false, "second": true, "third": true})
+	if got := status(http.MethodGet, srv.URL+"/healthz"); got != http.StatusOK {
+		t.Errorf("healthz needs no token: %d", got)
 	}
 }

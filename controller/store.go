@@ -2,6 +2,7 @@ package controller
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -44,7 +45,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 	playlist_version INTEGER NOT NULL,
 	next_entry       INTEGER NOT NULL,
 	term             INTEGER NOT NULL DEFAULT 0,
-	playlist_term    INTEGER NOT NULL DEFAULT 0
+	playlist_term    INTEGER NOT NULL DEFAULT 0,
+	title            TEXT NOT NULL DEFAULT '',
+	acl              TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS entries (
 	session  TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
@@ -52,6 +55,12 @@ CREATE TABLE IF NOT EXISTS entries (
 	id       TEXT NOT NULL,
 	song     TEXT NOT NULL REFERENCES songs(sha256),
 	PRIMARY KEY (session, position)
+);
+CREATE TABLE IF NOT EXISTS assignments (
+	speaker TEXT PRIMARY KEY,
+	session TEXT NOT NULL,
+	volume  INTEGER NOT NULL,
+	term    INTEGER NOT NULL
 );
 `
 
@@ -74,15 +83,21 @@ func openStore(path string) (*store, error) {
 }
 
 // migrate adds the columns later versions brought to a database an older
-// version created.
+// version created. (New tables come from the schema's CREATE TABLE IF NOT
+// EXISTS.) A session's empty title is its name, its empty acl Everyone.
 func migrate(db *sql.DB) error {
-	for _, col := range []string{"term", "playlist_term"} {
+	for _, col := range []struct{ name, definition string }{
+		{"term", "INTEGER NOT NULL DEFAULT 0"},
+		{"playlist_term", "INTEGER NOT NULL DEFAULT 0"},
+		{"title", "TEXT NOT NULL DEFAULT ''"},
+		{"acl", "TEXT NOT NULL DEFAULT ''"},
+	} {
 		var n int
-		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('sessions') WHERE name = ?`, col).Scan(&n); err != nil {
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('sessions') WHERE name = ?`, col.name).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
-			if _, err := db.Exec(`ALTER TABLE sessions ADD COLUMN ` + col + ` INTEGER NOT NULL DEFAULT 0`); err != nil {
+			if _, err := db.Exec(`ALTER TABLE sessions ADD COLUMN ` + col.name + ` ` + col.definition); err != nil {
 				return err
 			}
 		}
@@ -191,11 +206,119 @@ func (st *store) searchSongs(words []string, limit int) ([]protocol.Song, error)
 	return songs, rows.Err()
 }
 
-// createSession adds a stopped, empty session unless it exists.
-func (st *store) createSession(name string) error {
-	_, err := st.db.Exec(`INSERT OR IGNORE INTO sessions
-		(name, state, at_ns, entry_index, entry_id, position_ns, playing, volume, seq, playlist_version, next_entry)
-		VALUES (?, ?, 0, -1, '', 0, 0, 100, 0, 0, 1)`, name, protocol.Stopped)
+// createSession adds a stopped, empty session unless it exists; created
+// says whether it did. An empty title stands for the name.
+func (st *store) createSession(name, title string, acl protocol.ACL) (created bool, err error) {
+	res, err := st.db.Exec(`INSERT OR IGNORE INTO sessions
+		(name, state, at_ns, entry_index, entry_id, position_ns, playing, volume, seq, playlist_version, next_entry, title, acl)
+		VALUES (?, ?, 0, -1, '', 0, 0, 100, 0, 0, 1, ?, ?)`, name, protocol.Stopped, title, encodeACL(acl))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// saveSessionInfo stores a session's title and ACL.
+func (st *store) saveSessionInfo(name, title string, acl protocol.ACL) error {
+	res, err := st.db.Exec(`UPDATE sessions SET title = ?, acl = ? WHERE name = ?`, title, encodeACL(acl), name)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("save session info %q: %d rows updated (%v)", name, n, err)
+	}
+	return nil
+}
+
+// deleteSession removes a session with its playlist, and takes its speakers
+// out of it (their assignments get term), in one transaction. It returns
+// the assignments it changed.
+func (st *store) deleteSession(name string, term uint64) ([]protocol.Assignment, error) {
+	tx, err := st.db.Begin()
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`DELETE FROM sessions WHERE name = ?`, name); err != nil { // entries cascade
+		return nil, err
+	}
+	rows, err := tx.Query(`UPDATE assignments SET session = '', term = ? WHERE session = ? RETURNING speaker, volume`, term, name)
+	if err != nil {
+		return nil, err
+	}
+	var changed []protocol.Assignment
+	for rows.Next() {
+		a := protocol.Assignment{V: protocol.Version, Term: term}
+		if err := rows.Scan(&a.Speaker, &a.Volume); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		changed = append(changed, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return changed, tx.Commit()
+}
+
+// encodeACL stores an ACL as JSON; Everyone is stored as "", as rows from
+// before ACLs existed are.
+func encodeACL(acl protocol.ACL) string {
+	if sameACL(acl, protocol.Everyone) {
+		return ""
+	}
+	return string(protocol.Encode(acl))
+}
+
+func decodeACL(s string) (protocol.ACL, error) {
+	if s == "" {
+		return protocol.Everyone, nil
+	}
+	var acl protocol.ACL
+	err := json.Unmarshal([]byte(s), &acl)
+	return acl, err
+}
+
+// assignments loads every speaker's assignment.
+func (st *store) assignments() (map[string]protocol.Assignment, error) {
+	rows, err := st.db.Query(`SELECT speaker, session, volume, term FROM assignments`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]protocol.Assignment{}
+	for rows.Next() {
+		a := protocol.Assignment{V: protocol.Version}
+		if err := rows.Scan(&a.Speaker, &a.Session, &a.Volume, &a.Term); err != nil {
+			return nil, err
+		}
+		out[a.Speaker] = a
+	}
+	return out, rows.Err()
+}
+
+// saveAssignments stores assignments, in one transaction.
+func (st *store) saveAssignments(list ...protocol.Assignment) error {
+	tx, err := st.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, a := range list {
+		if _, err := tx.Exec(`INSERT INTO assignments (speaker, session, volume, term) VALUES (?, ?, ?, ?)
+			ON CONFLICT (speaker) DO UPDATE SET session = excluded.session, volume = excluded.volume, term = excluded.term`,
+			a.Speaker, a.Session, a.Volume, a.Term); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// deleteAssignment forgets a speaker's assignment.
+func (st *store) deleteAssignment(speaker string) error {
+	_, err := st.db.Exec(`DELETE FROM assignments WHERE speaker = ?`, speaker)
 	return err
 }
 
@@ -207,7 +330,7 @@ func (st *store) sessions() (map[string]session, error) {
 	}
 	defer tx.Rollback()
 	rows, err := tx.Query(`SELECT name, state, at_ns, entry_index, entry_id, position_ns, playing, volume, seq,
-		playlist_version, next_entry, term, playlist_term FROM sessions`)
+		playlist_version, next_entry, term, playlist_term, title, acl FROM sessions`)
 	if err != nil {
 		return nil, err
 	}
@@ -215,11 +338,20 @@ func (st *store) sessions() (map[string]session, error) {
 	for rows.Next() {
 		var s session
 		var playlistTerm uint64
+		var acl string
 		a := &s.State.Anchor
 		if err := rows.Scan(&s.State.Session, &s.State.State, &a.AtNs, &a.Index, &a.Entry, &a.PositionNs, &a.Playing,
-			&s.State.Volume, &s.State.Seq, &s.State.PlaylistVersion, &s.NextEntry, &s.State.Term, &playlistTerm); err != nil {
+			&s.State.Volume, &s.State.Seq, &s.State.PlaylistVersion, &s.NextEntry, &s.State.Term, &playlistTerm,
+			&s.Title, &acl); err != nil {
 			rows.Close()
 			return nil, err
+		}
+		if s.Title == "" {
+			s.Title = s.State.Session
+		}
+		if s.ACL, err = decodeACL(acl); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("session %q: bad acl: %w", s.State.Session, err)
 		}
 		s.State.V = protocol.Version
 		s.Playlist = protocol.Playlist{V: protocol.Version, Session: s.State.Session, Version: s.State.PlaylistVersion,

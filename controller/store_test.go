@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestStoreReopenKeepsEverything(t *testing.T) {
 		t.Fatal("adding a known song again:", err)
 	}
 	for _, name := range []string{"home", "kitchen", "home"} {
-		if err := st.createSession(name); err != nil {
+		if _, err := st.createSession(name, "", protocol.Everyone); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,5 +131,96 @@ func TestStoreReopenKeepsEverything(t *testing.T) {
 		if err != nil || len(found) != tc.want {
 			t.Errorf("search %q: %d songs, %v; want %d", tc.query, len(found), err, tc.want)
 		}
+	}
+}
+
+func TestStoreSessionsAndAssignments(t *testing.T) {
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	defer st.Close()
+	for _, name := range []string{"home", "kitchen"} {
+		if created, err := st.createSession(name, "", protocol.Everyone); err != nil || !created {
+			t.Fatalf("create %s: %v, %v", name, created, err)
+		}
+	}
+	if created, err := st.createSession("home", "Other", protocol.Everyone); err != nil || created {
+		t.Fatalf("create home again: %v, %v", created, err)
+	}
+	acl := protocol.ACL{See: []string{"*"}, Join: []string{}, Control: []string{"bob"}}
+	if err := st.saveSessionInfo("kitchen", "Kitchen", acl); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.saveSessionInfo("nowhere", "x", acl); err == nil {
+		t.Fatal("info of an unknown session saved")
+	}
+	all, err := st.sessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all["home"].Title != "home" || !sameACL(all["home"].ACL, protocol.Everyone) ||
+		all["kitchen"].Title != "Kitchen" || !sameACL(all["kitchen"].ACL, acl) {
+		t.Fatalf("sessions %+v", all)
+	}
+
+	list := []protocol.Assignment{
+		{V: 1, Speaker: "k1", Session: "kitchen", Volume: 50, Term: 3},
+		{V: 1, Speaker: "k2", Session: "kitchen", Volume: 100, Term: 3},
+		{V: 1, Speaker: "h1", Session: "home", Volume: 0, Term: 2},
+	}
+	if err := st.saveAssignments(list...); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := st.deleteSession("kitchen", 4)
+	if err != nil || len(changed) != 2 {
+		t.Fatalf("delete: %+v, %v", changed, err)
+	}
+	for _, a := range changed {
+		if a.Session != "" || a.Term != 4 || (a.Speaker == "k1") != (a.Volume == 50) {
+			t.Errorf("unassigned %+v", a)
+		}
+	}
+	got, err := st.assignments()
+	if err != nil || len(got) != 3 || got["h1"] != list[2] || got["k1"].Session != "" || got["k1"].Volume != 50 {
+		t.Fatalf("assignments %+v, %v", got, err)
+	}
+	if err := st.deleteAssignment("h1"); err != nil {
+		t.Fatal(err)
+	}
+	if all, err = st.sessions(); err != nil || len(all) != 1 {
+		t.Fatalf("after delete: %+v, %v", all, err)
+	}
+	if got, _ := st.assignments(); len(got) != 2 {
+		t.Fatalf("after deleting h1: %+v", got)
+	}
+}
+
+// TestStoreMigratesOldDatabase opens a database of the version before
+// titles, ACLs and assignments.
+func TestStoreMigratesOldDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "tutti.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE sessions (name TEXT PRIMARY KEY, state TEXT NOT NULL, at_ns INTEGER NOT NULL,
+			entry_index INTEGER NOT NULL, entry_id TEXT NOT NULL, position_ns INTEGER NOT NULL, playing INTEGER NOT NULL,
+			volume INTEGER NOT NULL, seq INTEGER NOT NULL, playlist_version INTEGER NOT NULL, next_entry INTEGER NOT NULL,
+			term INTEGER NOT NULL DEFAULT 0, playlist_term INTEGER NOT NULL DEFAULT 0)`,
+		`INSERT INTO sessions VALUES ('home', 'stopped', 0, -1, '', 0, 0, 70, 5, 0, 1, 2, 2)`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	st := openTestStore(t, dir)
+	defer st.Close()
+	all, err := st.sessions()
+	if err != nil || all["home"].Title != "home" || !sameACL(all["home"].ACL, protocol.Everyone) || all["home"].State.Volume != 70 {
+		t.Fatalf("migrated: %+v, %v", all, err)
+	}
+	if err := st.saveAssignments(protocol.Assignment{Speaker: "a", Session: "home", Volume: 1}); err != nil {
+		t.Fatal(err)
 	}
 }

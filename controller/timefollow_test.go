@@ -234,15 +234,15 @@ func TestTakeoverKeepsTheSharedClock(t *testing.T) {
 	broker := startBroker(t)
 	ttl := 600 * time.Millisecond
 	clockA := offsetClock{3 * time.Second}
-	a, stopA := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl, Clock: clockA})
-	optsB := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl, Clock: offsetClock{-2 * time.Second}}
+	a, stopA := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl, Clock: clockA})
+	optsB := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl, Clock: offsetClock{-2 * time.Second}}
 	b, _ := runController(t, optsB)
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic, protocol.ClockResponseTopic("sp1"))
 
 	checkClockAnswers(t, tc, clockA)
 	waitFor(t, "B to follow A's clock", b.sharedClock.isSynced)
 
-	song := upload(t, a.SongsURL(), makeWAV(8000*30, 8000, 1), "one")
+	song := upload(t, a, makeWAV(8000*30, 8000, 1), "one")
 	tc.cmd("e", `{"cmd":"enqueue","song":"`+song.SHA256+`","req_id":"e"}`)
 	played := tc.cmd("p", `{"cmd":"play","req_id":"p"}`)
 	waitFor(t, "the standby to mirror the song", func() bool { return b.lib.holds(song.SHA256) })
@@ -314,11 +314,11 @@ func TestClockFromBrokerFollowsTheBroker(t *testing.T) {
 	if tok := master.mqtt.Subscribe(protocol.ClockRequestFilter, 0, answer); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
-	c, _ := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{-2 * time.Second}})
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{-2 * time.Second}})
 	waitFor(t, "the controller to follow the broker's clock", c.sharedClock.isSynced)
 
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
-	song := upload(t, c.SongsURL(), makeWAV(8000*5, 8000, 2), "two")
+	song := upload(t, c, makeWAV(8000*5, 8000, 2), "two")
 	tc.cmd("e", `{"cmd":"enqueue","song":"`+song.SHA256+`","req_id":"e"}`)
 	before := time.Now().UnixNano()
 	played := tc.cmd("p", `{"cmd":"play","req_id":"p"}`)

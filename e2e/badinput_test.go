@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,14 +57,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 
 	// Uploads: not audio, and a body whose hash is not the one named.
-	songs := songsURL(t, r)
+	songs, token := songsURL(t, r), r.fetchToken()
 	junk := []byte("this is not audio, only words pretending to be a song")
 	junkSum := sha256.Sum256(junk)
-	if code, body := put(t, songs+hex.EncodeToString(junkSum[:]), junk); code != http.StatusUnsupportedMediaType {
+	if code, body := put(t, songs+hex.EncodeToString(junkSum[:]), "", junk); code != http.StatusUnauthorized {
+		t.Errorf("upload without the token: %d %s, want 401", code, body)
+	}
+	if code, body := put(t, songs+hex.EncodeToString(junkSum[:]), token, junk); code != http.StatusUnsupportedMediaType {
 		t.Errorf("non-audio upload: %d %s, want 415", code, body)
 	}
 	otherSum := sha256.Sum256([]byte("something else"))
-	if code, body := put(t, songs+hex.EncodeToString(otherSum[:]), junk); code != http.StatusBadRequest {
+	if code, body := put(t, songs+hex.EncodeToString(otherSum[:]), token, junk); code != http.StatusBadRequest {
 		t.Errorf("hash mismatch upload: %d %s, want 400", code, body)
 	}
 	for _, sum := range [][32]byte{junkSum, otherSum} {
@@ -100,12 +104,31 @@ func songsURL(t *testing.T, r *remote) string {
 	return st.SongsURL
 }
 
-func put(t *testing.T, url string, body []byte) (int, string) {
-	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+// fetchToken is the token the song servers want now, from the retained lease.
+func (r *remote) fetchToken() string {
+	r.t.Helper()
+	var l protocol.Lease
+	if err := json.Unmarshal(r.retained(protocol.LeaseTopic), &l); err != nil || l.FetchToken == "" {
+		r.t.Fatalf("lease: %+v %v", l, err)
+	}
+	return l.FetchToken
+}
+
+// songRequest sends an HTTP request to a song server with token (none if "").
+func songRequest(t *testing.T, method, url, token string, body io.Reader) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+func put(t *testing.T, url, token string, body []byte) (int, string) {
+	resp, err := songRequest(t, http.MethodPut, url, token, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

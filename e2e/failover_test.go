@@ -127,8 +127,9 @@ func killLeaseHolder(t *testing.T, s *system) {
 	r := newRemote(t, s.brokerPort)
 	sha := enqueueOnThree(t, s, r, 60)
 	// The standby mirrors the song file too.
+	token := r.fetchToken()
 	waitFor(t, "c2 to mirror the song", 20*time.Second, func() bool {
-		resp, err := http.Get("http://127.0.0.1:" + httpPort2 + "/songs/" + sha)
+		resp, err := songRequest(t, http.MethodGet, "http://127.0.0.1:"+httpPort2+"/songs/"+sha, token, nil)
 		if err != nil {
 			return false
 		}
@@ -385,11 +386,13 @@ func TestKillDuringUpload(t *testing.T) {
 		return ok && rep.OK
 	})
 
+	token := r.fetchToken()
 	body, feed := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodPut, url, body)
 		req.ContentLength = int64(len(song))
+		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -414,7 +417,7 @@ func TestKillDuringUpload(t *testing.T) {
 	if rep := r.request(protocol.LibraryCommandTopic, fmt.Sprintf(`"cmd":"lookup","song":%q`, sha)); rep.OK {
 		t.Errorf("a half-uploaded song is in the library: %s", rep.Result)
 	}
-	if resp, err := http.Get(url); err != nil {
+	if resp, err := songRequest(t, http.MethodGet, url, r.fetchToken(), nil); err != nil {
 		t.Error(err)
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET of the half-uploaded song: %s", resp.Status)

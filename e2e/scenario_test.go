@@ -71,7 +71,7 @@ func (s *system) startController() {
 // data directory and song server; extra flags go last.
 func (s *system) startNamedController(name, httpPort string, extra ...string) *proc {
 	args := append([]string{"controller", "--broker", s.brokerURL(), "--name", name,
-		"--data", filepath.Join(s.dir, name), "--http", "127.0.0.1:" + httpPort, "--lead", "150ms"}, extra...)
+		"--data", filepath.Join(s.dir, name), "--http", "127.0.0.1:" + httpPort, "--lead", "150ms", "--open"}, extra...)
 	return start(s.t, name, tuttiBin, args...)
 }
 

@@ -67,7 +67,7 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	procs := map[string]*childProc{}
 	startController := func(name string) error {
 		p, err := startChild(name, *tutti, filepath.Join(dir, name+".log"), "controller", "--broker", brokerURL,
-			"--data", filepath.Join(dir, name), "--http", "127.0.0.1:0", "--clock-from-broker", "--name", name,
+			"--data", filepath.Join(dir, name), "--http", "127.0.0.1:0", "--clock-from-broker", "--open", "--name", name,
 			"--lease-ttl", ttl.String())
 		procs[name] = p
 		return err

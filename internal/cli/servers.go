@@ -6,10 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tutti-audio/tutti/broker"
@@ -52,6 +54,31 @@ func (m *mqttFlags) credentials() (user, password string, err error) {
 		return "", "", nil
 	}
 	return m.user, password, nil
+}
+
+// usersRoles looks users' roles up in the broker's users file, reading it
+// again when it changed, as the broker does.
+func usersRoles(path string, log *slog.Logger) func(user string) string {
+	var mu sync.Mutex
+	var loaded time.Time
+	roles := map[string]string{}
+	return func(user string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if info, err := os.Stat(path); err == nil && !info.ModTime().Equal(loaded) {
+			users, err := broker.LoadUsers(path)
+			if err != nil {
+				log.Error("users file not read; keeping the roles read before", "err", err)
+			} else {
+				loaded = info.ModTime()
+				clear(roles)
+				for _, u := range users {
+					roles[u.Name] = u.Role
+				}
+			}
+		}
+		return roles[user]
+	}
 }
 
 // tls is the client TLS configuration: trusting --ca, or the system's
@@ -115,9 +142,9 @@ func (b *brokerFlags) certificates() (certs.Files, error) {
 }
 
 type controllerFlags struct {
-	name, data, http, publicURL, importDir, sessions string
-	lead, leaseTTL                                   time.Duration
-	clockFromBroker                                  bool
+	name, data, http, publicURL, importDir, sessions, users string
+	lead, leaseTTL                                          time.Duration
+	clockFromBroker, open                                   bool
 }
 
 func (c *controllerFlags) register(fs *flag.FlagSet) {
@@ -130,9 +157,21 @@ func (c *controllerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", controller.DefaultLeaseTTL, "how long the lease lives without renewal: standby controllers take over after it")
 }
 
+// registerAccess adds the flags that say who may do what; the hub takes
+// them from its broker flags instead.
+func (c *controllerFlags) registerAccess(fs *flag.FlagSet) {
+	fs.BoolVar(&c.open, "open", false, "obey anonymous (unsigned) requests as an admin's: only with a demo broker that lets anonymous clients in")
+	fs.StringVar(&c.users, "users", "", "the broker's users file, for the users' roles (admins may create, delete and grant sessions)")
+}
+
 func (c *controllerFlags) options(e *env, brokerURL, user, password string) controller.Options {
+	var roles func(string) string
+	if c.users != "" {
+		roles = usersRoles(c.users, e.log)
+	}
 	return controller.Options{
 		BrokerURL: brokerURL, Username: user, Password: password, Name: c.name, LeaseTTL: c.leaseTTL,
+		Open: c.open, Roles: roles,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
 		Sessions: strings.Split(c.sessions, ","), ClockFromBroker: c.clockFromBroker, Logger: e.log.With("role", "controller"),
 	}
@@ -165,6 +204,7 @@ func runController(ctx context.Context, e *env, args []string) error {
 	var cf controllerFlags
 	m.register(fs, "controller")
 	cf.register(fs)
+	cf.registerAccess(fs)
 	fs.StringVar(&cf.data, "data", "tutti-data/controller", "directory for the library database and song files")
 	fs.BoolVar(&cf.clockFromBroker, "clock-from-broker", false, "the broker (tutti broker --clock, on this machine's clock) is the time master: answer no clock probes")
 	if err := fs.Parse(args); err != nil {
@@ -198,6 +238,7 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	bf.data, cf.data = filepath.Join(*data, "broker"), filepath.Join(*data, "controller")
+	cf.open, cf.users = bf.demo, bf.users
 	// The broker is the time master: its clock stays when controllers change.
 	bf.answerClock, cf.clockFromBroker = true, true
 	opts, err := bf.options(e)

@@ -106,7 +106,7 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 		sys.brokerURL = "tcp://" + b.Addr()
 		c, err = controller.New(controller.Options{
 			BrokerURL: sys.brokerURL, DataDir: filepath.Join(cfg.dir, "controller"), HTTPAddr: cfg.http,
-			Lead: cfg.lead, Sessions: cfg.sessions, ClockFromBroker: true, Logger: e.log.With("role", "controller"),
+			Lead: cfg.lead, Sessions: cfg.sessions, ClockFromBroker: true, Open: true, Logger: e.log.With("role", "controller"),
 		})
 		if err != nil {
 			b.Close()

@@ -1,0 +1,208 @@
+package controller
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// This file keeps the speakers' assignments: which session each speaker
+// plays and its own volume. The lease holder stores them and publishes each
+// retained on protocol.AssignTopic; the speaker follows it, and standbys
+// mirror it. The session loop owns the writes; c.mu guards the map, which
+// speakersOf reads.
+
+// runAssignCommand runs join, leave, or volume of one speaker, sent to
+// session name by who, who holds the right the command needs there.
+func (c *Controller) runAssignCommand(who asker, name string, req protocol.Request) (protocol.Assignment, error) {
+	if err := checkFields(req); err != nil {
+		return protocol.Assignment{}, err
+	}
+	if err := protocol.ValidName(req.Speaker); err != nil {
+		return protocol.Assignment{}, fmt.Errorf("speaker: %w", err)
+	}
+	a, known := c.assignmentOf(req.Speaker)
+	if !known {
+		return a, fmt.Errorf("unknown speaker %q", req.Speaker)
+	}
+	switch req.Cmd {
+	case protocol.CmdJoin:
+		if from, ok := c.sessions[a.Session]; ok && a.Session != name {
+			// Joining takes the speaker out of its session: that takes the
+			// right to move speakers out of it.
+			if err := who.may(rightJoin, a.Session, from.ACL); err != nil {
+				return a, fmt.Errorf("%w (speaker %s is in it)", err, a.Speaker)
+			}
+		}
+		a.Session = name
+	case protocol.CmdLeave:
+		if a.Session != name {
+			return a, fmt.Errorf("speaker %s is not in session %s", a.Speaker, name)
+		}
+		a.Session = ""
+	case protocol.CmdVolume:
+		if a.Session != name {
+			return a, fmt.Errorf("speaker %s is not in session %s", a.Speaker, name)
+		}
+		if *req.Volume < 0 || *req.Volume > 100 {
+			return a, fmt.Errorf("volume %d out of range 0-100", *req.Volume)
+		}
+		a.Volume = *req.Volume
+	default:
+		return a, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
+	}
+	if err := c.assign(a); err != nil {
+		c.log.Error("assignment not stored", "speaker", a.Speaker, "cmd", req.Cmd, "err", err)
+		return a, fmt.Errorf("not stored: %v", err)
+	}
+	c.log.Info("speaker assigned", "speaker", a.Speaker, "session", a.Session, "volume", a.Volume, "cmd", req.Cmd)
+	return a, nil
+}
+
+// assignmentOf is a speaker's assignment; a speaker whose status is known
+// but which has none yet is in no session, at the volume it reports.
+// known is false for a speaker never heard of.
+func (c *Controller) assignmentOf(id string) (a protocol.Assignment, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a, ok := c.assignments[id]; ok {
+		return a, true
+	}
+	st, ok := c.speakers[id]
+	return protocol.Assignment{V: protocol.Version, Speaker: id, Volume: ownVolume(st)}, ok
+}
+
+// ownVolume is the volume a speaker reports, which it was configured with.
+func ownVolume(st protocol.SpeakerStatus) int {
+	if st.Volume < 0 || st.Volume > 100 {
+		return 100
+	}
+	return st.Volume
+}
+
+// assign stores a, stamped with our term, and publishes it.
+func (c *Controller) assign(a protocol.Assignment) error {
+	a.V, a.Term = protocol.Version, c.lease.term
+	if err := c.store.saveAssignments(a); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.assignments[a.Speaker] = a
+	c.mu.Unlock()
+	c.publish(protocol.AssignTopic(a.Speaker), true, protocol.Encode(a))
+	return nil
+}
+
+// assignNew assigns a speaker seen for the first time: to the session its
+// status asks for if that exists, else to the default session if that
+// exists, else to none.
+func (c *Controller) assignNew(id string) {
+	c.mu.Lock()
+	st, seen := c.speakers[id]
+	_, assigned := c.assignments[id]
+	c.mu.Unlock()
+	if !seen || assigned {
+		return
+	}
+	session := st.Session
+	if _, ok := c.sessions[session]; !ok {
+		session = protocol.DefaultSession
+		if _, ok := c.sessions[session]; !ok {
+			session = ""
+		}
+	}
+	a := protocol.Assignment{Speaker: id, Session: session, Volume: ownVolume(st)}
+	if err := c.assign(a); err != nil {
+		c.log.Error("new speaker not assigned", "speaker", id, "err", err)
+		return
+	}
+	c.log.Info("new speaker assigned", "speaker", id, "session", session, "asked_for", st.Session)
+}
+
+// takeOverAssignments restamps every assignment with our term, and assigns
+// the speakers that have none; publishAll publishes them.
+func (c *Controller) takeOverAssignments() {
+	c.mu.Lock()
+	all := slices.Collect(maps.Values(c.assignments))
+	var unassigned []string
+	for id := range c.speakers {
+		if _, ok := c.assignments[id]; !ok {
+			unassigned = append(unassigned, id)
+		}
+	}
+	c.mu.Unlock()
+	for i := range all {
+		all[i].Term = c.lease.term
+	}
+	if err := c.store.saveAssignments(all...); err != nil {
+		c.log.Error("assignments not stored at takeover", "err", err)
+	} else {
+		c.mu.Lock()
+		for _, a := range all {
+			c.assignments[a.Speaker] = a
+		}
+		c.mu.Unlock()
+	}
+	slices.Sort(unassigned)
+	for _, id := range unassigned {
+		c.assignNew(id)
+	}
+}
+
+// mirrorAssignment stores an assignment the holder published. While we hold
+// the lease, a stale one on the retained topic is put right instead.
+func (c *Controller) mirrorAssignment(id string, payload []byte) error {
+	c.mu.Lock()
+	ours, known := c.assignments[id]
+	c.mu.Unlock()
+	if c.lease.leading() {
+		if !known {
+			return nil
+		}
+		if len(payload) == 0 {
+			c.log.Warn("an assignment was cleared; publishing ours again", "speaker", id)
+			c.publish(protocol.AssignTopic(id), true, protocol.Encode(ours))
+			return nil
+		}
+		if a, err := protocol.Decode[protocol.Assignment](payload); err != nil || a.Term < ours.Term {
+			c.log.Warn("a stale assignment was published; publishing ours again", "speaker", id, "err", err)
+			c.publish(protocol.AssignTopic(id), true, protocol.Encode(ours))
+		}
+		return nil
+	}
+	if len(payload) == 0 {
+		if !known {
+			return nil
+		}
+		if err := c.store.deleteAssignment(id); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		delete(c.assignments, id)
+		c.mu.Unlock()
+		return nil
+	}
+	a, err := protocol.Decode[protocol.Assignment](payload)
+	if err != nil {
+		return err
+	}
+	switch {
+	case a.Speaker != id:
+		return fmt.Errorf("assignment of speaker %q on the topic of %q", a.Speaker, id)
+	case a.Session != "" && protocol.ValidName(a.Session) != nil:
+		return fmt.Errorf("assignment to an invalid session %q", a.Session)
+	case a.Volume < 0 || a.Volume > 100:
+		return fmt.Errorf("assignment with volume %d out of range 0-100", a.Volume)
+	case a.Term < c.lease.term || known && a.Term < ours.Term:
+		return nil // from a deposed holder
+	}
+	if err := c.store.saveAssignments(a); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.assignments[id] = a
+	c.mu.Unlock()
+	return nil
+}
