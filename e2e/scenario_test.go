@@ -141,7 +141,24 @@ func (s *system) checkGap(name string, fromNs, toNs int64, during string) {
 			return
 		}
 	}
-	s.t.Errorf("%s: audio gap of %.3f ms %s, %.3f s into the window", name, float64(gap)/1e6, during, float64(at-fromNs)/1e9)
+	s.t.Errorf("%s: audio gap of %.3f ms %s, %.3f s into the window; its device log there:\n%s", name, float64(gap)/1e6, during,
+		float64(at-fromNs)/1e9, s.logAround(name, at-int64(20*time.Millisecond), at+gap+int64(20*time.Millisecond)))
+}
+
+// logAround returns the lines of speaker name's device log between two instants.
+func (s *system) logAround(name string, fromNs, toNs int64) string {
+	b, err := os.ReadFile(s.logs[name])
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		var l playlog.Line
+		if json.Unmarshal([]byte(line), &l) == nil && l.TNs >= fromNs && l.TNs <= toNs {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // stateOf decodes the session state a scheduled command's reply carries.
