@@ -12,6 +12,7 @@ package controller
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -71,9 +72,13 @@ type Options struct {
 	// user). It is called for every signed request, from more than one
 	// goroutine. nil: every user that signs a request is a member.
 	Roles       func(user string) string
-	MaxSongSize int64        // largest upload or import in bytes; default DefaultMaxSongSize
-	Clock       Clock        // local clock source; nil = real time
-	Logger      *slog.Logger // nil = slog.Default()
+	MaxSongSize int64 // largest upload or import in bytes; default DefaultMaxSongSize
+	// TLS, if set, is used to reach the broker (a tls:// BrokerURL) and
+	// other controllers' song servers; ServeTLS, if set, serves songs over
+	// HTTPS with its certificate.
+	TLS, ServeTLS *tls.Config
+	Clock         Clock        // local clock source; nil = real time
+	Logger        *slog.Logger // nil = slog.Default()
 }
 
 // DefaultMaxSongSize is Options.MaxSongSize's default.
@@ -234,9 +239,15 @@ func New(opts Options) (*Controller, error) {
 	base := strings.TrimRight(opts.PublicURL, "/")
 	if base == "" {
 		base = "http://" + c.listener.Addr().String()
+		if opts.ServeTLS != nil {
+			base = "https://" + c.listener.Addr().String()
+		}
 	}
 	c.songsURL = base + "/songs/"
-	c.mirror = newSongMirror(c.lib, c.log)
+	c.mirror = newSongMirror(c.lib, c.log, opts.TLS)
+	if opts.ServeTLS != nil {
+		c.listener = tls.NewListener(c.listener, opts.ServeTLS)
+	}
 	return c, nil
 }
 
@@ -316,6 +327,7 @@ func (c *Controller) clientOptions() *mqtt.ClientOptions {
 		// sent in; none of them blocks (see inbox), as paho requires.
 		SetOrderMatters(true).
 		SetBinaryWill(protocol.ControllerStatusTopic, protocol.Encode(offline), 1, true).
+		SetTLSConfig(c.opts.TLS).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.subscribed.Store(false)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -25,8 +26,9 @@ type songMirror struct {
 	wake     chan struct{}
 }
 
-func newSongMirror(lib *library, log *slog.Logger) *songMirror {
-	return &songMirror{lib: lib, log: log, client: &http.Client{Timeout: 5 * time.Minute},
+func newSongMirror(lib *library, log *slog.Logger, tlsConf *tls.Config) *songMirror {
+	client := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	return &songMirror{lib: lib, log: log, client: client,
 		wanted: map[string]bool{}, failures: map[string]int{}, wake: make(chan struct{}, 1)}
 }
 

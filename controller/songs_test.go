@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tutti-audio/tutti/certs"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -277,5 +278,42 @@ func TestSongServerNeedsToken(t *testing.T) {
 	check("two rotations", map[string]bool{testToken: false, "second": true, "third": true})
 	if got := status(http.MethodGet, srv.URL+"/healthz"); got != http.StatusOK {
 		t.Errorf("healthz needs no token: %d", got)
+	}
+}
+
+// TestSongServerOverTLS: with ServeTLS the song server speaks HTTPS; a client
+// trusting the CA downloads, one that does not fails the handshake.
+func TestSongServerOverTLS(t *testing.T) {
+	files, err := certs.Ensure(t.TempDir(), certs.DefaultHosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve, err := certs.ServerConfig(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := certs.ClientConfig(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := startBroker(t)
+	c, _ := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(), Open: true, ServeTLS: serve})
+	if !strings.HasPrefix(c.SongsURL(), "https://") {
+		t.Fatalf("songs URL %s", c.SongsURL())
+	}
+	wav := makeWAV(800, 8000, 9)
+	req, _ := http.NewRequest(http.MethodPut, c.SongsURL()+hashOf(wav), bytes.NewReader(wav))
+	req.Header.Set("Authorization", "Bearer "+c.tokens.get())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload over TLS: %s", resp.Status)
+	}
+	if _, err := http.Get(c.SongsURL() + hashOf(wav)); err == nil {
+		t.Error("a client that does not trust the CA got through")
 	}
 }

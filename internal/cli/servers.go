@@ -142,9 +142,9 @@ func (b *brokerFlags) certificates() (certs.Files, error) {
 }
 
 type controllerFlags struct {
-	name, data, http, publicURL, importDir, sessions, users string
-	lead, leaseTTL                                          time.Duration
-	clockFromBroker, open                                   bool
+	name, data, http, publicURL, importDir, sessions, users, certs string
+	lead, leaseTTL                                                 time.Duration
+	clockFromBroker, open, https                                   bool
 }
 
 func (c *controllerFlags) register(fs *flag.FlagSet) {
@@ -155,6 +155,7 @@ func (c *controllerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.sessions, "sessions", protocol.DefaultSession, "comma list of the sessions (zones) to create if missing")
 	fs.StringVar(&c.name, "name", envOr("TUTTI_CONTROLLER", "controller"), "this controller's name, shown in the lease and status (env TUTTI_CONTROLLER)")
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", controller.DefaultLeaseTTL, "how long the lease lives without renewal: standby controllers take over after it")
+	fs.BoolVar(&c.https, "https", false, "serve songs over HTTPS, with the certificate in --certs (clients trust its CA with --ca)")
 }
 
 // registerAccess adds the flags that say who may do what; the hub takes
@@ -164,17 +165,41 @@ func (c *controllerFlags) registerAccess(fs *flag.FlagSet) {
 	fs.StringVar(&c.users, "users", "", "the broker's users file, for the users' roles (admins may create, delete and grant sessions)")
 }
 
-func (c *controllerFlags) options(e *env, brokerURL, user, password string) controller.Options {
+func (c *controllerFlags) options(e *env, m mqttFlags, user, password string) (controller.Options, error) {
 	var roles func(string) string
 	if c.users != "" {
 		roles = usersRoles(c.users, e.log)
 	}
+	clientTLS, err := m.tls()
+	if err != nil {
+		return controller.Options{}, err
+	}
+	var serveTLS *tls.Config
+	if c.https {
+		dir := c.certs
+		if dir == "" {
+			dir = filepath.Join(filepath.Dir(c.data), "certs")
+		}
+		files, err := certs.Ensure(dir, certs.DefaultHosts())
+		if err != nil {
+			return controller.Options{}, err
+		}
+		if serveTLS, err = certs.ServerConfig(files); err != nil {
+			return controller.Options{}, err
+		}
+		if clientTLS == nil { // its own CA, for the other controllers' song servers
+			if clientTLS, err = certs.ClientConfig(files.CA); err != nil {
+				return controller.Options{}, err
+			}
+		}
+	}
 	return controller.Options{
-		BrokerURL: brokerURL, Username: user, Password: password, Name: c.name, LeaseTTL: c.leaseTTL,
+		TLS: clientTLS, ServeTLS: serveTLS,
+		BrokerURL: m.broker, Username: user, Password: password, Name: c.name, LeaseTTL: c.leaseTTL,
 		Open: c.open, Roles: roles,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
 		Sessions: strings.Split(c.sessions, ","), ClockFromBroker: c.clockFromBroker, Logger: e.log.With("role", "controller"),
-	}
+	}, nil
 }
 
 func runBroker(ctx context.Context, e *env, args []string) error {
@@ -206,6 +231,7 @@ func runController(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	cf.registerAccess(fs)
 	fs.StringVar(&cf.data, "data", "tutti-data/controller", "directory for the library database and song files")
+	fs.StringVar(&cf.certs, "certs", "", "with --https: directory of the TLS CA and server certificate, made on first run (default: certs/ beside --data)")
 	fs.BoolVar(&cf.clockFromBroker, "clock-from-broker", false, "the broker (tutti broker --clock, on this machine's clock) is the time master: answer no clock probes")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -214,7 +240,11 @@ func runController(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := controller.New(cf.options(e, m.broker, user, password))
+	opts, err := cf.options(e, m, user, password)
+	if err != nil {
+		return err
+	}
+	c, err := controller.New(opts)
 	if err != nil {
 		return err
 	}
@@ -238,7 +268,7 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	bf.data, cf.data = filepath.Join(*data, "broker"), filepath.Join(*data, "controller")
-	cf.open, cf.users = bf.demo, bf.users
+	cf.open, cf.users, cf.certs = bf.demo, bf.users, bf.certs
 	// The broker is the time master: its clock stays when controllers change.
 	bf.answerClock, cf.clockFromBroker = true, true
 	opts, err := bf.options(e)
@@ -255,7 +285,12 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		b.Close()
 		return err
 	}
-	c, err := controller.New(cf.options(e, m.broker, user, password))
+	copts, err := cf.options(e, m, user, password)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	c, err := controller.New(copts)
 	if err != nil {
 		b.Close()
 		return err
