@@ -33,6 +33,18 @@ const silent = "silent"
 // repairs it (status "state"); see recovery.go.
 const recovering = "recovering"
 
+// State of a speaker that is assigned to no session (status "state"): it
+// plays nothing until it is assigned one.
+const unassigned = "unassigned"
+
+// moveFade is how long the session a speaker leaves plays on, fading to
+// silence, so that it stops without a click.
+const moveFade = 5 * time.Millisecond
+
+// volumeRamp is how long a change of the speaker's own volume takes from
+// silence to full scale: a step would click.
+const volumeRamp = 10 * time.Millisecond
+
 // resyncThreshold is how far a decoder may be from the timeline before the
 // engine seeks instead of steering its speed (at most 500 ppm, so 2 ms take
 // 4 s to remove: beyond, a seek and a fade-in are the lesser evil).
@@ -52,11 +64,16 @@ type engine struct {
 	gate      clockGate       // whether to play by clock
 	grace     time.Duration   // how long to play on without hearing the time master; 0 = forever
 	lastHeard int64           // local instant of the time master's latest answer
-	ownVolume int
-	timeline  timeline
-	playlists map[uint64]protocol.Playlist // the latest and those anchors refer to
-	hashes    map[uint64]string            // Hash() of each of playlists
-	latest    uint64                       // version of the latest playlist
+	ownVolume int             // the speaker's own volume, 0-100
+	ownGain   float64         // its gain in effect, ramping towards ownVolume's
+	sess      *followed       // the session the speaker plays
+	// unassigned: the speaker plays no session (sess stays empty).
+	unassigned bool
+	// leaving is the session the speaker left, which plays on for the
+	// fadeLeft frames of its fade-out; nil when none.
+	leaving   *followed
+	fadeLeft  int
+	scratch   [][2]float64 // where leaving is rendered
 	players   map[string]*songPlayer
 	bad       map[string]string  // song -> why it cannot be played
 	damaged   map[string]*damage // songs whose cached file failed to play
@@ -77,14 +94,27 @@ type playback struct {
 	Error      string
 }
 
+// followed is what the engine knows of the session it plays: the timeline
+// of its states and the playlists they refer to.
+type followed struct {
+	timeline  timeline
+	playlists map[uint64]protocol.Playlist // the latest and those anchors refer to
+	hashes    map[uint64]string            // Hash() of each of playlists
+	latest    uint64                       // version of the latest playlist
+}
+
+func newFollowed() *followed {
+	return &followed{playlists: map[uint64]protocol.Playlist{}, hashes: map[uint64]string{}}
+}
+
 func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
 	return &engine{
 		rate:      rate,
 		files:     files,
 		log:       log,
 		ownVolume: ownVolume,
-		playlists: map[uint64]protocol.Playlist{},
-		hashes:    map[uint64]string{},
+		ownGain:   volumeGain(ownVolume),
+		sess:      newFollowed(),
 		players:   map[string]*songPlayer{},
 		bad:       map[string]string{},
 		damaged:   map[string]*damage{},
@@ -105,33 +135,65 @@ func (e *engine) setPlaylist(pl protocol.Playlist) {
 	hash := pl.Hash() // outside the lock: Fill waits for it
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.playlists[pl.Version] = pl
-	e.hashes[pl.Version] = hash
-	if pl.Version >= e.latest {
-		e.latest = pl.Version
+	f := e.sess
+	f.playlists[pl.Version] = pl
+	f.hashes[pl.Version] = hash
+	if pl.Version >= f.latest {
+		f.latest = pl.Version
 	}
-	e.forgetPlaylists()
+	f.forgetPlaylists()
 }
 
 func (e *engine) addState(st protocol.SessionState) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.timeline.add(anchor{Anchor: st.Anchor, state: st.State, playlistVersion: st.PlaylistVersion, playlistHash: st.PlaylistHash, volume: st.Volume})
-	e.forgetPlaylists()
+	e.sess.timeline.add(anchor{Anchor: st.Anchor, state: st.State, playlistVersion: st.PlaylistVersion, playlistHash: st.PlaylistHash, volume: st.Volume})
+	e.sess.forgetPlaylists()
 }
 
 // forgetPlaylists keeps only the latest playlist and those anchors refer to.
-func (e *engine) forgetPlaylists() {
-	for v := range e.playlists {
-		used := v == e.latest
-		for _, a := range e.timeline.anchors {
+func (f *followed) forgetPlaylists() {
+	for v := range f.playlists {
+		used := v == f.latest
+		for _, a := range f.timeline.anchors {
 			used = used || a.playlistVersion == v
 		}
 		if !used {
-			delete(e.playlists, v)
-			delete(e.hashes, v)
+			delete(f.playlists, v)
+			delete(f.hashes, v)
 		}
 	}
+}
+
+// follow makes the engine play another session from scratch (none when
+// assigned is false): it forgets the states and playlists of the one it
+// played, which plays on only for a fade-out of moveFade, so that it stops
+// without a click and nothing of it is heard after. The new session's states
+// then start it at the timeline's current offset, as for a late joiner.
+func (e *engine) follow(assigned bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// A second move within a fade: the session still fading goes on
+	// fading, unless the one left now had begun (the older is then cut).
+	if e.leaving == nil || len(e.sess.timeline.anchors) > 0 {
+		e.leaving, e.fadeLeft = e.sess, int(nsToFramesRound(int64(moveFade), e.rate))
+	}
+	e.sess, e.unassigned = newFollowed(), !assigned
+}
+
+// setOwnVolume sets the speaker's own volume (0-100), which scales the
+// session's; it ramps to it over volumeRamp.
+func (e *engine) setOwnVolume(volume int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ownVolume = volume
+}
+
+// volumeGain is the gain of a volume of 0-100: its square, so that the
+// steps sound about even.
+func volumeGain(volume int) float64 {
+	g := float64(volume) / 100
+	return g * g
 }
 
 // mismatched tells whether an anchor names a playlist the engine holds with
@@ -139,8 +201,8 @@ func (e *engine) forgetPlaylists() {
 func (e *engine) mismatched() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, a := range e.timeline.anchors {
-		if got, ok := e.hashes[a.playlistVersion]; ok && a.playlistHash != "" && a.playlistHash != got {
+	for _, a := range e.sess.timeline.anchors {
+		if got, ok := e.sess.hashes[a.playlistVersion]; ok && a.playlistHash != "" && a.playlistHash != got {
 			return true
 		}
 	}
@@ -152,7 +214,7 @@ func (e *engine) mismatched() bool {
 func (e *engine) holdsPlaylist(version uint64, hash string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	got, ok := e.hashes[version]
+	got, ok := e.sess.hashes[version]
 	return ok && (hash == "" || hash == got)
 }
 
@@ -169,29 +231,54 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 	clear(buf)
 	e.gen++
 	defer e.closeUnused()
-	if !e.gate.opened {
-		e.now = playback{State: buffering, Error: e.gate.why()}
-		return
-	}
-	if out := time.Duration(heardAt.UnixNano() - e.lastHeard); e.grace > 0 && out > e.grace {
-		// Out of touch for longer than the grace period: a pause or a stop
-		// may have been sent meanwhile, and playing on would ignore it.
-		e.now = playback{State: silent, Error: fmt.Sprintf("no answer from the time master for %v: silent until it is back", out.Round(time.Second))}
-		return
-	}
-	if !e.gate.open {
-		e.now = playback{State: recovering, Error: e.gate.why()}
+	if pb, muted := e.muted(heardAt); muted {
+		if e.unassigned {
+			pb.State = unassigned
+		}
+		e.now = pb
+		// Nothing is heard: nothing to fade out or ramp.
+		e.leaving, e.ownGain = nil, volumeGain(e.ownVolume)
 		return
 	}
 	base := e.clock.Shared(heardAt.UnixNano()) // shared instant of frame 0
+	if e.unassigned {
+		e.now = playback{State: unassigned}
+	} else {
+		e.now = e.render(e.sess, buf, base)
+	}
+	e.fadeOut(buf, base)
+	e.applyOwnVolume(buf)
+}
+
+// muted says what the speaker does instead of playing when it cannot play
+// by its clock.
+func (e *engine) muted(heardAt time.Time) (playback, bool) {
+	switch {
+	case !e.gate.opened:
+		return playback{State: buffering, Error: e.gate.why()}, true
+	case e.grace > 0 && time.Duration(heardAt.UnixNano()-e.lastHeard) > e.grace:
+		// Out of touch for longer than the grace period: a pause or a stop
+		// may have been sent meanwhile, and playing on would ignore it.
+		out := time.Duration(heardAt.UnixNano() - e.lastHeard)
+		return playback{State: silent, Error: fmt.Sprintf("no answer from the time master for %v: silent until it is back", out.Round(time.Second))}, true
+	case !e.gate.open:
+		return playback{State: recovering, Error: e.gate.why()}, true
+	}
+	return playback{}, false
+}
+
+// render fills buf, whose frame 0 is heard at shared instant base, from
+// session f's timeline, and says what it played at frame 0.
+func (e *engine) render(f *followed, buf [][2]float64, base int64) playback {
 	tolNs := int64(resyncThreshold)
 	// Keep an anchor a pause replaced for one tolerance longer: a decoder
 	// that lags may still owe frames up to the pause position.
-	e.timeline.dropBefore(base - tolNs)
-	anchors := e.timeline.anchors
+	f.timeline.dropBefore(base - tolNs)
+	anchors := f.timeline.anchors
+	var first playback
 	for i := 0; i < len(buf); {
 		s := base + framesToNsRound(int64(i), e.rate)
-		k := e.timeline.at(s)
+		k := f.timeline.at(s)
 		end := len(buf)
 		if k+1 < len(anchors) {
 			end = max(i+1, firstFrameAtOrAfter(base, anchors[k+1].AtNs, e.rate, len(buf)))
@@ -200,20 +287,66 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 		if k >= 0 {
 			a, stop := anchors[k], noStop
 			switch {
-			case k >= 1 && s < a.AtNs+tolNs && e.pausesAt(anchors[k-1], a):
+			case k >= 1 && s < a.AtNs+tolNs && f.pausesAt(anchors[k-1], a):
 				// A lagging decoder finishes up to the pause position.
 				a, stop = anchors[k-1], stopAt(a)
 				end = min(end, max(i+1, firstFrameAtOrAfter(base, anchors[k].AtNs+tolNs, e.rate, len(buf))))
-			case k+1 < len(anchors) && e.pausesAt(a, anchors[k+1]):
+			case k+1 < len(anchors) && f.pausesAt(a, anchors[k+1]):
 				// A decoder that is ahead stops at the pause position.
 				stop = stopAt(anchors[k+1])
 			}
-			pb = e.playRun(buf[i:end], s, a, stop)
+			pb = e.playRun(f, buf[i:end], s, a, stop)
 		}
 		if i == 0 {
-			e.now = pb
+			first = pb
 		}
 		i = end
+	}
+	return first
+}
+
+// fadeOut mixes into buf, whose frame 0 is heard at shared instant base,
+// what is left of the fade-out of the session the speaker left.
+func (e *engine) fadeOut(buf [][2]float64, base int64) {
+	if e.leaving == nil {
+		return
+	}
+	n := min(len(buf), e.fadeLeft)
+	if cap(e.scratch) < n {
+		e.scratch = make([][2]float64, n)
+	}
+	old := e.scratch[:n]
+	clear(old)
+	e.render(e.leaving, old, base)
+	total := float64(nsToFramesRound(int64(moveFade), e.rate) + 1)
+	for i, f := range old {
+		gain := float64(e.fadeLeft-i) / total
+		buf[i][0] += f[0] * gain
+		buf[i][1] += f[1] * gain
+	}
+	e.fadeLeft -= n
+	if e.fadeLeft == 0 {
+		e.leaving = nil // its players close with the next Fill
+	}
+}
+
+// applyOwnVolume scales buf by the speaker's own volume, ramping the gain
+// towards a new volume's by at most 1/volumeRamp a second.
+func (e *engine) applyOwnVolume(buf [][2]float64) {
+	target := volumeGain(e.ownVolume)
+	if e.ownGain == target {
+		applyGain(buf, target)
+		return
+	}
+	step := 1 / (volumeRamp.Seconds() * float64(e.rate))
+	for i := range buf {
+		if d := target - e.ownGain; math.Abs(d) <= step {
+			e.ownGain = target
+		} else {
+			e.ownGain += math.Copysign(step, d)
+		}
+		buf[i][0] *= e.ownGain
+		buf[i][1] *= e.ownGain
 	}
 }
 
@@ -234,11 +367,11 @@ func stopAt(a anchor) stopPoint {
 // prev plays, next does not, and next holds the position prev reaches at
 // next's instant. Playback then stops at that position, to the frame, on
 // every speaker whatever its clock error, instead of at the instant.
-func (e *engine) pausesAt(prev, next anchor) bool {
+func (f *followed) pausesAt(prev, next anchor) bool {
 	if !prev.Playing || next.Playing || prev.playlistVersion != next.playlistVersion {
 		return false
 	}
-	pl, ok := e.playlists[prev.playlistVersion]
+	pl, ok := f.playlists[prev.playlistVersion]
 	if !ok {
 		return false
 	}
@@ -247,15 +380,15 @@ func (e *engine) pausesAt(prev, next anchor) bool {
 }
 
 // playRun fills out, whose frame 0 is heard at shared instant s, following
-// anchor a but not past stop, and says what it played at frame 0.
-func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) playback {
+// anchor a of session f but not past stop, and says what it played at frame 0.
+func (e *engine) playRun(f *followed, out [][2]float64, s int64, a anchor, stop stopPoint) playback {
 	pb := playback{State: a.state, Volume: a.volume}
-	pl, ok := e.playlists[a.playlistVersion]
+	pl, ok := f.playlists[a.playlistVersion]
 	if !ok {
 		pb.State, pb.Error = buffering, "waiting for the playlist the session state refers to"
 		return pb
 	}
-	if a.playlistHash != "" && a.playlistHash != e.hashes[a.playlistVersion] {
+	if a.playlistHash != "" && a.playlistHash != f.hashes[a.playlistVersion] {
 		pb.State, pb.Error = recovering, fmt.Sprintf("session state and playlist %d do not match: re-reading them", a.playlistVersion)
 		return pb
 	}
@@ -286,8 +419,7 @@ func (e *engine) playRun(out [][2]float64, s int64, a anchor, stop stopPoint) pl
 	if !a.Playing {
 		return pb
 	}
-	gain := float64(a.volume) / 100 * float64(e.ownVolume) / 100
-	gain *= gain
+	gain := volumeGain(a.volume) // the speaker's own volume scales the whole block (applyOwnVolume)
 	want := nsToFramesRound(pos, e.rate)
 	exact := float64(pos) * float64(e.rate) / 1e9 // the timeline's position, for steering
 	first := true
@@ -446,8 +578,8 @@ func (e *engine) wanted(now int64) []wantedSong {
 		}
 		songs = append(songs, wantedSong{sha: entry.Song, startFrac: frac})
 	}
-	for _, a := range e.timeline.anchors {
-		pl, ok := e.playlists[a.playlistVersion]
+	for _, a := range e.sess.timeline.anchors {
+		pl, ok := e.sess.playlists[a.playlistVersion]
 		if !ok || a.Index < 0 || a.Index >= len(pl.Entries) {
 			continue
 		}

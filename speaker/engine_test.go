@@ -245,16 +245,40 @@ func TestEngineNewStateSupersedesPendingOne(t *testing.T) {
 
 func TestEngineVolume(t *testing.T) {
 	f := newFixture(t)
-	f.eng.ownVolume = 50
+	f.eng.ownVolume, f.eng.ownGain = 50, volumeGain(50) // as newEngine sets it
 	f.eng.addState(f.state(f.t0, 0, 0, true, 80))
 	buf := make([][2]float64, 441)
 	f.eng.Fill(buf, time.Unix(0, f.t0-int64(fixtureOffset)))
-	gain := math.Pow(0.8*0.5, 2)
+	checkGain(t, buf, 0, func(int) float64 { return math.Pow(0.8*0.5, 2) })
+}
+
+// checkGain checks that buf holds the timecode from frame first on, each
+// frame i scaled by gain(i).
+func checkGain(t *testing.T, buf [][2]float64, first int64, gain func(i int) float64) {
+	t.Helper()
 	for i, fr := range buf {
-		want := audiogen.Timecode(int64(i))
-		if fr[0] != float64(want.L)/32768*gain || fr[1] != float64(want.R)/32768*gain {
-			t.Fatalf("frame %d: %v, want timecode %v times %v", i, fr, want, gain)
+		want, g := audiogen.Timecode(first+int64(i)), gain(i)
+		if math.Abs(fr[0]-float64(want.L)/32768*g) > 1e-12 || math.Abs(fr[1]-float64(want.R)/32768*g) > 1e-12 {
+			t.Fatalf("frame %d: %v, want timecode %v times %v", i, fr, want, g)
 		}
+	}
+}
+
+// TestEngineOwnVolumeRamps: a change of the speaker's own volume applies at
+// once but ramps over volumeRamp, so that it does not click.
+func TestEngineOwnVolumeRamps(t *testing.T) {
+	f := newFixture(t)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	buf := make([][2]float64, 441)
+	f.eng.Fill(buf, time.Unix(0, f.t0-int64(fixtureOffset)))
+	checkGain(t, buf, 0, func(int) float64 { return 1 })
+
+	f.eng.setOwnVolume(50) // gain 1 -> 0.25
+	f.eng.Fill(buf, time.Unix(0, f.t0+framesToNsRound(441, testRate)-int64(fixtureOffset)))
+	step := 1 / (volumeRamp.Seconds() * testRate)
+	checkGain(t, buf, 441, func(i int) float64 { return max(0.25, 1-float64(i+1)*step) })
+	if rampFrames := int(0.75/step) + 1; rampFrames >= len(buf) {
+		t.Fatalf("ramp of %d frames does not end within the block", rampFrames)
 	}
 }
 
@@ -612,5 +636,52 @@ func TestEngineSilentWhenOutOfTouch(t *testing.T) {
 	want := int64(2.01 * testRate)
 	if g := got[len(got)-1]; g != want+881 { // past the fade-in
 		t.Errorf("back in touch: last frame %d, want %d", g, want+881)
+	}
+}
+
+// TestEngineMoveFadesOutAndJoinsMidSong: on a move the old session fades
+// out over moveFade and is never heard again; the new one starts where its
+// timeline is, as for a late joiner. Moved to no session, the speaker is
+// silent and says it is unassigned.
+func TestEngineMoveFadesOutAndJoinsMidSong(t *testing.T) {
+	f := newFixture(t)
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	checkHeard(t, f.play(f.t0, 441), func(i int) int64 { return int64(i) })
+
+	f.eng.follow(true)
+	buf := make([][2]float64, 441)
+	f.eng.Fill(buf, time.Unix(0, f.t0+framesToNsRound(441, testRate)-int64(fixtureOffset)))
+	fade := int(nsToFramesRound(int64(moveFade), testRate))
+	checkGain(t, buf, 441, func(i int) float64 { return max(0, float64(fade-i)/float64(fade+1)) })
+	if st := f.eng.status(); st.State != protocol.Stopped || st.Song != "" {
+		t.Errorf("moved, before the new session's state: status %+v, want stopped", st)
+	}
+
+	// The new session plays song c (timecodes 200000..) from t0: joining at
+	// frame 882, the speaker starts 882 frames into it.
+	f.files.put("c", writeTimecode(t, t.TempDir(), testRate, 2000, 200000))
+	pl := protocol.Playlist{V: 1, Session: "den", Version: 1, Entries: []protocol.Entry{{ID: "x", Song: "c", Frames: 2000, SampleRate: testRate}}}
+	f.eng.setPlaylist(pl)
+	f.eng.addState(protocol.SessionState{V: 1, Session: "den", State: protocol.Playing, Volume: 100, PlaylistVersion: 1,
+		Anchor: protocol.Anchor{AtNs: f.t0, Index: 0, Entry: "x", Playing: true}})
+	if !f.eng.holdsPlaylist(1, pl.Hash()) || f.eng.holdsPlaylist(3, "") {
+		t.Error("the engine holds the old session's playlist, or not the new one's")
+	}
+	checkHeard(t, f.play(f.t0+framesToNsRound(882, testRate), 441), func(i int) int64 {
+		if inFade(i, 0) {
+			return fading
+		}
+		return 200882 + int64(i)
+	})
+	if st := f.eng.status(); st.State != protocol.Playing || st.Song != "c" {
+		t.Errorf("status %+v, want playing c", st)
+	}
+
+	f.eng.follow(false)
+	f.eng.Fill(buf, time.Unix(0, f.t0+framesToNsRound(1323, testRate)-int64(fixtureOffset)))
+	checkGain(t, buf, 201323, func(i int) float64 { return max(0, float64(fade-i)/float64(fade+1)) })
+	checkHeard(t, f.play(f.t0+framesToNsRound(1764, testRate), 441), func(int) int64 { return -1 })
+	if st := f.eng.status(); st.State != unassigned {
+		t.Errorf("moved to no session: status %+v, want %s", st, unassigned)
 	}
 }

@@ -18,6 +18,9 @@ type fence struct {
 	token, prevToken string
 	songsURL         string // of the controller in charge
 
+	assignTerm uint64 // of the latest accepted assignment
+
+	// Of the session the speaker plays (reset when it moves):
 	haveState           bool
 	stateTerm, stateSeq uint64 // of the latest accepted session state
 }
@@ -75,6 +78,23 @@ func (f *fence) playlist(term uint64) error {
 		return fmt.Errorf("playlist of term %d from a deposed controller (term %d seen)", term, highest)
 	}
 	return nil
+}
+
+// assignment says whether an assignment of term is current (nil): not lower
+// than any lease term seen, nor than the latest accepted assignment's.
+// Within a term the latest assignment wins.
+func (f *fence) assignment(term uint64) error {
+	if highest := max(f.leaseTerm, f.assignTerm); term < highest {
+		return fmt.Errorf("assignment of term %d from a deposed controller (term %d seen)", term, highest)
+	}
+	f.assignTerm = term
+	return nil
+}
+
+// newSession forgets the terms and seqs of the session the speaker left:
+// another session's states carry their own.
+func (f *fence) newSession() {
+	f.haveState, f.stateTerm, f.stateSeq = false, 0, 0
 }
 
 // tokenValid tells whether a peer's request bearing token may be served.

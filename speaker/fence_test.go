@@ -149,3 +149,37 @@ func TestEngineFailoverReplayIsSeamless(t *testing.T) {
 		t.Fatal("reference run silent at the end")
 	}
 }
+
+// TestFenceAssignmentAndMove: assignments are fenced by the lease term and
+// the latest assignment's; a move forgets the old session's terms and seqs
+// but not the lease's.
+func TestFenceAssignmentAndMove(t *testing.T) {
+	var f fence
+	if err := f.assignment(0); err != nil {
+		t.Errorf("assignment before any lease refused: %v", err)
+	}
+	f.lease(protocol.Lease{Term: 2})
+	if f.assignment(1) == nil {
+		t.Error("assignment of term 1 accepted under lease term 2")
+	}
+	if err := f.assignment(3); err != nil {
+		t.Errorf("assignment of term 3 refused: %v", err)
+	}
+	if f.assignment(2) == nil {
+		t.Error("assignment of term 2 accepted after one of term 3")
+	}
+	if err := f.assignment(3); err != nil {
+		t.Errorf("a later assignment of the same term refused: %v", err)
+	}
+
+	if err := f.state(3, 40); err != nil {
+		t.Fatal(err)
+	}
+	f.newSession()
+	if err := f.state(1, 1); err == nil {
+		t.Error("after a move, a state of a term below the lease's accepted")
+	}
+	if err := f.state(3, 5); err != nil {
+		t.Errorf("after a move, the new session's state (seq below the old one's) refused: %v", err)
+	}
+}

@@ -11,7 +11,7 @@ import (
 // state "recovering", Error says why), repairs the state and plays on where
 // the timeline is, as a late joiner does. Three inconsistencies trigger it:
 //   - the session state names a playlist hash the held playlist does not
-//     have (engine.mismatched; the repair loop re-reads the retained topics);
+//     have (engine.mismatched; the session loop re-reads the retained topics);
 //   - the cached file of a song due fails to open or decode (markDamaged;
 //     the fetch loop checks the file and fetches it again, see checkDamaged);
 //   - the clock estimate's error bound grows beyond clockUncertain

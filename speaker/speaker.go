@@ -1,7 +1,7 @@
-// Package speaker is tutti's speaker role: it follows one session's timeline
-// from retained MQTT state, syncs its clock with the time master, caches the
-// session's songs from the song server, and plays them through an Output at
-// the instants the timeline says.
+// Package speaker is tutti's speaker role: it follows the timeline of the
+// session it is assigned to from retained MQTT state, syncs its clock with
+// the time master, caches the session's songs from the song server, and
+// plays them through an Output at the instants the timeline says.
 package speaker
 
 import (
@@ -75,13 +75,17 @@ const (
 
 // Options configure a Speaker.
 type Options struct {
-	Name               string // speaker id, protocol.ValidName; also its MQTT username
-	Session            string // default protocol.DefaultSession
+	Name string // speaker id, protocol.ValidName; also its MQTT username
+	// Session is the session the speaker asks to play, default
+	// protocol.DefaultSession: it plays it until its assignment (retained
+	// on protocol.AssignTopic(Name)) arrives, and follows the assignment
+	// from then on.
+	Session            string
 	BrokerURL          string // "tcp://127.0.0.1:1883"
 	Username, Password string // "" for anonymous demo brokers
 	CacheDir           string // verified song cache (songs/<sha256>), temp files inside
 	Output             Output
-	Volume             int   // own volume 1-100; 0 means the default, 100
+	Volume             int   // own volume 1-100 until an assignment sets it; 0 means the default, 100
 	Clock              Clock // nil = real time
 	Logger             *slog.Logger
 	HTTPClient         *http.Client // for song downloads; nil = http.DefaultClient
@@ -110,24 +114,30 @@ type Options struct {
 
 // Speaker is one speaker process's role.
 type Speaker struct {
-	name, session string
-	opts          Options
-	clock         Clock
-	log           *slog.Logger
-	instance      string
-	output        Output
-	eng           *engine
-	cache         *cache
-	client        mqtt.Client
+	name     string
+	opts     Options
+	clock    Clock
+	log      *slog.Logger
+	instance string
+	output   Output
+	eng      *engine
+	cache    *cache
+	client   mqtt.Client
 
-	probeID    atomic.Uint64 // id of the last clock probe sent
-	burstLeft  atomic.Int64  // probes still to send at the burst rate
-	fastUntil  atomic.Int64  // until this real instant (Unix ns), probe at probeFastInterval
-	probeWake  chan struct{}
-	fetchWake  chan struct{}
-	statusWake chan struct{}
+	probeID     atomic.Uint64 // id of the last clock probe sent
+	burstLeft   atomic.Int64  // probes still to send at the burst rate
+	fastUntil   atomic.Int64  // until this real instant (Unix ns), probe at probeFastInterval
+	probeWake   chan struct{}
+	fetchWake   chan struct{}
+	statusWake  chan struct{}
+	sessionWake chan struct{} // the session to subscribe changed (see sessionLoop)
+	connected   atomic.Bool   // a new connection, with no session subscribed yet
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// session is the session the speaker plays ("" = none): Options.Session
+	// until an assignment says otherwise. ownVolume is its own volume.
+	session     string
+	ownVolume   int
 	estimator   clocksync.Estimator
 	lastModel   clocksync.Model
 	rtts        rttWindow
@@ -211,12 +221,14 @@ func New(opts Options) (*Speaker, error) {
 	s := &Speaker{
 		name: opts.Name, session: opts.Session, opts: opts, clock: opts.Clock, log: log,
 		instance: hex.EncodeToString(instance), output: opts.Output,
-		eng:        eng,
-		cache:      c,
-		probeWake:  make(chan struct{}, 1),
-		fetchWake:  fetchWake,
-		statusWake: make(chan struct{}, 1),
-		peers:      map[string]string{},
+		ownVolume:   opts.Volume,
+		eng:         eng,
+		cache:       c,
+		probeWake:   make(chan struct{}, 1),
+		fetchWake:   fetchWake,
+		statusWake:  make(chan struct{}, 1),
+		sessionWake: make(chan struct{}, 1),
+		peers:       map[string]string{},
 	}
 	s.client = mqtt.NewClient(s.clientOptions())
 	return s, nil
@@ -268,7 +280,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	g.Go(func() error { s.probeLoop(gctx, client); return nil })
 	g.Go(func() error { s.statusLoop(gctx, client); return nil })
 	g.Go(func() error { s.fetchLoop(gctx); return nil })
-	g.Go(func() error { s.repairLoop(gctx, client); return nil })
+	g.Go(func() error { s.sessionLoop(gctx, client); return nil })
 	err := g.Wait()
 
 	if client.IsConnectionOpen() {
@@ -296,28 +308,83 @@ func (s *Speaker) clientOptions() *mqtt.ClientOptions {
 	return o
 }
 
-// onConnect subscribes again (clean sessions lose subscriptions), restarts
-// the clock probe burst and announces the speaker.
+// onConnect subscribes again (clean sessions lose subscriptions), has the
+// session loop subscribe the session, restarts the clock probe burst and
+// announces the speaker.
 func (s *Speaker) onConnect(c mqtt.Client) {
 	s.log.Info("connected to broker", "broker", s.opts.BrokerURL)
 	subs := map[string]byte{
-		protocol.PlaylistTopic(s.session):     1,
-		protocol.SessionStateTopic(s.session): 1,
-		protocol.ControllerStatusTopic:        1,
-		protocol.LeaseTopic:                   1,
-		protocol.LibrarySongFilter:            1,
-		protocol.ClockResponseTopic(s.name):   0,
+		protocol.AssignTopic(s.name):        1,
+		protocol.ControllerStatusTopic:      1,
+		protocol.LeaseTopic:                 1,
+		protocol.LibrarySongFilter:          1,
+		protocol.ClockResponseTopic(s.name): 0,
 	}
 	if s.peersWanted.Load() {
 		subs[protocol.SpeakerStatusFilter] = 1
 	}
-	if tok := c.SubscribeMultiple(subs, s.onMessage); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		s.log.Error("subscribing to the session failed; the speaker stays silent", "err", tok.Error())
+	if err := subscribe(c, subs, s.onMessage); err != nil {
+		s.log.Error("subscribing to the controller's topics failed; the speaker stays silent", "err", err)
 	}
+	s.connected.Store(true)
+	s.wake(s.sessionWake)
 	s.burstLeft.Store(probeBurst)
 	s.fastUntil.Store(time.Now().Add(probeFastFor).UnixNano())
 	s.wake(s.probeWake)
 	s.wake(s.statusWake)
+}
+
+// subscribe subscribes to subs and waits for the broker's answer; a filter
+// the broker refuses (its ACL) is an error. mochi refuses a SUBSCRIBE whose
+// packet id is that of one of its own QoS 1 deliveries to the client still
+// unacknowledged (0x91, "packet identifier in use": it mixes up the two
+// directions' ids); paho picks another id for each packet, so that is
+// retried at once.
+func subscribe(c mqtt.Client, subs map[string]byte, handler mqtt.MessageHandler) error {
+	const idInUse = 0x91
+	for attempt := 1; ; attempt++ {
+		tok := c.SubscribeMultiple(subs, handler)
+		if !tok.WaitTimeout(5 * time.Second) {
+			return errors.New("no answer from the broker")
+		}
+		if err := tok.Error(); err != nil {
+			return err
+		}
+		var refused []string
+		clashed := false
+		for filter, code := range tok.(*mqtt.SubscribeToken).Result() {
+			switch {
+			case code == idInUse:
+				clashed = true
+			case code > 2: // granted QoS 0-2, else a failure
+				refused = append(refused, fmt.Sprintf("%s (0x%02x)", filter, code))
+			}
+		}
+		switch {
+		case len(refused) > 0:
+			slices.Sort(refused)
+			return fmt.Errorf("the broker refused %v", refused)
+		case !clashed:
+			return nil
+		case attempt == 3:
+			return errors.New("the broker refused the subscription: packet identifier in use")
+		}
+	}
+}
+
+func unsubscribe(c mqtt.Client, topics ...string) error {
+	tok := c.Unsubscribe(topics...)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return errors.New("no answer from the broker")
+	}
+	return tok.Error()
+}
+
+// currentSession is the session the speaker plays ("" = none).
+func (s *Speaker) currentSession() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.session
 }
 
 // onMessage runs on paho's goroutines (possibly several at once): it never blocks.
@@ -325,14 +392,17 @@ func (s *Speaker) onMessage(_ mqtt.Client, m mqtt.Message) {
 	var err error
 	topic := m.Topic()
 	speaker, fromSpeaker := protocol.SpeakerFromTopic(topic)
+	session, ofSession := protocol.SessionFromTopic(topic)
 	song, isSong := strings.CutPrefix(topic, protocol.LibrarySongTopic(""))
 	switch {
 	case topic == protocol.ClockResponseTopic(s.name):
 		err = s.onClockResponse(m.Payload())
-	case topic == protocol.SessionStateTopic(s.session):
-		err = s.onState(m.Payload())
-	case topic == protocol.PlaylistTopic(s.session):
-		err = s.onPlaylist(m.Payload())
+	case ofSession && topic == protocol.SessionStateTopic(session):
+		err = s.onState(session, m.Payload())
+	case ofSession && topic == protocol.PlaylistTopic(session):
+		err = s.onPlaylist(session, m.Payload())
+	case topic == protocol.AssignTopic(s.name):
+		err = s.onAssignment(m.Payload())
 	case topic == protocol.ControllerStatusTopic:
 		err = s.onControllerStatus(m.Payload())
 	case topic == protocol.LeaseTopic:
@@ -378,7 +448,9 @@ func (s *Speaker) onClockResponse(b []byte) error {
 	return nil
 }
 
-func (s *Speaker) onState(b []byte) error {
+// onState applies a state of session, unless the speaker no longer plays
+// that session (a message sent before it moved).
+func (s *Speaker) onState(session string, b []byte) error {
 	if len(b) == 0 {
 		return nil // retained state cleared
 	}
@@ -389,12 +461,16 @@ func (s *Speaker) onState(b []byte) error {
 	if st.Volume < 0 || st.Volume > 100 {
 		return fmt.Errorf("session volume %d out of 0-100", st.Volume)
 	}
-	if st.Session != "" && st.Session != s.session {
-		return fmt.Errorf("state of session %q on the topic of %q", st.Session, s.session)
+	if st.Session != "" && st.Session != session {
+		return fmt.Errorf("state of session %q on the topic of %q", st.Session, session)
 	}
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
+	if session != s.session {
+		s.mu.Unlock()
+		return nil
+	}
 	err = s.fence.state(st.Term, st.Seq)
 	s.mu.Unlock()
 	if err == errStale {
@@ -415,13 +491,18 @@ func (s *Speaker) onState(b []byte) error {
 	return nil
 }
 
-func (s *Speaker) onPlaylist(b []byte) error {
+// onPlaylist takes a playlist of session, unless the speaker no longer
+// plays that session.
+func (s *Speaker) onPlaylist(session string, b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
 	pl, err := protocol.Decode[protocol.Playlist](b)
 	if err != nil {
 		return err
+	}
+	if pl.Session != "" && pl.Session != session {
+		return fmt.Errorf("playlist of session %q on the topic of %q", pl.Session, session)
 	}
 	for _, e := range pl.Entries {
 		if !validHash(e.Song) || e.SampleRate <= 0 || e.Frames < 0 {
@@ -431,6 +512,10 @@ func (s *Speaker) onPlaylist(b []byte) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
+	if session != s.session {
+		s.mu.Unlock()
+		return nil
+	}
 	err = s.fence.playlist(pl.Term)
 	s.mu.Unlock()
 	if err != nil {
@@ -477,32 +562,115 @@ func (s *Speaker) onLease(b []byte) error {
 	return nil
 }
 
-// repairLoop re-reads the session's retained state and playlist while they
-// do not match (the engine is muted meanwhile): unsubscribing and
-// subscribing again makes the broker send the retained pair anew.
-func (s *Speaker) repairLoop(ctx context.Context, client mqtt.Client) {
+// onAssignment follows the speaker's assignment: a move to another session
+// (or to none) or a change of its own volume.
+func (s *Speaker) onAssignment(b []byte) error {
+	if len(b) == 0 {
+		return nil // assignment cleared: the speaker plays on what it plays
+	}
+	a, err := protocol.Decode[protocol.Assignment](b)
+	if err != nil {
+		return err
+	}
+	if a.Speaker != s.name {
+		return fmt.Errorf("assignment of speaker %q on the topic of %q", a.Speaker, s.name)
+	}
+	if a.Session != "" {
+		if err := protocol.ValidName(a.Session); err != nil {
+			return fmt.Errorf("assignment: session: %w", err)
+		}
+	}
+	if a.Volume < 0 || a.Volume > 100 {
+		return fmt.Errorf("assignment: volume %d out of 0-100", a.Volume)
+	}
+	s.applyMu.Lock() // no state or playlist is applied halfway through a move
+	defer s.applyMu.Unlock()
+	s.mu.Lock()
+	if err := s.fence.assignment(a.Term); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	from, moved := s.session, a.Session != s.session
+	s.ownVolume = a.Volume
+	if moved {
+		// Terms and seqs are the new session's own, and so are the acks.
+		s.session = a.Session
+		s.fence.newSession()
+		s.acks = acks{}
+	}
+	s.mu.Unlock()
+	s.eng.setOwnVolume(a.Volume)
+	if moved {
+		s.eng.follow(a.Session != "")
+		s.log.Info("assigned to another session", "from", from, "to", a.Session, "volume", a.Volume)
+		s.wake(s.sessionWake)
+	}
+	s.wake(s.statusWake)
+	return nil
+}
+
+// sessionLoop keeps the subscriptions to the state and playlist of the
+// session the speaker plays: after a connect and after a move it subscribes
+// them (and unsubscribes the old session's), retrying until the broker
+// takes them. While they do not match (the engine is muted meanwhile) it
+// re-reads them: unsubscribing and subscribing again makes the broker send
+// the retained pair anew.
+func (s *Speaker) sessionLoop(ctx context.Context, client mqtt.Client) {
 	ticker := time.NewTicker(repairInterval)
 	defer ticker.Stop()
+	subscribed := "" // the session whose topics are subscribed
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+		case <-s.sessionWake:
 		}
-		if !s.eng.mismatched() || !client.IsConnectionOpen() {
+		if !client.IsConnectionOpen() {
 			continue
 		}
-		s.log.Warn("session state and playlist do not match; muted, re-reading them from the broker")
-		topics := []string{protocol.SessionStateTopic(s.session), protocol.PlaylistTopic(s.session)}
-		if tok := client.Unsubscribe(topics...); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			s.log.Warn("re-reading the session: unsubscribe failed", "err", tok.Error())
-			continue
+		if s.connected.Swap(false) {
+			subscribed = "" // a clean session starts with no subscriptions
 		}
-		subs := map[string]byte{topics[0]: 1, topics[1]: 1}
-		if tok := client.SubscribeMultiple(subs, s.onMessage); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			s.log.Error("re-reading the session: subscribe failed", "err", tok.Error())
+		want := s.currentSession()
+		switch {
+		case want != subscribed:
+			if subscribed != "" {
+				if err := unsubscribe(client, sessionTopics(subscribed)...); err != nil {
+					s.log.Warn("leaving a session: unsubscribe failed", "session", subscribed, "err", err)
+				}
+				subscribed = ""
+			}
+			if want == "" {
+				continue
+			}
+			if err := s.subscribeSession(client, want); err != nil {
+				s.log.Error("subscribing to the session failed; silent until it works", "session", want, "err", err)
+				continue
+			}
+			subscribed = want
+		case want != "" && s.eng.mismatched():
+			s.log.Warn("session state and playlist do not match; muted, re-reading them from the broker")
+			if err := unsubscribe(client, sessionTopics(want)...); err != nil {
+				s.log.Warn("re-reading the session: unsubscribe failed", "err", err)
+				continue
+			}
+			if err := s.subscribeSession(client, want); err != nil {
+				s.log.Error("re-reading the session: subscribe failed", "err", err)
+				subscribed = ""
+			}
 		}
 	}
+}
+
+func (s *Speaker) subscribeSession(client mqtt.Client, session string) error {
+	topics := sessionTopics(session)
+	return subscribe(client, map[string]byte{topics[0]: 1, topics[1]: 1}, s.onMessage)
+}
+
+// sessionTopics are the retained topics a speaker plays session from.
+func sessionTopics(session string) []string {
+	return []string{protocol.SessionStateTopic(session), protocol.PlaylistTopic(session)}
 }
 
 // sendAcks acknowledges the applied session states whose playlist the
@@ -510,9 +678,10 @@ func (s *Speaker) repairLoop(ctx context.Context, client mqtt.Client) {
 func (s *Speaker) sendAcks() {
 	s.mu.Lock()
 	due := s.acks.due(s.eng.holdsPlaylist)
+	session := s.session
 	s.mu.Unlock()
 	for _, st := range due {
-		s.publishAck(protocol.Ack{V: protocol.Version, Session: s.session, Term: st.Term, Seq: st.Seq})
+		s.publishAck(protocol.Ack{V: protocol.Version, Session: session, Term: st.Term, Seq: st.Seq})
 	}
 }
 
@@ -570,11 +739,11 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 	s.mu.Lock()
 	model, errBound, synced := s.estimator.Model()
 	rttMin, rttP99 := s.rtts.stats()
-	peerURL := s.peerURL
+	peerURL, session, volume := s.peerURL, s.session, s.ownVolume
 	s.mu.Unlock()
 	st := protocol.SpeakerStatus{
-		V: protocol.Version, ID: s.name, Online: true, Instance: s.instance, Session: s.session,
-		State: pb.State, Song: pb.Song, PositionNs: pb.PositionNs, Volume: s.opts.Volume,
+		V: protocol.Version, ID: s.name, Online: true, Instance: s.instance, Session: session,
+		State: pb.State, Song: pb.Song, PositionNs: pb.PositionNs, Volume: volume,
 		Output: s.output.Name(), LatencyNs: int64(s.output.Latency()), Error: pb.Error, PeerURL: peerURL,
 	}
 	if synced {
@@ -606,7 +775,8 @@ func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
 			continue
 		}
 		st := s.statusMessage()
-		changed := st.State != last.State || st.Song != last.Song || st.Error != last.Error
+		changed := st.State != last.State || st.Song != last.Song || st.Error != last.Error ||
+			st.Session != last.Session || st.Volume != last.Volume
 		if !forced && !changed && time.Since(lastAt) < statusInterval {
 			continue
 		}
