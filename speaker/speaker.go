@@ -7,6 +7,7 @@ package speaker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -88,7 +89,10 @@ type Options struct {
 	Volume             int   // own volume 1-100 until an assignment sets it; 0 means the default, 100
 	Clock              Clock // nil = real time
 	Logger             *slog.Logger
-	HTTPClient         *http.Client // for song downloads; nil = http.DefaultClient
+	HTTPClient         *http.Client // for song downloads; nil = one that trusts TLS (or the system's roots)
+	// TLS, if set, is trusted for a tls:// BrokerURL and for song servers
+	// over HTTPS (the hub's CA).
+	TLS *tls.Config
 	// CacheMax caps the song cache in bytes: the least recently used songs
 	// go, never the current or next one. Default DefaultCacheMax.
 	CacheMax int64
@@ -195,7 +199,7 @@ func New(opts Options) (*Speaker, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = http.DefaultClient
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: opts.TLS}}
 	}
 	c, err := newCache(opts.CacheDir, opts.HTTPClient)
 	if err != nil {
@@ -300,7 +304,8 @@ func (s *Speaker) clientOptions() *mqtt.ClientOptions {
 		SetOrderMatters(false).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetBinaryWill(protocol.SpeakerStatusTopic(s.name), protocol.Encode(will), 1, true)
+		SetBinaryWill(protocol.SpeakerStatusTopic(s.name), protocol.Encode(will), 1, true).
+		SetTLSConfig(s.opts.TLS)
 	o.SetOnConnectHandler(s.onConnect)
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		s.log.Warn("broker connection lost; reconnecting", "err", err)

@@ -353,6 +353,10 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tlsConf, err := m.tls()
+	if err != nil {
+		return err
+	}
 	out, closeOut, err := of.open(e)
 	if err != nil {
 		return err
@@ -364,7 +368,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	s, err := speaker.New(speaker.Options{
 		Name: *name, Session: *session, BrokerURL: m.broker, Username: user, Password: password,
-		CacheDir: *cache, Output: out, Volume: *volume, Grace: *grace, CacheMax: *cacheMB << 20, PeerAddr: *peerAddr, PeerURL: *peerURL,
+		CacheDir: *cache, Output: out, Volume: *volume, Grace: *grace, CacheMax: *cacheMB << 20, PeerAddr: *peerAddr, PeerURL: *peerURL, TLS: tlsConf,
 		Clock: clock, Logger: e.log.With("role", "speaker", "speaker", *name),
 	})
 	if err != nil {
