@@ -152,3 +152,28 @@ func TestSetPasswordAndRemoveUser(t *testing.T) {
 		t.Error("an unknown user was changed")
 	}
 }
+
+// FuzzUsersFile: no users file crashes the loader, and what it accepts has
+// valid names, roles and hashes.
+func FuzzUsersFile(f *testing.F) {
+	hash, _ := HashPassword("pw")
+	f.Add([]byte("[[user]]\nname = \"alice\"\nrole = \"member\"\npassword_hash = \"" + hash + "\"\n"))
+	f.Add([]byte("[[user]]\nname = \"Alice\"\n"))
+	f.Add([]byte("[[user]]\npassword = \"plain\"\n"))
+	f.Add([]byte("not toml ]]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "users.toml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		users, err := LoadUsers(path)
+		if err != nil {
+			return
+		}
+		for _, u := range users {
+			if checkUser(u.Name, u.Role) != nil {
+				t.Fatalf("accepted %+v", u)
+			}
+		}
+	})
+}

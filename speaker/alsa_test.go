@@ -211,7 +211,9 @@ func TestALSAOutputThroughPulseAudio(t *testing.T) {
 	if len(offs) < len(ps)/2 {
 		t.Fatalf("only %d of %d periods were recorded", len(offs), len(ps))
 	}
-	if p99 > 0.002 {
+	// Typically 0.2-0.4 ms; the recording's own timing moves by a few ms
+	// when the machine is loaded (2.2 ms p50 seen under a full test run).
+	if p99 > 0.005 {
 		t.Errorf("heardAt is %.3f ms (p99) off the recorded instants", p99*1e3)
 	}
 	if leadP1 < 0 || leadP50 < 0.5*pulseBuffer.Seconds() || leadP50 > pulseBuffer.Seconds()+0.1 {
