@@ -96,8 +96,18 @@ func dropMisread(blocks []Block) []Block {
 	}
 	var kept []Block
 	for i, b := range blocks {
-		if i > 0 && continues(blocks[i-1], b) || i+1 < len(blocks) && continues(b, blocks[i+1]) {
+		switch {
+		case i > 0 && continues(blocks[i-1], b) || i+1 < len(blocks) && continues(b, blocks[i+1]):
 			kept = append(kept, b)
+		case i > 0 && i+1 < len(blocks):
+			// Misread between two blocks that continue each other across it
+			// (a speaker playing between frames across the timecode's 16-bit
+			// wrap reads garbage there): it was sound, at the frames between.
+			a, c := blocks[i-1], blocks[i+1]
+			b.Frame = a.Frame + int64(a.Frames)
+			if continues(a, b) && continues(b, c) {
+				kept = append(kept, b)
+			}
 		}
 	}
 	return kept

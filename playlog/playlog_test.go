@@ -27,20 +27,27 @@ func logOf(t0 int64, first int64, blocks int, misread map[int]int64) string {
 }
 
 func TestReadDropsMisreadBlocks(t *testing.T) {
-	// Block 4 is misread mid-play; block 0 reads wrong as the first block
-	// after a fade-in would.
+	// Block 4 is misread mid-play: its neighbours continue each other across
+	// it, so it is kept at the frames between them. Block 0 reads wrong as
+	// the first block after a fade-in would: dropped.
 	log := logOf(0, 1000, 10, map[int]int64{0: 77777, 4: 99999}) + `{"t_ns":1,"underrun":true}` + "\nnot json\n" + `{"t_ns":2,"frames":441,"l":0,"r":0,"n_sound":0}` + "\n"
 	blocks, err := Read(strings.NewReader(log))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(blocks) != 8 {
-		t.Fatalf("%d blocks, want 8 (two misread, silence and junk dropped): %+v", len(blocks), blocks)
+	if len(blocks) != 9 {
+		t.Fatalf("%d blocks, want 9 (the first misread, silence and junk dropped): %+v", len(blocks), blocks)
 	}
 	for _, b := range blocks {
 		if b.Frame == 99999 || b.Frame == 77777 {
-			t.Error("a misread block was kept")
+			t.Error("a misread frame number was kept")
 		}
+	}
+	if blocks[3].Frame != 1000+4*441 {
+		t.Errorf("the misread block in the middle reads frame %d, want %d", blocks[3].Frame, 1000+4*441)
+	}
+	if g, _ := Gap(blocks, 44100, 0, 1e9); g > 1000 {
+		t.Errorf("a misread block shows as a gap of %d ns", g)
 	}
 }
 

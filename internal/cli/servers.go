@@ -97,16 +97,49 @@ func trimNewline(b []byte) []byte {
 	return b
 }
 
+// certFlags say where a server's TLS certificate comes from: your own
+// (--tls-cert, --tls-key), or one made on first run, with its CA, in --certs.
+type certFlags struct {
+	dir, hosts, cert, key string
+}
+
+func (c *certFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.dir, "certs", "", "directory of the TLS CA and server certificate, made on first run (default: certs/ in the data directory)")
+	fs.StringVar(&c.hosts, "tls-hosts", "", "comma list of the host names and addresses the made certificate is for (default: localhost, this host's name, loopback)")
+	fs.StringVar(&c.cert, "tls-cert", "", "your own server certificate (PEM) instead of a made one; with --tls-key")
+	fs.StringVar(&c.key, "tls-key", "", "the private key of --tls-cert (PEM)")
+}
+
+// files returns the certificate to serve with: the given one, or one made
+// (on first run) or loaded in the certs directory, defaultDir if unset.
+func (c *certFlags) files(defaultDir string) (certs.Files, error) {
+	if c.cert != "" || c.key != "" {
+		if c.cert == "" || c.key == "" {
+			return certs.Files{}, errors.New("--tls-cert and --tls-key go together")
+		}
+		return certs.Files{Cert: c.cert, Key: c.key}, nil
+	}
+	dir := c.dir
+	if dir == "" {
+		dir = defaultDir
+	}
+	hosts := certs.DefaultHosts()
+	if c.hosts != "" {
+		hosts = strings.Split(c.hosts, ",")
+	}
+	return certs.Ensure(dir, hosts)
+}
+
 type brokerFlags struct {
-	listen, data, users, tlsListen, certs, tlsHosts string
-	demo, answerClock                               bool
+	listen, data, users, tlsListen string
+	certs                          certFlags
+	demo, answerClock              bool
 }
 
 func (b *brokerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.listen, "listen", "127.0.0.1:1883", "MQTT listen address")
-	fs.StringVar(&b.tlsListen, "tls-listen", "", "also serve MQTT over TLS here (e.g. 0.0.0.0:8883), with a certificate from --certs")
-	fs.StringVar(&b.certs, "certs", "", "directory of the TLS CA and server certificate, made on first run (default: certs/ in the data directory)")
-	fs.StringVar(&b.tlsHosts, "tls-hosts", "", "comma list of the host names and addresses the server certificate is for (default: localhost, this host's name, loopback)")
+	fs.StringVar(&b.tlsListen, "tls-listen", "", "also serve MQTT over TLS here (e.g. 0.0.0.0:8883), with the certificate of --certs or --tls-cert")
+	b.certs.register(fs)
 	fs.StringVar(&b.users, "users", "", "users file (TOML, see tutti user add)")
 	fs.BoolVar(&b.demo, "demo", false, "demo mode: allow anonymous clients with full rights (never on a shared network)")
 }
@@ -117,34 +150,21 @@ func (b *brokerFlags) options(e *env) (broker.Options, error) {
 	if b.tlsListen == "" {
 		return o, nil
 	}
-	files, err := b.certificates()
+	files, err := b.certs.files(filepath.Join(filepath.Dir(b.data), "certs"))
 	if err != nil {
 		return o, err
 	}
 	o.TLSAddr = b.tlsListen
 	o.TLS, err = certs.ServerConfig(files)
-	e.log.Info("MQTT over TLS: clients trust the CA with --ca", "listen", b.tlsListen, "ca", files.CA)
+	e.log.Info("MQTT over TLS", "listen", b.tlsListen, "ca_for_clients", files.CA)
 	return o, err
 }
 
-// certificates makes (on first run) or loads the TLS CA and server
-// certificate.
-func (b *brokerFlags) certificates() (certs.Files, error) {
-	dir := b.certs
-	if dir == "" {
-		dir = filepath.Join(filepath.Dir(b.data), "certs")
-	}
-	hosts := certs.DefaultHosts()
-	if b.tlsHosts != "" {
-		hosts = strings.Split(b.tlsHosts, ",")
-	}
-	return certs.Ensure(dir, hosts)
-}
-
 type controllerFlags struct {
-	name, data, http, publicURL, importDir, sessions, users, certs string
-	lead, leaseTTL                                                 time.Duration
-	clockFromBroker, open, https                                   bool
+	name, data, http, publicURL, importDir, sessions, users string
+	certs                                                   certFlags
+	lead, leaseTTL                                          time.Duration
+	clockFromBroker, open, https                            bool
 }
 
 func (c *controllerFlags) register(fs *flag.FlagSet) {
@@ -176,18 +196,14 @@ func (c *controllerFlags) options(e *env, m mqttFlags, user, password string) (c
 	}
 	var serveTLS *tls.Config
 	if c.https {
-		dir := c.certs
-		if dir == "" {
-			dir = filepath.Join(filepath.Dir(c.data), "certs")
-		}
-		files, err := certs.Ensure(dir, certs.DefaultHosts())
+		files, err := c.certs.files(filepath.Join(filepath.Dir(c.data), "certs"))
 		if err != nil {
 			return controller.Options{}, err
 		}
 		if serveTLS, err = certs.ServerConfig(files); err != nil {
 			return controller.Options{}, err
 		}
-		if clientTLS == nil { // its own CA, for the other controllers' song servers
+		if clientTLS == nil && files.CA != "" { // its own CA, for the other controllers' song servers
 			if clientTLS, err = certs.ClientConfig(files.CA); err != nil {
 				return controller.Options{}, err
 			}
@@ -231,7 +247,7 @@ func runController(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	cf.registerAccess(fs)
 	fs.StringVar(&cf.data, "data", "tutti-data/controller", "directory for the library database and song files")
-	fs.StringVar(&cf.certs, "certs", "", "with --https: directory of the TLS CA and server certificate, made on first run (default: certs/ beside --data)")
+	cf.certs.register(fs)
 	fs.BoolVar(&cf.clockFromBroker, "clock-from-broker", false, "the broker (tutti broker --clock, on this machine's clock) is the time master: answer no clock probes")
 	if err := fs.Parse(args); err != nil {
 		return err
