@@ -121,13 +121,9 @@ func AddUser(path, name, role, password string) error {
 
 // SetPassword changes a user's password, keeping its role.
 func SetPassword(path, name, password string) error {
-	users, err := LoadUsers(path)
+	users, i, err := findUser(path, name)
 	if err != nil {
 		return err
-	}
-	i := slices.IndexFunc(users, func(u User) bool { return u.Name == name })
-	if i < 0 {
-		return fmt.Errorf("users file %s: no user %q", path, name)
 	}
 	return AddUser(path, name, users[i].Role, password)
 }
@@ -135,15 +131,22 @@ func SetPassword(path, name, password string) error {
 // RemoveUser takes a user out of the users file. Its connections stay until
 // they drop; it cannot log in again.
 func RemoveUser(path, name string) error {
-	users, err := LoadUsers(path)
+	users, i, err := findUser(path, name)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(users, func(u User) bool { return u.Name == name })
-	if i < 0 {
-		return fmt.Errorf("users file %s: no user %q", path, name)
-	}
 	return writeUsersFile(path, slices.Delete(users, i, i+1))
+}
+
+// findUser loads the users file and finds the user called name in it.
+func findUser(path, name string) (users []User, i int, err error) {
+	if users, err = LoadUsers(path); err != nil {
+		return nil, 0, err
+	}
+	if i = slices.IndexFunc(users, func(u User) bool { return u.Name == name }); i < 0 {
+		return nil, 0, fmt.Errorf("users file %s: no user %q", path, name)
+	}
+	return users, i, nil
 }
 
 func writeUsersFile(path string, users []User) error {
