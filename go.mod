@@ -55,3 +55,7 @@ require (
 	google.golang.org/protobuf v1.36.1 // indirect
 	gopkg.in/tomb.v1 v1.0.0-20141024135613-dd632973f1e7 // indirect
 )
+
+// v2.7.9 with one data race fixed (retained messages read while written):
+// see third_party/mochi-mqtt-server/TUTTI.md.
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
