@@ -162,14 +162,22 @@ func subscribe(t *testing.T, c paho.Client, filter string) <-chan message {
 // trySubscribe returns the SUBACK return code: the granted QoS, or 0x80.
 func trySubscribe(t *testing.T, c paho.Client, filter string, handler paho.MessageHandler) byte {
 	t.Helper()
-	tok := c.Subscribe(filter, 1, handler)
-	if !tok.WaitTimeout(testWait) {
-		t.Fatalf("subscribe %s: no SUBACK", filter)
+	for range 5 {
+		tok := c.Subscribe(filter, 1, handler)
+		if !tok.WaitTimeout(testWait) {
+			t.Fatalf("subscribe %s: no SUBACK", filter)
+		}
+		if err := tok.Error(); err != nil {
+			t.Fatalf("subscribe %s: %v", filter, err)
+		}
+		// mochi refuses a SUBSCRIBE whose packet id is that of a message
+		// it still waits to have acked (0x91, "in use"): try again.
+		if code := tok.(*paho.SubscribeToken).Result()[filter]; code != 0x91 {
+			return code
+		}
 	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("subscribe %s: %v", filter, err)
-	}
-	return tok.(*paho.SubscribeToken).Result()[filter]
+	t.Fatalf("subscribe %s: packet identifier in use, five times", filter)
+	return 0
 }
 
 func publish(t *testing.T, c paho.Client, topic string, retained bool, payload string) {
@@ -288,7 +296,9 @@ func checkOnly(t *testing.T, from paho.Client, markerTopic string, seen <-chan m
 		}
 		got = append(got, m.topic)
 	}
-	if !slices.Equal(got, want) {
+	// QoS 1 is at least once: a message the broker resends while its ack is
+	// on the way arrives twice.
+	if got = slices.Compact(got); !slices.Equal(got, want) {
 		t.Errorf("delivered %q, want %q", got, want)
 	}
 }
