@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -81,6 +82,11 @@ func (l *meterLog) Write(p []byte) (int, error) {
 // looked for: far more than any skew the demo could show.
 const searchFrames = 2205
 
+// betweenFrames is how far around the expected frame a block may match
+// between two frames: a tune's waveform passes between many pairs of
+// samples, so only near where the speaker should be is that a match.
+const betweenFrames = 44
+
 func (m *skewMeter) observe(speaker string, line playlog.Line) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -98,10 +104,10 @@ func (m *skewMeter) observe(speaker string, line playlog.Line) {
 		return
 	}
 	expected := protocol.NsToFrames(pos, m.rate)
-	want := audiogen.Frame{L: line.L, R: line.R}
 	for d := int64(0); d <= searchFrames; d++ {
 		for _, f := range []int64{expected - d, expected + d} {
-			if f < 0 || song(f) != want {
+			frac, ok := heardBetween(song, f, line, d <= betweenFrames)
+			if !ok {
 				continue
 			}
 			o := m.origins[speaker]
@@ -109,12 +115,39 @@ func (m *skewMeter) observe(speaker string, line playlog.Line) {
 				o = &songOrigin{entry: entry.ID}
 				m.origins[speaker] = o
 			}
-			o.recent = append(o.recent, line.TNs-protocol.FramesToNs(f, m.rate))
+			o.recent = append(o.recent, line.TNs-protocol.FramesToNs(f, m.rate)-int64(frac*1e9/float64(m.rate)))
 			o.recent = o.recent[max(0, len(o.recent)-originBlocks):]
 			o.seen = time.Now()
 			return
 		}
 	}
+}
+
+// heardBetween says whether a block's first sample is the song's frame f,
+// or lies between frames f and f+1, and where (0 to 1): a speaker steering
+// its speed plays between frames, interpolating. The unrounded left sample
+// (lx) gives the fraction; the right one must agree.
+func heardBetween(song func(int64) audiogen.Frame, f int64, line playlog.Line, between bool) (frac float64, ok bool) {
+	if f < 0 {
+		return 0, false
+	}
+	a := song(f)
+	if a.L == line.L && a.R == line.R {
+		return 0, true
+	}
+	if !between || line.LX == 0 {
+		return 0, false // exact frames only
+	}
+	b := song(f + 1)
+	if a.L == b.L {
+		return 0, false
+	}
+	frac = (line.LX - float64(a.L)) / float64(b.L-a.L)
+	if frac < 0 || frac > 1 {
+		return 0, false
+	}
+	r := float64(a.R) + frac*float64(b.R-a.R)
+	return frac, math.Abs(r-float64(line.R)) <= 1
 }
 
 // skew is the spread of the speakers' recent song origins for the entry most
