@@ -1,0 +1,263 @@
+package homeassistant
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	randv2 "math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tutti-audio/tutti/mqttclient"
+)
+
+// Options configure a Bridge.
+type Options struct {
+	BrokerURL string // e.g. tcp://127.0.0.1:1883
+	Username  string
+	Password  string
+	ClientID  string // default: tutti-ha- and a random suffix
+	Prefix    string // Home Assistant's discovery prefix; default DefaultPrefix
+	Logger    *slog.Logger
+	// BirthDelay is how long to wait after Home Assistant says it is online
+	// before publishing everything again, so that a restarted Home Assistant
+	// is not flooded by every bridge at once. Default: random 1-3 s.
+	BirthDelay func() time.Duration
+	// PublishTimeout bounds the wait for the broker to acknowledge one
+	// publish. Default 5 s.
+	PublishTimeout time.Duration
+}
+
+// Bridge publishes tutti's sessions, speakers and controller as Home
+// Assistant devices, kept in step with tutti's retained topics.
+type Bridge struct {
+	opts  Options
+	log   *slog.Logger
+	inbox inbox
+}
+
+// New checks opts and fills in the defaults.
+func New(opts Options) (*Bridge, error) {
+	if opts.BrokerURL == "" {
+		return nil, errors.New("homeassistant: no broker URL")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opts.Prefix, "+#") || strings.HasPrefix(opts.Prefix, "/") || strings.HasSuffix(opts.Prefix, "/") {
+		return nil, fmt.Errorf("homeassistant: discovery prefix %q must be a topic without wildcards or outer slashes", opts.Prefix)
+	}
+	if opts.ClientID == "" {
+		suffix := make([]byte, 4)
+		rand.Read(suffix)
+		opts.ClientID = "tutti-ha-" + hex.EncodeToString(suffix)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BirthDelay == nil {
+		opts.BirthDelay = func() time.Duration { return time.Second + randv2.N(2*time.Second) }
+	}
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = 5 * time.Second
+	}
+	b := &Bridge{opts: opts, log: opts.Logger.With("component", "homeassistant")}
+	b.inbox.ready = make(chan struct{}, 1)
+	return b, nil
+}
+
+// haStatusTopic is where Home Assistant announces itself: "online" when it
+// (re)starts, which means it needs every config again.
+func (b *Bridge) haStatusTopic() string { return b.opts.Prefix + "/status" }
+
+// Run connects and keeps Home Assistant's view of tutti current until ctx
+// ends; then it marks the bridge offline and disconnects.
+func (b *Bridge) Run(ctx context.Context) error {
+	opts := mqttclient.Options(b.opts.BrokerURL, b.opts.ClientID, b.opts.Username, b.opts.Password).
+		SetWill(BridgeStatusTopic, "offline", 1, true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetOnConnectHandler(b.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			b.log.Warn("connection to the broker lost", "err", err)
+		})
+	client := mqtt.NewClient(opts)
+	token := client.Connect()
+	select {
+	case <-token.Done():
+		if err := token.Error(); err != nil {
+			return fmt.Errorf("homeassistant: connect: %w", err)
+		}
+	case <-ctx.Done():
+		client.Disconnect(0)
+		return nil
+	}
+	defer client.Disconnect(250)
+
+	m := newModel()
+	published := map[string][]byte{}
+	var birth *time.Timer
+	var birthC <-chan time.Time
+	defer func() {
+		if birth != nil {
+			birth.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			b.publish(client, BridgeStatusTopic, []byte("offline"))
+			return nil
+		case <-birthC:
+			birthC = nil
+			b.log.Info("Home Assistant is online: publishing every device again")
+			republish(published)
+			b.sync(client, m, published)
+		case <-b.inbox.ready:
+			for _, msg := range b.inbox.take() {
+				switch {
+				case msg.connected:
+					// The broker may have lost what was retained.
+					republish(published)
+				case msg.topic == b.haStatusTopic():
+					if string(msg.payload) != "online" {
+						continue
+					}
+					delay := b.opts.BirthDelay()
+					if birth == nil {
+						birth = time.NewTimer(delay)
+					} else {
+						birth.Reset(delay)
+					}
+					birthC = birth.C
+				default:
+					if err := m.apply(msg.topic, msg.payload); err != nil {
+						b.log.Warn("ignoring a tutti message", "topic", msg.topic, "err", err)
+					}
+				}
+			}
+			b.sync(client, m, published)
+		}
+	}
+}
+
+// onConnect runs on its own goroutine after each (re)connection: with a
+// clean session, subscriptions must be made again.
+func (b *Bridge) onConnect(client mqtt.Client) {
+	b.inbox.put(message{connected: true})
+	client.Publish(BridgeStatusTopic, 1, true, "online")
+	filters := map[string]byte{b.haStatusTopic(): 1}
+	for _, f := range tuttiFilters {
+		filters[f] = 1
+	}
+	handler := func(_ mqtt.Client, msg mqtt.Message) {
+		b.inbox.put(message{topic: msg.Topic(), payload: msg.Payload()})
+	}
+	// The broker may refuse a subscription whose packet id is still in use
+	// by a retained message it is delivering (0x91): try again.
+	for attempt := 1; attempt <= 5; attempt++ {
+		token := client.SubscribeMultiple(filters, handler)
+		if !token.WaitTimeout(b.opts.PublishTimeout) || token.Error() != nil {
+			b.log.Warn("subscribe failed", "err", token.Error(), "attempt", attempt)
+			continue
+		}
+		failed := map[string]byte{}
+		for filter, code := range token.(*mqtt.SubscribeToken).Result() {
+			if code >= 0x80 {
+				failed[filter] = 1
+			}
+		}
+		if len(failed) == 0 {
+			return
+		}
+		b.log.Warn("broker refused subscriptions", "filters", len(failed), "attempt", attempt)
+		filters = failed
+	}
+	b.log.Error("giving up subscribing; Home Assistant will not follow tutti until the next reconnect")
+}
+
+// sync publishes, retained, every config and state that differs from what
+// was last published, and clears those of devices that are gone.
+func (b *Bridge) sync(client mqtt.Client, m *model, published map[string][]byte) {
+	wanted := m.discovery(b.opts.Prefix)
+	keep := map[string]bool{}
+	for _, r := range wanted {
+		keep[r.topic] = true
+		if old, ok := published[r.topic]; ok && bytes.Equal(old, r.payload) {
+			continue
+		}
+		if b.publish(client, r.topic, r.payload) {
+			published[r.topic] = r.payload
+		}
+	}
+	for topic := range published {
+		if keep[topic] {
+			continue
+		}
+		if b.publish(client, topic, nil) {
+			delete(published, topic)
+		}
+	}
+}
+
+// republish makes the next sync publish everything again, and still clear
+// the devices that went away meanwhile.
+func republish(published map[string][]byte) {
+	for topic := range published {
+		published[topic] = nil
+	}
+}
+
+// publish sends a retained QoS 1 message and waits for the broker to take it.
+func (b *Bridge) publish(client mqtt.Client, topic string, payload []byte) bool {
+	token := client.Publish(topic, 1, true, payload)
+	if !token.WaitTimeout(b.opts.PublishTimeout) {
+		b.log.Warn("publish timed out", "topic", topic)
+		return false
+	}
+	if err := token.Error(); err != nil {
+		b.log.Warn("publish failed", "topic", topic, "err", err)
+		return false
+	}
+	return true
+}
+
+// message is what paho's handlers hand to Run's loop.
+type message struct {
+	connected bool
+	topic     string
+	payload   []byte
+}
+
+// inbox queues messages without bound, so a paho handler never blocks (one
+// that blocks stalls paho's acknowledgements, which Run waits for).
+type inbox struct {
+	mu    sync.Mutex
+	msgs  []message
+	ready chan struct{}
+}
+
+func (q *inbox) put(m message) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *inbox) take() []message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	msgs := q.msgs
+	q.msgs = nil
+	return msgs
+}

@@ -1,0 +1,261 @@
+package homeassistant
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tutti-audio/tutti/mqttclient"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+const waitTimeout = 20 * time.Second
+
+// allowAll lets every client connect and use every topic.
+type allowAll struct{ mochi.HookBase }
+
+func (allowAll) ID() string { return "allow-all" }
+func (allowAll) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+
+func startBroker(t *testing.T) (*mochi.Server, string) {
+	t.Helper()
+	server := mochi.New(&mochi.Options{InlineClient: true})
+	server.Options.Capabilities.MaximumMessageExpiryInterval = 0
+	if err := server.AddHook(new(allowAll), nil); err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := server.AddListener(tcp); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return server, "tcp://" + tcp.Address()
+}
+
+// recorder is Home Assistant's side: it records every message under the
+// discovery prefix and the bridge's topics, in arrival order.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []paho.Message
+}
+
+func record(t *testing.T, url string, filters ...string) *recorder {
+	t.Helper()
+	r := &recorder{}
+	client := paho.NewClient(mqttclient.Options(url, "recorder", "", "").SetOrderMatters(true))
+	if tok := client.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("recorder connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { client.Disconnect(0) })
+	for _, f := range filters {
+		if tok := client.Subscribe(f, 1, func(_ paho.Client, m paho.Message) {
+			r.mu.Lock()
+			r.msgs = append(r.msgs, m)
+			r.mu.Unlock()
+		}); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+			t.Fatalf("recorder subscribe: %v", tok.Error())
+		}
+	}
+	return r
+}
+
+// last returns the latest payload on topic, its position and how many
+// messages arrived there.
+func (r *recorder) last(topic string) (payload []byte, at, count int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at = -1
+	for i, m := range r.msgs {
+		if m.Topic() == topic {
+			payload, at, count = m.Payload(), i, count+1
+		}
+	}
+	return payload, at, count
+}
+
+func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func retain(t *testing.T, server *mochi.Server, topic string, msg any) {
+	t.Helper()
+	var payload []byte
+	if msg != nil {
+		payload = protocol.Encode(msg)
+	}
+	if err := server.Publish(topic, payload, true, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBridgeLifecycle(t *testing.T) {
+	server, url := startBroker(t)
+	const prefix = "hatest"
+	controllerTopic := discoveryTopic(prefix, "tutti_controller")
+	speakerTopic := discoveryTopic(prefix, "tutti_speaker_kitchen")
+	sessionTopic := discoveryTopic(prefix, "tutti_session_home")
+
+	// tutti's retained state exists before the bridge starts.
+	status, assign := testSpeaker()
+	info, st, pl := testSession()
+	retain(t, server, protocol.ControllerStatusTopic, testController())
+	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), status)
+	retain(t, server, protocol.AssignTopic("kitchen"), assign)
+	retain(t, server, protocol.SessionInfoTopic("home"), info)
+	retain(t, server, protocol.SessionStateTopic("home"), st)
+	retain(t, server, protocol.PlaylistTopic("home"), pl)
+
+	ha := record(t, url, prefix+"/#", haRoot+"/#")
+	bridge, err := New(Options{
+		BrokerURL:  url,
+		Prefix:     prefix,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BirthDelay: func() time.Duration { return 50 * time.Millisecond },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bridge.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	// Every device appears, valid, with its state after its config.
+	for _, c := range []struct{ topic, state string }{
+		{controllerTopic, stateTopic(kindController, "")},
+		{speakerTopic, stateTopic(kindSpeaker, "kitchen")},
+		{sessionTopic, stateTopic(kindSession, "home")},
+	} {
+		ha.waitFor(t, c.state, func() bool { _, at, _ := ha.last(c.state); return at >= 0 })
+		config, configAt, _ := ha.last(c.topic)
+		state, stateAt, _ := ha.last(c.state)
+		if configAt < 0 || configAt > stateAt {
+			t.Errorf("%s: config at %d, state at %d", c.topic, configAt, stateAt)
+		}
+		if err := validateDiscovery(prefix, c.topic, config, state); err != nil {
+			t.Errorf("%s: %v", c.topic, err)
+		}
+	}
+	ha.waitFor(t, "the bridge to say it is online", func() bool {
+		p, _, _ := ha.last(BridgeStatusTopic)
+		return string(p) == "online"
+	})
+
+	// Configs may have been published more than once while the retained
+	// messages arrived; once all are in, only changes publish.
+	ha.waitFor(t, "the speaker's assignment", func() bool {
+		p, _, _ := ha.last(stateTopic(kindSpeaker, "kitchen"))
+		var s speakerState
+		return json.Unmarshal(p, &s) == nil && s.Session == "home"
+	})
+	_, _, speakerConfigs := ha.last(speakerTopic)
+	_, _, controllerConfigs := ha.last(controllerTopic)
+
+	// A rename re-publishes the session's config only, with the new name.
+	info.Title = "Kitchen party"
+	info.Term++
+	retain(t, server, protocol.SessionInfoTopic("home"), info)
+	ha.waitFor(t, "the renamed session", func() bool {
+		p, _, _ := ha.last(sessionTopic)
+		var d Discovery
+		return json.Unmarshal(p, &d) == nil && d.Device.Name == "tutti Kitchen party"
+	})
+	if _, _, n := ha.last(speakerTopic); n != speakerConfigs {
+		t.Errorf("speaker config published again (%d times); it did not change", n)
+	}
+	if _, _, n := ha.last(controllerTopic); n != controllerConfigs {
+		t.Errorf("controller config published again (%d times); it did not change", n)
+	}
+
+	// Bad input is logged and ignored; the bridge goes on.
+	if err := server.Publish(protocol.SpeakerStatusTopic("kitchen"), []byte("{not json"), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Publish(protocol.SpeakerStatusTopic("hall"), protocol.Encode(status), false, 1); err != nil { // id "kitchen" on hall's topic
+		t.Fatal(err)
+	}
+
+	// A speaker going offline changes its state, not its config.
+	status.Online = false
+	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), status)
+	ha.waitFor(t, "the speaker to go offline", func() bool {
+		p, _, _ := ha.last(stateTopic(kindSpeaker, "kitchen"))
+		var s speakerState
+		return json.Unmarshal(p, &s) == nil && s.Connection == off
+	})
+	if _, _, n := ha.last(speakerTopic); n != speakerConfigs {
+		t.Errorf("speaker config published again (%d times) when only its state changed", n)
+	}
+	if _, _, n := ha.last(discoveryTopic(prefix, "tutti_speaker_hall")); n != 0 {
+		t.Error("a device was made from a mismatched status")
+	}
+
+	// Home Assistant restarts: after the delay, every config again, then
+	// every state.
+	_, before, _ := ha.last(controllerTopic)
+	if err := server.Publish(prefix+"/status", []byte("online"), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	ha.waitFor(t, "configs again after the birth message", func() bool {
+		_, c, _ := ha.last(controllerTopic)
+		_, s, _ := ha.last(sessionTopic)
+		_, p, _ := ha.last(speakerTopic)
+		_, st, _ := ha.last(stateTopic(kindSession, "home"))
+		return c > before && s > before && p > before && st > max(c, s, p)
+	})
+
+	// A deleted session is cleared with an empty retained payload.
+	retain(t, server, protocol.SessionInfoTopic("home"), nil)
+	retain(t, server, protocol.SessionStateTopic("home"), nil)
+	retain(t, server, protocol.PlaylistTopic("home"), nil)
+	ha.waitFor(t, "the session to be removed", func() bool {
+		p, _, n := ha.last(sessionTopic)
+		s, _, _ := ha.last(stateTopic(kindSession, "home"))
+		return n > 1 && len(p) == 0 && len(s) == 0
+	})
+
+	// Stopping marks the bridge offline.
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	done <- nil // for the cleanup
+	ha.waitFor(t, "the bridge to say it is offline", func() bool {
+		p, _, _ := ha.last(BridgeStatusTopic)
+		return string(p) == "offline"
+	})
+}
+
+func TestNewRejectsBadPrefix(t *testing.T) {
+	for _, prefix := range []string{"ha/#", "+", "/ha", "ha/"} {
+		if _, err := New(Options{BrokerURL: "tcp://127.0.0.1:1", Prefix: prefix}); err == nil {
+			t.Errorf("prefix %q accepted", prefix)
+		}
+	}
+}
