@@ -32,6 +32,7 @@ func commands() []command {
 		{"broker", "run the embedded MQTT broker", runBroker},
 		{"controller", "run the controller: library, playlists, sessions, song server, time master", runController},
 		{"speaker", "run a speaker", runSpeaker},
+		{"homeassistant", "make tutti appear in Home Assistant (MQTT discovery)", runHomeAssistant},
 		{"demo", "run a hub and three virtual speakers playing generated songs, with live status", runDemo},
 		{"bench", "run a benchmark (sync, latency, start, cost, scale)", runBench},
 		{"user", "manage the broker's users file (user add|passwd|remove NAME)", runUser},
