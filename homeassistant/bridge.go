@@ -16,16 +16,21 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/mqttclient"
+	"github.com/tutti-audio/tutti/protocol"
 )
 
 // Options configure a Bridge.
 type Options struct {
 	BrokerURL string // e.g. tcp://127.0.0.1:1883
-	Username  string
-	Password  string
-	ClientID  string // default: tutti-ha- and a random suffix
-	Prefix    string // Home Assistant's discovery prefix; default DefaultPrefix
-	Logger    *slog.Logger
+	// Username also signs the bridge's requests (protocol.UserTopic), so
+	// the controller applies that user's rights; "" sends them unsigned.
+	Username string
+	Password string
+	// ClientID is the MQTT client id, also the last level of the topic
+	// replies come back on. Default: tutti-ha- and a random suffix.
+	ClientID string
+	Prefix   string // Home Assistant's discovery prefix; default DefaultPrefix
+	Logger   *slog.Logger
 	// BirthDelay is how long to wait after Home Assistant says it is online
 	// before publishing everything again, so that a restarted Home Assistant
 	// is not flooded by every bridge at once. Default: random 1-3 s.
@@ -36,11 +41,14 @@ type Options struct {
 }
 
 // Bridge publishes tutti's sessions, speakers and controller as Home
-// Assistant devices, kept in step with tutti's retained topics.
+// Assistant devices, kept in step with tutti's retained topics, and turns
+// what Home Assistant sends on their command topics into tutti requests.
 type Bridge struct {
-	opts  Options
-	log   *slog.Logger
-	inbox inbox
+	opts       Options
+	log        *slog.Logger
+	inbox      inbox
+	replyTopic string // where the controller answers the bridge's requests
+	requests   int    // numbers the requests, for their req_id; Run's loop only
 }
 
 // New checks opts and fills in the defaults.
@@ -59,6 +67,14 @@ func New(opts Options) (*Bridge, error) {
 		rand.Read(suffix)
 		opts.ClientID = "tutti-ha-" + hex.EncodeToString(suffix)
 	}
+	if strings.ContainsAny(opts.ClientID, "+#/") {
+		return nil, fmt.Errorf("homeassistant: client id %q must fit in one topic level", opts.ClientID)
+	}
+	if opts.Username != "" {
+		if err := protocol.ValidName(opts.Username); err != nil {
+			return nil, fmt.Errorf("homeassistant: user name signs command topics: %w", err)
+		}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -68,7 +84,11 @@ func New(opts Options) (*Bridge, error) {
 	if opts.PublishTimeout <= 0 {
 		opts.PublishTimeout = 5 * time.Second
 	}
-	b := &Bridge{opts: opts, log: opts.Logger.With("component", "homeassistant")}
+	b := &Bridge{
+		opts:       opts,
+		log:        opts.Logger.With("component", "homeassistant"),
+		replyTopic: protocol.DefaultReplyTopic + "/" + opts.ClientID,
+	}
 	b.inbox.ready = make(chan struct{}, 1)
 	return b, nil
 }
@@ -103,6 +123,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	m := newModel()
 	published := map[string][]byte{}
+	muted := map[string]int{}
 	var birth *time.Timer
 	var birthC <-chan time.Time
 	defer func() {
@@ -126,6 +147,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 				case msg.connected:
 					// The broker may have lost what was retained.
 					republish(published)
+				case msg.topic == b.replyTopic:
+					b.logReply(msg.payload)
+				case strings.HasPrefix(msg.topic, haRoot+"/"):
+					b.command(client, m, muted, msg.topic, msg.payload)
 				case msg.topic == b.haStatusTopic():
 					if string(msg.payload) != "online" {
 						continue
@@ -153,7 +178,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 func (b *Bridge) onConnect(client mqtt.Client) {
 	b.inbox.put(message{connected: true})
 	client.Publish(BridgeStatusTopic, 1, true, "online")
-	filters := map[string]byte{b.haStatusTopic(): 1}
+	filters := map[string]byte{b.haStatusTopic(): 1, commandFilter: 1, b.replyTopic: 1}
 	for _, f := range tuttiFilters {
 		filters[f] = 1
 	}
@@ -215,9 +240,53 @@ func republish(published map[string][]byte) {
 	}
 }
 
+// command publishes the tutti request for what Home Assistant published on
+// a command topic, signed with the bridge's user name.
+func (b *Bridge) command(client mqtt.Client, m *model, muted map[string]int, topic string, payload []byte) {
+	kind, id, component, ok := parseCommandTopic(topic)
+	if !ok {
+		b.log.Warn("ignoring a message on an unknown command topic", "topic", topic)
+		return
+	}
+	cmd, err := m.command(kind, id, component, payload, muted)
+	if errors.Is(err, errNotSupported) {
+		b.log.Info("Home Assistant asked for something tutti does not support", "topic", topic, "err", err)
+		return
+	}
+	if err != nil {
+		b.log.Warn("ignoring a Home Assistant command", "topic", topic, "payload", truncate(string(payload), 100), "err", err)
+		return
+	}
+	b.requests++
+	cmd.req.ReqID = fmt.Sprintf("%s-%d", b.opts.ClientID, b.requests)
+	cmd.req.ReplyTo = b.replyTopic
+	target := cmd.topic
+	if b.opts.Username != "" {
+		target = protocol.UserTopic(cmd.topic, b.opts.Username)
+	}
+	b.send(client, target, false, protocol.Encode(cmd.req))
+}
+
+// logReply reports refused requests: Home Assistant has no way to show them.
+func (b *Bridge) logReply(payload []byte) {
+	reply, err := protocol.Decode[protocol.Reply](payload)
+	if err != nil {
+		b.log.Warn("ignoring a malformed reply", "err", err)
+		return
+	}
+	if !reply.OK {
+		b.log.Warn("tutti refused a request from Home Assistant", "cmd", reply.Cmd, "req_id", reply.ReqID, "err", reply.Error)
+	}
+}
+
 // publish sends a retained QoS 1 message and waits for the broker to take it.
 func (b *Bridge) publish(client mqtt.Client, topic string, payload []byte) bool {
-	token := client.Publish(topic, 1, true, payload)
+	return b.send(client, topic, true, payload)
+}
+
+// send publishes at QoS 1 and waits for the broker to take the message.
+func (b *Bridge) send(client mqtt.Client, topic string, retained bool, payload []byte) bool {
+	token := client.Publish(topic, 1, retained, payload)
 	if !token.WaitTimeout(b.opts.PublishTimeout) {
 		b.log.Warn("publish timed out", "topic", topic)
 		return false
