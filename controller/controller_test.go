@@ -13,43 +13,18 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/internal/testbroker"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
 const waitTimeout = 20 * time.Second
 
-// allowAll lets every client connect and use every topic. (mochi's own
-// auth.AllowHook would pull yaml.v3 into go.mod through its ledger.)
-type allowAll struct{ mochi.HookBase }
-
-func (allowAll) ID() string { return "allow-all" }
-func (allowAll) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
-
-// startBroker runs a mochi broker on a free loopback port until the test ends.
+// startBroker runs a broker on a free loopback port until the test ends.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	server := mochi.New(&mochi.Options{InlineClient: true})
-	server.Options.Capabilities.MaximumMessageExpiryInterval = 0 // retained state never expires
-	if err := server.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := server.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := server.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close() })
-	return "tcp://" + tcp.Address()
+	_, url := testbroker.Start(t, nil)
+	return url
 }
 
 // startController runs a controller until stop is called or the test ends,

@@ -11,42 +11,13 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/internal/testbroker"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
 const waitTimeout = 20 * time.Second
-
-// allowAll lets every client connect and use every topic.
-type allowAll struct{ mochi.HookBase }
-
-func (allowAll) ID() string { return "allow-all" }
-func (allowAll) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
-
-func startBroker(t *testing.T) (*mochi.Server, string) {
-	t.Helper()
-	server := mochi.New(&mochi.Options{InlineClient: true})
-	server.Options.Capabilities.MaximumMessageExpiryInterval = 0
-	if err := server.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := server.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := server.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close() })
-	return server, "tcp://" + tcp.Address()
-}
 
 // recorder is Home Assistant's side: it records every message under the
 // discovery prefix and the bridge's topics, in arrival order.
@@ -112,7 +83,7 @@ func retain(t *testing.T, server *mochi.Server, topic string, msg any) {
 }
 
 func TestBridgeLifecycle(t *testing.T) {
-	server, url := startBroker(t)
+	server, url := testbroker.Start(t, nil)
 	const prefix = "hatest"
 	controllerTopic := discoveryTopic(prefix, "tutti_controller")
 	speakerTopic := discoveryTopic(prefix, "tutti_speaker_kitchen")

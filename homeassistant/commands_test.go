@@ -13,6 +13,7 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 
+	"github.com/tutti-audio/tutti/internal/testbroker"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -48,7 +49,7 @@ const haUser = "ha"
 
 func startCommandRig(t *testing.T) *commandRig {
 	t.Helper()
-	server, url := startBroker(t)
+	server, url := testbroker.Start(t, nil)
 	status, assign := testSpeaker()
 	info, st, pl := testSession()
 	retain(t, server, protocol.ControllerStatusTopic, testController())
@@ -220,7 +221,7 @@ func TestRefusedReplyIsLogged(t *testing.T) {
 }
 
 func TestUnsignedWithoutUsername(t *testing.T) {
-	server, url := startBroker(t)
+	server, url := testbroker.Start(t, nil)
 	info, _, _ := testSession()
 	retain(t, server, protocol.SessionInfoTopic("home"), info)
 	controller := record(t, url, protocol.SessionCommandFilter+"/#", haRoot+"/#")

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testbroker"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -56,21 +56,10 @@ func newTestController(t *testing.T, songs map[string][]byte) *testController {
 // newTestControllerServing is newTestController with songs served by
 // handler under /songs/ (the prefix stripped).
 func newTestControllerServing(t *testing.T, handler http.Handler) *testController {
-	broker := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
-	if err := broker.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := broker.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { broker.Close() })
+	broker, url := testbroker.Start(t, nil)
 	srv := httptest.NewServer(http.StripPrefix("/songs/", handler))
 	t.Cleanup(srv.Close)
-	c := &testController{t: t, broker: broker, url: "tcp://" + tcp.Address(), songs: srv, statuses: map[string]protocol.SpeakerStatus{}, acks: map[string][]protocol.Ack{}}
+	c := &testController{t: t, broker: broker, url: url, songs: srv, statuses: map[string]protocol.SpeakerStatus{}, acks: map[string][]protocol.Ack{}}
 	err := broker.Subscribe(protocol.ClockRequestFilter, 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
 		t2 := time.Now().UnixNano()
 		if c.silent.Load() {
@@ -347,17 +336,6 @@ func median(xs []float64) float64 {
 	}
 	return s[len(s)/2]
 }
-
-// allowAll lets every client in and everywhere (mochi's auth.AllowHook
-// package would pull yaml.v3, which go.mod does not list).
-type allowAll struct{ mochi.HookBase }
-
-func (*allowAll) ID() string { return "allow-all" }
-func (*allowAll) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (*allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 // playingController is a test controller whose home session plays a 30 s
 // timecode song (entry "a") from startAt, half a second from now.
