@@ -40,6 +40,7 @@ const (
 	CmdStatus   = "status"   //
 	CmdJoin     = "join"     // speaker (required): moves it into this session, at the session's current position
 	CmdLeave    = "leave"    // speaker (required): takes it out of this session; it falls silent
+	CmdAnnounce = "announce" // text (optional): a chime on all the session's speakers at one instant, the music ducked under it
 
 	CmdLoad   = "load"   // song (hash of a known song) or path (file on the controller's import dir)
 	CmdSearch = "search" // query (words matched against title, artist, album)
@@ -50,14 +51,19 @@ const (
 	CmdRename = "rename" // session (required), title (required): the name (topic level) stays
 	CmdDelete = "delete" // session (required)
 	CmdGrant  = "grant"  // session (required), acl (required): who may see, join and control it
+
+	CmdIdentify  = "identify"  // the speaker plays a short tone, over whatever it plays
+	CmdRestart   = "restart"   // the speaker restarts (its process, under a supervisor such as systemd)
+	CmdCalibrate = "calibrate" // calibration_ms (required): the speaker's output latency calibration, kept across restarts
 )
 
 // SessionCommands, LibraryCommands and SessionsCommands say which topic
 // takes which command.
 var (
-	SessionCommands  = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave}
+	SessionCommands  = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave, CmdAnnounce}
 	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup}
 	SessionsCommands = []string{CmdList, CmdCreate, CmdRename, CmdDelete, CmdGrant}
+	SpeakerCommands  = []string{CmdIdentify, CmdRestart, CmdCalibrate, CmdStatus}
 )
 
 // Request is every command. Fields a command does not use must be absent.
@@ -78,7 +84,18 @@ type Request struct {
 	Session  string    `json:"session,omitempty"` // create, rename, delete, grant
 	Title    string    `json:"title,omitempty"`   // create, rename: the name people see
 	ACL      *ACL      `json:"acl,omitempty"`     // grant
+	Text     string    `json:"text,omitempty"`    // announce: what the announcement says (logged and shown; tutti plays a chime)
+	// CalibrationMs is calibrate's output latency calibration in ms: how
+	// much later than its driver reports the speaker's sound is heard
+	// (negative: earlier), within ±MaxCalibrationMs.
+	CalibrationMs *float64 `json:"calibration_ms,omitempty"`
 }
+
+// MaxCalibrationMs bounds a speaker's latency calibration.
+const MaxCalibrationMs = 500
+
+// MaxAnnouncementText bounds an announcement's text, in bytes.
+const MaxAnnouncementText = 1000
 
 // ACL says who may do what with a session: user names, or "*" for every
 // member. Admins may do everything; a speaker only plays the session it is
@@ -289,7 +306,24 @@ type SpeakerStatus struct {
 	RTTP99Ns      int64   `json:"rtt_p99_ns,omitempty"`      // 99th percentile of recent probe round trips: how late a command may arrive
 	Error         string  `json:"error,omitempty"`           // why the speaker is silent, if it is
 	PeerURL       string  `json:"peer_url,omitempty"`        // GET PeerURL+sha256 with the lease's fetch token serves a cached song
+	CalibrationNs int64   `json:"calibration_ns"`            // output latency calibration in effect (see CmdCalibrate)
 }
+
+// Announcement is published (not retained, QoS 1) on AnnounceTopic(session)
+// by the lease holder for an announce request: every speaker of the session
+// plays the chime from shared instant AtNs, its music ducked meanwhile, so
+// all rooms chime together.
+type Announcement struct {
+	V     int    `json:"v"`
+	Term  uint64 `json:"term"`  // fencing, as in SessionState
+	ID    string `json:"id"`    // unique per announcement, for logs and duplicates
+	AtNs  int64  `json:"at_ns"` // shared clock, Unix ns
+	Text  string `json:"text,omitempty"`
+	Sound string `json:"sound"` // SoundChime
+}
+
+// SoundChime is the two-tone chime announcements play.
+const SoundChime = "chime"
 
 // ClockRequest is a speaker's probe: T1 is its local clock at sending, Unix ns.
 type ClockRequest struct {

@@ -71,6 +71,10 @@ func SessionCommandTopic(session string) string { return Root + "/session/" + se
 // Payload: SessionInfo.
 func SessionInfoTopic(session string) string { return Root + "/session/" + session + "/info" }
 
+// AnnounceTopic carries the session's announcements (Announcement). QoS 1,
+// not retained: an announcement is for those who hear it now.
+func AnnounceTopic(session string) string { return Root + "/session/" + session + "/announce" }
+
 // AssignTopic is retained, QoS 1, published by the lease holder. Payload:
 // Assignment.
 func AssignTopic(speaker string) string { return Root + "/speaker/" + speaker + "/assign" }
@@ -117,6 +121,28 @@ func ClockResponseTopic(id string) string { return Root + "/speaker/" + id + "/c
 // AckTopic carries speaker id's acknowledgements to the controller. QoS 1.
 // Payload: Ack.
 func AckTopic(id string) string { return Root + "/speaker/" + id + "/ack" }
+
+// SpeakerCommandTopic takes requests to one speaker itself (SpeakerCommands:
+// identify, restart, calibrate, status), which the speaker answers. QoS 1.
+// Only admins and controllers may publish there: it is no signed command
+// topic, so tutti's broker refuses members.
+func SpeakerCommandTopic(id string) string { return Root + "/speaker/" + id + "/cmd" }
+
+// ArtPath is where a controller's song server serves a song's cover art
+// (GET ArtPath+sha256, no token: cover images are shown by dashboards that
+// hold none). A song without embedded art gets a picture made from its hash.
+const ArtPath = "/art/"
+
+// ArtURL is the cover art URL of song sha on the song server whose songs
+// URL (Lease.SongsURL, ".../songs/") is songsURL; "" if songsURL has
+// another form.
+func ArtURL(songsURL, sha string) string {
+	base, ok := strings.CutSuffix(songsURL, "/songs/")
+	if !ok || !IsSongHash(sha) {
+		return ""
+	}
+	return base + ArtPath + sha
+}
 
 // SpeakerPublishable lists the topics speaker id may publish to; the broker's
 // ACL allows a speaker nothing else.
