@@ -35,6 +35,8 @@ func (a access) mayPublish(topic string, payload []byte) bool {
 		return a.name == "" || !signedByOther(topic, a.name)
 	case RoleSpeaker:
 		return slices.Contains(protocol.SpeakerPublishable(a.name), topic)
+	case RoleHomeAssistant:
+		return !inTutti(topic) || filterCovers(protocol.HomeAssistantCommandFilter, topic)
 	case RoleMember:
 		// A member may publish anything outside tutti/ (its own reply
 		// topics, for instance), but inside only its own signed requests,
@@ -79,6 +81,15 @@ func (a access) maySubscribe(filter string) bool {
 			return a.sessions.seesAll(a.name)
 		}
 		return a.sessions.sees(session, a.name)
+	case RoleHomeAssistant:
+		if !inTutti(filter) && !strings.HasPrefix(filter, "#") && !strings.HasPrefix(filter, "+") {
+			return true
+		}
+		for _, readable := range protocol.HomeAssistantReadable {
+			if filterCovers(readable, filter) {
+				return true
+			}
+		}
 	case RoleSpeaker:
 		for _, readable := range speakerReadable(a.name, a.sessions.assignment(a.name)) {
 			if filterCovers(readable, filter) {

@@ -102,6 +102,7 @@ func TestAccess(t *testing.T) {
 	member := access{role: RoleMember, name: "bob", sessions: d}
 	controller := access{role: RoleController, name: "ctl", sessions: d}
 	adminUser := access{role: RoleAdmin, name: "alice", sessions: d}
+	homeAssistant := access{role: RoleHomeAssistant, name: "ha", sessions: d}
 	nobody := access{role: "guest", name: "eve", sessions: d}
 	play := `{"cmd":"play"}`
 	tests := []struct {
@@ -192,6 +193,28 @@ func TestAccess(t *testing.T) {
 		{adminUser, false, "tutti/session/attic/state", "", true},
 		{everything, true, "tutti/speaker/x/status", "", true},
 		{everything, true, "tutti/session/home/cmd/bob", play, true}, // demo: anonymous may do anything
+
+		// Home Assistant: the bridge's command topics and its own discovery
+		// topics; reads the bridge's states and the statuses, no session.
+		{homeAssistant, true, "tutti/ha/session/home/play/set", "PRESS", true},
+		{homeAssistant, true, "tutti/ha/speaker/kitchen/volume/set", "40", true},
+		{homeAssistant, true, "homeassistant/status", "online", true},
+		{homeAssistant, true, "tutti/ha/session/home/state", "", false},
+		{homeAssistant, true, "tutti/ha/session/home/play/set/x", "", false},
+		{homeAssistant, true, "tutti/session/home/cmd", play, false},
+		{homeAssistant, true, "tutti/session/home/cmd/ha", play, false},
+		{homeAssistant, true, "tutti/speaker/kitchen/cmd", `{"cmd":"restart"}`, false},
+		{homeAssistant, false, "homeassistant/#", "", true},
+		{homeAssistant, false, "tutti/ha/#", "", true},
+		{homeAssistant, false, "tutti/ha/session/home/state", "", true},
+		{homeAssistant, false, "tutti/controller/status", "", true},
+		{homeAssistant, false, "tutti/speaker/kitchen/status", "", true},
+		{homeAssistant, false, "tutti/speaker/+/status", "", true},
+		{homeAssistant, false, "tutti/speaker/kitchen/assign", "", false},
+		{homeAssistant, false, "tutti/session/home/state", "", false},
+		{homeAssistant, false, "tutti/#", "", false},
+		{homeAssistant, false, "#", "", false},
+		{homeAssistant, false, "+/status", "", false},
 
 		{nobody, true, "elsewhere", "", false},
 		{nobody, false, "elsewhere", "", false},

@@ -23,10 +23,14 @@ const (
 	RoleController = "controller" // everything: the controller publishes state and replies
 	RoleMember     = "member"     // sends signed commands; sees, joins and controls the sessions whose ACL names it
 	RoleSpeaker    = "speaker"    // its own topics and its assigned session; the MQTT username is the speaker id
+	// RoleHomeAssistant is Home Assistant's: it reads the bridge's topics and
+	// the statuses, and publishes only to the bridge's command topics (the
+	// bridge, an admin, turns them into requests) and outside tutti/.
+	RoleHomeAssistant = "homeassistant"
 )
 
 // Roles lists every valid role.
-var Roles = []string{RoleAdmin, RoleController, RoleMember, RoleSpeaker}
+var Roles = []string{RoleAdmin, RoleController, RoleMember, RoleSpeaker, RoleHomeAssistant}
 
 // User is one entry of the users file. PasswordHash is a bcrypt hash, never
 // the password itself.

@@ -11,9 +11,8 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// commandFilter matches every command topic of discovery.go:
-// haRoot/<kind>/<id>/<component>/set.
-const commandFilter = haRoot + "/+/+/+/set"
+// commandFilter matches every command topic of discovery.go.
+const commandFilter = protocol.HomeAssistantCommandFilter
 
 // unmuteVolume is what unmuting restores when the volume before the mute is
 // unknown (the bridge restarted, or the mute was not the bridge's).

@@ -18,9 +18,8 @@ import (
 // DefaultPrefix is Home Assistant's default discovery prefix.
 const DefaultPrefix = "homeassistant"
 
-// haRoot holds every topic the bridge owns: the states it publishes for Home
-// Assistant and the command topics Home Assistant publishes to.
-const haRoot = protocol.Root + "/ha"
+// haRoot holds every topic the bridge owns.
+const haRoot = protocol.HomeAssistantRoot
 
 // BridgeStatusTopic is retained: "online" while the bridge runs, "offline"
 // from its last will. Every device's availability includes it, because the

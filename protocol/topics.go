@@ -122,6 +122,20 @@ func ClockResponseTopic(id string) string { return Root + "/speaker/" + id + "/c
 // Payload: Ack.
 func AckTopic(id string) string { return Root + "/speaker/" + id + "/ack" }
 
+// HomeAssistantRoot holds the topics of the Home Assistant bridge: the
+// states it publishes for Home Assistant and the command topics Home
+// Assistant publishes to (HomeAssistantCommandFilter), which the bridge
+// turns into tutti requests.
+const HomeAssistantRoot = Root + "/ha"
+
+// HomeAssistantCommandFilter matches every command topic of the bridge:
+// tutti/ha/<kind>/<id>/<entity>/set.
+const HomeAssistantCommandFilter = HomeAssistantRoot + "/+/+/+/set"
+
+// HomeAssistantReadable lists what Home Assistant reads of tutti: the
+// bridge's topics and the statuses its entities' availability follows.
+var HomeAssistantReadable = []string{HomeAssistantRoot + "/#", ControllerStatusTopic, SpeakerStatusFilter}
+
 // SpeakerCommandTopic takes requests to one speaker itself (SpeakerCommands:
 // identify, restart, calibrate, status), which the speaker answers. QoS 1.
 // Only admins and controllers may publish there: it is no signed command
