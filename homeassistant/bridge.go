@@ -249,10 +249,6 @@ func (b *Bridge) command(client mqtt.Client, m *model, muted map[string]int, top
 		return
 	}
 	cmd, err := m.command(kind, id, component, payload, muted)
-	if errors.Is(err, errNotSupported) {
-		b.log.Info("Home Assistant asked for something tutti does not support", "topic", topic, "err", err)
-		return
-	}
 	if err != nil {
 		b.log.Warn("ignoring a Home Assistant command", "topic", topic, "payload", truncate(string(payload), 100), "err", err)
 		return
@@ -261,7 +257,7 @@ func (b *Bridge) command(client mqtt.Client, m *model, muted map[string]int, top
 	cmd.req.ReqID = fmt.Sprintf("%s-%d", b.opts.ClientID, b.requests)
 	cmd.req.ReplyTo = b.replyTopic
 	target := cmd.topic
-	if b.opts.Username != "" {
+	if b.opts.Username != "" && !cmd.unsigned {
 		target = protocol.UserTopic(cmd.topic, b.opts.Username)
 	}
 	b.send(client, target, false, protocol.Encode(cmd.req))

@@ -1,7 +1,6 @@
 package homeassistant
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -18,13 +17,14 @@ const commandFilter = protocol.HomeAssistantCommandFilter
 // unknown (the bridge restarted, or the mute was not the bridge's).
 const unmuteVolume = 50
 
-// errNotSupported marks entities tutti has no request for yet.
-var errNotSupported = errors.New("tutti has no request for it yet")
-
 // command is one tutti request to publish on a plain command topic.
+// Requests to the controller are signed with the bridge's user name; a
+// speaker's own command topic takes no signature (only admins and
+// controllers may publish there).
 type command struct {
-	topic string
-	req   protocol.Request
+	topic    string
+	req      protocol.Request
+	unsigned bool
 }
 
 // parseCommandTopic splits a command topic into the device and the entity.
@@ -69,19 +69,19 @@ func (m *model) sessionCommand(name, component, payload string, muted map[string
 	}
 	switch component {
 	case protocol.CmdPlay, protocol.CmdPause, protocol.CmdNext, protocol.CmdPrevious:
-		return command{topic, protocol.Request{Cmd: component}}, nil
+		return command{topic: topic, req: protocol.Request{Cmd: component}}, nil
 	case "volume":
 		v, err := parseVolume(payload)
 		if err != nil {
 			return command{}, err
 		}
-		return command{topic, protocol.Request{Cmd: protocol.CmdVolume, Volume: &v}}, nil
+		return command{topic: topic, req: protocol.Request{Cmd: protocol.CmdVolume, Volume: &v}}, nil
 	case "mute":
 		v, err := muteVolume(payload, volume, kindSession+"/"+name, muted)
 		if err != nil {
 			return command{}, err
 		}
-		return command{topic, protocol.Request{Cmd: protocol.CmdVolume, Volume: &v}}, nil
+		return command{topic: topic, req: protocol.Request{Cmd: protocol.CmdVolume, Volume: &v}}, nil
 	case "playlist":
 		var pl protocol.Playlist
 		if se.playlist != nil {
@@ -89,12 +89,15 @@ func (m *model) sessionCommand(name, component, payload string, muted map[string
 		}
 		for i, entry := range pl.Entries[:min(len(pl.Entries), maxPlaylistOptions)] {
 			if entryLabel(i, entry) == payload {
-				return command{topic, protocol.Request{Cmd: protocol.CmdPlay, Index: &i}}, nil
+				return command{topic: topic, req: protocol.Request{Cmd: protocol.CmdPlay, Index: &i}}, nil
 			}
 		}
 		return command{}, fmt.Errorf("no playlist entry %q", payload)
 	case "announce":
-		return command{}, errNotSupported
+		if len(payload) > protocol.MaxAnnouncementText {
+			return command{}, fmt.Errorf("announcement of %d bytes is longer than %d", len(payload), protocol.MaxAnnouncementText)
+		}
+		return command{topic: topic, req: protocol.Request{Cmd: protocol.CmdAnnounce, Text: payload}}, nil
 	}
 	return command{}, fmt.Errorf("unknown session entity %q", component)
 }
@@ -114,7 +117,7 @@ func (m *model) speakerCommand(id, component, payload string, muted map[string]i
 			return command{}, fmt.Errorf("speaker %q is in no session, which its volume is set through", id)
 		}
 		req.Speaker = id
-		return command{protocol.SessionCommandTopic(assign.Session), req}, nil
+		return command{topic: protocol.SessionCommandTopic(assign.Session), req: req}, nil
 	}
 	switch component {
 	case "volume":
@@ -136,9 +139,15 @@ func (m *model) speakerCommand(id, component, payload string, muted map[string]i
 		if !slices.Contains(m.sessionNames(), payload) {
 			return command{}, fmt.Errorf("unknown session %q", payload)
 		}
-		return command{protocol.SessionCommandTopic(payload), protocol.Request{Cmd: protocol.CmdJoin, Speaker: id}}, nil
-	case "identify", "restart", "latency":
-		return command{}, errNotSupported
+		return command{topic: protocol.SessionCommandTopic(payload), req: protocol.Request{Cmd: protocol.CmdJoin, Speaker: id}}, nil
+	case protocol.CmdIdentify, protocol.CmdRestart:
+		return command{topic: protocol.SpeakerCommandTopic(id), req: protocol.Request{Cmd: component}, unsigned: true}, nil
+	case "calibration":
+		f, err := strconv.ParseFloat(strings.TrimSpace(payload), 64)
+		if err != nil || math.IsNaN(f) || math.Abs(f) > protocol.MaxCalibrationMs {
+			return command{}, fmt.Errorf("calibration %q is not a number of ms within ±%d", payload, protocol.MaxCalibrationMs)
+		}
+		return command{topic: protocol.SpeakerCommandTopic(id), req: protocol.Request{Cmd: protocol.CmdCalibrate, CalibrationMs: &f}, unsigned: true}, nil
 	}
 	return command{}, fmt.Errorf("unknown speaker entity %q", component)
 }

@@ -64,7 +64,7 @@ func startCommandRig(t *testing.T) *commandRig {
 	rig := &commandRig{
 		t:          t,
 		server:     server,
-		controller: record(t, url, protocol.SessionCommandFilter+"/#", haRoot+"/#"),
+		controller: record(t, url, protocol.SessionCommandFilter+"/#", protocol.SpeakerCommandTopic("kitchen"), haRoot+"/#"),
 		logs:       &logBuffer{},
 	}
 	bridge, err := New(Options{
@@ -112,7 +112,12 @@ func (r *commandRig) send(kind, id, component, payload string) {
 // command topic.
 func (r *commandRig) expect(kind, id, component, payload, session string, want protocol.Request) {
 	r.t.Helper()
-	topic := protocol.UserTopic(protocol.SessionCommandTopic(session), haUser)
+	r.expectOn(protocol.UserTopic(protocol.SessionCommandTopic(session), haUser), protocol.SessionCommands, kind, id, component, payload, want)
+}
+
+// expectOn sends a command and checks the next request on topic.
+func (r *commandRig) expectOn(topic string, commands []string, kind, id, component, payload string, want protocol.Request) {
+	r.t.Helper()
 	_, _, before := r.controller.last(topic)
 	r.send(kind, id, component, payload)
 	r.controller.waitFor(r.t, "a request on "+topic, func() bool { _, _, n := r.controller.last(topic); return n > before })
@@ -120,7 +125,7 @@ func (r *commandRig) expect(kind, id, component, payload, session string, want p
 	if n != before+1 {
 		r.t.Errorf("%s %q: %d requests, want 1", component, payload, n-before)
 	}
-	got, err := protocol.DecodeRequest(p, protocol.SessionCommands)
+	got, err := protocol.DecodeRequest(p, commands)
 	if err != nil {
 		r.t.Fatalf("%s %q: %v", component, payload, err)
 	}
@@ -150,6 +155,8 @@ func TestSessionCommands(t *testing.T) {
 	r.expect(kindSession, "home", "mute", "OFF", "home", protocol.Request{Cmd: protocol.CmdVolume, Volume: intp(60)})
 	// With nothing remembered, unmuting sets a middle volume.
 	r.expect(kindSession, "home", "mute", "OFF", "home", protocol.Request{Cmd: protocol.CmdVolume, Volume: intp(unmuteVolume)})
+	// Home Assistant's notify entity sends the message as it is.
+	r.expect(kindSession, "home", "announce", "Dinner is ready", "home", protocol.Request{Cmd: protocol.CmdAnnounce, Text: "Dinner is ready"})
 }
 
 func TestSpeakerCommands(t *testing.T) {
@@ -165,6 +172,13 @@ func TestSpeakerCommands(t *testing.T) {
 		protocol.Request{Cmd: protocol.CmdJoin, Speaker: "kitchen"})
 	r.expect(kindSpeaker, "kitchen", "session", NoSession, "home",
 		protocol.Request{Cmd: protocol.CmdLeave, Speaker: "kitchen"})
+	// The speaker's own requests go to it, unsigned: only admins and
+	// controllers may publish there.
+	own := protocol.SpeakerCommandTopic("kitchen")
+	r.expectOn(own, protocol.SpeakerCommands, kindSpeaker, "kitchen", protocol.CmdIdentify, "PRESS", protocol.Request{Cmd: protocol.CmdIdentify})
+	r.expectOn(own, protocol.SpeakerCommands, kindSpeaker, "kitchen", protocol.CmdRestart, "PRESS", protocol.Request{Cmd: protocol.CmdRestart})
+	calibration := -12.5
+	r.expectOn(own, protocol.SpeakerCommands, kindSpeaker, "kitchen", "calibration", "-12.5", protocol.Request{Cmd: protocol.CmdCalibrate, CalibrationMs: &calibration})
 }
 
 func TestBadCommandsPublishNothing(t *testing.T) {
@@ -185,11 +199,11 @@ func TestBadCommandsPublishNothing(t *testing.T) {
 		{kindSpeaker, "kitchen", "volume", ""},
 		{kindSpeaker, "hall", "volume", "10"},
 		{kindController, "x", "volume", "10"},
-		// Not supported yet: logged, nothing published.
-		{kindSpeaker, "kitchen", "identify", "PRESS"},
-		{kindSpeaker, "kitchen", "restart", "PRESS"},
-		{kindSpeaker, "kitchen", "latency", "20"},
-		{kindSession, "home", "announce", "Dinner is ready"},
+		{kindSpeaker, "kitchen", "latency", "20"}, // a sensor: no command topic
+		{kindSpeaker, "kitchen", "calibration", "soon"},
+		{kindSpeaker, "kitchen", "calibration", "501"},
+		{kindSpeaker, "hall", "identify", "PRESS"},
+		{kindSession, "home", "announce", strings.Repeat("a", protocol.MaxAnnouncementText+1)},
 	} {
 		r.send(c.kind, c.id, c.component, c.payload)
 	}
@@ -202,7 +216,10 @@ func TestBadCommandsPublishNothing(t *testing.T) {
 	if _, _, n := r.controller.last(protocol.UserTopic(protocol.SessionCommandTopic("party"), haUser)); n != 0 {
 		t.Errorf("%d requests to the party session", n)
 	}
-	for _, want := range []string{"volume \\\"loud\\\" is not a number", "outside 0-100", "unknown session \\\"nowhere\\\"", "does not support"} {
+	if _, _, n := r.controller.last(protocol.SpeakerCommandTopic("kitchen")); n != 0 {
+		t.Errorf("%d requests to the kitchen speaker", n)
+	}
+	for _, want := range []string{"volume \\\"loud\\\" is not a number", "outside 0-100", "unknown session \\\"nowhere\\\"", "within ±500", "longer than 1000"} {
 		if !r.logs.contains(want) {
 			t.Errorf("no log line with %q", want)
 		}

@@ -264,25 +264,32 @@ func speakerConfig(s protocol.SpeakerStatus, a protocol.Assignment, sessions []s
 		StateClass:        "measurement",
 		ValueTemplate:     field("sync_error_ms"),
 	})
-	e.add("latency", "number", "Output latency", Component{
-		EntityCategory:    "config",
+	e.add("latency", "sensor", "Output latency", Component{
+		EntityCategory:    "diagnostic",
 		Icon:              "mdi:timer-sand",
-		Min:               ptr(0),
-		Max:               ptr(1000),
-		Step:              ptr(1),
+		UnitOfMeasurement: "ms",
+		StateClass:        "measurement",
+		ValueTemplate:     field("latency_ms"),
+	})
+	e.add("calibration", "number", "Latency calibration", Component{
+		EntityCategory:    "config",
+		Icon:              "mdi:tune-vertical",
+		Min:               ptr(-protocol.MaxCalibrationMs),
+		Max:               ptr(protocol.MaxCalibrationMs),
+		Step:              ptr(0.1),
 		Mode:              "box",
 		UnitOfMeasurement: "ms",
-		ValueTemplate:     field("latency_ms"),
-		CommandTopic:      e.command("latency"),
+		ValueTemplate:     field("calibration_ms"),
+		CommandTopic:      e.command("calibration"),
 	})
-	e.add("identify", "button", "Identify", Component{
+	e.add(protocol.CmdIdentify, "button", "Identify", Component{
 		DeviceClass:  "identify",
-		CommandTopic: e.command("identify"),
+		CommandTopic: e.command(protocol.CmdIdentify),
 	})
-	e.add("restart", "button", "Restart", Component{
+	e.add(protocol.CmdRestart, "button", "Restart", Component{
 		DeviceClass:    "restart",
 		EntityCategory: "config",
-		CommandTopic:   e.command("restart"),
+		CommandTopic:   e.command(protocol.CmdRestart),
 	})
 	return Discovery{
 		Device: Device{

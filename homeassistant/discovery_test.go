@@ -189,7 +189,8 @@ func TestGoldenFields(t *testing.T) {
 		"speaker state topic":      {sp.Components["volume"].StateTopic, "tutti/ha/speaker/kitchen/state"},
 		"speaker via_device":       {sp.Device.ViaDevice, "tutti_controller"},
 		"speaker session options":  {strings.Join(sp.Components["session"].Options, ","), "(none),home,office"},
-		"speaker latency category": {sp.Components["latency"].EntityCategory, "config"},
+		"speaker latency category": {sp.Components["latency"].EntityCategory, "diagnostic"},
+		"speaker calibration":      {sp.Components["calibration"].EntityCategory + " " + sp.Components["calibration"].CommandTopic, "config tutti/ha/speaker/kitchen/calibration/set"},
 		"speaker offset category":  {sp.Components["clock_offset"].EntityCategory, "diagnostic"},
 		"speaker last will":        {sp.Availability[2].Topic, "tutti/speaker/kitchen/status"},
 	}

@@ -40,6 +40,7 @@ type speakerState struct {
 	ClockOffsetMs float64 `json:"clock_offset_ms"`
 	SyncErrorMs   float64 `json:"sync_error_ms"`
 	LatencyMs     float64 `json:"latency_ms"`
+	CalibrationMs float64 `json:"calibration_ms"`
 }
 
 // speakerStateOf reads the volume and session from the assignment (what the
@@ -59,6 +60,7 @@ func speakerStateOf(s protocol.SpeakerStatus, a protocol.Assignment) speakerStat
 		ClockOffsetMs: ms(s.ClockOffsetNs),
 		SyncErrorMs:   ms(s.ClockErrorNs),
 		LatencyMs:     ms(s.LatencyNs),
+		CalibrationMs: ms(s.CalibrationNs),
 	}
 }
 

@@ -20,7 +20,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	sub := args[0]
 	fs := newFlags(e, "user "+sub, "[flags] NAME")
 	users := fs.String("users", "tutti-data/users.toml", "users file (a running broker reloads it by itself)")
-	role := fs.String("role", "member", "add: admin, controller, member or speaker")
+	role := fs.String("role", "member", "add: "+strings.Join(broker.Roles, ", "))
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
