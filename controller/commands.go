@@ -215,6 +215,10 @@ func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Req
 	if err := who.may(rightFor(req.Cmd), name, s.ACL); err != nil {
 		return nil, nil, err
 	}
+	if req.Cmd == protocol.CmdAnnounce {
+		a, err := c.announce(name, req)
+		return a, nil, err
+	}
 	if req.Cmd == protocol.CmdJoin || req.Cmd == protocol.CmdLeave || req.Cmd == protocol.CmdVolume && req.Speaker != "" {
 		a, err := c.runAssignCommand(who, name, req)
 		return a, nil, err

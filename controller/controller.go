@@ -1,7 +1,8 @@
 // Package controller keeps the song library, the playlists and the session
-// state, serves songs over HTTP to holders of the lease's fetch token,
-// answers the commands that arrive over MQTT from users allowed to send
-// them (access.go), keeps the speakers' assignments to sessions,
+// state, serves songs over HTTP to holders of the lease's fetch token (and
+// their cover art to anyone: art.go), answers the commands that arrive over
+// MQTT from users allowed to send them (access.go), keeps the speakers'
+// assignments to sessions, announces chimes (announce.go),
 // schedules playback on the shared clock and is the time master that
 // answers speakers' clock probes. Any number of controllers may run: the one
 // holding the lease (lease.go) does all that; the others mirror its state

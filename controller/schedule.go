@@ -139,6 +139,7 @@ var commandFields = map[string][]string{
 	protocol.CmdStatus:   nil,
 	protocol.CmdJoin:     {"speaker"},
 	protocol.CmdLeave:    {"speaker"},
+	protocol.CmdAnnounce: {"text"},
 	protocol.CmdLoad:     {"song", "path"},
 	protocol.CmdSearch:   {"query"},
 	protocol.CmdLookup:   {"song"},
@@ -151,7 +152,8 @@ var commandFields = map[string][]string{
 
 // requestFields names every optional field of a request, in the order
 // errors mention them.
-var requestFields = []string{"song", "path", "index", "entry", "position", "volume", "query", "speaker", "session", "title", "acl"}
+var requestFields = []string{"song", "path", "index", "entry", "position", "volume", "query", "speaker", "session", "title", "acl",
+	"text", "calibration_ms"}
 
 // checkFields checks that req carries the fields its command needs and no others.
 func checkFields(req protocol.Request) error {
@@ -159,7 +161,7 @@ func checkFields(req protocol.Request) error {
 		"song": req.Song != "", "path": req.Path != "", "index": req.Index != nil,
 		"entry": req.Entry != "", "position": req.Position != nil, "volume": req.Volume != nil,
 		"query": req.Query != "", "speaker": req.Speaker != "", "session": req.Session != "",
-		"title": req.Title != "", "acl": req.ACL != nil,
+		"title": req.Title != "", "acl": req.ACL != nil, "text": req.Text != "", "calibration_ms": req.CalibrationMs != nil,
 	}
 	allowed, ok := commandFields[req.Cmd]
 	if !ok {

@@ -14,7 +14,8 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// songServer serves the library's files over HTTP and takes uploads.
+// songServer serves the library's files and their cover art over HTTP, and
+// takes uploads.
 type songServer struct {
 	lib       *library
 	log       *slog.Logger
@@ -24,11 +25,14 @@ type songServer struct {
 }
 
 // routes returns the song server's handler. Songs go only to requests that
-// bear the lease holder's current or previous fetch token.
+// bear the lease holder's current or previous fetch token; their cover art
+// goes to everyone.
 func (ss *songServer) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /songs/{sha}", ss.authorized(ss.get)) // GET also answers HEAD
 	mux.HandleFunc("PUT /songs/{sha}", ss.authorized(ss.put))
+	// Covers need no token (art.go).
+	mux.HandleFunc("GET "+protocol.ArtPath+"{sha}", newArtServer(ss.lib, ss.log).get)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +39,12 @@ type Options struct {
 	// PublishTimeout bounds the wait for the broker to acknowledge one
 	// publish. Default 5 s.
 	PublishTimeout time.Duration
+	// SettleDelay is how long after connecting the bridge waits for
+	// tutti's retained messages before it clears discovery configs that an
+	// earlier run left for devices that are gone. Default 3 s.
+	SettleDelay time.Duration
+	// TLS, if set, is used for a tls:// broker URL (trusting the hub's CA).
+	TLS *tls.Config
 }
 
 // Bridge publishes tutti's sessions, speakers and controller as Home
@@ -84,6 +91,9 @@ func New(opts Options) (*Bridge, error) {
 	if opts.PublishTimeout <= 0 {
 		opts.PublishTimeout = 5 * time.Second
 	}
+	if opts.SettleDelay <= 0 {
+		opts.SettleDelay = 3 * time.Second
+	}
 	b := &Bridge{
 		opts:       opts,
 		log:        opts.Logger.With("component", "homeassistant"),
@@ -97,6 +107,16 @@ func New(opts Options) (*Bridge, error) {
 // (re)starts, which means it needs every config again.
 func (b *Bridge) haStatusTopic() string { return b.opts.Prefix + "/status" }
 
+// configFilter matches every device config under the discovery prefix, so
+// the bridge finds configs of tutti devices an earlier run left behind.
+func (b *Bridge) configFilter() string { return discoveryTopic(b.opts.Prefix, "+") }
+
+// isTuttiConfig says whether topic is a device config of tutti's.
+func (b *Bridge) isTuttiConfig(topic string) bool {
+	rest, ok := strings.CutPrefix(topic, b.opts.Prefix+"/device/")
+	return ok && strings.HasPrefix(rest, "tutti_") && strings.HasSuffix(rest, "/config")
+}
+
 // Run connects and keeps Home Assistant's view of tutti current until ctx
 // ends; then it marks the bridge offline and disconnects.
 func (b *Bridge) Run(ctx context.Context) error {
@@ -105,6 +125,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
 		SetOnConnectHandler(b.onConnect).
+		SetTLSConfig(b.opts.TLS).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			b.log.Warn("connection to the broker lost", "err", err)
 		})
@@ -124,11 +145,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 	m := newModel()
 	published := map[string][]byte{}
 	muted := map[string]int{}
-	var birth *time.Timer
-	var birthC <-chan time.Time
+	// leftovers are retained tutti configs found on the broker; those the
+	// bridge does not publish once tutti's state has arrived are cleared.
+	leftovers := map[string]bool{}
+	settled := false
+	var birth, settle *time.Timer
+	var birthC, settleC <-chan time.Time
 	defer func() {
-		if birth != nil {
-			birth.Stop()
+		for _, t := range []*time.Timer{birth, settle} {
+			if t != nil {
+				t.Stop()
+			}
 		}
 	}()
 	for {
@@ -141,12 +168,21 @@ func (b *Bridge) Run(ctx context.Context) error {
 			b.log.Info("Home Assistant is online: publishing every device again")
 			republish(published)
 			b.sync(client, m, published)
+		case <-settleC:
+			settleC, settled = nil, true
+			b.clearLeftovers(client, leftovers, published)
 		case <-b.inbox.ready:
 			for _, msg := range b.inbox.take() {
 				switch {
 				case msg.connected:
 					// The broker may have lost what was retained.
 					republish(published)
+					settleC = restart(&settle, b.opts.SettleDelay)
+				case msg.retained && len(msg.payload) > 0 && b.isTuttiConfig(msg.topic):
+					leftovers[msg.topic] = true
+				case strings.HasPrefix(msg.topic, b.opts.Prefix+"/device/"):
+					// The bridge's own configs coming back, or another
+					// application's.
 				case msg.topic == b.replyTopic:
 					b.logReply(msg.payload)
 				case strings.HasPrefix(msg.topic, haRoot+"/"):
@@ -155,13 +191,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 					if string(msg.payload) != "online" {
 						continue
 					}
-					delay := b.opts.BirthDelay()
-					if birth == nil {
-						birth = time.NewTimer(delay)
-					} else {
-						birth.Reset(delay)
-					}
-					birthC = birth.C
+					birthC = restart(&birth, b.opts.BirthDelay())
 				default:
 					if err := m.apply(msg.topic, msg.payload); err != nil {
 						b.log.Warn("ignoring a tutti message", "topic", msg.topic, "err", err)
@@ -169,6 +199,35 @@ func (b *Bridge) Run(ctx context.Context) error {
 				}
 			}
 			b.sync(client, m, published)
+			if settled {
+				b.clearLeftovers(client, leftovers, published)
+			}
+		}
+	}
+}
+
+// restart (re)starts *t to fire after d, and returns its channel.
+func restart(t **time.Timer, d time.Duration) <-chan time.Time {
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	return (*t).C
+}
+
+// clearLeftovers clears, with an empty retained payload, the tutti configs
+// found on the broker that the bridge does not publish: devices an earlier
+// run published that no longer exist (deleted while the bridge was down).
+func (b *Bridge) clearLeftovers(client mqtt.Client, leftovers map[string]bool, published map[string][]byte) {
+	for topic := range leftovers {
+		if _, ok := published[topic]; ok {
+			delete(leftovers, topic)
+			continue
+		}
+		b.log.Info("clearing the config of a tutti device that is gone", "topic", topic)
+		if b.publish(client, topic, nil) {
+			delete(leftovers, topic)
 		}
 	}
 }
@@ -178,12 +237,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 func (b *Bridge) onConnect(client mqtt.Client) {
 	b.inbox.put(message{connected: true})
 	client.Publish(BridgeStatusTopic, 1, true, "online")
-	filters := map[string]byte{b.haStatusTopic(): 1, commandFilter: 1, b.replyTopic: 1}
+	filters := map[string]byte{b.haStatusTopic(): 1, commandFilter: 1, b.replyTopic: 1, b.configFilter(): 1}
 	for _, f := range tuttiFilters {
 		filters[f] = 1
 	}
 	handler := func(_ mqtt.Client, msg mqtt.Message) {
-		b.inbox.put(message{topic: msg.Topic(), payload: msg.Payload()})
+		b.inbox.put(message{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()})
 	}
 	// The broker may refuse a subscription whose packet id is still in use
 	// by a retained message it is delivering (0x91): try again.
@@ -299,6 +358,7 @@ type message struct {
 	connected bool
 	topic     string
 	payload   []byte
+	retained  bool // sent because the broker retained it, not published just now
 }
 
 // inbox queues messages without bound, so a paho handler never blocks (one

@@ -35,12 +35,22 @@ func record(t *testing.T, url string, filters ...string) *recorder {
 	}
 	t.Cleanup(func() { client.Disconnect(0) })
 	for _, f := range filters {
-		if tok := client.Subscribe(f, 1, func(_ paho.Client, m paho.Message) {
-			r.mu.Lock()
-			r.msgs = append(r.msgs, m)
-			r.mu.Unlock()
-		}); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
-			t.Fatalf("recorder subscribe: %v", tok.Error())
+		// mochi refuses (0x91) a subscription whose packet id is still in
+		// use by a retained message it is delivering: try again.
+		for attempt := 1; ; attempt++ {
+			tok := client.Subscribe(f, 1, func(_ paho.Client, m paho.Message) {
+				r.mu.Lock()
+				r.msgs = append(r.msgs, m)
+				r.mu.Unlock()
+			})
+			if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+				t.Fatalf("recorder subscribe: %v", tok.Error())
+			}
+			if code := tok.(*paho.SubscribeToken).Result()[f]; code < 0x80 {
+				break
+			} else if attempt == 10 {
+				t.Fatalf("recorder subscribe %s: refused with %#x", f, code)
+			}
 		}
 	}
 	return r
@@ -98,13 +108,20 @@ func TestBridgeLifecycle(t *testing.T) {
 	retain(t, server, protocol.SessionInfoTopic("home"), info)
 	retain(t, server, protocol.SessionStateTopic("home"), st)
 	retain(t, server, protocol.PlaylistTopic("home"), pl)
+	// An earlier run left the config of a speaker since removed; another
+	// application has its own config there.
+	goneTopic := discoveryTopic(prefix, "tutti_speaker_gone")
+	otherTopic := discoveryTopic(prefix, "other_thing")
+	retain(t, server, goneTopic, Discovery{Device: Device{Name: "gone"}})
+	retain(t, server, otherTopic, map[string]string{"name": "other"})
 
 	ha := record(t, url, prefix+"/#", haRoot+"/#")
 	bridge, err := New(Options{
-		BrokerURL:  url,
-		Prefix:     prefix,
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		BirthDelay: func() time.Duration { return 50 * time.Millisecond },
+		BrokerURL:   url,
+		Prefix:      prefix,
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BirthDelay:  func() time.Duration { return 50 * time.Millisecond },
+		SettleDelay: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +132,21 @@ func TestBridgeLifecycle(t *testing.T) {
 	t.Cleanup(func() {
 		cancel()
 		<-done
+	})
+
+	// The leftover is cleared once tutti's state has arrived; the other
+	// application's config stays.
+	ha.waitFor(t, "the leftover config to be cleared", func() bool {
+		p, _, n := ha.last(goneTopic)
+		return n > 1 && len(p) == 0
+	})
+	if p, _, n := ha.last(otherTopic); n != 1 || len(p) == 0 {
+		t.Errorf("another application's config touched: %d messages, last %q", n, p)
+	}
+	// The cover art of the current song, served by the controller.
+	ha.waitFor(t, "the cover art URL", func() bool {
+		p, _, _ := ha.last(coverTopic("home"))
+		return string(p) == "http://hub.local:8080/art/"+pl.Entries[0].Song
 	})
 
 	// Every device appears, valid, with its state after its config.
@@ -208,7 +240,8 @@ func TestBridgeLifecycle(t *testing.T) {
 	ha.waitFor(t, "the session to be removed", func() bool {
 		p, _, n := ha.last(sessionTopic)
 		s, _, _ := ha.last(stateTopic(kindSession, "home"))
-		return n > 1 && len(p) == 0 && len(s) == 0
+		c, _, _ := ha.last(coverTopic("home"))
+		return n > 1 && len(p) == 0 && len(s) == 0 && len(c) == 0
 	})
 
 	// Stopping marks the bridge offline.

@@ -16,7 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func testController() protocol.ControllerStatus {
-	return protocol.ControllerStatus{V: 1, Online: true, Instance: "i1", Name: "hub", Term: 3}
+	return protocol.ControllerStatus{V: 1, Online: true, Instance: "i1", Name: "hub", Term: 3, SongsURL: "http://hub.local:8080/songs/"}
 }
 
 func testSpeaker() (protocol.SpeakerStatus, protocol.Assignment) {

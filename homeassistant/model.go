@@ -25,6 +25,9 @@ type sessionModel struct {
 	info     *protocol.SessionInfo
 	state    *protocol.SessionState
 	playlist *protocol.Playlist
+	// cover is the cover art URL of the latest song that was current: a
+	// stopped session keeps showing the last one.
+	cover string
 }
 
 func newModel() *model {
@@ -181,7 +184,16 @@ func (m *model) discovery(prefix string) []retained {
 		if se.playlist != nil {
 			playlist = *se.playlist
 		}
-		add(kindSession, name, sessionConfig(*se.info, playlist), sessionStateOf(state, playlist))
+		st := sessionStateOf(state, playlist)
+		add(kindSession, name, sessionConfig(*se.info, playlist), st)
+		if m.controller != nil && st.NowPlayingAttributes.Song != "" {
+			if url := protocol.ArtURL(m.controller.SongsURL, st.NowPlayingAttributes.Song); url != "" {
+				se.cover = url
+			}
+		}
+		if se.cover != "" {
+			states = append(states, retained{coverTopic(name), []byte(se.cover)})
+		}
 	}
 	return append(configs, states...)
 }
