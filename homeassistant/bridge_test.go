@@ -1,16 +1,20 @@
 package homeassistant
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
 
 	"github.com/tutti-audio/tutti/internal/testbroker"
 	"github.com/tutti-audio/tutti/mqttclient"
@@ -81,7 +85,35 @@ func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func retain(t *testing.T, server *mochi.Server, topic string, msg any) {
+// publisher is a broker a test publishes to: the embedded one
+// (*mochi.Server) or a paho client of another (pahoPublisher).
+type publisher interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// pahoPublisher publishes through an MQTT client, for brokers not in the
+// test's process.
+type pahoPublisher struct{ client paho.Client }
+
+func newPahoPublisher(t *testing.T, url string) pahoPublisher {
+	t.Helper()
+	client := paho.NewClient(mqttclient.Options(url, "publisher", "", "").SetOrderMatters(true))
+	if tok := client.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { client.Disconnect(0) })
+	return pahoPublisher{client}
+}
+
+func (p pahoPublisher) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	tok := p.client.Publish(topic, qos, retain, payload)
+	if !tok.WaitTimeout(waitTimeout) {
+		return fmt.Errorf("publish %s: timed out", topic)
+	}
+	return tok.Error()
+}
+
+func retain(t *testing.T, server publisher, topic string, msg any) {
 	t.Helper()
 	var payload []byte
 	if msg != nil {
@@ -94,6 +126,70 @@ func retain(t *testing.T, server *mochi.Server, topic string, msg any) {
 
 func TestBridgeLifecycle(t *testing.T) {
 	server, url := testbroker.Start(t, nil)
+	bridgeLifecycle(t, server, url)
+}
+
+// TestBridgeWithMosquitto runs the same life against a real Mosquitto, the
+// broker most Home Assistant installations run.
+func TestBridgeWithMosquitto(t *testing.T) {
+	url := startMosquitto(t)
+	bridgeLifecycle(t, newPahoPublisher(t, url), url)
+}
+
+// startMosquitto runs the mosquitto binary on a free loopback port, as
+// anonymous as Home Assistant's add-on is by default, and returns its URL.
+func startMosquitto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		bin = "/usr/sbin/mosquitto"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("mosquitto is not installed: %v", err)
+		}
+		t.Skip("mosquitto is not installed (apt-get install mosquitto)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("mosquitto:\n%s", out.String())
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return "tcp://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto does not listen on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	const prefix = "hatest"
 	controllerTopic := discoveryTopic(prefix, "tutti_controller")
 	speakerTopic := discoveryTopic(prefix, "tutti_speaker_kitchen")
