@@ -34,7 +34,9 @@ func (a access) mayPublish(topic string, payload []byte) bool {
 	case RoleAdmin, RoleController:
 		return a.name == "" || !signedByOther(topic, a.name)
 	case RoleSpeaker:
-		return slices.Contains(protocol.SpeakerPublishable(a.name), topic)
+		// A speaker answers its own commands (protocol.SpeakerCommandTopic)
+		// on the reply topics below tutti/reply only.
+		return slices.Contains(protocol.SpeakerPublishable(a.name), topic) || filterCovers(protocol.DefaultReplyTopic+"/#", topic)
 	case RoleHomeAssistant:
 		return !inTutti(topic) || filterCovers(protocol.HomeAssistantCommandFilter, topic)
 	case RoleMember:

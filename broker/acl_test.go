@@ -123,6 +123,9 @@ func TestAccess(t *testing.T) {
 		{speaker, true, "tutti/session/home/cmd/kitchen", play, false},
 		{speaker, true, "tutti/speaker/kitchen/assign", "", false},
 		{speaker, true, "elsewhere", "", false},
+		{speaker, true, "tutti/reply", "", true}, // answers to its own commands
+		{speaker, true, "tutti/reply/ha-1", "", true},
+		{speaker, true, "tutti/replyx", "", false},
 		{speaker, false, "tutti/session/home/#", "", true},
 		{speaker, false, "tutti/session/home/playlist", "", true},
 		{speaker, false, "tutti/session/home/info", "", true},

@@ -382,6 +382,7 @@ func (m *Lease) version() int            { return m.V }
 func (m *SessionInfo) version() int      { return m.V }
 func (m *Assignment) version() int       { return m.V }
 func (m *Ack) version() int              { return m.V }
+func (m *Announcement) version() int     { return m.V }
 func (m *Song) version() int             { return Version } // Song carries no "v": it is a library record
 
 // ErrUnknownCommand is wrapped by DecodeRequest when cmd is not one of allowed.

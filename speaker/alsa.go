@@ -9,32 +9,32 @@ import (
 	"time"
 )
 
-// ALSAOptions configure an ALSAOutput.
+// ALSAOptions configure an ALSAOutput. The latency of the hardware beyond
+// what ALSA reports is the Speaker's Options.Calibration, as for every
+// kind of output.
 type ALSAOptions struct {
-	Device      string        // ALSA PCM name, default "default" (e.g. "hw:0", "plughw:1,0", "pulse")
-	Rate        int           // default 44100; a device (or its plug layer) that cannot play it is refused
-	Buffer      time.Duration // device buffer, default 60ms
-	Period      time.Duration // one write, default 10ms
-	Calibration time.Duration // added to the measured delay (this speaker's analog/DAC latency beyond ALSA's)
-	Logger      *slog.Logger  // nil = slog.Default()
+	Device string        // ALSA PCM name, default "default" (e.g. "hw:0", "plughw:1,0", "pulse")
+	Rate   int           // default 44100; a device (or its plug layer) that cannot play it is refused
+	Buffer time.Duration // device buffer, default 60ms
+	Period time.Duration // one write, default 10ms
+	Logger *slog.Logger  // nil = slog.Default()
 }
 
 // ALSAOutput plays through an ALSA PCM, one period per write, and measures
 // before each write how far ahead of the DAC the write pointer is (the PCM
 // delay), so that every period is filled for the instant it will be heard.
 type ALSAOutput struct {
-	device      string
-	rate        int
-	buffer      time.Duration
-	period      time.Duration
-	calibration time.Duration
-	log         *slog.Logger
-	clock       Clock
+	device string
+	rate   int
+	buffer time.Duration
+	period time.Duration
+	log    *slog.Logger
+	clock  Clock
 }
 
 func NewALSAOutput(opts ALSAOptions) *ALSAOutput {
 	o := &ALSAOutput{device: opts.Device, rate: opts.Rate, buffer: opts.Buffer, period: opts.Period,
-		calibration: opts.Calibration, log: opts.Logger, clock: realClock{}}
+		log: opts.Logger, clock: realClock{}}
 	if o.device == "" {
 		o.device = "default"
 	}
@@ -56,9 +56,9 @@ func NewALSAOutput(opts ALSAOptions) *ALSAOutput {
 func (o *ALSAOutput) Name() string    { return "alsa" }
 func (o *ALSAOutput) SampleRate() int { return o.rate }
 
-// Latency is nominal (buffer + calibration); the instants given to Fill are
-// measured from the PCM delay every period.
-func (o *ALSAOutput) Latency() time.Duration { return o.buffer + o.calibration }
+// Latency is nominal (the buffer); the instants given to Fill are measured
+// from the PCM delay every period.
+func (o *ALSAOutput) Latency() time.Duration { return o.buffer }
 func (o *ALSAOutput) useLocalClock(c Clock)  { o.clock = c }
 
 // stallTimeout is how long writes may make no progress before Run gives up
@@ -125,7 +125,7 @@ func (o *ALSAOutput) playPeriod(p *pcm, src Source, buf [][2]float64, samples []
 	if err != nil {
 		return false, err
 	}
-	heardAt := at.Add(time.Duration(framesToNsRound(delay, o.rate)) + o.calibration)
+	heardAt := at.Add(time.Duration(framesToNsRound(delay, o.rate)))
 	src.Fill(buf, toLocal(o.clock, heardAt))
 	for i, f := range buf {
 		samples[2*i], samples[2*i+1] = toS16(f[0]), toS16(f[1])

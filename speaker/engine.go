@@ -83,6 +83,13 @@ type engine struct {
 	// notYet holds downloads a decoder failed to play from before they
 	// were complete (it needed bytes not there yet): they play once verified.
 	notYet map[*download]bool
+	// calibration is how much later than the output says a block is really
+	// heard: each block is rendered for its instant plus calibration.
+	calibration  time.Duration
+	chime        []float64 // the announcement chime, at rate (sounds.go)
+	chimes       []int64   // shared instants the chimes scheduled start at
+	identifyTone []float64 // the identify tone, at rate
+	identifyLeft []float64 // what of it is still to play
 }
 
 // playback is what a speaker is doing, for its status.
@@ -120,7 +127,19 @@ func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
 		damaged:   map[string]*damage{},
 		notYet:    map[*download]bool{},
 		now:       playback{State: buffering, Error: "clock not synchronised"},
+
+		chime:        makeChime(rate),
+		identifyTone: makeIdentifyTone(rate),
 	}
+}
+
+// setCalibration sets the output latency calibration. A change beyond
+// resyncThreshold makes the decoders seek (and fade in), a smaller one is
+// steered away, like any other offset from the timeline.
+func (e *engine) setCalibration(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calibration = d
 }
 
 // heard notes that the time master answered at local instant localNs: the
@@ -224,13 +243,17 @@ func (e *engine) status() playback {
 	return e.now
 }
 
-// Fill implements Source.
+// Fill implements Source. The identify tone sounds over whatever plays,
+// even when the speaker is muted; announcement chimes need the clock, as
+// the music does (a muted speaker could not chime in time).
 func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	clear(buf)
 	e.gen++
 	defer e.closeUnused()
+	defer e.mixIdentify(buf)
+	heardAt = heardAt.Add(e.calibration)
 	if pb, muted := e.muted(heardAt); muted {
 		if e.unassigned {
 			pb.State = unassigned
@@ -247,6 +270,8 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 		e.now = e.render(e.sess, buf, base)
 	}
 	e.fadeOut(buf, base)
+	e.duck(buf, base)
+	e.mixChimes(buf, base)
 	e.applyOwnVolume(buf)
 }
 

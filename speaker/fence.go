@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -23,6 +24,8 @@ type fence struct {
 	// Of the session the speaker plays (reset when it moves):
 	haveState           bool
 	stateTerm, stateSeq uint64 // of the latest accepted session state
+
+	announced []string // ids of the latest announcements, oldest first
 }
 
 // lease notes a lease message and says whether it is current (not of a
@@ -101,4 +104,21 @@ func (f *fence) newSession() {
 func (f *fence) tokenValid(token string) bool {
 	same := func(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 	return token != "" && (same(token, f.token) || same(token, f.prevToken))
+}
+
+// announcement says whether an announcement of term with id is to be
+// played (nil): not of a deposed term (lower than a lease's or an applied
+// state's), and not one already heard. If so, its id is remembered.
+func (f *fence) announcement(term uint64, id string) error {
+	if highest := max(f.leaseTerm, f.stateTerm); term < highest {
+		return fmt.Errorf("announcement of term %d from a deposed controller (term %d seen)", term, highest)
+	}
+	if slices.Contains(f.announced, id) {
+		return errDuplicateAnnouncement
+	}
+	f.announced = append(f.announced, id)
+	if len(f.announced) > rememberedAnnouncements {
+		f.announced = slices.Delete(f.announced, 0, 1)
+	}
+	return nil
 }

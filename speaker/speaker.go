@@ -114,6 +114,14 @@ type Options struct {
 	// "/songs/"), advertised in the status. Default "http://" + the bound
 	// address + "/songs/"; set it when PeerAddr binds all interfaces.
 	PeerURL string
+	// Calibration is the output latency calibration: how much later than
+	// the Output reports a block is really heard (DAC, amplifier, a
+	// Bluetooth hop; negative: earlier), within ±protocol.MaxCalibrationMs.
+	// Every block is rendered for its reported instant plus Calibration. A
+	// calibrate command changes it and saves it in CacheDir; a saved one
+	// wins over this value, since it is what the user set last: this is
+	// the value until the first calibrate command.
+	Calibration time.Duration
 }
 
 // Speaker is one speaker process's role.
@@ -151,6 +159,10 @@ type Speaker struct {
 	peersWanted atomic.Bool       // subscribed to the other speakers' statuses (see wantPeers)
 	peerURL     string            // this speaker's, once it serves
 	replicas    replicaQueue
+	calibration time.Duration // in effect (Options.Calibration)
+
+	calibrationMu sync.Mutex      // one calibrate command at a time
+	restart       chan mqtt.Token // a restart command's reply, sent: Run stops
 
 	// applyMu makes the session state and playlist handlers apply one
 	// message at a time, in the order they pass the fence (paho runs
@@ -192,6 +204,9 @@ func New(opts Options) (*Speaker, error) {
 	if opts.Volume < 0 || opts.Volume > 100 {
 		return nil, fmt.Errorf("speaker: volume %d out of 0-100", opts.Volume)
 	}
+	if err := checkCalibration(opts.Calibration); err != nil {
+		return nil, fmt.Errorf("speaker: %w", err)
+	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
 	}
@@ -218,8 +233,16 @@ func New(opts Options) (*Speaker, error) {
 		opts.CacheMax = DefaultCacheMax
 	}
 	c.maxBytes = opts.CacheMax
+	calibration := opts.Calibration
+	switch saved, ok, err := loadCalibration(opts.CacheDir); {
+	case err != nil:
+		log.Warn("saved calibration ignored", "err", err, "calibration", calibration)
+	case ok:
+		calibration = saved
+	}
 	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
 	eng.grace = opts.Grace
+	eng.calibration = calibration
 	fetchWake := make(chan struct{}, 1)
 	eng.fetchWake = fetchWake
 	s := &Speaker{
@@ -233,13 +256,17 @@ func New(opts Options) (*Speaker, error) {
 		statusWake:  make(chan struct{}, 1),
 		sessionWake: make(chan struct{}, 1),
 		peers:       map[string]string{},
+		calibration: calibration,
+		restart:     make(chan mqtt.Token, 1),
 	}
 	s.client = mqtt.NewClient(s.clientOptions())
 	return s, nil
 }
 
 // Run connects and plays until ctx is done; it returns after all its
-// goroutines ended, with the output's error if the output failed.
+// goroutines ended, with the output's error if the output failed. After a
+// restart command it stops the same way (its status says offline) and
+// returns ErrRestart: the caller is to start the speaker again.
 func (s *Speaker) Run(ctx context.Context) error {
 	var peerListener net.Listener
 	if s.opts.PeerAddr != "" {
@@ -285,6 +312,15 @@ func (s *Speaker) Run(ctx context.Context) error {
 	g.Go(func() error { s.statusLoop(gctx, client); return nil })
 	g.Go(func() error { s.fetchLoop(gctx); return nil })
 	g.Go(func() error { s.sessionLoop(gctx, client); return nil })
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case reply := <-s.restart:
+			reply.WaitTimeout(2 * time.Second) // the reply goes out first
+			return ErrRestart
+		}
+	})
 	err := g.Wait()
 
 	if client.IsConnectionOpen() {
@@ -319,11 +355,12 @@ func (s *Speaker) clientOptions() *mqtt.ClientOptions {
 func (s *Speaker) onConnect(c mqtt.Client) {
 	s.log.Info("connected to broker", "broker", s.opts.BrokerURL)
 	subs := map[string]byte{
-		protocol.AssignTopic(s.name):        1,
-		protocol.ControllerStatusTopic:      1,
-		protocol.LeaseTopic:                 1,
-		protocol.LibrarySongFilter:          1,
-		protocol.ClockResponseTopic(s.name): 0,
+		protocol.AssignTopic(s.name):         1,
+		protocol.ControllerStatusTopic:       1,
+		protocol.LeaseTopic:                  1,
+		protocol.LibrarySongFilter:           1,
+		protocol.ClockResponseTopic(s.name):  0,
+		protocol.SpeakerCommandTopic(s.name): 1,
 	}
 	if s.peersWanted.Load() {
 		subs[protocol.SpeakerStatusFilter] = 1
@@ -406,8 +443,12 @@ func (s *Speaker) onMessage(_ mqtt.Client, m mqtt.Message) {
 		err = s.onState(session, m.Payload())
 	case ofSession && topic == protocol.PlaylistTopic(session):
 		err = s.onPlaylist(session, m.Payload())
+	case ofSession && topic == protocol.AnnounceTopic(session):
+		err = s.onAnnouncement(session, m.Payload())
 	case topic == protocol.AssignTopic(s.name):
 		err = s.onAssignment(m.Payload())
+	case topic == protocol.SpeakerCommandTopic(s.name):
+		s.onCommand(m.Payload())
 	case topic == protocol.ControllerStatusTopic:
 		err = s.onControllerStatus(m.Payload())
 	case topic == protocol.LeaseTopic:
@@ -669,13 +710,17 @@ func (s *Speaker) sessionLoop(ctx context.Context, client mqtt.Client) {
 }
 
 func (s *Speaker) subscribeSession(client mqtt.Client, session string) error {
-	topics := sessionTopics(session)
-	return subscribe(client, map[string]byte{topics[0]: 1, topics[1]: 1}, s.onMessage)
+	subs := map[string]byte{}
+	for _, topic := range sessionTopics(session) {
+		subs[topic] = 1
+	}
+	return subscribe(client, subs, s.onMessage)
 }
 
-// sessionTopics are the retained topics a speaker plays session from.
+// sessionTopics are the topics a speaker plays session from: the retained
+// state and playlist, and the announcements.
 func sessionTopics(session string) []string {
-	return []string{protocol.SessionStateTopic(session), protocol.PlaylistTopic(session)}
+	return []string{protocol.SessionStateTopic(session), protocol.PlaylistTopic(session), protocol.AnnounceTopic(session)}
 }
 
 // sendAcks acknowledges the applied session states whose playlist the
@@ -744,12 +789,15 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 	s.mu.Lock()
 	model, errBound, synced := s.estimator.Model()
 	rttMin, rttP99 := s.rtts.stats()
-	peerURL, session, volume := s.peerURL, s.session, s.ownVolume
+	peerURL, session, volume, calibration := s.peerURL, s.session, s.ownVolume, s.calibration
 	s.mu.Unlock()
 	st := protocol.SpeakerStatus{
 		V: protocol.Version, ID: s.name, Online: true, Instance: s.instance, Session: session,
 		State: pb.State, Song: pb.Song, PositionNs: pb.PositionNs, Volume: volume,
-		Output: s.output.Name(), LatencyNs: int64(s.output.Latency()), Error: pb.Error, PeerURL: peerURL,
+		// The controller schedules a lead time ahead of it: a block is
+		// rendered this long before it is heard.
+		LatencyNs: int64(max(0, s.output.Latency()+calibration)),
+		Output:    s.output.Name(), Error: pb.Error, PeerURL: peerURL, CalibrationNs: int64(calibration),
 	}
 	if synced {
 		st.ClockOffsetNs = model.At(s.clock.Now().UnixNano())
@@ -781,7 +829,7 @@ func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
 		}
 		st := s.statusMessage()
 		changed := st.State != last.State || st.Song != last.Song || st.Error != last.Error ||
-			st.Session != last.Session || st.Volume != last.Volume
+			st.Session != last.Session || st.Volume != last.Volume || st.CalibrationNs != last.CalibrationNs
 		if !forced && !changed && time.Since(lastAt) < statusInterval {
 			continue
 		}

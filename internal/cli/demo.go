@@ -42,7 +42,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	quiet := &env{stdout: e.stdout, stderr: e.stderr, log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	meter := newSkewMeter(44100)
-	sys, err := startSystem(ctx, quiet, systemConfig{dir: *dir, listen: *listen, http: *httpAddr, speakers: *speakers,
+	sys, err := startSystem(ctx, quiet, systemConfig{dir: *dir, listen: *listen, http: *httpAddr, speakers: *speakers, homeAssistant: true,
 		speakerLog: func(name string) io.Writer { return meter.logFor(name) }})
 	if err != nil {
 		return err

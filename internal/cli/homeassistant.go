@@ -2,7 +2,8 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"log/slog"
 
 	"github.com/tutti-audio/tutti/homeassistant"
 )
@@ -17,17 +18,39 @@ func runHomeAssistant(ctx context.Context, e *env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if m.ca != "" {
-		return errors.New("homeassistant: MQTT over TLS is not supported by the bridge yet: use the plain port")
-	}
 	user, password, err := m.credentials()
 	if err != nil {
 		return err
 	}
+	tlsConf, err := m.tls()
+	if err != nil {
+		return err
+	}
 	b, err := homeassistant.New(homeassistant.Options{BrokerURL: m.broker, Username: user, Password: password,
-		Prefix: *prefix, Logger: e.log.With("role", "homeassistant")})
+		Prefix: *prefix, TLS: tlsConf, Logger: e.log.With("role", "homeassistant")})
 	if err != nil {
 		return err
 	}
 	return b.Run(ctx)
+}
+
+// bridgeFlags run the Home Assistant bridge inside a hub or demo.
+type bridgeFlags struct {
+	enabled bool
+	prefix  string
+}
+
+func (h *bridgeFlags) register(fs *flag.FlagSet, byDefault bool) {
+	fs.BoolVar(&h.enabled, "homeassistant", byDefault, "also run the Home Assistant bridge (MQTT discovery) in this process")
+	fs.StringVar(&h.prefix, "ha-prefix", homeassistant.DefaultPrefix, "Home Assistant's MQTT discovery prefix, for --homeassistant")
+}
+
+// bridge makes the bridge, connecting as user (which signs its requests);
+// nil when not enabled.
+func (h *bridgeFlags) bridge(brokerURL, user, password string, log *slog.Logger) (*homeassistant.Bridge, error) {
+	if !h.enabled {
+		return nil, nil
+	}
+	return homeassistant.New(homeassistant.Options{BrokerURL: brokerURL, Username: user, Password: password,
+		Prefix: h.prefix, Logger: log.With("role", "homeassistant")})
 }

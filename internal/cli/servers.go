@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tutti-audio/tutti/broker"
@@ -280,6 +281,8 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&m.user, "user", envOr("TUTTI_USER", "controller"), "the controller's MQTT user name")
 	fs.StringVar(&m.passwordFile, "password-file", "", "file holding the controller's MQTT password (or env TUTTI_PASSWORD)")
 	data := fs.String("data", "tutti-data", "data directory (broker/ and controller/ inside)")
+	var hf bridgeFlags
+	hf.register(fs, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -311,7 +314,13 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		b.Close()
 		return err
 	}
-	e.log.Info("hub up", "mqtt", m.broker, "songs", c.SongsURL())
+	// The bridge signs its requests as the controller's user: an admin.
+	bridge, err := hf.bridge(m.broker, user, password, e.log)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	e.log.Info("hub up", "mqtt", m.broker, "songs", c.SongsURL(), "homeassistant", hf.enabled)
 	// The broker outlives the controller, which announces on its way out
 	// that it is offline; a failing broker stops the controller.
 	controllerCtx, stopController := context.WithCancel(ctx)
@@ -321,7 +330,17 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		brokerDone <- b.Run(brokerCtx)
 		stopController()
 	}()
+	bridgeDone := make(chan error, 1)
+	if bridge != nil {
+		go func() { bridgeDone <- bridge.Run(controllerCtx) }()
+	} else {
+		bridgeDone <- nil
+	}
 	err = c.Run(controllerCtx)
+	stopController()
+	if herr := <-bridgeDone; err == nil {
+		err = herr
+	}
 	stopBroker()
 	if berr := <-brokerDone; err == nil {
 		err = berr
@@ -377,6 +396,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	closeOut = sync.OnceFunc(closeOut) // also closed before a restart
 	defer closeOut()
 	var clock speaker.Clock
 	if *faultOffset != 0 || *faultPPM != 0 {
@@ -384,13 +404,31 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	s, err := speaker.New(speaker.Options{
 		Name: *name, Session: *session, BrokerURL: m.broker, Username: user, Password: password,
-		CacheDir: *cache, Output: out, Volume: *volume, Grace: *grace, CacheMax: *cacheMB << 20, PeerAddr: *peerAddr, PeerURL: *peerURL, TLS: tlsConf,
-		Clock: clock, Logger: e.log.With("role", "speaker", "speaker", *name),
+		CacheDir: *cache, Output: out, Volume: *volume, Calibration: of.calibration, Grace: *grace, CacheMax: *cacheMB << 20, PeerAddr: *peerAddr, PeerURL: *peerURL, TLS: tlsConf,
+		Clock: clock, Logger: e.log.With("role", "speaker"),
 	})
 	if err != nil {
 		return err
 	}
-	return s.Run(ctx)
+	err = s.Run(ctx)
+	if errors.Is(err, speaker.ErrRestart) {
+		// Asked to restart: this process becomes a fresh one, with the same
+		// arguments and pid (a supervisor such as systemd sees no exit).
+		closeOut()
+		return restartProcess(e)
+	}
+	return err
+}
+
+// restartProcess replaces this process with a new run of the same
+// command line; it returns only if that fails.
+func restartProcess(e *env) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	e.log.Info("restarting", "exe", exe)
+	return fmt.Errorf("restart: %w", syscall.Exec(exe, os.Args, os.Environ()))
 }
 
 // outputFlags choose and configure a speaker's audio output.
@@ -407,7 +445,7 @@ func (o *outputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.pipePath, "pipe", "-", "pipe output: file or FIFO to write PCM to (- = stdout)")
 	fs.IntVar(&o.rate, "rate", 44100, "output sample rate")
 	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "virtual and pipe outputs: device buffer latency")
-	fs.DurationVar(&o.calibration, "calibration", 0, "alsa output: extra output latency of this speaker's hardware")
+	fs.DurationVar(&o.calibration, "calibration", 0, "extra output latency of this speaker's hardware beyond what the output reports (a calibration set later with the calibrate command, e.g. from Home Assistant, overrides it)")
 	fs.StringVar(&o.alsaDevice, "alsa-device", "default", "alsa output: the ALSA PCM to play to (e.g. hw:0,0, plughw:1,0)")
 }
 
@@ -415,7 +453,7 @@ func (o *outputFlags) open(e *env) (speaker.Output, func(), error) {
 	noop := func() {}
 	switch o.kind {
 	case "alsa":
-		return speaker.NewALSAOutput(speaker.ALSAOptions{Device: o.alsaDevice, Rate: o.rate, Calibration: o.calibration, Logger: e.log}), noop, nil
+		return speaker.NewALSAOutput(speaker.ALSAOptions{Device: o.alsaDevice, Rate: o.rate, Logger: e.log}), noop, nil
 	case "virtual":
 		opts := speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm}
 		if o.logPath == "" {

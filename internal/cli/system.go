@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/broker"
 	"github.com/tutti-audio/tutti/controller"
+	"github.com/tutti-audio/tutti/homeassistant"
 	"github.com/tutti-audio/tutti/protocol"
 	"github.com/tutti-audio/tutti/speaker"
 )
@@ -50,6 +52,8 @@ type systemConfig struct {
 	onState func(name string, st protocol.SessionState)
 	// block is the virtual devices' block in frames; 0 means their default.
 	block int
+	// homeAssistant runs the Home Assistant bridge beside the controller.
+	homeAssistant bool
 }
 
 // clockFault is how wrong a speaker's clock is.
@@ -124,13 +128,34 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 	if c != nil {
 		g.Go(func() error { return c.Run(ctx) })
 	}
+	if cfg.homeAssistant && cfg.hubURL == "" {
+		bridge, err := homeassistant.New(homeassistant.Options{BrokerURL: sys.brokerURL, Logger: e.log.With("role", "homeassistant")})
+		if err != nil {
+			sys.stop()
+			return nil, err
+		}
+		g.Go(func() error { return bridge.Run(ctx) })
+	}
 	for i := range cfg.speakers {
+		sys.names = append(sys.names, cfg.namePrefix+speakerName(i))
 		s, err := sys.newSpeaker(e, cfg, i)
 		if err != nil {
 			sys.stop()
 			return nil, err
 		}
-		g.Go(func() error { return s.Run(ctx) })
+		g.Go(func() error {
+			// A speaker asked to restart (from Home Assistant, say)
+			// starts again, as a supervisor restarts a speaker process.
+			for {
+				err := s.Run(ctx)
+				if !errors.Is(err, speaker.ErrRestart) {
+					return err
+				}
+				if s, err = sys.newSpeaker(e, cfg, i); err != nil {
+					return err
+				}
+			}
+		})
 	}
 	return sys, nil
 }
@@ -138,11 +163,10 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 // newSpeaker makes speaker i of cfg.
 func (sys *system) newSpeaker(e *env, cfg systemConfig, i int) (*speaker.Speaker, error) {
 	name := cfg.namePrefix + speakerName(i)
-	sys.names = append(sys.names, name)
 	out := speaker.VirtualOptions{Block: cfg.block}
 	opts := speaker.Options{
 		Name: name, BrokerURL: sys.brokerURL, CacheDir: filepath.Join(cfg.dir, name), PeerAddr: "127.0.0.1:0",
-		Logger: e.log.With("role", "speaker", "speaker", name),
+		Logger: e.log.With("role", "speaker"),
 	}
 	if cfg.speakerLog != nil {
 		out.Log = cfg.speakerLog(name)
