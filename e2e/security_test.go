@@ -33,6 +33,7 @@ func newSecureSystem(t *testing.T) *secureSystem {
 	s.users = filepath.Join(s.dir, "users.toml")
 	for _, u := range []struct{ name, role string }{
 		{"admin", "admin"}, {"controller", "controller"}, {"alice", "member"}, {"bob", "member"}, {"s1", "speaker"}, {"s2", "speaker"},
+		{"ha", "homeassistant"}, {"bridge", "admin"},
 	} {
 		pw := "pw-" + u.name + "-" + randomWord()
 		s.passwords[u.name] = pw
@@ -255,8 +256,48 @@ func TestSecurity(t *testing.T) {
 		t.Errorf("s2 still played home's song (frame %d) a second after it joined den", homeSong[len(homeSong)-1].Frame)
 	}
 
+	// Home Assistant's user (role homeassistant) reads the bridge's topics
+	// and presses its entities; the bridge, an admin, turns that into
+	// signed requests. Home Assistant itself may neither command tutti nor
+	// read a session.
+	bridge := start(t, "homeassistant", tuttiBin, "homeassistant", "--broker", s.tlsURL(), "--ca", s.ca,
+		"--user", "bridge", "--password-file", s.passwordFile("bridge"))
+	waitFor(t, "the session's config for Home Assistant", 20*time.Second, func() bool {
+		return strings.Contains(s.received("ha", "homeassistant/device/tutti_session_home/config"), "tutti_session_home_volume")
+	})
+	homeVolume := func() int {
+		st, err := protocol.Decode[protocol.SessionState]([]byte(s.received("admin", protocol.SessionStateTopic("home"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Volume
+	}
+	if err := s.tryPub("ha", "-t", "tutti/ha/session/home/volume/set", "-m", "23"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the volume Home Assistant set", 10*time.Second, func() bool { return homeVolume() == 23 })
+	s1Before := s.received("admin", protocol.SpeakerStatusTopic("s1"))
+	s.tryPub("ha", "-t", protocol.UserTopic(protocol.SessionCommandTopic("home"), "ha"), "-m", `{"cmd":"volume","volume":77}`)
+	s.tryPub("ha", "-t", protocol.SessionCommandTopic("home"), "-m", `{"cmd":"volume","volume":78}`)
+	s.tryPub("ha", "-t", protocol.SpeakerCommandTopic("s1"), "-m", `{"cmd":"restart"}`)
+	if got := s.received("ha", protocol.SessionStateTopic("home")); got != "" {
+		t.Errorf("Home Assistant's user read a session state: %s", got)
+	}
+	if v := homeVolume(); v != 23 {
+		t.Errorf("Home Assistant's user commanded tutti directly: volume %d", v)
+	}
+	instance := func(status string) string {
+		st, _ := protocol.Decode[protocol.SpeakerStatus]([]byte(status))
+		return st.Instance
+	}
+	if before, after := instance(s1Before), instance(s.received("admin", protocol.SpeakerStatusTopic("s1"))); before == "" || before != after {
+		t.Errorf("s1 restarted on Home Assistant's user's request: instance %q, then %q", before, after)
+	}
+
 	// No secret in any log: passwords, and the song token.
-	for name, path := range s.processLogs() {
+	logs := s.processLogs()
+	logs["homeassistant"] = bridge.log
+	for name, path := range logs {
 		b, _ := os.ReadFile(path)
 		for user, pw := range s.passwords {
 			if user != "mallory" && bytes.Contains(b, []byte(pw)) {
