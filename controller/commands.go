@@ -165,7 +165,7 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 		commands = protocol.SessionsCommands
 	}
 	req, decodeErr := protocol.DecodeRequest(msg.payload, commands)
-	replyTo, replyErr := replyTopic(req.ReplyTo)
+	replyTo, replyErr := protocol.ReplyTopic(req.ReplyTo)
 	who, err := c.askerFor(msg.topic, user, signed)
 	err = cmp.Or(err, decodeErr, replyErr)
 	var result any
@@ -311,7 +311,7 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 				continue // the holder answers
 			}
 			req, decodeErr := protocol.DecodeRequest(msg.payload, protocol.LibraryCommands)
-			replyTo, replyErr := replyTopic(req.ReplyTo)
+			replyTo, replyErr := protocol.ReplyTopic(req.ReplyTo)
 			// Everyone askerFor accepts may use the library.
 			_, user, signed := protocol.CommandTopic(msg.topic)
 			_, err := c.askerFor(msg.topic, user, signed)
@@ -434,22 +434,6 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// replyTopic checks a request's reply_to. A refused one is replaced by the
-// default reply topic, where the error is sent.
-func replyTopic(to string) (string, error) {
-	switch {
-	case to == "":
-		return protocol.DefaultReplyTopic, nil
-	case strings.ContainsAny(to, "+#\x00") || strings.HasPrefix(to, "$") || len(to) > 1024:
-		return protocol.DefaultReplyTopic, fmt.Errorf("reply_to %q refused: not a plain topic name", to)
-	case strings.HasPrefix(to, protocol.Root+"/") && to != protocol.DefaultReplyTopic &&
-		!strings.HasPrefix(to, protocol.DefaultReplyTopic+"/"):
-		return protocol.DefaultReplyTopic, fmt.Errorf("reply_to %q refused: below %s/ only %s/... is allowed",
-			to, protocol.Root, protocol.DefaultReplyTopic)
-	}
-	return to, nil
 }
 
 // reply sends the one reply every request gets.

@@ -276,3 +276,27 @@ func roundTrip[T any, P interface {
 		t.Fatalf("%T re-encoded is refused: %v", m, err)
 	}
 }
+
+func TestReplyTopic(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"", DefaultReplyTopic, true},
+		{"tutti/reply", "tutti/reply", true},
+		{"tutti/reply/ha-1", "tutti/reply/ha-1", true},
+		{"me/replies", "me/replies", true},
+		{"tutti/replyx", DefaultReplyTopic, false},
+		{"tutti/session/home/state", DefaultReplyTopic, false},
+		{"me/#", DefaultReplyTopic, false},
+		{"me/+/x", DefaultReplyTopic, false},
+		{"$SYS/x", DefaultReplyTopic, false},
+		{"a\x00b", DefaultReplyTopic, false},
+		{strings.Repeat("a", 1025), DefaultReplyTopic, false},
+	} {
+		got, err := ReplyTopic(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ReplyTopic(%.20q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

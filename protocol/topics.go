@@ -214,3 +214,21 @@ func ValidName(name string) error {
 	}
 	return nil
 }
+
+// ReplyTopic checks a request's reply_to, for whoever answers it: a topic
+// name (no wildcards, which would get the answerer disconnected), below
+// tutti/ only in DefaultReplyTopic's subtree. It returns where to answer: a
+// refused one is replaced by DefaultReplyTopic, where the error goes.
+func ReplyTopic(replyTo string) (string, error) {
+	switch {
+	case replyTo == "":
+		return DefaultReplyTopic, nil
+	case strings.ContainsAny(replyTo, "+#\x00") || strings.HasPrefix(replyTo, "$") || len(replyTo) > 1024:
+		return DefaultReplyTopic, fmt.Errorf("reply_to %q refused: not a plain topic name", replyTo)
+	case strings.HasPrefix(replyTo, Root+"/") && replyTo != DefaultReplyTopic &&
+		!strings.HasPrefix(replyTo, DefaultReplyTopic+"/"):
+		return DefaultReplyTopic, fmt.Errorf("reply_to %q refused: below %s/ only %s/... is allowed",
+			replyTo, Root, DefaultReplyTopic)
+	}
+	return replyTo, nil
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -106,7 +105,7 @@ func (s *Speaker) calibrate(ms *float64) error {
 
 // reply publishes the one reply every request gets, without waiting.
 func (s *Speaker) reply(req protocol.Request, result any, err error) mqtt.Token {
-	to, toErr := replyTopic(req.ReplyTo)
+	to, toErr := protocol.ReplyTopic(req.ReplyTo)
 	if toErr != nil {
 		s.log.Warn("speaker command: reply sent to the default reply topic", "err", toErr)
 		if err == nil {
@@ -122,20 +121,3 @@ func (s *Speaker) reply(req protocol.Request, result any, err error) mqtt.Token 
 	return s.client.Publish(to, 1, false, protocol.Encode(r))
 }
 
-// replyTopic checks a request's reply_to, as the controller does: a topic
-// name (no wildcards, which would get the speaker disconnected), below
-// tutti/ only in protocol.DefaultReplyTopic's subtree. A refused one is
-// replaced by the default, where the error goes.
-func replyTopic(to string) (string, error) {
-	switch {
-	case to == "":
-		return protocol.DefaultReplyTopic, nil
-	case strings.ContainsAny(to, "+#\x00") || strings.HasPrefix(to, "$") || len(to) > 1024:
-		return protocol.DefaultReplyTopic, fmt.Errorf("reply_to %q refused: not a plain topic name", to)
-	case strings.HasPrefix(to, protocol.Root+"/") && to != protocol.DefaultReplyTopic &&
-		!strings.HasPrefix(to, protocol.DefaultReplyTopic+"/"):
-		return protocol.DefaultReplyTopic, fmt.Errorf("reply_to %q refused: below %s/ only %s/... is allowed",
-			to, protocol.Root, protocol.DefaultReplyTopic)
-	}
-	return to, nil
-}
