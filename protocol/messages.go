@@ -51,6 +51,7 @@ const (
 	CmdRename = "rename" // session (required), title (required): the name (topic level) stays
 	CmdDelete = "delete" // session (required)
 	CmdGrant  = "grant"  // session (required), acl (required): who may see, join and control it
+	CmdForget = "forget" // speaker (required): an offline speaker is forgotten: its retained assignment and status cleared
 
 	CmdIdentify  = "identify"  // the speaker plays a short tone, over whatever it plays
 	CmdRestart   = "restart"   // the speaker restarts (its process, under a supervisor such as systemd)
@@ -62,7 +63,7 @@ const (
 var (
 	SessionCommands  = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave, CmdAnnounce}
 	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup}
-	SessionsCommands = []string{CmdList, CmdCreate, CmdRename, CmdDelete, CmdGrant}
+	SessionsCommands = []string{CmdList, CmdCreate, CmdRename, CmdDelete, CmdGrant, CmdForget}
 	SpeakerCommands  = []string{CmdIdentify, CmdRestart, CmdCalibrate, CmdStatus}
 )
 
