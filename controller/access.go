@@ -105,7 +105,11 @@ func (a asker) mayAdminister(cmd string) error {
 	if a.admin {
 		return nil
 	}
-	return fmt.Errorf("%s may not %s sessions: only admins may", a.name(), cmd)
+	what := "sessions"
+	if cmd == protocol.CmdForget {
+		what = "speakers"
+	}
+	return fmt.Errorf("%s may not %s %s: only admins may", a.name(), cmd, what)
 }
 
 // sameACL says whether two ACLs grant the same.

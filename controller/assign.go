@@ -121,6 +121,52 @@ func (c *Controller) assignNew(id string) {
 	c.log.Info("new speaker assigned", "speaker", id, "session", session, "asked_for", st.Session)
 }
 
+// forgetResult is the result of forget.
+type forgetResult struct {
+	Speaker string `json:"speaker"`
+}
+
+// forgetSpeaker removes a speaker that is gone for good: its assignment
+// from the store and from memory, and its retained assignment and status
+// from the broker, which tells standbys (mirrorAssignment) and Home
+// Assistant's bridge that it is gone. A speaker that is online would come
+// straight back, so it is refused; one that comes back later is new to us
+// (noteSpeaker, assignNew).
+func (c *Controller) forgetSpeaker(id string) (forgetResult, error) {
+	if err := protocol.ValidName(id); err != nil {
+		return forgetResult{}, fmt.Errorf("speaker: %w", err)
+	}
+	// Held across the check and the removal, so noteSpeaker cannot slip a
+	// new online status in between.
+	c.mu.Lock()
+	st, seen := c.speakers[id]
+	_, assigned := c.assignments[id]
+	var err error
+	switch {
+	case !seen && !assigned:
+		err = fmt.Errorf("unknown speaker %q", id)
+	case seen && st.Online:
+		err = fmt.Errorf("speaker %s is online: stop it first, or it comes back", id)
+	default:
+		if err = c.store.deleteAssignment(id); err != nil {
+			c.log.Error("speaker not forgotten", "speaker", id, "err", err)
+			err = fmt.Errorf("not stored: %v", err)
+			break
+		}
+		delete(c.assignments, id)
+		delete(c.speakers, id)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return forgetResult{}, err
+	}
+	// Empty retained payloads make the broker drop the topics.
+	c.publish(protocol.AssignTopic(id), true, []byte{})
+	c.publish(protocol.SpeakerStatusTopic(id), true, []byte{})
+	c.log.Info("speaker forgotten", "speaker", id)
+	return forgetResult{Speaker: id}, nil
+}
+
 // takeOverAssignments restamps every assignment with our term, and assigns
 // the speakers that have none; publishAll publishes them.
 func (c *Controller) takeOverAssignments() {
@@ -151,8 +197,10 @@ func (c *Controller) takeOverAssignments() {
 	}
 }
 
-// mirrorAssignment stores an assignment the holder published. While we hold
-// the lease, a stale one on the retained topic is put right instead.
+// mirrorAssignment stores an assignment the holder published; an empty one
+// means the holder forgot the speaker. While we hold the lease, a stale one
+// on the retained topic is put right instead, unless the speaker is one we
+// do not know (any more).
 func (c *Controller) mirrorAssignment(id string, payload []byte) error {
 	c.mu.Lock()
 	ours, known := c.assignments[id]

@@ -482,7 +482,9 @@ func (c *Controller) noteSpeaker(client mqtt.Client, msg mqtt.Message) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(msg.Payload()) == 0 { // retained status removed
+	if len(msg.Payload()) == 0 {
+		// The retained status was cleared (forget): the speaker is gone, and
+		// a status from it later makes it new again.
 		delete(c.speakers, id)
 		return
 	}

@@ -148,6 +148,7 @@ var commandFields = map[string][]string{
 	protocol.CmdRename:   {"session", "title"},
 	protocol.CmdDelete:   {"session"},
 	protocol.CmdGrant:    {"session", "acl"},
+	protocol.CmdForget:   {"speaker"},
 }
 
 // requestFields names every optional field of a request, in the order
@@ -200,7 +201,7 @@ func checkFields(req protocol.Request) error {
 		return need("song", "path")
 	case protocol.CmdSearch:
 		return need("query")
-	case protocol.CmdJoin, protocol.CmdLeave:
+	case protocol.CmdJoin, protocol.CmdLeave, protocol.CmdForget:
 		return need("speaker")
 	case protocol.CmdCreate, protocol.CmdDelete:
 		return need("session")

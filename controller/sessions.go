@@ -12,9 +12,10 @@ import (
 )
 
 // This file handles the sessions command topic (list, create, rename,
-// delete, grant) and the sessions' retained info, which says what a session
-// is called and who may use it: the lease holder publishes it, tutti's
-// broker enforces the ACL from it, standbys mirror it.
+// delete, grant; forget, which is about speakers, is in assign.go) and the
+// sessions' retained info, which says what a session is called and who may
+// use it: the lease holder publishes it, tutti's broker enforces the ACL
+// from it, standbys mirror it.
 
 // sessionListing is one session in the result of list.
 type sessionListing struct {
@@ -40,8 +41,11 @@ func (c *Controller) runSessionsCommand(who asker, req protocol.Request) (any, e
 	if err := who.mayAdminister(req.Cmd); err != nil {
 		return nil, err
 	}
-	if req.Cmd == protocol.CmdCreate {
+	switch req.Cmd {
+	case protocol.CmdCreate:
 		return c.createSession(req.Session, req.Title)
+	case protocol.CmdForget:
+		return c.forgetSpeaker(req.Speaker)
 	}
 	s, known := c.sessions[req.Session]
 	if !known {

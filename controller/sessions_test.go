@@ -359,6 +359,99 @@ func TestSessionsCommands(t *testing.T) {
 	}
 }
 
+func TestForgetSpeaker(t *testing.T) {
+	broker := startBroker(t)
+	roles := map[string]string{"root": roleAdmin, "alice": roleMember} // only read
+	optsA := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "a", Roles: func(user string) string { return roles[user] }}
+	a, _ := startController(t, optsA)
+	optsB := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "b"}
+	b, _ := runController(t, optsB) // a standby: it mirrors the forget
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	newFakeSpeakers(t, broker, "k1", "k2")
+	assignmentIs(t, broker, "k1", "home")
+	assignmentIs(t, broker, "k2", "home")
+	waitFor(t, "the standby to mirror the assignments", func() bool {
+		_, assignments := storedSessions(t, optsB.DataDir)
+		return assignments["k1"].Session == "home" && assignments["k2"].Session == "home"
+	})
+	setStatus := func(id string, online bool) {
+		t.Helper()
+		st := protocol.SpeakerStatus{V: 1, ID: id, Online: online, Instance: "later-" + id, Session: "home", Volume: 100}
+		if tok := tc.mqtt.Publish(protocol.SpeakerStatusTopic(id), 1, true, protocol.Encode(st)); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+			t.Fatalf("status of %s not sent: %v", id, tok.Error())
+		}
+	}
+	setStatus("k1", false) // its last will
+	waitFor(t, "k1 to be offline", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		st, ok := a.speakers["k1"]
+		return ok && !st.Online
+	})
+
+	sessions := protocol.SessionsCommandTopic
+	for _, step := range []struct{ user, payload, errPart string }{
+		{"alice", `{"cmd":"forget","speaker":"k1"}`, "alice may not forget speakers: only admins may"},
+		{"root", `{"cmd":"forget","speaker":"k2"}`, "speaker k2 is online: stop it first, or it comes back"},
+		{"root", `{"cmd":"forget","speaker":"ghost"}`, `unknown speaker "ghost"`},
+		{"root", `{"cmd":"forget","speaker":"Bad Name"}`, "invalid name"},
+		{"root", `{"cmd":"forget"}`, "forget needs speaker"},
+		{"root", `{"cmd":"forget","speaker":"k1","session":"home"}`, "forget takes no session"},
+	} {
+		if reply := tc.ask(sessions, step.user, step.payload); reply.OK || !strings.Contains(reply.Error, step.errPart) {
+			t.Errorf("%s by %s: %+v, want error with %q", step.payload, step.user, reply, step.errPart)
+		}
+	}
+
+	var forgotten forgetResult
+	tc.mustAsk(sessions, "root", `{"cmd":"forget","speaker":"k1"}`, &forgotten)
+	if forgotten.Speaker != "k1" {
+		t.Fatalf("forget: %+v", forgotten)
+	}
+	// The standby deletes its copy when it sees the cleared assignment; by
+	// then the holder has seen it too, and must not have put it back.
+	waitFor(t, "the standby to forget k1", func() bool {
+		_, assignments := storedSessions(t, optsB.DataDir)
+		_, there := assignments["k1"]
+		return !there && assignments["k2"].Session == "home"
+	})
+	waitFor(t, "the standby's memory to forget k1", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		_, assigned := b.assignments["k1"]
+		_, seen := b.speakers["k1"]
+		return !assigned && !seen
+	})
+	for _, topic := range []string{protocol.AssignTopic("k1"), protocol.SpeakerStatusTopic("k1")} {
+		if !retainedGone(t, broker, topic) {
+			t.Errorf("%s still retained after forget", topic)
+		}
+	}
+	// What a new controller on the holder's data directory would load.
+	if _, assignments := storedSessions(t, optsA.DataDir); len(assignments) != 1 || assignments["k2"].Session != "home" {
+		t.Errorf("the holder's stored assignments after forget: %+v", assignments)
+	}
+	if _, known := a.assignmentOf("k1"); known {
+		t.Error("the holder still knows k1")
+	}
+	if reply := tc.ask(sessions, "root", `{"cmd":"forget","speaker":"k1"}`); reply.OK || !strings.Contains(reply.Error, "unknown speaker") {
+		t.Errorf("forget of a forgotten speaker: %+v", reply)
+	}
+
+	// Back again, it is a new speaker.
+	setStatus("k1", true)
+	if got := assignmentIs(t, broker, "k1", "home"); got.Volume != 100 || got.Term == 0 {
+		t.Errorf("new assignment %+v", got)
+	}
+	waitFor(t, "the standby to mirror the new assignment", func() bool {
+		_, assignments := storedSessions(t, optsB.DataDir)
+		return assignments["k1"].Session == "home"
+	})
+	if !a.leading.Load() {
+		t.Fatal("a lost the lease")
+	}
+}
+
 // steppingClock is the local clock, moved ahead by a test.
 type steppingClock struct {
 	mu     sync.Mutex

@@ -192,6 +192,14 @@ func TestStoreSessionsAndAssignments(t *testing.T) {
 	if got, _ := st.assignments(); len(got) != 2 {
 		t.Fatalf("after deleting h1: %+v", got)
 	}
+	if err := st.deleteAssignment("h1"); err != nil {
+		t.Fatalf("deleting a missing assignment: %v", err)
+	}
+	reopened := openTestStore(t, dir)
+	defer reopened.Close()
+	if got, err := reopened.assignments(); err != nil || len(got) != 2 || got["k1"].Volume != 50 {
+		t.Fatalf("reopened after deleting h1: %+v, %v", got, err)
+	}
 }
 
 // TestStoreMigratesOldDatabase opens a database of the version before

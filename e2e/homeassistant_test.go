@@ -276,6 +276,15 @@ func homeAssistantScenario(t *testing.T, s *system) {
 		return json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &st) == nil && !st.Online && ha.state(denState)["connection"] == "OFF"
 	})
 
+	// Forgotten, the den's device is removed.
+	if rep := r.request(protocol.SessionsCommandTopic, `"cmd":"forget","speaker":"den"`); !rep.OK {
+		t.Fatalf("forget: %s", rep.Error)
+	}
+	waitFor(t, "the den's config to be cleared", 10*time.Second, func() bool {
+		p, n := ha.last("homeassistant/device/tutti_speaker_den/config")
+		return n > 1 && len(p) == 0
+	})
+
 	// Home Assistant restarts: its birth message brings every config again.
 	_, configs := ha.last("homeassistant/device/tutti_session_home/config")
 	r.pub("homeassistant/status", "online")

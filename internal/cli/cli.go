@@ -55,6 +55,7 @@ func commands() []command {
 		{"rename", "give a session another title (admins)", clientCommand("rename")},
 		{"delete", "delete a session (admins)", clientCommand("delete")},
 		{"grant", "set who may see, join and control a session (admins)", clientCommand("grant")},
+		{"forget", "forget a speaker that is gone for good (admins)", clientCommand("forget")},
 	}
 }
 

@@ -186,6 +186,7 @@ var clientUsage = map[string]string{
 	"create":  "[flags] SESSION [TITLE]",
 	"rename":  "[flags] SESSION TITLE",
 	"delete":  "[flags] SESSION",
+	"forget":  "[flags] SPEAKER   (an offline speaker, gone for good)",
 	"grant":   "[flags] SESSION SEE JOIN CONTROL   (each a comma list of user names, * for every member, - for nobody)",
 }
 
@@ -247,7 +248,7 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 		req.Volume = &v
 	case protocol.CmdSearch:
 		req.Query = strings.Join(args, " ")
-	case protocol.CmdJoin, protocol.CmdLeave:
+	case protocol.CmdJoin, protocol.CmdLeave, protocol.CmdForget:
 		if len(args) != 1 {
 			return nil, fmt.Errorf("%s: name one speaker", cmd)
 		}
