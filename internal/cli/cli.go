@@ -36,6 +36,7 @@ func commands() []command {
 		{"demo", "run a hub and three virtual speakers playing generated songs, with live status", runDemo},
 		{"bench", "run a benchmark (sync, latency, start, cost, scale)", runBench},
 		{"user", "manage the broker's users file (user add|passwd|remove NAME)", runUser},
+		{"image-config", "apply the Raspberry Pi image's boot configuration (tutti.toml) at boot", runImageConfig},
 		{"load", "add audio files to the library (uploads only unknown ones)", runLoad},
 		{"enqueue", "append songs to the session's playlist", clientCommand("enqueue")},
 		{"dequeue", "remove a playlist entry (by entry id or index)", clientCommand("dequeue")},
@@ -92,7 +93,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nUsage: tutti COMMAND [flags] [args]   (tutti COMMAND -h for its flags)")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nEnvironment: TUTTI_BROKER, TUTTI_USER, TUTTI_PASSWORD, TUTTI_SESSION set the client flags' defaults; TUTTI_LOG=debug for more logging.")
 }
