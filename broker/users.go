@@ -7,13 +7,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tutti-audio/tutti/internal/atomicfile"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -159,42 +159,7 @@ func writeUsersFile(path string, users []User) error {
 	if err := toml.NewEncoder(&buf).Encode(usersFile{Users: users}); err != nil {
 		return fmt.Errorf("encode users: %w", err)
 	}
-	return writeFileAtomic(path, buf.Bytes(), 0o600)
-}
-
-// writeFileAtomic writes data so that path holds either the old or the new
-// content, even across a crash.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(path, buf.Bytes(), 0o600)
 }
 
 // userDirectory holds the users of a users file and reloads them when the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/atomicfile"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -63,33 +64,6 @@ func loadCalibration(dir string) (d time.Duration, ok bool, err error) {
 // saveCalibration writes calibration d into cache directory dir: a temp
 // file, synced, renamed over the old one, so that a crash leaves the old
 // or the new value, never half of one.
-func saveCalibration(dir string, d time.Duration) (err error) {
-	tmp, err := os.CreateTemp(dir, "calibration-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(protocol.Encode(savedCalibration{CalibrationNs: int64(d)})); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), filepath.Join(dir, calibrationFile)); err != nil {
-		return err
-	}
-	// The rename itself is durable once the directory is synced.
-	if dirFile, err := os.Open(dir); err == nil {
-		dirFile.Sync()
-		dirFile.Close()
-	}
-	return nil
+func saveCalibration(dir string, d time.Duration) error {
+	return atomicfile.Write(filepath.Join(dir, calibrationFile), protocol.Encode(savedCalibration{CalibrationNs: int64(d)}), 0o644)
 }

@@ -120,4 +120,3 @@ func (s *Speaker) reply(req protocol.Request, result any, err error) mqtt.Token 
 	}
 	return s.client.Publish(to, 1, false, protocol.Encode(r))
 }
-

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tutti-audio/tutti/broker"
 	firmwareimage "github.com/tutti-audio/tutti/firmware-image"
+	"github.com/tutti-audio/tutti/internal/atomicfile"
 )
 
 // runImageConfig applies tutti.toml at every boot of the Raspberry Pi
@@ -117,7 +117,7 @@ func applyPlan(e *env, p firmwareimage.Plan, setHostname bool) error {
 		}
 	}
 	for _, f := range p.Files {
-		if err := writeFileAtomic(f.Path, f.Content, f.Mode); err != nil {
+		if err := atomicfile.Write(f.Path, f.Content, f.Mode); err != nil {
 			return fmt.Errorf("write %s: %w", f.Path, err)
 		}
 		e.log.Info("wrote", "file", f.Path, "mode", f.Mode)
@@ -198,44 +198,8 @@ func generatedPassword(path string) (string, error) {
 		return "", err
 	}
 	password := rand.Text() // 128 random bits
-	if err := writeFileAtomic(path, []byte(password+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(password+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return password, nil
-}
-
-// writeFileAtomic writes data so that path holds either the old or the new
-// content, even across a power cut: temp file, fsync, rename, fsync of the
-// directory.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
