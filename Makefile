@@ -4,7 +4,7 @@ BIN     := bin/tutti
 GOFLAGS ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build run test bench deps clean
+.PHONY: all build run test bench deps clean image image-test
 
 all: build
 
@@ -36,6 +36,15 @@ bench: build
 	$(BIN) bench cost --json
 	$(BIN) bench scale --json
 	$(BIN) bench failover --json
+
+# image builds the Raspberry Pi SD-card image (as root; ~10 min cold, the
+# .debs are cached in firmware-image/cache/) into firmware-image/out/.
+image:
+	$(MAKE) -C firmware-image image
+
+# image-test boots the image under QEMU and checks it.
+image-test: image
+	TUTTI_IMAGE_TEST=1 $(GO) test -count=1 -run TestImage -v ./firmware-image/
 
 clean:
 	rm -rf bin
