@@ -51,6 +51,30 @@ fail:
 	return err;
 }
 
+// tutti_rate_supported says whether the device plays S16_LE stereo at rate
+// without resampling: opened with SND_PCM_NO_AUTO_RESAMPLE, even "default"
+// or a plughw device answers for the hardware behind it. 1 yes, 0 no,
+// negative: the device cannot be opened or read.
+static int tutti_rate_supported(const char *name, unsigned int rate) {
+	snd_pcm_t *pcm;
+	snd_pcm_hw_params_t *hw;
+	int err = snd_pcm_open(&pcm, name, SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK | SND_PCM_NO_AUTO_RESAMPLE);
+	if (err < 0)
+		return err;
+	snd_pcm_hw_params_alloca(&hw);
+	if ((err = snd_pcm_hw_params_any(pcm, hw)) < 0)
+		goto done;
+	if (snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE) < 0 ||
+		snd_pcm_hw_params_set_channels(pcm, hw, 2) < 0) {
+		err = 0;
+		goto done;
+	}
+	err = snd_pcm_hw_params_test_rate(pcm, hw, rate, 0) == 0;
+done:
+	snd_pcm_close(pcm);
+	return err;
+}
+
 // tutti_status reads the PCM state and delay, and how long ago (in ns, on
 // the monotonic clock) the delay was true; *age_ns is -1 without a stamp.
 static int tutti_status(snd_pcm_t *pcm, int *state, snd_pcm_sframes_t *delay, long long *age_ns) {
@@ -81,6 +105,28 @@ import (
 	"time"
 	"unsafe"
 )
+
+// nativeRates are the rates NativeRate tries, in order of preference: the
+// rate most DACs, HDMI and USB audio run at, then CD audio's.
+var nativeRates = []int{48000, 44100, 96000, 88200, 32000}
+
+// NativeRate is the first of 48, 44.1, 96, 88.2 and 32 kHz that device plays
+// without resampling (its own converters, or ALSA's plug layer, would
+// otherwise resample everything tutti has already resampled once).
+func NativeRate(device string) (int, error) {
+	name := C.CString(device)
+	defer C.free(unsafe.Pointer(name))
+	for _, rate := range nativeRates {
+		rc := C.tutti_rate_supported(name, C.uint(rate))
+		if rc < 0 {
+			return 0, fmt.Errorf("alsa device %q: %w", device, &alsaError{op: "open", code: int(rc)})
+		}
+		if rc == 1 {
+			return rate, nil
+		}
+	}
+	return 0, fmt.Errorf("alsa device %q plays none of %v Hz without resampling", device, nativeRates)
+}
 
 // pcm is an open ALSA playback PCM. Its methods must not be called
 // concurrently.

@@ -428,3 +428,22 @@ func TestALSAOutputRefusesAnUnplayableRate(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// NativeRate reads what the device plays without resampling, even through
+// a plug layer, and names a device that cannot be opened.
+func TestALSANativeRate(t *testing.T) {
+	server := startPulseAudio(t, "spk1")
+	t.Setenv("PULSE_SERVER", server)
+	t.Setenv("HOME", t.TempDir())
+	rate, err := NativeRate("pulse:spk1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(nativeRates, rate) {
+		t.Errorf("native rate %d is none of %v", rate, nativeRates)
+	}
+	t.Logf("pulse:spk1 plays %d Hz natively", rate)
+	if _, err := NativeRate("hw:99,0"); err == nil || !strings.Contains(err.Error(), "hw:99,0") {
+		t.Errorf("a missing device: %v", err)
+	}
+}

@@ -443,7 +443,7 @@ func (o *outputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.kind, "output", "alsa", "audio output: alsa (the sound card), virtual (a paced virtual DAC that logs what it plays), pipe (raw s16le stereo PCM)")
 	fs.StringVar(&o.logPath, "virtual-log", "", "virtual output: file to log each block heard (JSON lines)")
 	fs.StringVar(&o.pipePath, "pipe", "-", "pipe output: file or FIFO to write PCM to (- = stdout)")
-	fs.IntVar(&o.rate, "rate", 44100, "output sample rate")
+	fs.IntVar(&o.rate, "rate", 0, "output sample rate (default: alsa, the device's native rate, 48 or 44.1 kHz; virtual and pipe, 44100)")
 	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "virtual and pipe outputs: device buffer latency")
 	fs.DurationVar(&o.calibration, "calibration", 0, "extra output latency of this speaker's hardware beyond what the output reports (a calibration set later with the calibrate command, e.g. from Home Assistant, overrides it)")
 	fs.StringVar(&o.alsaDevice, "alsa-device", "default", "alsa output: the ALSA PCM to play to (e.g. hw:0,0, plughw:1,0)")
@@ -451,9 +451,22 @@ func (o *outputFlags) register(fs *flag.FlagSet) {
 
 func (o *outputFlags) open(e *env) (speaker.Output, func(), error) {
 	noop := func() {}
+	if o.rate == 0 && o.kind != "alsa" {
+		o.rate = 44100
+	}
 	switch o.kind {
 	case "alsa":
-		return speaker.NewALSAOutput(speaker.ALSAOptions{Device: o.alsaDevice, Rate: o.rate, Logger: e.log}), noop, nil
+		rate := o.rate
+		if rate == 0 {
+			native, err := speaker.NativeRate(o.alsaDevice)
+			if err != nil {
+				// Opening the device for playback will say what is wrong.
+				e.log.Warn("cannot read the device's native rate; using 44100 Hz", "err", err)
+				native = 44100
+			}
+			rate = native
+		}
+		return speaker.NewALSAOutput(speaker.ALSAOptions{Device: o.alsaDevice, Rate: rate, Logger: e.log}), noop, nil
 	case "virtual":
 		opts := speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm}
 		if o.logPath == "" {
