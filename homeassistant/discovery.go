@@ -185,6 +185,25 @@ func (e *entities) add(key, platform, name string, c Component) {
 
 func (e *entities) command(key string) string { return commandTopic(e.kind, e.id, key) }
 
+// addVolume adds the volume slider and the mute switch speakers and
+// sessions both have.
+func (e *entities) addVolume() {
+	e.add("volume", "number", "Volume", Component{
+		Icon:          "mdi:volume-high",
+		Min:           ptr(0),
+		Max:           ptr(100),
+		Step:          ptr(1),
+		Mode:          "slider",
+		ValueTemplate: field("volume"),
+		CommandTopic:  e.command("volume"),
+	})
+	e.add("mute", "switch", "Mute", Component{
+		Icon:          "mdi:volume-off",
+		ValueTemplate: field("mute"),
+		CommandTopic:  e.command("mute"),
+	})
+}
+
 // connection is a binary sensor available whenever the bridge is, so it
 // shows "disconnected" rather than "unavailable" when its subject is gone.
 func connection() Component {
@@ -229,20 +248,7 @@ func controllerConfig(c protocol.ControllerStatus) Discovery {
 // select offers.
 func speakerConfig(s protocol.SpeakerStatus, a protocol.Assignment, sessions []string) Discovery {
 	e := newEntities(kindSpeaker, s.ID)
-	e.add("volume", "number", "Volume", Component{
-		Icon:          "mdi:volume-high",
-		Min:           ptr(0),
-		Max:           ptr(100),
-		Step:          ptr(1),
-		Mode:          "slider",
-		ValueTemplate: field("volume"),
-		CommandTopic:  e.command("volume"),
-	})
-	e.add("mute", "switch", "Mute", Component{
-		Icon:          "mdi:volume-off",
-		ValueTemplate: field("mute"),
-		CommandTopic:  e.command("mute"),
-	})
+	e.addVolume()
 	e.add("session", "select", "Session", Component{
 		Icon:          "mdi:speaker-wireless",
 		Options:       sessionOptions(sessions, a.Session),
@@ -340,20 +346,7 @@ func sessionConfig(info protocol.SessionInfo, pl protocol.Playlist) Discovery {
 		JSONAttributesTopic:    stateTopic(kindSession, info.Session),
 		JSONAttributesTemplate: "{{ value_json.now_playing_attributes | tojson }}",
 	})
-	e.add("volume", "number", "Volume", Component{
-		Icon:          "mdi:volume-high",
-		Min:           ptr(0),
-		Max:           ptr(100),
-		Step:          ptr(1),
-		Mode:          "slider",
-		ValueTemplate: field("volume"),
-		CommandTopic:  e.command("volume"),
-	})
-	e.add("mute", "switch", "Mute", Component{
-		Icon:          "mdi:volume-off",
-		ValueTemplate: field("mute"),
-		CommandTopic:  e.command("mute"),
-	})
+	e.addVolume()
 	e.add("playlist", "select", "Playlist", Component{
 		Icon:          "mdi:playlist-music",
 		Options:       playlistOptions(pl),
