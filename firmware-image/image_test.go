@@ -658,7 +658,11 @@ func TestImageBoot(t *testing.T) {
 	if matched < 12 {
 		t.Errorf("the capture matches only %d tones of the song in order, want at least 12 (3 s): by chance, 12 in a row would take 7^11 tries; heard (tone per %v): %v",
 			matched, time.Duration(float64(window)/float64(rate)*float64(time.Second)), heard)
-		os.Rename(wav, "/tmp/boot1.wav")
+		// Keep the capture for a look: the test's directory goes.
+		kept := filepath.Join(os.TempDir(), "tutti-image-capture.wav")
+		if os.Rename(wav, kept) == nil {
+			t.Logf("capture kept in %s", kept)
+		}
 	}
 
 	// Power back on: it comes up clean and registers again, this time with
