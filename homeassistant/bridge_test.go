@@ -85,6 +85,43 @@ func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// retainTestWorld retains tutti's state of testController, testSpeaker and
+// testSession, as a controller and a speaker would have.
+func retainTestWorld(t *testing.T, server publisher) {
+	t.Helper()
+	status, assign := testSpeaker()
+	info, st, pl := testSession()
+	retain(t, server, protocol.ControllerStatusTopic, testController())
+	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), status)
+	retain(t, server, protocol.AssignTopic("kitchen"), assign)
+	retain(t, server, protocol.SessionInfoTopic("home"), info)
+	retain(t, server, protocol.SessionStateTopic("home"), st)
+	retain(t, server, protocol.PlaylistTopic("home"), pl)
+}
+
+// runBridge runs a bridge made with opts until the test ends; stop ends it
+// earlier and returns what Run returned.
+func runBridge(t *testing.T, opts Options) (stop func() error) {
+	t.Helper()
+	bridge, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bridge.Run(ctx) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return stop
+}
+
 // publisher is a broker a test publishes to: the embedded one
 // (*mochi.Server) or a paho client of another (pahoPublisher).
 type publisher interface {
@@ -196,14 +233,9 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	sessionTopic := discoveryTopic(prefix, "tutti_session_home")
 
 	// tutti's retained state exists before the bridge starts.
-	status, assign := testSpeaker()
-	info, st, pl := testSession()
-	retain(t, server, protocol.ControllerStatusTopic, testController())
-	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), status)
-	retain(t, server, protocol.AssignTopic("kitchen"), assign)
-	retain(t, server, protocol.SessionInfoTopic("home"), info)
-	retain(t, server, protocol.SessionStateTopic("home"), st)
-	retain(t, server, protocol.PlaylistTopic("home"), pl)
+	retainTestWorld(t, server)
+	status, _ := testSpeaker()
+	info, _, pl := testSession()
 	// An earlier run left the config of a speaker since removed; another
 	// application has its own config there.
 	goneTopic := discoveryTopic(prefix, "tutti_speaker_gone")
@@ -212,22 +244,12 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	retain(t, server, otherTopic, map[string]string{"name": "other"})
 
 	ha := record(t, url, prefix+"/#", haRoot+"/#")
-	bridge, err := New(Options{
+	stop := runBridge(t, Options{
 		BrokerURL:   url,
 		Prefix:      prefix,
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		BirthDelay:  func() time.Duration { return 50 * time.Millisecond },
 		SettleDelay: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bridge.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
 	})
 
 	// The leftover is cleared once tutti's state has arrived; the other
@@ -341,11 +363,9 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	})
 
 	// Stopping marks the bridge offline.
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	done <- nil // for the cleanup
 	ha.waitFor(t, "the bridge to say it is offline", func() bool {
 		p, _, _ := ha.last(BridgeStatusTopic)
 		return string(p) == "offline"

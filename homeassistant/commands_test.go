@@ -2,7 +2,6 @@ package homeassistant
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"reflect"
@@ -50,14 +49,7 @@ const haUser = "ha"
 func startCommandRig(t *testing.T) *commandRig {
 	t.Helper()
 	server, url := testbroker.Start(t, nil)
-	status, assign := testSpeaker()
-	info, st, pl := testSession()
-	retain(t, server, protocol.ControllerStatusTopic, testController())
-	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), status)
-	retain(t, server, protocol.AssignTopic("kitchen"), assign)
-	retain(t, server, protocol.SessionInfoTopic("home"), info)
-	retain(t, server, protocol.SessionStateTopic("home"), st)
-	retain(t, server, protocol.PlaylistTopic("home"), pl)
+	retainTestWorld(t, server)
 	partyInfo := protocol.SessionInfo{V: 1, Session: "party", Title: "Party", ACL: protocol.Everyone, Term: 3}
 	retain(t, server, protocol.SessionInfoTopic("party"), partyInfo)
 
@@ -67,24 +59,12 @@ func startCommandRig(t *testing.T) *commandRig {
 		controller: record(t, url, protocol.SessionCommandFilter+"/#", protocol.SpeakerCommandTopic("kitchen"), haRoot+"/#"),
 		logs:       &logBuffer{},
 	}
-	bridge, err := New(Options{
+	runBridge(t, Options{
 		BrokerURL:  url,
 		Username:   haUser,
 		ClientID:   "ha-test",
 		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		BirthDelay: func() time.Duration { return 50 * time.Millisecond },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bridge.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
 	})
 	// The states follow the retained messages, which arrive after the
 	// subscriptions (command topics included) were made.
@@ -242,14 +222,7 @@ func TestUnsignedWithoutUsername(t *testing.T) {
 	info, _, _ := testSession()
 	retain(t, server, protocol.SessionInfoTopic("home"), info)
 	controller := record(t, url, protocol.SessionCommandFilter+"/#", haRoot+"/#")
-	bridge, err := New(Options{BrokerURL: url, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bridge.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runBridge(t, Options{BrokerURL: url, Logger: slog.New(slog.DiscardHandler)})
 	controller.waitFor(t, "the session's state", func() bool { _, at, _ := controller.last(stateTopic(kindSession, "home")); return at >= 0 })
 	if err := server.Publish(commandTopic(kindSession, "home", protocol.CmdNext), []byte("PRESS"), false, 1); err != nil {
 		t.Fatal(err)
