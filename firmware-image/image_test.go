@@ -3,6 +3,8 @@ package firmwareimage
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/mqttclient"
@@ -493,12 +496,13 @@ type qemu struct {
 
 // bootImage boots img; rtc is the date the guest's clock starts at ("" for
 // now).
-func bootImage(t *testing.T, dir, img, kernel, initrd, wav, rtc string, ports ...string) *qemu {
+func bootImage(t *testing.T, dir, img, kernel, initrd, wav, rtc, sshAddr string, ports ...string) *qemu {
 	t.Helper()
 	// Each guest connection to guestHost:port runs socat to the same port on
 	// this machine's loopback (a tcp: chardev would carry only one
 	// connection, and the speaker opens several: MQTT, song downloads).
-	netdev := "user,id=net0,restrict=on"
+	// The guest reaches nothing else; this machine reaches its SSH port.
+	netdev := "user,id=net0,restrict=on,hostfwd=tcp:" + sshAddr + "-:22"
 	for _, port := range ports {
 		netdev += fmt.Sprintf(",guestfwd=tcp:%s:%s-cmd:socat - TCP:127.0.0.1:%s", guestHost, port, port)
 	}
@@ -540,6 +544,53 @@ func (q *qemu) kill() {
 	<-q.done
 }
 
+// sshKey makes the key pair of the test's logins: the public key as a line
+// of tutti.toml's authorized_keys, and the private key.
+func sshKey(t *testing.T) (string, ssh.Signer) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " image-test", signer
+}
+
+// overSSH runs command on the guest as root, as a person would over SSH,
+// and returns its output.
+func overSSH(t *testing.T, addr string, key ssh.Signer, command string) string {
+	t.Helper()
+	conf := &ssh.ClientConfig{
+		User: "root",
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
+		// The host key is made on the guest's first boot: nothing to pin.
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         time.Minute, // key exchange under emulation is slow
+	}
+	client, err := ssh.Dial("tcp", addr, conf)
+	if err != nil {
+		t.Fatalf("ssh %s: %v", addr, err)
+	}
+	defer client.Close()
+	session, err := client.NewSession()
+	if err != nil {
+		t.Fatalf("ssh session: %v", err)
+	}
+	defer session.Close()
+	out, err := session.CombinedOutput(command)
+	if err != nil {
+		t.Fatalf("ssh %q: %v\n%s", command, err, out)
+	}
+	return string(out)
+}
+
 // hostTutti builds tutti for this machine, to run the hub.
 func hostTutti(t *testing.T, dir string) string {
 	t.Helper()
@@ -573,8 +624,9 @@ func startProcess(t *testing.T, dir, name, bin string, args ...string) {
 
 // TestImageBoot boots the image under qemu with a config pointing at a hub
 // on this machine: the speaker registers, syncs its clock and plays the
-// song the hub plays, which arrives in qemu's WAV capture; after the power
-// is pulled, it boots again, clean.
+// song the hub plays, which arrives in qemu's WAV capture; its log is read
+// over SSH, and killed, it is restarted by systemd and plays again; after
+// the power is pulled, it boots again, clean.
 func TestImageBoot(t *testing.T) {
 	zst := imageTest(t)
 	dir := t.TempDir()
@@ -626,7 +678,9 @@ func TestImageBoot(t *testing.T) {
 	remote.request(session, protocol.Request{Cmd: protocol.CmdPlay})
 
 	// The Pi's config, written into the boot partition as a person would.
-	config := fmt.Sprintf("name = \"pi\"\n\n[broker]\nurl = \"tcp://%s:%s\"\n\n[audio]\ndevice = \"default\"\n", guestHost, brokerPort)
+	authorizedKey, sshSigner := sshKey(t)
+	config := fmt.Sprintf("name = \"pi\"\n\n[broker]\nurl = \"tcp://%s:%s\"\n\n[audio]\ndevice = \"default\"\n\n[ssh]\nenabled = true\nauthorized_keys = [%q]\n",
+		guestHost, brokerPort, authorizedKey)
 	confPath := filepath.Join(dir, "tutti.toml")
 	if err := os.WriteFile(confPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -635,7 +689,8 @@ func TestImageBoot(t *testing.T) {
 
 	status := watchStatus(t, brokerURL, "pi")
 	wav := filepath.Join(dir, "boot1.wav")
-	q := bootImage(t, dir, img, kernel, initrd, wav, "", brokerPort, httpPort)
+	sshAddr := freeAddr(t)
+	q := bootImage(t, dir, img, kernel, initrd, wav, "", sshAddr, brokerPort, httpPort)
 	online := status.waitFor(t, "the speaker to register", q.started, 5*time.Minute, func(s protocol.SpeakerStatus) bool { return s.Online })
 	synced := status.waitFor(t, "the speaker's clock to sync", q.started, 2*time.Minute, func(s protocol.SpeakerStatus) bool {
 		return s.Online && s.ClockErrorNs > 0 && s.ClockErrorNs < int64(5*time.Millisecond)
@@ -647,7 +702,21 @@ func TestImageBoot(t *testing.T) {
 		online.at.Sub(q.started).Round(time.Millisecond), synced.at.Sub(q.started).Round(time.Millisecond),
 		time.Duration(synced.ClockErrorNs), playing.at.Sub(q.started).Round(time.Millisecond))
 	time.Sleep(25 * time.Second) // let it play
-	q.kill()                     // pull the power
+
+	// Over SSH with the key from tutti.toml: the speaker's log is there;
+	// then the speaker crashes (kill -9) and systemd brings it back,
+	// playing again.
+	journal := overSSH(t, sshAddr, sshSigner, "journalctl -u tutti-speaker --no-pager")
+	if !strings.Contains(journal, "connected to broker") {
+		t.Errorf("journalctl -u tutti-speaker over SSH shows no \"connected to broker\":\n%s", journal)
+	}
+	crashed := time.Now()
+	overSSH(t, sshAddr, sshSigner, "kill -9 $(systemctl show --property MainPID --value tutti-speaker)")
+	restarted := status.waitFor(t, "the speaker to play again after a crash", crashed, 2*time.Minute, func(s protocol.SpeakerStatus) bool {
+		return s.Instance != online.Instance && s.State == protocol.Playing
+	})
+	t.Logf("speaker killed (-9) to playing again %v", restarted.at.Sub(crashed).Round(time.Millisecond))
+	q.kill() // pull the power
 
 	samples, rate := readCapture(t, wav)
 	window := int(toneSeconds * float64(rate) / 5)
@@ -670,8 +739,8 @@ func TestImageBoot(t *testing.T) {
 	// no way to NTP; systemd moves a clock that old up to its own release
 	// date, still months behind): playback does not depend on the system
 	// clock.
-	first := online.Instance
-	q2 := bootImage(t, dir, img, kernel, initrd, filepath.Join(dir, "boot2.wav"), "2021-03-04T05:06:07", brokerPort, httpPort)
+	first := restarted.Instance
+	q2 := bootImage(t, dir, img, kernel, initrd, filepath.Join(dir, "boot2.wav"), "2021-03-04T05:06:07", sshAddr, brokerPort, httpPort)
 	again := status.waitFor(t, "the speaker to register after the power cut", q2.started, 5*time.Minute, func(s protocol.SpeakerStatus) bool {
 		return s.Online && s.Instance != first
 	})
