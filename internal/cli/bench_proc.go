@@ -18,7 +18,8 @@ type childProc struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
-	done    chan error
+	done    chan struct{} // closed when the process has exited; then err is its exit
+	err     error
 }
 
 // startChild runs bin with args, stderr and stdout going to logPath.
@@ -33,10 +34,11 @@ func startChild(name, bin, logPath string, args ...string) (*childProc, error) {
 		log.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
-	p := &childProc{name: name, cmd: cmd, logPath: logPath, done: make(chan error, 1)}
+	p := &childProc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
-		p.done <- cmd.Wait()
+		p.err = cmd.Wait()
 		log.Close()
+		close(p.done)
 	}()
 	return p, nil
 }
@@ -46,9 +48,8 @@ func (p *childProc) pid() int { return p.cmd.Process.Pid }
 // exited reports an early exit of the process, with its log's tail.
 func (p *childProc) exited() error {
 	select {
-	case err := <-p.done:
-		p.done <- err
-		return fmt.Errorf("%s exited (%v):\n%s", p.name, err, p.logTail())
+	case <-p.done:
+		return fmt.Errorf("%s exited (%v):\n%s", p.name, p.err, p.logTail())
 	default:
 		return nil
 	}
@@ -63,14 +64,14 @@ func (p *childProc) logTail() string {
 }
 
 // stop interrupts the process and waits for it, killing it if it lingers.
+// A process that has exited already (killed by a benchmark) is left as is.
 func (p *childProc) stop() {
 	p.cmd.Process.Signal(os.Interrupt)
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case <-p.done:
 	case <-time.After(10 * time.Second):
 		p.cmd.Process.Kill()
-		p.done <- <-p.done
+		<-p.done
 	}
 }
 
