@@ -41,14 +41,14 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			if c.lease.leading() {
 				c.publishAll()
 			}
-		case <-c.sessionRequests.ready:
-			msg, ok := c.sessionRequests.pop()
-			if ok && c.lease.leading() {
-				c.handleSessionRequest(msg)
-			}
-		case <-c.events.ready:
-			if msg, ok := c.events.pop(); ok {
+		case <-c.sessionInbox.ready:
+			msg, ok := c.sessionInbox.pop()
+			switch {
+			case !ok:
+			case !msg.request:
 				c.handleEvent(msg)
+			case c.lease.leading():
+				c.handleSessionRequest(msg)
 			}
 		case p := <-c.pendingLoads:
 			if c.lease.leading() {

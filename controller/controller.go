@@ -98,10 +98,13 @@ type Controller struct {
 	instance    string // random per process start, in ControllerStatus
 	client      mqtt.Client
 
-	sessions        map[string]session // owned by the session loop once Run starts
-	sessionRequests *inbox
+	sessions map[string]session // owned by the session loop once Run starts
+	// sessionInbox holds, in arrival order, the session commands and the
+	// events the session loop follows (lease, statuses, mirrored state,
+	// acks): a command sent by someone who saw the lease change finds the
+	// loop aware of it (two queues would lose that order).
+	sessionInbox    *inbox
 	libraryRequests *inbox
-	events          *inbox        // lease, statuses, mirrored state, acks: for the session loop
 	connected       chan struct{} // a (re)connect happened: publish all retained state
 	pendingLoads    chan pending  // library loop to session loop: loads waiting for a quorum
 
@@ -129,6 +132,7 @@ type inbound struct {
 	topic    string
 	payload  []byte
 	retained bool
+	request  bool // a command to answer, not an event
 }
 
 // New opens the store and binds the song server's listener, so SongsURL is
@@ -206,9 +210,8 @@ func New(opts Options) (*Controller, error) {
 		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
 		store:           st,
 		instance:        instance,
-		sessionRequests: newInbox(maxQueued),
+		sessionInbox:    newInbox(maxQueued),
 		libraryRequests: newInbox(maxQueued),
-		events:          newInbox(maxQueued),
 		connected:       make(chan struct{}, 1),
 		pendingLoads:    make(chan pending, 64),
 		speakers:        map[string]protocol.SpeakerStatus{},
@@ -373,10 +376,10 @@ func (c *Controller) onConnect(client mqtt.Client) {
 	// Commands come on the plain topics (anonymous) and on the topics
 	// signed with a user name (protocol.UserTopic).
 	subs := []subscription{
-		{protocol.SessionCommandFilter, 1, c.queue(c.sessionRequests)},
-		{protocol.UserTopic(protocol.SessionCommandFilter, "+"), 1, c.queue(c.sessionRequests)},
-		{protocol.SessionsCommandTopic, 1, c.queue(c.sessionRequests)},
-		{protocol.UserTopic(protocol.SessionsCommandTopic, "+"), 1, c.queue(c.sessionRequests)},
+		{protocol.SessionCommandFilter, 1, c.queue(c.sessionInbox)},
+		{protocol.UserTopic(protocol.SessionCommandFilter, "+"), 1, c.queue(c.sessionInbox)},
+		{protocol.SessionsCommandTopic, 1, c.queue(c.sessionInbox)},
+		{protocol.UserTopic(protocol.SessionsCommandTopic, "+"), 1, c.queue(c.sessionInbox)},
 		{protocol.LibraryCommandTopic, 1, c.queue(c.libraryRequests)},
 		{protocol.UserTopic(protocol.LibraryCommandTopic, "+"), 1, c.queue(c.libraryRequests)},
 		{protocol.LeaseTopic, 1, c.queueEvent},
@@ -451,7 +454,7 @@ func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
 			c.log.Warn("ignoring retained command", "topic", msg.Topic())
 			return
 		}
-		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
+		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload(), request: true}) {
 			c.log.Error("command queue full; request dropped unanswered", "topic", msg.Topic(), "queued", maxQueued)
 		}
 	}
@@ -463,7 +466,7 @@ func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
 		return
 	}
 	defer c.handlers.leave()
-	if !c.events.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
+	if !c.sessionInbox.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
 		c.log.Error("event queue full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
 	}
 }
@@ -497,7 +500,7 @@ func (c *Controller) noteSpeaker(client mqtt.Client, msg mqtt.Message) {
 	_, seen := c.speakers[id]
 	c.speakers[id] = st
 	if _, assigned := c.assignments[id]; !seen && !assigned {
-		if !c.events.push(inbound{topic: msg.Topic()}) {
+		if !c.sessionInbox.push(inbound{topic: msg.Topic()}) {
 			c.log.Error("event queue full; speaker not assigned", "speaker", id)
 		}
 	}

@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -206,4 +208,47 @@ func TestFailoverToStandby(t *testing.T) {
 		var got protocol.SessionState
 		return json.Unmarshal(retained(t, broker, protocol.SessionStateTopic("home")), &got) == nil && got.Term == res.State.Term
 	})
+}
+
+// TestCommandBehindClaimObeyed: a client that saw a standby's claim go by
+// and sends a command at once reaches that controller after the claim, on
+// the one broker connection. The command must be obeyed by the new holder,
+// not dropped as if it had come to a standby. Every round queues the claim
+// and the command before the session loop looks.
+func TestCommandBehindClaimObeyed(t *testing.T) {
+	for round := range 20 {
+		c, err := New(Options{Open: true, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.client = paho.NewClient(paho.NewClientOptions()) // never connected: nothing is published
+		claim := protocol.Lease{V: protocol.Version, Term: 1, Holder: c.instance, TTLMs: DefaultLeaseTTL.Milliseconds()}
+		c.lease.role, c.lease.claimTerm, c.lease.claimedAt = claiming, claim.Term, time.Now()
+		volume := 30 + round
+		req := fmt.Sprintf(`{"v":1,"cmd":"volume","volume":%d,"req_id":"r%d"}`, volume, round)
+		c.sessionInbox.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(claim)})
+		c.sessionInbox.push(inbound{topic: protocol.SessionCommandTopic(protocol.DefaultSession), payload: []byte(req), request: true})
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.sessionLoop(ctx) }()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			all, err := c.store.sessions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := all[protocol.DefaultSession].State; got.Volume == volume {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the command queued behind our claim was not obeyed (leading %v)", round, c.leading.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		<-done
+		c.store.Close()
+		c.listener.Close()
+	}
 }

@@ -408,9 +408,9 @@ func TestAutoAdvanceTimer(t *testing.T) {
 		c := &Controller{
 			opts: Options{LeaseTTL: DefaultLeaseTTL},
 			log:  slog.New(slog.DiscardHandler), local: realClock{}, store: st,
-			sharedClock:     newTimeFollower("t", slog.New(slog.DiscardHandler), time.Now()),
-			sessions:        map[string]session{"home": s},
-			sessionRequests: newInbox(maxQueued), events: newInbox(maxQueued), connected: make(chan struct{}, 1),
+			sharedClock:  newTimeFollower("t", slog.New(slog.DiscardHandler), time.Now()),
+			sessions:     map[string]session{"home": s},
+			sessionInbox: newInbox(maxQueued), connected: make(chan struct{}, 1),
 			client: mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published
 			lease:  &lease{role: leading, ttl: DefaultLeaseTTL},
 		}
