@@ -467,7 +467,7 @@ func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
 	}
 	defer c.handlers.leave()
 	if !c.sessionInbox.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
-		c.log.Error("event queue full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
+		c.log.Error("session inbox full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
 	}
 }
 
@@ -501,7 +501,7 @@ func (c *Controller) noteSpeaker(client mqtt.Client, msg mqtt.Message) {
 	c.speakers[id] = st
 	if _, assigned := c.assignments[id]; !seen && !assigned {
 		if !c.sessionInbox.push(inbound{topic: msg.Topic()}) {
-			c.log.Error("event queue full; speaker not assigned", "speaker", id)
+			c.log.Error("session inbox full; speaker not assigned", "speaker", id)
 		}
 	}
 }
