@@ -37,7 +37,7 @@ import (
 func imageTest(t *testing.T) string {
 	t.Helper()
 	if os.Getenv("TUTTI_IMAGE_TEST") == "" {
-		t.Skip("set TUTTI_IMAGE_TEST=1 (make image-test) to check and boot the image")
+		t.Skip("the image test needs root, qemu and a built image (about 20 minutes): make image-test, which CI runs, sets TUTTI_IMAGE_TEST=1")
 	}
 	matches, _ := filepath.Glob("out/tutti-*-arm64.img.zst")
 	if len(matches) == 0 {
