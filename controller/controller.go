@@ -397,9 +397,8 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		subs = append(subs, subscription{protocol.ClockRequestFilter, 0, c.answerClock})
 	}
 	for _, s := range subs {
-		token := client.Subscribe(s.filter, s.qos, s.handler)
-		if !token.WaitTimeout(5*time.Second) || token.Error() != nil {
-			c.log.Error("MQTT subscribe failed", "filter", s.filter, "err", token.Error())
+		if err := mqttclient.Subscribe(client, map[string]byte{s.filter: s.qos}, s.handler, 5*time.Second); err != nil {
+			c.log.Error("MQTT subscribe failed", "filter", s.filter, "err", err)
 		}
 	}
 	c.subscribed.Store(true)

@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/internal/testbroker"
+	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -36,12 +38,16 @@ func startController(t *testing.T, opts Options) (c *Controller, stop func()) {
 	return c, stop
 }
 
-// waitFor polls cond until it holds or waitTimeout passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond until it holds or waitTimeout passes; seen, if given,
+// tells what was there instead.
+func waitFor(t *testing.T, what string, cond func() bool, seen ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, s := range seen {
+				what += "; saw " + s()
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -81,9 +87,10 @@ func runController(t *testing.T, opts Options) (c *Controller, stop func()) {
 
 // testClient is a paho client that collects the messages of its subscriptions.
 type testClient struct {
-	t    *testing.T
-	mqtt paho.Client
-	msgs chan paho.Message
+	t        *testing.T
+	mqtt     paho.Client
+	msgs     chan paho.Message
+	overflow atomic.Bool // a message found msgs full
 }
 
 func newTestClient(t *testing.T, broker string, filters ...string) *testClient {
@@ -96,10 +103,18 @@ func newTestClient(t *testing.T, broker string, filters ...string) *testClient {
 		t.Fatalf("connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { tc.mqtt.Disconnect(100) })
+	// The handler never blocks: a blocked handler would stop paho reading
+	// from the broker, and the broker's writes to it, for good.
+	collect := func(_ paho.Client, m paho.Message) {
+		select {
+		case tc.msgs <- m:
+		default:
+			tc.overflow.Store(true)
+		}
+	}
 	for _, f := range filters {
-		tok := tc.mqtt.Subscribe(f, 1, func(_ paho.Client, m paho.Message) { tc.msgs <- m })
-		if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
-			t.Fatalf("subscribe %s: %v", f, tok.Error())
+		if err := mqttclient.Subscribe(tc.mqtt, map[string]byte{f: 1}, collect, waitTimeout); err != nil {
+			t.Fatalf("subscribe %s: %v", f, err)
 		}
 	}
 	return tc
@@ -123,6 +138,9 @@ func (tc *testClient) next(topic string, ok func([]byte) bool) []byte {
 				return m.Payload()
 			}
 		case <-deadline:
+			if tc.overflow.Load() {
+				tc.t.Fatalf("no matching message on %s; more than %d messages were left unread, and some lost", topic, cap(tc.msgs))
+			}
 			tc.t.Fatalf("no matching message on %s", topic)
 		}
 	}

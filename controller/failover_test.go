@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -58,8 +59,8 @@ func newFakeSpeakersIn(t *testing.T, broker, session string, ids ...string) *fak
 		}
 	}
 	sub := func(filter string, h paho.MessageHandler) {
-		if tok := f.client.Subscribe(filter, 1, h); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
-			t.Fatalf("subscribe: %v", tok.Error())
+		if err := mqttclient.Subscribe(f.client, map[string]byte{filter: 1}, h, waitTimeout); err != nil {
+			t.Fatalf("subscribe: %v", err)
 		}
 	}
 	sub(protocol.SessionStateFilter, func(_ paho.Client, m paho.Message) {

@@ -312,11 +312,13 @@ func TestSessionsCommands(t *testing.T) {
 	}
 	tc.mustAsk(protocol.SessionCommandTopic("garage"), "", `{"cmd":"join","speaker":"g1"}`, nil)
 
+	var mirrored string
 	waitFor(t, "the standby to mirror the new session", func() bool {
 		sessions, assignments := storedSessions(t, optsB.DataDir)
 		g := sessions["garage"]
+		mirrored = fmt.Sprintf("title %q, acl %+v, volume %d, g1 in %q", g.Title, g.ACL, g.State.Volume, assignments["g1"].Session)
 		return g.Title == "The Garage" && sameACL(g.ACL, want) && g.State.Volume == 20 && assignments["g1"].Session == "garage"
-	})
+	}, func() string { return mirrored })
 
 	var deleted deleteResult
 	tc.mustAsk(sessions, "", `{"cmd":"delete","session":"garage"}`, &deleted)

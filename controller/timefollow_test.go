@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/clocksync"
+	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -311,8 +312,8 @@ func TestClockFromBrokerFollowsTheBroker(t *testing.T) {
 		resp := protocol.ClockResponse{V: 1, ID: req.ID, T1: req.T1, T2: t2, T3: time.Now().UnixNano()}
 		client.Publish(protocol.ClockResponseTopic(id), 0, false, protocol.Encode(resp))
 	}
-	if tok := master.mqtt.Subscribe(protocol.ClockRequestFilter, 0, answer); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
+	if err := mqttclient.Subscribe(master.mqtt, map[string]byte{protocol.ClockRequestFilter: 0}, answer, waitTimeout); err != nil {
+		t.Fatalf("subscribe: %v", err)
 	}
 	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{-2 * time.Second}})
 	waitFor(t, "the controller to follow the broker's clock", c.sharedClock.isSynced)

@@ -244,27 +244,9 @@ func (b *Bridge) onConnect(client mqtt.Client) {
 	handler := func(_ mqtt.Client, msg mqtt.Message) {
 		b.inbox.put(message{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()})
 	}
-	// The broker may refuse a subscription whose packet id is still in use
-	// by a retained message it is delivering (0x91): try again.
-	for attempt := 1; attempt <= 5; attempt++ {
-		token := client.SubscribeMultiple(filters, handler)
-		if !token.WaitTimeout(b.opts.PublishTimeout) || token.Error() != nil {
-			b.log.Warn("subscribe failed", "err", token.Error(), "attempt", attempt)
-			continue
-		}
-		failed := map[string]byte{}
-		for filter, code := range token.(*mqtt.SubscribeToken).Result() {
-			if code >= 0x80 {
-				failed[filter] = 1
-			}
-		}
-		if len(failed) == 0 {
-			return
-		}
-		b.log.Warn("broker refused subscriptions", "filters", len(failed), "attempt", attempt)
-		filters = failed
+	if err := mqttclient.Subscribe(client, filters, handler, b.opts.PublishTimeout); err != nil {
+		b.log.Error("subscribing failed; Home Assistant will not follow tutti until the next reconnect", "err", err)
 	}
-	b.log.Error("giving up subscribing; Home Assistant will not follow tutti until the next reconnect")
 }
 
 // sync publishes, retained, every config and state that differs from what

@@ -39,22 +39,13 @@ func record(t *testing.T, url string, filters ...string) *recorder {
 	}
 	t.Cleanup(func() { client.Disconnect(0) })
 	for _, f := range filters {
-		// mochi refuses (0x91) a subscription whose packet id is still in
-		// use by a retained message it is delivering: try again.
-		for attempt := 1; ; attempt++ {
-			tok := client.Subscribe(f, 1, func(_ paho.Client, m paho.Message) {
-				r.mu.Lock()
-				r.msgs = append(r.msgs, m)
-				r.mu.Unlock()
-			})
-			if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
-				t.Fatalf("recorder subscribe: %v", tok.Error())
-			}
-			if code := tok.(*paho.SubscribeToken).Result()[f]; code < 0x80 {
-				break
-			} else if attempt == 10 {
-				t.Fatalf("recorder subscribe %s: refused with %#x", f, code)
-			}
+		handler := func(_ paho.Client, m paho.Message) {
+			r.mu.Lock()
+			r.msgs = append(r.msgs, m)
+			r.mu.Unlock()
+		}
+		if err := mqttclient.Subscribe(client, map[string]byte{f: 1}, handler, waitTimeout); err != nil {
+			t.Fatalf("recorder subscribe %s: %v", f, err)
 		}
 	}
 	return r

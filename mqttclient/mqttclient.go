@@ -5,6 +5,10 @@
 package mqttclient
 
 import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -26,4 +30,38 @@ func Options(brokerURL, clientID, username, password string) *mqtt.ClientOptions
 		SetKeepAlive(10 * time.Second).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(3 * time.Second)
+}
+
+// TokenError is the error of a completed token. A subscribe token's error
+// includes the filters the broker refused (its ACL), which paho reports in
+// the token's result, as a return code above 2, and not as an error.
+func TokenError(t mqtt.Token) error {
+	if err := t.Error(); err != nil {
+		return err
+	}
+	st, ok := t.(*mqtt.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	var refused []string
+	for filter, code := range st.Result() {
+		if code > 2 { // granted QoS 0-2, else a refusal
+			refused = append(refused, fmt.Sprintf("%s (code %#x)", filter, code))
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	slices.Sort(refused)
+	return fmt.Errorf("the broker refused the subscription to %s", strings.Join(refused, ", "))
+}
+
+// Subscribe subscribes to filters (filter -> QoS) and waits up to timeout
+// for the broker's answer; a filter the broker refuses is an error.
+func Subscribe(c mqtt.Client, filters map[string]byte, handler mqtt.MessageHandler, timeout time.Duration) error {
+	t := c.SubscribeMultiple(filters, handler)
+	if !t.WaitTimeout(timeout) {
+		return errors.New("no answer from the broker to a subscription")
+	}
+	return TokenError(t)
 }

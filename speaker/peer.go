@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -86,7 +88,12 @@ func (s *Speaker) wantPeers() {
 		return
 	}
 	s.log.Info("the controller's song server fails: looking for peers")
-	s.client.Subscribe(protocol.SpeakerStatusFilter, 1, s.onMessage)
+	// A reconnect subscribes again by itself (onConnect); without a
+	// connection, the next failed fetch tries again.
+	if err := mqttclient.Subscribe(s.client, map[string]byte{protocol.SpeakerStatusFilter: 1}, s.onMessage, 5*time.Second); err != nil {
+		s.log.Warn("cannot hear the other speakers' statuses", "err", err)
+		s.peersWanted.Store(false)
+	}
 }
 
 // onPeerStatus learns where another speaker serves its cache, from its

@@ -365,7 +365,7 @@ func (s *Speaker) onConnect(c mqtt.Client) {
 	if s.peersWanted.Load() {
 		subs[protocol.SpeakerStatusFilter] = 1
 	}
-	if err := subscribe(c, subs, s.onMessage); err != nil {
+	if err := mqttclient.Subscribe(c, subs, s.onMessage, 5*time.Second); err != nil {
 		s.log.Error("subscribing to the controller's topics failed; the speaker stays silent", "err", err)
 	}
 	s.connected.Store(true)
@@ -374,44 +374,6 @@ func (s *Speaker) onConnect(c mqtt.Client) {
 	s.fastUntil.Store(time.Now().Add(probeFastFor).UnixNano())
 	s.wake(s.probeWake)
 	s.wake(s.statusWake)
-}
-
-// subscribe subscribes to subs and waits for the broker's answer; a filter
-// the broker refuses (its ACL) is an error. mochi refuses a SUBSCRIBE whose
-// packet id is that of one of its own QoS 1 deliveries to the client still
-// unacknowledged (0x91, "packet identifier in use": it mixes up the two
-// directions' ids); paho picks another id for each packet, so that is
-// retried at once.
-func subscribe(c mqtt.Client, subs map[string]byte, handler mqtt.MessageHandler) error {
-	const idInUse = 0x91
-	for attempt := 1; ; attempt++ {
-		tok := c.SubscribeMultiple(subs, handler)
-		if !tok.WaitTimeout(5 * time.Second) {
-			return errors.New("no answer from the broker")
-		}
-		if err := tok.Error(); err != nil {
-			return err
-		}
-		var refused []string
-		clashed := false
-		for filter, code := range tok.(*mqtt.SubscribeToken).Result() {
-			switch {
-			case code == idInUse:
-				clashed = true
-			case code > 2: // granted QoS 0-2, else a failure
-				refused = append(refused, fmt.Sprintf("%s (0x%02x)", filter, code))
-			}
-		}
-		switch {
-		case len(refused) > 0:
-			slices.Sort(refused)
-			return fmt.Errorf("the broker refused %v", refused)
-		case !clashed:
-			return nil
-		case attempt == 3:
-			return errors.New("the broker refused the subscription: packet identifier in use")
-		}
-	}
 }
 
 func unsubscribe(c mqtt.Client, topics ...string) error {
@@ -714,7 +676,7 @@ func (s *Speaker) subscribeSession(client mqtt.Client, session string) error {
 	for _, topic := range sessionTopics(session) {
 		subs[topic] = 1
 	}
-	return subscribe(client, subs, s.onMessage)
+	return mqttclient.Subscribe(client, subs, s.onMessage, 5*time.Second)
 }
 
 // sessionTopics are the topics a speaker plays session from: the retained

@@ -92,7 +92,7 @@ func (c *client) close() { c.conn.Disconnect(100) }
 func wait(ctx context.Context, t mqtt.Token, timeout time.Duration) error {
 	select {
 	case <-t.Done():
-		return t.Error()
+		return mqttclient.TokenError(t)
 	case <-time.After(timeout):
 		return errors.New("timed out")
 	case <-ctx.Done():

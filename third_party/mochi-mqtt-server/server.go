@@ -1256,7 +1256,7 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	pk = s.hooks.OnSubscribe(cl, pk)
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if clientFlowHolds(cl, pk.PacketID) {
 		code = packets.ErrPacketIdentifierInUse
 	}
 
@@ -1327,10 +1327,22 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	return nil
 }
 
+// clientFlowHolds says whether the client's own packet identifier id is
+// still in use by an unfinished flow of the client: an inbound QoS 2 publish
+// we answered with PUBREC. Inflight also holds the server's deliveries
+// awaiting PUBACK, whose identifiers the server chose from its own space,
+// independent of the client's (MQTT 3.1.1 section 2.3.1, MQTT 5 section
+// 2.2.1): a SUBSCRIBE that shares one of those is not in conflict with it
+// (tutti, see TUTTI.md).
+func clientFlowHolds(cl *Client, id uint16) bool {
+	pki, ok := cl.State.Inflight.Get(id)
+	return ok && pki.FixedHeader.Type == packets.Pubrec
+}
+
 // processUnsubscribe processes an unsubscribe packet.
 func (s *Server) processUnsubscribe(cl *Client, pk packets.Packet) error {
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if clientFlowHolds(cl, pk.PacketID) {
 		code = packets.ErrPacketIdentifierInUse
 	}
 
