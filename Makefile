@@ -20,12 +20,10 @@ run: build
 	$(BIN) demo
 
 # test runs every test, including the end-to-end tests over real processes,
-# the real mosquitto broker and the mosquitto_pub/mosquitto_sub clients.
-# Packages run one at a time (-p 1): the end-to-end tests and the benchmark
-# smoke tests measure timing, and on a 2-core machine they disturb each other.
-# -count=1: they run the tutti binary they build, which the test cache cannot see.
+# the real mosquitto broker and the mosquitto_pub/mosquitto_sub clients
+# (scripts/test.sh: one package at a time, a summary of failures at the end).
 test: build
-	$(GO) test -race -p 1 -count=1 -timeout 30m ./...
+	GO=$(GO) scripts/test.sh
 
 # bench runs every benchmark; each prints its figures and, last, one JSON line.
 bench: build
