@@ -53,6 +53,7 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 		case p := <-c.pendingLoads:
 			if c.lease.leading() {
 				c.quorum.add(&p)
+				c.announceSong(p.result.(*loadResult).Song)
 				c.settleReplies()
 			} else {
 				c.reply(p.replyTo, p.req, nil, errLeaseLost)
@@ -329,10 +330,11 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 	}
 }
 
-// replicate announces a loaded song live, so speakers fetch it, and hands
-// the reply to the session loop to wait for a quorum of holders.
+// replicate announces a loaded song live, so speakers fetch it, and has the
+// session loop wait for a quorum of holders before replying. With speakers,
+// the session loop announces it, once it counts their acks: an ack that came
+// before would be lost.
 func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol.Request, song protocol.Song) {
-	c.announceSong(song)
 	var members []string
 	c.mu.Lock()
 	for id := range c.speakers {
@@ -343,6 +345,7 @@ func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol
 	p := pending{replyTo: replyTo, req: req, result: &loadResult{Song: song}, song: song.SHA256,
 		members: members, self: true, deadline: time.Now().Add(songQuorumTimeout)}
 	if len(members) == 0 {
+		c.announceSong(song)
 		p.fill(1)
 		c.reply(replyTo, req, p.result, nil)
 		return
