@@ -56,7 +56,7 @@ func do(t *testing.T, method, url string, body []byte, header ...string) (*http.
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: waitTimeout}).Do(req) // a hung server fails the test, not the run
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestSongServerOverTLS(t *testing.T) {
 	wav := makeWAV(800, 8000, 9)
 	req, _ := http.NewRequest(http.MethodPut, c.SongsURL()+hashOf(wav), bytes.NewReader(wav))
 	req.Header.Set("Authorization", "Bearer "+c.tokens.get())
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}}
+	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{TLSClientConfig: trust}}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +313,7 @@ func TestSongServerOverTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload over TLS: %s", resp.Status)
 	}
-	if _, err := http.Get(c.SongsURL() + hashOf(wav)); err == nil {
+	if _, err := (&http.Client{Timeout: waitTimeout}).Get(c.SongsURL() + hashOf(wav)); err == nil {
 		t.Error("a client that does not trust the CA got through")
 	}
 }
