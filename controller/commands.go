@@ -330,10 +330,10 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 	}
 }
 
-// replicate announces a loaded song live, so speakers fetch it, and has the
-// session loop wait for a quorum of holders before replying. With speakers,
-// the session loop announces it, once it counts their acks: an ack that came
-// before would be lost.
+// replicate has a loaded song announced live, so speakers fetch it, and
+// answers once a quorum of nodes holds it. With speakers to wait for, the
+// session loop makes the announcement once it counts their acks (an ack that
+// came earlier would be lost); without, it is announced and answered here.
 func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol.Request, song protocol.Song) {
 	var members []string
 	c.mu.Lock()
