@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	randv2 "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,7 +46,20 @@ type Options struct {
 	SettleDelay time.Duration
 	// TLS, if set, is used for a tls:// broker URL (trusting the hub's CA).
 	TLS *tls.Config
+	// Version is tutti's version, shown as the software version of the
+	// devices and of the discovery's origin; "" leaves it out.
+	Version string
+	// Clock paces the corrections of configs and the clock diagnostics;
+	// nil means real time.
+	Clock Clock
 }
+
+// Clock is the bridge's source of the time.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
 
 // Bridge publishes tutti's sessions, speakers and controller as Home
 // Assistant devices, kept in step with tutti's retained topics, and turns
@@ -94,6 +108,9 @@ func New(opts Options) (*Bridge, error) {
 	if opts.SettleDelay <= 0 {
 		opts.SettleDelay = 3 * time.Second
 	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
 	b := &Bridge{
 		opts:       opts,
 		log:        opts.Logger.With("component", "homeassistant"),
@@ -108,7 +125,8 @@ func New(opts Options) (*Bridge, error) {
 func (b *Bridge) haStatusTopic() string { return b.opts.Prefix + "/status" }
 
 // configFilter matches every device config under the discovery prefix, so
-// the bridge finds configs of tutti devices an earlier run left behind.
+// the bridge finds configs of tutti devices an earlier run left behind, and
+// sees its own configs when another client changes them.
 func (b *Bridge) configFilter() string { return discoveryTopic(b.opts.Prefix, "+") }
 
 // isTuttiConfig says whether topic is a device config of tutti's.
@@ -145,14 +163,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	m := newModel()
 	published := map[string][]byte{}
 	muted := map[string]int{}
-	// leftovers are retained tutti configs found on the broker; those the
-	// bridge does not publish once tutti's state has arrived are cleared.
-	leftovers := map[string]bool{}
+	guard := newConfigGuard()
+	// Corrections of configs wait until tutti's retained state has
+	// arrived: until then the bridge does not know which devices exist.
 	settled := false
-	var birth, settle *time.Timer
-	var birthC, settleC <-chan time.Time
+	var birth, settle, correct *time.Timer
+	var birthC, settleC, correctC <-chan time.Time
 	defer func() {
-		for _, t := range []*time.Timer{birth, settle} {
+		for _, t := range []*time.Timer{birth, settle, correct} {
 			if t != nil {
 				t.Stop()
 			}
@@ -167,22 +185,22 @@ func (b *Bridge) Run(ctx context.Context) error {
 			birthC = nil
 			b.log.Info("Home Assistant is online: publishing every device again")
 			republish(published)
-			b.sync(client, m, published)
 		case <-settleC:
 			settleC, settled = nil, true
-			b.clearLeftovers(client, leftovers, published)
+		case <-correctC:
+			correctC = nil
 		case <-b.inbox.ready:
 			for _, msg := range b.inbox.take() {
 				switch {
 				case msg.connected:
 					// The broker may have lost what was retained.
 					republish(published)
+					guard.forgetEchoes()
 					settleC = restart(&settle, b.opts.SettleDelay)
-				case msg.retained && len(msg.payload) > 0 && b.isTuttiConfig(msg.topic):
-					leftovers[msg.topic] = true
+				case b.isTuttiConfig(msg.topic):
+					b.checkConfig(guard, published, msg.topic, msg.payload)
 				case strings.HasPrefix(msg.topic, b.opts.Prefix+"/device/"):
-					// The bridge's own configs coming back, or another
-					// application's.
+					// Another application's config.
 				case msg.topic == b.replyTopic:
 					b.logReply(msg.payload)
 				case strings.HasPrefix(msg.topic, haRoot+"/"):
@@ -193,14 +211,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 					}
 					birthC = restart(&birth, b.opts.BirthDelay())
 				default:
-					if err := m.apply(msg.topic, msg.payload); err != nil {
+					if err := m.apply(b.opts.Clock.Now(), msg.topic, msg.payload); err != nil {
 						b.log.Warn("ignoring a tutti message", "topic", msg.topic, "err", err)
 					}
 				}
 			}
-			b.sync(client, m, published)
-			if settled {
-				b.clearLeftovers(client, leftovers, published)
+		}
+		b.sync(client, m, published, guard)
+		if settled {
+			correctC = nil
+			if at, ok := b.correct(client, guard, published); ok {
+				correctC = restart(&correct, at.Sub(b.opts.Clock.Now()))
 			}
 		}
 	}
@@ -216,20 +237,48 @@ func restart(t **time.Timer, d time.Duration) <-chan time.Time {
 	return (*t).C
 }
 
-// clearLeftovers clears, with an empty retained payload, the tutti configs
-// found on the broker that the bridge does not publish: devices an earlier
-// run published that no longer exist (deleted while the bridge was down).
-func (b *Bridge) clearLeftovers(client mqtt.Client, leftovers map[string]bool, published map[string][]byte) {
-	for topic := range leftovers {
-		if _, ok := published[topic]; ok {
-			delete(leftovers, topic)
-			continue
+// checkConfig looks at a tutti device config that came back on the
+// bridge's subscription, and marks it for correction when it is neither
+// what the bridge published nor an empty one of a device the bridge does
+// not publish.
+func (b *Bridge) checkConfig(guard *configGuard, published map[string][]byte, topic string, payload []byte) {
+	now := b.opts.Clock.Now()
+	if guard.superseded(now, topic, payload) {
+		return
+	}
+	want, ours := published[topic]
+	switch {
+	case ours && (want == nil || bytes.Equal(want, payload)):
+		// Unchanged, or about to be published again anyway.
+		return
+	case ours:
+		b.log.Warn("another client changed a config of the bridge's: restoring it", "topic", topic, "payload", truncate(string(payload), 200))
+	case len(payload) == 0:
+		guard.cancel(topic)
+		return
+	}
+	if !guard.schedule(now, topic) {
+		b.log.Warn("too many tutti configs to correct: leaving this one", "topic", topic)
+	}
+}
+
+// correct publishes the corrections guard says are due: a config of the
+// bridge's again, or an empty payload clearing a tutti config the bridge
+// does not publish (a device deleted while the bridge was down, or one
+// another client made up). It returns when the next correction is due.
+func (b *Bridge) correct(client mqtt.Client, guard *configGuard, published map[string][]byte) (time.Time, bool) {
+	now := b.opts.Clock.Now()
+	for _, topic := range guard.due(now) {
+		want, ours := published[topic]
+		if !ours {
+			b.log.Info("clearing the config of a tutti device the bridge does not publish", "topic", topic)
 		}
-		b.log.Info("clearing the config of a tutti device that is gone", "topic", topic)
-		if b.publish(client, topic, nil) {
-			delete(leftovers, topic)
+		guard.sent(now, topic, want)
+		if !b.publish(client, topic, want) {
+			guard.schedule(now, topic)
 		}
 	}
+	return guard.wake()
 }
 
 // onConnect runs on its own goroutine after each (re)connection: with a
@@ -242,7 +291,7 @@ func (b *Bridge) onConnect(client mqtt.Client) {
 		filters[f] = 1
 	}
 	handler := func(_ mqtt.Client, msg mqtt.Message) {
-		b.inbox.put(message{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()})
+		b.inbox.put(message{topic: msg.Topic(), payload: msg.Payload()})
 	}
 	if err := mqttclient.Subscribe(client, filters, handler, b.opts.PublishTimeout); err != nil {
 		b.log.Error("subscribing failed; Home Assistant will not follow tutti until the next reconnect", "err", err)
@@ -250,27 +299,51 @@ func (b *Bridge) onConnect(client mqtt.Client) {
 }
 
 // sync publishes, retained, every config and state that differs from what
-// was last published, and clears those of devices that are gone.
-func (b *Bridge) sync(client mqtt.Client, m *model, published map[string][]byte) {
-	wanted := m.discovery(b.opts.Prefix)
+// was last published, and clears those of devices that are gone: configs
+// first, so Home Assistant removes the entities before their states vanish
+// (their templates would fail on an empty state).
+func (b *Bridge) sync(client mqtt.Client, m *model, published map[string][]byte, guard *configGuard) {
+	wanted := m.discovery(b.opts.Prefix, b.opts.Version)
 	keep := map[string]bool{}
 	for _, r := range wanted {
 		keep[r.topic] = true
 		if old, ok := published[r.topic]; ok && bytes.Equal(old, r.payload) {
 			continue
 		}
-		if b.publish(client, r.topic, r.payload) {
+		if b.publishConfigOrState(client, guard, r.topic, r.payload) {
 			published[r.topic] = r.payload
 		}
 	}
+	var gone []string
 	for topic := range published {
-		if keep[topic] {
-			continue
+		if !keep[topic] {
+			gone = append(gone, topic)
 		}
-		if b.publish(client, topic, nil) {
+	}
+	slices.SortFunc(gone, func(x, y string) int {
+		if cx, cy := b.isTuttiConfig(x), b.isTuttiConfig(y); cx != cy {
+			if cx {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x, y)
+	})
+	for _, topic := range gone {
+		if b.publishConfigOrState(client, guard, topic, nil) {
 			delete(published, topic)
 		}
 	}
+}
+
+// publishConfigOrState publishes one of the bridge's retained messages; a
+// config is recorded in guard, whose echo comes back.
+func (b *Bridge) publishConfigOrState(client mqtt.Client, guard *configGuard, topic string, payload []byte) bool {
+	if b.isTuttiConfig(topic) {
+		guard.sent(b.opts.Clock.Now(), topic, payload)
+		guard.cancel(topic)
+	}
+	return b.publish(client, topic, payload)
 }
 
 // republish makes the next sync publish everything again, and still clear
@@ -340,7 +413,6 @@ type message struct {
 	connected bool
 	topic     string
 	payload   []byte
-	retained  bool // sent because the broker retained it, not published just now
 }
 
 // inbox queues messages without bound, so a paho handler never blocks (one

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -99,6 +100,7 @@ type Device struct {
 	Name         string   `json:"name"`
 	Manufacturer string   `json:"manufacturer"`
 	Model        string   `json:"model"`
+	SWVersion    string   `json:"sw_version,omitempty"`
 	ViaDevice    string   `json:"via_device,omitempty"`
 }
 
@@ -106,6 +108,7 @@ type Device struct {
 // requires it.
 type Origin struct {
 	Name       string `json:"name"`
+	SWVersion  string `json:"sw_version,omitempty"`
 	SupportURL string `json:"support_url,omitempty"`
 }
 
@@ -121,6 +124,7 @@ type Component struct {
 	Platform               string         `json:"platform"`
 	UniqueID               string         `json:"unique_id"`
 	Name                   string         `json:"name"`
+	QoS                    int            `json:"qos"`
 	DeviceClass            string         `json:"device_class,omitempty"`
 	EntityCategory         string         `json:"entity_category,omitempty"`
 	Icon                   string         `json:"icon,omitempty"`
@@ -136,12 +140,20 @@ type Component struct {
 	Mode                   string         `json:"mode,omitempty"`
 	UnitOfMeasurement      string         `json:"unit_of_measurement,omitempty"`
 	StateClass             string         `json:"state_class,omitempty"`
+	DisplayPrecision       *int           `json:"suggested_display_precision,omitempty"`
 	URLTopic               string         `json:"url_topic,omitempty"`
 	Availability           []Availability `json:"availability,omitempty"`
 	AvailabilityMode       string         `json:"availability_mode,omitempty"`
 }
 
-var origin = Origin{Name: "tutti", SupportURL: "https://github.com/tutti-audio/tutti"}
+// qos is the QoS of every topic the bridge's entities use. Components
+// repeat it: older Home Assistant versions do not pass the device's qos down
+// to its components.
+const qos = 1
+
+func origin(version string) Origin {
+	return Origin{Name: "tutti", SWVersion: version, SupportURL: "https://github.com/tutti-audio/tutti"}
+}
 
 // onlineTemplate reads tutti's status payloads, whose last wills say
 // {"online": false}.
@@ -158,7 +170,7 @@ func speakerAvailability(id string) Availability {
 
 func field(name string) string { return "{{ value_json." + name + " }}" }
 
-func ptr(f float64) *float64 { return &f }
+func ptr[T any](v T) *T { return &v }
 
 // entities builds the components of one device, with unique ids derived from
 // the device's tutti id only, so a rename never orphans an entity.
@@ -177,6 +189,7 @@ func (e *entities) add(key, platform, name string, c Component) {
 	c.Platform = platform
 	c.UniqueID = objectID(e.kind, e.id) + "_" + key
 	c.Name = name
+	c.QoS = qos
 	if c.ValueTemplate != "" {
 		c.StateTopic = stateTopic(e.kind, e.id)
 	}
@@ -189,13 +202,14 @@ func (e *entities) command(key string) string { return commandTopic(e.kind, e.id
 // sessions both have.
 func (e *entities) addVolume() {
 	e.add("volume", "number", "Volume", Component{
-		Icon:          "mdi:volume-high",
-		Min:           ptr(0),
-		Max:           ptr(100),
-		Step:          ptr(1),
-		Mode:          "slider",
-		ValueTemplate: field("volume"),
-		CommandTopic:  e.command("volume"),
+		Icon:              "mdi:volume-high",
+		Min:               ptr(0.0),
+		Max:               ptr(100.0),
+		Step:              ptr(1.0),
+		Mode:              "slider",
+		UnitOfMeasurement: "%",
+		ValueTemplate:     field("volume"),
+		CommandTopic:      e.command("volume"),
 	})
 	e.add("mute", "switch", "Mute", Component{
 		Icon:          "mdi:volume-off",
@@ -216,8 +230,9 @@ func connection() Component {
 	}
 }
 
-// controllerConfig describes the controller in charge.
-func controllerConfig(c protocol.ControllerStatus) Discovery {
+// controllerConfig describes the controller in charge. Its name stays the
+// same whichever controller holds the lease; version is the bridge's.
+func controllerConfig(version string) Discovery {
 	e := newEntities(kindController, "")
 	e.add("connection", "binary_sensor", "Connection", connection())
 	e.add("speakers_online", "sensor", "Speakers online", Component{
@@ -225,28 +240,46 @@ func controllerConfig(c protocol.ControllerStatus) Discovery {
 		StateClass:    "measurement",
 		ValueTemplate: field("speakers_online"),
 	})
-	name := "tutti controller"
-	if c.Name != "" {
-		name = "tutti controller " + c.Name
-	}
 	return Discovery{
 		Device: Device{
 			Identifiers:  []string{objectID(kindController, "")},
-			Name:         name,
+			Name:         "tutti controller",
 			Manufacturer: "tutti",
 			Model:        "controller",
+			SWVersion:    version,
 		},
-		Origin:           origin,
+		Origin:           origin(version),
 		Availability:     []Availability{bridgeAvailability},
 		AvailabilityMode: "all",
-		QoS:              1,
+		QoS:              qos,
 		Components:       e.list,
 	}
 }
 
+// Display precisions of the diagnostic durations, in decimals of a ms: the
+// clock offset and sync error are meaningful to about 10 µs, the output
+// latency to 0.1 ms.
+const (
+	clockPrecision   = 2
+	latencyPrecision = 1
+)
+
+// durationMs is a diagnostic sensor of a duration in milliseconds.
+func durationMs(icon, field string, precision int) Component {
+	return Component{
+		DeviceClass:       "duration",
+		EntityCategory:    "diagnostic",
+		Icon:              icon,
+		UnitOfMeasurement: "ms",
+		StateClass:        "measurement",
+		DisplayPrecision:  ptr(precision),
+		ValueTemplate:     field,
+	}
+}
+
 // speakerConfig describes one speaker; sessions are the names its session
-// select offers.
-func speakerConfig(s protocol.SpeakerStatus, a protocol.Assignment, sessions []string) Discovery {
+// select offers, version the bridge's.
+func speakerConfig(s protocol.SpeakerStatus, a protocol.Assignment, sessions []string, version string) Discovery {
 	e := newEntities(kindSpeaker, s.ID)
 	e.addVolume()
 	e.add("session", "select", "Session", Component{
@@ -256,32 +289,14 @@ func speakerConfig(s protocol.SpeakerStatus, a protocol.Assignment, sessions []s
 		CommandTopic:  e.command("session"),
 	})
 	e.add("connection", "binary_sensor", "Connection", connection())
-	e.add("clock_offset", "sensor", "Clock offset", Component{
-		EntityCategory:    "diagnostic",
-		Icon:              "mdi:clock-outline",
-		UnitOfMeasurement: "ms",
-		StateClass:        "measurement",
-		ValueTemplate:     field("clock_offset_ms"),
-	})
-	e.add("sync_error", "sensor", "Sync error", Component{
-		EntityCategory:    "diagnostic",
-		Icon:              "mdi:sine-wave",
-		UnitOfMeasurement: "ms",
-		StateClass:        "measurement",
-		ValueTemplate:     field("sync_error_ms"),
-	})
-	e.add("latency", "sensor", "Output latency", Component{
-		EntityCategory:    "diagnostic",
-		Icon:              "mdi:timer-sand",
-		UnitOfMeasurement: "ms",
-		StateClass:        "measurement",
-		ValueTemplate:     field("latency_ms"),
-	})
+	e.add("clock_offset", "sensor", "Clock offset", durationMs("mdi:clock-outline", field("clock_offset_ms"), clockPrecision))
+	e.add("sync_error", "sensor", "Sync error", durationMs("mdi:sine-wave", field("sync_error_ms"), clockPrecision))
+	e.add("latency", "sensor", "Output latency", durationMs("mdi:timer-sand", field("latency_ms"), latencyPrecision))
 	e.add("calibration", "number", "Latency calibration", Component{
 		EntityCategory:    "config",
 		Icon:              "mdi:tune-vertical",
-		Min:               ptr(-protocol.MaxCalibrationMs),
-		Max:               ptr(protocol.MaxCalibrationMs),
+		Min:               ptr(float64(-protocol.MaxCalibrationMs)),
+		Max:               ptr(float64(protocol.MaxCalibrationMs)),
 		Step:              ptr(0.1),
 		Mode:              "box",
 		UnitOfMeasurement: "ms",
@@ -300,17 +315,27 @@ func speakerConfig(s protocol.SpeakerStatus, a protocol.Assignment, sessions []s
 	return Discovery{
 		Device: Device{
 			Identifiers:  []string{objectID(kindSpeaker, s.ID)},
-			Name:         "tutti speaker " + s.ID,
+			Name:         speakerName(s.ID),
 			Manufacturer: "tutti",
 			Model:        "speaker",
+			SWVersion:    version,
 			ViaDevice:    objectID(kindController, ""),
 		},
-		Origin:           origin,
+		Origin:           origin(version),
 		Availability:     []Availability{bridgeAvailability, controllerAvailability, speakerAvailability(s.ID)},
 		AvailabilityMode: "all",
-		QoS:              1,
+		QoS:              qos,
 		Components:       e.list,
 	}
+}
+
+// speakerName is how a speaker's id reads as a name: "living-room" becomes
+// "Living room". Home Assistant prefixes every entity's name with it
+// ("Living room Volume").
+func speakerName(id string) string {
+	name := strings.NewReplacer("-", " ", "_", " ").Replace(id)
+	first, size := utf8.DecodeRuneInString(name)
+	return string(unicode.ToUpper(first)) + name[size:]
 }
 
 // sessionOptions lists NoSession and every session, sorted, with the one the
@@ -324,8 +349,9 @@ func sessionOptions(sessions []string, assigned string) []string {
 	return append([]string{NoSession}, slices.Compact(names)...)
 }
 
-// sessionConfig describes one session; its playlist fills the playlist select.
-func sessionConfig(info protocol.SessionInfo, pl protocol.Playlist) Discovery {
+// sessionConfig describes one session; its playlist fills the playlist
+// select. version is the bridge's.
+func sessionConfig(info protocol.SessionInfo, pl protocol.Playlist, version string) Discovery {
 	e := newEntities(kindSession, info.Session)
 	for _, b := range []struct{ key, name, icon string }{
 		{protocol.CmdPlay, "Play", "mdi:play"},
@@ -368,12 +394,13 @@ func sessionConfig(info protocol.SessionInfo, pl protocol.Playlist) Discovery {
 			Name:         "tutti " + title,
 			Manufacturer: "tutti",
 			Model:        "session",
+			SWVersion:    version,
 			ViaDevice:    objectID(kindController, ""),
 		},
-		Origin:           origin,
+		Origin:           origin(version),
 		Availability:     []Availability{bridgeAvailability, controllerAvailability},
 		AvailabilityMode: "all",
-		QoS:              1,
+		QoS:              qos,
 		Components:       e.list,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -19,6 +20,7 @@ type model struct {
 type speakerModel struct {
 	status *protocol.SpeakerStatus
 	assign *protocol.Assignment
+	clock  clockReadings
 }
 
 type sessionModel struct {
@@ -44,10 +46,10 @@ var tuttiFilters = []string{
 	protocol.PlaylistFilter,
 }
 
-// apply takes one message of tutti's; an empty payload removes what the
-// topic held. Messages stamped with an older term or sequence than the one
-// held come from a deposed controller and are ignored.
-func (m *model) apply(topic string, payload []byte) error {
+// apply takes one message of tutti's, arrived at now; an empty payload
+// removes what the topic held. Messages stamped with an older term or
+// sequence than the one held come from a deposed controller and are ignored.
+func (m *model) apply(now time.Time, topic string, payload []byte) error {
 	if topic == protocol.ControllerStatusTopic {
 		return decodeInto(payload, &m.controller, protocol.Decode[protocol.ControllerStatus], func(*protocol.ControllerStatus) error { return nil })
 	}
@@ -60,6 +62,9 @@ func (m *model) apply(topic string, payload []byte) error {
 		switch topic {
 		case protocol.SpeakerStatusTopic(id):
 			err = decodeInto(payload, &sp.status, protocol.Decode[protocol.SpeakerStatus], func(s *protocol.SpeakerStatus) error { return sameName("speaker", s.ID, id) })
+			if err == nil && sp.status != nil {
+				sp.clock.follow(now, *sp.status)
+			}
 		case protocol.AssignTopic(id):
 			err = decodeInto(payload, &sp.assign, protocol.Decode[protocol.Assignment], func(a *protocol.Assignment) error {
 				if sp.assign != nil && a.Term < sp.assign.Term {
@@ -151,7 +156,8 @@ type retained struct {
 
 // discovery lists the config of every device the model holds, then their
 // states: Home Assistant must know an entity before its state means anything.
-func (m *model) discovery(prefix string) []retained {
+// version is the bridge's, for the configs.
+func (m *model) discovery(prefix, version string) []retained {
 	var configs, states []retained
 	add := func(kind, id string, config Discovery, state any) {
 		configs = append(configs, retained{discoveryTopic(prefix, objectID(kind, id)), encode(config)})
@@ -169,10 +175,10 @@ func (m *model) discovery(prefix string) []retained {
 			assign = *sp.assign
 		}
 		statuses = append(statuses, status)
-		add(kindSpeaker, id, speakerConfig(status, assign, m.sessionNames()), speakerStateOf(status, assign))
+		add(kindSpeaker, id, speakerConfig(status, assign, m.sessionNames(), version), speakerStateOf(status, assign, sp.clock))
 	}
 	if m.controller != nil {
-		add(kindController, "", controllerConfig(*m.controller), controllerStateOf(*m.controller, statuses))
+		add(kindController, "", controllerConfig(version), controllerStateOf(*m.controller, statuses))
 	}
 	for _, name := range m.sessionNames() {
 		se := m.sessions[name]
@@ -185,7 +191,7 @@ func (m *model) discovery(prefix string) []retained {
 			playlist = *se.playlist
 		}
 		st := sessionStateOf(state, playlist)
-		add(kindSession, name, sessionConfig(*se.info, playlist), st)
+		add(kindSession, name, sessionConfig(*se.info, playlist, version), st)
 		if m.controller != nil && st.NowPlayingAttributes.Song != "" {
 			if url := protocol.ArtURL(m.controller.SongsURL, st.NowPlayingAttributes.Song); url != "" {
 				se.cover = url

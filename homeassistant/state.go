@@ -33,21 +33,22 @@ func controllerStateOf(c protocol.ControllerStatus, speakers []protocol.SpeakerS
 }
 
 type speakerState struct {
-	Connection    string  `json:"connection"`
-	Volume        int     `json:"volume"`
-	Mute          string  `json:"mute"`
-	Session       string  `json:"session"`
-	ClockOffsetMs float64 `json:"clock_offset_ms"`
-	SyncErrorMs   float64 `json:"sync_error_ms"`
-	LatencyMs     float64 `json:"latency_ms"`
-	CalibrationMs float64 `json:"calibration_ms"`
+	Connection    string   `json:"connection"`
+	Volume        int      `json:"volume"`
+	Mute          string   `json:"mute"`
+	Session       string   `json:"session"`
+	ClockOffsetMs *float64 `json:"clock_offset_ms"`
+	SyncErrorMs   *float64 `json:"sync_error_ms"`
+	LatencyMs     float64  `json:"latency_ms"`
+	CalibrationMs float64  `json:"calibration_ms"`
 }
 
 // speakerStateOf reads the volume and session from the assignment (what the
-// controller decided) and the rest from the speaker's own status. tutti has
-// no mute of its own: a speaker is muted when its volume is 0. The sync
-// error is the speaker's bound on its clock offset error.
-func speakerStateOf(s protocol.SpeakerStatus, a protocol.Assignment) speakerState {
+// controller decided), the clock from what the bridge shows of it
+// (deadband.go), and the rest from the speaker's own status. tutti has no
+// mute of its own: a speaker is muted when its volume is 0. The sync error
+// is the speaker's bound on its clock offset error.
+func speakerStateOf(s protocol.SpeakerStatus, a protocol.Assignment, clock clockReadings) speakerState {
 	session := a.Session
 	if session == "" {
 		session = NoSession
@@ -57,8 +58,8 @@ func speakerStateOf(s protocol.SpeakerStatus, a protocol.Assignment) speakerStat
 		Volume:        a.Volume,
 		Mute:          onOff(a.Volume == 0),
 		Session:       session,
-		ClockOffsetMs: ms(s.ClockOffsetNs),
-		SyncErrorMs:   ms(s.ClockErrorNs),
+		ClockOffsetMs: clock.offset.shown(),
+		SyncErrorMs:   clock.syncError.shown(),
 		LatencyMs:     ms(s.LatencyNs),
 		CalibrationMs: ms(s.CalibrationNs),
 	}
@@ -67,9 +68,11 @@ func speakerStateOf(s protocol.SpeakerStatus, a protocol.Assignment) speakerStat
 // ms converts nanoseconds to milliseconds with microsecond resolution.
 func ms(ns int64) float64 { return float64(ns/1000) / 1000 }
 
+// sessionState's NowPlaying is null when nothing is current: its template
+// then renders "None", which Home Assistant's MQTT sensors take as unknown.
 type sessionState struct {
 	State                string     `json:"state"`
-	NowPlaying           string     `json:"now_playing"`
+	NowPlaying           *string    `json:"now_playing"`
 	NowPlayingAttributes nowPlaying `json:"now_playing_attributes"`
 	Volume               int        `json:"volume"`
 	Mute                 string     `json:"mute"`
@@ -107,7 +110,7 @@ func sessionStateOf(st protocol.SessionState, pl protocol.Playlist) sessionState
 		if entry.ID != st.Anchor.Entry {
 			continue
 		}
-		out.NowPlaying = truncate(songLabel(entry), maxState)
+		out.NowPlaying = ptr(truncate(songLabel(entry), maxState))
 		out.NowPlayingAttributes = nowPlaying{
 			Title:     entry.Title,
 			Artist:    entry.Artist,

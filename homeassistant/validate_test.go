@@ -38,6 +38,37 @@ var requiredKeys = map[string][]string{
 	"image":         {}, // url_topic or image_topic, checked below
 }
 
+// deviceKeys and originKeys are the keys Home Assistant allows in the
+// device and origin maps; all tutti uses are strings.
+var (
+	deviceKeys = []string{
+		"identifiers", "connections", "name", "manufacturer", "model", "model_id",
+		"hw_version", "sw_version", "serial_number", "suggested_area", "via_device", "configuration_url",
+	}
+	originKeys = []string{"name", "sw_version", "support_url"}
+)
+
+// deviceClasses lists, per platform, the device classes the validator knows
+// (those tutti uses, and a few neighbours) with the units Home Assistant
+// accepts for each; nil means no unit at all.
+var deviceClasses = map[string]map[string][]string{
+	"sensor": {
+		"duration": {"d", "h", "min", "s", "ms"},
+		"enum":     nil,
+	},
+	"binary_sensor": {"connectivity": nil, "problem": nil},
+	"button":        {"identify": nil, "restart": nil, "update": nil},
+	"switch":        {"outlet": nil, "switch": nil},
+}
+
+// stateClasses are a sensor's state classes; enum sensors take none.
+var stateClasses = []string{"measurement", "total", "total_increasing"}
+
+// nonNumericSensors are the sensor device classes whose state is not a
+// number; any other device class, a unit, a state class or a display
+// precision makes Home Assistant expect a number.
+var nonNumericSensors = []string{"enum", "date", "timestamp"}
+
 var (
 	objectIDPattern  = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 	templateField    = regexp.MustCompile(`^\{\{ value_json\.([a-z_]+) \}\}$`)
@@ -72,9 +103,18 @@ func validateDiscovery(prefix, topic string, payload []byte, state []byte) error
 	if name, _ := device["name"].(string); name == "" {
 		return fmt.Errorf("device has no name")
 	}
+	if err := validateStrings("device", device, deviceKeys, "identifiers"); err != nil {
+		return err
+	}
 	orig, ok := root["origin"].(map[string]any)
 	if name, _ := orig["name"].(string); !ok || name == "" {
 		return fmt.Errorf("origin with a name is required")
+	}
+	if err := validateStrings("origin", orig, originKeys); err != nil {
+		return err
+	}
+	if err := validateQoS(root); err != nil {
+		return fmt.Errorf("root: %w", err)
 	}
 	if err := validateAvailability(root); err != nil {
 		return fmt.Errorf("root: %w", err)
@@ -136,6 +176,12 @@ func validateComponent(c map[string]any, state map[string]any) error {
 	if category, ok := c["entity_category"]; ok && !slices.Contains(entityCategories, category.(string)) {
 		return fmt.Errorf("entity_category %q", category)
 	}
+	if err := validateQoS(c); err != nil {
+		return err
+	}
+	if err := validateUnit(platform, c); err != nil {
+		return err
+	}
 	if _, ok := c["availability"]; ok {
 		if err := validateAvailability(c); err != nil {
 			return err
@@ -164,9 +210,9 @@ func validateComponent(c map[string]any, state map[string]any) error {
 			if err := validateOptions(c["options"]); err != nil {
 				return fmt.Errorf("enum sensor: %w", err)
 			}
-			if _, ok := c["unit_of_measurement"]; ok {
-				return fmt.Errorf("enum sensor with a unit")
-			}
+		}
+		if err := validateSensorNumbers(c); err != nil {
+			return err
 		}
 	}
 	if state == nil || c["value_template"] == nil {
@@ -180,14 +226,25 @@ func validateComponent(c map[string]any, state map[string]any) error {
 	if !ok {
 		return fmt.Errorf("state lacks field %q", m[1])
 	}
+	// Jinja renders a JSON null as "None", which Home Assistant's MQTT
+	// entities take as unknown (sensors of any kind since 2024.10).
 	text := fmt.Sprint(value)
+	if value == nil {
+		text = payloadNone
+	}
 	switch platform {
 	case "sensor":
 		if utf8.RuneCountInString(text) > maxState {
 			return fmt.Errorf("sensor state of %d characters exceeds %d", utf8.RuneCountInString(text), maxState)
 		}
+		if text == payloadNone {
+			break
+		}
 		if c["device_class"] == "enum" && !slices.Contains(anyStrings(c["options"]), text) {
 			return fmt.Errorf("enum state %q is not an option", text)
+		}
+		if _, isNumber := value.(float64); numericSensor(c) && !isNumber {
+			return fmt.Errorf("sensor state %q is not a number, but the sensor expects one", text)
 		}
 	case "select":
 		if text != noOption && !slices.Contains(anyStrings(c["options"]), text) {
@@ -203,6 +260,104 @@ func validateComponent(c map[string]any, state map[string]any) error {
 		}
 	}
 	return nil
+}
+
+// payloadNone is what Home Assistant's MQTT entities take as "unknown".
+const payloadNone = "None"
+
+// validateStrings checks that m holds only the allowed keys, each a
+// non-empty string, except the list keys.
+func validateStrings(what string, m map[string]any, allowed []string, lists ...string) error {
+	for key, v := range m {
+		if !slices.Contains(allowed, key) {
+			return fmt.Errorf("%s key %q is not allowed", what, key)
+		}
+		if slices.Contains(lists, key) {
+			continue
+		}
+		if s, ok := v.(string); !ok || s == "" {
+			return fmt.Errorf("%s %s is %v, want a non-empty string", what, key, v)
+		}
+	}
+	return nil
+}
+
+// validateQoS checks a qos option, if there is one: 0, 1 or 2.
+func validateQoS(m map[string]any) error {
+	v, ok := m["qos"]
+	if !ok {
+		return nil
+	}
+	if q, ok := v.(float64); !ok || (q != 0 && q != 1 && q != 2) {
+		return fmt.Errorf("qos %v", v)
+	}
+	return nil
+}
+
+// validateUnit checks the device class and unit: a known class of the
+// platform, with a unit that class accepts.
+func validateUnit(platform string, c map[string]any) error {
+	unit, hasUnit := c["unit_of_measurement"]
+	if hasUnit {
+		if s, ok := unit.(string); !ok || s == "" {
+			return fmt.Errorf("unit_of_measurement %v", unit)
+		}
+		if platform != "sensor" && platform != "number" {
+			return fmt.Errorf("a %s has no unit_of_measurement", platform)
+		}
+	}
+	class, ok := c["device_class"]
+	if !ok {
+		return nil
+	}
+	units, known := deviceClasses[platform][fmt.Sprint(class)]
+	if !known {
+		return fmt.Errorf("device_class %v is not one the validator knows for %s", class, platform)
+	}
+	if units == nil && hasUnit {
+		return fmt.Errorf("device_class %v takes no unit", class)
+	}
+	if units != nil && !slices.Contains(units, fmt.Sprint(unit)) {
+		return fmt.Errorf("device_class %v takes a unit of %v, not %v", class, units, unit)
+	}
+	return nil
+}
+
+// validateSensorNumbers checks the options of numeric sensors: state class
+// and display precision.
+func validateSensorNumbers(c map[string]any) error {
+	if class, ok := c["state_class"]; ok {
+		if !slices.Contains(stateClasses, fmt.Sprint(class)) {
+			return fmt.Errorf("state_class %v", class)
+		}
+		if slices.Contains(nonNumericSensors, fmt.Sprint(c["device_class"])) {
+			return fmt.Errorf("state_class %v on a %v sensor", class, c["device_class"])
+		}
+	}
+	if p, ok := c["suggested_display_precision"]; ok {
+		if f, ok := p.(float64); !ok || f < 0 || f != float64(int(f)) {
+			return fmt.Errorf("suggested_display_precision %v is not a whole number >= 0", p)
+		}
+		if slices.Contains(nonNumericSensors, fmt.Sprint(c["device_class"])) {
+			return fmt.Errorf("suggested_display_precision on a %v sensor", c["device_class"])
+		}
+	}
+	return nil
+}
+
+// numericSensor says whether Home Assistant expects the sensor's state to
+// be a number.
+func numericSensor(c map[string]any) bool {
+	class, hasClass := c["device_class"]
+	if hasClass && slices.Contains(nonNumericSensors, fmt.Sprint(class)) {
+		return false
+	}
+	for _, key := range []string{"state_class", "unit_of_measurement", "suggested_display_precision"} {
+		if _, ok := c[key]; ok {
+			return true
+		}
+	}
+	return hasClass
 }
 
 // validateAvailability wants a list of topics, and availability mode "all":

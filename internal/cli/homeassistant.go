@@ -27,7 +27,7 @@ func runHomeAssistant(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	b, err := homeassistant.New(homeassistant.Options{BrokerURL: m.broker, Username: user, Password: password,
-		Prefix: *prefix, TLS: tlsConf, Logger: e.log.With("role", "homeassistant")})
+		Prefix: *prefix, TLS: tlsConf, Version: version(), Logger: e.log.With("role", "homeassistant")})
 	if err != nil {
 		return err
 	}
@@ -52,5 +52,5 @@ func (h *bridgeFlags) bridge(brokerURL, user, password string, log *slog.Logger)
 		return nil, nil
 	}
 	return homeassistant.New(homeassistant.Options{BrokerURL: brokerURL, Username: user, Password: password,
-		Prefix: h.prefix, Logger: log.With("role", "homeassistant")})
+		Prefix: h.prefix, Version: version(), Logger: log.With("role", "homeassistant")})
 }

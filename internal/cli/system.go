@@ -129,7 +129,7 @@ func startSystem(ctx context.Context, e *env, cfg systemConfig) (*system, error)
 		g.Go(func() error { return c.Run(ctx) })
 	}
 	if cfg.homeAssistant && cfg.hubURL == "" {
-		bridge, err := homeassistant.New(homeassistant.Options{BrokerURL: sys.brokerURL, Logger: e.log.With("role", "homeassistant")})
+		bridge, err := homeassistant.New(homeassistant.Options{BrokerURL: sys.brokerURL, Version: version(), Logger: e.log.With("role", "homeassistant")})
 		if err != nil {
 			sys.stop()
 			return nil, err
