@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -114,20 +115,25 @@ func soundSince(t *testing.T, s *system, name string, fromNs int64) int64 {
 func TestHomeAssistantEmbeddedBroker(t *testing.T) {
 	s := newSystem(t)
 	s.startTuttiBroker()
-	homeAssistantScenario(t, s)
+	homeAssistantScenario(t, s, false)
 }
 
+// TestHomeAssistantMosquitto runs the scenario on Mosquitto as Home
+// Assistant's add-on runs it, letting any client write anywhere: a client
+// rewrites the bridge's config there, and the bridge restores it.
 func TestHomeAssistantMosquitto(t *testing.T) {
 	s := newSystem(t)
 	s.startMosquitto()
-	homeAssistantScenario(t, s)
+	homeAssistantScenario(t, s, true)
 }
 
 // homeAssistantScenario plays Home Assistant with mosquitto_pub and
 // mosquitto_sub against real processes: a controller, two speakers and the
 // bridge, `tutti homeassistant`. Every entity Home Assistant would use is
-// used, and its effect checked on the speakers and in the states.
-func homeAssistantScenario(t *testing.T, s *system) {
+// used, and its effect checked on the speakers and in the states. With
+// openBroker (a broker that lets anyone write under the discovery prefix),
+// another client also rewrites the session's config.
+func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 	ha := watchHomeAssistant(t, s.brokerPort, "homeassistant/#", protocol.HomeAssistantRoot+"/#", protocol.SpeakerStatusFilter, protocol.AnnounceTopic(protocol.DefaultSession))
 	s.startController()
 	s.startSpeaker("kitchen")
@@ -210,11 +216,37 @@ func homeAssistantScenario(t *testing.T, s *system) {
 		return st.Seq > afterNext.Seq && st.Anchor.Index == 1 && st.Anchor.PositionNs == 0
 	})
 
+	// Devices read naturally and carry tutti's version.
+	var kitchenConfig struct {
+		Device struct {
+			Name      string `json:"name"`
+			SWVersion string `json:"sw_version"`
+		} `json:"device"`
+		Origin struct {
+			SWVersion string `json:"sw_version"`
+		} `json:"origin"`
+	}
+	json.Unmarshal(mustLast(ha, "homeassistant/device/tutti_speaker_kitchen/config"), &kitchenConfig)
+	if kitchenConfig.Device.Name != "Kitchen" || kitchenConfig.Device.SWVersion == "" || kitchenConfig.Origin.SWVersion == "" {
+		t.Errorf("kitchen's device %+v", kitchenConfig)
+	}
+
+	if openBroker {
+		home = restoredAfterRewrite(t, r, ha, home, den)
+	}
+	var denBefore protocol.SpeakerStatus
+	json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &denBefore)
+
 	// Pause: both speakers fall silent.
 	press(t, r, home, protocol.CmdPause, "PRESS")
 	waitFor(t, "the session to pause", 10*time.Second, func() bool { return ha.state(homeState)["state"] == protocol.Paused })
 	time.Sleep(time.Second) // the pause takes effect a lead time ahead
 	quiet := time.Now().UnixNano()
+	var denAfter protocol.SpeakerStatus
+	json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &denAfter)
+	if denAfter.Instance != denBefore.Instance {
+		t.Errorf("pressing Pause restarted the den (instance %s, was %s)", denAfter.Instance, denBefore.Instance)
+	}
 
 	// Identify: a tone on the kitchen speaker only.
 	press(t, r, kitchen, protocol.CmdIdentify, "PRESS")
@@ -294,11 +326,18 @@ func homeAssistantScenario(t *testing.T, s *system) {
 		return n > configs && k > 1
 	})
 
-	// A new session appears; deleted, it is removed.
+	// A new session appears, playing nothing: its now-playing is unknown
+	// (null), not an empty string. Deleted, it is removed.
 	if rep := r.request(protocol.SessionsCommandTopic, `"cmd":"create","session":"party","title":"Party"`); !rep.OK {
 		t.Fatalf("create: %s", rep.Error)
 	}
-	ha.device(t, "tutti_session_party")
+	party := ha.device(t, "tutti_session_party")
+	waitFor(t, "the party's state", 10*time.Second, func() bool { return ha.state(party.Components["now_playing"].StateTopic) != nil })
+	if st := ha.state(party.Components["now_playing"].StateTopic); st["now_playing"] != nil {
+		t.Errorf("idle party's now playing %q, want null", st["now_playing"])
+	} else if _, ok := st["now_playing"]; !ok {
+		t.Errorf("idle party's state has no now_playing: %v", st)
+	}
 	if rep := r.request(protocol.SessionsCommandTopic, `"cmd":"delete","session":"party"`); !rep.OK {
 		t.Fatalf("delete: %s", rep.Error)
 	}
@@ -306,6 +345,33 @@ func homeAssistantScenario(t *testing.T, s *system) {
 		p, n := ha.last("homeassistant/device/tutti_session_party/config")
 		return n > 1 && len(p) == 0
 	})
+}
+
+// restoredAfterRewrite rewrites the session's retained config as another
+// client could on an open broker (another name, and Pause pointed at the
+// den's restart) and waits for the bridge to put its own config back, in
+// the broker too. It returns the session's device as restored.
+func restoredAfterRewrite(t *testing.T, r *remote, ha *haView, home, den haDevice) haDevice {
+	t.Helper()
+	topic := "homeassistant/device/tutti_session_home/config"
+	mine, n := ha.last(topic)
+	forged := strings.Replace(string(mine), home.Components[protocol.CmdPause].CommandTopic, den.Components[protocol.CmdRestart].CommandTopic, 1)
+	forged = strings.Replace(forged, `"name":"tutti `, `"name":"pwned `, 1)
+	if forged == string(mine) {
+		t.Fatalf("the forgery changed nothing in %s", mine)
+	}
+	out, err := exec.Command("mosquitto_pub", "-h", r.host, "-p", r.port, "-q", "1", "-r", "-t", topic, "-m", forged).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mosquitto_pub: %v %s", err, out)
+	}
+	waitFor(t, "the bridge to restore the session's config", 10*time.Second, func() bool {
+		p, m := ha.last(topic)
+		return m >= n+2 && bytes.Equal(p, mine)
+	})
+	if got := r.retained(topic); !bytes.Equal(got, mine) {
+		t.Errorf("the broker retains %s, want the bridge's config", got)
+	}
+	return ha.device(t, "tutti_session_home")
 }
 
 // sessionState reads the default session's retained state.

@@ -328,6 +328,15 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 		t.Error("a device was made from a mismatched status")
 	}
 
+	// Another client rewrites the session's config (another name, Pause
+	// pointed at the speaker's restart), deletes the speaker's and makes up
+	// a tutti device: the bridge puts its own bytes back and clears the
+	// made-up one; another application's config stays.
+	tamperWithConfigs(t, server, ha, prefix)
+	if p, _, n := ha.last(otherTopic); n != 1 || len(p) == 0 {
+		t.Errorf("another application's config touched: %d messages, last %q", n, p)
+	}
+
 	// Home Assistant restarts: after the delay, every config again, then
 	// every state.
 	_, before, _ := ha.last(controllerTopic)
@@ -352,6 +361,19 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 		c, _, _ := ha.last(coverTopic("home"))
 		return n > 1 && len(p) == 0 && len(s) == 0 && len(c) == 0
 	})
+	// Configs go first: Home Assistant removes the entities before their
+	// state vanishes, which their templates could not read.
+	clearedInOrder(t, ha, sessionTopic, stateTopic(kindSession, "home"), coverTopic("home"))
+
+	// A forgotten speaker likewise.
+	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), nil)
+	retain(t, server, protocol.AssignTopic("kitchen"), nil)
+	ha.waitFor(t, "the speaker to be removed", func() bool {
+		p, _, n := ha.last(speakerTopic)
+		s, _, _ := ha.last(stateTopic(kindSpeaker, "kitchen"))
+		return n > 1 && len(p) == 0 && len(s) == 0
+	})
+	clearedInOrder(t, ha, speakerTopic, stateTopic(kindSpeaker, "kitchen"))
 
 	// Stopping marks the bridge offline.
 	if err := stop(); err != nil {
@@ -360,6 +382,50 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	ha.waitFor(t, "the bridge to say it is offline", func() bool {
 		p, _, _ := ha.last(BridgeStatusTopic)
 		return string(p) == "offline"
+	})
+}
+
+// clearedInOrder checks that config was cleared before each of states.
+func clearedInOrder(t *testing.T, ha *recorder, config string, states ...string) {
+	t.Helper()
+	_, configAt, _ := ha.last(config)
+	for _, st := range states {
+		if _, at, _ := ha.last(st); at < configAt {
+			t.Errorf("%s cleared (at %d) before %s (at %d)", st, at, config, configAt)
+		}
+	}
+}
+
+// tamperWithConfigs rewrites the bridge's configs through server, as a
+// client the broker lets write there would, and waits for the bridge to
+// restore them.
+func tamperWithConfigs(t *testing.T, server publisher, ha *recorder, prefix string) {
+	t.Helper()
+	sessionTopic := discoveryTopic(prefix, "tutti_session_home")
+	speakerTopic := discoveryTopic(prefix, "tutti_speaker_kitchen")
+	ghostTopic := discoveryTopic(prefix, "tutti_speaker_ghost")
+	session, _, sessionCount := ha.last(sessionTopic)
+	speaker, _, speakerCount := ha.last(speakerTopic)
+
+	var forged map[string]any
+	if err := json.Unmarshal(session, &forged); err != nil {
+		t.Fatal(err)
+	}
+	forged["device"].(map[string]any)["name"] = "pwned"
+	component(forged, protocol.CmdPause)["command_topic"] = commandTopic(kindSpeaker, "kitchen", protocol.CmdRestart)
+	retain(t, server, sessionTopic, forged)
+	if err := server.Publish(speakerTopic, nil, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	retain(t, server, ghostTopic, Discovery{Device: Device{Name: "ghost", Identifiers: []string{"tutti_speaker_ghost"}}})
+
+	ha.waitFor(t, "the session's and the speaker's configs restored, the made-up one cleared", func() bool {
+		s, _, ns := ha.last(sessionTopic)
+		p, _, np := ha.last(speakerTopic)
+		g, _, ng := ha.last(ghostTopic)
+		return ns >= sessionCount+2 && bytes.Equal(s, session) &&
+			np >= speakerCount+2 && bytes.Equal(p, speaker) &&
+			ng >= 2 && len(g) == 0
 	})
 }
 
