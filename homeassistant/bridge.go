@@ -49,17 +49,7 @@ type Options struct {
 	// Version is tutti's version, shown as the software version of the
 	// devices and of the discovery's origin; "" leaves it out.
 	Version string
-	// Clock paces the corrections of configs and the clock diagnostics;
-	// nil means real time.
-	Clock Clock
 }
-
-// Clock is the bridge's source of the time.
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // Bridge publishes tutti's sessions, speakers and controller as Home
 // Assistant devices, kept in step with tutti's retained topics, and turns
@@ -107,9 +97,6 @@ func New(opts Options) (*Bridge, error) {
 	}
 	if opts.SettleDelay <= 0 {
 		opts.SettleDelay = 3 * time.Second
-	}
-	if opts.Clock == nil {
-		opts.Clock = realClock{}
 	}
 	b := &Bridge{
 		opts:       opts,
@@ -211,7 +198,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 					}
 					birthC = restart(&birth, b.opts.BirthDelay())
 				default:
-					if err := m.apply(b.opts.Clock.Now(), msg.topic, msg.payload); err != nil {
+					if err := m.apply(time.Now(), msg.topic, msg.payload); err != nil {
 						b.log.Warn("ignoring a tutti message", "topic", msg.topic, "err", err)
 					}
 				}
@@ -221,7 +208,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if settled {
 			correctC = nil
 			if at, ok := b.correct(client, guard, published); ok {
-				correctC = restart(&correct, at.Sub(b.opts.Clock.Now()))
+				correctC = restart(&correct, at.Sub(time.Now()))
 			}
 		}
 	}
@@ -242,7 +229,7 @@ func restart(t **time.Timer, d time.Duration) <-chan time.Time {
 // what the bridge published nor an empty one of a device the bridge does
 // not publish.
 func (b *Bridge) checkConfig(guard *configGuard, published map[string][]byte, topic string, payload []byte) {
-	now := b.opts.Clock.Now()
+	now := time.Now()
 	if guard.superseded(now, topic, payload) {
 		return
 	}
@@ -251,9 +238,10 @@ func (b *Bridge) checkConfig(guard *configGuard, published map[string][]byte, to
 	case ours && (want == nil || bytes.Equal(want, payload)):
 		// Unchanged, or about to be published again anyway.
 		return
-	case ours:
+	case ours && !guard.pending(topic):
+		// Logged once per correction, however often the client writes.
 		b.log.Warn("another client changed a config of the bridge's: restoring it", "topic", topic, "payload", truncate(string(payload), 200))
-	case len(payload) == 0:
+	case !ours && len(payload) == 0:
 		guard.cancel(topic)
 		return
 	}
@@ -267,9 +255,12 @@ func (b *Bridge) checkConfig(guard *configGuard, published map[string][]byte, to
 // does not publish (a device deleted while the bridge was down, or one
 // another client made up). It returns when the next correction is due.
 func (b *Bridge) correct(client mqtt.Client, guard *configGuard, published map[string][]byte) (time.Time, bool) {
-	now := b.opts.Clock.Now()
+	now := time.Now()
 	for _, topic := range guard.due(now) {
 		want, ours := published[topic]
+		if ours && want == nil {
+			continue // sync failed to publish it, and will try again
+		}
 		if !ours {
 			b.log.Info("clearing the config of a tutti device the bridge does not publish", "topic", topic)
 		}
@@ -340,7 +331,7 @@ func (b *Bridge) sync(client mqtt.Client, m *model, published map[string][]byte,
 // config is recorded in guard, whose echo comes back.
 func (b *Bridge) publishConfigOrState(client mqtt.Client, guard *configGuard, topic string, payload []byte) bool {
 	if b.isTuttiConfig(topic) {
-		guard.sent(b.opts.Clock.Now(), topic, payload)
+		guard.sent(time.Now(), topic, payload)
 		guard.cancel(topic)
 	}
 	return b.publish(client, topic, payload)

@@ -116,6 +116,12 @@ func (g *configGuard) schedule(now time.Time, topic string) bool {
 	return true
 }
 
+// pending says whether topic is marked for correction.
+func (g *configGuard) pending(topic string) bool {
+	c, ok := g.topics[topic]
+	return ok && c.pending
+}
+
 // cancel unmarks topic: the bridge published what belongs there anyway.
 func (g *configGuard) cancel(topic string) {
 	if c, ok := g.topics[topic]; ok {
