@@ -1,6 +1,7 @@
 package homeassistant
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -56,5 +57,47 @@ func TestClockReadingsFollowMeaningfulChanges(t *testing.T) {
 	c.follow(at.Add(10*clockMinInterval), protocol.SpeakerStatus{ID: "kitchen"})
 	if *c.offset.shown() != 9 {
 		t.Errorf("the last will moved the offset to %v", *c.offset.shown())
+	}
+}
+
+// TestWobblingClockKeepsSpeakerState: statuses every 2 s whose clock figures
+// wobble within the deadbands leave the speaker's state, as the bridge
+// publishes it, byte for byte the same; a real change shows.
+func TestWobblingClockKeepsSpeakerState(t *testing.T) {
+	status, assign := testSpeaker()
+	m := newModel()
+	start := time.Unix(1_000_000, 0)
+	apply := func(at time.Time, topic string, msg any) {
+		t.Helper()
+		if err := m.apply(at, topic, protocol.Encode(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	speakerState := func() []byte {
+		for _, r := range m.discovery("homeassistant", testVersion) {
+			if r.topic == stateTopic(kindSpeaker, "kitchen") {
+				return r.payload
+			}
+		}
+		t.Fatal("no speaker state")
+		return nil
+	}
+	apply(start, protocol.AssignTopic("kitchen"), assign)
+	apply(start, protocol.SpeakerStatusTopic("kitchen"), status)
+	first := speakerState()
+	for i := range 150 {
+		wobbling := status
+		wobbling.ClockOffsetNs += int64(i%3) * 400_000
+		wobbling.ClockErrorNs += int64(i%2) * 200_000
+		apply(start.Add(time.Duration(i)*2*time.Second), protocol.SpeakerStatusTopic("kitchen"), wobbling)
+		if got := speakerState(); !bytes.Equal(got, first) {
+			t.Fatalf("status %d changed the state:\n%s\nwas\n%s", i, got, first)
+		}
+	}
+	moved := status
+	moved.ClockOffsetNs += 3_000_000
+	apply(start.Add(10*time.Minute), protocol.SpeakerStatusTopic("kitchen"), moved)
+	if got := speakerState(); bytes.Equal(got, first) {
+		t.Errorf("a 3 ms move of the offset did not show: %s", got)
 	}
 }
