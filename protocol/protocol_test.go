@@ -279,24 +279,38 @@ func roundTrip[T any, P interface {
 
 func TestReplyTopic(t *testing.T) {
 	for _, tc := range []struct {
-		in, want string
-		ok       bool
+		in, user, want string
+		ok             bool
 	}{
-		{"", DefaultReplyTopic, true},
-		{"tutti/reply", "tutti/reply", true},
-		{"tutti/reply/ha-1", "tutti/reply/ha-1", true},
-		{"me/replies", "me/replies", true},
-		{"tutti/replyx", DefaultReplyTopic, false},
-		{"tutti/session/home/state", DefaultReplyTopic, false},
-		{"me/#", DefaultReplyTopic, false},
-		{"me/+/x", DefaultReplyTopic, false},
-		{"$SYS/x", DefaultReplyTopic, false},
-		{"a\x00b", DefaultReplyTopic, false},
-		{strings.Repeat("a", 1025), DefaultReplyTopic, false},
+		// Anonymous requests (a demo broker): anywhere below tutti/reply.
+		{"", "", DefaultReplyTopic, true},
+		{"tutti/reply", "", "tutti/reply", true},
+		{"tutti/reply/ha-1", "", "tutti/reply/ha-1", true},
+		{"me/replies", "", DefaultReplyTopic, false},
+		{"tutti/replyx", "", DefaultReplyTopic, false},
+		{"tutti/session/home/state", "", DefaultReplyTopic, false},
+		{"me/#", "", DefaultReplyTopic, false},
+		{"me/+/x", "", DefaultReplyTopic, false},
+		{"$SYS/x", "", DefaultReplyTopic, false},
+		{"a\x00b", "", DefaultReplyTopic, false},
+		{"tutti/reply/" + strings.Repeat("a", 1025), "", DefaultReplyTopic, false},
+		// Signed requests: only below the signer's own reply topic.
+		{"", "alice", "tutti/reply/alice", true},
+		{"tutti/reply/alice", "alice", "tutti/reply/alice", true},
+		{"tutti/reply/alice/cli-1", "alice", "tutti/reply/alice/cli-1", true},
+		{"tutti/reply", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/bob", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/bob/cli-1", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/alicex", "alice", "tutti/reply/alice", false},
+		{"alice/replies", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/alice/#", "alice", "tutti/reply/alice", false},
 	} {
-		got, err := ReplyTopic(tc.in)
+		got, err := ReplyTopic(tc.in, tc.user)
 		if got != tc.want || (err == nil) != tc.ok {
-			t.Errorf("ReplyTopic(%.20q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
+			t.Errorf("ReplyTopic(%.30q, %q) = %q, %v; want %q, ok %v", tc.in, tc.user, got, err, tc.want, tc.ok)
 		}
+	}
+	if got := UserReplyTopic(""); got != DefaultReplyTopic {
+		t.Errorf("UserReplyTopic of anonymous = %q", got)
 	}
 }
