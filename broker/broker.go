@@ -57,8 +57,8 @@ type Options struct {
 	// (the bridge) may write, and Home Assistant its own status; members
 	// may not read it.
 	HomeAssistantPrefix string
-	Clock   Clock        // times lease expiries and publish limits; nil = real time
-	Logger  *slog.Logger // nil = slog.Default()
+	Clock               Clock        // times lease expiries and publish limits; nil = real time
+	Logger              *slog.Logger // nil = slog.Default()
 }
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
