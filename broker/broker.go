@@ -52,13 +52,14 @@ type Options struct {
 	// certs).
 	TLSAddr string
 	TLS     *tls.Config
+	Clock   Clock        // times lease expiries and publish limits; nil = real time
+	Logger  *slog.Logger // nil = slog.Default()
+
 	// HomeAssistantPrefix is Home Assistant's MQTT discovery prefix ("" =
 	// protocol.HomeAssistantPrefix): below it only admins and controllers
 	// (the bridge) may write, and Home Assistant its own status; members
 	// may not read it.
 	HomeAssistantPrefix string
-	Clock               Clock        // times lease expiries and publish limits; nil = real time
-	Logger              *slog.Logger // nil = slog.Default()
 }
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
