@@ -83,19 +83,29 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 	s.mustTutti("alice", "enqueue", shaA)
 	s.mustTutti("alice", "play")
 
-	// Before den exists bob may still subscribe to every session's state,
-	// every speaker's status and all of the bridge's topics.
-	bob := s.watch("bob", "#", "tutti/#", "tutti/reply/#", protocol.HomeAssistantPrefix+"/#",
-		"tutti/session/+/state", protocol.SpeakerStatusFilter, "tutti/ha/#", "tutti/sessions/#", "tutti/library/#",
+	// Den, for alice only. (A new session is open to every member until
+	// its grant is in force.)
+	s.mustTutti("admin", "create", "den", "The den")
+	s.mustTutti("admin", "grant", "den", "alice", "alice", "alice")
+	if out := s.mustTutti("bob", "sessions"); strings.Contains(out, "den") {
+		t.Fatalf("bob's list has den: %s", out)
+	}
+
+	// Bob subscribes to everything he can think of. His wildcards over the
+	// speakers are allowed while none plays den, and stop delivering s2 once
+	// it does.
+	bob := s.watch("bob", "#", "tutti/#", "tutti/reply/#", protocol.HomeAssistantPrefix+"/#", "tutti/session/+/state",
+		"tutti/ha/#", "tutti/speaker/#", "tutti/ha/speaker/#", "tutti/sessions/#", "tutti/library/#",
 		"tutti/session/home/#", "tutti/controller/#", protocol.UserReplyTopic("bob")+"/#")
 	admin := s.watch("admin", "#")
 	bridge := start(t, "homeassistant", tuttiBin, "homeassistant", "--broker", s.tlsURL(), "--ca", s.ca,
 		"--user", "bridge", "--password-file", s.passwordFile("bridge"))
+	waitFor(t, "the bridge's state of s2", 20*time.Second, func() bool {
+		return bob.has(func(l string) bool { return strings.HasPrefix(l, "tutti/ha/speaker/s2/state ") })
+	})
 
-	// Den, for alice only; the admin lists the sessions with their ACLs;
-	// alice plays den and moves s2 there.
-	s.mustTutti("admin", "create", "den", "The den")
-	s.mustTutti("admin", "grant", "den", "alice", "alice", "alice")
+	// The admin lists the sessions with their ACLs; alice plays den and
+	// moves s2 there.
 	if out := s.mustTutti("admin", "sessions"); !strings.Contains(out, "den") {
 		t.Fatalf("the admin's list has no den: %s", out)
 	}
@@ -138,8 +148,9 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 	s.tryPub("bob", "-t", protocol.HomeAssistantStatus(protocol.HomeAssistantPrefix), "-m", "online from bob")
 	s.tryPub("ha", "-t", protocol.HomeAssistantStatus(protocol.HomeAssistantPrefix), "-m", "online from ha")
 
-	// Markers: what came before each is delivered before it.
-	for _, user := range []string{"admin", "alice", "s1", "bob", "ha"} {
+	// Markers: what came before each is delivered before it (s1 may publish
+	// none; its forgeries were dropped before their PUBACK).
+	for _, user := range []string{"admin", "alice", "bob", "ha"} {
 		marker := "e2e/done/" + user
 		s.tryPub(user, "-t", marker, "-m", "done")
 		for _, w := range []*watcher{bob, admin} {
@@ -168,11 +179,13 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 			t.Errorf("bob received a Home Assistant discovery topic: %.300s", l)
 		}
 	}
-	// What he must have: his own reply, home's state, s1's status.
+	// What he must have: his own reply, home's state, s1's and (before it
+	// joined den) s2's status.
 	for what, prefix := range map[string]string{
 		"his own reply": protocol.UserReplyTopic("bob") + "/cli-",
 		"home's state":  protocol.SessionStateTopic("home") + " ",
 		"s1's status":   protocol.SpeakerStatusTopic("s1") + " ",
+		"s2's status":   protocol.SpeakerStatusTopic("s2") + " ",
 	} {
 		if !bob.has(func(l string) bool { return strings.HasPrefix(l, prefix) }) {
 			t.Errorf("bob did not receive %s", what)
