@@ -135,3 +135,24 @@ func TestSpeakerRepliesOnlyToItsCommands(t *testing.T) {
 		t.Error("speaker connected with a last will on a reply topic")
 	}
 }
+
+// FuzzSpeakerCommands sends a request and a reply of any bytes: the broker
+// never panics, allows a reply only on the topic the speaker would answer
+// on, and remembers a bounded number of requests.
+func FuzzSpeakerCommands(f *testing.F) {
+	f.Add([]byte(`{"cmd":"identify","req_id":"1","reply_to":"tutti/reply/alice"}`), "tutti/reply/alice", []byte(`{"v":1,"ok":true,"req_id":"1"}`))
+	f.Add([]byte(`{"cmd":`), "tutti/reply", []byte(`{"v":1,"ok":false,"req_id":""}`))
+	f.Add([]byte(`{"cmd":"status","reply_to":"x/+"}`), "x/+", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, request []byte, topic string, reply []byte) {
+		c := newSpeakerCommands(newFakeClock())
+		c.sent("kitchen", request)
+		req, _ := protocol.DecodeRequest(request, protocol.SpeakerCommands)
+		where, _ := protocol.ReplyTopic(req.ReplyTo, "")
+		if c.answer("kitchen", topic, reply) && topic != where {
+			t.Errorf("a reply on %q allowed; the speaker answers on %q", topic, where)
+		}
+		if len(c.pending) > 1 {
+			t.Errorf("%d requests remembered after one", len(c.pending))
+		}
+	})
+}

@@ -277,6 +277,35 @@ func roundTrip[T any, P interface {
 	}
 }
 
+// FuzzReplyTopic: whatever a request names, its reply goes below the
+// asker's own reply topic, to a plain topic name: the reply_to itself when
+// accepted, the asker's default topic when refused.
+func FuzzReplyTopic(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"", ""}, {"tutti/reply/alice/cli-1", "alice"}, {"tutti/reply/bob", "alice"}, {"tutti/reply", ""},
+		{"tutti/reply/#", "alice"}, {"x/+", ""}, {"tutti/reply/alice\x00", "alice"}, {"tutti/reply/alicex", "alice"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, replyTo, user string) {
+		if ValidName(user) != nil {
+			user = "" // the controller knows only valid names as signers
+		}
+		own := UserReplyTopic(user)
+		got, err := ReplyTopic(replyTo, user)
+		switch {
+		case got != own && !strings.HasPrefix(got, own+"/"):
+			t.Errorf("ReplyTopic(%q, %q) = %q: outside %s", replyTo, user, got, own)
+		case strings.ContainsAny(got, "+#\x00") || len(got) > maxReplyTopicLen:
+			t.Errorf("ReplyTopic(%q, %q) = %q: not a plain topic name", replyTo, user, got)
+		case err == nil && replyTo != "" && got != replyTo:
+			t.Errorf("ReplyTopic(%q, %q) = %q: accepted, yet elsewhere", replyTo, user, got)
+		case err != nil && got != own:
+			t.Errorf("ReplyTopic(%q, %q) = %q, %v: refused, yet not on %s", replyTo, user, got, err, own)
+		}
+	})
+}
+
 func TestReplyTopic(t *testing.T) {
 	for _, tc := range []struct {
 		in, user, want string
