@@ -20,6 +20,8 @@ type authHook struct {
 	allowAnonymous bool
 	clients        *mqtt.Clients     // the broker's clients, to guard client ids
 	sessions       *sessionDirectory // session ACLs and speaker assignments
+	speakerCmds    *speakerCommands  // requests sent to speakers, which they may answer
+	haPrefix       string            // Home Assistant's discovery prefix
 	limiter        *publishLimiter   // nil: no limit
 	logger         *slog.Logger
 }
@@ -52,7 +54,7 @@ func (h *authHook) accessOf(cl *mqtt.Client) (access, bool) {
 	if !ok {
 		return access{}, false
 	}
-	return access{role: u.Role, name: u.Name, sessions: h.sessions}, true
+	return access{role: u.Role, name: u.Name, sessions: h.sessions, speakerCommands: h.speakerCmds, haPrefix: h.haPrefix}, true
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -78,7 +80,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	// mochi publishes a last will without any ACL check, so the will topic
 	// is checked here, as if the client published it now.
 	a, _ := h.accessOf(cl)
-	if pk.Connect.WillFlag && !a.mayPublish(pk.Connect.WillTopic, pk.Connect.WillPayload) {
+	if pk.Connect.WillFlag && !a.mayWill(pk.Connect.WillTopic, pk.Connect.WillPayload) {
 		return refuse("last will to a topic the user may not publish: " + pk.Connect.WillTopic)
 	}
 	// Nor does a will pass OnPublish, where session infos and assignments
@@ -134,6 +136,9 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if !ok || !a.mayPublish(pk.TopicName, pk.Payload) {
 		h.logger.Warn("mqtt publish refused", "user", a.name, "role", a.role, "client", cl.ID, "topic", pk.TopicName)
 		return pk, packets.CodeSuccessIgnore
+	}
+	if id, ok := protocol.SpeakerFromTopic(pk.TopicName); ok && pk.TopicName == protocol.SpeakerCommandTopic(id) {
+		h.speakerCmds.sent(id, pk.Payload)
 	}
 	return pk, nil
 }

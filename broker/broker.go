@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,12 @@ type Options struct {
 	TLS     *tls.Config
 	Clock   Clock        // times lease expiries and publish limits; nil = real time
 	Logger  *slog.Logger // nil = slog.Default()
+
+	// HomeAssistantPrefix is Home Assistant's MQTT discovery prefix ("" =
+	// protocol.HomeAssistantPrefix): below it only admins and controllers
+	// (the bridge) may write, and Home Assistant its own status; members
+	// may not read it.
+	HomeAssistantPrefix string
 }
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
@@ -169,7 +176,15 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		limiter = newPublishLimiter(rate, burst, clock, logger)
 	}
 	sessions := newSessionDirectory()
-	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions, limiter: limiter, logger: logger}
+	haPrefix := opts.HomeAssistantPrefix
+	switch {
+	case haPrefix == "":
+		haPrefix = protocol.HomeAssistantPrefix
+	case strings.ContainsAny(haPrefix, "+#") || strings.HasPrefix(haPrefix, "/") || strings.HasSuffix(haPrefix, "/") || inTutti(haPrefix):
+		return nil, fmt.Errorf("broker: Home Assistant prefix %q must be a topic without wildcards or outer slashes, outside %s/", haPrefix, protocol.Root)
+	}
+	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions,
+		speakerCmds: newSpeakerCommands(clock), haPrefix: haPrefix, limiter: limiter, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: auth hook: %w", err)
 	}

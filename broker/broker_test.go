@@ -363,8 +363,8 @@ func TestMemberACL(t *testing.T) {
 	observer := mustConnect(t, b, admin, "observer")
 	seen := subscribe(t, observer, "#")
 	member := mustConnect(t, b, bob, "bob")
-	if code := trySubscribe(t, member, "tutti/#", func(paho.Client, paho.Message) {}); code > 2 {
-		t.Errorf("member may not subscribe tutti/# (code %#x)", code)
+	if code := trySubscribe(t, member, protocol.UserReplyTopic(bob.name)+"/#", func(paho.Client, paho.Message) {}); code > 2 {
+		t.Errorf("member may not subscribe to its replies (code %#x)", code)
 	}
 
 	signedSession := protocol.UserTopic(protocol.SessionCommandTopic("home"), bob.name)
@@ -379,6 +379,11 @@ func TestMemberACL(t *testing.T) {
 	publish(t, member, protocol.PlaylistTopic("home"), true, "forged playlist")
 	publish(t, member, protocol.SpeakerStatusTopic("kitchen"), true, "forged status")
 	publish(t, member, protocol.DefaultReplyTopic, false, "forged reply")
+	publish(t, member, protocol.UserReplyTopic(admin.name), false, "forged reply")
+	// Home Assistant's discovery topics are the bridge's, and its status
+	// Home Assistant's.
+	publish(t, member, protocol.HomeAssistantPrefix+"/device/tutti_session_home/config", true, "forged config")
+	publish(t, member, protocol.HomeAssistantStatus(protocol.HomeAssistantPrefix), false, "online")
 	checkOnly(t, member, "bob/replies", seen, signedSession, signedLibrary, "bob/replies")
 	if got := retainedTopics(b); len(got) != 0 {
 		t.Errorf("retained %q, want nothing", got)

@@ -41,8 +41,37 @@ func newSessionDirectory() *sessionDirectory {
 func (d *sessionDirectory) sees(session, user string) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
+	return d.seesLocked(session, user)
+}
+
+// seesLocked is sees with d.mu held.
+func (d *sessionDirectory) seesLocked(session, user string) bool {
 	acl, known := d.acls[session]
 	return !known || protocol.Allows(acl.See, user)
+}
+
+// seesSpeaker reports whether member user may read speaker's topics, which
+// show what it plays: those of a speaker assigned to a session the user
+// sees, or to none.
+func (d *sessionDirectory) seesSpeaker(speaker, user string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	session := d.assigned[speaker]
+	return session == "" || d.seesLocked(session, user)
+}
+
+// seesAllSpeakers reports whether member user may read every known
+// speaker's topics: the condition for a filter with a wildcard at the
+// speaker level.
+func (d *sessionDirectory) seesAllSpeakers(user string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, session := range d.assigned {
+		if session != "" && !d.seesLocked(session, user) {
+			return false
+		}
+	}
+	return true
 }
 
 // seesAll reports whether member user may read every known session: the

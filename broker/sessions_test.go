@@ -240,3 +240,92 @@ func TestUnreadableSessionInfoDropped(t *testing.T) {
 		t.Errorf("drop not logged:\n%s", log.String())
 	}
 }
+
+// TestMemberReadsOnlyWhatItMaySee gives bob every wide subscription the
+// broker grants him while carol uses attic: none delivers carol's requests
+// or replies, attic's speaker or the bridge's view of it, even after a
+// speaker he saw moves into attic; his own requests and replies come
+// through.
+func TestMemberReadsOnlyWhatItMaySee(t *testing.T) {
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, ctl, bob, carol)})
+	controller := mustConnect(t, b, ctl, "controller")
+	publish(t, controller, protocol.SessionInfoTopic("home"), true, infoMsg("home", protocol.Everyone))
+	publish(t, controller, protocol.SessionInfoTopic("attic"), true, infoMsg("attic", atticACL))
+	publish(t, controller, protocol.AssignTopic("kitchen"), true, assignMsg("kitchen", "home"))
+	publish(t, controller, protocol.AssignTopic("loft"), true, assignMsg("loft", "attic"))
+	bobC := mustConnect(t, b, bob, "bob")
+	carolC := mustConnect(t, b, carol, "carol")
+
+	for _, filter := range []string{
+		"#", "tutti/#", "+/#", protocol.DefaultReplyTopic + "/#", protocol.UserReplyTopic(carol.name), "tutti/reply/+/cli-1",
+		protocol.SpeakerStatusFilter, protocol.SpeakerStatusTopic("loft"), "tutti/ha/#", "tutti/ha/session/attic/#",
+		"tutti/ha/speaker/loft/state", protocol.HomeAssistantPrefix + "/#", protocol.UserTopic(protocol.SessionsCommandTopic, carol.name),
+	} {
+		if !refused(t, bobC, filter) {
+			t.Errorf("bob may subscribe to %s", filter)
+		}
+	}
+	seen := make(chan string, 100)
+	for _, filter := range []string{
+		"tutti/session/home/#", "tutti/sessions/#", "tutti/library/#", protocol.UserReplyTopic(bob.name) + "/#",
+		"tutti/speaker/kitchen/#", "tutti/ha/session/home/#", "tutti/ha/speaker/kitchen/#", "elsewhere/#",
+	} {
+		if code := trySubscribe(t, bobC, filter, func(_ paho.Client, m paho.Message) { seen <- m.Topic() + " " + string(m.Payload()) }); code > 2 {
+			t.Fatalf("bob may not subscribe to %s (code %#x)", filter, code)
+		}
+	}
+
+	carolAsks := []string{
+		protocol.UserTopic(protocol.SessionCommandTopic("home"), carol.name),
+		protocol.UserTopic(protocol.SessionsCommandTopic, carol.name),
+		protocol.UserTopic(protocol.LibraryCommandTopic, carol.name),
+	}
+	for _, topic := range carolAsks {
+		publish(t, carolC, topic, false, `{"cmd":"status","reply_to":"tutti/reply/carol/cli-1"}`)
+	}
+	bobAsks := protocol.UserTopic(protocol.SessionCommandTopic("home"), bob.name)
+	publish(t, bobC, bobAsks, false, `{"cmd":"status","reply_to":"tutti/reply/bob/cli-1"}`)
+	bobReply := protocol.UserReplyTopic(bob.name) + "/cli-1"
+	publish(t, controller, protocol.UserReplyTopic(carol.name)+"/cli-1", false, "carol's reply")
+	publish(t, controller, bobReply, false, "bob's reply")
+	publish(t, controller, protocol.SessionCommandTopic("home"), false, "an anonymous request")
+	kitchenStatus, kitchenState := protocol.SpeakerStatusTopic("kitchen"), "tutti/ha/speaker/kitchen/state"
+	publish(t, controller, kitchenStatus, true, "kitchen plays home")
+	publish(t, controller, kitchenState, true, "kitchen plays home")
+	publish(t, controller, "tutti/ha/session/attic/state", true, "attic plays")
+	// Kitchen moves into attic: bob's older subscriptions stop delivering it.
+	publish(t, controller, protocol.AssignTopic("kitchen"), true, assignMsg("kitchen", "attic"))
+	publish(t, controller, kitchenStatus, true, "kitchen plays attic")
+	publish(t, controller, kitchenState, true, "kitchen plays attic")
+	publish(t, controller, protocol.SpeakerCommandTopic("kitchen"), false, `{"cmd":"identify"}`)
+	// Each client's publishes are delivered in order: a marker from each
+	// comes after whatever of theirs bob receives.
+	marker := protocol.UserReplyTopic(bob.name) + "/marker"
+	publish(t, controller, marker, false, "marker")
+	publish(t, carolC, "elsewhere/carol", false, "marker")
+	publish(t, bobC, "elsewhere/bob", false, "marker")
+	var got []string
+	for markers := 0; markers < 3; {
+		select {
+		case m := <-seen:
+			if strings.HasSuffix(m, " marker") {
+				markers++
+				continue
+			}
+			got = append(got, m)
+		case <-time.After(testWait):
+			t.Fatalf("the markers did not arrive; got %q", got)
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		bobAsks + ` {"cmd":"status","reply_to":"tutti/reply/bob/cli-1"}`, bobReply + " bob's reply",
+		kitchenStatus + " kitchen plays home", kitchenState + " kitchen plays home",
+		protocol.SessionInfoTopic("home") + " " + infoMsg("home", protocol.Everyone),
+		protocol.AssignTopic("kitchen") + " " + assignMsg("kitchen", "home"),
+	}
+	slices.Sort(want)
+	if got = slices.Compact(got); !slices.Equal(got, want) {
+		t.Errorf("bob received %q, want %q", got, want)
+	}
+}

@@ -15,7 +15,7 @@ func TestAnnounce(t *testing.T) {
 	roles := map[string]string{"root": roleAdmin, "alice": roleMember, "bob": roleMember} // only read
 	startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(), Clock: shared,
 		Roles: func(user string) string { return roles[user] }})
-	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
 	heard := newTestClient(t, broker, protocol.AnnounceTopic("home"))
 	var lease protocol.Lease
 	if err := json.Unmarshal(retained(t, broker, protocol.LeaseTopic), &lease); err != nil || lease.Term == 0 {

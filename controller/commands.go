@@ -166,7 +166,7 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 		commands = protocol.SessionsCommands
 	}
 	req, decodeErr := protocol.DecodeRequest(msg.payload, commands)
-	replyTo, replyErr := protocol.ReplyTopic(req.ReplyTo)
+	replyTo, replyErr := replyTopic(req, user, signed)
 	who, err := c.askerFor(msg.topic, user, signed)
 	err = cmp.Or(err, decodeErr, replyErr)
 	var result any
@@ -185,6 +185,17 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 		return
 	}
 	c.reply(replyTo, req, result, err)
+}
+
+// replyTopic is where to answer req, signed by user if signed: its reply_to
+// if that lies below the user's own reply topic (which only that user may
+// read), else the user's own reply topic, where a refusal goes. A request
+// whose signature is not a valid name counts as anonymous.
+func replyTopic(req protocol.Request, user string, signed bool) (string, error) {
+	if !signed {
+		user = ""
+	}
+	return protocol.ReplyTopic(req.ReplyTo, user)
 }
 
 // askerFor accepts or refuses the sender of a request that came on topic,
@@ -312,9 +323,9 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 				continue // the holder answers
 			}
 			req, decodeErr := protocol.DecodeRequest(msg.payload, protocol.LibraryCommands)
-			replyTo, replyErr := protocol.ReplyTopic(req.ReplyTo)
 			// Everyone askerFor accepts may use the library.
 			_, user, signed := protocol.CommandTopic(msg.topic)
+			replyTo, replyErr := replyTopic(req, user, signed)
 			_, err := c.askerFor(msg.topic, user, signed)
 			err = cmp.Or(err, decodeErr, replyErr)
 			var result any

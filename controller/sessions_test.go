@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,7 +26,7 @@ func (tc *testClient) ask(topic, user, payload string) protocol.Reply {
 		topic = protocol.UserTopic(topic, user)
 	}
 	payload = strings.TrimSuffix(payload, "}") + `,"req_id":"` + id + `"}`
-	return tc.request(topic, protocol.DefaultReplyTopic, id, payload)
+	return tc.request(topic, protocol.UserReplyTopic(user), id, payload)
 }
 
 // mustAsk is ask for a request that must succeed; it decodes the result
@@ -100,7 +101,7 @@ func TestRightsAreChecked(t *testing.T) {
 	var rolesMu sync.Mutex // Roles is called on the controller's goroutines
 	c, _ := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(), Sessions: []string{"home", "kitchen"},
 		Roles: func(user string) string { rolesMu.Lock(); defer rolesMu.Unlock(); return roles[user] }})
-	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
 	newFakeSpeakers(t, broker, "k1")
 	assignmentIs(t, broker, "k1", "home")
 
@@ -173,7 +174,7 @@ func TestJoinLeaveAndSpeakerVolume(t *testing.T) {
 	broker := startBroker(t)
 	dataDir := t.TempDir()
 	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: dataDir, Sessions: []string{"home", "kitchen"}})
-	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
 	newFakeSpeakers(t, broker, "k1", "k2")
 	newFakeSpeakersIn(t, broker, "kitchen", "k3")
 	newFakeSpeakersIn(t, broker, "attic", "k4") // no such session: the default one
@@ -252,7 +253,7 @@ func TestSessionsCommands(t *testing.T) {
 	a, _ := startController(t, optsA)
 	optsB := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl}
 	runController(t, optsB) // a standby: it mirrors what a does
-	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
 	newFakeSpeakers(t, broker, "g1")
 	assignmentIs(t, broker, "g1", "home")
 	sessions := protocol.SessionsCommandTopic
@@ -368,7 +369,7 @@ func TestForgetSpeaker(t *testing.T) {
 	a, _ := startController(t, optsA)
 	optsB := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "b"}
 	b, _ := runController(t, optsB) // a standby: it mirrors the forget
-	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
 	newFakeSpeakers(t, broker, "k1", "k2")
 	assignmentIs(t, broker, "k1", "home")
 	assignmentIs(t, broker, "k2", "home")
@@ -518,7 +519,7 @@ func TestFetchTokenRotates(t *testing.T) {
 func TestCommandRateLimit(t *testing.T) {
 	broker := startBroker(t)
 	startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir()})
-	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
 	home := protocol.SessionCommandTopic("home")
 	const sent = 200 // sent at once; at 20/s after a burst of 40, most are refused
 	start := time.Now()
@@ -546,4 +547,50 @@ func TestCommandRateLimit(t *testing.T) {
 	}
 	// Another user has a bucket of its own.
 	tc.mustAsk(home, "alice", `{"cmd":"status"}`, nil)
+}
+
+// TestRepliesGoToTheAsker: a signed request is answered below its signer's
+// own reply topic, which only that user may read; a reply_to anywhere else
+// (another user's, the anonymous one) is refused there, and nothing goes
+// where it pointed.
+func TestRepliesGoToTheAsker(t *testing.T) {
+	broker := startBroker(t)
+	startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(),
+		Roles: func(user string) string { return roleMember }})
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
+	home := protocol.UserTopic(protocol.SessionCommandTopic("home"), "alice")
+	library := protocol.UserTopic(protocol.LibraryCommandTopic, "alice")
+	own := protocol.UserReplyTopic("alice")
+
+	for _, topic := range []string{home, library} {
+		cmd := `"cmd":"status"`
+		if topic == library {
+			cmd = `"cmd":"search","query":"x"`
+		}
+		for i, replyTo := range []string{"", own, own + "/cli-1"} {
+			id := fmt.Sprint("ok", i)
+			payload := fmt.Sprintf(`{%s,"req_id":%q,"reply_to":%q}`, cmd, id, replyTo)
+			want := cmp.Or(replyTo, own)
+			if r := tc.request(topic, want, id, payload); !r.OK {
+				t.Errorf("%s to %q: %+v", topic, replyTo, r)
+			}
+		}
+		for i, replyTo := range []string{protocol.UserReplyTopic("bob") + "/cli-1", protocol.DefaultReplyTopic, "alice/replies", "tutti/reply/alicex"} {
+			id := fmt.Sprint("refused", i)
+			payload := fmt.Sprintf(`{%s,"req_id":%q,"reply_to":%q}`, cmd, id, replyTo)
+			if r := tc.request(topic, own, id, payload); r.OK || !strings.Contains(r.Error, "reply_to") {
+				t.Errorf("%s to %q: %+v, want a refusal on %s", topic, replyTo, r, own)
+			}
+		}
+	}
+	// Nothing reached bob's topic: each reply came before the next request,
+	// so a marker there comes after whatever did.
+	tc.publish(protocol.UserReplyTopic("bob"), []byte("marker"))
+	for {
+		m := tc.next(protocol.UserReplyTopic("bob"), func([]byte) bool { return true })
+		if string(m) == "marker" {
+			break
+		}
+		t.Errorf("a reply reached bob's topic: %s", m)
+	}
 }

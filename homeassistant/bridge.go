@@ -101,7 +101,7 @@ func New(opts Options) (*Bridge, error) {
 	b := &Bridge{
 		opts:       opts,
 		log:        opts.Logger.With("component", "homeassistant"),
-		replyTopic: protocol.DefaultReplyTopic + "/" + opts.ClientID,
+		replyTopic: protocol.UserReplyTopic(opts.Username) + "/" + opts.ClientID,
 	}
 	b.inbox.ready = make(chan struct{}, 1)
 	return b, nil

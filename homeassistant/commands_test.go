@@ -109,7 +109,7 @@ func (r *commandRig) expectOn(topic string, commands []string, kind, id, compone
 	if err != nil {
 		r.t.Fatalf("%s %q: %v", component, payload, err)
 	}
-	if got.ReplyTo != protocol.DefaultReplyTopic+"/ha-test" || !strings.HasPrefix(got.ReqID, "ha-test-") {
+	if got.ReplyTo != protocol.UserReplyTopic(haUser)+"/ha-test" || !strings.HasPrefix(got.ReqID, "ha-test-") {
 		r.t.Errorf("%s %q: reply_to %q, req_id %q", component, payload, got.ReplyTo, got.ReqID)
 	}
 	got.ReplyTo, got.ReqID = "", ""
@@ -209,7 +209,7 @@ func TestBadCommandsPublishNothing(t *testing.T) {
 func TestRefusedReplyIsLogged(t *testing.T) {
 	r := startCommandRig(t)
 	reply := protocol.Reply{V: 1, OK: false, Cmd: protocol.CmdPlay, ReqID: "ha-test-1", Error: "user ha may not control session home"}
-	if err := r.server.Publish(protocol.DefaultReplyTopic+"/ha-test", protocol.Encode(reply), false, 1); err != nil {
+	if err := r.server.Publish(protocol.UserReplyTopic(haUser)+"/ha-test", protocol.Encode(reply), false, 1); err != nil {
 		t.Fatal(err)
 	}
 	r.controller.waitFor(t, "the refusal to be logged", func() bool {

@@ -277,26 +277,69 @@ func roundTrip[T any, P interface {
 	}
 }
 
+// FuzzReplyTopic: whatever a request names, its reply goes below the
+// asker's own reply topic, to a plain topic name: the reply_to itself when
+// accepted, the asker's default topic when refused.
+func FuzzReplyTopic(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"", ""}, {"tutti/reply/alice/cli-1", "alice"}, {"tutti/reply/bob", "alice"}, {"tutti/reply", ""},
+		{"tutti/reply/#", "alice"}, {"x/+", ""}, {"tutti/reply/alice\x00", "alice"}, {"tutti/reply/alicex", "alice"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, replyTo, user string) {
+		if ValidName(user) != nil {
+			user = "" // the controller knows only valid names as signers
+		}
+		own := UserReplyTopic(user)
+		got, err := ReplyTopic(replyTo, user)
+		switch {
+		case got != own && !strings.HasPrefix(got, own+"/"):
+			t.Errorf("ReplyTopic(%q, %q) = %q: outside %s", replyTo, user, got, own)
+		case strings.ContainsAny(got, "+#\x00") || len(got) > maxReplyTopicLen:
+			t.Errorf("ReplyTopic(%q, %q) = %q: not a plain topic name", replyTo, user, got)
+		case err == nil && replyTo != "" && got != replyTo:
+			t.Errorf("ReplyTopic(%q, %q) = %q: accepted, yet elsewhere", replyTo, user, got)
+		case err != nil && got != own:
+			t.Errorf("ReplyTopic(%q, %q) = %q, %v: refused, yet not on %s", replyTo, user, got, err, own)
+		}
+	})
+}
+
 func TestReplyTopic(t *testing.T) {
 	for _, tc := range []struct {
-		in, want string
-		ok       bool
+		in, user, want string
+		ok             bool
 	}{
-		{"", DefaultReplyTopic, true},
-		{"tutti/reply", "tutti/reply", true},
-		{"tutti/reply/ha-1", "tutti/reply/ha-1", true},
-		{"me/replies", "me/replies", true},
-		{"tutti/replyx", DefaultReplyTopic, false},
-		{"tutti/session/home/state", DefaultReplyTopic, false},
-		{"me/#", DefaultReplyTopic, false},
-		{"me/+/x", DefaultReplyTopic, false},
-		{"$SYS/x", DefaultReplyTopic, false},
-		{"a\x00b", DefaultReplyTopic, false},
-		{strings.Repeat("a", 1025), DefaultReplyTopic, false},
+		// Anonymous requests (a demo broker): anywhere below tutti/reply.
+		{"", "", DefaultReplyTopic, true},
+		{"tutti/reply", "", "tutti/reply", true},
+		{"tutti/reply/ha-1", "", "tutti/reply/ha-1", true},
+		{"me/replies", "", DefaultReplyTopic, false},
+		{"tutti/replyx", "", DefaultReplyTopic, false},
+		{"tutti/session/home/state", "", DefaultReplyTopic, false},
+		{"me/#", "", DefaultReplyTopic, false},
+		{"me/+/x", "", DefaultReplyTopic, false},
+		{"$SYS/x", "", DefaultReplyTopic, false},
+		{"a\x00b", "", DefaultReplyTopic, false},
+		{"tutti/reply/" + strings.Repeat("a", 1025), "", DefaultReplyTopic, false},
+		// Signed requests: only below the signer's own reply topic.
+		{"", "alice", "tutti/reply/alice", true},
+		{"tutti/reply/alice", "alice", "tutti/reply/alice", true},
+		{"tutti/reply/alice/cli-1", "alice", "tutti/reply/alice/cli-1", true},
+		{"tutti/reply", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/bob", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/bob/cli-1", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/alicex", "alice", "tutti/reply/alice", false},
+		{"alice/replies", "alice", "tutti/reply/alice", false},
+		{"tutti/reply/alice/#", "alice", "tutti/reply/alice", false},
 	} {
-		got, err := ReplyTopic(tc.in)
+		got, err := ReplyTopic(tc.in, tc.user)
 		if got != tc.want || (err == nil) != tc.ok {
-			t.Errorf("ReplyTopic(%.20q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
+			t.Errorf("ReplyTopic(%.30q, %q) = %q, %v; want %q, ok %v", tc.in, tc.user, got, err, tc.want, tc.ok)
 		}
+	}
+	if got := UserReplyTopic(""); got != DefaultReplyTopic {
+		t.Errorf("UserReplyTopic of anonymous = %q", got)
 	}
 }

@@ -15,8 +15,21 @@ const Root = "tutti"
 // DefaultSession is the session a speaker and a command use when none is named.
 const DefaultSession = "home"
 
-// DefaultReplyTopic receives replies to requests that name no reply_to.
+// DefaultReplyTopic receives the replies to anonymous requests (a demo
+// broker) that name no reply_to. Every reply topic lies in its subtree:
+// UserReplyTopic.
 const DefaultReplyTopic = Root + "/reply"
+
+// UserReplyTopic is where the requests signed by user are answered when
+// they name no reply_to, and its subtree is the only place their reply_to
+// may name: the broker lets user read no other reply topic, so nobody reads
+// another's replies. Anonymous requests (user "") get DefaultReplyTopic.
+func UserReplyTopic(user string) string {
+	if user == "" {
+		return DefaultReplyTopic
+	}
+	return DefaultReplyTopic + "/" + user
+}
 
 // Topics of the controller.
 const (
@@ -128,6 +141,15 @@ func AckTopic(id string) string { return Root + "/speaker/" + id + "/ack" }
 // turns into tutti requests.
 const HomeAssistantRoot = Root + "/ha"
 
+// HomeAssistantPrefix is Home Assistant's MQTT discovery prefix by
+// default: device configs below it, and its own status (HomeAssistantStatus)
+// at <prefix>/status. Only the bridge writes configs there.
+const HomeAssistantPrefix = "homeassistant"
+
+// HomeAssistantStatus is where Home Assistant announces itself ("online"
+// when it starts: its birth message) under discovery prefix prefix.
+func HomeAssistantStatus(prefix string) string { return prefix + "/status" }
+
 // HomeAssistantCommandFilter matches every command topic of the bridge:
 // tutti/ha/<kind>/<id>/<entity>/set.
 const HomeAssistantCommandFilter = HomeAssistantRoot + "/+/+/+/set"
@@ -215,20 +237,33 @@ func ValidName(name string) error {
 	return nil
 }
 
-// ReplyTopic checks a request's reply_to, for whoever answers it: a topic
-// name (no wildcards, which would get the answerer disconnected), below
-// tutti/ only in DefaultReplyTopic's subtree. It returns where to answer: a
-// refused one is replaced by DefaultReplyTopic, where the error goes.
-func ReplyTopic(replyTo string) (string, error) {
+// maxReplyTopicLen bounds a reply_to: tutti's own are a few dozen bytes.
+const maxReplyTopicLen = 1024
+
+// ReplyTopic checks the reply_to of a request signed by user ("" for an
+// anonymous one, or one whose signer the answerer does not know, such as a
+// speaker command), for whoever answers it: a topic name (no wildcards,
+// which would get the answerer disconnected) in UserReplyTopic(user)'s
+// subtree. It returns where to answer: a refused one is replaced by
+// UserReplyTopic(user), where the error goes.
+func ReplyTopic(replyTo, user string) (string, error) {
+	own := UserReplyTopic(user)
 	switch {
 	case replyTo == "":
-		return DefaultReplyTopic, nil
-	case strings.ContainsAny(replyTo, "+#\x00") || strings.HasPrefix(replyTo, "$") || len(replyTo) > 1024:
-		return DefaultReplyTopic, fmt.Errorf("reply_to %q refused: not a plain topic name", replyTo)
-	case strings.HasPrefix(replyTo, Root+"/") && replyTo != DefaultReplyTopic &&
-		!strings.HasPrefix(replyTo, DefaultReplyTopic+"/"):
-		return DefaultReplyTopic, fmt.Errorf("reply_to %q refused: below %s/ only %s/... is allowed",
-			replyTo, Root, DefaultReplyTopic)
+		return own, nil
+	case strings.ContainsAny(replyTo, "+#\x00") || len(replyTo) > maxReplyTopicLen:
+		return own, fmt.Errorf("reply_to %q refused: not a plain topic name", truncate(replyTo))
+	case replyTo != own && !strings.HasPrefix(replyTo, own+"/"):
+		return own, fmt.Errorf("reply_to %q refused: replies go to %s or below it", truncate(replyTo), own)
 	}
 	return replyTo, nil
+}
+
+// truncate shortens what an error quotes of a refused reply_to.
+func truncate(s string) string {
+	const max = 100
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
 }

@@ -103,9 +103,12 @@ func (s *Speaker) calibrate(ms *float64) error {
 	return nil
 }
 
-// reply publishes the one reply every request gets, without waiting.
+// reply publishes the one reply every request gets, without waiting. The
+// speaker's command topic is not signed, so the reply_to is checked as an
+// anonymous request's; tutti's broker lets the speaker publish only the
+// reply to a request it was sent, on the topic that request named.
 func (s *Speaker) reply(req protocol.Request, result any, err error) mqtt.Token {
-	to, toErr := protocol.ReplyTopic(req.ReplyTo)
+	to, toErr := protocol.ReplyTopic(req.ReplyTo, "")
 	if toErr != nil {
 		s.log.Warn("speaker command: reply sent to the default reply topic", "err", toErr)
 		if err == nil {

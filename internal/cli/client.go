@@ -59,7 +59,9 @@ func dial(ctx context.Context, f clientFlags) (*client, error) {
 		return nil, err
 	}
 	id := randomID()
-	c := &client{user: user, replyTo: protocol.DefaultReplyTopic + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
+	// Replies to a user's requests go below its own reply topic, the only
+	// one the broker lets it read.
+	c := &client{user: user, replyTo: protocol.UserReplyTopic(user) + "/cli-" + id, replies: make(chan protocol.Reply, 16), timeout: f.timeout}
 	tlsConf, err := f.mqtt.tls()
 	if err != nil {
 		return nil, err

@@ -133,6 +133,7 @@ func (c *certFlags) files(defaultDir string) (certs.Files, error) {
 
 type brokerFlags struct {
 	listen, data, users, tlsListen string
+	haPrefix                       string // Home Assistant's discovery prefix, which members may not use
 	certs                          certFlags
 	demo, answerClock              bool
 }
@@ -147,7 +148,7 @@ func (b *brokerFlags) register(fs *flag.FlagSet) {
 
 func (b *brokerFlags) options(e *env) (broker.Options, error) {
 	o := broker.Options{Addr: b.listen, DataDir: b.data, UsersFile: b.users, AllowAnonymous: b.demo,
-		AnswerClock: b.answerClock, Logger: e.log.With("role", "broker")}
+		AnswerClock: b.answerClock, HomeAssistantPrefix: b.haPrefix, Logger: e.log.With("role", "broker")}
 	if b.tlsListen == "" {
 		return o, nil
 	}
@@ -225,6 +226,7 @@ func runBroker(ctx context.Context, e *env, args []string) error {
 	bf.register(fs)
 	fs.StringVar(&bf.data, "data", "tutti-data/broker", "directory for the broker's persisted retained messages")
 	fs.BoolVar(&bf.answerClock, "clock", false, "be the time master: answer speakers' clock probes (run controllers with --clock-from-broker)")
+	fs.StringVar(&bf.haPrefix, "ha-prefix", protocol.HomeAssistantPrefix, "Home Assistant's MQTT discovery prefix, where only admins, controllers (the bridge) and Home Assistant's status may write")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -287,6 +289,7 @@ func runHub(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	bf.data, cf.data = filepath.Join(*data, "broker"), filepath.Join(*data, "controller")
+	bf.haPrefix = hf.prefix
 	cf.open, cf.users, cf.certs = bf.demo, bf.users, bf.certs
 	// The broker is the time master: its clock stays when controllers change.
 	bf.answerClock, cf.clockFromBroker = true, true
