@@ -16,8 +16,9 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// DefaultPrefix is Home Assistant's default discovery prefix.
-const DefaultPrefix = "homeassistant"
+// DefaultPrefix is Home Assistant's default discovery prefix; the broker's
+// ACL guards the same prefix by default.
+const DefaultPrefix = protocol.HomeAssistantPrefix
 
 // haRoot holds every topic the bridge owns.
 const haRoot = protocol.HomeAssistantRoot
