@@ -401,3 +401,33 @@ func currentLease(a *leaseArbiter) heldLease {
 	}
 	return *a.lease
 }
+
+// TestOnlyControllersClaim: an admin's lease claim is dropped, and no one
+// may leave a last will on the lease topic (a will skips the arbiter): an
+// admin's will of term 1000 was once retained when it died, and the
+// controllers then counted terms from 1000.
+func TestOnlyControllersClaim(t *testing.T) {
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), Clock: newFakeClock()})
+	seen := observe(t, b)
+	adminC := mustConnect(t, b, admin, "alice-laptop")
+	publish(t, adminC, protocol.LeaseTopic, true, leaseMsg(1000, "admin"))
+	checkDelivered(t, adminC, seen)
+	if got := retainedLease(b); got != "" {
+		t.Errorf("retained lease %s after an admin's claim", got)
+	}
+
+	willOnLease := func(o *paho.ClientOptions) { o.SetWill(protocol.LeaseTopic, leaseMsg(1000, "admin"), 1, true) }
+	if _, err := connect(t, b, admin, "alice-will", willOnLease); err == nil {
+		t.Error("an admin connected with a last will on the lease topic")
+	}
+	if _, err := connect(t, b, ctl, "ctl-will", willOnLease); err == nil {
+		t.Error("a controller connected with a last will on the lease topic")
+	}
+
+	c := mustConnect(t, b, ctl, "ctl-a")
+	publish(t, c, protocol.LeaseTopic, false, leaseMsg(1, "a"))
+	checkDelivered(t, c, seen, leaseMsg(1, "a"))
+	if got := retainedLease(b); got != leaseMsg(1, "a") {
+		t.Errorf("retained lease %s, want the controller's term 1", got)
+	}
+}

@@ -14,10 +14,12 @@ import (
 // Every login costs a bcrypt comparison, tens of milliseconds of CPU by
 // design. Password guessing from many connections at once would take the
 // hub's CPU from everyone (16 guessing threads slowed others' commands 15
-// times), so logins checks at most loginSlots passwords at a time, and a
-// source address that keeps failing waits longer and longer before its
-// next password is checked at all. Only the failing source waits: a user
-// logging in from another address is not locked out. And an unknown user
+// times), so logins checks at most loginSlots passwords at a time, one
+// at a time per source address, and a source that keeps failing waits
+// longer and longer before its next password is checked at all. Only the
+// failing source waits: a user logging in from another address is not
+// locked out, and waits for at most one check per other source before its
+// own. And an unknown user
 // is refused only after a comparison of the same cost, so that the time of
 // a refusal does not tell which user names exist.
 
@@ -55,7 +57,14 @@ type logins struct {
 
 	mu       sync.Mutex
 	failures map[string]*loginFailures // by source (sourceOf)
+	turns    map[string]*sourceTurn    // sources with logins being checked or waiting
 	dummies  map[int][]byte            // a hash of no one's password, per bcrypt cost
+}
+
+// sourceTurn lets one login of a source at a time be checked.
+type sourceTurn struct {
+	token   chan struct{} // held by the login being checked
+	waiting int           // logins holding or waiting for the token
 }
 
 // loginFailures are a source's recent failed logins.
@@ -66,7 +75,7 @@ type loginFailures struct {
 
 func newLogins(users *userDirectory, clock Clock) *logins {
 	return &logins{users: users, clock: clock, slots: make(chan struct{}, loginSlots),
-		failures: map[string]*loginFailures{}, dummies: map[int][]byte{}}
+		failures: map[string]*loginFailures{}, turns: map[string]*sourceTurn{}, dummies: map[int][]byte{}}
 }
 
 // verify checks the login of cl as user name with password, and says why
@@ -77,10 +86,11 @@ func (l *logins) verify(cl *mqtt.Client, name string, password []byte) string {
 	if wait := l.wait(source); wait > 0 {
 		return fmt.Sprintf("too many failed logins from %s: next password checked in %v", source, wait.Round(time.Millisecond))
 	}
+	defer l.takeTurn(source)()
 	l.slots <- struct{}{}
 	defer func() { <-l.slots }()
 	// Failures of this source may have come in while this login waited
-	// for a slot: 16 guesses sent at once get 5 checks, not 16.
+	// for its turn: 16 guesses sent at once get 5 checks, not 16.
 	if wait := l.wait(source); wait > 0 {
 		return fmt.Sprintf("too many failed logins from %s: next password checked in %v", source, wait.Round(time.Millisecond))
 	}
@@ -103,6 +113,28 @@ func (l *logins) verify(cl *mqtt.Client, name string, password []byte) string {
 		c.login.Store(&credential{user: u.Name, hash: u.PasswordHash})
 	}
 	return ""
+}
+
+// takeTurn waits until no other login of source is being checked, and
+// returns the function that ends this one's turn.
+func (l *logins) takeTurn(source string) (done func()) {
+	l.mu.Lock()
+	t, ok := l.turns[source]
+	if !ok {
+		t = &sourceTurn{token: make(chan struct{}, 1)}
+		l.turns[source] = t
+	}
+	t.waiting++
+	l.mu.Unlock()
+	t.token <- struct{}{}
+	return func() {
+		<-t.token
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if t.waiting--; t.waiting == 0 {
+			delete(l.turns, source)
+		}
+	}
 }
 
 // wait returns how long source must still wait before its next password

@@ -1,0 +1,197 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tutti-audio/tutti/certs"
+)
+
+// attacker is a second loopback address: on Linux all of 127/8 reaches
+// the broker on 127.0.0.1, so the attack comes from its own source while
+// the legitimate clients connect from 127.0.0.1.
+var attacker = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+
+// dialFrom opens a TCP connection to addr from the local address from.
+func dialFrom(t *testing.T, from *net.TCPAddr, addr string) net.Conn {
+	t.Helper()
+	conn, err := (&net.Dialer{LocalAddr: from, Timeout: testWait}).Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// closedAfter waits until the broker closes conn and returns how long that
+// took from start; it fails the test if conn is still open after wait.
+func closedAfter(conn net.Conn, start time.Time, wait time.Duration) (time.Duration, error) {
+	conn.SetReadDeadline(start.Add(wait))
+	_, err := io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return 0, errors.New("still open")
+	}
+	return time.Since(start), nil
+}
+
+// TestSilentConnectionsClosed opens 300 TCP connections that never send
+// CONNECT, 100 TLS ones that never start the handshake and a few that
+// stop halfway through a CONNECT, all from one source: the broker closes
+// those beyond its cap per source at once and the others at
+// ConnectTimeout, while a client from another address logs in and gets
+// its messages through.
+func TestSilentConnectionsClosed(t *testing.T) {
+	files, err := certs.Ensure(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverConf, err := certs.ServerConfig(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin, bob), TLSAddr: "127.0.0.1:0", TLS: serverConf})
+
+	start := time.Now()
+	var silent []net.Conn
+	for range 300 {
+		silent = append(silent, dialFrom(t, attacker, b.Addr()))
+	}
+	for range 100 {
+		silent = append(silent, dialFrom(t, attacker, b.TLSAddr()))
+	}
+	// A CONNECT announcing 100 bytes, of which only 2 come.
+	for range 5 {
+		conn := dialFrom(t, attacker, b.Addr())
+		if _, err := conn.Write([]byte{0x10, 100, 0, 4}); err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, conn)
+	}
+
+	// Meanwhile a member logs in over TCP, an admin over TLS, and a
+	// message goes from one to the other.
+	loggedIn := time.Now()
+	member := mustConnect(t, b, bob, "bob-phone")
+	conf, err := certs.ClientConfig(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overTLS, err := connect(t, b, admin, "alice-laptop", func(o *paho.ClientOptions) {
+		o.Servers = nil
+		o.AddBroker("ssl://" + b.TLSAddr()).SetTLSConfig(conf)
+	})
+	if err != nil {
+		t.Fatalf("login over TLS during the attack: %v", err)
+	}
+	got := subscribe(t, overTLS, "bob/news")
+	publish(t, member, "bob/news", false, "hello")
+	if m := receive(t, got); m.payload != "hello" {
+		t.Errorf("got %+v", m)
+	}
+	t.Logf("two logins and a round trip during the attack: %v", time.Since(loggedIn))
+
+	// Every silent connection is closed: those beyond the cap at once,
+	// the others at the deadline.
+	var (
+		mu        sync.Mutex
+		atOnce    int
+		slowest   time.Duration
+		stillOpen int
+		wg        sync.WaitGroup
+	)
+	for _, conn := range silent {
+		wg.Go(func() {
+			took, err := closedAfter(conn, start, ConnectTimeout+testWait)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				stillOpen++
+			case took < ConnectTimeout/2:
+				atOnce++
+			}
+			slowest = max(slowest, took)
+		})
+	}
+	wg.Wait()
+	if stillOpen > 0 {
+		t.Fatalf("%d of %d silent connections still open %v after they were made", stillOpen, len(silent), ConnectTimeout+testWait)
+	}
+	if want := len(silent) - maxPendingPerSource; atOnce < want {
+		t.Errorf("%d connections closed at once, want at least %d (all beyond the %d per source)", atOnce, want, maxPendingPerSource)
+	}
+	// The deadline is set at accept, after the dial: a busy machine may
+	// take a while to get there, hence the slack.
+	if slowest > ConnectTimeout+3*time.Second {
+		t.Errorf("the last silent connection was closed after %v, want about %v", slowest, ConnectTimeout)
+	}
+	t.Logf("%d of %d closed at once, the last after %v", atOnce, len(silent), slowest)
+	if !member.IsConnectionOpen() || !overTLS.IsConnectionOpen() {
+		t.Error("a logged-in client lost its connection")
+	}
+	waitForLog(t, log, "mqtt connections refused")
+}
+
+// TestConnectionCap: beyond MaxConnections, a new connection is closed at
+// once; when one ends, the next gets in.
+func TestConnectionCap(t *testing.T) {
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, bob), MaxConnections: 3})
+	mustConnect(t, b, admin, "alice-1")
+	mustConnect(t, b, admin, "alice-2")
+	last := mustConnect(t, b, bob, "bob-1")
+	if _, err := connect(t, b, bob, "bob-2", func(o *paho.ClientOptions) { o.SetConnectTimeout(3 * time.Second) }); err == nil {
+		t.Fatal("a fourth connection got in with MaxConnections 3")
+	}
+	last.Disconnect(0)
+	// The broker counts the connection out once it sees it close.
+	deadline := time.Now().Add(testWait)
+	for {
+		_, err := connect(t, b, bob, "bob-3", func(o *paho.ClientOptions) { o.SetConnectTimeout(3 * time.Second) })
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection accepted after one of three ended: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestConnectionCapOption(t *testing.T) {
+	if _, err := connectionCap(-1); err == nil {
+		t.Error("negative MaxConnections accepted")
+	}
+	if got, _ := connectionCap(7); got != 7 {
+		t.Errorf("MaxConnections 7 gave a cap of %d", got)
+	}
+	if got, _ := connectionCap(0); got < 1 || got > DefaultMaxConnections {
+		t.Errorf("default cap %d, want 1 to %d", got, DefaultMaxConnections)
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	for remote, want := range map[string]string{
+		"192.168.1.20:51000":              "192.168.1.20",
+		"[::ffff:192.168.1.20]:51000":     "192.168.1.20",
+		"[2001:db8:1:2:3:4:5:6]:1883":     "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:1883":     "2001:db8:1:2::/64",
+		"[fe80::1%eth0]:1883":             "fe80::/64",
+		"not an address":                  "not an address",
+		"[2001:db8:1:3:3:4:5:6]:1883":     "2001:db8:1:3::/64",
+		"127.0.0.2:40000":                 "127.0.0.2",
+		"[::1]:40000":                     "::/64",
+		"[2001:db8::1]:1883":              "2001:db8::/64",
+		"[2001:db8:0:0:1::1]:1883":        "2001:db8::/64",
+		"[2001:db8:ffff:ffff:1::1]:65535": "2001:db8:ffff:ffff::/64",
+	} {
+		if got := sourceOf(remote); got != want {
+			t.Errorf("sourceOf(%q) = %q, want %q", remote, got, want)
+		}
+	}
+}

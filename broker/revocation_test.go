@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// connectWatched connects and returns a channel closed when the broker
+// ends the connection.
+func connectWatched(t *testing.T, b *Broker, u testUser, clientID string) (paho.Client, <-chan struct{}) {
+	t.Helper()
+	lost := make(chan struct{})
+	c, err := connect(t, b, u, clientID, func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
+	})
+	if err != nil {
+		t.Fatalf("connect %s: %v", u.name, err)
+	}
+	return c, lost
+}
+
+// TestChangedPasswordEndsConnections: `tutti user passwd` ends the
+// connections logged in with the old password, `tutti user remove` those
+// of the removed user; the other users' connections stay and work.
+func TestChangedPasswordEndsConnections(t *testing.T) {
+	users := writeUsers(t, admin, bob, kitchen)
+	b, _, log := startBroker(t, Options{UsersFile: users})
+	_, bobLost := connectWatched(t, b, bob, "bob-phone")
+	_, bobLost2 := connectWatched(t, b, bob, "bob-laptop")
+	_, kitchenLost := connectWatched(t, b, kitchen, kitchen.name)
+	other, otherLost := connectWatched(t, b, admin, "alice-laptop")
+
+	if err := SetPassword(users, bob.name, "new-secret"); err != nil {
+		t.Fatal(err)
+	}
+	for _, lost := range []<-chan struct{}{bobLost, bobLost2} {
+		select {
+		case <-lost:
+		case <-time.After(testWait):
+			t.Fatal("a connection logged in with the old password is still open")
+		}
+	}
+	waitForLog(t, log, "password changed or the user was removed")
+	if _, err := connect(t, b, bob, "bob-phone"); err == nil {
+		t.Error("the old password still logs in")
+	}
+	mustConnect(t, b, testUser{bob.name, bob.role, "new-secret"}, "bob-phone")
+
+	if err := RemoveUser(users, kitchen.name); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-kitchenLost:
+	case <-time.After(testWait):
+		t.Fatal("the removed speaker's connection is still open")
+	}
+
+	select {
+	case <-otherLost:
+		t.Fatal("another user's connection ended")
+	default:
+	}
+	got := subscribe(t, other, "alice/echo")
+	publish(t, other, "alice/echo", false, "still here")
+	if m := receive(t, got); m.payload != "still here" {
+		t.Errorf("got %+v", m)
+	}
+}
