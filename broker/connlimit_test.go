@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,6 +163,50 @@ func TestConnectionCap(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestAcceptSurvivesRunningOutOfFiles: while the process has no file
+// descriptor left, accepting fails; the broker keeps trying and serves the
+// waiting client once descriptors are free again (mochi on its own stops
+// accepting for good at the first failure).
+func TestAcceptSurvivesRunningOutOfFiles(t *testing.T) {
+	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin)})
+	var saved syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	restore := sync.OnceFunc(func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+			t.Errorf("restore the file limit: %v", err)
+		}
+	})
+	t.Cleanup(restore)
+
+	// The kernel gives out the lowest free descriptor: with the limit just
+	// above it, the client's socket is the last one the process gets, and
+	// the broker's accept finds none.
+	probe, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lowest := probe.Fd()
+	probe.Close()
+	lowered := saved
+	lowered.Cur = uint64(lowest) + 1
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lowered); err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID("alice-late").
+		SetUsername(admin.name).SetPassword(admin.password).SetProtocolVersion(4).
+		SetConnectTimeout(testWait).SetAutoReconnect(false))
+	tok := c.Connect()
+	waitForLog(t, log, "mqtt accept failed; retrying")
+	restore()
+	if !tok.WaitTimeout(testWait) || tok.Error() != nil {
+		t.Fatalf("the client waiting while descriptors ran out did not connect: %v", tok.Error())
+	}
+	c.Disconnect(0)
+	mustConnect(t, b, admin, "alice-after")
 }
 
 func TestConnectionCapOption(t *testing.T) {

@@ -1,10 +1,16 @@
 package broker
 
 import (
+	"errors"
+	"log/slog"
+	"net"
+	"os"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // connectWatched connects and returns a channel closed when the broker
@@ -66,5 +72,45 @@ func TestChangedPasswordEndsConnections(t *testing.T) {
 	publish(t, other, "alice/echo", false, "still here")
 	if m := receive(t, got); m.payload != "still here" {
 		t.Errorf("got %+v", m)
+	}
+}
+
+// TestLoginRacingAPasswordChange: a login checked against the old
+// password but registered after the reload's sweep is ended as soon as it
+// is established.
+func TestLoginRacingAPasswordChange(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	path := writeUsers(t, bob)
+	users, err := newUserDirectory(path, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := users.lookup(bob.name)
+	brokerEnd, clientEnd := net.Pipe()
+	defer clientEnd.Close()
+	c, reason := newConnLimiter(10, realClock{}, quiet).admit(brokerEnd)
+	if reason != "" {
+		t.Fatal(reason)
+	}
+	c.login.Store(&credential{user: bob.name, hash: old.PasswordHash})
+	cl := &mqtt.Client{Net: mqtt.ClientConnection{Conn: c, Remote: "pipe"}}
+	r := &revocation{users: users, logger: quiet}
+	open := func() bool {
+		clientEnd.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := clientEnd.Read(make([]byte, 1))
+		return errors.Is(err, os.ErrDeadlineExceeded)
+	}
+
+	r.OnSessionEstablished(cl, packets.Packet{})
+	if !open() {
+		t.Fatal("a connection with the current password was ended")
+	}
+	if err := SetPassword(path, bob.name, "new-secret"); err != nil {
+		t.Fatal(err)
+	}
+	users.refresh()
+	r.OnSessionEstablished(cl, packets.Packet{})
+	if open() {
+		t.Fatal("a connection logged in with the old password stayed open")
 	}
 }
