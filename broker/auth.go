@@ -65,7 +65,9 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		if !h.allowAnonymous {
 			return refuse("anonymous clients are not allowed")
 		}
-	} else if reason := h.logins.verify(cl, name, pk.Connect.Password); reason != "" {
+	} else if reason := h.logins.verify(cl, name, pk.Connect.Password); reason == loginThrottled {
+		return false // logged by logins, sparingly: a refused guesser retries at once
+	} else if reason != "" {
 		return refuse(reason)
 	}
 	// mochi publishes a last will without any ACL check, so the will topic

@@ -206,7 +206,7 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 		limiter = newPublishLimiter(rate, burst, clock, logger)
 	}
 	sessions := newSessionDirectory()
-	auth := &authHook{users: users, logins: newLogins(users, clock), allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions, limiter: limiter, logger: logger}
+	auth := &authHook{users: users, logins: newLogins(users, clock, logger), allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions, limiter: limiter, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: auth hook: %w", err)
 	}

@@ -2,7 +2,7 @@ package broker
 
 import (
 	"crypto/rand"
-	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"time"
@@ -51,9 +51,10 @@ var loginSlots = max(1, runtime.GOMAXPROCS(0)/2)
 
 // logins checks passwords against the users file.
 type logins struct {
-	users *userDirectory
-	clock Clock
-	slots chan struct{} // a token per password being checked
+	users  *userDirectory
+	clock  Clock
+	logger *slog.Logger
+	slots  chan struct{} // a token per password being checked
 
 	mu       sync.Mutex
 	failures map[string]*loginFailures // by source (sourceOf)
@@ -71,10 +72,18 @@ type sourceTurn struct {
 type loginFailures struct {
 	count int
 	last  time.Time
+	// Refusals without a check are logged at most once per
+	// refusalLogInterval: a refused guesser reconnects at once.
+	refused   int       // since the last log line
+	refusedAt time.Time // when last logged; zero: never
 }
 
-func newLogins(users *userDirectory, clock Clock) *logins {
-	return &logins{users: users, clock: clock, slots: make(chan struct{}, loginSlots),
+// loginThrottled is verify's refusal of a login from a source that must
+// wait; verify logs it itself, sparingly.
+const loginThrottled = "too many failed logins from this source"
+
+func newLogins(users *userDirectory, clock Clock, logger *slog.Logger) *logins {
+	return &logins{users: users, clock: clock, logger: logger, slots: make(chan struct{}, loginSlots),
 		failures: map[string]*loginFailures{}, turns: map[string]*sourceTurn{}, dummies: map[int][]byte{}}
 }
 
@@ -83,16 +92,16 @@ func newLogins(users *userDirectory, clock Clock) *logins {
 // client's connection (see revocation.go).
 func (l *logins) verify(cl *mqtt.Client, name string, password []byte) string {
 	source := sourceOf(cl.Net.Remote)
-	if wait := l.wait(source); wait > 0 {
-		return fmt.Sprintf("too many failed logins from %s: next password checked in %v", source, wait.Round(time.Millisecond))
+	if l.throttled(source) {
+		return loginThrottled
 	}
 	defer l.takeTurn(source)()
 	l.slots <- struct{}{}
 	defer func() { <-l.slots }()
 	// Failures of this source may have come in while this login waited
 	// for its turn: 16 guesses sent at once get 5 checks, not 16.
-	if wait := l.wait(source); wait > 0 {
-		return fmt.Sprintf("too many failed logins from %s: next password checked in %v", source, wait.Round(time.Millisecond))
+	if l.throttled(source) {
+		return loginThrottled
 	}
 	l.users.refresh()
 	u, known := l.users.lookup(name)
@@ -137,23 +146,33 @@ func (l *logins) takeTurn(source string) (done func()) {
 	}
 }
 
-// wait returns how long source must still wait before its next password
-// is checked; 0 if it need not.
-func (l *logins) wait(source string) time.Duration {
+// throttled reports whether source must still wait before its next
+// password is checked, and logs the refusal if so.
+func (l *logins) throttled(source string) bool {
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f, ok := l.failures[source]
 	switch {
 	case !ok:
-		return 0
+		return false
 	case now.Sub(f.last) >= loginFailureMemory:
 		delete(l.failures, source)
-		return 0
+		return false
 	case f.count < loginFreeFailures:
-		return 0
+		return false
 	}
-	return max(0, f.last.Add(loginBackoff(f.count)).Sub(now))
+	wait := f.last.Add(loginBackoff(f.count)).Sub(now)
+	if wait <= 0 {
+		return false
+	}
+	f.refused++
+	if f.refusedAt.IsZero() || now.Sub(f.refusedAt) >= refusalLogInterval {
+		l.logger.Warn("mqtt logins refused unchecked: too many failed logins from their source",
+			"source", source, "failures", f.count, "refused", f.refused, "next_check_in", wait.Round(time.Millisecond))
+		f.refused, f.refusedAt = 0, now
+	}
+	return true
 }
 
 // loginBackoff is the wait after count failures, count >= loginFreeFailures.

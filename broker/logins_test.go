@@ -26,9 +26,10 @@ func TestLoginThrottle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLogins(users, clock)
+	log := new(syncBuffer)
+	l := newLogins(users, clock, slog.New(slog.NewTextHandler(log, nil)))
 	guesser, other := clientFrom("192.168.1.66:40000"), clientFrom("192.168.1.20:40000")
-	throttled := func(reason string) bool { return strings.HasPrefix(reason, "too many failed logins") }
+	throttled := func(reason string) bool { return reason == loginThrottled }
 
 	for i := range loginFreeFailures {
 		if reason := l.verify(guesser, bob.name, []byte(fmt.Sprint("guess", i))); reason != "wrong password" {
@@ -42,6 +43,13 @@ func TestLoginThrottle(t *testing.T) {
 	}
 	if reason := l.verify(clientFrom("192.168.1.66:40001"), "mallory", []byte("x")); !throttled(reason) {
 		t.Errorf("another port of the throttled source: %q, want throttled", reason)
+	}
+	// Refusals without a check are logged once a second at most.
+	for range 100 {
+		l.verify(guesser, bob.name, []byte("guess"))
+	}
+	if n := strings.Count(log.String(), "refused unchecked"); n != 1 {
+		t.Errorf("%d log lines for 102 refusals within a second, want 1:\n%s", n, log.String())
 	}
 	// Another address is not locked out.
 	if reason := l.verify(other, bob.name, []byte(bob.password)); reason != "" {
@@ -93,7 +101,7 @@ func TestLoginSourcesBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLogins(users, clock)
+	l := newLogins(users, clock, slog.New(slog.DiscardHandler))
 	for i := range maxLoginSources + 10 {
 		l.failed(fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255))
 	}
@@ -165,10 +173,14 @@ func TestPasswordGuessingThrottled(t *testing.T) {
 	if accepted > 0 {
 		t.Fatalf("%d guesses accepted", accepted)
 	}
+	// All refused, all but loginFreeFailures without a check, and those
+	// logged in one line (the clock does not move).
 	checked := strings.Count(log.String(), "reason=\"wrong password\"") - 1 // the calibration
-	throttled := strings.Count(log.String(), "too many failed logins from 127.0.0.2")
-	if checked != loginFreeFailures || checked+throttled != threads*rounds {
-		t.Errorf("%d guesses checked and %d refused unchecked, want %d and %d", checked, throttled, loginFreeFailures, threads*rounds-loginFreeFailures)
+	if checked != loginFreeFailures {
+		t.Errorf("%d of %d guesses checked, want %d", checked, threads*rounds, loginFreeFailures)
+	}
+	if n := strings.Count(log.String(), "refused unchecked"); n != 1 || !strings.Contains(log.String(), "source=127.0.0.2") {
+		t.Errorf("%d log lines of unchecked refusals, want 1 naming 127.0.0.2:\n%s", n, log.String())
 	}
 	// The admin itself, from its own address, still logs in.
 	mustConnect(t, b, admin, "alice-laptop")
