@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +113,28 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 	r.OnSessionEstablished(cl, packets.Packet{})
 	if open() {
 		t.Fatal("a connection logged in with the old password stayed open")
+	}
+}
+
+// TestBrokenUsersFileLoggedOnce: the broker checks the users file every
+// second; a broken one keeps the users loaded before and is logged once.
+func TestBrokenUsersFileLoggedOnce(t *testing.T) {
+	path := writeUsers(t, admin)
+	log := new(syncBuffer)
+	users, err := newUserDirectory(path, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("[[user]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		users.refresh()
+	}
+	if n := strings.Count(log.String(), "users file not reloaded"); n != 1 {
+		t.Errorf("broken users file logged %d times, want once:\n%s", n, log.String())
+	}
+	if _, ok := users.lookup(admin.name); !ok {
+		t.Error("the users loaded before were dropped")
 	}
 }

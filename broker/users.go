@@ -174,6 +174,7 @@ type userDirectory struct {
 	loaded     os.FileInfo // the file as it was when last loaded
 	generation uint64      // counts the loads
 	cost       int         // the most common bcrypt cost of the users' hashes; 0 if none
+	failure    string      // why the last reload failed; "" if it did not
 }
 
 // newUserDirectory loads path; a broken file is an error here, while later
@@ -228,11 +229,22 @@ func (d *userDirectory) refresh() {
 	if unchanged {
 		return
 	}
-	if err := d.load(); err != nil {
-		d.logger.Error("users file not reloaded; keeping the users loaded before", "error", err)
-		return
+	err = d.load()
+	// The file is checked every second (revocation.go): a broken one is
+	// logged once, not at every check.
+	d.mu.Lock()
+	repeated := err != nil && err.Error() == d.failure
+	d.failure = ""
+	if err != nil {
+		d.failure = err.Error()
 	}
-	d.logger.Info("users file reloaded", "path", d.path)
+	d.mu.Unlock()
+	switch {
+	case err == nil:
+		d.logger.Info("users file reloaded", "path", d.path)
+	case !repeated:
+		d.logger.Error("users file not reloaded; keeping the users loaded before", "error", err)
+	}
 }
 
 func (d *userDirectory) lookup(name string) (User, bool) {
