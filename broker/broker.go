@@ -213,7 +213,7 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 	if err := server.AddHook(&connectionHook{limits: limits}, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: connection hook: %w", err)
 	}
-	revocation := &revocation{users: users, clients: server.Clients, logger: logger}
+	revocation := newRevocation(users, server.Clients, logger)
 	if err := server.AddHook(revocation, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: revocation hook: %w", err)
 	}

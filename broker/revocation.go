@@ -35,6 +35,11 @@ type revocation struct {
 	users   *userDirectory
 	clients *mqtt.Clients
 	logger  *slog.Logger
+	swept   uint64 // users.loads() at the last sweep; only watch uses it
+}
+
+func newRevocation(users *userDirectory, clients *mqtt.Clients, logger *slog.Logger) *revocation {
+	return &revocation{users: users, clients: clients, logger: logger, swept: users.loads()}
 }
 
 func (r *revocation) ID() string { return "tutti-revocation" }
@@ -86,7 +91,6 @@ func (r *revocation) sweep() {
 func (r *revocation) watch(ctx context.Context) {
 	ticker := time.NewTicker(usersPollInterval)
 	defer ticker.Stop()
-	swept := r.users.loads()
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,8 +98,8 @@ func (r *revocation) watch(ctx context.Context) {
 		case <-ticker.C:
 		}
 		r.users.refresh()
-		if loads := r.users.loads(); loads != swept {
-			swept = loads
+		if loads := r.users.loads(); loads != r.swept {
+			r.swept = loads
 			r.sweep()
 		}
 	}

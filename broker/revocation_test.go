@@ -95,7 +95,7 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 	}
 	c.login.Store(&credential{user: bob.name, hash: old.PasswordHash})
 	cl := &mqtt.Client{Net: mqtt.ClientConnection{Conn: c, Remote: "pipe"}}
-	r := &revocation{users: users, logger: quiet}
+	r := newRevocation(users, nil, quiet)
 	open := func() bool {
 		clientEnd.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		_, err := clientEnd.Read(make([]byte, 1))
