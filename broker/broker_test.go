@@ -34,13 +34,13 @@ var (
 )
 
 // writeUsers writes a users file with cheap bcrypt hashes, so tests stay fast.
-func writeUsers(t *testing.T, users ...testUser) string {
+func writeUsers(t testing.TB, users ...testUser) string {
 	t.Helper()
 	return writeUsersAtCost(t, bcrypt.MinCost, users...)
 }
 
 // writeUsersAtCost writes a users file with bcrypt hashes of cost.
-func writeUsersAtCost(t *testing.T, cost int, users ...testUser) string {
+func writeUsersAtCost(t testing.TB, cost int, users ...testUser) string {
 	t.Helper()
 	var doc usersFile
 	for _, u := range users {

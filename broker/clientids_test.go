@@ -2,6 +2,7 @@ package broker
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,31 @@ func TestOwnerTakesItsIDOver(t *testing.T) {
 	if m := receive(t, got); m.payload != "online" {
 		t.Errorf("got %+v", m)
 	}
+}
+
+// FuzzClientIDOwner: whatever id a client sends, its owner, if any, is a
+// user whose name is the id or begins it followed by "-".
+func FuzzClientIDOwner(f *testing.F) {
+	for _, seed := range []string{"kitchen", "kitchen-2", "bob-kids-tablet", "-", "", "kitchen--", "\x00kitchen", "bob-kid"} {
+		f.Add(seed)
+	}
+	users, err := newUserDirectory(writeUsers(f, kitchen, bob, testUser{"bob-kids", RoleMember, "kids-secret"}), slog.New(slog.DiscardHandler))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		owner, ok := clientIDOwner(id, users)
+		if !ok {
+			if owner != "" {
+				t.Fatalf("no owner but %q", owner)
+			}
+			return
+		}
+		if _, known := users.lookup(owner); !known {
+			t.Fatalf("owner %q of %q is no user", owner, id)
+		}
+		if id != owner && !strings.HasPrefix(id, owner+"-") {
+			t.Fatalf("owner %q of %q: the id neither is nor begins with its name", owner, id)
+		}
+	})
 }
