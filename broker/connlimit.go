@@ -38,10 +38,11 @@ const (
 	// song server and the store need.
 	DefaultMaxConnections = 1000
 	// maxPendingPerSource caps the connections of one source address (an
-	// IPv4 address, an IPv6 /64) that have not logged in yet. A device runs
-	// a few MQTT clients; the hub's own programs and a scale test's
-	// speakers all connect from loopback, and at a broker restart they
-	// reconnect at once, each pending only until its login is checked.
+	// IPv4 address, an IPv6 /64) that have not logged in yet: a device runs
+	// a few MQTT clients, which at a broker restart reconnect at once. The
+	// hub's own programs, which connect from 127.0.0.1 or ::1 (a scale
+	// test's hundred speakers among them), have no such cap: a burst of
+	// them may have more than this pending for a moment.
 	maxPendingPerSource = 64
 	// refusalLogInterval is how often at most refused connections are
 	// logged: a flood of them must not flood the log.
@@ -100,7 +101,7 @@ func (l *connLimiter) admit(conn net.Conn) (*limitedConn, string) {
 		reason = fmt.Sprintf("%d connections, the most the broker takes", l.total)
 	case len(l.pending) >= l.maxPending:
 		reason = fmt.Sprintf("%d connections not logged in yet, the most the broker takes", len(l.pending))
-	case l.bySource[source] >= maxPendingPerSource:
+	case l.bySource[source] >= maxPendingPerSource && !fromHubItself(conn.RemoteAddr().String()):
 		reason = fmt.Sprintf("%d connections from %s not logged in yet, the most from one source", l.bySource[source], source)
 	}
 	if reason != "" {
@@ -264,6 +265,14 @@ func (h *connectionHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	if c, ok := connOf(cl); ok {
 		h.limits.loggedIn(c)
 	}
+}
+
+// fromHubItself reports whether remote ("host:port") is the hub's own
+// loopback address.
+func fromHubItself(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	addr := ap.Addr().Unmap()
+	return err == nil && (addr == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || addr == netip.IPv6Loopback())
 }
 
 // sourceOf names the source of a remote address ("host:port") for limits

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -140,6 +141,29 @@ func TestSilentConnectionsClosed(t *testing.T) {
 	waitForLog(t, log, "mqtt connections refused")
 }
 
+// TestLoginBurstFromTheHub: a hundred and fifty clients of the hub's own
+// (a scale test's speakers) connect from 127.0.0.1 at once; the cap per
+// source does not refuse any.
+func TestLoginBurstFromTheHub(t *testing.T) {
+	b, _, _ := startBroker(t, Options{AllowAnonymous: true})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var refused []error
+	for i := range 150 {
+		wg.Go(func() {
+			if _, err := connect(t, b, testUser{}, fmt.Sprint("speaker-", i)); err != nil {
+				mu.Lock()
+				refused = append(refused, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(refused) > 0 {
+		t.Errorf("%d of 150 connections refused, the first: %v", len(refused), refused[0])
+	}
+}
+
 // TestConnectionCap: beyond MaxConnections, a new connection is closed at
 // once; when one ends, the next gets in.
 func TestConnectionCap(t *testing.T) {
@@ -238,6 +262,20 @@ func TestSourceOf(t *testing.T) {
 	} {
 		if got := sourceOf(remote); got != want {
 			t.Errorf("sourceOf(%q) = %q, want %q", remote, got, want)
+		}
+	}
+	for remote, want := range map[string]bool{
+		"127.0.0.1:40000":          true,
+		"[::1]:40000":              true,
+		"[::ffff:127.0.0.1]:40000": true,
+		"127.0.0.2:40000":          false,
+		"192.168.1.20:1883":        false,
+		"[::2]:40000":              false,
+		"not an address":           false,
+		"[2001:db8::1]:1883":       false,
+	} {
+		if got := fromHubItself(remote); got != want {
+			t.Errorf("fromHubItself(%q) = %v", remote, got)
 		}
 	}
 }
