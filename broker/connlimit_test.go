@@ -164,6 +164,23 @@ func TestLoginBurstFromTheHub(t *testing.T) {
 	}
 }
 
+// TestCloseEndsSilentConnections: closing the broker does not wait for
+// the deadline of connections that never sent CONNECT (mochi waits for
+// every connection to end).
+func TestCloseEndsSilentConnections(t *testing.T) {
+	b, stop, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin)})
+	silent := dialFrom(t, attacker, b.Addr())
+	mustConnect(t, b, admin, "alice-laptop") // the silent one has been accepted by now
+	start := time.Now()
+	stop()
+	if took := time.Since(start); took > ConnectTimeout/2 {
+		t.Errorf("Close took %v with a silent connection open", took)
+	}
+	if _, err := closedAfter(silent, start, testWait); err != nil {
+		t.Errorf("silent connection after Close: %v", err)
+	}
+}
+
 // TestConnectionCap: beyond MaxConnections, a new connection is closed at
 // once; when one ends, the next gets in.
 func TestConnectionCap(t *testing.T) {
