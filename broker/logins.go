@@ -14,14 +14,13 @@ import (
 // Every login costs a bcrypt comparison, tens of milliseconds of CPU by
 // design. Password guessing from many connections at once would take the
 // hub's CPU from everyone (16 guessing threads slowed others' commands 15
-// times), so logins checks at most loginSlots passwords at a time, one
-// at a time per source address, and a source that keeps failing waits
-// longer and longer before its next password is checked at all. Only the
-// failing source waits: a user logging in from another address is not
-// locked out, and waits for at most one check per other source before its
-// own. And an unknown user
-// is refused only after a comparison of the same cost, so that the time of
-// a refusal does not tell which user names exist.
+// times), so logins checks passwords on half the cores at most, one at a
+// time per source address, and a source that keeps failing waits longer
+// and longer before its next password is checked at all. Only the failing
+// source waits: a user logging in from another address is not locked out,
+// and waits for at most one check per other source before its own. And an
+// unknown user is refused only after a comparison of the same cost, so
+// that the time of a refusal does not tell which user names exist.
 
 const (
 	// loginFreeFailures is how many failed logins a source may make
@@ -40,21 +39,16 @@ const (
 	loginFailureMemory = 15 * time.Minute
 	// maxLoginSources bounds the memory of failures. Beyond it, sources
 	// whose failures are forgotten are swept out; if none is, a new source
-	// goes untracked (loginSlots still bounds the CPU).
+	// goes untracked (the checks at once still bound the CPU).
 	maxLoginSources = 4096
 )
-
-// loginSlots is how many passwords are checked at once: half the cores,
-// so that the other half keeps serving clients whatever the load of
-// logins.
-var loginSlots = max(1, runtime.GOMAXPROCS(0)/2)
 
 // logins checks passwords against the users file.
 type logins struct {
 	users  *userDirectory
 	clock  Clock
 	logger *slog.Logger
-	slots  chan struct{} // a token per password being checked
+	slots  chan struct{} // a token per password being checked: see newLogins
 
 	mu       sync.Mutex
 	failures map[string]*loginFailures // by source (sourceOf)
@@ -83,7 +77,10 @@ type loginFailures struct {
 const loginThrottled = "too many failed logins from this source"
 
 func newLogins(users *userDirectory, clock Clock, logger *slog.Logger) *logins {
-	return &logins{users: users, clock: clock, logger: logger, slots: make(chan struct{}, loginSlots),
+	// Passwords are checked on half the cores at most, so that the other
+	// half keeps serving clients whatever the load of logins.
+	slots := max(1, runtime.GOMAXPROCS(0)/2)
+	return &logins{users: users, clock: clock, logger: logger, slots: make(chan struct{}, slots),
 		failures: map[string]*loginFailures{}, turns: map[string]*sourceTurn{}, dummies: map[int][]byte{}}
 }
 
