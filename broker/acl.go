@@ -38,6 +38,12 @@ var everything = access{role: RoleAdmin}
 func (a access) mayPublish(topic string, payload []byte) bool {
 	switch a.role {
 	case RoleAdmin, RoleController:
+		// Only controllers claim the lease: an admin's claim would depose
+		// them. Nameless access (the broker's own client, anonymous demo
+		// clients, among them the demo's controllers) may.
+		if topic == protocol.LeaseTopic && a.role != RoleController && a.name != "" {
+			return false
+		}
 		return a.name == "" || !signedByOther(topic, a.name)
 	case RoleSpeaker:
 		return slices.Contains(protocol.SpeakerPublishable(a.name), topic) || a.speakerCommands.answer(a.name, topic, payload)

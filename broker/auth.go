@@ -6,7 +6,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -17,6 +16,7 @@ import (
 type authHook struct {
 	mqtt.HookBase
 	users          *userDirectory
+	logins         *logins // checks passwords, throttled per source
 	allowAnonymous bool
 	clients        *mqtt.Clients     // the broker's clients, to guard client ids
 	sessions       *sessionDirectory // session ACLs and speaker assignments
@@ -67,15 +67,10 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		if !h.allowAnonymous {
 			return refuse("anonymous clients are not allowed")
 		}
-	} else {
-		h.users.refresh()
-		u, ok := h.users.lookup(name)
-		if !ok {
-			return refuse("unknown user")
-		}
-		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), pk.Connect.Password) != nil {
-			return refuse("wrong password")
-		}
+	} else if reason := h.logins.verify(cl, name, pk.Connect.Password); reason == loginThrottled {
+		return false // logged by logins, sparingly: a refused guesser retries at once
+	} else if reason != "" {
+		return refuse(reason)
 	}
 	// mochi publishes a last will without any ACL check, so the will topic
 	// is checked here, as if the client published it now.
@@ -84,14 +79,16 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		return refuse("last will to a topic the user may not publish: " + pk.Connect.WillTopic)
 	}
 	// Nor does a will pass OnPublish, where session infos and assignments
-	// are fenced and recorded (sessions.go): none may be a will.
-	if pk.Connect.WillFlag && (filterCovers(protocol.SessionInfoFilter, pk.Connect.WillTopic) || filterCovers(protocol.AssignFilter, pk.Connect.WillTopic)) {
-		return refuse("last will to a session info or assignment topic: " + pk.Connect.WillTopic)
+	// are fenced and recorded (sessions.go) and lease claims arbitrated
+	// (lease.go): none may be a will.
+	if pk.Connect.WillFlag && (filterCovers(protocol.SessionInfoFilter, pk.Connect.WillTopic) || filterCovers(protocol.AssignFilter, pk.Connect.WillTopic) ||
+		pk.Connect.WillTopic == protocol.LeaseTopic) {
+		return refuse("last will to a session info, assignment or lease topic: " + pk.Connect.WillTopic)
 	}
 	// Taking over a client id disconnects its holder and inherits its
-	// session (subscriptions included): only the same user may do that.
-	if old, ok := h.clients.Get(cl.ID); ok && (old.Net.Inline || !bytes.Equal(old.Properties.Username, pk.Connect.Username)) {
-		return refuse("client id is in use by another user")
+	// session: see clientids.go for who may.
+	if reason := clientIDRefusal(cl.ID, name, h.users, h.clients); reason != "" {
+		return refuse(reason)
 	}
 	return true
 }

@@ -2,7 +2,11 @@
 // messages persisted in a bolt file, tutti's users and topic ACLs (acl.go,
 // with per-session rights from sessions.go), a packet size limit and a
 // publish rate limit per client (ratelimit.go), arbitration of the
-// controllers' lease (lease.go), and optionally MQTT over TLS.
+// controllers' lease (lease.go), and optionally MQTT over TLS. Connections
+// must log in within a few seconds and are capped (connlimit.go), password
+// checks are throttled (logins.go), client ids belong to users
+// (clientids.go), and a changed password ends the connections that used
+// the old one (revocation.go).
 package broker
 
 import (
@@ -11,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,8 +57,12 @@ type Options struct {
 	// certs).
 	TLSAddr string
 	TLS     *tls.Config
-	Clock   Clock        // times lease expiries and publish limits; nil = real time
-	Logger  *slog.Logger // nil = slog.Default()
+	// MaxConnections caps the connections of both listeners together: 0 =
+	// DefaultMaxConnections, or half the process's file limit if lower.
+	// Half of them at most may be not logged in yet (see connlimit.go).
+	MaxConnections int
+	Clock          Clock        // times lease expiries, publish limits and login throttling; nil = real time
+	Logger         *slog.Logger // nil = slog.Default()
 
 	// HomeAssistantPrefix is Home Assistant's MQTT discovery prefix ("" =
 	// protocol.HomeAssistantPrefix): below it only admins and controllers
@@ -71,10 +80,12 @@ const storeFile = "broker.bolt"
 // Broker is an MQTT broker listening on a TCP address, and optionally on a
 // second one for MQTT over TLS.
 type Broker struct {
-	server *mqtt.Server
-	tcp    *listeners.TCP
-	tls    *listeners.TCP // nil without Options.TLSAddr
-	logger *slog.Logger
+	server     *mqtt.Server
+	tcp        *listeners.Net
+	tls        *listeners.Net // nil without Options.TLSAddr
+	limits     *connLimiter
+	revocation *revocation
+	logger     *slog.Logger
 
 	mu      sync.Mutex // orders Serve and Close of the mochi server
 	started bool
@@ -98,41 +109,67 @@ func New(opts Options) (*Broker, error) {
 	if opts.TLSAddr != "" && opts.TLS == nil {
 		return nil, errors.New("broker: a TLS address but no TLS configuration")
 	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	maxConns, err := connectionCap(opts.MaxConnections)
+	if err != nil {
+		return nil, err
+	}
 	users, err := newUserDirectory(opts.UsersFile, logger)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	server, err := newServer(opts, users, logger)
+	limits := newConnLimiter(maxConns, opts.Clock, logger)
+	server, revocation, err := newServer(opts, users, limits, logger)
 	if err != nil {
 		return nil, err
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: opts.Addr})
-	if err := server.AddListener(tcp); err != nil {
+	b := &Broker{server: server, limits: limits, revocation: revocation, logger: logger, done: make(chan struct{})}
+	if b.tcp, err = b.listen("tcp", opts.Addr, nil); err != nil {
 		server.Close() // closes the store
-		return nil, fmt.Errorf("broker: listen on %s: %w", opts.Addr, err)
+		return nil, err
 	}
-	b := &Broker{server: server, tcp: tcp, logger: logger, done: make(chan struct{})}
 	if opts.TLSAddr != "" {
-		b.tls = listeners.NewTCP(listeners.Config{ID: "tls", Address: opts.TLSAddr, TLSConfig: opts.TLS})
-		if err := server.AddListener(b.tls); err != nil {
+		if b.tls, err = b.listen("tls", opts.TLSAddr, opts.TLS); err != nil {
 			server.Close() // closes the listeners and the store
-			return nil, fmt.Errorf("broker: listen on %s: %w", opts.TLSAddr, err)
+			return nil, err
 		}
 	}
 	if opts.AllowAnonymous {
-		logger.Warn("MQTT BROKER IN DEMO MODE: anonymous clients have full access; never use this on a shared network", "addr", tcp.Address())
+		logger.Warn("MQTT BROKER IN DEMO MODE: anonymous clients have full access; never use this on a shared network", "addr", b.tcp.Address())
 	}
-	logger.Info("mqtt broker listening", "addr", tcp.Address(), "tls_addr", b.TLSAddr(), "users", users.count(), "store", opts.DataDir)
+	logger.Info("mqtt broker listening", "addr", b.tcp.Address(), "tls_addr", b.TLSAddr(), "users", users.count(), "store", opts.DataDir,
+		"max_connections", maxConns)
 	return b, nil
+}
+
+// listen binds addr and adds it to the server as listener id, its
+// connections limited by b.limits, and over TLS if conf is not nil.
+func (b *Broker) listen(id, addr string, conf *tls.Config) (*listeners.Net, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen on %s: %w", addr, err)
+	}
+	ln = &limitedListener{Listener: ln, limits: b.limits, logger: b.logger}
+	if conf != nil {
+		ln = tls.NewListener(ln, conf)
+	}
+	l := listeners.NewNet(id, ln)
+	if err := b.server.AddListener(l); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: listener %s: %w", id, err)
+	}
+	return l, nil
 }
 
 // newServer builds the mochi server with tutti's capabilities and hooks,
 // without listeners.
-func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.Server, error) {
+func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *slog.Logger) (*mqtt.Server, *revocation, error) {
 	maxPacket := opts.MaxPacketSize
 	switch {
 	case maxPacket < 0:
-		return nil, fmt.Errorf("broker: negative MaxPacketSize %d", maxPacket)
+		return nil, nil, fmt.Errorf("broker: negative MaxPacketSize %d", maxPacket)
 	case maxPacket == 0:
 		maxPacket = DefaultMaxPacketSize
 	}
@@ -165,7 +202,7 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 	switch rate, burst := opts.PublishRate, opts.PublishBurst; {
 	case rate < 0:
 	case burst < 0:
-		return nil, fmt.Errorf("broker: negative PublishBurst %d", burst)
+		return nil, nil, fmt.Errorf("broker: negative PublishBurst %d", burst)
 	default:
 		if rate == 0 {
 			rate = DefaultPublishRate
@@ -181,30 +218,37 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 	case haPrefix == "":
 		haPrefix = protocol.HomeAssistantPrefix
 	case strings.ContainsAny(haPrefix, "+#") || strings.HasPrefix(haPrefix, "/") || strings.HasSuffix(haPrefix, "/") || inTutti(haPrefix):
-		return nil, fmt.Errorf("broker: Home Assistant prefix %q must be a topic without wildcards or outer slashes, outside %s/", haPrefix, protocol.Root)
+		return nil, nil, fmt.Errorf("broker: Home Assistant prefix %q must be a topic without wildcards or outer slashes, outside %s/", haPrefix, protocol.Root)
 	}
-	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions,
+	auth := &authHook{users: users, logins: newLogins(users, clock, logger), allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions,
 		speakerCmds: newSpeakerCommands(clock), haPrefix: haPrefix, limiter: limiter, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
-		return nil, fmt.Errorf("broker: auth hook: %w", err)
+		return nil, nil, fmt.Errorf("broker: auth hook: %w", err)
+	}
+	if err := server.AddHook(&connectionHook{limits: limits}, nil); err != nil {
+		return nil, nil, fmt.Errorf("broker: connection hook: %w", err)
+	}
+	revocation := newRevocation(users, server.Clients, logger)
+	if err := server.AddHook(revocation, nil); err != nil {
+		return nil, nil, fmt.Errorf("broker: revocation hook: %w", err)
 	}
 	if opts.AnswerClock {
 		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, logger)); err != nil {
-			return nil, fmt.Errorf("broker: clock responder: %w", err)
+			return nil, nil, fmt.Errorf("broker: clock responder: %w", err)
 		}
 	}
 	var store *bolt.Hook
 	if opts.DataDir != "" {
 		store = new(bolt.Hook)
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("broker: data dir: %w", err)
+			return nil, nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(opts.DataDir, storeFile)
 		// The bolt file is locked: a second broker on the same DataDir
 		// fails here after the timeout instead of corrupting it.
 		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
 		if err != nil {
-			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
+			return nil, nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
 	}
 	// mochi loads the retained messages only in Serve, once clients may
@@ -215,7 +259,7 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		var err error
 		if retained, err = store.StoredRetainedMessages(); err != nil {
 			server.Close() // closes the store
-			return nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
+			return nil, nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
 		}
 	}
 	if !opts.NoLeaseArbiter {
@@ -223,16 +267,16 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		// the ACL refuses never reaches the arbiter.
 		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, storedLease(retained)), nil); err != nil {
 			server.Close()
-			return nil, fmt.Errorf("broker: lease arbiter: %w", err)
+			return nil, nil, fmt.Errorf("broker: lease arbiter: %w", err)
 		}
 	}
 	sessions.restore(retained, logger)
 	// Added last: it records only what no other hook dropped.
 	if err := server.AddHook(&sessionTracker{sessions: sessions, logger: logger}, nil); err != nil {
 		server.Close()
-		return nil, fmt.Errorf("broker: session tracker: %w", err)
+		return nil, nil, fmt.Errorf("broker: session tracker: %w", err)
 	}
-	return server, nil
+	return server, revocation, nil
 }
 
 // storedLease returns the payload of the lease among the retained messages,
@@ -294,10 +338,18 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.Close()
 		return fmt.Errorf("broker: %w", err)
 	}
+	watching, stopWatching := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		b.revocation.watch(watching)
+	}()
 	select {
 	case <-ctx.Done():
 	case <-b.done:
 	}
+	stopWatching()
+	<-watched
 	return b.Close()
 }
 
@@ -311,6 +363,9 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	close(b.done)
+	// mochi's Close waits for every connection, also those that have not
+	// sent CONNECT yet: they are closed first.
+	b.limits.close()
 	// mochi's Close never fails; the store's close error is only logged by mochi.
 	b.server.Close()
 	b.logger.Info("mqtt broker stopped", "addr", b.tcp.Address())

@@ -34,11 +34,17 @@ var (
 )
 
 // writeUsers writes a users file with cheap bcrypt hashes, so tests stay fast.
-func writeUsers(t *testing.T, users ...testUser) string {
+func writeUsers(t testing.TB, users ...testUser) string {
+	t.Helper()
+	return writeUsersAtCost(t, bcrypt.MinCost, users...)
+}
+
+// writeUsersAtCost writes a users file with bcrypt hashes of cost.
+func writeUsersAtCost(t testing.TB, cost int, users ...testUser) string {
 	t.Helper()
 	var doc usersFile
 	for _, u := range users {
-		hash, err := bcrypt.GenerateFromPassword([]byte(u.password), bcrypt.MinCost)
+		hash, err := bcrypt.GenerateFromPassword([]byte(u.password), cost)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -110,9 +110,9 @@ func waitForLog(t *testing.T, log *syncBuffer, want string) {
 
 func TestConcurrentClaimsOfOneTerm(t *testing.T) {
 	clock := newFakeClock()
-	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin), Clock: clock})
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), Clock: clock})
 	seen := observe(t, b)
-	controllers := []paho.Client{mustConnect(t, b, admin, "ctl-a"), mustConnect(t, b, admin, "ctl-b")}
+	controllers := []paho.Client{mustConnect(t, b, ctl, "ctl-a"), mustConnect(t, b, ctl, "ctl-b")}
 	wins := map[string]int{}
 	for term := uint64(1); term <= 10; term++ {
 		claims := []string{leaseMsg(term, "a"), leaseMsg(term, "b")}
@@ -157,10 +157,10 @@ func TestConcurrentClaimsOfOneTerm(t *testing.T) {
 
 func TestLiveLeaseAndRenewals(t *testing.T) {
 	clock := newFakeClock()
-	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin), Clock: clock})
+	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), Clock: clock})
 	seen := observe(t, b)
-	a := mustConnect(t, b, admin, "ctl-a")
-	other := mustConnect(t, b, admin, "ctl-b")
+	a := mustConnect(t, b, ctl, "ctl-a")
+	other := mustConnect(t, b, ctl, "ctl-b")
 
 	publish(t, a, protocol.LeaseTopic, true, leaseMsg(1, "a"))
 	checkDelivered(t, a, seen, leaseMsg(1, "a"))
@@ -204,10 +204,10 @@ func TestLiveLeaseAndRenewals(t *testing.T) {
 
 // connectBreakable connects a client whose TCP connection the test can
 // close abruptly, as when its process is killed: no DISCONNECT packet.
-func connectBreakable(t *testing.T, b *Broker, clientID string) (paho.Client, func()) {
+func connectBreakable(t *testing.T, b *Broker, u testUser, clientID string) (paho.Client, func()) {
 	t.Helper()
 	conns := make(chan net.Conn, 1)
-	c, err := connect(t, b, admin, clientID, func(o *paho.ClientOptions) {
+	c, err := connect(t, b, u, clientID, func(o *paho.ClientOptions) {
 		o.SetCustomOpenConnectionFn(func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 			conn, err := net.Dial("tcp", uri.Host)
 			if err == nil {
@@ -225,10 +225,10 @@ func connectBreakable(t *testing.T, b *Broker, clientID string) (paho.Client, fu
 
 func TestHolderDisconnectFreesLease(t *testing.T) {
 	clock := newFakeClock() // never advanced: no lease here expires
-	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin), Clock: clock})
+	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), Clock: clock})
 	seen := observe(t, b)
-	a, kill := connectBreakable(t, b, "ctl-a")
-	other := mustConnect(t, b, admin, "ctl-b")
+	a, kill := connectBreakable(t, b, ctl, "ctl-a")
+	other := mustConnect(t, b, ctl, "ctl-b")
 
 	publish(t, a, protocol.LeaseTopic, true, leaseMsg(1, "a"))
 	publish(t, other, protocol.LeaseTopic, true, leaseMsg(2, "b"))
@@ -242,18 +242,18 @@ func TestHolderDisconnectFreesLease(t *testing.T) {
 	// A holder that reconnects under its client id (a takeover: the old
 	// connection's end is reported whenever it comes) keeps its lease by
 	// renewing.
-	reconnected := mustConnect(t, b, admin, "ctl-b")
+	reconnected := mustConnect(t, b, ctl, "ctl-b")
 	publish(t, reconnected, protocol.LeaseTopic, false, leaseMsg(2, "b"))
 	checkDelivered(t, reconnected, seen, leaseMsg(2, "b"))
-	c := mustConnect(t, b, admin, "ctl-c")
+	c := mustConnect(t, b, ctl, "ctl-c")
 	publish(t, c, protocol.LeaseTopic, true, leaseMsg(3, "c"))
 	checkDelivered(t, c, seen)
 }
 
 func TestStaleTermFenced(t *testing.T) {
-	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin), Clock: newFakeClock()})
+	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), Clock: newFakeClock()})
 	seen := observe(t, b)
-	c := mustConnect(t, b, admin, "ctl-old")
+	c := mustConnect(t, b, ctl, "ctl-old")
 	state, playlist := protocol.SessionStateTopic("home"), protocol.PlaylistTopic("home")
 
 	// Without a lease, anything passes, as on any broker.
@@ -283,9 +283,9 @@ func TestStaleTermFenced(t *testing.T) {
 }
 
 func TestLeaseSurvivesRestart(t *testing.T) {
-	opts := Options{UsersFile: writeUsers(t, admin), DataDir: t.TempDir(), Clock: newFakeClock()}
+	opts := Options{UsersFile: writeUsers(t, admin, ctl), DataDir: t.TempDir(), Clock: newFakeClock()}
 	b, stop, _ := startBroker(t, opts)
-	a := mustConnect(t, b, admin, "ctl-a")
+	a := mustConnect(t, b, ctl, "ctl-a")
 	publish(t, a, protocol.LeaseTopic, true, leaseMsg(3, "a"))
 	publish(t, a, protocol.LeaseTopic, false, leaseMsg(3, "a")) // a renewal leaves the claim retained
 	a.Disconnect(0)
@@ -301,7 +301,7 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 	if m := receive(t, seen); m != (message{protocol.LeaseTopic, leaseMsg(3, "a"), true}) {
 		t.Fatalf("retained after restart: %+v", m)
 	}
-	other := mustConnect(t, b, admin, "ctl-b")
+	other := mustConnect(t, b, ctl, "ctl-b")
 	publish(t, other, protocol.LeaseTopic, true, leaseMsg(3, "b"))
 	publish(t, other, protocol.LeaseTopic, true, leaseMsg(1, "b"))
 	publish(t, other, protocol.SessionStateTopic("home"), true, stateMsg(2))
@@ -311,7 +311,7 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 	checkDelivered(t, other, seen)
 
 	// Its holder renews from a new connection; then lets it expire.
-	a = mustConnect(t, b, admin, "ctl-a")
+	a = mustConnect(t, b, ctl, "ctl-a")
 	clock.Advance(leaseTTL - time.Millisecond)
 	publish(t, a, protocol.LeaseTopic, false, leaseMsg(3, "a"))
 	checkDelivered(t, a, seen, leaseMsg(3, "a"))
@@ -329,9 +329,9 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 }
 
 func TestBadLeasePayloadsDropped(t *testing.T) {
-	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin), Clock: newFakeClock()})
+	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), Clock: newFakeClock()})
 	seen := observe(t, b)
-	c := mustConnect(t, b, admin, "ctl")
+	c := mustConnect(t, b, ctl, "ctl")
 	publish(t, c, protocol.LeaseTopic, true, leaseMsg(1, "a"))
 	for _, bad := range []string{
 		"", " ", "{", "null", "[]", `"lease"`, strings.Repeat("x", 64<<10),
@@ -361,9 +361,9 @@ func TestBadLeasePayloadsDropped(t *testing.T) {
 }
 
 func TestNoLeaseArbiter(t *testing.T) {
-	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin), NoLeaseArbiter: true})
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), NoLeaseArbiter: true})
 	seen := observe(t, b)
-	c := mustConnect(t, b, admin, "ctl")
+	c := mustConnect(t, b, ctl, "ctl")
 	publish(t, c, protocol.LeaseTopic, true, leaseMsg(2, "a"))
 	publish(t, c, protocol.LeaseTopic, true, leaseMsg(2, "b"))
 	publish(t, c, protocol.SessionStateTopic("home"), true, stateMsg(1))
@@ -400,4 +400,34 @@ func currentLease(a *leaseArbiter) heldLease {
 		return heldLease{}
 	}
 	return *a.lease
+}
+
+// TestOnlyControllersClaim: an admin's lease claim is dropped, and no one
+// may leave a last will on the lease topic (a will skips the arbiter): an
+// admin's will of term 1000 was once retained when it died, and the
+// controllers then counted terms from 1000.
+func TestOnlyControllersClaim(t *testing.T) {
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, ctl), Clock: newFakeClock()})
+	seen := observe(t, b)
+	adminC := mustConnect(t, b, admin, "alice-laptop")
+	publish(t, adminC, protocol.LeaseTopic, true, leaseMsg(1000, "admin"))
+	checkDelivered(t, adminC, seen)
+	if got := retainedLease(b); got != "" {
+		t.Errorf("retained lease %s after an admin's claim", got)
+	}
+
+	willOnLease := func(o *paho.ClientOptions) { o.SetWill(protocol.LeaseTopic, leaseMsg(1000, "admin"), 1, true) }
+	if _, err := connect(t, b, admin, "alice-will", willOnLease); err == nil {
+		t.Error("an admin connected with a last will on the lease topic")
+	}
+	if _, err := connect(t, b, ctl, "ctl-will", willOnLease); err == nil {
+		t.Error("a controller connected with a last will on the lease topic")
+	}
+
+	c := mustConnect(t, b, ctl, "ctl-a")
+	publish(t, c, protocol.LeaseTopic, false, leaseMsg(1, "a"))
+	checkDelivered(t, c, seen, leaseMsg(1, "a"))
+	if got := retainedLease(b); got != leaseMsg(1, "a") {
+		t.Errorf("retained lease %s, want the controller's term 1", got)
+	}
 }

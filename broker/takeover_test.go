@@ -44,7 +44,7 @@ func TestReconnectDuringSessionEnd(t *testing.T) {
 	if err := b.server.AddHook(hook, nil); err != nil {
 		t.Fatal(err)
 	}
-	old, kill := connectBreakable(t, b, "speaker-s3")
+	old, kill := connectBreakable(t, b, admin, "speaker-s3")
 	subscribe(t, old, "test/to-speaker")
 	kill()
 	select {

@@ -123,7 +123,8 @@ func AddUser(path, name, role, password string) error {
 	return writeUsersFile(path, users)
 }
 
-// SetPassword changes a user's password, keeping its role.
+// SetPassword changes a user's password, keeping its role. A running broker
+// ends the connections logged in with the old one once it reloads the file.
 func SetPassword(path, name, password string) error {
 	users, i, err := findUser(path, name)
 	if err != nil {
@@ -132,8 +133,8 @@ func SetPassword(path, name, password string) error {
 	return AddUser(path, name, users[i].Role, password)
 }
 
-// RemoveUser takes a user out of the users file. Its connections stay until
-// they drop; it cannot log in again.
+// RemoveUser takes a user out of the users file. A running broker ends its
+// connections once it reloads the file (within a second).
 func RemoveUser(path, name string) error {
 	users, i, err := findUser(path, name)
 	if err != nil {
@@ -168,9 +169,12 @@ type userDirectory struct {
 	path   string // "" = no users
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	byName map[string]User
-	loaded os.FileInfo // the file as it was when last loaded
+	mu         sync.Mutex
+	byName     map[string]User
+	loaded     os.FileInfo // the file as it was when last loaded
+	generation uint64      // counts the loads
+	cost       int         // the most common bcrypt cost of the users' hashes; 0 if none
+	failure    string      // why the last reload failed; "" if it did not
 }
 
 // newUserDirectory loads path; a broken file is an error here, while later
@@ -195,11 +199,19 @@ func (d *userDirectory) load() error {
 		return err
 	}
 	byName := make(map[string]User, len(users))
+	costs := map[int]int{} // bcrypt cost -> users
+	commonCost := 0
 	for _, u := range users {
 		byName[u.Name] = u
+		cost, _ := bcrypt.Cost([]byte(u.PasswordHash)) // LoadUsers checked it
+		costs[cost]++
+		if costs[cost] > costs[commonCost] || costs[cost] == costs[commonCost] && cost > commonCost {
+			commonCost = cost
+		}
 	}
 	d.mu.Lock()
-	d.byName, d.loaded = byName, info
+	d.byName, d.loaded, d.cost = byName, info, commonCost
+	d.generation++
 	d.mu.Unlock()
 	return nil
 }
@@ -217,11 +229,22 @@ func (d *userDirectory) refresh() {
 	if unchanged {
 		return
 	}
-	if err := d.load(); err != nil {
-		d.logger.Error("users file not reloaded; keeping the users loaded before", "error", err)
-		return
+	err = d.load()
+	// The file is checked every second (revocation.go): a broken one is
+	// logged once, not at every check.
+	d.mu.Lock()
+	repeated := err != nil && err.Error() == d.failure
+	d.failure = ""
+	if err != nil {
+		d.failure = err.Error()
 	}
-	d.logger.Info("users file reloaded", "path", d.path)
+	d.mu.Unlock()
+	switch {
+	case err == nil:
+		d.logger.Info("users file reloaded", "path", d.path)
+	case !repeated:
+		d.logger.Error("users file not reloaded; keeping the users loaded before", "error", err)
+	}
 }
 
 func (d *userDirectory) lookup(name string) (User, bool) {
@@ -229,6 +252,27 @@ func (d *userDirectory) lookup(name string) (User, bool) {
 	defer d.mu.Unlock()
 	u, ok := d.byName[name]
 	return u, ok
+}
+
+// loads returns how many times the file was loaded: a change means the
+// users may have changed.
+func (d *userDirectory) loads() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.generation
+}
+
+// hashCost returns the most common bcrypt cost of the users' hashes
+// (bcrypt.DefaultCost without users): an unknown user is refused after a
+// comparison of that cost, so that its refusal takes as long as most
+// users' wrong passwords.
+func (d *userDirectory) hashCost() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cost == 0 {
+		return bcrypt.DefaultCost
+	}
+	return d.cost
 }
 
 func (d *userDirectory) count() int {

@@ -51,7 +51,7 @@ type Options struct {
 	BrokerURL          string        // default "tcp://127.0.0.1:1883"
 	Username, Password string        // MQTT credentials ("" for anonymous demo brokers)
 	Name               string        // for people: in the lease and status; default "controller"
-	ClientID           string        // default "tutti-controller-" + a random instance id
+	ClientID           string        // default protocol.ClientID(Username, "controller", a random instance id)
 	LeaseTTL           time.Duration // how long the lease lives without renewal; default DefaultLeaseTTL
 	DataDir            string        // required: holds tutti.db, songs/<sha256> and tmp/
 	HTTPAddr           string        // song server listen address; default "127.0.0.1:0"
@@ -149,7 +149,7 @@ func New(opts Options) (*Controller, error) {
 		opts.Name = "controller"
 	}
 	if opts.ClientID == "" {
-		opts.ClientID = "tutti-controller-" + instance
+		opts.ClientID = protocol.ClientID(opts.Username, "controller", instance)
 	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL

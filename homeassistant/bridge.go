@@ -29,7 +29,8 @@ type Options struct {
 	Username string
 	Password string
 	// ClientID is the MQTT client id, also the last level of the topic
-	// replies come back on. Default: tutti-ha- and a random suffix.
+	// replies come back on. Default: protocol.ClientID(Username, "ha", a
+	// random suffix), which the broker keeps for Username alone.
 	ClientID string
 	Prefix   string // Home Assistant's discovery prefix; default DefaultPrefix
 	Logger   *slog.Logger
@@ -76,7 +77,7 @@ func New(opts Options) (*Bridge, error) {
 	if opts.ClientID == "" {
 		suffix := make([]byte, 4)
 		rand.Read(suffix)
-		opts.ClientID = "tutti-ha-" + hex.EncodeToString(suffix)
+		opts.ClientID = protocol.ClientID(opts.Username, "ha", hex.EncodeToString(suffix))
 	}
 	if strings.ContainsAny(opts.ClientID, "+#/") {
 		return nil, fmt.Errorf("homeassistant: client id %q must fit in one topic level", opts.ClientID)

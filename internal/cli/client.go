@@ -66,7 +66,7 @@ func dial(ctx context.Context, f clientFlags) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := mqttclient.Options(f.mqtt.broker, "tutti-cli-"+id, user, password).
+	opts := mqttclient.Options(f.mqtt.broker, protocol.ClientID(user, "cli", id), user, password).
 		SetConnectTimeout(f.timeout).SetAutoReconnect(false).SetOrderMatters(false).SetTLSConfig(tlsConf)
 	c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	c.conn = mqtt.NewClient(opts)
