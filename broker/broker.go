@@ -1,7 +1,8 @@
 // Package broker is tutti's embedded MQTT broker: mochi-mqtt with retained
-// messages persisted in a bolt file, tutti's users and topic ACLs (acl.go,
-// with per-session rights from sessions.go), a packet size limit and a
-// publish rate limit per client (ratelimit.go), arbitration of the
+// messages persisted in a bolt file (store.go), tutti's users and topic ACLs
+// (acl.go, with per-session rights from sessions.go), a packet size limit,
+// topic and payload limits (limits.go), a retained quota per user
+// (quota.go), a publish rate limit per client (ratelimit.go), arbitration of the
 // controllers' lease (lease.go), and optionally MQTT over TLS.
 package broker
 
@@ -14,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
@@ -57,9 +57,6 @@ type Options struct {
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
 const DefaultMaxPacketSize = 1 << 20
-
-// storeFile is the bolt file in DataDir that holds the retained messages.
-const storeFile = "broker.bolt"
 
 // Broker is an MQTT broker listening on a TCP address, and optionally on a
 // second one for MQTT over TLS.
@@ -168,6 +165,11 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		}
 		limiter = newPublishLimiter(rate, burst, clock, logger)
 	}
+	refusals := newRefusalLog(clock, logger)
+	// Added first: no other hook sees a publish over the size limits.
+	if err := server.AddHook(&limitsHook{refusals: refusals}, nil); err != nil {
+		return nil, fmt.Errorf("broker: limits hook: %w", err)
+	}
 	sessions := newSessionDirectory()
 	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions, limiter: limiter, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
@@ -187,7 +189,10 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		path := filepath.Join(opts.DataDir, storeFile)
 		// The bolt file is locked: a second broker on the same DataDir
 		// fails here after the timeout instead of corrupting it.
-		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
+		if err := prepareStore(path, logger); err != nil {
+			return nil, fmt.Errorf("broker: prepare store %s: %w", path, err)
+		}
+		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Bucket: storeBucket, Options: &bbolt.Options{Timeout: storeLockTimeout}})
 		if err != nil {
 			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
@@ -211,6 +216,10 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 			return nil, fmt.Errorf("broker: lease arbiter: %w", err)
 		}
 	}
+	if err := server.AddHook(newRetainedQuota(retained, users, refusals, logger), nil); err != nil {
+		server.Close()
+		return nil, fmt.Errorf("broker: retained quota: %w", err)
+	}
 	sessions.restore(retained, logger)
 	// Added last: it records only what no other hook dropped.
 	if err := server.AddHook(&sessionTracker{sessions: sessions, logger: logger}, nil); err != nil {
@@ -231,24 +240,8 @@ func storedLease(retained []storage.Message) []byte {
 	return nil
 }
 
-// retainedStore is mochi's bolt store limited to retained messages: session
-// state, playlists, statuses and discovery configs survive a restart. It
-// stores nothing else: tutti's clients use clean sessions, and stored
-// in-flight copies would cost two disk commits per subscriber of every QoS 1
-// message (a state change to 100 speakers: 200 commits before they all had
-// it).
-type retainedStore struct{ *bolt.Hook }
-
-func (retainedStore) Provides(b byte) bool {
-	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired || b == mqtt.StoredRetainedMessages
-}
-
 // sysTopicInterval is how often, in seconds, mochi refreshes the $SYS topics.
 const sysTopicInterval = 60
-
-// storeLockTimeout is how long New waits for another process's lock on the
-// store file.
-const storeLockTimeout = 2 * time.Second
 
 // Addr returns the address the broker listens on, e.g. "127.0.0.1:40123".
 func (b *Broker) Addr() string { return b.tcp.Address() }

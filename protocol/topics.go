@@ -223,12 +223,84 @@ func ReplyTopic(replyTo string) (string, error) {
 	switch {
 	case replyTo == "":
 		return DefaultReplyTopic, nil
-	case strings.ContainsAny(replyTo, "+#\x00") || strings.HasPrefix(replyTo, "$") || len(replyTo) > 1024:
-		return DefaultReplyTopic, fmt.Errorf("reply_to %q refused: not a plain topic name", replyTo)
+	case strings.ContainsAny(replyTo, "+#\x00") || strings.HasPrefix(replyTo, "$") || CheckTopicSize(replyTo) != nil:
+		return DefaultReplyTopic, fmt.Errorf("reply_to %.100q refused: not a plain topic name within the size limits", replyTo)
 	case strings.HasPrefix(replyTo, Root+"/") && replyTo != DefaultReplyTopic &&
 		!strings.HasPrefix(replyTo, DefaultReplyTopic+"/"):
 		return DefaultReplyTopic, fmt.Errorf("reply_to %q refused: below %s/ only %s/... is allowed",
 			replyTo, Root, DefaultReplyTopic)
 	}
 	return replyTo, nil
+}
+
+// Size limits of every topic name and filter the broker takes (publishes,
+// subscriptions, last wills). mochi's topic tree walks a topic level by level
+// from its start, so its cost grows with the square of the depth. tutti's
+// longest topics are about 110 bytes deep 6 levels (a Home Assistant command
+// topic tutti/ha/<kind>/<64-byte id>/<entity>/set, a discovery config
+// homeassistant/device/tutti_session_<64-byte name>/config); other MQTT
+// devices of a household (Zigbee bridges, Home Assistant discovery with
+// <prefix>/<component>/<node>/<object>/config) stay well within these too.
+const (
+	MaxTopicLength = 1024 // bytes; also the longest reply_to
+	MaxTopicLevels = 32   // levels ('/' separated parts)
+)
+
+// CheckTopicSize checks a topic name or filter against MaxTopicLength and
+// MaxTopicLevels. The error quotes at most the topic's start.
+func CheckTopicSize(topic string) error {
+	if len(topic) > MaxTopicLength {
+		return fmt.Errorf("topic %.40q... of %d bytes exceeds %d", topic, len(topic), MaxTopicLength)
+	}
+	if levels := strings.Count(topic, "/") + 1; levels > MaxTopicLevels {
+		return fmt.Errorf("topic %.40q... of %d levels exceeds %d", topic, levels, MaxTopicLevels)
+	}
+	return nil
+}
+
+// retainedFilters match every topic below Root that the protocol defines as
+// retained: the controller's status, lease claims, library records,
+// session states, playlists and infos, assignments, speaker statuses, and
+// the Home Assistant bridge's status, device states and session covers.
+var retainedFilters = []string{
+	ControllerStatusTopic,
+	LeaseTopic,
+	LibrarySongFilter,
+	SessionStateFilter,
+	PlaylistFilter,
+	SessionInfoFilter,
+	AssignFilter,
+	SpeakerStatusFilter,
+	HomeAssistantRoot + "/status",
+	HomeAssistantRoot + "/controller/state",
+	HomeAssistantRoot + "/+/+/state",
+	HomeAssistantRoot + "/session/+/cover",
+}
+
+// Retained reports whether the protocol defines topic, a topic name below
+// Root, as retained. The broker retains nothing else below Root (but
+// accepts an empty retained payload anywhere: it clears the topic).
+func Retained(topic string) bool {
+	for _, filter := range retainedFilters {
+		if matchesLevels(filter, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchesLevels reports whether topic matches filter, whose only wildcard is
+// '+' (exactly one non-empty level).
+func matchesLevels(filter, topic string) bool {
+	for {
+		f, fRest, fMore := strings.Cut(filter, "/")
+		t, tRest, tMore := strings.Cut(topic, "/")
+		if fMore != tMore || t == "" || (f != "+" && f != t) {
+			return false
+		}
+		if !fMore {
+			return true
+		}
+		filter, topic = fRest, tRest
+	}
 }
