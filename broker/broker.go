@@ -180,32 +180,25 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 			return nil, fmt.Errorf("broker: clock responder: %w", err)
 		}
 	}
-	var store *bolt.Hook
+	// mochi loads the retained messages only in Serve, once clients may
+	// already publish: the lease arbiter, the session directory and the
+	// retained quota read them before.
+	var retained []storage.Message
 	if opts.DataDir != "" {
-		store = new(bolt.Hook)
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(opts.DataDir, storeFile)
 		// The bolt file is locked: a second broker on the same DataDir
 		// fails here after the timeout instead of corrupting it.
-		if err := prepareStore(path, logger); err != nil {
-			return nil, fmt.Errorf("broker: prepare store %s: %w", path, err)
+		var err error
+		if retained, err = prepareStore(path, logger); err != nil {
+			return nil, fmt.Errorf("broker: read the store %s: %w", path, err)
 		}
-		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Bucket: storeBucket, Options: &bbolt.Options{Timeout: storeLockTimeout}})
+		store := &retainedStore{Hook: new(bolt.Hook), loaded: retained}
+		err = server.AddHook(store, &bolt.Options{Path: path, Bucket: storeBucket, Options: &bbolt.Options{Timeout: storeLockTimeout}})
 		if err != nil {
 			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
-		}
-	}
-	// mochi loads the retained messages only in Serve, once clients may
-	// already publish: the lease arbiter and the session directory read
-	// them before.
-	var retained []storage.Message
-	if store != nil {
-		var err error
-		if retained, err = store.StoredRetainedMessages(); err != nil {
-			server.Close() // closes the store
-			return nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
 		}
 	}
 	if !opts.NoLeaseArbiter {

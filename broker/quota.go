@@ -64,7 +64,7 @@ func newRetainedQuota(stored []storage.Message, users *userDirectory, refusals *
 	q := &retainedQuota{users: users, refusals: refusals, logger: logger,
 		topics: map[string]retainedShare{}, accounts: map[string]*account{}}
 	for _, m := range stored {
-		q.retained(m.Client, m.TopicName, len(m.Payload))
+		q.retained(m.Client, m.TopicName, retainedSize(m.TopicName, m.Payload))
 	}
 	return q
 }

@@ -33,10 +33,21 @@ const storeLockTimeout = 2 * time.Second
 // in-flight copies would cost two disk commits per subscriber of every QoS 1
 // message (a state change to 100 speakers: 200 commits before they all had
 // it).
-type retainedStore struct{ *bolt.Hook }
+type retainedStore struct {
+	*bolt.Hook
+	loaded []storage.Message // read by prepareStore; handed to mochi once
+}
 
-func (retainedStore) Provides(b byte) bool {
+func (*retainedStore) Provides(b byte) bool {
 	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired || b == mqtt.StoredRetainedMessages
+}
+
+// StoredRetainedMessages returns what prepareStore read, so that a start
+// decodes the store once: its cost grows with the store's size.
+func (s *retainedStore) StoredRetainedMessages() ([]storage.Message, error) {
+	loaded := s.loaded
+	s.loaded = nil
+	return loaded, nil
 }
 
 // OnRetainMessage stores a retained message with its owner (retainedOwner)
@@ -45,49 +56,58 @@ func (retainedStore) Provides(b byte) bool {
 // empty payload deletes the record: mochi's hook would store an empty one
 // when the topic held nothing, and a client could grow the store with
 // those without limit.
-func (s retainedStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
+func (s *retainedStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	if len(pk.Payload) == 0 {
 		r = -1
 	}
 	s.Hook.OnRetainMessage(&mqtt.Client{ID: retainedOwner(cl)}, pk, r)
 }
 
-// prepareStore readies the store file at path before mochi opens it. It
-// drops the stored retained messages that break today's limits
-// (checkMessage), which a store written before them may hold and which
-// would slow this start and every later one, and empty or unreadable
+// prepareStore readies the store file at path before mochi opens it, and
+// returns the retained messages it holds. It drops those that break today's
+// limits (checkMessage), which a store written before them may hold and
+// which would slow this start and every later one, and empty or unreadable
 // records. Then it compacts the file if most of it is free pages: bolt
 // reuses freed pages but never gives them back, so a store that once held
 // much would stay that large.
-func prepareStore(path string, logger *slog.Logger) error {
+func prepareStore(path string, logger *slog.Logger) ([]storage.Message, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: storeLockTimeout})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := dropBadRetained(db, logger); err != nil {
+	retained, bad, err := readRetained(db)
+	if err == nil && len(bad) > 0 {
+		err = deleteRecords(db, bad)
+		logger.Warn("stored retained messages dropped: over a limit or unreadable", "dropped", len(bad), "first", bad[0].err)
+	}
+	if err != nil {
 		db.Close()
-		return err
+		return nil, err
 	}
 	if !mostlyFree(db) {
-		return db.Close()
+		return retained, db.Close()
 	}
-	return compactStore(db, path, logger)
+	return retained, compactStore(db, path, logger)
 }
 
-// dropBadRetained deletes the retained records that checkMessage refuses
-// or that cannot be read.
-func dropBadRetained(db *bbolt.DB, logger *slog.Logger) error {
+// badRecord is a stored record that prepareStore drops, and why.
+type badRecord struct {
+	key []byte
+	err error
+}
+
+// readRetained decodes the retained records of db, and returns apart those
+// that checkMessage refuses or that cannot be read.
+func readRetained(db *bbolt.DB) (retained []storage.Message, bad []badRecord, err error) {
 	prefix := []byte(storage.RetainedKey + "_")
-	return db.Update(func(tx *bbolt.Tx) error {
+	err = db.View(func(tx *bbolt.Tx) error {
 		bucket := tx.Bucket([]byte(storeBucket))
 		if bucket == nil {
 			return nil
 		}
-		var bad [][]byte
-		var firstErr error
 		c := bucket.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var m storage.Message
@@ -100,19 +120,24 @@ func dropBadRetained(db *bbolt.DB, logger *slog.Logger) error {
 				err = checkMessage(m.TopicName, m.Payload, true)
 			}
 			if err != nil {
-				bad = append(bad, bytes.Clone(k))
-				if firstErr == nil {
-					firstErr = err
-				}
+				bad = append(bad, badRecord{bytes.Clone(k), err})
+				continue
 			}
+			retained = append(retained, m)
 		}
-		for _, k := range bad {
-			if err := bucket.Delete(k); err != nil {
+		return nil
+	})
+	return retained, bad, err
+}
+
+// deleteRecords deletes the bad records from db's store bucket.
+func deleteRecords(db *bbolt.DB, bad []badRecord) error {
+	return db.Update(func(tx *bbolt.Tx) error {
+		bucket := tx.Bucket([]byte(storeBucket))
+		for _, r := range bad {
+			if err := bucket.Delete(r.key); err != nil {
 				return err
 			}
-		}
-		if len(bad) > 0 {
-			logger.Warn("stored retained messages dropped: over a limit or unreadable", "dropped", len(bad), "first", firstErr)
 		}
 		return nil
 	})
