@@ -67,9 +67,9 @@ func (s *retainedStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r in
 // returns the retained messages it holds. It drops those that break today's
 // limits (checkMessage), which a store written before them may hold and
 // which would slow this start and every later one, and empty or unreadable
-// records. Then it compacts the file if most of it is free pages: bolt
-// reuses freed pages but never gives them back, so a store that once held
-// much would stay that large.
+// records. Then it compacts the file if it holds more free pages than data:
+// bolt reuses freed pages but never gives them back, so a store that once
+// held much would stay that large.
 func prepareStore(path string, logger *slog.Logger) ([]storage.Message, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -87,7 +87,7 @@ func prepareStore(path string, logger *slog.Logger) ([]storage.Message, error) {
 		db.Close()
 		return nil, err
 	}
-	if !mostlyFree(db) {
+	if !freeDominates(db) {
 		return retained, db.Close()
 	}
 	return retained, compactStore(db, path, logger)
@@ -147,10 +147,12 @@ func deleteRecords(db *bbolt.DB, bad []badRecord) error {
 // free pages cost nothing that matters.
 const compactMinSize = 4 << 20
 
-// mostlyFree reports whether the store file is at least compactMinSize and
-// more than half of it is not in use.
-func mostlyFree(db *bbolt.DB) bool {
-	var fileSize, used int64
+// freeDominates reports whether the store file is at least compactMinSize
+// and more of the pages bolt has used are free than hold data. (The file
+// also has up to bolt's allocation step, 16 MiB, of room beyond those pages,
+// which it would take again as soon as it grew.)
+func freeDominates(db *bbolt.DB) bool {
+	var fileSize, free, used int64
 	err := db.View(func(tx *bbolt.Tx) error {
 		info, err := os.Stat(db.Path())
 		if err != nil {
@@ -158,15 +160,21 @@ func mostlyFree(db *bbolt.DB) bool {
 		}
 		fileSize = info.Size()
 		stats := db.Stats()
-		used = tx.Size() - int64(stats.FreePageN+stats.PendingPageN)*int64(db.Info().PageSize)
+		free = int64(stats.FreePageN+stats.PendingPageN) * int64(db.Info().PageSize)
+		used = tx.Size() - free
 		return nil
 	})
-	return err == nil && fileSize >= compactMinSize && used < fileSize/2
+	return err == nil && fileSize >= compactMinSize && free > used
 }
 
 // compactTxSize is how many bytes compactStore copies per transaction, so
 // that a large store is not copied in one.
 const compactTxSize = 4 << 20
+
+// compactAllocSize is the step in which the compacted file grows while it
+// is written (bolt's default is 16 MiB), so that it ends near the size of
+// its data.
+const compactAllocSize = 1 << 20
 
 // compactStore copies db's store bucket into a new file and puts that in
 // place of path, then closes db. (bbolt.Compact does the same from bbolt
@@ -209,6 +217,7 @@ func copyStore(src *bbolt.DB, path string) error {
 	if err != nil {
 		return err
 	}
+	dst.AllocSize = compactAllocSize
 	err = src.View(func(stx *bbolt.Tx) error {
 		from := stx.Bucket([]byte(storeBucket))
 		if from == nil {
