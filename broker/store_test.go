@@ -28,26 +28,28 @@ func storedRecord(t *testing.T, owner, topic string, payload []byte) []byte {
 	return b
 }
 
-// writeStore puts records (key to value) into the store file at path,
-// in transactions of one record each, as a running broker would.
+// writeStore puts records (key to value) into the store file at path.
 func writeStore(t *testing.T, path string, records map[string][]byte) {
 	t.Helper()
-	db, err := bbolt.Open(path, 0o600, nil)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for k, v := range records {
-		err := db.Update(func(tx *bbolt.Tx) error {
-			bucket, err := tx.CreateBucketIfNotExists([]byte(storeBucket))
-			if err != nil {
+	err = db.Update(func(tx *bbolt.Tx) error {
+		bucket, err := tx.CreateBucketIfNotExists([]byte(storeBucket))
+		if err != nil {
+			return err
+		}
+		for k, v := range records {
+			if err := bucket.Put([]byte(k), v); err != nil {
 				return err
 			}
-			return bucket.Put([]byte(k), v)
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -62,3 +62,24 @@ func TestCheckTopicSize(t *testing.T) {
 		t.Error("ReplyTopic accepted a reply_to deeper than the broker takes")
 	}
 }
+
+// FuzzRetained: Retained and CheckTopicSize take any string; a topic
+// Retained accepts is below Root and no deeper than the protocol's
+// retained topics (5 levels).
+func FuzzRetained(f *testing.F) {
+	for _, seed := range []string{LeaseTopic, SessionStateTopic("home"), "tutti/ha/+/+/state", "tutti//", "/", "", "tutti/session/home/state/"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		sizeErr := CheckTopicSize(topic)
+		if !Retained(topic) {
+			return
+		}
+		if !strings.HasPrefix(topic, Root+"/") || strings.Count(topic, "/") > 4 || strings.Contains(topic, "//") {
+			t.Errorf("Retained(%q) = true", topic)
+		}
+		if sizeErr != nil && len(topic) <= MaxTopicLength {
+			t.Errorf("retained topic %q refused: %v", topic, sizeErr)
+		}
+	})
+}
