@@ -236,11 +236,14 @@ func ReplyTopic(replyTo string) (string, error) {
 // Size limits of every topic name and filter the broker takes (publishes,
 // subscriptions, last wills). mochi's topic tree walks a topic level by level
 // from its start, so its cost grows with the square of the depth. tutti's
-// longest topics are about 110 bytes deep 6 levels (a Home Assistant command
-// topic tutti/ha/<kind>/<64-byte id>/<entity>/set, a discovery config
-// homeassistant/device/tutti_session_<64-byte name>/config); other MQTT
-// devices of a household (Zigbee bridges, Home Assistant discovery with
-// <prefix>/<component>/<node>/<object>/config) stay well within these too.
+// longest topics have about 110 bytes and 6 levels (a Home Assistant
+// command topic tutti/ha/<kind>/<64-byte id>/<entity>/set, a discovery
+// config homeassistant/device/tutti_session_<64-byte name>/config): the
+// limits leave 9 times that length and 5 times that depth, for longer
+// discovery prefixes and for a household's other MQTT devices (Home
+// Assistant discovery <prefix>/<component>/<node>/<object>/config, Zigbee
+// bridges); retaining a topic at the limit costs mochi about 0.1 ms (one
+// 20,000 levels deep took 1.9 s).
 const (
 	MaxTopicLength = 1024 // bytes; also the longest reply_to
 	MaxTopicLevels = 32   // levels ('/' separated parts)
@@ -250,10 +253,10 @@ const (
 // MaxTopicLevels. The error quotes at most the topic's start.
 func CheckTopicSize(topic string) error {
 	if len(topic) > MaxTopicLength {
-		return fmt.Errorf("topic %.40q... of %d bytes exceeds %d", topic, len(topic), MaxTopicLength)
+		return fmt.Errorf("topic of %d bytes exceeds %d (it starts %.40q)", len(topic), MaxTopicLength, topic)
 	}
 	if levels := strings.Count(topic, "/") + 1; levels > MaxTopicLevels {
-		return fmt.Errorf("topic %.40q... of %d levels exceeds %d", topic, levels, MaxTopicLevels)
+		return fmt.Errorf("topic of %d levels exceeds %d (it starts %.40q)", levels, MaxTopicLevels, topic)
 	}
 	return nil
 }
