@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -210,22 +207,4 @@ func TestOnlyProtocolTopicsRetainedUnderTutti(t *testing.T) {
 // retainedPacket is a retained publish of payload to topic.
 func retainedPacket(topic, payload string) packets.Packet {
 	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: topic, Payload: []byte(payload)}
-}
-
-// TestRefusalLogThrottled: a flood of refusals of one user makes one log
-// line a second, which counts those left out.
-func TestRefusalLogThrottled(t *testing.T) {
-	clock := newFakeClock()
-	var buf syncBuffer
-	l := newRefusalLog(clock, slog.New(slog.NewTextHandler(&buf, nil)))
-	cl := &mqtt.Client{ID: "bob-1", Properties: mqtt.ClientProperties{Username: []byte("bob")}}
-	for range 1000 {
-		l.add(cl, "refused", context.Canceled)
-	}
-	clock.Advance(refusalLogInterval)
-	l.add(cl, "refused", context.Canceled)
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[1], "not_logged_before=999") {
-		t.Errorf("log:\n%s", buf.String())
-	}
 }
