@@ -18,9 +18,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
-	"go.etcd.io/bbolt"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -189,17 +187,15 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 			return nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(opts.DataDir, storeFile)
-		// The bolt file is locked: a second broker on the same DataDir
-		// fails here after the timeout instead of corrupting it.
-		var err error
-		if retained, err = prepareStore(path, logger); err != nil {
-			return nil, fmt.Errorf("broker: read the store %s: %w", path, err)
-		}
-		store := &retainedStore{Hook: new(bolt.Hook), loaded: retained}
-		err = server.AddHook(store, &bolt.Options{Path: path, Bucket: storeBucket, Options: &bbolt.Options{Timeout: storeLockTimeout}})
+		store, err := openStore(path, logger)
 		if err != nil {
 			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
+		if err := server.AddHook(store, nil); err != nil {
+			store.Stop()
+			return nil, fmt.Errorf("broker: store hook: %w", err)
+		}
+		retained = store.loaded
 	}
 	if !opts.NoLeaseArbiter {
 		// Added after the auth hook, whose OnPublish runs first: a claim

@@ -16,7 +16,7 @@ import (
 // every start when the store is loaded. The limits are checked before the
 // tree sees a topic: publishes in limitsHook.OnPublish (the first hook),
 // subscription filters in authHook.OnACLCheck, last wills at CONNECT
-// (authHook.OnConnectAuthenticate), stored messages in prepareStore.
+// (authHook.OnConnectAuthenticate), stored messages in openStore.
 
 // checkMessage checks a publish or last will: its topic's size
 // (protocol.CheckTopicSize), its payload's (protocol.MaxPayload, the

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
 )
@@ -19,62 +19,41 @@ import (
 // storeFile is the bolt file in DataDir that holds the retained messages.
 const storeFile = "broker.bolt"
 
-// storeBucket is the bucket of mochi's bolt hook that holds them (its
-// default, named here so that prepareStore reads the same one).
+// storeBucket holds the records: the default bucket of mochi's bolt hook,
+// which wrote the stores of earlier versions.
 const storeBucket = "mochi"
 
 // storeLockTimeout is how long New waits for another process's lock on the
 // store file.
 const storeLockTimeout = 2 * time.Second
 
-// retainedStore is mochi's bolt store limited to retained messages: session
-// state, playlists, statuses and discovery configs survive a restart. It
-// stores nothing else: tutti's clients use clean sessions, and stored
-// in-flight copies would cost two disk commits per subscriber of every QoS 1
-// message (a state change to 100 speakers: 200 commits before they all had
-// it).
+// retainedStore keeps the retained messages in a bolt file, so that
+// session state, playlists, statuses and discovery configs survive a
+// restart. It keeps nothing else: tutti's clients use clean sessions, and
+// stored in-flight copies would cost two disk commits per subscriber of
+// every QoS 1 message (a state change to 100 speakers: 200 commits before
+// they all had it). Its records are those of mochi's bolt hook, which
+// earlier versions used, plus each message's owner (retainedOwner) in the
+// client field, from which the quota accounts are rebuilt at start. When
+// a deletion leaves more free pages than data it compacts the file: bolt
+// reuses freed pages but never gives them back.
 type retainedStore struct {
-	*bolt.Hook
-	loaded []storage.Message // read by prepareStore; handed to mochi once
+	mqtt.HookBase
+	path   string
+	logger *slog.Logger
+
+	mu     sync.Mutex        // orders writes and the compaction that replaces db
+	db     *bbolt.DB         // nil once stopped, or if a compaction could not reopen the file
+	loaded []storage.Message // read by openStore; handed to mochi once
 }
 
-func (*retainedStore) Provides(b byte) bool {
-	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired || b == mqtt.StoredRetainedMessages
-}
-
-// StoredRetainedMessages returns what prepareStore read, so that a start
-// decodes the store once: its cost grows with the store's size.
-func (s *retainedStore) StoredRetainedMessages() ([]storage.Message, error) {
-	loaded := s.loaded
-	s.loaded = nil
-	return loaded, nil
-}
-
-// OnRetainMessage stores a retained message with its owner (retainedOwner)
-// in the record's client field, which mochi does not read back for a
-// retained message: the quota accounts are rebuilt from it at start. An
-// empty payload deletes the record: mochi's hook would store an empty one
-// when the topic held nothing, and a client could grow the store with
-// those without limit.
-func (s *retainedStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
-	if len(pk.Payload) == 0 {
-		r = -1
-	}
-	s.Hook.OnRetainMessage(&mqtt.Client{ID: retainedOwner(cl)}, pk, r)
-}
-
-// prepareStore readies the store file at path before mochi opens it, and
-// returns the retained messages it holds. It drops those that break today's
-// limits (checkMessage), which a store written before them may hold and
-// which would slow this start and every later one, and empty or unreadable
-// records. Then it compacts the file if it holds more free pages than data:
-// bolt reuses freed pages but never gives them back, so a store that once
-// held much would stay that large.
-func prepareStore(path string, logger *slog.Logger) ([]storage.Message, error) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: storeLockTimeout})
+// openStore opens (or creates) the store file at path and reads the
+// retained messages it holds. It drops those that break today's limits
+// (checkMessage), which a store written before them may hold and which
+// would slow this start and every later one, and empty or unreadable
+// records; then it compacts the file if it holds more free pages than data.
+func openStore(path string, logger *slog.Logger) (*retainedStore, error) {
+	db, err := openBolt(path)
 	if err != nil {
 		return nil, err
 	}
@@ -87,13 +66,164 @@ func prepareStore(path string, logger *slog.Logger) ([]storage.Message, error) {
 		db.Close()
 		return nil, err
 	}
-	if !freeDominates(db) {
-		return retained, db.Close()
+	s := &retainedStore{path: path, logger: logger, db: db, loaded: retained}
+	if err := s.compactIfMostlyFree(); err != nil {
+		s.Stop()
+		return nil, err
 	}
-	return retained, compactStore(db, path, logger)
+	return s, nil
 }
 
-// badRecord is a stored record that prepareStore drops, and why.
+// openBolt opens the bolt file at path with the store's bucket. The file is
+// locked: a second broker on the same file fails after storeLockTimeout
+// instead of corrupting it.
+func openBolt(path string) (*bbolt.DB, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: storeLockTimeout})
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte(storeBucket))
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (s *retainedStore) ID() string { return "tutti-store" }
+
+func (s *retainedStore) Provides(b byte) bool {
+	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired || b == mqtt.StoredRetainedMessages
+}
+
+// StoredRetainedMessages returns what openStore read, so that a start
+// decodes the store once: its cost grows with the store's size.
+func (s *retainedStore) StoredRetainedMessages() ([]storage.Message, error) {
+	loaded := s.loaded
+	s.loaded = nil
+	return loaded, nil
+}
+
+// Stop closes the file; mochi calls it when it closes.
+func (s *retainedStore) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// OnRetainMessage stores a retained message, or deletes the record of a
+// topic cleared with an empty payload. (mochi's bolt hook stored an empty
+// record when the topic held nothing, so that a client could grow the
+// store without limit.)
+func (s *retainedStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	if len(pk.Payload) == 0 {
+		s.delete(pk.TopicName)
+		return
+	}
+	s.put(retainedRecord(retainedOwner(cl), pk))
+}
+
+// OnRetainedExpired deletes the record of a retained message that expired
+// (an MQTT 5 client's message expiry).
+func (s *retainedStore) OnRetainedExpired(topic string) { s.delete(topic) }
+
+// retainedKey is the key of topic's record.
+func retainedKey(topic string) string { return storage.RetainedKey + "_" + topic }
+
+// retainedRecord is the record of pk, retained by owner, as mochi's bolt
+// hook writes it.
+func retainedRecord(owner string, pk packets.Packet) storage.Message {
+	return storage.Message{
+		ID:          retainedKey(pk.TopicName),
+		T:           storage.RetainedKey,
+		FixedHeader: pk.FixedHeader,
+		TopicName:   pk.TopicName,
+		Payload:     pk.Payload,
+		Created:     pk.Created,
+		Client:      owner,
+		Origin:      pk.Origin,
+		Properties: storage.MessageProperties{
+			PayloadFormat:          pk.Properties.PayloadFormat,
+			MessageExpiryInterval:  pk.Properties.MessageExpiryInterval,
+			ContentType:            pk.Properties.ContentType,
+			ResponseTopic:          pk.Properties.ResponseTopic,
+			CorrelationData:        pk.Properties.CorrelationData,
+			SubscriptionIdentifier: pk.Properties.SubscriptionIdentifier,
+			TopicAlias:             pk.Properties.TopicAlias,
+			User:                   pk.Properties.User,
+		},
+	}
+}
+
+func (s *retainedStore) put(m storage.Message) {
+	data, err := m.MarshalBinary()
+	if err != nil {
+		s.logger.Error("mqtt store: retained message not stored", "topic", logTopic(m.TopicName), "error", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(storeBucket)).Put([]byte(m.ID), data)
+	})
+	if err != nil {
+		s.logger.Error("mqtt store: retained message not stored", "topic", logTopic(m.TopicName), "error", err)
+	}
+}
+
+// delete deletes topic's record, if there is one (a look first: a commit
+// costs a disk sync, and anyone may clear topics that hold nothing), and
+// then compacts the file if free pages dominate.
+func (s *retainedStore) delete(topic string) {
+	key := []byte(retainedKey(topic))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return
+	}
+	var stored bool
+	s.db.View(func(tx *bbolt.Tx) error {
+		stored = tx.Bucket([]byte(storeBucket)).Get(key) != nil
+		return nil
+	})
+	if !stored {
+		return
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(storeBucket)).Delete(key)
+	})
+	if err == nil {
+		err = s.compactIfMostlyFree()
+	}
+	if err != nil {
+		s.logger.Error("mqtt store: retained message not deleted, or the store not compacted", "topic", logTopic(topic), "error", err)
+	}
+}
+
+// compactIfMostlyFree compacts the file if free pages dominate, and opens
+// the compacted one. Callers hold mu (or own s alone).
+func (s *retainedStore) compactIfMostlyFree() error {
+	if !freeDominates(s.db) {
+		return nil
+	}
+	err := compactStore(s.db, s.path, s.logger) // closes s.db
+	db, openErr := openBolt(s.path)
+	s.db = db
+	return errors.Join(err, openErr)
+}
+
+// badRecord is a stored record that openStore drops, and why.
 type badRecord struct {
 	key []byte
 	err error
