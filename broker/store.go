@@ -234,11 +234,7 @@ type badRecord struct {
 func readRetained(db *bbolt.DB) (retained []storage.Message, bad []badRecord, err error) {
 	prefix := []byte(storage.RetainedKey + "_")
 	err = db.View(func(tx *bbolt.Tx) error {
-		bucket := tx.Bucket([]byte(storeBucket))
-		if bucket == nil {
-			return nil
-		}
-		c := bucket.Cursor()
+		c := tx.Bucket([]byte(storeBucket)).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var m storage.Message
 			err := m.UnmarshalBinary(v)
@@ -349,11 +345,7 @@ func copyStore(src *bbolt.DB, path string) error {
 	}
 	dst.AllocSize = compactAllocSize
 	err = src.View(func(stx *bbolt.Tx) error {
-		from := stx.Bucket([]byte(storeBucket))
-		if from == nil {
-			return nil
-		}
-		c := from.Cursor()
+		c := stx.Bucket([]byte(storeBucket)).Cursor()
 		k, v := c.First()
 		for k != nil {
 			err := dst.Update(func(dtx *bbolt.Tx) error {
