@@ -19,7 +19,7 @@ import (
 // retains about 3000 discovery configs and states of 0.3-2 KB (under 6
 // MiB); tutti's own bridge retains one config of 1-10 KB per device
 // (controller, sessions, speakers). The count bounds the topic tree's
-// nodes (at most MaxTopicLevels each), the bytes (topic and payload) the
+// nodes (at most protocol.MaxTopicLevels each), the bytes (topic and payload) the
 // memory and disk.
 const (
 	RetainedQuotaMessages = 4000
