@@ -72,6 +72,13 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	} else if reason != "" {
 		return refuse(reason)
 	}
+	// A last will passes no OnPublish hook, so limitsHook's checks are
+	// made here.
+	if pk.Connect.WillFlag {
+		if err := checkMessage(pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillRetain); err != nil {
+			return refuse("last will over a limit: " + err.Error())
+		}
+	}
 	// mochi publishes a last will without any ACL check, so the will topic
 	// is checked here, as if the client published it now.
 	a, _ := h.accessOf(cl)
@@ -98,20 +105,22 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 // a denial here makes mochi disconnect a 3.1.1 client that publishes at QoS
 // 1 or 2, so publishes are checked in OnPublish, which can acknowledge and
 // drop them. Refusals are logged by OnSubscribed: a delivery refused (a
-// topic of a session the client may no longer read) is routine.
+// topic of a session the client may no longer read) is routine. A filter
+// over the size limits (limits.go) is refused before mochi's topic tree
+// sees it.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	a, ok := h.accessOf(cl)
 	if !ok {
 		return false
 	}
-	return write || a.maySubscribe(topic)
+	return write || (protocol.CheckTopicSize(topic) == nil && a.maySubscribe(topic))
 }
 
 // OnSubscribed logs the filters of a subscription that were refused.
 func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	for i, code := range reasonCodes {
 		if code >= packets.ErrUnspecifiedError.Code && i < len(pk.Filters) {
-			h.logger.Warn("mqtt subscription refused", "user", string(cl.Properties.Username), "client", cl.ID, "filter", pk.Filters[i].Filter)
+			h.logger.Warn("mqtt subscription refused", "user", string(cl.Properties.Username), "client", cl.ID, "filter", logTopic(pk.Filters[i].Filter))
 		}
 	}
 }

@@ -1,12 +1,13 @@
 // Package broker is tutti's embedded MQTT broker: mochi-mqtt with retained
-// messages persisted in a bolt file, tutti's users and topic ACLs (acl.go,
-// with per-session rights from sessions.go), a packet size limit and a
-// publish rate limit per client (ratelimit.go), arbitration of the
-// controllers' lease (lease.go), and optionally MQTT over TLS. Connections
-// must log in within a few seconds and are capped (connlimit.go), password
-// checks are throttled (logins.go), client ids belong to users
-// (clientids.go), and a changed password ends the connections that used
-// the old one (revocation.go).
+// messages persisted in a bolt file (store.go), tutti's users and topic ACLs
+// (acl.go, with per-session rights from sessions.go), a packet size limit,
+// topic and payload limits (limits.go), a retained quota per user
+// (quota.go), a publish rate limit per user (ratelimit.go), arbitration of
+// the controllers' lease (lease.go), and optionally MQTT over TLS.
+// Connections must log in within a few seconds and are capped
+// (connlimit.go), password checks are throttled (logins.go), client ids
+// belong to users (clientids.go), and a changed password ends the
+// connections that used the old one (revocation.go).
 package broker
 
 import (
@@ -20,13 +21,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
-	"go.etcd.io/bbolt"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -73,9 +71,6 @@ type Options struct {
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
 const DefaultMaxPacketSize = 1 << 20
-
-// storeFile is the bolt file in DataDir that holds the retained messages.
-const storeFile = "broker.bolt"
 
 // Broker is an MQTT broker listening on a TCP address, and optionally on a
 // second one for MQTT over TLS.
@@ -212,6 +207,11 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 		}
 		limiter = newPublishLimiter(rate, burst, clock, logger)
 	}
+	refusals := newRefusalLog(clock, logger)
+	// Added first: no other hook sees a publish over the size limits.
+	if err := server.AddHook(&limitsHook{refusals: refusals}, nil); err != nil {
+		return nil, nil, fmt.Errorf("broker: limits hook: %w", err)
+	}
 	sessions := newSessionDirectory()
 	haPrefix := opts.HomeAssistantPrefix
 	switch {
@@ -237,30 +237,24 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 			return nil, nil, fmt.Errorf("broker: clock responder: %w", err)
 		}
 	}
-	var store *bolt.Hook
+	// mochi loads the retained messages only in Serve, once clients may
+	// already publish: the lease arbiter, the session directory and the
+	// retained quota read them before.
+	var retained []storage.Message
 	if opts.DataDir != "" {
-		store = new(bolt.Hook)
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(opts.DataDir, storeFile)
-		// The bolt file is locked: a second broker on the same DataDir
-		// fails here after the timeout instead of corrupting it.
-		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
+		store, err := openStore(path, logger)
 		if err != nil {
 			return nil, nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
-	}
-	// mochi loads the retained messages only in Serve, once clients may
-	// already publish: the lease arbiter and the session directory read
-	// them before.
-	var retained []storage.Message
-	if store != nil {
-		var err error
-		if retained, err = store.StoredRetainedMessages(); err != nil {
-			server.Close() // closes the store
-			return nil, nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
+		if err := server.AddHook(store, nil); err != nil {
+			store.Stop()
+			return nil, nil, fmt.Errorf("broker: store hook: %w", err)
 		}
+		retained = store.loaded
 	}
 	if !opts.NoLeaseArbiter {
 		// Added after the auth hook, whose OnPublish runs first: a claim
@@ -269,6 +263,10 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 			server.Close()
 			return nil, nil, fmt.Errorf("broker: lease arbiter: %w", err)
 		}
+	}
+	if err := server.AddHook(newRetainedQuota(retained, users, refusals, logger), nil); err != nil {
+		server.Close()
+		return nil, nil, fmt.Errorf("broker: retained quota: %w", err)
 	}
 	sessions.restore(retained, logger)
 	// Added last: it records only what no other hook dropped.
@@ -290,24 +288,8 @@ func storedLease(retained []storage.Message) []byte {
 	return nil
 }
 
-// retainedStore is mochi's bolt store limited to retained messages: session
-// state, playlists, statuses and discovery configs survive a restart. It
-// stores nothing else: tutti's clients use clean sessions, and stored
-// in-flight copies would cost two disk commits per subscriber of every QoS 1
-// message (a state change to 100 speakers: 200 commits before they all had
-// it).
-type retainedStore struct{ *bolt.Hook }
-
-func (retainedStore) Provides(b byte) bool {
-	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired || b == mqtt.StoredRetainedMessages
-}
-
 // sysTopicInterval is how often, in seconds, mochi refreshes the $SYS topics.
 const sysTopicInterval = 60
-
-// storeLockTimeout is how long New waits for another process's lock on the
-// store file.
-const storeLockTimeout = 2 * time.Second
 
 // Addr returns the address the broker listens on, e.g. "127.0.0.1:40123".
 func (b *Broker) Addr() string { return b.tcp.Address() }

@@ -44,9 +44,6 @@ const (
 	// test's hundred speakers among them), have no such cap: a burst of
 	// them may have more than this pending for a moment.
 	maxPendingPerSource = 64
-	// refusalLogInterval is how often at most refused connections are
-	// logged: a flood of them must not flood the log.
-	refusalLogInterval = time.Second
 	// maxAcceptRetryDelay bounds the pause after a failed accept (out of
 	// file descriptors, say): the listener keeps serving once they are back.
 	maxAcceptRetryDelay = time.Second

@@ -296,7 +296,7 @@ func FuzzReplyTopic(f *testing.F) {
 		switch {
 		case got != own && !strings.HasPrefix(got, own+"/"):
 			t.Errorf("ReplyTopic(%q, %q) = %q: outside %s", replyTo, user, got, own)
-		case strings.ContainsAny(got, "+#\x00") || len(got) > maxReplyTopicLen:
+		case strings.ContainsAny(got, "+#\x00") || CheckTopicSize(got) != nil:
 			t.Errorf("ReplyTopic(%q, %q) = %q: not a plain topic name", replyTo, user, got)
 		case err == nil && replyTo != "" && got != replyTo:
 			t.Errorf("ReplyTopic(%q, %q) = %q: accepted, yet elsewhere", replyTo, user, got)
