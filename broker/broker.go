@@ -51,8 +51,10 @@ type Options struct {
 	// certs).
 	TLSAddr string
 	TLS     *tls.Config
-	Clock   Clock        // times lease expiries and publish limits; nil = real time
-	Logger  *slog.Logger // nil = slog.Default()
+	// Clock is the wall clock: it times lease expiries and publish limits,
+	// and seeds the shared clock (clock.go); nil = real time.
+	Clock  Clock
+	Logger *slog.Logger // nil = slog.Default()
 }
 
 // DefaultMaxPacketSize is the packet size limit when Options.MaxPacketSize is 0.
@@ -68,6 +70,7 @@ type Broker struct {
 	tcp    *listeners.TCP
 	tls    *listeners.TCP // nil without Options.TLSAddr
 	logger *slog.Logger
+	master *timeMaster // nil without Options.AnswerClock
 
 	mu      sync.Mutex // orders Serve and Close of the mochi server
 	started bool
@@ -95,7 +98,7 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	server, err := newServer(opts, users, logger)
+	server, master, err := newServer(opts, users, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +107,7 @@ func New(opts Options) (*Broker, error) {
 		server.Close() // closes the store
 		return nil, fmt.Errorf("broker: listen on %s: %w", opts.Addr, err)
 	}
-	b := &Broker{server: server, tcp: tcp, logger: logger, done: make(chan struct{})}
+	b := &Broker{server: server, tcp: tcp, logger: logger, master: master, done: make(chan struct{})}
 	if opts.TLSAddr != "" {
 		b.tls = listeners.NewTCP(listeners.Config{ID: "tls", Address: opts.TLSAddr, TLSConfig: opts.TLS})
 		if err := server.AddListener(b.tls); err != nil {
@@ -120,12 +123,12 @@ func New(opts Options) (*Broker, error) {
 }
 
 // newServer builds the mochi server with tutti's capabilities and hooks,
-// without listeners.
-func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.Server, error) {
+// without listeners, and the time master with Options.AnswerClock.
+func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.Server, *timeMaster, error) {
 	maxPacket := opts.MaxPacketSize
 	switch {
 	case maxPacket < 0:
-		return nil, fmt.Errorf("broker: negative MaxPacketSize %d", maxPacket)
+		return nil, nil, fmt.Errorf("broker: negative MaxPacketSize %d", maxPacket)
 	case maxPacket == 0:
 		maxPacket = DefaultMaxPacketSize
 	}
@@ -158,7 +161,7 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 	switch rate, burst := opts.PublishRate, opts.PublishBurst; {
 	case rate < 0:
 	case burst < 0:
-		return nil, fmt.Errorf("broker: negative PublishBurst %d", burst)
+		return nil, nil, fmt.Errorf("broker: negative PublishBurst %d", burst)
 	default:
 		if rate == 0 {
 			rate = DefaultPublishRate
@@ -171,25 +174,20 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 	sessions := newSessionDirectory()
 	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions, limiter: limiter, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
-		return nil, fmt.Errorf("broker: auth hook: %w", err)
-	}
-	if opts.AnswerClock {
-		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, logger)); err != nil {
-			return nil, fmt.Errorf("broker: clock responder: %w", err)
-		}
+		return nil, nil, fmt.Errorf("broker: auth hook: %w", err)
 	}
 	var store *bolt.Hook
 	if opts.DataDir != "" {
 		store = new(bolt.Hook)
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("broker: data dir: %w", err)
+			return nil, nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(opts.DataDir, storeFile)
 		// The bolt file is locked: a second broker on the same DataDir
 		// fails here after the timeout instead of corrupting it.
 		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
 		if err != nil {
-			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
+			return nil, nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
 	}
 	// mochi loads the retained messages only in Serve, once clients may
@@ -200,31 +198,39 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		var err error
 		if retained, err = store.StoredRetainedMessages(); err != nil {
 			server.Close() // closes the store
-			return nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
+			return nil, nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
 		}
 	}
 	if !opts.NoLeaseArbiter {
 		// Added after the auth hook, whose OnPublish runs first: a claim
 		// the ACL refuses never reaches the arbiter.
-		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, storedLease(retained)), nil); err != nil {
+		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, storedPayload(retained, protocol.LeaseTopic)), nil); err != nil {
 			server.Close()
-			return nil, fmt.Errorf("broker: lease arbiter: %w", err)
+			return nil, nil, fmt.Errorf("broker: lease arbiter: %w", err)
 		}
 	}
 	sessions.restore(retained, logger)
+	var master *timeMaster
+	if opts.AnswerClock {
+		master = newTimeMaster(clock, storedPayload(retained, protocol.ClockBaseTopic), logger)
+		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, master, logger)); err != nil {
+			server.Close()
+			return nil, nil, fmt.Errorf("broker: clock responder: %w", err)
+		}
+	}
 	// Added last: it records only what no other hook dropped.
 	if err := server.AddHook(&sessionTracker{sessions: sessions, logger: logger}, nil); err != nil {
 		server.Close()
-		return nil, fmt.Errorf("broker: session tracker: %w", err)
+		return nil, nil, fmt.Errorf("broker: session tracker: %w", err)
 	}
-	return server, nil
+	return server, master, nil
 }
 
-// storedLease returns the payload of the lease among the retained messages,
-// or nil if there is none.
-func storedLease(retained []storage.Message) []byte {
+// storedPayload returns the payload retained on topic among the retained
+// messages, or nil if there is none.
+func storedPayload(retained []storage.Message, topic string) []byte {
 	for _, m := range retained {
-		if m.TopicName == protocol.LeaseTopic {
+		if m.TopicName == topic {
 			return m.Payload
 		}
 	}
@@ -279,11 +285,31 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.Close()
 		return fmt.Errorf("broker: %w", err)
 	}
-	select {
-	case <-ctx.Done():
-	case <-b.done:
-	}
+	b.watchWallClock(ctx)
 	return b.Close()
+}
+
+// watchWallClock publishes the time master's clock base, and again whenever
+// the wall clock steps, until ctx is done or the broker closes. Without
+// Options.AnswerClock it only waits.
+func (b *Broker) watchWallClock(ctx context.Context) {
+	var tick <-chan time.Time
+	if b.master != nil {
+		b.master.publishBase(b.server, true)
+		ticker := time.NewTicker(wallCheckInterval)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.done:
+			return
+		case <-tick:
+			b.master.publishBase(b.server, false)
+		}
+	}
 }
 
 // Close disconnects every client, stops listening and closes the store. It

@@ -30,14 +30,16 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// Clock is the controller's local clock source. The shared clock, "shared
-// time" in every protocol field named *_ns, is the time master's: this
-// clock as it is while no master answered us yet, or as a model that follows
-// the master maps it (timefollow.go).
+// Clock is the controller's wall clock. The shared clock, "shared time" in
+// every protocol field named *_ns, is the time master's: our steady clock
+// (seeded from this one at start, then monotonic, so steps of the wall clock
+// do not move it) as it is while no master answered us yet, or as a model
+// that follows the master maps it (timefollow.go).
 type Clock interface {
 	Now() time.Time
 }
@@ -89,8 +91,9 @@ const DefaultMaxSongSize = 1 << 30
 type Controller struct {
 	opts        Options
 	log         *slog.Logger
-	local       Clock         // Options.Clock
-	sharedClock *timeFollower // the time master's clock, as we know it
+	local       Clock            // Options.Clock: the wall clock, for intervals
+	steady      clocksync.Steady // the local clock the shared clock is mapped from
+	sharedClock *timeFollower    // the time master's clock, as we know it
 	store       *store
 	lib         *library
 	listener    net.Listener
@@ -207,6 +210,7 @@ func New(opts Options) (*Controller, error) {
 		opts:            opts,
 		log:             opts.Logger,
 		local:           opts.Clock,
+		steady:          clocksync.NewSteady(opts.Clock.Now().UnixNano()),
 		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
 		store:           st,
 		instance:        instance,
@@ -270,7 +274,7 @@ func (c *Controller) loadSessions() error {
 func (c *Controller) SongsURL() string { return c.songsURL }
 
 // now is the shared clock's time, Unix ns.
-func (c *Controller) now() int64 { return c.sharedClock.shared(c.local.Now().UnixNano()) }
+func (c *Controller) now() int64 { return c.sharedClock.shared(c.steady.Now()) }
 
 // Run connects to the broker (retrying until ctx is done), serves songs and
 // handles commands. It returns after everything it started has stopped, and

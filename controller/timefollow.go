@@ -189,7 +189,7 @@ func (c *Controller) probeLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 		if c.client.IsConnectionOpen() {
-			if req, ok := c.sharedClock.probe(c.local.Now().UnixNano()); ok {
+			if req, ok := c.sharedClock.probe(c.steady.Now()); ok {
 				c.client.Publish(protocol.ClockRequestTopic(c.sharedClock.id), 0, false, protocol.Encode(req))
 			}
 		}
@@ -199,7 +199,7 @@ func (c *Controller) probeLoop(ctx context.Context) {
 
 // onClockAnswer takes the time master's answer to our probe.
 func (c *Controller) onClockAnswer(_ mqtt.Client, msg mqtt.Message) {
-	t4 := c.local.Now().UnixNano()
+	t4 := c.steady.Now()
 	if !c.handlers.enter() {
 		return
 	}

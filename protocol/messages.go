@@ -343,6 +343,19 @@ type ClockResponse struct {
 	T3 int64  `json:"t3"`
 }
 
+// ClockBase ties the time master's shared clock to its wall clock: when the
+// wall clock read WallNs, the shared clock read SharedNs. The shared clock
+// runs on the master's monotonic clock, so steps of the wall clock do not
+// move it; the master publishes its base retained on ClockBaseTopic when it
+// starts and whenever its wall clock stepped, and a master starting again
+// (or taking over) continues the shared clock from it: shared = wall now +
+// SharedNs - WallNs.
+type ClockBase struct {
+	V        int   `json:"v"`
+	SharedNs int64 `json:"shared_ns"`
+	WallNs   int64 `json:"wall_ns"`
+}
+
 // Encode marshals a message. Messages are plain structs, so it cannot fail
 // short of a programming error, which it panics on.
 func Encode(msg any) []byte {
@@ -379,6 +392,7 @@ func (m *ControllerStatus) version() int { return m.V }
 func (m *SpeakerStatus) version() int    { return m.V }
 func (m *ClockRequest) version() int     { return m.V }
 func (m *ClockResponse) version() int    { return m.V }
+func (m *ClockBase) version() int        { return m.V }
 func (m *Lease) version() int            { return m.V }
 func (m *SessionInfo) version() int      { return m.V }
 func (m *Assignment) version() int       { return m.V }

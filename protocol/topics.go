@@ -112,6 +112,10 @@ func CommandTopic(topic string) (plain, user string, ok bool) {
 // publishes Online=false there. Payload: SpeakerStatus.
 func SpeakerStatusTopic(id string) string { return Root + "/speaker/" + id + "/status" }
 
+// ClockBaseTopic is retained, QoS 1, published by the time master (the
+// broker in a hub, else the lease holder). Payload: ClockBase.
+const ClockBaseTopic = Root + "/clock/base"
+
 // ClockRequestTopic carries a speaker's clock probes to the time master. QoS 0.
 func ClockRequestTopic(id string) string { return Root + "/speaker/" + id + "/clock/req" }
 

@@ -1,0 +1,24 @@
+package clocksync
+
+import "time"
+
+// Steady is a clock in Unix nanoseconds that steps of the wall clock do not
+// move: a base read from the wall clock once, advanced from then on by the
+// monotonic clock. A Pi without a battery clock boots with a stale wall
+// clock and steps it when NTP syncs; a time master stamping the wall clock
+// would shift every anchor on the shared clock by that step. NTP's slewing
+// changes the rate of Linux's monotonic clock as it does the wall clock's,
+// so a Steady clock keeps the disciplined rate, only not the steps.
+//
+// The monotonic clock is the real one even in tests: nothing can step it,
+// which is the point; tests inject the wall clock that seeds the base.
+type Steady struct {
+	base  int64     // the clock's reading at start, Unix ns
+	start time.Time // real now at start, for its monotonic reading
+}
+
+// NewSteady returns a clock that reads base now.
+func NewSteady(base int64) Steady { return Steady{base: base, start: time.Now()} }
+
+// Now is the clock's reading, Unix ns.
+func (s Steady) Now() int64 { return s.base + int64(time.Since(s.start)) }
