@@ -66,6 +66,12 @@ type Options struct {
 	// time master, and standbys follow its clock.
 	ClockFromBroker bool
 	Sessions        []string // sessions to create if missing; default [protocol.DefaultSession]
+	// NewSpeakerSession is the session a speaker seen for the first time is
+	// assigned to, whatever session it asks for: "" = the first of
+	// Sessions; NoSession = none (an admin, or a user with join rights,
+	// places it with join). A speaker gets the session it asks for only when
+	// that session's join list names the speaker, or with Open (the demo).
+	NewSpeakerSession string
 	// Open obeys anonymous requests (on the plain, unsigned command topics)
 	// as if an admin sent them: the demo, on a broker that lets anybody in.
 	// Otherwise only requests signed with a user name are obeyed.
@@ -165,6 +171,15 @@ func New(opts Options) (*Controller, error) {
 	}
 	if len(opts.Sessions) == 0 {
 		opts.Sessions = []string{protocol.DefaultSession}
+	}
+	switch opts.NewSpeakerSession {
+	case "":
+		opts.NewSpeakerSession = opts.Sessions[0]
+	case NoSession:
+	default:
+		if err := protocol.ValidName(opts.NewSpeakerSession); err != nil {
+			return nil, fmt.Errorf("controller: new speakers' session: %w", err)
+		}
 	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
