@@ -308,6 +308,11 @@ type SpeakerStatus struct {
 	Error         string  `json:"error,omitempty"`           // why the speaker is silent, if it is
 	PeerURL       string  `json:"peer_url,omitempty"`        // GET PeerURL+sha256 with the lease's fetch token serves a cached song
 	CalibrationNs int64   `json:"calibration_ns"`            // output latency calibration in effect (see CmdCalibrate)
+	// CacheNoRoom says why the song cache found no room on its disk for a
+	// song it fetched (other files fill the disk; evicting every song the
+	// timeline does not need was not enough): the speaker retries with
+	// backoff. "" once a fetch found room.
+	CacheNoRoom string `json:"cache_no_room,omitempty"`
 }
 
 // Announcement is published (not retained, QoS 1) on AnnounceTopic(session)
