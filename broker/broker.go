@@ -213,6 +213,10 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 	var master *timeMaster
 	if opts.AnswerClock {
 		master = newTimeMaster(clock, storedPayload(retained, protocol.ClockBaseTopic), logger)
+		if err := server.AddHook(&clockBaseGuard{logger: logger}, nil); err != nil {
+			server.Close()
+			return nil, nil, fmt.Errorf("broker: clock base guard: %w", err)
+		}
 		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, master, logger)); err != nil {
 			server.Close()
 			return nil, nil, fmt.Errorf("broker: clock responder: %w", err)
@@ -295,7 +299,7 @@ func (b *Broker) Run(ctx context.Context) error {
 func (b *Broker) watchWallClock(ctx context.Context) {
 	var tick <-chan time.Time
 	if b.master != nil {
-		b.master.publishBase(b.server, true)
+		b.master.publishBase(b.server)
 		ticker := time.NewTicker(wallCheckInterval)
 		defer ticker.Stop()
 		tick = ticker.C
@@ -307,7 +311,7 @@ func (b *Broker) watchWallClock(ctx context.Context) {
 		case <-b.done:
 			return
 		case <-tick:
-			b.master.publishBase(b.server, false)
+			b.master.publishBase(b.server)
 		}
 	}
 }

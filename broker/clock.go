@@ -44,8 +44,8 @@ type timeMaster struct {
 	shared clocksync.Steady
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	offset int64 // shared minus wall clock, of the base last published
+	mu    sync.Mutex
+	watch clocksync.WallWatch
 }
 
 // newTimeMaster starts the shared clock where the stored base (the payload
@@ -62,34 +62,33 @@ func newTimeMaster(wall Clock, stored []byte, logger *slog.Logger) *timeMaster {
 			logger.Info("continuing the shared clock of the last run", "ahead_of_wall", time.Duration(offset))
 		}
 	}
-	return &timeMaster{wall: wall, shared: clocksync.NewSteady(now + offset), logger: logger, offset: offset}
+	return &timeMaster{wall: wall, shared: clocksync.NewSteady(now + offset), logger: logger,
+		watch: clocksync.WallWatch{Tolerance: wallStepTolerance}}
 }
 
 // now is the shared clock's reading, Unix ns.
 func (m *timeMaster) now() int64 { return m.shared.Now() }
 
-// base returns the base to publish, and whether it differs from the last
-// one published: the wall clock stepped (or nothing was published yet, when
-// first is set).
-func (m *timeMaster) base(first bool) (protocol.ClockBase, bool) {
+// base returns the base to publish, and whether there is a new one: none
+// was published yet, or the wall clock stepped since.
+func (m *timeMaster) base() (protocol.ClockBase, bool) {
 	wall := m.wall.Now().UnixNano()
 	shared := m.shared.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	step := shared - wall - m.offset
-	if !first && step < int64(wallStepTolerance) && step > -int64(wallStepTolerance) {
+	step, changed := m.watch.Moved(shared, wall)
+	if !changed {
 		return protocol.ClockBase{}, false
 	}
-	if !first {
-		m.logger.Warn("the wall clock stepped; the shared clock runs on unmoved", "step", -time.Duration(step))
+	if step != 0 {
+		m.logger.Warn("the wall clock stepped; the shared clock runs on unmoved", "step", step)
 	}
-	m.offset = shared - wall
 	return protocol.ClockBase{V: protocol.Version, SharedNs: shared, WallNs: wall}, true
 }
 
-// publishBase retains the base when it changed (always when first).
-func (m *timeMaster) publishBase(server *mqtt.Server, first bool) {
-	base, changed := m.base(first)
+// publishBase retains the base when there is a new one.
+func (m *timeMaster) publishBase(server *mqtt.Server) {
+	base, changed := m.base()
 	if !changed {
 		return
 	}
@@ -118,6 +117,38 @@ func answerClock(server *mqtt.Server, master *timeMaster, logger *slog.Logger) m
 			logger.Debug("clock answer not sent", "speaker", id, "err", err)
 		}
 	}
+}
+
+// clockBaseGuard keeps the base the broker retains its own: it drops every
+// client's publish on protocol.ClockBaseTopic (with CodeSuccessIgnore, as
+// authHook does), so nobody can set where the shared clock continues after
+// the broker's restart. Added only with Options.AnswerClock; otherwise the
+// lease holder publishes the base.
+type clockBaseGuard struct {
+	mqtt.HookBase
+	logger *slog.Logger
+}
+
+func (h *clockBaseGuard) ID() string { return "tutti-clock-base" }
+
+func (h *clockBaseGuard) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnConnect }
+
+func (h *clockBaseGuard) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.TopicName == protocol.ClockBaseTopic && !cl.Net.Inline {
+		h.logger.Warn("publish dropped: the broker keeps the clock base itself", "client", cl.ID)
+		return pk, packets.CodeSuccessIgnore
+	}
+	return pk, nil
+}
+
+// OnConnect refuses a client whose last will is on the clock base topic:
+// mochi publishes wills past OnPublish.
+func (h *clockBaseGuard) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.Connect.WillFlag && pk.Connect.WillTopic == protocol.ClockBaseTopic {
+		h.logger.Warn("connection refused: a last will on the clock base, which the broker keeps itself", "client", cl.ID)
+		return packets.ErrNotAuthorized
+	}
+	return nil
 }
 
 // clockSubscriptionID identifies the broker's own subscription to probes.

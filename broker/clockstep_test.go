@@ -35,8 +35,9 @@ const stepTestRate = 44100
 // broker's clock; neither skips or repeats a frame (the virtual outputs'
 // logs show no break beyond 1 ms), and both stay on the timeline the
 // retained anchor set. The broker publishes its clock base anew after each
-// step, and a broker started again on the same store, its wall clock still
-// stepped, continues the shared clock instead of taking the wall clock's.
+// step (no client may publish one), and a broker started again on the same
+// store, its wall clock still stepped, continues the shared clock instead
+// of taking the wall clock's.
 func TestWallClockStepMovesNoSpeaker(t *testing.T) {
 	wall := &steppedClock{}
 	dataDir := t.TempDir()
@@ -152,6 +153,11 @@ func TestWallClockStepMovesNoSpeaker(t *testing.T) {
 		t.Errorf("the broker logged %d wall clock steps, want 2:\n%s", n, log.String())
 	}
 
+	// A client cannot set the base (an admin here: demo mode).
+	forged := protocol.ClockBase{V: 1, SharedNs: 0, WallNs: time.Now().UnixNano()}
+	if tok := remote.Publish(protocol.ClockBaseTopic, 1, true, protocol.Encode(forged)); !tok.WaitTimeout(testWait) || tok.Error() != nil {
+		t.Fatalf("publish the forged base: %v", tok.Error())
+	}
 	// The base retained last says the shared clock runs 3 minutes ahead of
 	// the wall clock; a broker started again on the store continues it.
 	base, err := protocol.Decode[protocol.ClockBase](retainedOn(t, b, protocol.ClockBaseTopic))

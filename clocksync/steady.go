@@ -22,3 +22,30 @@ func NewSteady(base int64) Steady { return Steady{base: base, start: time.Now()}
 
 // Now is the clock's reading, Unix ns.
 func (s Steady) Now() int64 { return s.base + int64(time.Since(s.start)) }
+
+// WallWatch tells a time master when to publish a new base
+// (protocol.ClockBase), the pair of readings that lets a master starting
+// later continue the shared clock from its wall clock: when the shared
+// clock has moved against the wall clock since the last base by Tolerance
+// or more (the wall clock stepped, or the master runs at the rate of a
+// master it followed before).
+type WallWatch struct {
+	Tolerance time.Duration
+	offset    int64 // shared minus wall clock, of the last base
+	started   bool
+}
+
+// Moved takes readings of the shared and the wall clock taken together. It
+// says whether they make a new base, and by how much the wall clock moved
+// against the shared clock since the last one (0 for the first).
+func (w *WallWatch) Moved(shared, wall int64) (step time.Duration, newBase bool) {
+	offset := shared - wall
+	if w.started {
+		step = time.Duration(w.offset - offset)
+		if step > -w.Tolerance && step < w.Tolerance {
+			return step, false
+		}
+	}
+	w.offset, w.started = offset, true
+	return step, true
+}
