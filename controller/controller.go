@@ -413,6 +413,9 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		{protocol.ClockResponseTopic(c.sharedClock.id), 0, c.onClockAnswer},
 	}
 	if !c.opts.ClockFromBroker {
+		// The retained clock base first: it must be known before a
+		// takeover, which the lease topic's retained messages may start.
+		subs = append([]subscription{{protocol.ClockBaseTopic, 1, c.onClockBase}}, subs...)
 		subs = append(subs, subscription{protocol.ClockRequestFilter, 0, c.answerClock})
 	}
 	for _, s := range subs {

@@ -1,0 +1,59 @@
+package controller
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// sharedAhead probes the time master as speaker "probe" over tc, which
+// subscribes to the probe's answers, and returns how far the shared clock
+// is ahead of real time.
+func sharedAhead(tc *testClient, id uint64) time.Duration {
+	tc.t.Helper()
+	t1 := time.Now().UnixNano()
+	tc.publish(protocol.ClockRequestTopic("probe"), protocol.Encode(protocol.ClockRequest{V: 1, ID: id, T1: t1}))
+	var r protocol.ClockResponse
+	tc.next(protocol.ClockResponseTopic("probe"), func(b []byte) bool {
+		return json.Unmarshal(b, &r) == nil && r.ID == id
+	})
+	t4 := time.Now().UnixNano()
+	return time.Duration((r.T2 - t1 + r.T3 - t4) / 2)
+}
+
+// TestControllerClockIgnoresWallSteps: a controller that is the time master
+// (no broker answers probes) has its wall clock stepped by minutes, as NTP
+// steps a Pi's: its answers to clock probes stay where they were, and it
+// publishes a new clock base. A controller that starts after it, with
+// nobody to follow and its wall clock off by the same minutes (a Pi that
+// booted with a stale clock), continues the shared clock from that base
+// instead of starting it at its wall clock.
+func TestControllerClockIgnoresWallSteps(t *testing.T) {
+	broker := startBroker(t)
+	wall := &steppingClock{}
+	_, stop := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", Clock: wall})
+	probe := newTestClient(t, broker, protocol.ClockResponseTopic("probe"))
+	before := sharedAhead(probe, 1)
+	if before.Abs() > 50*time.Millisecond {
+		t.Fatalf("the first master's clock is %v off real time", before)
+	}
+
+	wall.advance(5 * time.Minute)
+	bases := newTestClient(t, broker, protocol.ClockBaseTopic)
+	bases.next(protocol.ClockBaseTopic, func(b []byte) bool {
+		base, err := protocol.Decode[protocol.ClockBase](b)
+		ahead := time.Duration(base.SharedNs - base.WallNs)
+		return err == nil && (ahead+5*time.Minute).Abs() < 50*time.Millisecond
+	})
+	if after := sharedAhead(probe, 2); (after - before).Abs() > 50*time.Millisecond {
+		t.Errorf("the wall clock stepped 5 minutes ahead and the shared clock moved from %v to %v", before, after)
+	}
+
+	stop()
+	startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", Clock: offsetClock{5 * time.Minute}})
+	if ahead := sharedAhead(probe, 3); (ahead - before).Abs() > 100*time.Millisecond {
+		t.Errorf("the next master's shared clock is %v ahead of real time, want %v as before", ahead, before)
+	}
+}
