@@ -32,9 +32,8 @@ type cache struct {
 	maxBytes int64 // size cap of the verified songs; 0 = none
 	// The cap may be above what the disk has free (other files share it):
 	// before a fetch, songs are also evicted until the song fits with
-	// freeMargin to spare, by freeSpace's reading (statfs; tests inject).
-	freeSpace  func(dir string) (int64, error)
-	freeMargin int64
+	// cacheFreeMargin to spare, by freeSpace's reading (statfs by default).
+	freeSpace func(dir string) (int64, error)
 	// keep says which songs eviction spares: those the timeline plays now
 	// and next. nil = none.
 	keep func() map[string]bool
@@ -62,7 +61,7 @@ func newCache(dir string, client *http.Client) (*cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "songs"), 0o755); err != nil {
 		return nil, fmt.Errorf("song cache: %w", err)
 	}
-	return &cache{dir: dir, client: client, log: slog.Default(), freeSpace: freeSpace, freeMargin: cacheFreeMargin,
+	return &cache{dir: dir, client: client, log: slog.Default(), freeSpace: freeSpace,
 		verified: map[string]bool{}, downloads: map[string]*download{}, lastUse: map[string]time.Time{}}, nil
 }
 
@@ -90,14 +89,16 @@ func (c *cache) evict(keep map[string]bool) ([]string, error) {
 }
 
 // makeRoom deletes the least recently used songs (sparing c.keep) until a
-// song of size bytes fits on the disk with freeMargin to spare, and says
-// which it deleted; errNoRoom if even that is not enough.
+// song of size bytes fits on the disk with cacheFreeMargin to spare, and
+// says which it deleted; errNoRoom if even that is not enough. A disk whose
+// free space cannot be read is taken to have room: the write will tell.
 func (c *cache) makeRoom(sha string, size int64) ([]string, error) {
 	free, err := c.freeSpace(c.dir)
 	if err != nil {
-		return nil, fmt.Errorf("free space of the song cache: %w", err)
+		c.log.Warn("free space of the song cache unknown", "err", err)
+		return nil, nil
 	}
-	need := size + c.freeMargin - free
+	need := size + cacheFreeMargin - free
 	if need <= 0 {
 		return nil, nil
 	}
@@ -111,7 +112,7 @@ func (c *cache) makeRoom(sha string, size int64) ([]string, error) {
 	}
 	if freed < need {
 		return deleted, fmt.Errorf("%w: song %s needs %d bytes and %d kept free, %d are free after evicting %d songs",
-			errNoRoom, sha, size, c.freeMargin, free+freed, len(deleted))
+			errNoRoom, sha, size, cacheFreeMargin, free+freed, len(deleted))
 	}
 	return deleted, nil
 }
