@@ -3,7 +3,9 @@ package speaker
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -109,7 +111,11 @@ func TestCacheEvictsForFreeSpace(t *testing.T) {
 			}
 		}
 	}()
-	sp := startSpeakerWith(t, c, "kitchen", nil, func(o *Options) { o.CacheDir, o.FreeSpace = disk, free })
+	warnings := &lockedBuffer{}
+	sp := startSpeakerWith(t, c, "kitchen", nil, func(o *Options) {
+		o.CacheDir, o.FreeSpace = disk, free
+		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(warnings, t.Output()), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
 	end := startAt + int64(songs*seconds)*int64(time.Second)
 	time.Sleep(time.Until(time.Unix(0, end)))
 	st := c.status("kitchen")
@@ -131,13 +137,16 @@ func TestCacheEvictsForFreeSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A song that could not be fetched is not heard at all; one fetched is
-	// heard through but for the blocks a stall of this busy machine's
-	// process may cost (its device logs them as underruns).
+	// Every song was fetched at the first try and played: how much of it
+	// was heard depends on how often this machine stalled the process (its
+	// device logs underruns), not on the disk.
 	for i, n := range heard {
-		if n < 100 { // of 200 blocks of 10 ms
-			t.Errorf("song %d: %d blocks heard, want it played (all: %v, %d underruns)", i, n, heard, len(underruns))
+		if n == 0 {
+			t.Errorf("song %d never heard (all: %v, %d underruns)", i, heard, len(underruns))
 		}
+	}
+	if w := warnings.String(); strings.Contains(w, "song fetch failed") {
+		t.Errorf("a fetch failed:\n%s", w)
 	}
 	if f := minFree.Load(); f < cacheFreeMargin {
 		t.Errorf("the disk had %d bytes free at worst, below the margin of %d", f, cacheFreeMargin)
