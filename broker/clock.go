@@ -72,8 +72,10 @@ func (m *timeMaster) now() int64 { return m.shared.Now() }
 // base returns the base to publish, and whether there is a new one: none
 // was published yet, or the wall clock stepped since.
 func (m *timeMaster) base() (protocol.ClockBase, bool) {
-	wall := m.wall.Now().UnixNano()
-	shared := m.shared.Now()
+	shared, wall, ok := clocksync.ReadTogether(m.shared.Now, func() int64 { return m.wall.Now().UnixNano() }, wallStepTolerance/2)
+	if !ok {
+		return protocol.ClockBase{}, false // preempted while reading: the next check compares
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	step, changed := m.watch.Moved(shared, wall)

@@ -23,6 +23,18 @@ func NewSteady(base int64) Steady { return Steady{base: base, start: time.Now()}
 // Now is the clock's reading, Unix ns.
 func (s Steady) Now() int64 { return s.base + int64(time.Since(s.start)) }
 
+// ReadTogether reads the wall clock between two readings of the steady
+// clock, and returns the steady clock's reading at the wall reading's
+// instant (their midpoint) with it. ok is false when the two steady
+// readings lie more than maxSpread apart: the process was preempted in
+// between, and the pair would show a step that is not there.
+func ReadTogether(steady, wall func() int64, maxSpread time.Duration) (steadyNs, wallNs int64, ok bool) {
+	before := steady()
+	wallNs = wall()
+	after := steady()
+	return before + (after-before)/2, wallNs, after-before <= int64(maxSpread)
+}
+
 // WallWatch tells a time master when to publish a new base
 // (protocol.ClockBase), the pair of readings that lets a master starting
 // later continue the shared clock from its wall clock: when the shared

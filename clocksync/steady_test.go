@@ -43,3 +43,18 @@ func TestWallWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestReadTogether: the steady reading returned is the midpoint of the two
+// around the wall reading; readings too far apart are refused.
+func TestReadTogether(t *testing.T) {
+	readings := []int64{1000, 1600}
+	steady := func() int64 { r := readings[0]; readings = readings[1:]; return r }
+	wall := func() int64 { return 77 }
+	if s, w, ok := ReadTogether(steady, wall, time.Microsecond); !ok || s != 1300 || w != 77 {
+		t.Errorf("readings 600 ns apart: %d, %d, %v; want 1300, 77, true", s, w, ok)
+	}
+	readings = []int64{1000, 1000 + int64(2*time.Microsecond)}
+	if _, _, ok := ReadTogether(steady, wall, time.Microsecond); ok {
+		t.Error("readings 2 µs apart accepted with a limit of 1 µs")
+	}
+}

@@ -272,7 +272,11 @@ func (c *Controller) probeLoop(ctx context.Context) {
 // publishClockBase publishes the shared clock's base, retained, while we
 // are the time master and the last one no longer holds.
 func (c *Controller) publishClockBase() {
-	base, step, ok := c.sharedClock.newBase(c.local.Now().UnixNano(), c.steady.Now())
+	local, wall, ok := clocksync.ReadTogether(c.steady.Now, func() int64 { return c.local.Now().UnixNano() }, baseTolerance/2)
+	if !ok {
+		return // preempted while reading: the next probe tick compares
+	}
+	base, step, ok := c.sharedClock.newBase(wall, local)
 	if !ok {
 		return
 	}
