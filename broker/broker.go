@@ -98,7 +98,11 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	server, master, err := newServer(opts, users, logger)
+	var master *timeMaster
+	if opts.AnswerClock {
+		master = newTimeMaster(opts.Clock, logger)
+	}
+	server, err := newServer(opts, users, master, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +127,13 @@ func New(opts Options) (*Broker, error) {
 }
 
 // newServer builds the mochi server with tutti's capabilities and hooks,
-// without listeners, and the time master with Options.AnswerClock.
-func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.Server, *timeMaster, error) {
+// without listeners; with a time master (Options.AnswerClock), it starts
+// its clock from the stored base and lets it answer clock probes.
+func newServer(opts Options, users *userDirectory, master *timeMaster, logger *slog.Logger) (*mqtt.Server, error) {
 	maxPacket := opts.MaxPacketSize
 	switch {
 	case maxPacket < 0:
-		return nil, nil, fmt.Errorf("broker: negative MaxPacketSize %d", maxPacket)
+		return nil, fmt.Errorf("broker: negative MaxPacketSize %d", maxPacket)
 	case maxPacket == 0:
 		maxPacket = DefaultMaxPacketSize
 	}
@@ -161,7 +166,7 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 	switch rate, burst := opts.PublishRate, opts.PublishBurst; {
 	case rate < 0:
 	case burst < 0:
-		return nil, nil, fmt.Errorf("broker: negative PublishBurst %d", burst)
+		return nil, fmt.Errorf("broker: negative PublishBurst %d", burst)
 	default:
 		if rate == 0 {
 			rate = DefaultPublishRate
@@ -174,20 +179,20 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 	sessions := newSessionDirectory()
 	auth := &authHook{users: users, allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions, limiter: limiter, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
-		return nil, nil, fmt.Errorf("broker: auth hook: %w", err)
+		return nil, fmt.Errorf("broker: auth hook: %w", err)
 	}
 	var store *bolt.Hook
 	if opts.DataDir != "" {
 		store = new(bolt.Hook)
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("broker: data dir: %w", err)
+			return nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(opts.DataDir, storeFile)
 		// The bolt file is locked: a second broker on the same DataDir
 		// fails here after the timeout instead of corrupting it.
 		err := server.AddHook(retainedStore{store}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: storeLockTimeout}})
 		if err != nil {
-			return nil, nil, fmt.Errorf("broker: open store %s: %w", path, err)
+			return nil, fmt.Errorf("broker: open store %s: %w", path, err)
 		}
 	}
 	// mochi loads the retained messages only in Serve, once clients may
@@ -198,7 +203,7 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		var err error
 		if retained, err = store.StoredRetainedMessages(); err != nil {
 			server.Close() // closes the store
-			return nil, nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
+			return nil, fmt.Errorf("broker: read the retained messages from the store: %w", err)
 		}
 	}
 	if !opts.NoLeaseArbiter {
@@ -206,28 +211,27 @@ func newServer(opts Options, users *userDirectory, logger *slog.Logger) (*mqtt.S
 		// the ACL refuses never reaches the arbiter.
 		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, storedPayload(retained, protocol.LeaseTopic)), nil); err != nil {
 			server.Close()
-			return nil, nil, fmt.Errorf("broker: lease arbiter: %w", err)
+			return nil, fmt.Errorf("broker: lease arbiter: %w", err)
 		}
 	}
 	sessions.restore(retained, logger)
-	var master *timeMaster
-	if opts.AnswerClock {
-		master = newTimeMaster(clock, storedPayload(retained, protocol.ClockBaseTopic), logger)
+	if master != nil {
+		master.start(storedPayload(retained, protocol.ClockBaseTopic))
 		if err := server.AddHook(&clockBaseGuard{logger: logger}, nil); err != nil {
 			server.Close()
-			return nil, nil, fmt.Errorf("broker: clock base guard: %w", err)
+			return nil, fmt.Errorf("broker: clock base guard: %w", err)
 		}
 		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, master, logger)); err != nil {
 			server.Close()
-			return nil, nil, fmt.Errorf("broker: clock responder: %w", err)
+			return nil, fmt.Errorf("broker: clock responder: %w", err)
 		}
 	}
 	// Added last: it records only what no other hook dropped.
 	if err := server.AddHook(&sessionTracker{sessions: sessions, logger: logger}, nil); err != nil {
 		server.Close()
-		return nil, nil, fmt.Errorf("broker: session tracker: %w", err)
+		return nil, fmt.Errorf("broker: session tracker: %w", err)
 	}
-	return server, master, nil
+	return server, nil
 }
 
 // storedPayload returns the payload retained on topic among the retained

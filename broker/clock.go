@@ -48,22 +48,31 @@ type timeMaster struct {
 	watch clocksync.WallWatch
 }
 
-// newTimeMaster starts the shared clock where the stored base (the payload
-// of the retained protocol.ClockBaseTopic, nil if none) says it is now, or
-// at the wall clock when there is none.
-func newTimeMaster(wall Clock, stored []byte, logger *slog.Logger) *timeMaster {
-	now := wall.Now().UnixNano()
+// newTimeMaster returns a time master reading the wall clock wall (nil =
+// real time); start starts its clock.
+func newTimeMaster(wall Clock, logger *slog.Logger) *timeMaster {
+	if wall == nil {
+		wall = realClock{}
+	}
+	return &timeMaster{wall: wall, logger: logger, watch: clocksync.WallWatch{Tolerance: wallStepTolerance}}
+}
+
+// start starts the shared clock where the stored base (the payload of the
+// retained protocol.ClockBaseTopic, nil if none) says it is now, or at the
+// wall clock when there is none. It is called once, before any probe is
+// answered.
+func (m *timeMaster) start(stored []byte) {
+	now := m.wall.Now().UnixNano()
 	var offset int64
 	if stored != nil {
 		if base, err := protocol.Decode[protocol.ClockBase](stored); err != nil {
-			logger.Warn("stored clock base unreadable: the shared clock starts at the wall clock", "err", err)
+			m.logger.Warn("stored clock base unreadable: the shared clock starts at the wall clock", "err", err)
 		} else {
 			offset = base.SharedNs - base.WallNs
-			logger.Info("continuing the shared clock of the last run", "ahead_of_wall", time.Duration(offset))
+			m.logger.Info("continuing the shared clock of the last run", "ahead_of_wall", time.Duration(offset))
 		}
 	}
-	return &timeMaster{wall: wall, shared: clocksync.NewSteady(now + offset), logger: logger,
-		watch: clocksync.WallWatch{Tolerance: wallStepTolerance}}
+	m.shared = clocksync.NewSteady(now + offset)
 }
 
 // now is the shared clock's reading, Unix ns.

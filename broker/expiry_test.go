@@ -33,7 +33,7 @@ func TestRetainedNeverExpire(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				server, _, err := newServer(Options{AllowAnonymous: true}, users, quiet)
+				server, err := newServer(Options{AllowAnonymous: true}, users, nil, quiet)
 				if err != nil {
 					t.Fatal(err)
 				}
