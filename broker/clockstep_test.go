@@ -158,6 +158,12 @@ func TestWallClockStepMovesNoSpeaker(t *testing.T) {
 	if tok := remote.Publish(protocol.ClockBaseTopic, 1, true, protocol.Encode(forged)); !tok.WaitTimeout(testWait) || tok.Error() != nil {
 		t.Fatalf("publish the forged base: %v", tok.Error())
 	}
+	// Nor through a last will: the connection is refused.
+	if _, err := connect(t, b, testUser{}, "will", func(o *paho.ClientOptions) {
+		o.SetWill(protocol.ClockBaseTopic, string(protocol.Encode(forged)), 1, true)
+	}); err == nil {
+		t.Error("a client with a last will on the clock base was let in")
+	}
 	// The base retained last says the shared clock runs 3 minutes ahead of
 	// the wall clock; a broker started again on the store continues it.
 	base, err := protocol.Decode[protocol.ClockBase](retainedOn(t, b, protocol.ClockBaseTopic))

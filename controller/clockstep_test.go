@@ -40,7 +40,8 @@ func sharedAhead(tc *testClient) time.Duration {
 // TestControllerClockIgnoresWallSteps: a controller that is the time master
 // (no broker answers probes) has its wall clock stepped by minutes, as NTP
 // steps a Pi's: its answers to clock probes stay where they were, and it
-// publishes a new clock base. A controller that starts after it, with
+// publishes a new clock base (and its own again over one somebody else
+// retains). A controller that starts after it, with
 // nobody to follow and its wall clock off by the same minutes (a Pi that
 // booted with a stale clock), continues the shared clock from that base
 // instead of starting it at its wall clock.
@@ -63,6 +64,17 @@ func TestControllerClockIgnoresWallSteps(t *testing.T) {
 	})
 	if after := sharedAhead(probe); (after - before).Abs() > 50*time.Millisecond {
 		t.Errorf("the wall clock stepped 5 minutes ahead and the shared clock moved from %v to %v", before, after)
+	}
+	// A base somebody else retains is replaced with the master's.
+	forged := protocol.ClockBase{V: 1, SharedNs: 0, WallNs: time.Now().UnixNano()}
+	if tok := bases.mqtt.Publish(protocol.ClockBaseTopic, 1, true, protocol.Encode(forged)); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("publish a forged base: %v", tok.Error())
+	}
+	for _, forgedOne := range []bool{true, false} { // the forged one, then the master's
+		bases.next(protocol.ClockBaseTopic, func(b []byte) bool {
+			base, err := protocol.Decode[protocol.ClockBase](b)
+			return err == nil && (base.SharedNs == 0) == forgedOne
+		})
 	}
 
 	stop()
