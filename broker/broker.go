@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
@@ -59,8 +60,11 @@ type Options struct {
 	// DefaultMaxConnections, or half the process's file limit if lower.
 	// Half of them at most may be not logged in yet (see connlimit.go).
 	MaxConnections int
-	Clock          Clock        // times lease expiries, publish limits and login throttling; nil = real time
-	Logger         *slog.Logger // nil = slog.Default()
+	// Clock is the wall clock: it times lease expiries, publish limits and
+	// login throttling, and seeds the shared clock (clock.go); nil = real
+	// time.
+	Clock  Clock
+	Logger *slog.Logger // nil = slog.Default()
 
 	// HomeAssistantPrefix is Home Assistant's MQTT discovery prefix ("" =
 	// protocol.HomeAssistantPrefix): below it only admins and controllers
@@ -80,6 +84,7 @@ type Broker struct {
 	tls        *listeners.Net // nil without Options.TLSAddr
 	limits     *connLimiter
 	revocation *revocation
+	master     *timeMaster // nil without Options.AnswerClock
 	logger     *slog.Logger
 
 	mu      sync.Mutex // orders Serve and Close of the mochi server
@@ -116,11 +121,15 @@ func New(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	limits := newConnLimiter(maxConns, opts.Clock, logger)
-	server, revocation, err := newServer(opts, users, limits, logger)
+	var master *timeMaster
+	if opts.AnswerClock {
+		master = newTimeMaster(opts.Clock, logger)
+	}
+	server, revocation, err := newServer(opts, users, limits, master, logger)
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{server: server, limits: limits, revocation: revocation, logger: logger, done: make(chan struct{})}
+	b := &Broker{server: server, limits: limits, revocation: revocation, master: master, logger: logger, done: make(chan struct{})}
 	if b.tcp, err = b.listen("tcp", opts.Addr, nil); err != nil {
 		server.Close() // closes the store
 		return nil, err
@@ -159,8 +168,9 @@ func (b *Broker) listen(id, addr string, conf *tls.Config) (*listeners.Net, erro
 }
 
 // newServer builds the mochi server with tutti's capabilities and hooks,
-// without listeners.
-func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *slog.Logger) (*mqtt.Server, *revocation, error) {
+// without listeners; with a time master (Options.AnswerClock), it starts
+// its clock from the stored base and lets it answer clock probes.
+func newServer(opts Options, users *userDirectory, limits *connLimiter, master *timeMaster, logger *slog.Logger) (*mqtt.Server, *revocation, error) {
 	maxPacket := opts.MaxPacketSize
 	switch {
 	case maxPacket < 0:
@@ -232,11 +242,6 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 	if err := server.AddHook(revocation, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: revocation hook: %w", err)
 	}
-	if opts.AnswerClock {
-		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, logger)); err != nil {
-			return nil, nil, fmt.Errorf("broker: clock responder: %w", err)
-		}
-	}
 	// mochi loads the retained messages only in Serve, once clients may
 	// already publish: the lease arbiter, the session directory and the
 	// retained quota read them before.
@@ -259,7 +264,7 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 	if !opts.NoLeaseArbiter {
 		// Added after the auth hook, whose OnPublish runs first: a claim
 		// the ACL refuses never reaches the arbiter.
-		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, storedLease(retained)), nil); err != nil {
+		if err := server.AddHook(newLeaseArbiter(opts.Clock, logger, storedPayload(retained, protocol.LeaseTopic)), nil); err != nil {
 			server.Close()
 			return nil, nil, fmt.Errorf("broker: lease arbiter: %w", err)
 		}
@@ -269,6 +274,17 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 		return nil, nil, fmt.Errorf("broker: retained quota: %w", err)
 	}
 	sessions.restore(retained, logger)
+	if master != nil {
+		master.start(storedPayload(retained, protocol.ClockBaseTopic))
+		if err := server.AddHook(&clockBaseGuard{logger: logger}, nil); err != nil {
+			server.Close()
+			return nil, nil, fmt.Errorf("broker: clock base guard: %w", err)
+		}
+		if err := server.Subscribe(protocol.ClockRequestFilter, clockSubscriptionID, answerClock(server, master, logger)); err != nil {
+			server.Close()
+			return nil, nil, fmt.Errorf("broker: clock responder: %w", err)
+		}
+	}
 	// Added last: it records only what no other hook dropped.
 	if err := server.AddHook(&sessionTracker{sessions: sessions, logger: logger}, nil); err != nil {
 		server.Close()
@@ -277,11 +293,11 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, logger *
 	return server, revocation, nil
 }
 
-// storedLease returns the payload of the lease among the retained messages,
-// or nil if there is none.
-func storedLease(retained []storage.Message) []byte {
+// storedPayload returns the payload retained on topic among the retained
+// messages, or nil if there is none.
+func storedPayload(retained []storage.Message, topic string) []byte {
 	for _, m := range retained {
-		if m.TopicName == protocol.LeaseTopic {
+		if m.TopicName == topic {
 			return m.Payload
 		}
 	}
@@ -326,13 +342,33 @@ func (b *Broker) Run(ctx context.Context) error {
 		defer close(watched)
 		b.revocation.watch(watching)
 	}()
-	select {
-	case <-ctx.Done():
-	case <-b.done:
-	}
+	b.watchWallClock(ctx)
 	stopWatching()
 	<-watched
 	return b.Close()
+}
+
+// watchWallClock publishes the time master's clock base, and again whenever
+// the wall clock steps, until ctx is done or the broker closes. Without
+// Options.AnswerClock it only waits.
+func (b *Broker) watchWallClock(ctx context.Context) {
+	var tick <-chan time.Time
+	if b.master != nil {
+		b.master.publishBase(b.server)
+		ticker := time.NewTicker(wallCheckInterval)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.done:
+			return
+		case <-tick:
+			b.master.publishBase(b.server)
+		}
+	}
 }
 
 // Close disconnects every client, stops listening and closes the store. It

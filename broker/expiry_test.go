@@ -33,7 +33,7 @@ func TestRetainedNeverExpire(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				server, _, err := newServer(Options{AllowAnonymous: true}, users, newConnLimiter(1, realClock{}, quiet), quiet)
+				server, _, err := newServer(Options{AllowAnonymous: true}, users, newConnLimiter(1, realClock{}, quiet), nil, quiet)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -95,9 +95,11 @@ func (c *Controller) assign(a protocol.Assignment) error {
 	return nil
 }
 
-// assignNew assigns a speaker seen for the first time: to the session its
-// status asks for if that exists, else to the default session if that
-// exists, else to none.
+// NoSession as Options.NewSpeakerSession leaves new speakers unassigned.
+// It is not a valid session name.
+const NoSession = "-"
+
+// assignNew assigns a speaker seen for the first time (placeNew says where).
 func (c *Controller) assignNew(id string) {
 	c.mu.Lock()
 	st, seen := c.speakers[id]
@@ -106,19 +108,45 @@ func (c *Controller) assignNew(id string) {
 	if !seen || assigned {
 		return
 	}
-	session := st.Session
-	if _, ok := c.sessions[session]; !ok {
-		session = protocol.DefaultSession
-		if _, ok := c.sessions[session]; !ok {
-			session = ""
-		}
-	}
+	session, refused := c.placeNew(id, st.Session)
 	a := protocol.Assignment{Speaker: id, Session: session, Volume: ownVolume(st)}
 	if err := c.assign(a); err != nil {
 		c.log.Error("new speaker not assigned", "speaker", id, "err", err)
 		return
 	}
+	if refused != "" {
+		c.log.Warn("new speaker not given the session it asked for", "speaker", id, "asked_for", st.Session, "session", session, "reason", refused)
+		return
+	}
 	c.log.Info("new speaker assigned", "speaker", id, "session", session, "asked_for", st.Session)
+}
+
+// placeNew says which session a speaker seen for the first time joins, and
+// if that is not the session it asked for, why. A speaker chooses its
+// session itself (its --session, or a stolen speaker password), so asking
+// grants nothing: it gets the session asked for only where the session's
+// join list names it (an admin's grant) or the controller is open (the
+// demo, where anybody may join anything); otherwise the new speakers'
+// session (Options.NewSpeakerSession) if it exists, else none.
+func (c *Controller) placeNew(id, asked string) (session, refused string) {
+	s, exists := c.sessions[asked]
+	switch {
+	case asked == "":
+	case !exists:
+		refused = fmt.Sprintf("no session %q", asked)
+	case c.opts.Open || slices.Contains(s.ACL.Join, id):
+		return asked, ""
+	default:
+		refused = fmt.Sprintf("session %s's join list does not name speaker %s: an admin, or a user who may join %s, moves it there with join", asked, id, asked)
+	}
+	session = c.opts.NewSpeakerSession
+	if _, ok := c.sessions[session]; !ok {
+		session = ""
+	}
+	if session == asked {
+		refused = ""
+	}
+	return session, refused
 }
 
 // forgetResult is the result of forget.

@@ -30,14 +30,16 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// Clock is the controller's local clock source. The shared clock, "shared
-// time" in every protocol field named *_ns, is the time master's: this
-// clock as it is while no master answered us yet, or as a model that follows
-// the master maps it (timefollow.go).
+// Clock is the controller's wall clock. The shared clock, "shared time" in
+// every protocol field named *_ns, is the time master's: our steady clock
+// (seeded from this one at start, then monotonic, so steps of the wall clock
+// do not move it) as it is while no master answered us yet, or as a model
+// that follows the master maps it (timefollow.go).
 type Clock interface {
 	Now() time.Time
 }
@@ -64,6 +66,12 @@ type Options struct {
 	// time master, and standbys follow its clock.
 	ClockFromBroker bool
 	Sessions        []string // sessions to create if missing; default [protocol.DefaultSession]
+	// NewSpeakerSession is the session a speaker seen for the first time is
+	// assigned to, whatever session it asks for: "" = the first of
+	// Sessions; NoSession = none (an admin, or a user with join rights,
+	// places it with join). A speaker gets the session it asks for only when
+	// that session's join list names the speaker, or with Open (the demo).
+	NewSpeakerSession string
 	// Open obeys anonymous requests (on the plain, unsigned command topics)
 	// as if an admin sent them: the demo, on a broker that lets anybody in.
 	// Otherwise only requests signed with a user name are obeyed.
@@ -89,8 +97,9 @@ const DefaultMaxSongSize = 1 << 30
 type Controller struct {
 	opts        Options
 	log         *slog.Logger
-	local       Clock         // Options.Clock
-	sharedClock *timeFollower // the time master's clock, as we know it
+	local       Clock            // Options.Clock: the wall clock, for intervals
+	steady      clocksync.Steady // the local clock the shared clock is mapped from
+	sharedClock *timeFollower    // the time master's clock, as we know it
 	store       *store
 	lib         *library
 	listener    net.Listener
@@ -163,6 +172,15 @@ func New(opts Options) (*Controller, error) {
 	if len(opts.Sessions) == 0 {
 		opts.Sessions = []string{protocol.DefaultSession}
 	}
+	switch opts.NewSpeakerSession {
+	case "":
+		opts.NewSpeakerSession = opts.Sessions[0]
+	case NoSession:
+	default:
+		if err := protocol.ValidName(opts.NewSpeakerSession); err != nil {
+			return nil, fmt.Errorf("controller: new speakers' session: %w", err)
+		}
+	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
 	}
@@ -207,6 +225,7 @@ func New(opts Options) (*Controller, error) {
 		opts:            opts,
 		log:             opts.Logger,
 		local:           opts.Clock,
+		steady:          clocksync.NewSteady(opts.Clock.Now().UnixNano()),
 		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
 		store:           st,
 		instance:        instance,
@@ -270,7 +289,7 @@ func (c *Controller) loadSessions() error {
 func (c *Controller) SongsURL() string { return c.songsURL }
 
 // now is the shared clock's time, Unix ns.
-func (c *Controller) now() int64 { return c.sharedClock.shared(c.local.Now().UnixNano()) }
+func (c *Controller) now() int64 { return c.sharedClock.shared(c.steady.Now()) }
 
 // Run connects to the broker (retrying until ctx is done), serves songs and
 // handles commands. It returns after everything it started has stopped, and
@@ -394,6 +413,9 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		{protocol.ClockResponseTopic(c.sharedClock.id), 0, c.onClockAnswer},
 	}
 	if !c.opts.ClockFromBroker {
+		// The retained clock base first: it must be known before a
+		// takeover, which the lease topic's retained messages may start.
+		subs = append([]subscription{{protocol.ClockBaseTopic, 1, c.onClockBase}}, subs...)
 		subs = append(subs, subscription{protocol.ClockRequestFilter, 0, c.answerClock})
 	}
 	for _, s := range subs {

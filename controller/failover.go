@@ -130,7 +130,8 @@ func (c *Controller) takeOver() {
 	c.tokens.set(randomID() + randomID())
 	c.tokenRotatedAt = c.local.Now()
 	if !c.opts.ClockFromBroker {
-		c.sharedClock.freeze() // before we answer probes: we are the time master now
+		// Before we answer probes: we are the time master now.
+		c.sharedClock.freeze(c.local.Now().UnixNano(), c.steady.Now())
 	}
 	c.leading.Store(true)
 	c.mirror.setSource("", "")

@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -407,7 +408,7 @@ func TestAutoAdvanceTimer(t *testing.T) {
 		}
 		c := &Controller{
 			opts: Options{LeaseTTL: DefaultLeaseTTL},
-			log:  slog.New(slog.DiscardHandler), local: realClock{}, store: st,
+			log:  slog.New(slog.DiscardHandler), local: realClock{}, steady: clocksync.NewSteady(time.Now().UnixNano()), store: st,
 			sharedClock:  newTimeFollower("t", slog.New(slog.DiscardHandler), time.Now()),
 			sessions:     map[string]session{"home": s},
 			sessionInbox: newInbox(maxQueued), connected: make(chan struct{}, 1),

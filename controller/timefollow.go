@@ -22,6 +22,14 @@ import (
 // the time master, it freezes the last model (offset and drift) and keeps
 // answering and scheduling with it: speakers see no jump in the clock, and
 // the retained anchors, stamped in the old master's time, keep their meaning.
+//
+// The local clock here is the controller's steady clock (clocksync.Steady),
+// never its wall clock, so a step of the wall clock moves neither the model
+// nor, while we are the master, the shared clock. As the master we publish
+// the shared clock's base (protocol.ClockBase) retained, and again when the
+// wall clock moves against it; a controller that becomes the master having
+// followed nobody (all controllers restarted) continues the shared clock
+// from that base rather than starting it at its own wall clock.
 
 // Pace and quality of the controller's own clock probes.
 const (
@@ -37,6 +45,15 @@ const (
 	followPatience   = 3 * time.Second
 	// followStaleProbes is how many probes back an answer may refer to.
 	followStaleProbes = 100
+	// baseTolerance is how far the shared clock may move against the wall
+	// clock before the master publishes a new base: the most a master
+	// continuing from the base can be off besides the difference of the
+	// two masters' wall clocks. A frozen model's drift moves it too (100
+	// ppm: a new base every 10 s).
+	baseTolerance = time.Millisecond
+	// wallStepWarn is the smallest move of the wall clock against the
+	// shared clock that is logged as a step rather than a drift.
+	wallStepWarn = 100 * time.Millisecond
 )
 
 // timeFollower is a controller's view of the shared clock: a model that maps
@@ -50,9 +67,11 @@ type timeFollower struct {
 	synced      bool            // model comes from the master's answers
 	frozen      bool            // we are the time master: model holds, no probes
 	estimator   clocksync.Estimator
-	firstAnswer int64     // local instant of the first answer since following began
-	probeID     uint64    // of the last probe sent
-	fastUntil   time.Time // monotonic: probes come faster until then
+	firstAnswer int64               // local instant of the first answer since following began
+	probeID     uint64              // of the last probe sent
+	fastUntil   time.Time           // monotonic: probes come faster until then
+	base        *protocol.ClockBase // the last one seen retained, or published by us
+	watch       clocksync.WallWatch // of the bases we publish while we are the master
 }
 
 func newTimeFollower(instance string, log *slog.Logger, now time.Time) *timeFollower {
@@ -126,17 +145,25 @@ func (f *timeFollower) answered(payload []byte, t4 int64) error {
 }
 
 // freeze makes the model in use our clock for good: we are the time master
-// now and continue the timeline the old one kept.
-func (f *timeFollower) freeze() {
+// now and continue the timeline the old one kept. wall and local are
+// readings of our wall and steady clocks taken together.
+func (f *timeFollower) freeze(wall, local int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.frozen {
 		return
 	}
 	f.frozen = true
+	f.watch = clocksync.WallWatch{Tolerance: baseTolerance}
 	switch {
 	case f.synced:
 		f.log.Info("time master now: continuing the followed clock", "offset", time.Duration(f.model.Offset), "drift_ppm", f.model.Drift*1e6)
+	case f.base != nil:
+		// Nobody answered us, but a master published where the shared
+		// clock stands against its wall clock: ours reads about the same.
+		shared := wall + f.base.SharedNs - f.base.WallNs
+		f.model = clocksync.Model{RefLocal: local, Offset: shared - local}
+		f.log.Info("time master now: continuing the shared clock from the published base", "ahead_of_wall", time.Duration(f.base.SharedNs-f.base.WallNs))
 	case f.firstAnswer != 0:
 		// Answers came, but never good enough to use: whoever keeps
 		// speakers' clocks will see them jump.
@@ -144,6 +171,50 @@ func (f *timeFollower) freeze() {
 	default:
 		f.log.Info("time master now: no master answered before, the local clock becomes the shared clock")
 	}
+}
+
+// noteBase takes a clock base seen on protocol.ClockBaseTopic. It says
+// whether we are the master and it is not ours: a stale one, or one a
+// client wrote, which we replace with ours.
+func (f *timeFollower) noteBase(payload []byte) (foreign bool, err error) {
+	if len(payload) == 0 {
+		return false, nil
+	}
+	base, err := protocol.Decode[protocol.ClockBase](payload)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.frozen {
+		if f.base != nil && *f.base == base {
+			return false, nil
+		}
+		f.watch = clocksync.WallWatch{Tolerance: baseTolerance} // so that ours goes out again
+		return true, nil
+	}
+	f.base = &base
+	return false, nil
+}
+
+// newBase returns the base to publish while we are the master, from
+// readings of the wall and the steady clock taken together, and how far
+// the wall clock moved against the shared clock since the last one; false
+// when the last one still holds.
+func (f *timeFollower) newBase(wall, local int64) (protocol.ClockBase, time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.frozen {
+		return protocol.ClockBase{}, 0, false
+	}
+	shared := f.model.Shared(local)
+	step, changed := f.watch.Moved(shared, wall)
+	if !changed {
+		return protocol.ClockBase{}, 0, false
+	}
+	base := protocol.ClockBase{V: protocol.Version, SharedNs: shared, WallNs: wall}
+	f.base = &base
+	return base, step, true
 }
 
 // follow starts following the master again after we stepped down; the
@@ -189,17 +260,50 @@ func (c *Controller) probeLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 		if c.client.IsConnectionOpen() {
-			if req, ok := c.sharedClock.probe(c.local.Now().UnixNano()); ok {
+			if req, ok := c.sharedClock.probe(c.steady.Now()); ok {
 				c.client.Publish(protocol.ClockRequestTopic(c.sharedClock.id), 0, false, protocol.Encode(req))
 			}
+			c.publishClockBase()
 		}
 		timer.Reset(c.sharedClock.interval(time.Now()))
 	}
 }
 
+// publishClockBase publishes the shared clock's base, retained, while we
+// are the time master and the last one no longer holds.
+func (c *Controller) publishClockBase() {
+	local, wall, ok := clocksync.ReadTogether(c.steady.Now, func() int64 { return c.local.Now().UnixNano() }, baseTolerance/2)
+	if !ok {
+		return // preempted while reading: the next probe tick compares
+	}
+	base, step, ok := c.sharedClock.newBase(wall, local)
+	if !ok {
+		return
+	}
+	if step <= -wallStepWarn || step >= wallStepWarn {
+		c.log.Warn("the wall clock stepped; the shared clock runs on unmoved", "step", step)
+	}
+	c.publish(protocol.ClockBaseTopic, true, protocol.Encode(base))
+}
+
+// onClockBase takes the clock base retained by the time master.
+func (c *Controller) onClockBase(_ mqtt.Client, msg mqtt.Message) {
+	if !c.handlers.enter() {
+		return
+	}
+	defer c.handlers.leave()
+	foreign, err := c.sharedClock.noteBase(msg.Payload())
+	switch {
+	case err != nil:
+		c.log.Warn("clock base ignored", "err", err)
+	case foreign:
+		c.log.Warn("a clock base we did not publish; publishing ours again")
+	}
+}
+
 // onClockAnswer takes the time master's answer to our probe.
 func (c *Controller) onClockAnswer(_ mqtt.Client, msg mqtt.Message) {
-	t4 := c.local.Now().UnixNano()
+	t4 := c.steady.Now()
 	if !c.handlers.enter() {
 		return
 	}

@@ -39,6 +39,10 @@ func newSimNode(t *testing.T, name string, local simClock) simNode {
 	return simNode{local: local, f: newTimeFollower(name, log, time.Now())}
 }
 
+// freezeAt makes the node the time master at a true instant; its wall
+// clock is its local clock here.
+func (n simNode) freezeAt(trueNs int64) { n.f.freeze(n.local.at(trueNs), n.local.at(trueNs)) }
+
 // sharedAt is the node's shared clock at a true instant.
 func (n simNode) sharedAt(trueNs int64) int64 { return n.f.shared(n.local.at(trueNs)) }
 
@@ -89,7 +93,7 @@ func TestTimeFollowerKeepsTheTimelineThroughTakeovers(t *testing.T) {
 
 	// A holds the lease first; nobody answered it, so its local clock is
 	// the shared clock.
-	a.f.freeze()
+	a.freezeAt(start)
 	if _, ok := a.f.probe(0); ok {
 		t.Fatal("the time master probes")
 	}
@@ -120,7 +124,7 @@ func TestTimeFollowerKeepsTheTimelineThroughTakeovers(t *testing.T) {
 	// A goes; B takes over and freezes its model: it probes no more, a
 	// late answer moves nothing, and a minute on it still keeps A's time
 	// (its own local clock runs 40 ppm fast).
-	b.f.freeze()
+	b.freezeAt(now)
 	if _, ok := b.f.probe(b.local.at(now)); ok {
 		t.Fatal("B probes as the time master")
 	}
@@ -151,7 +155,7 @@ func TestTimeFollowerKeepsTheTimelineThroughTakeovers(t *testing.T) {
 	// A takes the lease back: B steps down and follows A again. B's frozen
 	// clock stays in use until its estimate of A's is good, and then lands
 	// where it was.
-	a.f.freeze()
+	a.freezeAt(now)
 	b.f.follow(time.Now())
 	frozen := b.f.model
 	for range followSamples - 1 {
@@ -202,7 +206,7 @@ func TestTimeFollowerRejectsBadAnswers(t *testing.T) {
 func TestTimeFollowerSettlesOnASlowNetwork(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	master := newSimNode(t, "m", simClock{offset: time.Hour})
-	master.f.freeze()
+	master.freezeAt(simEpoch)
 	n := newSimNode(t, "n", simClock{})
 	start := simEpoch
 	slow := func() time.Duration { return 5*time.Millisecond + time.Duration(rng.Int64N(int64(2*time.Millisecond))) }

@@ -308,6 +308,11 @@ type SpeakerStatus struct {
 	Error         string  `json:"error,omitempty"`           // why the speaker is silent, if it is
 	PeerURL       string  `json:"peer_url,omitempty"`        // GET PeerURL+sha256 with the lease's fetch token serves a cached song
 	CalibrationNs int64   `json:"calibration_ns"`            // output latency calibration in effect (see CmdCalibrate)
+	// CacheNoRoom says why the song cache found no room on its disk for a
+	// song it fetched (other files fill the disk; evicting every song the
+	// timeline does not need was not enough): the speaker retries with
+	// backoff. "" once a fetch found room.
+	CacheNoRoom string `json:"cache_no_room,omitempty"`
 }
 
 // Announcement is published (not retained, QoS 1) on AnnounceTopic(session)
@@ -341,6 +346,19 @@ type ClockResponse struct {
 	T1 int64  `json:"t1"`
 	T2 int64  `json:"t2"`
 	T3 int64  `json:"t3"`
+}
+
+// ClockBase ties the time master's shared clock to its wall clock: when the
+// wall clock read WallNs, the shared clock read SharedNs. The shared clock
+// runs on the master's monotonic clock, so steps of the wall clock do not
+// move it; the master publishes its base retained on ClockBaseTopic when it
+// starts and whenever its wall clock stepped, and a master starting again
+// (or taking over) continues the shared clock from it: shared = wall now +
+// SharedNs - WallNs.
+type ClockBase struct {
+	V        int   `json:"v"`
+	SharedNs int64 `json:"shared_ns"`
+	WallNs   int64 `json:"wall_ns"`
 }
 
 // Encode marshals a message. Messages are plain structs, so it cannot fail
@@ -379,6 +397,7 @@ func (m *ControllerStatus) version() int { return m.V }
 func (m *SpeakerStatus) version() int    { return m.V }
 func (m *ClockRequest) version() int     { return m.V }
 func (m *ClockResponse) version() int    { return m.V }
+func (m *ClockBase) version() int        { return m.V }
 func (m *Lease) version() int            { return m.V }
 func (m *SessionInfo) version() int      { return m.V }
 func (m *Assignment) version() int       { return m.V }

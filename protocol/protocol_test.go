@@ -242,6 +242,7 @@ func FuzzDecodeMessages(f *testing.F) {
 		Assignment{V: 1, Speaker: "k1", Session: "home", Volume: 80},
 		SessionInfo{V: 1, Session: "home", Title: "Home", ACL: Everyone},
 		ClockResponse{V: 1, ID: 1, T1: 1, T2: 2, T3: 3},
+		ClockBase{V: 1, SharedNs: 2, WallNs: 1},
 	} {
 		f.Add(Encode(m))
 	}
@@ -258,6 +259,7 @@ func FuzzDecodeMessages(f *testing.F) {
 		roundTrip[ControllerStatus](t, b)
 		roundTrip[ClockRequest](t, b)
 		roundTrip[ClockResponse](t, b)
+		roundTrip[ClockBase](t, b)
 	})
 }
 

@@ -125,6 +125,10 @@ func CommandTopic(topic string) (plain, user string, ok bool) {
 // publishes Online=false there. Payload: SpeakerStatus.
 func SpeakerStatusTopic(id string) string { return Root + "/speaker/" + id + "/status" }
 
+// ClockBaseTopic is retained, QoS 1, published by the time master (the
+// broker in a hub, else the lease holder). Payload: ClockBase.
+const ClockBaseTopic = Root + "/clock/base"
+
 // ClockRequestTopic carries a speaker's clock probes to the time master. QoS 0.
 func ClockRequestTopic(id string) string { return Root + "/speaker/" + id + "/clock/req" }
 
@@ -286,11 +290,13 @@ func CheckTopicSize(topic string) error {
 
 // retainedFilters match every topic below Root that the protocol defines as
 // retained: the controller's status, lease claims, library records,
-// session states, playlists and infos, assignments, speaker statuses, and
-// the Home Assistant bridge's status, device states and session covers.
+// session states, playlists and infos, assignments, speaker statuses, the
+// shared clock's base, and the Home Assistant bridge's status, device
+// states and session covers.
 var retainedFilters = []string{
 	ControllerStatusTopic,
 	LeaseTopic,
+	ClockBaseTopic,
 	LibrarySongFilter,
 	SessionStateFilter,
 	PlaylistFilter,

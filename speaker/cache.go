@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,20 +27,42 @@ import (
 type cache struct {
 	dir    string
 	client *http.Client
+	log    *slog.Logger
 
 	maxBytes int64 // size cap of the verified songs; 0 = none
+	// The cap may be above what the disk has free (other files share it):
+	// before a fetch, songs are also evicted until the song fits with
+	// cacheFreeMargin to spare, by freeSpace's reading (statfs by default).
+	freeSpace func(dir string) (int64, error)
+	// keep says which songs eviction spares: those the timeline plays now
+	// and next. nil = none.
+	keep func() map[string]bool
 
 	mu        sync.Mutex
 	verified  map[string]bool
 	downloads map[string]*download // in progress
 	lastUse   map[string]time.Time // when the engine last looked a song up
+	noRoom    string               // why the last fetch found no room on the disk; "" once one found room
 }
+
+// cacheFreeMargin is the space the cache leaves free on its disk beyond the
+// song it fetches: the speaker still writes its calibration, and the
+// system its logs, on a full SD card; and a song's size is known only once
+// its download starts, so the margin also covers the temp file of a second
+// fetch (a replication) running at the same time. 64 MiB is a few minutes
+// of WAV, a few hours of MP3, and little of any card.
+const cacheFreeMargin = 64 << 20
+
+// errNoRoom says the disk has no room for a song even with every song but
+// the ones the timeline needs evicted: other files fill it.
+var errNoRoom = errors.New("no room on the disk for the song")
 
 func newCache(dir string, client *http.Client) (*cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "songs"), 0o755); err != nil {
 		return nil, fmt.Errorf("song cache: %w", err)
 	}
-	return &cache{dir: dir, client: client, verified: map[string]bool{}, downloads: map[string]*download{}, lastUse: map[string]time.Time{}}, nil
+	return &cache{dir: dir, client: client, log: slog.Default(), freeSpace: freeSpace,
+		verified: map[string]bool{}, downloads: map[string]*download{}, lastUse: map[string]time.Time{}}, nil
 }
 
 func (c *cache) path(sha string) string { return filepath.Join(c.dir, "songs", sha) }
@@ -55,15 +79,52 @@ func (c *cache) Lookup(sha string) (string, bool) {
 
 // evict deletes the least recently used songs until the cache fits its cap,
 // never one in keep (the songs the timeline plays now and next), and says
-// which it deleted. A song not used in this process counts as used when
-// its file was last written.
+// which it deleted.
 func (c *cache) evict(keep map[string]bool) ([]string, error) {
 	if c.maxBytes <= 0 {
 		return nil, nil
 	}
+	deleted, _, err := c.evictUntil(keep, func(total, _ int64) bool { return total <= c.maxBytes })
+	return deleted, err
+}
+
+// makeRoom deletes the least recently used songs (sparing c.keep) until a
+// song of size bytes fits on the disk with cacheFreeMargin to spare, and
+// says which it deleted; errNoRoom if even that is not enough. A disk whose
+// free space cannot be read is taken to have room: the write will tell.
+func (c *cache) makeRoom(sha string, size int64) ([]string, error) {
+	free, err := c.freeSpace(c.dir)
+	if err != nil {
+		c.log.Warn("free space of the song cache unknown", "err", err)
+		return nil, nil
+	}
+	need := size + cacheFreeMargin - free
+	if need <= 0 {
+		return nil, nil
+	}
+	var keep map[string]bool
+	if c.keep != nil {
+		keep = c.keep()
+	}
+	deleted, freed, err := c.evictUntil(keep, func(_, freed int64) bool { return freed >= need })
+	if err != nil {
+		return deleted, err
+	}
+	if freed < need {
+		return deleted, fmt.Errorf("%w: song %s needs %d bytes and %d kept free, %d are free after evicting %d songs",
+			errNoRoom, sha, size, cacheFreeMargin, free+freed, len(deleted))
+	}
+	return deleted, nil
+}
+
+// evictUntil deletes songs, least recently used first, never one in keep,
+// until done(bytes of songs left, bytes deleted) holds, and says which it
+// deleted and how many bytes. A song not used in this process counts as
+// used when its file was last written.
+func (c *cache) evictUntil(keep map[string]bool, done func(total, freed int64) bool) ([]string, int64, error) {
 	entries, err := os.ReadDir(filepath.Join(c.dir, "songs"))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	type song struct {
 		sha  string
@@ -88,20 +149,42 @@ func (c *cache) evict(keep map[string]bool) ([]string, error) {
 	c.mu.Unlock()
 	slices.SortFunc(songs, func(a, b song) int { return a.used.Compare(b.used) })
 	var deleted []string
+	var freed int64
 	for _, s := range songs {
-		if total <= c.maxBytes {
+		if done(total, freed) {
 			break
 		}
 		if keep[s.sha] {
 			continue
 		}
 		if err := c.drop(s.sha); err != nil {
-			return deleted, err
+			return deleted, freed, err
 		}
 		total -= s.size
+		freed += s.size
 		deleted = append(deleted, s.sha)
 	}
-	return deleted, nil
+	return deleted, freed, nil
+}
+
+// noRoomReason is why the last fetch found no room on the disk, "" if it
+// found room (reported in the speaker's status).
+func (c *cache) noRoomReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.noRoom
+}
+
+// noteRoom records whether a fetch found room: err is its outcome.
+func (c *cache) noteRoom(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		c.noRoom = ""
+	case errors.Is(err, errNoRoom), errors.Is(err, syscall.ENOSPC):
+		c.noRoom = err.Error()
+	}
 }
 
 // drop deletes a song from the cache. A player that has the file open
@@ -209,6 +292,16 @@ func (c *cache) fetch(ctx context.Context, url, token, sha string, startFrac flo
 	size, err := contentSize(resp)
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer func() { c.noteRoom(err) }()
+	if size > 0 {
+		deleted, err := c.makeRoom(sha, size)
+		if len(deleted) > 0 {
+			c.log.Info("disk short of space: least recently used songs deleted", "songs", deleted, "for", sha, "size", size)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	tmp, err := os.CreateTemp(c.dir, "fetch-*")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -221,5 +223,53 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 	if again, _ := c.evict(nil); len(again) != 0 {
 		t.Errorf("within the cap, evict deleted %v", again)
+	}
+}
+
+// TestCacheMakesRoomByFreeSpace: far below its cap, the cache deletes the
+// songs used longest ago (never a kept one) until a song about to be
+// fetched fits on the disk with the margin to spare, and says there is no
+// room when deleting every other song is not enough.
+func TestCacheMakesRoomByFreeSpace(t *testing.T) {
+	dir := t.TempDir()
+	c, err := newCache(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.maxBytes = 1 << 40
+	// The disk: the margin, 4000 bytes, and what other files hold.
+	var others atomic.Int64
+	c.freeSpace = func(string) (int64, error) {
+		entries, err := os.ReadDir(filepath.Join(dir, "songs"))
+		return cacheFreeMargin + 4000 - int64(len(entries))*1000 - others.Load(), err
+	}
+	var shas []string
+	for i := range 3 {
+		sha := fmt.Sprintf("%064x", i+1)
+		if err := os.WriteFile(c.path(sha), make([]byte, 1000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.markVerified(sha)
+		shas = append(shas, sha)
+		c.Lookup(sha)
+		time.Sleep(2 * time.Millisecond)
+	}
+	c.keep = func() map[string]bool { return map[string]bool{shas[0]: true} }
+
+	// 1000 free: a song of 1000 fits; one of 2500 takes songs 1 and 2.
+	if deleted, err := c.makeRoom("new", 1000); err != nil || len(deleted) != 0 {
+		t.Fatalf("room for a song that fits: deleted %v, %v", deleted, err)
+	}
+	deleted, err := c.makeRoom("new", 2500)
+	if err != nil || len(deleted) != 2 || deleted[0] != shas[1] || deleted[1] != shas[2] {
+		t.Fatalf("room for 2500 bytes: deleted %v, %v; want songs 1 and 2, song 0 kept", deleted, err)
+	}
+	// Other files take 2500 of the 3000 free: song 0 is kept, no room.
+	others.Store(2500)
+	if _, err := c.makeRoom("new", 1000); !errors.Is(err, errNoRoom) {
+		t.Fatalf("a disk full of other files: %v, want errNoRoom", err)
+	}
+	if _, err := os.Stat(c.path(shas[0])); err != nil {
+		t.Errorf("the kept song was deleted: %v", err)
 	}
 }

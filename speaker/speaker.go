@@ -94,8 +94,13 @@ type Options struct {
 	// over HTTPS (the hub's CA).
 	TLS *tls.Config
 	// CacheMax caps the song cache in bytes: the least recently used songs
-	// go, never the current or next one. Default DefaultCacheMax.
+	// go, never the current or next one. Default DefaultCacheMax. Songs
+	// also go when the disk has less free than a song needs plus a margin
+	// (cacheFreeMargin), whatever the cap.
 	CacheMax int64
+	// FreeSpace reads how many bytes the disk holding the cache directory
+	// has free; nil = statfs.
+	FreeSpace func(dir string) (int64, error)
 	// Grace is how long the speaker plays on while it hears nothing from the
 	// time master (no clock answers: the broker or the network is away);
 	// then it goes silent rather than miss a pause, until contact is back.
@@ -233,6 +238,10 @@ func New(opts Options) (*Speaker, error) {
 		opts.CacheMax = DefaultCacheMax
 	}
 	c.maxBytes = opts.CacheMax
+	c.log = log
+	if opts.FreeSpace != nil {
+		c.freeSpace = opts.FreeSpace
+	}
 	calibration := opts.Calibration
 	switch saved, ok, err := loadCalibration(opts.CacheDir); {
 	case err != nil:
@@ -258,6 +267,13 @@ func New(opts Options) (*Speaker, error) {
 		peers:       map[string]string{},
 		calibration: calibration,
 		restart:     make(chan mqtt.Token, 1),
+	}
+	c.keep = func() map[string]bool {
+		now, synced := s.sharedNow()
+		if !synced {
+			return nil // nothing is fetched before the clock is synced
+		}
+		return s.wantedSongs(now)
 	}
 	s.client = mqtt.NewClient(s.clientOptions())
 	return s, nil
@@ -760,6 +776,7 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 		// rendered this long before it is heard.
 		LatencyNs: int64(max(0, s.output.Latency()+calibration)),
 		Output:    s.output.Name(), Error: pb.Error, PeerURL: peerURL, CalibrationNs: int64(calibration),
+		CacheNoRoom: s.cache.noRoomReason(),
 	}
 	if synced {
 		st.ClockOffsetNs = model.At(s.clock.Now().UnixNano())
@@ -791,7 +808,8 @@ func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
 		}
 		st := s.statusMessage()
 		changed := st.State != last.State || st.Song != last.Song || st.Error != last.Error ||
-			st.Session != last.Session || st.Volume != last.Volume || st.CalibrationNs != last.CalibrationNs
+			st.Session != last.Session || st.Volume != last.Volume || st.CalibrationNs != last.CalibrationNs ||
+			st.CacheNoRoom != last.CacheNoRoom
 		if !forced && !changed && time.Since(lastAt) < statusInterval {
 			continue
 		}
@@ -901,17 +919,22 @@ func (b backoff) succeeded(sha string) { delete(b, sha) }
 // evictFor keeps the cache within its cap, sparing the songs the timeline
 // wants at shared instant now.
 func (s *Speaker) evictFor(now int64) {
-	keep := map[string]bool{}
-	for _, w := range s.eng.wanted(now) {
-		keep[w.sha] = true
-	}
-	deleted, err := s.cache.evict(keep)
+	deleted, err := s.cache.evict(s.wantedSongs(now))
 	if err != nil {
 		s.log.Warn("song cache eviction failed", "err", err)
 	}
 	if len(deleted) > 0 {
 		s.log.Info("song cache full: least recently used songs deleted", "songs", deleted, "cap_bytes", s.cache.maxBytes)
 	}
+}
+
+// wantedSongs is the set of songs the timeline wants at shared instant now.
+func (s *Speaker) wantedSongs(now int64) map[string]bool {
+	wanted := map[string]bool{}
+	for _, w := range s.eng.wanted(now) {
+		wanted[w.sha] = true
+	}
+	return wanted
 }
 
 // rttWindow keeps the round trips of the recent clock probes: their minimum

@@ -164,6 +164,7 @@ func (b *brokerFlags) options(e *env) (broker.Options, error) {
 
 type controllerFlags struct {
 	name, data, http, publicURL, importDir, sessions, users string
+	newSpeakerSession                                       string
 	certs                                                   certFlags
 	lead, leaseTTL                                          time.Duration
 	clockFromBroker, open, https                            bool
@@ -175,6 +176,7 @@ func (c *controllerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.importDir, "import", "", "directory that `load {path}` may read from (empty: path loads disabled)")
 	fs.DurationVar(&c.lead, "lead", 0, "how far ahead scheduled commands take effect (0: adapt to the speakers' reported latency)")
 	fs.StringVar(&c.sessions, "sessions", protocol.DefaultSession, "comma list of the sessions (zones) to create if missing")
+	fs.StringVar(&c.newSpeakerSession, "new-speaker-session", "", "session a speaker seen for the first time joins, whatever it asks for, unless the asked session's join list names it (default: the first of --sessions; "+controller.NoSession+": none)")
 	fs.StringVar(&c.name, "name", envOr("TUTTI_CONTROLLER", "controller"), "this controller's name, shown in the lease and status (env TUTTI_CONTROLLER)")
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", controller.DefaultLeaseTTL, "how long the lease lives without renewal: standby controllers take over after it")
 	fs.BoolVar(&c.https, "https", false, "serve songs over HTTPS, with the certificate in --certs (clients trust its CA with --ca)")
@@ -216,7 +218,7 @@ func (c *controllerFlags) options(e *env, m mqttFlags, user, password string) (c
 		BrokerURL: m.broker, Username: user, Password: password, Name: c.name, LeaseTTL: c.leaseTTL,
 		Open: c.open, Roles: roles,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
-		Sessions: strings.Split(c.sessions, ","), ClockFromBroker: c.clockFromBroker, Logger: e.log.With("role", "controller"),
+		Sessions: strings.Split(c.sessions, ","), NewSpeakerSession: c.newSpeakerSession, ClockFromBroker: c.clockFromBroker, Logger: e.log.With("role", "controller"),
 	}, nil
 }
 
