@@ -188,7 +188,7 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 }
 
 // askerFor accepts or refuses the sender of a request that came on topic,
-// signed with user, and takes one of its rate tokens.
+// signed with user, and takes one of its rate tokens for that topic.
 func (c *Controller) askerFor(topic, user string, signed bool) (asker, error) {
 	if !signed {
 		return asker{}, fmt.Errorf("topic %q: not a command topic, or not signed with a valid user name", topic)
@@ -201,7 +201,8 @@ func (c *Controller) askerFor(topic, user string, signed bool) (asker, error) {
 	if err != nil {
 		return who, err
 	}
-	return who, c.limiter.allow(user, c.local.Now())
+	plain, _, _ := protocol.CommandTopic(topic)
+	return who, c.limiter.allow(user, plain, c.local.Now())
 }
 
 // runSessionCommand runs a command on the session whose command topic is

@@ -113,8 +113,8 @@ type Controller struct {
 	tokenRotatedAt time.Time // local clock: when we last replaced our fetch token, while leading
 	quorum         quorum
 
-	tokens  *fetchTokens // the lease holder's fetch tokens, which the song server accepts
-	limiter *rateLimiter // commands per user
+	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
+	limiter *commandLimiter // commands per user
 
 	leading    atomic.Bool // mirrors lease.leading() for the other goroutines
 	subscribed atomic.Bool // connected, and subscribed to the lease: only then may the lease act
@@ -216,7 +216,7 @@ func New(opts Options) (*Controller, error) {
 		pendingLoads:    make(chan pending, 64),
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
-		limiter:         newRateLimiter(commandRate, commandBurst),
+		limiter:         newCommandLimiter(),
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
 	if err := c.loadSessions(); err != nil {
