@@ -23,9 +23,11 @@ import (
 func (c *Controller) sessionLoop(ctx context.Context) error {
 	advanceTimer := time.NewTimer(time.Hour)
 	defer advanceTimer.Stop()
-	leaseTicker := time.NewTicker(c.opts.LeaseTTL / leaseRenewals / 2)
+	leaseTicker := time.NewTicker(leaseTick(c.opts.LeaseTTL))
 	defer leaseTicker.Stop()
+	wasSubscribed := false
 	for {
+		c.otherHolder.Store(c.lease.heldByOther(time.Now()))
 		var advanceC <-chan time.Time
 		if c.lease.leading() {
 			c.advanceAll()
@@ -41,14 +43,18 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			if c.lease.leading() {
 				c.publishAll()
 			}
-		case <-c.sessionInbox.ready:
-			msg, ok := c.sessionInbox.pop()
+		case <-c.sessionEvents.ready:
+			c.handleEvents()
+		case <-c.sessionRequests.ready:
+			// The events that came before this request, and since, first.
+			c.handleEvents()
+			msg, ok := c.sessionRequests.pop()
 			switch {
 			case !ok:
-			case !msg.request:
-				c.handleEvent(msg)
 			case c.lease.leading():
 				c.handleSessionRequest(msg)
+			default:
+				c.notLeading(msg, protocol.SessionCommands)
 			}
 		case p := <-c.pendingLoads:
 			if c.lease.leading() {
@@ -59,7 +65,15 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 				c.reply(p.replyTo, p.req, nil, errLeaseLost)
 			}
 		case <-leaseTicker.C:
-			if c.subscribed.Load() {
+			subscribed := c.subscribed.Load()
+			if !subscribed {
+				// Cut off: we can neither renew nor claim, but a lease we
+				// hold still runs out.
+				c.doLease(c.lease.lapse(time.Now()))
+			} else {
+				if !wasSubscribed {
+					c.lease.reconnected(time.Now())
+				}
 				c.doLease(c.lease.tick(time.Now(), false))
 				// Only while connected: speakers must learn the new token
 				// before the one they use expires.
@@ -67,6 +81,7 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 					c.rotateToken()
 				}
 			}
+			wasSubscribed = subscribed
 			c.settleReplies()
 		case <-advanceC:
 		}
@@ -310,7 +325,8 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 				continue
 			}
 			if !c.leading.Load() {
-				continue // the holder answers
+				c.notLeading(msg, protocol.LibraryCommands)
+				continue
 			}
 			req, decodeErr := protocol.DecodeRequest(msg.payload, protocol.LibraryCommands)
 			replyTo, replyErr := protocol.ReplyTopic(req.ReplyTo)

@@ -99,11 +99,14 @@ type Controller struct {
 	client      mqtt.Client
 
 	sessions map[string]session // owned by the session loop once Run starts
-	// sessionInbox holds, in arrival order, the session commands and the
-	// events the session loop follows (lease, statuses, mirrored state,
-	// acks): a command sent by someone who saw the lease change finds the
-	// loop aware of it (two queues would lose that order).
-	sessionInbox    *inbox
+	// sessionEvents holds, in arrival order, the events the session loop
+	// follows (lease, statuses, mirrored state, acks), and sessionRequests
+	// the session commands. The loop handles every queued event before each
+	// command: a flood of commands never delays the lease (our renewals
+	// coming back), and a command sent by someone who saw the lease change
+	// finds the loop aware of it.
+	sessionEvents   *inbox
+	sessionRequests *inbox
 	libraryRequests *inbox
 	connected       chan struct{} // a (re)connect happened: publish all retained state
 	pendingLoads    chan pending  // library loop to session loop: loads waiting for a quorum
@@ -116,9 +119,10 @@ type Controller struct {
 	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
 	limiter *commandLimiter // commands per user
 
-	leading    atomic.Bool // mirrors lease.leading() for the other goroutines
-	subscribed atomic.Bool // connected, and subscribed to the lease: only then may the lease act
-	mirror     *songMirror // standby: fetches the holder's song files
+	leading     atomic.Bool // mirrors lease.leading() for the other goroutines
+	otherHolder atomic.Bool // mirrors lease.heldByOther() for the library loop
+	subscribed  atomic.Bool // connected, and subscribed to the lease: only then may the lease renew or claim
+	mirror      *songMirror // standby: fetches the holder's song files
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -132,7 +136,6 @@ type inbound struct {
 	topic    string
 	payload  []byte
 	retained bool
-	request  bool // a command to answer, not an event
 }
 
 // New opens the store and binds the song server's listener, so SongsURL is
@@ -210,7 +213,8 @@ func New(opts Options) (*Controller, error) {
 		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
 		store:           st,
 		instance:        instance,
-		sessionInbox:    newInbox(maxQueued),
+		sessionEvents:   newInbox(maxQueued),
+		sessionRequests: newInbox(maxQueued),
 		libraryRequests: newInbox(maxQueued),
 		connected:       make(chan struct{}, 1),
 		pendingLoads:    make(chan pending, 64),
@@ -376,10 +380,10 @@ func (c *Controller) onConnect(client mqtt.Client) {
 	// Commands come on the plain topics (anonymous) and on the topics
 	// signed with a user name (protocol.UserTopic).
 	subs := []subscription{
-		{protocol.SessionCommandFilter, 1, c.queue(c.sessionInbox)},
-		{protocol.UserTopic(protocol.SessionCommandFilter, "+"), 1, c.queue(c.sessionInbox)},
-		{protocol.SessionsCommandTopic, 1, c.queue(c.sessionInbox)},
-		{protocol.UserTopic(protocol.SessionsCommandTopic, "+"), 1, c.queue(c.sessionInbox)},
+		{protocol.SessionCommandFilter, 1, c.queue(c.sessionRequests)},
+		{protocol.UserTopic(protocol.SessionCommandFilter, "+"), 1, c.queue(c.sessionRequests)},
+		{protocol.SessionsCommandTopic, 1, c.queue(c.sessionRequests)},
+		{protocol.UserTopic(protocol.SessionsCommandTopic, "+"), 1, c.queue(c.sessionRequests)},
 		{protocol.LibraryCommandTopic, 1, c.queue(c.libraryRequests)},
 		{protocol.UserTopic(protocol.LibraryCommandTopic, "+"), 1, c.queue(c.libraryRequests)},
 		{protocol.LeaseTopic, 1, c.queueEvent},
@@ -453,7 +457,7 @@ func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
 			c.log.Warn("ignoring retained command", "topic", msg.Topic())
 			return
 		}
-		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload(), request: true}) {
+		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
 			c.log.Error("command queue full; request dropped unanswered", "topic", msg.Topic(), "queued", maxQueued)
 		}
 	}
@@ -465,7 +469,7 @@ func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
 		return
 	}
 	defer c.handlers.leave()
-	if !c.sessionInbox.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
+	if !c.sessionEvents.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
 		c.log.Error("session inbox full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
 	}
 }
@@ -499,7 +503,7 @@ func (c *Controller) noteSpeaker(client mqtt.Client, msg mqtt.Message) {
 	_, seen := c.speakers[id]
 	c.speakers[id] = st
 	if _, assigned := c.assignments[id]; !seen && !assigned {
-		if !c.sessionInbox.push(inbound{topic: msg.Topic()}) {
+		if !c.sessionEvents.push(inbound{topic: msg.Topic()}) {
 			c.log.Error("session inbox full; speaker not assigned", "speaker", id)
 		}
 	}

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -11,6 +12,34 @@ import (
 // This file is the session loop's side of the lease: carrying out lease
 // actions, taking over and stepping down, and, while a standby, mirroring
 // the holder's retained state into our store so a takeover starts from it.
+
+// handleEvents handles every queued event, in arrival order.
+func (c *Controller) handleEvents() {
+	for {
+		msg, ok := c.sessionEvents.pop()
+		if !ok {
+			break
+		}
+		c.handleEvent(msg)
+	}
+	c.otherHolder.Store(c.lease.heldByOther(time.Now()))
+}
+
+// errNoHolder answers a request that came while no controller held the
+// lease, as far as we know: we lost it, or a takeover is under way.
+var errNoHolder = errors.New("no controller holds the lease at the moment (a takeover is under way): retry in a second")
+
+// notLeading handles a request, of one of commands, that reached us while
+// we do not hold the lease. While another controller holds it, that one
+// answers; otherwise nobody would, and the sender is told to retry.
+func (c *Controller) notLeading(msg inbound, commands []string) {
+	if c.otherHolder.Load() {
+		return
+	}
+	req, _ := protocol.DecodeRequest(msg.payload, commands)
+	replyTo, _ := protocol.ReplyTopic(req.ReplyTo)
+	c.reply(replyTo, req, nil, errNoHolder)
+}
 
 // handleEvent dispatches a message the session loop subscribed to.
 func (c *Controller) handleEvent(msg inbound) {

@@ -227,8 +227,8 @@ func TestCommandBehindClaimObeyed(t *testing.T) {
 		c.lease.role, c.lease.claimTerm, c.lease.claimedAt = claiming, claim.Term, time.Now()
 		volume := 30 + round
 		req := fmt.Sprintf(`{"v":1,"cmd":"volume","volume":%d,"req_id":"r%d"}`, volume, round)
-		c.sessionInbox.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(claim)})
-		c.sessionInbox.push(inbound{topic: protocol.SessionCommandTopic(protocol.DefaultSession), payload: []byte(req), request: true})
+		c.sessionEvents.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(claim)})
+		c.sessionRequests.push(inbound{topic: protocol.SessionCommandTopic(protocol.DefaultSession), payload: []byte(req)})
 
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

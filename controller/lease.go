@@ -20,6 +20,10 @@ const DefaultLeaseTTL = 1500 * time.Millisecond
 // or late ones do not cost it the lease.
 const leaseRenewals = 6
 
+// leaseTick is how often the session loop ticks the lease: twice per
+// renewal interval.
+func leaseTick(ttl time.Duration) time.Duration { return ttl / leaseRenewals / 2 }
+
 type leaseRole int
 
 const (
@@ -108,16 +112,14 @@ func (l *lease) holderGone(instance string, now time.Time) leaseAction {
 	return l.tick(now, true)
 }
 
-// tick is called often (every ttl/leaseRenewals at least): it renews, claims
-// or steps down as time requires. expired forces a claim by a standby.
+// tick is called every leaseTick while we are subscribed to the lease: it
+// renews, claims or steps down as time requires. expired forces a claim by a
+// standby.
 func (l *lease) tick(now time.Time, expired bool) leaseAction {
 	switch l.role {
 	case leading:
-		if now.Sub(l.heard) > l.ttl {
-			// Our renewals have not come back for a whole TTL: we are cut off
-			// from the broker, and a standby may hold a newer term by now.
-			l.role = standby
-			return stepDown
+		if a := l.lapse(now); a != noAction {
+			return a
 		}
 		if now.Sub(l.renewedAt) >= l.ttl/leaseRenewals {
 			l.renewedAt = now
@@ -144,6 +146,43 @@ func (l *lease) tick(now time.Time, expired bool) leaseAction {
 		}
 	}
 	return noAction
+}
+
+// lapse ends our lease when our renewals have not come back for one tick
+// short of a TTL: we are cut off from the broker (or cannot hear it), and a
+// standby, which heard our last renewal when we did and ticks as often, may
+// claim once the TTL is over; by then we have stopped acting. The caller
+// calls it every tick, connected or not: the lease runs out on our own
+// monotonic clock.
+func (l *lease) lapse(now time.Time) leaseAction {
+	if l.role == leading && now.Sub(l.heard) > l.ttl-leaseTick(l.ttl) {
+		l.role = standby
+		return stepDown
+	}
+	return noAction
+}
+
+// reconnected is called once we are subscribed again after a disconnect:
+// like a fresh controller, a standby waits two renewal intervals for the
+// retained lease before it claims, rather than claim a term the holder
+// that took over while we were away already holds.
+func (l *lease) reconnected(now time.Time) {
+	if l.role == standby {
+		l.heard = later(l.heard, now.Add(-l.ttl+2*l.ttl/leaseRenewals))
+	}
+}
+
+// heldByOther says another controller holds the lease, as far as we heard
+// within its TTL: it answers the requests we do not.
+func (l *lease) heldByOther(now time.Time) bool {
+	return l.holder != "" && l.holder != l.me && now.Sub(l.heard) <= l.ttl
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // message is the Lease we publish for our term: a claim, or a renewal.

@@ -153,12 +153,72 @@ func TestLeaseDeposedHolderStepsDown(t *testing.T) {
 	if !n.nodes[other].leading() {
 		t.Fatal("the standby did not take over")
 	}
-	// Healed: the old holder hears the new term and stays a standby.
+	// Healed: the old holder reconnects, gets the retained lease, and
+	// stays a standby.
+	n.nodes[first].reconnected(n.now)
+	n.nodes[first].observe(n.nodes[other].message(true, "", "", ""), n.now)
 	n.run(2*time.Second, nil)
 	if l := n.leaders(nil); len(l) != 1 || l[0] != other {
 		t.Fatalf("after healing: leaders %v", l)
 	}
 	if n.nodes[first].observe(protocol.Lease{V: 1, Term: 1, Holder: n.nodes[first].me, Renewal: true}, n.now) != noAction {
 		t.Error("a stale renewal changed something")
+	}
+}
+
+// TestLeaseCutOffHolderStopsFirst: a holder disconnected from the broker
+// ticks only lapse (it can neither renew nor claim); it stops acting within
+// one TTL of its last renewal coming back, and before the standby claims.
+func TestLeaseCutOffHolderStopsFirst(t *testing.T) {
+	n := newLeaseNet(t, "a", "b")
+	n.run(2*time.Second, nil)
+	first := n.leaders(nil)[0]
+	other := 1 - first
+	holder := n.nodes[first]
+	lastHeard := holder.heard
+	cut := map[int]bool{first: true}
+	var steppedDown, claimed time.Time
+	step := leaseTick(time.Second)
+	for end := n.now.Add(3 * time.Second); n.now.Before(end); n.now = n.now.Add(step) {
+		switch a := holder.lapse(n.now); {
+		case a == stepDown && steppedDown.IsZero():
+			steppedDown = n.now
+		case a != noAction:
+			t.Fatalf("a disconnected holder was told to %v", a)
+		}
+		a := n.nodes[other].tick(n.now, false)
+		if a == sendClaim && claimed.IsZero() {
+			claimed = n.now
+		}
+		n.act(other, a)
+		n.deliver(cut)
+	}
+	if steppedDown.IsZero() || holder.leading() {
+		t.Fatal("a disconnected holder kept the lease")
+	}
+	if d := steppedDown.Sub(lastHeard); d > time.Second {
+		t.Errorf("stopped %v after its last renewal came back, over the TTL", d)
+	}
+	if claimed.IsZero() || !n.nodes[other].leading() {
+		t.Fatal("the standby did not take over")
+	}
+	if !steppedDown.Before(claimed) {
+		t.Errorf("the holder stopped at %v, the standby claimed at %v: both acted at once", steppedDown.Sub(lastHeard), claimed.Sub(lastHeard))
+	}
+	// A disconnected standby never claims.
+	if a := holder.lapse(n.now.Add(time.Hour)); a != noAction {
+		t.Errorf("a disconnected standby was told to %v", a)
+	}
+	// Reconnected, it waits for the retained lease before claiming.
+	holder.reconnected(n.now)
+	if a := holder.tick(n.now.Add(step), false); a != noAction {
+		t.Errorf("right after reconnecting: %v", a)
+	}
+	if holder.heldByOther(n.now) {
+		t.Error("heldByOther before hearing of the new holder")
+	}
+	holder.observe(n.nodes[other].message(true, "", "", ""), n.now)
+	if !holder.heldByOther(n.now) || holder.heldByOther(n.now.Add(2*time.Second)) {
+		t.Error("heldByOther: want true while the holder's renewals are fresh, false after a TTL without")
 	}
 }
