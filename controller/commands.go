@@ -25,9 +25,9 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 	defer advanceTimer.Stop()
 	leaseTicker := time.NewTicker(leaseTick(c.opts.LeaseTTL))
 	defer leaseTicker.Stop()
-	wasSubscribed := false
+	var connects uint64 // c.connects at the last tick
 	for {
-		c.otherHolder.Store(c.lease.heldByOther(time.Now()))
+		c.noteLease()
 		var advanceC <-chan time.Time
 		if c.lease.leading() {
 			c.advanceAll()
@@ -46,8 +46,10 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 		case <-c.sessionEvents.ready:
 			c.handleEvents()
 		case <-c.sessionRequests.ready:
-			// The events that came before this request, and since, first.
+			// The events that came before this request, and since, first;
+			// and a lease that ran out while we were busy ends now.
 			c.handleEvents()
+			c.doLease(c.lease.lapse(time.Now()))
 			msg, ok := c.sessionRequests.pop()
 			switch {
 			case !ok:
@@ -65,13 +67,13 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 				c.reply(p.replyTo, p.req, nil, errLeaseLost)
 			}
 		case <-leaseTicker.C:
-			subscribed := c.subscribed.Load()
-			if !subscribed {
+			if !c.subscribed.Load() {
 				// Cut off: we can neither renew nor claim, but a lease we
 				// hold still runs out.
 				c.doLease(c.lease.lapse(time.Now()))
 			} else {
-				if !wasSubscribed {
+				if n := c.connects.Load(); n != connects {
+					connects = n
 					c.lease.reconnected(time.Now())
 				}
 				c.doLease(c.lease.tick(time.Now(), false))
@@ -81,7 +83,6 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 					c.rotateToken()
 				}
 			}
-			wasSubscribed = subscribed
 			c.settleReplies()
 		case <-advanceC:
 		}
@@ -324,7 +325,7 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
-			if !c.leading.Load() {
+			if !c.holding() {
 				c.notLeading(msg, protocol.LibraryCommands)
 				continue
 			}

@@ -119,10 +119,11 @@ type Controller struct {
 	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
 	limiter *commandLimiter // commands per user
 
-	leading     atomic.Bool // mirrors lease.leading() for the other goroutines
-	otherHolder atomic.Bool // mirrors lease.heldByOther() for the library loop
-	subscribed  atomic.Bool // connected, and subscribed to the lease: only then may the lease renew or claim
-	mirror      *songMirror // standby: fetches the holder's song files
+	hold        leaseHold     // until when we hold the lease, for the other goroutines
+	otherHolder atomic.Bool   // mirrors lease.heldByOther() for the library loop
+	connects    atomic.Uint64 // connections made so far: the session loop notices reconnects
+	subscribed  atomic.Bool   // connected, and subscribed to the lease: only then may the lease renew or claim
+	mirror      *songMirror   // standby: fetches the holder's song files
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -221,6 +222,7 @@ func New(opts Options) (*Controller, error) {
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
 		limiter:         newCommandLimiter(),
+		hold:            leaseHold{base: time.Now()},
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
 	if err := c.loadSessions(); err != nil {
@@ -283,7 +285,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
 	srv := &http.Server{
-		Handler:           (&songServer{lib: c.lib, log: c.log, tokens: c.tokens, accepting: c.leading.Load, added: c.announceSong}).routes(),
+		Handler:           (&songServer{lib: c.lib, log: c.log, tokens: c.tokens, accepting: c.holding, added: c.announceSong}).routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
 	}
@@ -315,7 +317,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("not yet synced to the time master: the local clock is the shared clock until it answers", "clock_id", c.sharedClock.id)
 	err := g.Wait()
 
-	if c.leading.Load() && c.client.IsConnectionOpen() {
+	if c.holding() && c.client.IsConnectionOpen() {
 		// Standbys take this as the end of our lease and claim at once.
 		offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance, Name: c.opts.Name}
 		c.client.Publish(protocol.ControllerStatusTopic, 1, true, protocol.Encode(offline)).WaitTimeout(time.Second)
@@ -405,6 +407,7 @@ func (c *Controller) onConnect(client mqtt.Client) {
 			c.log.Error("MQTT subscribe failed", "filter", s.filter, "err", err)
 		}
 	}
+	c.connects.Add(1)
 	c.subscribed.Store(true)
 	c.sharedClock.connected(time.Now())
 	select {
@@ -426,7 +429,7 @@ type subscription struct {
 // publishing; nothing slow happens in between.
 func (c *Controller) answerClock(client mqtt.Client, msg mqtt.Message) {
 	t2 := c.now()
-	if !c.leading.Load() || !c.handlers.enter() {
+	if !c.holding() || !c.handlers.enter() {
 		return
 	}
 	defer c.handlers.leave()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -22,7 +23,41 @@ func (c *Controller) handleEvents() {
 		}
 		c.handleEvent(msg)
 	}
+	c.noteLease()
+}
+
+// noteLease tells the other goroutines what the session loop knows of the
+// lease.
+func (c *Controller) noteLease() {
+	c.hold.set(c.lease.heldUntil())
 	c.otherHolder.Store(c.lease.heldByOther(time.Now()))
+}
+
+// holding says we hold the lease: the song server takes uploads and the
+// time master answers only then. It goes false on time, when the lease runs
+// out, even while the session loop waits on a publish to a broker that no
+// longer answers.
+func (c *Controller) holding() bool { return c.hold.held() }
+
+// leaseHold is until when we hold the lease, on our monotonic clock, for
+// goroutines other than the session loop.
+type leaseHold struct {
+	base  time.Time    // with a monotonic reading
+	until atomic.Int64 // since base; 0: not held
+}
+
+// set records until; a zero until (not leading) clears it.
+func (h *leaseHold) set(until time.Time) {
+	if until.IsZero() {
+		h.until.Store(0)
+		return
+	}
+	h.until.Store(int64(until.Sub(h.base)))
+}
+
+func (h *leaseHold) held() bool {
+	until := h.until.Load()
+	return until != 0 && int64(time.Since(h.base)) < until
 }
 
 // errNoHolder answers a request that came while no controller held the
@@ -54,7 +89,11 @@ func (c *Controller) handleEvent(msg inbound) {
 			c.log.Warn("bad lease message", "err", err)
 			return
 		}
-		c.doLease(c.lease.observe(m, now))
+		if msg.retained {
+			c.doLease(c.lease.observeRetained(m, now))
+		} else {
+			c.doLease(c.lease.observe(m, now))
+		}
 		if m.Holder != c.instance && m.Holder == c.lease.holder && m.Term == c.lease.term && m.FetchToken != "" {
 			// The holder's tokens: our song server accepts them, and our
 			// mirror fetches with them.
@@ -139,9 +178,9 @@ func (c *Controller) doLease(a leaseAction) {
 	switch a {
 	case sendClaim:
 		c.log.Info("claiming the lease", "term", c.lease.term)
-		c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(false, c.opts.Name, c.songsURL, "")))
+		c.publishLease(false, true)
 	case sendRenew:
-		c.publish(protocol.LeaseTopic, false, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
+		c.publishLease(true, false)
 	case takeOver:
 		c.takeOver()
 	case stepDown:
@@ -161,10 +200,10 @@ func (c *Controller) takeOver() {
 	if !c.opts.ClockFromBroker {
 		c.sharedClock.freeze() // before we answer probes: we are the time master now
 	}
-	c.leading.Store(true)
+	c.noteLease()
 	c.mirror.setSource("", "")
 	// Retained, this renewal replaces a losing claim retained after ours.
-	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
+	c.publishLease(true, true)
 	c.takeOverAssignments()
 	for name, s := range c.sessions {
 		next := c.stamp(s)
@@ -180,7 +219,7 @@ func (c *Controller) takeOver() {
 
 // stepDown makes us a standby; replies still waiting for acks fail.
 func (c *Controller) stepDown() {
-	c.leading.Store(false)
+	c.noteLease()
 	c.sharedClock.follow(time.Now())
 	c.log.Warn("lost the lease", "term", c.lease.term, "holder", c.lease.holder)
 	for _, p := range c.quorum.dropAll() {
@@ -195,7 +234,22 @@ func (c *Controller) rotateToken() {
 	c.tokens.set(randomID() + randomID())
 	c.tokenRotatedAt = c.local.Now()
 	c.log.Info("fetch token rotated", "term", c.lease.term)
-	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
+	c.publishLease(true, true)
+}
+
+// publishLease publishes our claim or renewal without waiting for the
+// broker's acknowledgement: what counts is its coming back to us, and
+// waiting could hold the session loop, and with it the lease's clock, past
+// the TTL while the broker does not answer.
+func (c *Controller) publishLease(renewal, retained bool) {
+	if !c.client.IsConnectionOpen() {
+		return
+	}
+	token := ""
+	if renewal {
+		token = c.tokens.get()
+	}
+	c.client.Publish(protocol.LeaseTopic, 1, retained, protocol.Encode(c.lease.message(renewal, c.opts.Name, c.songsURL, token)))
 }
 
 // stamp marks a session with our term and makes its state name its playlist

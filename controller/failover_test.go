@@ -147,7 +147,7 @@ func TestFailoverToStandby(t *testing.T) {
 		tc.cmd(id, `{"cmd":"enqueue","song":"`+s.SHA256+`","req_id":"`+id+`"}`)
 	}
 	played := tc.cmd("p", `{"cmd":"play","req_id":"p"}`)
-	if b.leading.Load() {
+	if b.holding() {
 		t.Fatal("two controllers lead")
 	}
 
@@ -167,7 +167,7 @@ func TestFailoverToStandby(t *testing.T) {
 
 	stopA() // its offline status tells B at once
 	took := time.Now()
-	waitFor(t, "the standby to take over", b.leading.Load)
+	waitFor(t, "the standby to take over", b.holding)
 	if d := time.Since(took); d > 2*time.Second {
 		t.Errorf("takeover took %v", d)
 	}
@@ -198,8 +198,8 @@ func TestFailoverToStandby(t *testing.T) {
 	// state stays the one retained.
 	a2, _ := runController(t, optsA)
 	time.Sleep(3 * ttl)
-	if a2.leading.Load() || !b.leading.Load() {
-		t.Fatalf("after A returned: A leads %v, B leads %v", a2.leading.Load(), b.leading.Load())
+	if a2.holding() || !b.holding() {
+		t.Fatalf("after A returned: A leads %v, B leads %v", a2.holding(), b.holding())
 	}
 
 	// A stale state published by a deposed holder is put right by B.
@@ -243,7 +243,7 @@ func TestCommandBehindClaimObeyed(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the command queued behind our claim was not obeyed (leading %v)", round, c.leading.Load())
+				t.Fatalf("round %d: the command queued behind our claim was not obeyed (leading %v)", round, c.holding())
 			}
 			time.Sleep(time.Millisecond)
 		}

@@ -102,6 +102,20 @@ func (l *lease) observe(m protocol.Lease, now time.Time) leaseAction {
 	return noAction
 }
 
+// observeRetained handles the Lease the broker kept, delivered as we
+// subscribe. It is the last one published, not the first of its term: a
+// claim or renewal of ours there may have been sent while we were cut off,
+// arrived late and replaced the claim of the controller that took over (a
+// plain broker keeps whatever came last). So it does not make us the holder;
+// the real holder's renewals, or a TTL without any, tell.
+func (l *lease) observeRetained(m protocol.Lease, now time.Time) leaseAction {
+	if m.Holder != l.me || l.role == leading || m.Term < l.term {
+		return l.observe(m, now)
+	}
+	l.role, l.term, l.holder, l.heard = standby, m.Term, "", now
+	return noAction
+}
+
 // holderGone handles the last will of a controller: if it is the holder, its
 // lease is over now rather than at expiry.
 func (l *lease) holderGone(instance string, now time.Time) leaseAction {
@@ -155,7 +169,7 @@ func (l *lease) tick(now time.Time, expired bool) leaseAction {
 // calls it every tick, connected or not: the lease runs out on our own
 // monotonic clock.
 func (l *lease) lapse(now time.Time) leaseAction {
-	if l.role == leading && now.Sub(l.heard) > l.ttl-leaseTick(l.ttl) {
+	if l.role == leading && !now.Before(l.heldUntil()) {
 		l.role = standby
 		return stepDown
 	}
@@ -196,3 +210,12 @@ func (l *lease) message(renewal bool, name, songsURL, fetchToken string) protoco
 }
 
 func (l *lease) leading() bool { return l.role == leading }
+
+// heldUntil is when our lease runs out unless a renewal comes back (lapse);
+// zero when we do not hold it.
+func (l *lease) heldUntil() time.Time {
+	if l.role != leading {
+		return time.Time{}
+	}
+	return l.heard.Add(l.ttl - leaseTick(l.ttl))
+}

@@ -222,3 +222,30 @@ func TestLeaseCutOffHolderStopsFirst(t *testing.T) {
 		t.Error("heldByOther: want true while the holder's renewals are fresh, false after a TTL without")
 	}
 }
+
+// TestLeaseRetainedClaimOfOursIsNoProof: a claim of ours sent while we were
+// cut off can arrive late and replace, on a plain broker, the retained claim
+// of the controller that took over. Seen at resubscribe, it does not make us
+// the holder; the holder's renewals do make it the holder for us.
+func TestLeaseRetainedClaimOfOursIsNoProof(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := newLease("a", time.Second, 1, now)
+	lateClaim := protocol.Lease{V: 1, Term: 2, Holder: "a"}
+	if got := a.observeRetained(lateClaim, now); got != noAction || a.leading() {
+		t.Fatalf("our own retained claim: %v, leading %v", got, a.leading())
+	}
+	if a.observe(protocol.Lease{V: 1, Term: 2, Holder: "b", Renewal: true}, now) != noAction || a.holder != "b" || !a.heldByOther(now) {
+		t.Fatalf("the real holder's renewal: holder %q", a.holder)
+	}
+	// With no renewals for a TTL, we claim the next term.
+	a = newLease("a", time.Second, 1, now)
+	a.observeRetained(lateClaim, now)
+	if got := a.tick(now.Add(1100*time.Millisecond), false); got != sendClaim || a.message(false, "", "", "").Term != 3 {
+		t.Fatalf("no renewals after our retained claim: %v, claim of term %d", got, a.message(false, "", "", "").Term)
+	}
+	// Someone else's retained claim is taken as usual.
+	b := newLease("b", time.Second, 1, now)
+	if b.observeRetained(lateClaim, now); b.holder != "a" || b.term != 2 {
+		t.Fatalf("another's retained claim: holder %q term %d", b.holder, b.term)
+	}
+}

@@ -356,7 +356,7 @@ func TestSessionsCommands(t *testing.T) {
 	if info.Title != "home" {
 		t.Fatalf("created without title: %+v", info)
 	}
-	if !a.leading.Load() {
+	if !a.holding() {
 		t.Fatal("a lost the lease")
 	}
 }
@@ -449,7 +449,7 @@ func TestForgetSpeaker(t *testing.T) {
 		_, assignments := storedSessions(t, optsB.DataDir)
 		return assignments["k1"].Session == "home"
 	})
-	if !a.leading.Load() {
+	if !a.holding() {
 		t.Fatal("a lost the lease")
 	}
 }
