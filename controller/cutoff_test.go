@@ -3,12 +3,15 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -82,6 +85,45 @@ func TestCutOffHolderStopsActing(t *testing.T) {
 	if res.Entry == "" {
 		t.Fatalf("enqueue after the heal: %+v", res)
 	}
+}
+
+// TestHolderLapsesWhileDisconnected runs the session loop of a holder that
+// has lost its connection on synctest's fake clock: it stops acting exactly
+// one tick short of a TTL after its last renewal came back, though nothing
+// arrives to wake it.
+func TestHolderLapsesWhileDisconnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := New(Options{Open: true, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.listener.Close()
+		defer c.store.Close()
+		c.client = paho.NewClient(paho.NewClientOptions()) // never connected: nothing is published
+		c.lease.role, c.lease.holder, c.lease.heard = leading, c.instance, time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- c.sessionLoop(ctx) }()
+
+		until := DefaultLeaseTTL - leaseTick(DefaultLeaseTTL)
+		time.Sleep(until - time.Nanosecond)
+		synctest.Wait()
+		if !c.holding() {
+			t.Fatalf("stopped acting before %v", until)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if c.holding() {
+			t.Fatalf("still acting %v after its last renewal (TTL %v)", until, DefaultLeaseTTL)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if c.lease.leading() {
+			t.Fatal("the session loop did not step down")
+		}
+	})
 }
 
 // mirroredEntries counts the entries of home's playlist in the store of
