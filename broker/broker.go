@@ -1,7 +1,7 @@
 // Package broker is tutti's embedded MQTT broker: mochi-mqtt with retained
 // messages persisted in a bolt file, tutti's users and topic ACLs (acl.go,
 // with per-session rights from sessions.go), a packet size limit and a
-// publish rate limit per client (ratelimit.go), arbitration of the
+// publish rate limit per user (ratelimit.go), arbitration of the
 // controllers' lease (lease.go), and optionally MQTT over TLS.
 package broker
 

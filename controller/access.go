@@ -190,7 +190,7 @@ func newCommandLimiter() *commandLimiter {
 func (l *commandLimiter) allow(user, topic string, now time.Time) error {
 	key := user + " " + topic // user names contain no spaces
 	if wait, ok := l.perTopic.take(key, now); !ok {
-		return fmt.Errorf("rate limited: more than %d commands per second to one session (bursts of %d); wait %v",
+		return fmt.Errorf("rate limited: more than %d commands per second to one session or topic (bursts of %d); wait %v",
 			topicCommandRate, topicCommandBurst, wait.Round(time.Millisecond))
 	}
 	if wait, ok := l.perUser.take(user, now); !ok {
