@@ -253,3 +253,52 @@ func TestCommandBehindClaimObeyed(t *testing.T) {
 		c.listener.Close()
 	}
 }
+
+// TestRequestsWhileNotLeading: a controller that does not hold the lease
+// leaves requests to the holder it hears renewing, and answers them with an
+// error to retry once nobody holds the lease (here: the holder's last will
+// came), rather than dropping them unanswered.
+func TestRequestsWhileNotLeading(t *testing.T) {
+	broker := startBroker(t)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	c, err := New(Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.listener.Close()
+	defer c.store.Close()
+	c.client = paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetProtocolVersion(4))
+	if tok := c.client.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.client.Disconnect(100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.sessionLoop(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	home := protocol.SessionCommandTopic(protocol.DefaultSession)
+	request := func(id string) inbound {
+		return inbound{topic: home, payload: []byte(`{"v":1,"cmd":"status","req_id":"` + id + `"}`)}
+	}
+	queued := func() int {
+		c.sessionRequests.mu.Lock()
+		defer c.sessionRequests.mu.Unlock()
+		return len(c.sessionRequests.items)
+	}
+	other := protocol.Lease{V: protocol.Version, Term: 1, Holder: "other", Renewal: true, TTLMs: DefaultLeaseTTL.Milliseconds()}
+	c.sessionEvents.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(other)})
+	c.sessionRequests.push(request("to-the-holder"))
+	waitFor(t, "the request to be handled", func() bool { return queued() == 0 })
+
+	will := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: "other"}
+	c.sessionEvents.push(inbound{topic: protocol.ControllerStatusTopic, payload: protocol.Encode(will)})
+	c.sessionRequests.push(request("nobody-holds"))
+	var r protocol.Reply
+	tc.next(protocol.DefaultReplyTopic, func(b []byte) bool { return json.Unmarshal(b, &r) == nil })
+	// Replies go out in the order the requests are handled: a reply to the
+	// first would have come first.
+	if r.ReqID != "nobody-holds" || r.OK || r.Error != errNoHolder.Error() {
+		t.Fatalf("first reply: %+v; want only the second request answered, with %q", r, errNoHolder)
+	}
+}
