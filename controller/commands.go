@@ -67,6 +67,7 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 				c.reply(p.replyTo, p.req, nil, errLeaseLost)
 			}
 		case <-leaseTicker.C:
+			c.handleEvents() // our renewals that came back, first
 			if !c.subscribed.Load() {
 				// Cut off: we can neither renew nor claim, but a lease we
 				// hold still runs out.

@@ -119,7 +119,7 @@ type Controller struct {
 	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
 	limiter *commandLimiter // commands per user
 
-	hold        leaseHold     // until when we hold the lease, for the other goroutines
+	hold        *leaseHold    // whether we hold the lease, for the other goroutines
 	otherHolder atomic.Bool   // mirrors lease.heldByOther() for the library loop
 	connects    atomic.Uint64 // connections made so far: the session loop notices reconnects
 	subscribed  atomic.Bool   // connected, and subscribed to the lease: only then may the lease renew or claim
@@ -137,6 +137,7 @@ type inbound struct {
 	topic    string
 	payload  []byte
 	retained bool
+	at       time.Time // when it arrived
 }
 
 // New opens the store and binds the song server's listener, so SongsURL is
@@ -222,7 +223,6 @@ func New(opts Options) (*Controller, error) {
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
 		limiter:         newCommandLimiter(),
-		hold:            leaseHold{base: time.Now()},
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
 	if err := c.loadSessions(); err != nil {
@@ -241,6 +241,7 @@ func New(opts Options) (*Controller, error) {
 		lastTerm = max(lastTerm, a.Term)
 	}
 	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, time.Now())
+	c.hold = newLeaseHold(instance, opts.LeaseTTL, time.Now())
 	c.listener, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		st.Close()
@@ -472,7 +473,13 @@ func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
 		return
 	}
 	defer c.handlers.leave()
-	if !c.sessionEvents.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
+	at := time.Now()
+	if msg.Topic() == protocol.LeaseTopic {
+		if m, err := protocol.Decode[protocol.Lease](msg.Payload()); err == nil {
+			c.hold.heard(m, msg.Retained(), at)
+		}
+	}
+	if !c.sessionEvents.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained(), at: at}) {
 		c.log.Error("session inbox full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
 	}
 }

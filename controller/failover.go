@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -29,36 +28,13 @@ func (c *Controller) handleEvents() {
 // noteLease tells the other goroutines what the session loop knows of the
 // lease.
 func (c *Controller) noteLease() {
-	c.hold.set(c.lease.heldUntil())
+	c.hold.set(c.lease.term, c.lease.heldUntil())
 	c.otherHolder.Store(c.lease.heldByOther(time.Now()))
 }
 
 // holding says we hold the lease: the song server takes uploads and the
-// time master answers only then. It goes false on time, when the lease runs
-// out, even while the session loop waits on a publish to a broker that no
-// longer answers.
+// time master answers only then (leasehold.go).
 func (c *Controller) holding() bool { return c.hold.held() }
-
-// leaseHold is until when we hold the lease, on our monotonic clock, for
-// goroutines other than the session loop.
-type leaseHold struct {
-	base  time.Time    // with a monotonic reading
-	until atomic.Int64 // since base; 0: not held
-}
-
-// set records until; a zero until (not leading) clears it.
-func (h *leaseHold) set(until time.Time) {
-	if until.IsZero() {
-		h.until.Store(0)
-		return
-	}
-	h.until.Store(int64(until.Sub(h.base)))
-}
-
-func (h *leaseHold) held() bool {
-	until := h.until.Load()
-	return until != 0 && int64(time.Since(h.base)) < until
-}
 
 // errNoHolder answers a request that came while no controller held the
 // lease, as far as we know: we lost it, or a takeover is under way.
@@ -89,10 +65,16 @@ func (c *Controller) handleEvent(msg inbound) {
 			c.log.Warn("bad lease message", "err", err)
 			return
 		}
+		// The lease counts from when the message came, not from when a
+		// busy loop got to it.
+		heard := msg.at
+		if heard.IsZero() {
+			heard = now
+		}
 		if msg.retained {
-			c.doLease(c.lease.observeRetained(m, now))
+			c.doLease(c.lease.observeRetained(m, heard))
 		} else {
-			c.doLease(c.lease.observe(m, now))
+			c.doLease(c.lease.observe(m, heard))
 		}
 		if m.Holder != c.instance && m.Holder == c.lease.holder && m.Term == c.lease.term && m.FetchToken != "" {
 			// The holder's tokens: our song server accepts them, and our

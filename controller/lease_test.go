@@ -249,3 +249,42 @@ func TestLeaseRetainedClaimOfOursIsNoProof(t *testing.T) {
 		t.Fatalf("another's retained claim: holder %q term %d", b.holder, b.term)
 	}
 }
+
+// TestLeaseHold: what the other goroutines see. The session loop sets the
+// hold; a renewal of ours that comes back extends it at once, a newer term
+// ends it at once, a retained message never extends it.
+func TestLeaseHold(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	h := newLeaseHold("a", time.Second, t0)
+	extend := time.Second - leaseTick(time.Second)
+	renewal := protocol.Lease{V: 1, Term: 3, Holder: "a", Renewal: true}
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	until := func() time.Duration { h.mu.Lock(); defer h.mu.Unlock(); return h.until }
+
+	h.heard(renewal, false, at(0))
+	if until() != 0 {
+		t.Fatal("a renewal held a lease the session loop never set")
+	}
+	h.set(3, at(extend))
+	h.heard(renewal, false, at(500*time.Millisecond))
+	if until() != 500*time.Millisecond+extend {
+		t.Fatalf("held until %v after a renewal came back at 500 ms", until())
+	}
+	h.set(3, at(extend)) // the loop, behind the handler, knows an older renewal
+	if until() != 500*time.Millisecond+extend {
+		t.Fatalf("the loop's older view shortened the hold to %v", until())
+	}
+	h.heard(renewal, true, at(900*time.Millisecond))
+	h.heard(protocol.Lease{V: 1, Term: 3, Holder: "b", Renewal: true}, false, at(900*time.Millisecond))
+	if until() != 500*time.Millisecond+extend {
+		t.Fatalf("a retained renewal or another's extended the hold to %v", until())
+	}
+	h.heard(protocol.Lease{V: 1, Term: 4, Holder: "b"}, false, at(time.Second))
+	if until() != 0 {
+		t.Fatal("a newer term did not end the hold")
+	}
+	h.set(4, time.Time{})
+	if until() != 0 {
+		t.Fatal("set with no lease held")
+	}
+}

@@ -414,6 +414,7 @@ func TestAutoAdvanceTimer(t *testing.T) {
 			sessionEvents: newInbox(maxQueued), sessionRequests: newInbox(maxQueued), connected: make(chan struct{}, 1),
 			client: mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published
 			lease:  &lease{role: leading, ttl: time.Hour, heard: time.Now()},
+			hold:   newLeaseHold("t", time.Hour, time.Now()),
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
