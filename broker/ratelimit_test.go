@@ -14,7 +14,12 @@ func TestPublishLimiter(t *testing.T) {
 	clock := newFakeClock()
 	log := new(syncBuffer)
 	l := newPublishLimiter(10, 5, clock, slog.New(slog.NewTextHandler(log, nil)))
-	a, b := &mqtt.Client{ID: "a"}, &mqtt.Client{ID: "b"}
+	client := func(id, user string) *mqtt.Client {
+		cl := &mqtt.Client{ID: id}
+		cl.Properties.Username = []byte(user)
+		return cl
+	}
+	a, a2, b := client("a", "alice"), client("a2", "alice"), client("b", "bob")
 	allowed := func(cl *mqtt.Client, n int) int {
 		ok := 0
 		for range n {
@@ -27,8 +32,11 @@ func TestPublishLimiter(t *testing.T) {
 	if got := allowed(a, 8); got != 5 {
 		t.Errorf("burst: %d of 8 allowed, want 5", got)
 	}
+	if got := allowed(a2, 5); got != 0 {
+		t.Errorf("another connection of the same user: %d of 5 allowed, want none (one bucket per user)", got)
+	}
 	if got := allowed(b, 5); got != 5 {
-		t.Errorf("another client: %d of 5 allowed, want its own burst of 5", got)
+		t.Errorf("another user: %d of 5 allowed, want its own burst of 5", got)
 	}
 	clock.Advance(300 * time.Millisecond) // 3 tokens
 	if got := allowed(a, 5); got != 3 {
@@ -48,10 +56,19 @@ func TestPublishLimiter(t *testing.T) {
 	if n := strings.Count(log.String(), "rate limit"); n != 3 {
 		t.Errorf("%d log lines, want 3:\n%s", n, log.String())
 	}
-	// A client that reconnects starts with a full bucket.
+	// A user that reconnects gets no more than the tokens it had left; a
+	// full bucket is forgotten.
 	l.forget(a)
+	if got := allowed(a, 8); got != 0 {
+		t.Errorf("reconnected at once: %d of 8 allowed, want 0", got)
+	}
+	clock.Advance(time.Second)
+	l.forget(a)
+	if _, kept := l.buckets["alice"]; kept {
+		t.Error("a full bucket was kept after its user disconnected")
+	}
 	if got := allowed(a, 8); got != 5 {
-		t.Errorf("after forget: %d of 8 allowed, want 5", got)
+		t.Errorf("after a second: %d of 8 allowed, want 5", got)
 	}
 }
 
@@ -61,10 +78,16 @@ func TestPublishRateLimit(t *testing.T) {
 	observer := mustConnect(t, b, admin, "observer")
 	seen := subscribe(t, observer, "limit/#")
 	member := mustConnect(t, b, bob, "bob")
+	// A second connection of the same user shares its limit.
+	member2 := mustConnect(t, b, bob, "bob-2")
 	controller := mustConnect(t, b, ctl, "controller")
 
 	for i := range 8 {
-		publish(t, member, "limit/bob", false, fmt.Sprint(i)) // acknowledged, even when dropped
+		from := member
+		if i%2 == 1 {
+			from = member2
+		}
+		publish(t, from, "limit/bob", false, fmt.Sprint(i)) // acknowledged, even when dropped
 	}
 	for i := range 8 {
 		publish(t, controller, "limit/ctl", false, fmt.Sprint(i)) // controllers have no limit

@@ -147,18 +147,61 @@ func checkACL(acl protocol.ACL) (protocol.ACL, error) {
 // maxACLEntries bounds each list of an ACL, so SessionInfo stays small.
 const maxACLEntries = 256
 
-// Per-user command rate: a token bucket of commandBurst commands that
-// refills at commandRate per second. Anonymous requests share one bucket.
+// Command rates. Each user has a token bucket per command topic (one
+// session's, the library's, the sessions') and one over all of its
+// commands; a command takes a token from both. Anonymous requests share one
+// user. A remote that commands every session at once (Home Assistant's
+// "pause everything", a scene) spreads over the topic buckets and passes;
+// one user flooding any topic, or all of them, is refused beyond these rates.
 const (
-	commandRate  = 20
-	commandBurst = 40
-	// maxBuckets bounds the users tracked; beyond it, users whose bucket
-	// is full again are forgotten (they lose nothing).
+	// topicCommandRate and topicCommandBurst bound one user's commands to
+	// one topic: a person taps a few commands a second, and a client
+	// replaying a queue of them sends a few dozen at once.
+	topicCommandRate  = 20
+	topicCommandBurst = 40
+	// userCommandRate and userCommandBurst bound a user's commands over
+	// every topic: a scene sending a few commands to each of up to a
+	// hundred sessions at once passes, and so do a few a second to each
+	// of twenty sessions, while the controller, which answers thousands
+	// of commands a second, stays free for everyone else.
+	userCommandRate  = 100
+	userCommandBurst = 200
+	// maxBuckets bounds the buckets tracked by each limiter; beyond it,
+	// buckets that are full again are forgotten (their users lose nothing).
 	maxBuckets = 1000
 )
 
-// rateLimiter is a token bucket per user. Safe for concurrent use: the
-// session and library loops share it.
+// commandLimiter limits the commands of each user, per command topic and
+// over all topics. Safe for concurrent use: the session and library loops
+// share it.
+type commandLimiter struct {
+	perTopic, perUser *rateLimiter
+}
+
+func newCommandLimiter() *commandLimiter {
+	return &commandLimiter{
+		perTopic: newRateLimiter(topicCommandRate, topicCommandBurst),
+		perUser:  newRateLimiter(userCommandRate, userCommandBurst),
+	}
+}
+
+// allow takes a token for one command of user on the command topic topic at
+// now, or says why it cannot.
+func (l *commandLimiter) allow(user, topic string, now time.Time) error {
+	key := user + " " + topic // user names contain no spaces
+	if wait, ok := l.perTopic.take(key, now); !ok {
+		return fmt.Errorf("rate limited: more than %d commands per second to one session or topic (bursts of %d); wait %v",
+			topicCommandRate, topicCommandBurst, wait.Round(time.Millisecond))
+	}
+	if wait, ok := l.perUser.take(user, now); !ok {
+		l.perTopic.giveBack(key)
+		return fmt.Errorf("rate limited: more than %d commands per second in all (bursts of %d); wait %v",
+			userCommandRate, userCommandBurst, wait.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// rateLimiter is a token bucket per key. Safe for concurrent use.
 type rateLimiter struct {
 	rate  float64 // tokens per second
 	burst float64
@@ -176,25 +219,34 @@ func newRateLimiter(rate, burst float64) *rateLimiter {
 	return &rateLimiter{rate: rate, burst: burst, buckets: map[string]*bucket{}}
 }
 
-// allow takes one token of user's bucket at now, or says why it cannot.
-func (l *rateLimiter) allow(user string, now time.Time) error {
+// take takes one token of key's bucket at now; when it is empty, it reports
+// how long until the next token.
+func (l *rateLimiter) take(key string, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[user]
+	b, ok := l.buckets[key]
 	if !ok {
 		if len(l.buckets) >= maxBuckets {
 			l.forgetFull(now)
 		}
 		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[user] = b
+		l.buckets[key] = b
 	}
 	b.refill(now, l.rate, l.burst)
 	if b.tokens < 1 {
-		return fmt.Errorf("rate limited: more than %g commands per second (bursts of %g); wait %v",
-			l.rate, l.burst, time.Duration((1-b.tokens)/l.rate*float64(time.Second)).Round(time.Millisecond))
+		return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), false
 	}
 	b.tokens--
-	return nil
+	return 0, true
+}
+
+// giveBack returns a token taken for a command that was refused after all.
+func (l *rateLimiter) giveBack(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.buckets[key]; ok {
+		b.tokens = min(l.burst, b.tokens+1)
+	}
 }
 
 func (b *bucket) refill(now time.Time, rate, burst float64) {

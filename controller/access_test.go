@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -92,36 +93,76 @@ func TestCheckACLAndTitle(t *testing.T) {
 }
 
 func TestRateLimiter(t *testing.T) {
-	l := newRateLimiter(commandRate, commandBurst)
+	l := newRateLimiter(20, 40)
 	t0 := time.Unix(1000, 0)
-	for i := range commandBurst {
-		if err := l.allow("alice", t0); err != nil {
-			t.Fatalf("command %d of a burst: %v", i, err)
+	for i := range 40 {
+		if _, ok := l.take("alice", t0); !ok {
+			t.Fatalf("command %d of a burst refused", i)
 		}
 	}
-	if err := l.allow("alice", t0); err == nil || !strings.HasPrefix(err.Error(), "rate limited: ") {
-		t.Fatalf("over the burst: %v", err)
+	if wait, ok := l.take("alice", t0); ok || wait != 50*time.Millisecond {
+		t.Fatalf("over the burst: allowed %v, wait %v", ok, wait)
 	}
-	if err := l.allow("bob", t0); err != nil {
-		t.Fatalf("another user is limited too: %v", err)
+	if _, ok := l.take("bob", t0); !ok {
+		t.Fatal("another key is limited too")
 	}
 	// 20 per second: one more every 50 ms.
-	if err := l.allow("alice", t0.Add(49*time.Millisecond)); err == nil {
+	if _, ok := l.take("alice", t0.Add(49*time.Millisecond)); ok {
 		t.Fatal("refilled too early")
 	}
-	if err := l.allow("alice", t0.Add(51*time.Millisecond)); err != nil {
-		t.Fatalf("not refilled after 50 ms: %v", err)
+	if _, ok := l.take("alice", t0.Add(51*time.Millisecond)); !ok {
+		t.Fatal("not refilled after 50 ms")
 	}
 	// A clock stepping back refills nothing and breaks nothing.
-	if err := l.allow("alice", t0); err == nil {
+	if _, ok := l.take("alice", t0); ok {
 		t.Fatal("refilled by a clock step back")
 	}
-	// Idle users are forgotten when there are many.
+	l.giveBack("alice")
+	if _, ok := l.take("alice", t0); !ok {
+		t.Fatal("a token given back cannot be taken")
+	}
+	// Idle keys are forgotten when there are many.
 	for i := range maxBuckets {
-		l.allow(strings.Repeat("u", 1+i%50)+string(rune('a'+i/50)), t0.Add(time.Hour))
+		l.take(strings.Repeat("u", 1+i%50)+string(rune('a'+i/50)), t0.Add(time.Hour))
 	}
 	if len(l.buckets) > maxBuckets {
 		t.Fatalf("%d buckets kept", len(l.buckets))
+	}
+}
+
+// TestCommandLimiter: one user's commands are limited per topic and over
+// all topics; commanding every session at once passes.
+func TestCommandLimiter(t *testing.T) {
+	l := newCommandLimiter()
+	t0 := time.Unix(1000, 0)
+	home := protocol.SessionCommandTopic("home")
+	for i := range topicCommandBurst {
+		if err := l.allow("alice", home, t0); err != nil {
+			t.Fatalf("command %d of a burst to one session: %v", i, err)
+		}
+	}
+	if err := l.allow("alice", home, t0); err == nil || !strings.HasPrefix(err.Error(), "rate limited: ") {
+		t.Fatalf("over the burst to one session: %v", err)
+	}
+	if err := l.allow("bob", home, t0); err != nil {
+		t.Fatalf("another user is limited too: %v", err)
+	}
+	// Every one of many sessions at once, with the session already flooded
+	// counted in the user's bucket.
+	sessions := userCommandBurst - topicCommandBurst
+	for i := range sessions {
+		if err := l.allow("alice", protocol.SessionCommandTopic(fmt.Sprintf("zone%d", i)), t0); err != nil {
+			t.Fatalf("command to session %d of %d at once: %v", i, sessions, err)
+		}
+	}
+	err := l.allow("alice", protocol.SessionCommandTopic("another"), t0)
+	if err == nil || !strings.Contains(err.Error(), "in all") {
+		t.Fatalf("over the user's burst: %v", err)
+	}
+	// That refusal cost the session's bucket nothing.
+	another := "alice " + protocol.SessionCommandTopic("another")
+	if b := l.perTopic.buckets[another]; b.tokens != topicCommandBurst {
+		t.Fatalf("the session's bucket holds %g tokens after a refusal, want %d", b.tokens, topicCommandBurst)
 	}
 }
 

@@ -23,9 +23,11 @@ import (
 func (c *Controller) sessionLoop(ctx context.Context) error {
 	advanceTimer := time.NewTimer(time.Hour)
 	defer advanceTimer.Stop()
-	leaseTicker := time.NewTicker(c.opts.LeaseTTL / leaseRenewals / 2)
+	leaseTicker := time.NewTicker(leaseTick(c.opts.LeaseTTL))
 	defer leaseTicker.Stop()
+	var connects uint64 // c.connects at the last tick
 	for {
+		c.noteLease()
 		var advanceC <-chan time.Time
 		if c.lease.leading() {
 			c.advanceAll()
@@ -41,14 +43,20 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			if c.lease.leading() {
 				c.publishAll()
 			}
-		case <-c.sessionInbox.ready:
-			msg, ok := c.sessionInbox.pop()
+		case <-c.sessionEvents.ready:
+			c.handleEvents()
+		case <-c.sessionRequests.ready:
+			// The events that came before this request, and since, first;
+			// and a lease that ran out while we were busy ends now.
+			c.handleEvents()
+			c.doLease(c.lease.lapse(time.Now()))
+			msg, ok := c.sessionRequests.pop()
 			switch {
 			case !ok:
-			case !msg.request:
-				c.handleEvent(msg)
 			case c.lease.leading():
 				c.handleSessionRequest(msg)
+			default:
+				c.notLeading(msg, protocol.SessionCommands)
 			}
 		case p := <-c.pendingLoads:
 			if c.lease.leading() {
@@ -59,7 +67,16 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 				c.reply(p.replyTo, p.req, nil, errLeaseLost)
 			}
 		case <-leaseTicker.C:
-			if c.subscribed.Load() {
+			c.handleEvents() // our renewals that came back, first
+			if !c.subscribed.Load() {
+				// Cut off: we can neither renew nor claim, but a lease we
+				// hold still runs out.
+				c.doLease(c.lease.lapse(time.Now()))
+			} else {
+				if n := c.connects.Load(); n != connects {
+					connects = n
+					c.lease.reconnected(time.Now())
+				}
 				c.doLease(c.lease.tick(time.Now(), false))
 				// Only while connected: speakers must learn the new token
 				// before the one they use expires.
@@ -199,7 +216,7 @@ func replyTopic(req protocol.Request, user string, signed bool) (string, error) 
 }
 
 // askerFor accepts or refuses the sender of a request that came on topic,
-// signed with user, and takes one of its rate tokens.
+// signed with user, and takes one of its rate tokens for that topic.
 func (c *Controller) askerFor(topic, user string, signed bool) (asker, error) {
 	if !signed {
 		return asker{}, fmt.Errorf("topic %q: not a command topic, or not signed with a valid user name", topic)
@@ -212,7 +229,8 @@ func (c *Controller) askerFor(topic, user string, signed bool) (asker, error) {
 	if err != nil {
 		return who, err
 	}
-	return who, c.limiter.allow(user, c.local.Now())
+	plain, _, _ := protocol.CommandTopic(topic)
+	return who, c.limiter.allow(user, plain, c.local.Now())
 }
 
 // runSessionCommand runs a command on the session whose command topic is
@@ -319,8 +337,9 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
-			if !c.leading.Load() {
-				continue // the holder answers
+			if !c.holding() {
+				c.notLeading(msg, protocol.LibraryCommands)
+				continue
 			}
 			req, decodeErr := protocol.DecodeRequest(msg.payload, protocol.LibraryCommands)
 			// Everyone askerFor accepts may use the library.

@@ -108,11 +108,14 @@ type Controller struct {
 	client      mqtt.Client
 
 	sessions map[string]session // owned by the session loop once Run starts
-	// sessionInbox holds, in arrival order, the session commands and the
-	// events the session loop follows (lease, statuses, mirrored state,
-	// acks): a command sent by someone who saw the lease change finds the
-	// loop aware of it (two queues would lose that order).
-	sessionInbox    *inbox
+	// sessionEvents holds, in arrival order, the events the session loop
+	// follows (lease, statuses, mirrored state, acks), and sessionRequests
+	// the session commands. The loop handles every queued event before each
+	// command: a flood of commands never delays the lease (our renewals
+	// coming back), and a command sent by someone who saw the lease change
+	// finds the loop aware of it.
+	sessionEvents   *inbox
+	sessionRequests *inbox
 	libraryRequests *inbox
 	connected       chan struct{} // a (re)connect happened: publish all retained state
 	pendingLoads    chan pending  // library loop to session loop: loads waiting for a quorum
@@ -122,12 +125,14 @@ type Controller struct {
 	tokenRotatedAt time.Time // local clock: when we last replaced our fetch token, while leading
 	quorum         quorum
 
-	tokens  *fetchTokens // the lease holder's fetch tokens, which the song server accepts
-	limiter *rateLimiter // commands per user
+	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
+	limiter *commandLimiter // commands per user
 
-	leading    atomic.Bool // mirrors lease.leading() for the other goroutines
-	subscribed atomic.Bool // connected, and subscribed to the lease: only then may the lease act
-	mirror     *songMirror // standby: fetches the holder's song files
+	hold        *leaseHold    // whether we hold the lease, for the other goroutines
+	otherHolder atomic.Bool   // mirrors lease.heldByOther() for the library loop
+	connects    atomic.Uint64 // connections made so far: the session loop notices reconnects
+	subscribed  atomic.Bool   // connected, and subscribed to the lease: only then may the lease renew or claim
+	mirror      *songMirror   // standby: fetches the holder's song files
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -141,7 +146,7 @@ type inbound struct {
 	topic    string
 	payload  []byte
 	retained bool
-	request  bool // a command to answer, not an event
+	at       time.Time // when it arrived
 }
 
 // New opens the store and binds the song server's listener, so SongsURL is
@@ -229,13 +234,14 @@ func New(opts Options) (*Controller, error) {
 		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
 		store:           st,
 		instance:        instance,
-		sessionInbox:    newInbox(maxQueued),
+		sessionEvents:   newInbox(maxQueued),
+		sessionRequests: newInbox(maxQueued),
 		libraryRequests: newInbox(maxQueued),
 		connected:       make(chan struct{}, 1),
 		pendingLoads:    make(chan pending, 64),
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
-		limiter:         newRateLimiter(commandRate, commandBurst),
+		limiter:         newCommandLimiter(),
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
 	if err := c.loadSessions(); err != nil {
@@ -254,6 +260,7 @@ func New(opts Options) (*Controller, error) {
 		lastTerm = max(lastTerm, a.Term)
 	}
 	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, time.Now())
+	c.hold = newLeaseHold(instance, opts.LeaseTTL, time.Now())
 	c.listener, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		st.Close()
@@ -298,7 +305,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
 	srv := &http.Server{
-		Handler:           (&songServer{lib: c.lib, log: c.log, tokens: c.tokens, accepting: c.leading.Load, added: c.announceSong}).routes(),
+		Handler:           (&songServer{lib: c.lib, log: c.log, tokens: c.tokens, accepting: c.holding, added: c.announceSong}).routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
 	}
@@ -330,7 +337,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("not yet synced to the time master: the local clock is the shared clock until it answers", "clock_id", c.sharedClock.id)
 	err := g.Wait()
 
-	if c.leading.Load() && c.client.IsConnectionOpen() {
+	if c.holding() && c.client.IsConnectionOpen() {
 		// Standbys take this as the end of our lease and claim at once.
 		offline := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: c.instance, Name: c.opts.Name}
 		c.client.Publish(protocol.ControllerStatusTopic, 1, true, protocol.Encode(offline)).WaitTimeout(time.Second)
@@ -395,10 +402,10 @@ func (c *Controller) onConnect(client mqtt.Client) {
 	// Commands come on the plain topics (anonymous) and on the topics
 	// signed with a user name (protocol.UserTopic).
 	subs := []subscription{
-		{protocol.SessionCommandFilter, 1, c.queue(c.sessionInbox)},
-		{protocol.UserTopic(protocol.SessionCommandFilter, "+"), 1, c.queue(c.sessionInbox)},
-		{protocol.SessionsCommandTopic, 1, c.queue(c.sessionInbox)},
-		{protocol.UserTopic(protocol.SessionsCommandTopic, "+"), 1, c.queue(c.sessionInbox)},
+		{protocol.SessionCommandFilter, 1, c.queue(c.sessionRequests)},
+		{protocol.UserTopic(protocol.SessionCommandFilter, "+"), 1, c.queue(c.sessionRequests)},
+		{protocol.SessionsCommandTopic, 1, c.queue(c.sessionRequests)},
+		{protocol.UserTopic(protocol.SessionsCommandTopic, "+"), 1, c.queue(c.sessionRequests)},
 		{protocol.LibraryCommandTopic, 1, c.queue(c.libraryRequests)},
 		{protocol.UserTopic(protocol.LibraryCommandTopic, "+"), 1, c.queue(c.libraryRequests)},
 		{protocol.LeaseTopic, 1, c.queueEvent},
@@ -423,6 +430,7 @@ func (c *Controller) onConnect(client mqtt.Client) {
 			c.log.Error("MQTT subscribe failed", "filter", s.filter, "err", err)
 		}
 	}
+	c.connects.Add(1)
 	c.subscribed.Store(true)
 	c.sharedClock.connected(time.Now())
 	select {
@@ -444,7 +452,7 @@ type subscription struct {
 // publishing; nothing slow happens in between.
 func (c *Controller) answerClock(client mqtt.Client, msg mqtt.Message) {
 	t2 := c.now()
-	if !c.leading.Load() || !c.handlers.enter() {
+	if !c.holding() || !c.handlers.enter() {
 		return
 	}
 	defer c.handlers.leave()
@@ -475,7 +483,7 @@ func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
 			c.log.Warn("ignoring retained command", "topic", msg.Topic())
 			return
 		}
-		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload(), request: true}) {
+		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
 			c.log.Error("command queue full; request dropped unanswered", "topic", msg.Topic(), "queued", maxQueued)
 		}
 	}
@@ -487,7 +495,13 @@ func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
 		return
 	}
 	defer c.handlers.leave()
-	if !c.sessionInbox.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained()}) {
+	at := time.Now()
+	if msg.Topic() == protocol.LeaseTopic {
+		if m, err := protocol.Decode[protocol.Lease](msg.Payload()); err == nil {
+			c.hold.heard(m, msg.Retained(), at)
+		}
+	}
+	if !c.sessionEvents.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained(), at: at}) {
 		c.log.Error("session inbox full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
 	}
 }
@@ -521,7 +535,7 @@ func (c *Controller) noteSpeaker(client mqtt.Client, msg mqtt.Message) {
 	_, seen := c.speakers[id]
 	c.speakers[id] = st
 	if _, assigned := c.assignments[id]; !seen && !assigned {
-		if !c.sessionInbox.push(inbound{topic: msg.Topic()}) {
+		if !c.sessionEvents.push(inbound{topic: msg.Topic()}) {
 			c.log.Error("session inbox full; speaker not assigned", "speaker", id)
 		}
 	}

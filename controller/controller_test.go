@@ -34,7 +34,7 @@ func startBroker(t *testing.T) string {
 func startController(t *testing.T, opts Options) (c *Controller, stop func()) {
 	t.Helper()
 	c, stop = runController(t, opts)
-	waitFor(t, "the controller to hold the lease", c.leading.Load)
+	waitFor(t, "the controller to hold the lease", c.holding)
 	return c, stop
 }
 

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -11,6 +12,46 @@ import (
 // This file is the session loop's side of the lease: carrying out lease
 // actions, taking over and stepping down, and, while a standby, mirroring
 // the holder's retained state into our store so a takeover starts from it.
+
+// handleEvents handles every queued event, in arrival order.
+func (c *Controller) handleEvents() {
+	for {
+		msg, ok := c.sessionEvents.pop()
+		if !ok {
+			break
+		}
+		c.handleEvent(msg)
+	}
+	c.noteLease()
+}
+
+// noteLease tells the other goroutines what the session loop knows of the
+// lease.
+func (c *Controller) noteLease() {
+	c.hold.set(c.lease.term, c.lease.heldUntil())
+	c.otherHolder.Store(c.lease.heldByOther(time.Now()))
+}
+
+// holding says we hold the lease: the song server takes uploads and the
+// time master answers only then (leasehold.go).
+func (c *Controller) holding() bool { return c.hold.held() }
+
+// errNoHolder answers a request that came while no controller held the
+// lease, as far as we know: we lost it, or a takeover is under way.
+var errNoHolder = errors.New("no controller holds the lease at the moment (a takeover is under way): retry in a second")
+
+// notLeading handles a request, of one of commands, that reached us while
+// we do not hold the lease. While another controller holds it, that one
+// answers; otherwise nobody would, and the sender is told to retry.
+func (c *Controller) notLeading(msg inbound, commands []string) {
+	if c.otherHolder.Load() {
+		return
+	}
+	req, _ := protocol.DecodeRequest(msg.payload, commands)
+	_, user, signed := protocol.CommandTopic(msg.topic)
+	replyTo, _ := replyTopic(req, user, signed)
+	c.reply(replyTo, req, nil, errNoHolder)
+}
 
 // handleEvent dispatches a message the session loop subscribed to.
 func (c *Controller) handleEvent(msg inbound) {
@@ -25,7 +66,17 @@ func (c *Controller) handleEvent(msg inbound) {
 			c.log.Warn("bad lease message", "err", err)
 			return
 		}
-		c.doLease(c.lease.observe(m, now))
+		// The lease counts from when the message came, not from when a
+		// busy loop got to it.
+		heard := msg.at
+		if heard.IsZero() {
+			heard = now
+		}
+		if msg.retained {
+			c.doLease(c.lease.observeRetained(m, heard))
+		} else {
+			c.doLease(c.lease.observe(m, heard))
+		}
 		if m.Holder != c.instance && m.Holder == c.lease.holder && m.Term == c.lease.term && m.FetchToken != "" {
 			// The holder's tokens: our song server accepts them, and our
 			// mirror fetches with them.
@@ -110,9 +161,9 @@ func (c *Controller) doLease(a leaseAction) {
 	switch a {
 	case sendClaim:
 		c.log.Info("claiming the lease", "term", c.lease.term)
-		c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(false, c.opts.Name, c.songsURL, "")))
+		c.publishLease(false, true)
 	case sendRenew:
-		c.publish(protocol.LeaseTopic, false, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
+		c.publishLease(true, false)
 	case takeOver:
 		c.takeOver()
 	case stepDown:
@@ -133,10 +184,10 @@ func (c *Controller) takeOver() {
 		// Before we answer probes: we are the time master now.
 		c.sharedClock.freeze(c.local.Now().UnixNano(), c.steady.Now())
 	}
-	c.leading.Store(true)
+	c.noteLease()
 	c.mirror.setSource("", "")
 	// Retained, this renewal replaces a losing claim retained after ours.
-	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
+	c.publishLease(true, true)
 	c.takeOverAssignments()
 	for name, s := range c.sessions {
 		next := c.stamp(s)
@@ -152,7 +203,7 @@ func (c *Controller) takeOver() {
 
 // stepDown makes us a standby; replies still waiting for acks fail.
 func (c *Controller) stepDown() {
-	c.leading.Store(false)
+	c.noteLease()
 	c.sharedClock.follow(time.Now())
 	c.log.Warn("lost the lease", "term", c.lease.term, "holder", c.lease.holder)
 	for _, p := range c.quorum.dropAll() {
@@ -167,7 +218,22 @@ func (c *Controller) rotateToken() {
 	c.tokens.set(randomID() + randomID())
 	c.tokenRotatedAt = c.local.Now()
 	c.log.Info("fetch token rotated", "term", c.lease.term)
-	c.publish(protocol.LeaseTopic, true, protocol.Encode(c.lease.message(true, c.opts.Name, c.songsURL, c.tokens.get())))
+	c.publishLease(true, true)
+}
+
+// publishLease publishes our claim or renewal without waiting for the
+// broker's acknowledgement: what counts is its coming back to us, and
+// waiting could hold the session loop, and with it the lease's clock, past
+// the TTL while the broker does not answer.
+func (c *Controller) publishLease(renewal, retained bool) {
+	if !c.client.IsConnectionOpen() {
+		return
+	}
+	token := ""
+	if renewal {
+		token = c.tokens.get()
+	}
+	c.client.Publish(protocol.LeaseTopic, 1, retained, protocol.Encode(c.lease.message(renewal, c.opts.Name, c.songsURL, token)))
 }
 
 // stamp marks a session with our term and makes its state name its playlist

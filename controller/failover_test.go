@@ -147,7 +147,7 @@ func TestFailoverToStandby(t *testing.T) {
 		tc.cmd(id, `{"cmd":"enqueue","song":"`+s.SHA256+`","req_id":"`+id+`"}`)
 	}
 	played := tc.cmd("p", `{"cmd":"play","req_id":"p"}`)
-	if b.leading.Load() {
+	if b.holding() {
 		t.Fatal("two controllers lead")
 	}
 
@@ -167,7 +167,7 @@ func TestFailoverToStandby(t *testing.T) {
 
 	stopA() // its offline status tells B at once
 	took := time.Now()
-	waitFor(t, "the standby to take over", b.leading.Load)
+	waitFor(t, "the standby to take over", b.holding)
 	if d := time.Since(took); d > 2*time.Second {
 		t.Errorf("takeover took %v", d)
 	}
@@ -198,8 +198,8 @@ func TestFailoverToStandby(t *testing.T) {
 	// state stays the one retained.
 	a2, _ := runController(t, optsA)
 	time.Sleep(3 * ttl)
-	if a2.leading.Load() || !b.leading.Load() {
-		t.Fatalf("after A returned: A leads %v, B leads %v", a2.leading.Load(), b.leading.Load())
+	if a2.holding() || !b.holding() {
+		t.Fatalf("after A returned: A leads %v, B leads %v", a2.holding(), b.holding())
 	}
 
 	// A stale state published by a deposed holder is put right by B.
@@ -227,8 +227,8 @@ func TestCommandBehindClaimObeyed(t *testing.T) {
 		c.lease.role, c.lease.claimTerm, c.lease.claimedAt = claiming, claim.Term, time.Now()
 		volume := 30 + round
 		req := fmt.Sprintf(`{"v":1,"cmd":"volume","volume":%d,"req_id":"r%d"}`, volume, round)
-		c.sessionInbox.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(claim)})
-		c.sessionInbox.push(inbound{topic: protocol.SessionCommandTopic(protocol.DefaultSession), payload: []byte(req), request: true})
+		c.sessionEvents.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(claim)})
+		c.sessionRequests.push(inbound{topic: protocol.SessionCommandTopic(protocol.DefaultSession), payload: []byte(req)})
 
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -243,7 +243,7 @@ func TestCommandBehindClaimObeyed(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the command queued behind our claim was not obeyed (leading %v)", round, c.leading.Load())
+				t.Fatalf("round %d: the command queued behind our claim was not obeyed (leading %v)", round, c.holding())
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -251,5 +251,54 @@ func TestCommandBehindClaimObeyed(t *testing.T) {
 		<-done
 		c.store.Close()
 		c.listener.Close()
+	}
+}
+
+// TestRequestsWhileNotLeading: a controller that does not hold the lease
+// leaves requests to the holder it hears renewing, and answers them with an
+// error to retry once nobody holds the lease (here: the holder's last will
+// came), rather than dropping them unanswered.
+func TestRequestsWhileNotLeading(t *testing.T) {
+	broker := startBroker(t)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	c, err := New(Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.listener.Close()
+	defer c.store.Close()
+	c.client = paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetProtocolVersion(4))
+	if tok := c.client.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.client.Disconnect(100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.sessionLoop(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	home := protocol.SessionCommandTopic(protocol.DefaultSession)
+	request := func(id string) inbound {
+		return inbound{topic: home, payload: []byte(`{"v":1,"cmd":"status","req_id":"` + id + `"}`)}
+	}
+	queued := func() int {
+		c.sessionRequests.mu.Lock()
+		defer c.sessionRequests.mu.Unlock()
+		return len(c.sessionRequests.items)
+	}
+	other := protocol.Lease{V: protocol.Version, Term: 1, Holder: "other", Renewal: true, TTLMs: DefaultLeaseTTL.Milliseconds()}
+	c.sessionEvents.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(other)})
+	c.sessionRequests.push(request("to-the-holder"))
+	waitFor(t, "the request to be handled", func() bool { return queued() == 0 })
+
+	will := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: "other"}
+	c.sessionEvents.push(inbound{topic: protocol.ControllerStatusTopic, payload: protocol.Encode(will)})
+	c.sessionRequests.push(request("nobody-holds"))
+	var r protocol.Reply
+	tc.next(protocol.DefaultReplyTopic, func(b []byte) bool { return json.Unmarshal(b, &r) == nil })
+	// Replies go out in the order the requests are handled: a reply to the
+	// first would have come first.
+	if r.ReqID != "nobody-holds" || r.OK || r.Error != errNoHolder.Error() {
+		t.Fatalf("first reply: %+v; want only the second request answered, with %q", r, errNoHolder)
 	}
 }

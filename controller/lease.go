@@ -20,6 +20,10 @@ const DefaultLeaseTTL = 1500 * time.Millisecond
 // or late ones do not cost it the lease.
 const leaseRenewals = 6
 
+// leaseTick is how often the session loop ticks the lease: twice per
+// renewal interval.
+func leaseTick(ttl time.Duration) time.Duration { return ttl / leaseRenewals / 2 }
+
 type leaseRole int
 
 const (
@@ -98,6 +102,20 @@ func (l *lease) observe(m protocol.Lease, now time.Time) leaseAction {
 	return noAction
 }
 
+// observeRetained handles the Lease the broker kept, delivered as we
+// subscribe. It is the last one published, not the first of its term: a
+// claim or renewal of ours there may have been sent while we were cut off,
+// arrived late and replaced the claim of the controller that took over (a
+// plain broker keeps whatever came last). So it does not make us the holder;
+// the real holder's renewals, or a TTL without any, tell.
+func (l *lease) observeRetained(m protocol.Lease, now time.Time) leaseAction {
+	if m.Holder != l.me || l.role == leading || m.Term < l.term {
+		return l.observe(m, now)
+	}
+	l.role, l.term, l.holder, l.heard = standby, m.Term, "", now
+	return noAction
+}
+
 // holderGone handles the last will of a controller: if it is the holder, its
 // lease is over now rather than at expiry.
 func (l *lease) holderGone(instance string, now time.Time) leaseAction {
@@ -108,16 +126,14 @@ func (l *lease) holderGone(instance string, now time.Time) leaseAction {
 	return l.tick(now, true)
 }
 
-// tick is called often (every ttl/leaseRenewals at least): it renews, claims
-// or steps down as time requires. expired forces a claim by a standby.
+// tick is called every leaseTick while we are subscribed to the lease: it
+// renews, claims or steps down as time requires. expired forces a claim by a
+// standby.
 func (l *lease) tick(now time.Time, expired bool) leaseAction {
 	switch l.role {
 	case leading:
-		if now.Sub(l.heard) > l.ttl {
-			// Our renewals have not come back for a whole TTL: we are cut off
-			// from the broker, and a standby may hold a newer term by now.
-			l.role = standby
-			return stepDown
+		if a := l.lapse(now); a != noAction {
+			return a
 		}
 		if now.Sub(l.renewedAt) >= l.ttl/leaseRenewals {
 			l.renewedAt = now
@@ -146,6 +162,43 @@ func (l *lease) tick(now time.Time, expired bool) leaseAction {
 	return noAction
 }
 
+// lapse ends our lease when our renewals have not come back for one tick
+// short of a TTL: we are cut off from the broker (or cannot hear it), and a
+// standby, which heard our last renewal when we did and ticks as often, may
+// claim once the TTL is over; by then we have stopped acting. The caller
+// calls it every tick, connected or not: the lease runs out on our own
+// monotonic clock.
+func (l *lease) lapse(now time.Time) leaseAction {
+	if l.role == leading && !now.Before(l.heldUntil()) {
+		l.role = standby
+		return stepDown
+	}
+	return noAction
+}
+
+// reconnected is called once we are subscribed again after a disconnect:
+// like a fresh controller, a standby waits two renewal intervals for the
+// retained lease before it claims, rather than claim a term the holder
+// that took over while we were away already holds.
+func (l *lease) reconnected(now time.Time) {
+	if l.role == standby {
+		l.heard = later(l.heard, now.Add(-l.ttl+2*l.ttl/leaseRenewals))
+	}
+}
+
+// heldByOther says another controller holds the lease, as far as we heard
+// within its TTL: it answers the requests we do not.
+func (l *lease) heldByOther(now time.Time) bool {
+	return l.holder != "" && l.holder != l.me && now.Sub(l.heard) <= l.ttl
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // message is the Lease we publish for our term: a claim, or a renewal.
 func (l *lease) message(renewal bool, name, songsURL, fetchToken string) protocol.Lease {
 	term := l.term
@@ -157,3 +210,12 @@ func (l *lease) message(renewal bool, name, songsURL, fetchToken string) protoco
 }
 
 func (l *lease) leading() bool { return l.role == leading }
+
+// heldUntil is when our lease runs out unless a renewal comes back (lapse);
+// zero when we do not hold it.
+func (l *lease) heldUntil() time.Time {
+	if l.role != leading {
+		return time.Time{}
+	}
+	return l.heard.Add(l.ttl - leaseTick(l.ttl))
+}

@@ -407,13 +407,15 @@ func TestAutoAdvanceTimer(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &Controller{
-			opts: Options{LeaseTTL: DefaultLeaseTTL},
+			// Never connected, it holds a lease that outlasts the test.
+			opts: Options{LeaseTTL: time.Hour},
 			log:  slog.New(slog.DiscardHandler), local: realClock{}, steady: clocksync.NewSteady(time.Now().UnixNano()), store: st,
-			sharedClock:  newTimeFollower("t", slog.New(slog.DiscardHandler), time.Now()),
-			sessions:     map[string]session{"home": s},
-			sessionInbox: newInbox(maxQueued), connected: make(chan struct{}, 1),
+			sharedClock:   newTimeFollower("t", slog.New(slog.DiscardHandler), time.Now()),
+			sessions:      map[string]session{"home": s},
+			sessionEvents: newInbox(maxQueued), sessionRequests: newInbox(maxQueued), connected: make(chan struct{}, 1),
 			client: mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published
-			lease:  &lease{role: leading, ttl: DefaultLeaseTTL},
+			lease:  &lease{role: leading, ttl: time.Hour, heard: time.Now()},
+			hold:   newLeaseHold("t", time.Hour, time.Now()),
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)

@@ -259,7 +259,7 @@ func TestTakeoverKeepsTheSharedClock(t *testing.T) {
 	})
 
 	stopA()
-	waitFor(t, "B to take over", b.leading.Load)
+	waitFor(t, "B to take over", b.holding)
 	checkClockAnswers(t, tc, clockA)
 
 	// B schedules on A's timeline: the pause lands a lead time after the

@@ -119,12 +119,15 @@ func TestBenchCost(t *testing.T) {
 	between(t, r, "rss_mb", 1, 1000)
 }
 
+// TestBenchScale runs configuration (b) with as many sessions as the full
+// benchmark: a remote that commands every session at once, several times in
+// a row, must reach every speaker each time (no limit may refuse it).
 func TestBenchScale(t *testing.T) {
 	bin, err := tuttiBin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := runBenchJSON(t, []string{"scale", "--json", "--speakers", "6", "--sessions", "2", "--per-session", "3", "--commands", "3", "--interval", "50ms", "--tutti", bin},
+	r := runBenchJSON(t, []string{"scale", "--json", "--speakers", "6", "--sessions", "20", "--per-session", "2", "--commands", "4", "--interval", "100ms", "--tutti", bin},
 		"fanout_p99_ms", "fanout_sessions_p99_ms", "hub_cpu_percent")
 	between(t, r, "fanout_p99_ms", 0.01, 5000)
 	between(t, r, "fanout_sessions_p99_ms", 0.01, 5000)
