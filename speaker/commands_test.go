@@ -140,9 +140,11 @@ func TestSpeakerCommands(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after a restart command")
 	}
-	if st := c.status("kitchen"); st.Online || st.Instance != instance {
-		t.Errorf("status after the restart %+v: want offline", st)
-	}
+	// Run publishes its offline status before it returns; the watcher
+	// hears it a moment later.
+	waitForStatus(t, c, "kitchen", "offline after the restart", 5*time.Second, func(st protocol.SpeakerStatus) bool {
+		return !st.Online && st.Instance == instance
+	})
 
 	// The new process: the saved calibration wins over the option.
 	runSpeaker(t, opts)
