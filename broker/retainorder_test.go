@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -115,9 +116,11 @@ func TestRetainedPublishesKeepOneOrder(t *testing.T) {
 	if err := b.server.AddHook(hook, nil); err != nil {
 		t.Fatal(err)
 	}
+	release := sync.OnceFunc(func() { close(hook.release) })
+	t.Cleanup(release) // before the broker stops, should the test end early
 	var subscribers [2]arrivals
 	for i := range subscribers {
-		subscribers[i].subscribe(t, mustConnect(t, b, admin, "subscriber-"+string(rune('1'+i))), topic)
+		subscribers[i].subscribe(t, mustConnect(t, b, admin, fmt.Sprintf("subscriber-%d", i+1)), topic)
 	}
 	publisherA := mustConnect(t, b, admin, "publisher-a")
 	publisherB := mustConnect(t, b, admin, "publisher-b")
@@ -146,7 +149,7 @@ func TestRetainedPublishesKeepOneOrder(t *testing.T) {
 		})
 	case <-time.After(retainWait):
 	}
-	close(hook.release)
+	release()
 
 	for _, tok := range []paho.Token{doneA, doneB} {
 		if !tok.WaitTimeout(testWait) || tok.Error() != nil {
