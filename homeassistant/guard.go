@@ -12,7 +12,10 @@ import (
 // tutti configs it does not publish. It sees every config come back on its
 // subscription, its own publishes included, so it must tell those echoes
 // apart, and pace its corrections so that it never fights another
-// publisher (a second bridge with another version, say) in a loop.
+// publisher (a second bridge with another version, say) in a loop. It
+// relies on the broker delivering the retained messages of a topic to every
+// subscriber in the order it retained them, as tutti's broker and Mosquitto
+// do: what the bridge sees last is then what Home Assistant sees last.
 const (
 	// maxEchoes bounds the publishes remembered per topic while their echo
 	// is due; the bridge publishes a config at most once per sync.

@@ -146,6 +146,7 @@ type Server struct {
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
 	sessions     sync.Mutex           // tutti: orders a session's takeover and a session's end, see TUTTI.md
+	retainOrder  retainOrder          // tutti: orders retained publishes to a topic, see TUTTI.md
 }
 
 // loop contains interval tickers for the system events loop.
@@ -940,15 +941,14 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		return nil
 	}
 
-	if pk.FixedHeader.Retain { // [MQTT-3.3.1-5] ![MQTT-3.3.1-8]
-		s.retainMessage(cl, pk)
-	}
+	// tutti: retained and delivered in one step, before the acknowledgement
+	// (whose write may block); see TUTTI.md.
+	s.retainAndPublish(cl, pk) // [MQTT-3.3.1-5] ![MQTT-3.3.1-8]
 
 	// If it's inlineClient, it can't handle PUBREC and PUBREL.
 	// When it publishes a package with a qos > 0, the server treats
 	// the package as qos=0, and the client receives it as qos=1 or 2.
 	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
-		s.publishToSubscribers(pk)
 		s.hooks.OnPublished(cl, pk)
 		return nil
 	}
@@ -977,7 +977,6 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		s.hooks.OnQosComplete(cl, ack)
 	}
 
-	s.publishToSubscribers(pk)
 	s.hooks.OnPublished(cl, pk)
 
 	return nil
@@ -1569,11 +1568,7 @@ func (s *Server) sendLWT(cl *Client) {
 		return
 	}
 
-	if pk.FixedHeader.Retain {
-		s.retainMessage(cl, pk)
-	}
-
-	s.publishToSubscribers(pk)                      // [MQTT-3.1.2-8]
+	s.retainAndPublish(cl, pk)                      // [MQTT-3.1.2-8]
 	atomic.StoreUint32(&cl.Properties.Will.Flag, 0) // [MQTT-3.1.2-10]
 	s.hooks.OnWillSent(cl, pk)
 }
