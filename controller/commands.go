@@ -356,9 +356,6 @@ func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol
 	}
 }
 
-// maxSearchResults bounds a search reply, which must fit in one message.
-const maxSearchResults = 100
-
 func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
 	if err := checkFields(req); err != nil {
 		return nil, err
@@ -372,11 +369,7 @@ func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
 	case protocol.CmdLookup:
 		return c.knownSong(req.Song)
 	case protocol.CmdSearch:
-		words := strings.Fields(req.Query)
-		if len(words) == 0 {
-			return nil, errors.New("search needs a query")
-		}
-		return c.store.searchSongs(words, maxSearchResults)
+		return c.search(req)
 	}
 	return nil, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
 }

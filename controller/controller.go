@@ -278,11 +278,7 @@ func (c *Controller) now() int64 { return c.sharedClock.shared(c.local.Now().Uni
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
-	srv := &http.Server{
-		Handler:           (&songServer{lib: c.lib, log: c.log, tokens: c.tokens, accepting: c.leading.Load, added: c.announceSong}).routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
-	}
+	srv := newSongServer(c.lib, c.log, c.tokens, c.leading.Load, c.announceSong).server(c.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(c.listener); !errors.Is(err, http.ErrServerClosed) {

@@ -270,7 +270,7 @@ func (c *Controller) mirrorSong(sha string, payload []byte) {
 		c.log.Warn("bad library song record", "sha256", sha, "err", err)
 		return
 	}
-	if err := c.store.putSong(song, c.now()); err != nil {
+	if err := c.store.putSong(protocol.CleanSong(song), c.now()); err != nil {
 		c.log.Error("library song record not stored", "sha256", sha, "err", err)
 		return
 	}
