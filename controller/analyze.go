@@ -39,9 +39,11 @@ const (
 	// decoded pass this many per byte read (plus decodeSlack), so a bomb
 	// is refused after a fraction of a second.
 	maxFramesPerByte = 1000
-	// decodeSlack is the bytes a decoder may be ahead of what it read
-	// (its buffering and its first frame) before the ratio is checked.
-	decodeSlack = 64 << 10
+	// decodeSlack is the bytes' worth of frames (at maxFramesPerByte) that
+	// decoding may run ahead of the bytes read: a decoder hands out one
+	// block at a time (FLAC's largest is 65535 frames from a few bytes),
+	// and the bytes it buffers count as read already.
+	decodeSlack = 4 << 10
 )
 
 // analyze reads the tags of the audio file f and decodes all of it, within

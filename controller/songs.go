@@ -70,6 +70,7 @@ func (ss *songServer) authorized(h http.HandlerFunc) http.HandlerFunc {
 			token = r.URL.Query().Get("token")
 		}
 		if !ss.tokens.valid(token) {
+			w.Header().Set("Connection", "close") // the server would read what body it has first
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tutti songs"`)
 			writeError(w, http.StatusUnauthorized, "a valid fetch token is required (the lease's fetch_token, as Authorization: Bearer <token>)")
 			return

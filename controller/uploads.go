@@ -93,6 +93,9 @@ func (s uploadSlots) release() { <-s }
 // get 503 and Retry-After), each body read at a minimum pace.
 func (ss *songServer) limitedPut(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// An upload answered before its body is read (refused, too slow)
+		// must not have the server read the rest: it closes the connection.
+		w.Header().Set("Connection", "close")
 		if !ss.uploads.take() {
 			w.Header().Set("Retry-After", "10")
 			writeError(w, http.StatusServiceUnavailable, "too many uploads at once: try again shortly")
