@@ -64,6 +64,12 @@ func (p *paceReader) Read(b []byte) (int, error) {
 		return n, errUploadTooSlow
 	}
 	p.got += int64(n)
+	if errors.Is(err, io.EOF) {
+		// The body is in: the analysis that follows may take longer than
+		// a window, and the connection must not time out under it.
+		p.setDeadline(time.Time{})
+		return n, err
+	}
 	if now := p.now(); now.Sub(p.windowStart) >= p.window {
 		if p.got < p.minBytes {
 			return n, errUploadTooSlow
