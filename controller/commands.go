@@ -50,6 +50,8 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			case c.lease.leading():
 				c.handleSessionRequest(msg)
 			}
+		case r := <-c.removals:
+			c.removeSong(r)
 		case p := <-c.pendingLoads:
 			if c.lease.leading() {
 				c.quorum.add(&p)
@@ -315,8 +317,12 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 			replyTo, replyErr := protocol.ReplyTopic(req.ReplyTo)
 			// Everyone askerFor accepts may use the library.
 			_, user, signed := protocol.CommandTopic(msg.topic)
-			_, err := c.askerFor(msg.topic, user, signed)
+			who, err := c.askerFor(msg.topic, user, signed)
 			err = cmp.Or(err, decodeErr, replyErr)
+			if err == nil && req.Cmd == protocol.CmdRemove {
+				c.queueRemoval(ctx, removal{who: who, replyTo: replyTo, req: req}) // removal.go
+				continue
+			}
 			var result any
 			if err == nil {
 				result, err = c.runLibraryCommand(req)

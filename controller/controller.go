@@ -107,6 +107,7 @@ type Controller struct {
 	libraryRequests *inbox
 	connected       chan struct{} // a (re)connect happened: publish all retained state
 	pendingLoads    chan pending  // library loop to session loop: loads waiting for a quorum
+	removals        chan removal  // library loop to session loop: songs to remove
 
 	// Owned by the session loop.
 	lease          *lease
@@ -214,6 +215,7 @@ func New(opts Options) (*Controller, error) {
 		libraryRequests: newInbox(maxQueued),
 		connected:       make(chan struct{}, 1),
 		pendingLoads:    make(chan pending, 64),
+		removals:        make(chan removal, 16),
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
 		limiter:         newRateLimiter(commandRate, commandBurst),

@@ -262,7 +262,11 @@ func (c *Controller) mirrorState(name string, payload []byte) error {
 
 // mirrorSong stores the holder's record of a song and has its file fetched.
 func (c *Controller) mirrorSong(sha string, payload []byte) {
-	if len(payload) == 0 || c.lease.leading() {
+	if c.lease.leading() {
+		return
+	}
+	if len(payload) == 0 { // the holder removed it
+		c.forgetSong(sha)
 		return
 	}
 	song, err := protocol.Decode[protocol.Song](payload)

@@ -143,6 +143,7 @@ var commandFields = map[string][]string{
 	protocol.CmdLoad:     {"song", "path"},
 	protocol.CmdSearch:   {"query", "offset", "limit"},
 	protocol.CmdLookup:   {"song"},
+	protocol.CmdRemove:   {"song"},
 	protocol.CmdList:     nil,
 	protocol.CmdCreate:   {"session", "title"},
 	protocol.CmdRename:   {"session", "title"},
@@ -191,7 +192,7 @@ func checkFields(req protocol.Request) error {
 	switch req.Cmd {
 	case protocol.CmdSeek:
 		return need("position")
-	case protocol.CmdEnqueue, protocol.CmdLookup:
+	case protocol.CmdEnqueue, protocol.CmdLookup, protocol.CmdRemove:
 		return need("song")
 	case protocol.CmdDequeue:
 		return need("entry", "index")

@@ -162,6 +162,12 @@ func (st *store) placeholdSongs(entries []protocol.Entry, addedNs int64) error {
 	return nil
 }
 
+// deleteSong removes a song's record; playlists must not refer to it.
+func (st *store) deleteSong(sha string) error {
+	_, err := st.db.Exec(`DELETE FROM songs WHERE sha256 = ?`, sha)
+	return err
+}
+
 // allSongs calls fn for every song in the library.
 func (st *store) allSongs(fn func(protocol.Song)) error {
 	rows, err := st.db.Query(`SELECT ` + songColumns + ` FROM songs ORDER BY added_ns`)

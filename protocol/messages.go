@@ -45,6 +45,7 @@ const (
 	CmdLoad   = "load"   // song (hash of a known song) or path (file on the controller's import dir)
 	CmdSearch = "search" // query (words matched against title, artist, album), offset, limit: one page of the matches
 	CmdLookup = "lookup" // song (hash or tutti:song: URI)
+	CmdRemove = "remove" // song (required; admins only): out of the library, its playlist entries and its file
 
 	CmdList   = "list"   // the sessions the asking user may see
 	CmdCreate = "create" // session (required), title
@@ -62,7 +63,7 @@ const (
 // takes which command.
 var (
 	SessionCommands  = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave, CmdAnnounce}
-	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup}
+	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup, CmdRemove}
 	SessionsCommands = []string{CmdList, CmdCreate, CmdRename, CmdDelete, CmdGrant, CmdForget}
 	SpeakerCommands  = []string{CmdIdentify, CmdRestart, CmdCalibrate, CmdStatus}
 )

@@ -188,6 +188,7 @@ var clientUsage = map[string]string{
 	"seek":    "[flags] POSITION   (m:ss or seconds)",
 	"volume":  "[flags] 0-100",
 	"search":  "[flags] WORDS...",
+	"remove":  "[flags] SONG   (sha256, tutti:song:<sha256>, or the file itself)",
 	"join":    "[flags] SPEAKER   (moves it into --session)",
 	"leave":   "[flags] SPEAKER   (takes it out of --session)",
 	"create":  "[flags] SESSION [TITLE]",
@@ -255,6 +256,15 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 		req.Volume = &v
 	case protocol.CmdSearch:
 		req.Query = strings.Join(args, " ")
+	case protocol.CmdRemove:
+		if len(args) != 1 {
+			return nil, errors.New("remove: name one song")
+		}
+		song, err := songRef(args[0])
+		if err != nil {
+			return nil, err
+		}
+		req.Song = song
 	case protocol.CmdJoin, protocol.CmdLeave, protocol.CmdForget:
 		if len(args) != 1 {
 			return nil, fmt.Errorf("%s: name one speaker", cmd)
