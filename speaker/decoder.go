@@ -30,7 +30,7 @@ const resampleQuality = 2
 type songPlayer struct {
 	sha     string
 	dec     beep.StreamSeekCloser
-	file    io.Closer    // the song file, when dec does not close it
+	file    io.Closer   // the song file, when dec does not close it
 	flac    *flacSeeker // a verified FLAC file's seeks; nil: dec.Seek
 	songHz  int
 	outHz   int
