@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -170,5 +171,53 @@ func TestSlowUploadsCutOff(t *testing.T) {
 	other := makeWAV(8000, 8000, 4)
 	if resp, body := do(t, http.MethodPut, srv.URL+"/songs/"+hashOf(other), other, "Authorization", authz); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload after: %d %s", resp.StatusCode, body)
+	}
+}
+
+// silentConnections opens n TCP connections to addr that send half a
+// request line and then nothing, and waits until the server has closed
+// them all; it returns how long that took.
+func silentConnections(t *testing.T, addr string, n int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range n {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte("GET /songs/"))
+		wg.Go(func() {
+			defer conn.Close()
+			conn.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Errorf("a silent connection was not closed by the server: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// TestSongServerClosesSilentConnections: connections that never finish
+// their request are closed after songHeaderTimeout, while downloads go on.
+func TestSongServerClosesSilentConnections(t *testing.T) {
+	broker := startBroker(t)
+	c, _ := startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(), Open: true})
+	song := upload(t, c, makeWAV(8000, 8000, 7), "song")
+	done := make(chan time.Duration)
+	go func() { done <- silentConnections(t, c.listener.Addr().String(), 50) }()
+	for {
+		select {
+		case took := <-done:
+			if took < songHeaderTimeout || took > songHeaderTimeout+5*time.Second {
+				t.Errorf("silent connections closed after %v, want about %v", took, songHeaderTimeout)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+			if resp, _ := do(t, http.MethodGet, c.SongsURL()+song.SHA256, nil, "Authorization", "Bearer "+c.tokens.get()); resp.StatusCode != http.StatusOK {
+				t.Fatalf("download while connections hang: %d", resp.StatusCode)
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -141,4 +142,24 @@ func TestSeekNearTheEndOfALongSong(t *testing.T) {
 	if got := blockAt(t, out[len(out)-1]); got != (want+int64(len(out))-1)/4096 {
 		t.Errorf("played block %d, want %d", got, (want+int64(len(out))-1)/4096)
 	}
+}
+
+// FuzzFLACSeeker: a seek in any file starting like a FLAC ends, and either
+// fails or gives a decoder; decoder panics are recovered by the player
+// (songPlayer.read), as here.
+func FuzzFLACSeeker(f *testing.F) {
+	var b bytes.Buffer
+	audiogen.WriteBlockFLAC(&b, 8000, 40, 16)
+	f.Add(b.Bytes(), uint32(300))
+	f.Add(b.Bytes()[:100], uint32(5))
+	f.Fuzz(func(t *testing.T, data []byte, target uint32) {
+		seeker, err := newFLACSeeker(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		defer func() { recover() }()
+		if dec, err := seeker.decoderAt(int64(target % 1000)); err == nil {
+			dec.Stream(make([][2]float64, 16))
+		}
+	})
 }
