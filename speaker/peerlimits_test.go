@@ -13,7 +13,7 @@ import (
 )
 
 // TestPeerServerClosesSilentConnections: connections to a speaker's cache
-// server that never finish their request are closed after peerReadTimeout,
+// server that never finish their request are closed after peerHeaderTimeout,
 // while peers' downloads go on.
 func TestPeerServerClosesSilentConnections(t *testing.T) {
 	song, sha := timecodeWAV(t, testRate, 0)
@@ -39,7 +39,7 @@ func TestPeerServerClosesSilentConnections(t *testing.T) {
 		conn.Write([]byte("GET /songs/"))
 		wg.Go(func() {
 			defer conn.Close()
-			conn.SetReadDeadline(time.Now().Add(3 * peerReadTimeout))
+			conn.SetReadDeadline(time.Now().Add(3 * peerHeaderTimeout))
 			if _, err := io.Copy(io.Discard, conn); err != nil {
 				t.Errorf("a silent connection was not closed by the speaker: %v", err)
 			}
@@ -50,8 +50,8 @@ func TestPeerServerClosesSilentConnections(t *testing.T) {
 	for {
 		select {
 		case <-done:
-			if took := time.Since(start); took < peerReadTimeout || took > peerReadTimeout+5*time.Second {
-				t.Errorf("silent connections closed after %v, want about %v", took, peerReadTimeout)
+			if took := time.Since(start); took < peerHeaderTimeout || took > peerHeaderTimeout+5*time.Second {
+				t.Errorf("silent connections closed after %v, want about %v", took, peerHeaderTimeout)
 			}
 			return
 		case <-time.After(500 * time.Millisecond):
