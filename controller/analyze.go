@@ -64,6 +64,13 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 	if song.Format == "" {
 		return song, fmt.Errorf("%w: unknown file type", errNotAudio)
 	}
+	info, err := f.Stat()
+	if err != nil {
+		return song, err
+	}
+	if err := checkContainer(f, song.Format, info.Size()); err != nil {
+		return song, fmt.Errorf("%w: %v", errNotAudio, err)
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return song, err
 	}

@@ -105,4 +105,32 @@ func TestAnalyzeRefusesAudioBombs(t *testing.T) {
 	if err := analyzeBytes(t, wavWith(8000, 1)); err != nil {
 		t.Errorf("8 kHz mono: %v", err)
 	}
+
+	// Length fields that decoders would allocate before reading: 34 bytes
+	// of WAV whose first chunk claims 2 GB (the decoder took 8 GB), a FLAC
+	// comment claiming 4 billion tags, a FLAC picture claiming 4 GB.
+	wavClaim := []byte("RIFF\xb4\x01\x00\x00WAVE#\x00@\x1f\x00\x00\x00}\x00\x00\x04\x00\x10\x00data\x90\x01\x00\x00")
+	flac := blockFLAC(t, 8000, 10, 4096, false)
+	comment := []byte{0x04, 0, 0, 8, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF} // vendor "", 2^32-1 tags
+	picture := append([]byte{0x06, 0, 0, 32}, make([]byte, 32)...)
+	copy(picture[4+28:], []byte{0xFF, 0xFF, 0xFF, 0xFF}) // after type, MIME, description and 16 bytes: the data's length
+	for name, data := range map[string][]byte{
+		"wav chunk":    wavClaim,
+		"flac comment": withBlock(flac, comment),
+		"flac picture": withBlock(flac, picture),
+	} {
+		if err := analyzeBytes(t, data); !errors.Is(err, errNotAudio) || !strings.Contains(err.Error(), "past") && !strings.Contains(err.Error(), "claims") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// withBlock inserts a metadata block after a FLAC's stream info, which is
+// then no longer the last.
+func withBlock(flac, block []byte) []byte {
+	out := append([]byte(nil), flac[:8+34]...)
+	out[4] &^= 0x80
+	block = append([]byte(nil), block...)
+	block[0] |= 0x80
+	return append(append(out, block...), flac[8+34:]...)
 }
