@@ -106,8 +106,11 @@ func (a asker) mayAdminister(cmd string) error {
 		return nil
 	}
 	what := "sessions"
-	if cmd == protocol.CmdForget {
+	switch cmd {
+	case protocol.CmdForget:
 		what = "speakers"
+	case protocol.CmdRemove:
+		what = "songs"
 	}
 	return fmt.Errorf("%s may not %s %s: only admins may", a.name(), cmd, what)
 }

@@ -58,6 +58,8 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			default:
 				c.notLeading(msg, protocol.SessionCommands)
 			}
+		case r := <-c.removals:
+			c.removeSong(r)
 		case p := <-c.pendingLoads:
 			if c.lease.leading() {
 				c.quorum.add(&p)
@@ -345,8 +347,12 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 			// Everyone askerFor accepts may use the library.
 			_, user, signed := protocol.CommandTopic(msg.topic)
 			replyTo, replyErr := replyTopic(req, user, signed)
-			_, err := c.askerFor(msg.topic, user, signed)
+			who, err := c.askerFor(msg.topic, user, signed)
 			err = cmp.Or(err, decodeErr, replyErr)
+			if err == nil && req.Cmd == protocol.CmdRemove {
+				c.queueRemoval(ctx, removal{who: who, replyTo: replyTo, req: req}) // removal.go
+				continue
+			}
 			var result any
 			if err == nil {
 				result, err = c.runLibraryCommand(req)
@@ -386,9 +392,6 @@ func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol
 	}
 }
 
-// maxSearchResults bounds a search reply, which must fit in one message.
-const maxSearchResults = 100
-
 func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
 	if err := checkFields(req); err != nil {
 		return nil, err
@@ -402,11 +405,7 @@ func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
 	case protocol.CmdLookup:
 		return c.knownSong(req.Song)
 	case protocol.CmdSearch:
-		words := strings.Fields(req.Query)
-		if len(words) == 0 {
-			return nil, errors.New("search needs a query")
-		}
-		return c.store.searchSongs(words, maxSearchResults)
+		return c.search(req)
 	}
 	return nil, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
 }

@@ -119,6 +119,7 @@ type Controller struct {
 	libraryRequests *inbox
 	connected       chan struct{} // a (re)connect happened: publish all retained state
 	pendingLoads    chan pending  // library loop to session loop: loads waiting for a quorum
+	removals        chan removal  // library loop to session loop: songs to remove
 
 	// Owned by the session loop.
 	lease          *lease
@@ -239,6 +240,7 @@ func New(opts Options) (*Controller, error) {
 		libraryRequests: newInbox(maxQueued),
 		connected:       make(chan struct{}, 1),
 		pendingLoads:    make(chan pending, 64),
+		removals:        make(chan removal, 16),
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
 		limiter:         newCommandLimiter(),
@@ -304,11 +306,7 @@ func (c *Controller) now() int64 { return c.sharedClock.shared(c.steady.Now()) }
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
-	srv := &http.Server{
-		Handler:           (&songServer{lib: c.lib, log: c.log, tokens: c.tokens, accepting: c.holding, added: c.announceSong}).routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
-	}
+	srv := newSongServer(c.lib, c.log, c.tokens, c.holding, c.announceSong).server(c.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(c.listener); !errors.Is(err, http.ErrServerClosed) {

@@ -234,8 +234,8 @@ func TestControllerOverMQTT(t *testing.T) {
 		t.Fatalf("load outside the import dir: %+v", reply)
 	}
 	reply = tc.request(libTopic, "tutti/reply", "l3", `{"cmd":"search","query":"LONG","req_id":"l3"}`)
-	var found []protocol.Song
-	if !reply.OK || json.Unmarshal(reply.Result, &found) != nil || len(found) != 1 || found[0].SHA256 != long.SHA256 {
+	var found protocol.SearchResult
+	if !reply.OK || json.Unmarshal(reply.Result, &found) != nil || found.Total != 1 || len(found.Songs) != 1 || found.Songs[0].SHA256 != long.SHA256 {
 		t.Fatalf("search: %+v", reply)
 	}
 	reply = tc.request(libTopic, "tutti/reply", "l4", `{"cmd":"lookup","song":"tutti:song:`+short.SHA256+`","req_id":"l4"}`)

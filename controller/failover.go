@@ -329,7 +329,11 @@ func (c *Controller) mirrorState(name string, payload []byte) error {
 
 // mirrorSong stores the holder's record of a song and has its file fetched.
 func (c *Controller) mirrorSong(sha string, payload []byte) {
-	if len(payload) == 0 || c.lease.leading() {
+	if c.lease.leading() {
+		return
+	}
+	if len(payload) == 0 { // the holder removed it
+		c.forgetSong(sha)
 		return
 	}
 	song, err := protocol.Decode[protocol.Song](payload)
@@ -337,7 +341,7 @@ func (c *Controller) mirrorSong(sha string, payload []byte) {
 		c.log.Warn("bad library song record", "sha256", sha, "err", err)
 		return
 	}
-	if err := c.store.putSong(song, c.now()); err != nil {
+	if err := c.store.putSong(protocol.CleanSong(song), c.now()); err != nil {
 		c.log.Error("library song record not stored", "sha256", sha, "err", err)
 		return
 	}

@@ -78,6 +78,8 @@ func FuzzAnalyze(f *testing.F) {
 	f.Add(makeWAV(100, 8000, 1))
 	f.Add(makeWAV(3, 44100, 2)[:50])
 	f.Add([]byte("fLaC\x00\x00\x00\x22"))
+	f.Add(blockFLAC(f, 44100, 20, 4096, false))
+	f.Add(blockFLAC(f, 44100, 20, 65535, true)) // a small audio bomb
 	f.Add([]byte("OggS\x00\x02\x00\x00"))
 	f.Add([]byte("ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00"))
 	dir := f.TempDir()

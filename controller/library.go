@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,13 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/dhowden/tag"
-	"github.com/gopxl/beep/v2"
-	"github.com/gopxl/beep/v2/flac"
-	"github.com/gopxl/beep/v2/mp3"
-	"github.com/gopxl/beep/v2/vorbis"
-	"github.com/gopxl/beep/v2/wav"
+	"sync"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -38,6 +31,12 @@ type library struct {
 	tmpDir   string
 	maxSize  int64
 	now      func() int64 // for the added time
+
+	// analyzing lets one analysis run at a time: each may take a core for
+	// seconds (within analyze's limits), and the broker, the clock replies
+	// and the lease need the other. Uploads wait for their turn, and at
+	// most maxConcurrentUploads wait.
+	analyzing sync.Mutex
 }
 
 func (l *library) songPath(sha string) string { return filepath.Join(l.songsDir, sha) }
@@ -78,13 +77,15 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 			return s, false, nil
 		}
 	}
+	l.analyzing.Lock()
 	song, err = analyze(tmp)
+	l.analyzing.Unlock()
 	if err != nil {
 		return song, false, err
 	}
 	song.SHA256, song.URI, song.Size = sha, protocol.SongURI(sha), n
 	if song.Title == "" {
-		song.Title = strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
+		song.Title = protocol.CleanText(strings.TrimSuffix(filepath.Base(name), filepath.Ext(name)), protocol.MaxSongText)
 	}
 	if song.Title == "" || song.Title == "." {
 		song.Title = sha[:12]
@@ -121,99 +122,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// analyze reads the tags of the audio file f and decodes all of it to count
-// its frames exactly, as speakers will decode it.
-func analyze(f *os.File) (song protocol.Song, err error) {
-	// Decoders of third-party formats can panic on hostile input; a bad
-	// file must cost an error, not the process.
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: decoder failed: %v", errNotAudio, p)
-		}
-	}()
-	var head [12]byte
-	if _, err := f.ReadAt(head[:], 0); err != nil && !errors.Is(err, io.EOF) {
-		return song, err
-	}
-	song.Format = detectFormat(head[:])
-	if song.Format == "" {
-		return song, fmt.Errorf("%w: unknown file type", errNotAudio)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return song, err
-	}
-	if meta, err := tag.ReadFrom(f); err == nil {
-		song.Title = strings.TrimSpace(meta.Title())
-		song.Artist = strings.TrimSpace(meta.Artist())
-		song.Album = strings.TrimSpace(meta.Album())
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return song, err
-	}
-	song.Frames, song.SampleRate, err = countFrames(f, song.Format)
-	if err != nil {
-		return song, fmt.Errorf("%w: %v", errNotAudio, err)
-	}
-	song.DurationNs = protocol.FramesToNs(song.Frames, song.SampleRate)
-	return song, nil
-}
-
-// detectFormat tells the format from the first bytes of a file.
-func detectFormat(head []byte) string {
-	switch {
-	case bytes.HasPrefix(head, []byte("fLaC")):
-		return "flac"
-	case bytes.HasPrefix(head, []byte("OggS")):
-		return "ogg"
-	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WAVE":
-		return "wav"
-	case bytes.HasPrefix(head, []byte("ID3")),
-		len(head) >= 2 && head[0] == 0xFF && head[1]&0xE0 == 0xE0: // MPEG frame sync
-		return "mp3"
-	}
-	return ""
-}
-
-// countFrames decodes the whole file and counts the frames the decoder
-// gives, which is what a speaker will play (go-mp3's leading delay included).
-func countFrames(f *os.File, format string) (frames int64, rate int, err error) {
-	var s beep.StreamSeekCloser
-	var fm beep.Format
-	// Decoders close what they read when it is a Closer; the caller closes f.
-	r := struct{ io.ReadSeeker }{f}
-	rc := io.NopCloser(r)
-	switch format {
-	case "mp3":
-		s, fm, err = mp3.Decode(rc)
-	case "flac":
-		s, fm, err = flac.Decode(r)
-	case "wav":
-		s, fm, err = wav.Decode(r)
-	case "ogg":
-		s, fm, err = vorbis.Decode(rc)
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	defer s.Close()
-	if fm.SampleRate <= 0 || fm.NumChannels <= 0 {
-		return 0, 0, fmt.Errorf("bad format: %d Hz, %d channels", fm.SampleRate, fm.NumChannels)
-	}
-	buf := make([][2]float64, 4096)
-	for {
-		n, ok := s.Stream(buf)
-		frames += int64(n)
-		if !ok || n == 0 {
-			break
-		}
-	}
-	if err := s.Err(); err != nil {
-		return 0, 0, err
-	}
-	if frames == 0 {
-		return 0, 0, errors.New("no audio frames")
-	}
-	return frames, int(fm.SampleRate), nil
 }

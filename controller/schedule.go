@@ -141,8 +141,9 @@ var commandFields = map[string][]string{
 	protocol.CmdLeave:    {"speaker"},
 	protocol.CmdAnnounce: {"text"},
 	protocol.CmdLoad:     {"song", "path"},
-	protocol.CmdSearch:   {"query"},
+	protocol.CmdSearch:   {"query", "offset", "limit"},
 	protocol.CmdLookup:   {"song"},
+	protocol.CmdRemove:   {"song"},
 	protocol.CmdList:     nil,
 	protocol.CmdCreate:   {"session", "title"},
 	protocol.CmdRename:   {"session", "title"},
@@ -153,7 +154,7 @@ var commandFields = map[string][]string{
 
 // requestFields names every optional field of a request, in the order
 // errors mention them.
-var requestFields = []string{"song", "path", "index", "entry", "position", "volume", "query", "speaker", "session", "title", "acl",
+var requestFields = []string{"song", "path", "index", "entry", "position", "volume", "query", "offset", "limit", "speaker", "session", "title", "acl",
 	"text", "calibration_ms"}
 
 // checkFields checks that req carries the fields its command needs and no others.
@@ -161,7 +162,7 @@ func checkFields(req protocol.Request) error {
 	present := map[string]bool{
 		"song": req.Song != "", "path": req.Path != "", "index": req.Index != nil,
 		"entry": req.Entry != "", "position": req.Position != nil, "volume": req.Volume != nil,
-		"query": req.Query != "", "speaker": req.Speaker != "", "session": req.Session != "",
+		"query": req.Query != "", "offset": req.Offset != 0, "limit": req.Limit != 0, "speaker": req.Speaker != "", "session": req.Session != "",
 		"title": req.Title != "", "acl": req.ACL != nil, "text": req.Text != "", "calibration_ms": req.CalibrationMs != nil,
 	}
 	allowed, ok := commandFields[req.Cmd]
@@ -191,7 +192,7 @@ func checkFields(req protocol.Request) error {
 	switch req.Cmd {
 	case protocol.CmdSeek:
 		return need("position")
-	case protocol.CmdEnqueue, protocol.CmdLookup:
+	case protocol.CmdEnqueue, protocol.CmdLookup, protocol.CmdRemove:
 		return need("song")
 	case protocol.CmdDequeue:
 		return need("entry", "index")

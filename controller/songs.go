@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -22,6 +23,27 @@ type songServer struct {
 	tokens    *fetchTokens          // the lease holder's: a request must bear one
 	accepting func() bool           // uploads go to the lease holder only
 	added     func(s protocol.Song) // announces a song an upload added
+
+	uploads      uploadSlots      // uploads under way (uploads.go)
+	uploadWindow time.Duration    // over which an upload's pace is measured
+	now          func() time.Time // for upload pacing
+}
+
+// newSongServer returns a song server over lib with the default limits.
+func newSongServer(lib *library, log *slog.Logger, tokens *fetchTokens, accepting func() bool, added func(protocol.Song)) *songServer {
+	return &songServer{lib: lib, log: log, tokens: tokens, accepting: accepting, added: added,
+		uploads: make(uploadSlots, maxConcurrentUploads), uploadWindow: uploadWindow, now: time.Now}
+}
+
+// server returns the HTTP server of ss, with its connection limits.
+func (ss *songServer) server(errorLog *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           ss.routes(),
+		ReadHeaderTimeout: songHeaderTimeout,
+		IdleTimeout:       songIdleTimeout,
+		MaxHeaderBytes:    songMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
+	}
 }
 
 // routes returns the song server's handler. Songs go only to requests that
@@ -30,7 +52,7 @@ type songServer struct {
 func (ss *songServer) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /songs/{sha}", ss.authorized(ss.get)) // GET also answers HEAD
-	mux.HandleFunc("PUT /songs/{sha}", ss.authorized(ss.put))
+	mux.HandleFunc("PUT /songs/{sha}", ss.authorized(ss.limitedPut(ss.put)))
 	// Covers need no token (art.go).
 	mux.HandleFunc("GET "+protocol.ArtPath+"{sha}", newArtServer(ss.lib, ss.log).get)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -48,6 +70,7 @@ func (ss *songServer) authorized(h http.HandlerFunc) http.HandlerFunc {
 			token = r.URL.Query().Get("token")
 		}
 		if !ss.tokens.valid(token) {
+			w.Header().Set("Connection", "close") // the server would read what body it has first
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tutti songs"`)
 			writeError(w, http.StatusUnauthorized, "a valid fetch token is required (the lease's fetch_token, as Authorization: Bearer <token>)")
 			return
@@ -159,6 +182,8 @@ func (ss *songServer) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, err.Error())
 	case errors.Is(err, errTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.Is(err, errUploadTooSlow):
+		writeError(w, http.StatusRequestTimeout, fmt.Sprintf("%v: under %d bytes/s", err, minUploadRate))
 	case err != nil:
 		ss.log.Error("upload failed", "sha256", sha, "err", err)
 		writeError(w, http.StatusInternalServerError, "upload failed: "+err.Error())

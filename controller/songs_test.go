@@ -41,8 +41,8 @@ func newTestSongServer(t *testing.T) (*httptest.Server, *library, *fetchTokens) 
 	lib := newTestLibrary(t)
 	tokens := &fetchTokens{}
 	tokens.set(testToken)
-	srv := httptest.NewServer((&songServer{lib: lib, log: slog.New(slog.DiscardHandler), tokens: tokens,
-		accepting: func() bool { return true }, added: func(protocol.Song) {}}).routes())
+	srv := httptest.NewServer(newSongServer(lib, slog.New(slog.DiscardHandler), tokens,
+		func() bool { return true }, func(protocol.Song) {}).routes())
 	t.Cleanup(srv.Close)
 	return srv, lib, tokens
 }
@@ -155,7 +155,7 @@ func TestUploadRefusals(t *testing.T) {
 	if !dirEmpty(t, lib.tmpDir) || !dirEmpty(t, lib.songsDir) {
 		t.Fatal("refused uploads left files behind")
 	}
-	if found, _ := lib.store.searchSongs([]string{""}, 10); len(found) != 0 {
+	if found, _, _ := lib.store.searchSongs([]string{""}, 0, 10); len(found) != 0 {
 		t.Fatalf("refused uploads stored: %+v", found)
 	}
 

@@ -112,6 +112,7 @@ const songColumns = `sha256, title, artist, album, format, size, frames, sample_
 func scanSong(row interface{ Scan(...any) error }) (protocol.Song, error) {
 	var s protocol.Song
 	err := row.Scan(&s.SHA256, &s.Title, &s.Artist, &s.Album, &s.Format, &s.Size, &s.Frames, &s.SampleRate)
+	s = protocol.CleanSong(s) // records stored before texts were bounded
 	s.URI = protocol.SongURI(s.SHA256)
 	s.DurationNs = protocol.FramesToNs(s.Frames, s.SampleRate)
 	return s, err
@@ -161,6 +162,12 @@ func (st *store) placeholdSongs(entries []protocol.Entry, addedNs int64) error {
 	return nil
 }
 
+// deleteSong removes a song's record; playlists must not refer to it.
+func (st *store) deleteSong(sha string) error {
+	_, err := st.db.Exec(`DELETE FROM songs WHERE sha256 = ?`, sha)
+	return err
+}
+
 // allSongs calls fn for every song in the library.
 func (st *store) allSongs(fn func(protocol.Song)) error {
 	rows, err := st.db.Query(`SELECT ` + songColumns + ` FROM songs ORDER BY added_ns`)
@@ -178,32 +185,35 @@ func (st *store) allSongs(fn func(protocol.Song)) error {
 	return rows.Err()
 }
 
-// searchSongs returns up to limit songs whose title, artist or album contain
-// every word, case-insensitively (ASCII case folding, as SQLite's LIKE does).
-func (st *store) searchSongs(words []string, limit int) ([]protocol.Song, error) {
-	query := `SELECT ` + songColumns + ` FROM songs WHERE 1`
+// searchSongs returns the page of limit songs from offset on whose title,
+// artist or album contain every word, case-insensitively (ASCII case
+// folding, as SQLite's LIKE does), and how many songs match in all.
+func (st *store) searchSongs(words []string, offset, limit int) (page []protocol.Song, total int, err error) {
+	where := `1`
 	var args []any
 	for _, w := range words {
-		query += ` AND (title LIKE ? ESCAPE '\' OR artist LIKE ? ESCAPE '\' OR album LIKE ? ESCAPE '\')`
+		where += ` AND (title LIKE ? ESCAPE '\' OR artist LIKE ? ESCAPE '\' OR album LIKE ? ESCAPE '\')`
 		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(w) + "%"
 		args = append(args, pattern, pattern, pattern)
 	}
-	query += ` ORDER BY artist, album, title LIMIT ?`
-	args = append(args, limit)
-	rows, err := st.db.Query(query, args...)
+	if err := st.db.QueryRow(`SELECT COUNT(*) FROM songs WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := st.db.Query(`SELECT `+songColumns+` FROM songs WHERE `+where+
+		` ORDER BY artist, album, title, sha256 LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer rows.Close()
-	songs := []protocol.Song{}
+	page = []protocol.Song{}
 	for rows.Next() {
 		s, err := scanSong(rows)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		songs = append(songs, s)
+		page = append(page, s)
 	}
-	return songs, rows.Err()
+	return page, total, rows.Err()
 }
 
 // createSession adds a stopped, empty session unless it exists; created

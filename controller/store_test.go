@@ -127,7 +127,7 @@ func TestStoreReopenKeepsEverything(t *testing.T) {
 		{[]string{"_done"}, 1},
 		{[]string{"coltrane"}, 0},
 	} {
-		found, err := st.searchSongs(tc.query, 100)
+		found, _, err := st.searchSongs(tc.query, 0, 100)
 		if err != nil || len(found) != tc.want {
 			t.Errorf("search %q: %d songs, %v; want %d", tc.query, len(found), err, tc.want)
 		}

@@ -43,8 +43,9 @@ const (
 	CmdAnnounce = "announce" // text (optional): a chime on all the session's speakers at one instant, the music ducked under it
 
 	CmdLoad   = "load"   // song (hash of a known song) or path (file on the controller's import dir)
-	CmdSearch = "search" // query (words matched against title, artist, album)
+	CmdSearch = "search" // query (words matched against title, artist, album), offset, limit: one page of the matches
 	CmdLookup = "lookup" // song (hash or tutti:song: URI)
+	CmdRemove = "remove" // song (required; admins only): out of the library, its playlist entries and its file
 
 	CmdList   = "list"   // the sessions the asking user may see
 	CmdCreate = "create" // session (required), title
@@ -62,7 +63,7 @@ const (
 // takes which command.
 var (
 	SessionCommands  = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave, CmdAnnounce}
-	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup}
+	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup, CmdRemove}
 	SessionsCommands = []string{CmdList, CmdCreate, CmdRename, CmdDelete, CmdGrant, CmdForget}
 	SpeakerCommands  = []string{CmdIdentify, CmdRestart, CmdCalibrate, CmdStatus}
 )
@@ -81,6 +82,8 @@ type Request struct {
 	Position *Position `json:"position,omitempty"` // seconds (number) or "m:ss[.fff]"
 	Volume   *int      `json:"volume,omitempty"`   // 0-100
 	Query    string    `json:"query,omitempty"`
+	Offset   int       `json:"offset,omitempty"`  // search: matches to skip
+	Limit    int       `json:"limit,omitempty"`   // search: at most this many songs (default and most: MaxSearchPage)
 	Speaker  string    `json:"speaker,omitempty"` // join, leave, volume of one speaker
 	Session  string    `json:"session,omitempty"` // create, rename, delete, grant
 	Title    string    `json:"title,omitempty"`   // create, rename: the name people see
@@ -245,6 +248,27 @@ type Song struct {
 	Frames     int64  `json:"frames"`
 	SampleRate int    `json:"sample_rate"`
 	DurationNs int64  `json:"duration_ns"`
+}
+
+// CleanSong returns s with its texts bounded and safe to print (CleanText).
+func CleanSong(s Song) Song {
+	s.Title = CleanText(s.Title, MaxSongText)
+	s.Artist = CleanText(s.Artist, MaxSongText)
+	s.Album = CleanText(s.Album, MaxSongText)
+	return s
+}
+
+// MaxSearchPage is the most songs one search reply carries: with texts of
+// MaxSongText, even escaped as JSON, a page stays below MaxPayload (the
+// controller also stops a page short of that).
+const MaxSearchPage = 50
+
+// SearchResult is search's result: one page of the matching songs, ordered
+// by artist, album and title; ask again with Offset+len(Songs) for the next.
+type SearchResult struct {
+	Songs  []Song `json:"songs"`
+	Offset int    `json:"offset"` // of Songs[0] among all matches
+	Total  int    `json:"total"`  // matches in all
 }
 
 // ControllerStatus is retained on ControllerStatusTopic.

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,6 +36,24 @@ func defaultPeerURL(addr *net.TCPAddr, brokerURL string) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host.String(), strconv.Itoa(addr.Port)) + "/songs/"
+}
+
+// Limits of the cache server. A request (GET or HEAD, one packet) has
+// peerHeaderTimeout to arrive. There is no ReadTimeout: it would also fire
+// under a long download (the server's read that watches for the client
+// going away times out, and ends the response), and downloads have no
+// overall deadline (a song over Wi-Fi may take minutes).
+const (
+	peerHeaderTimeout  = 10 * time.Second
+	peerIdleTimeout    = 60 * time.Second // peers reconnect in a millisecond on the LAN
+	peerMaxHeaderBytes = 16 << 10         // real requests are under 1 KiB
+)
+
+// peerServer returns the cache server's HTTP server, with its limits.
+func (s *Speaker) peerServer() *http.Server {
+	return &http.Server{Handler: s.peerHandler(), ReadHeaderTimeout: peerHeaderTimeout,
+		IdleTimeout: peerIdleTimeout, MaxHeaderBytes: peerMaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 }
 
 // peerHandler serves GET and HEAD /songs/<sha256>, with Range.

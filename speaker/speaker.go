@@ -304,8 +304,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	if peerListener != nil {
-		srv := &http.Server{Handler: s.peerHandler(), ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		srv := s.peerServer()
 		g.Go(func() error {
 			if err := srv.Serve(peerListener); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serving songs to peers: %w", err)

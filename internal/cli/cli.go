@@ -49,6 +49,7 @@ func commands() []command {
 		{"volume", "set the session volume (0-100)", clientCommand("volume")},
 		{"status", "show the session: what plays, the playlist, the speakers", runStatus},
 		{"search", "search the library by title, artist or album", clientCommand("search")},
+		{"remove", "remove a song from the library and every playlist (admins)", clientCommand("remove")},
 		{"join", "move a speaker into the session (mid-song, in sync)", clientCommand("join")},
 		{"leave", "take a speaker out of the session", clientCommand("leave")},
 		{"sessions", "list the sessions you may see", clientCommand("list")},

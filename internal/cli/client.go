@@ -27,6 +27,8 @@ type clientFlags struct {
 	speaker string
 	timeout time.Duration
 	json    bool
+	offset  int // search: matches to skip
+	limit   int // search: songs per page
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -35,6 +37,8 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.speaker, "speaker", "", "volume: set this speaker's own volume instead of the session's")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "how long to wait for the reply")
 	fs.BoolVar(&c.json, "json", false, "print the raw JSON reply")
+	fs.IntVar(&c.offset, "offset", 0, "search: skip this many matches (the next page starts at the last one's offset plus its songs)")
+	fs.IntVar(&c.limit, "limit", 0, fmt.Sprintf("search: songs per page (default and most %d)", protocol.MaxSearchPage))
 }
 
 // client is a connected remote control with its own reply topic.
@@ -148,8 +152,11 @@ func clientCommand(cmd string) func(ctx context.Context, e *env, args []string) 
 		if err != nil {
 			return err
 		}
-		if cmd == protocol.CmdVolume {
+		switch cmd {
+		case protocol.CmdVolume:
 			reqs[0].Speaker = f.speaker
+		case protocol.CmdSearch:
+			reqs[0].Offset, reqs[0].Limit = f.offset, f.limit
 		}
 		c, err := dial(ctx, f)
 		if err != nil {
@@ -183,6 +190,7 @@ var clientUsage = map[string]string{
 	"seek":    "[flags] POSITION   (m:ss or seconds)",
 	"volume":  "[flags] 0-100",
 	"search":  "[flags] WORDS...",
+	"remove":  "[flags] SONG   (sha256, tutti:song:<sha256>, or the file itself)",
 	"join":    "[flags] SPEAKER   (moves it into --session)",
 	"leave":   "[flags] SPEAKER   (takes it out of --session)",
 	"create":  "[flags] SESSION [TITLE]",
@@ -250,6 +258,15 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 		req.Volume = &v
 	case protocol.CmdSearch:
 		req.Query = strings.Join(args, " ")
+	case protocol.CmdRemove:
+		if len(args) != 1 {
+			return nil, errors.New("remove: name one song")
+		}
+		song, err := songRef(args[0])
+		if err != nil {
+			return nil, err
+		}
+		req.Song = song
 	case protocol.CmdJoin, protocol.CmdLeave, protocol.CmdForget:
 		if len(args) != 1 {
 			return nil, fmt.Errorf("%s: name one speaker", cmd)
@@ -313,20 +330,39 @@ func printReply(e *env, raw bool, r protocol.Reply) error {
 		fmt.Fprintln(e.stdout)
 	}
 	if !r.OK {
-		return fmt.Errorf("%s refused: %s", r.Cmd, r.Error)
+		return fmt.Errorf("%s refused: %s", r.Cmd, protocol.CleanText(r.Error, maxPrintedError))
 	}
 	return nil
 }
 
-// summarize prints a result compactly: song lists as lines, others as JSON.
+// maxPrintedError bounds an error reply as printed: it may quote what
+// someone else typed.
+const maxPrintedError = 1000
+
+// summarize prints a result compactly: a search's page of songs as lines,
+// others as JSON (whose encoding escapes control characters). Song texts
+// come from other users' uploads: they are cleaned before they reach the
+// terminal.
 func summarize(result json.RawMessage) string {
-	var songs []protocol.Song
-	if json.Unmarshal(result, &songs) == nil && len(songs) > 0 && songs[0].SHA256 != "" {
-		var b strings.Builder
-		for _, s := range songs {
-			fmt.Fprintf(&b, "\n  %s  %s - %s (%s)", s.URI, s.Artist, s.Title, protocol.FormatPosition(time.Duration(s.DurationNs)))
-		}
-		return b.String()
+	var page struct {
+		protocol.SearchResult
+		Total *int `json:"total"`
 	}
-	return string(result)
+	if json.Unmarshal(result, &page) != nil || page.Total == nil {
+		return string(result)
+	}
+	var b strings.Builder
+	if len(page.Songs) == 0 {
+		fmt.Fprintf(&b, "no songs (of %d matches)", *page.Total)
+	} else {
+		fmt.Fprintf(&b, "songs %d-%d of %d", page.Offset+1, page.Offset+len(page.Songs), *page.Total)
+	}
+	for _, s := range page.Songs {
+		s = protocol.CleanSong(s)
+		fmt.Fprintf(&b, "\n  %s  %s - %s (%s)", s.URI, s.Artist, s.Title, protocol.FormatPosition(time.Duration(s.DurationNs)))
+	}
+	if next := page.Offset + len(page.Songs); next < *page.Total && len(page.Songs) > 0 {
+		fmt.Fprintf(&b, "\n  (more: --offset %d)", next)
+	}
+	return b.String()
 }

@@ -67,6 +67,7 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 				held = fmt.Sprintf(", held by %d of %d nodes", q.Holders, q.Nodes)
 			}
 		}
+		song = protocol.CleanSong(song) // the controller's texts reach a terminal
 		fmt.Fprintf(e.stdout, "%s %s  %s - %s (%s)%s\n", verb, song.URI, song.Artist, song.Title, protocol.FormatPosition(time.Duration(song.DurationNs)), held)
 		if *enqueue {
 			r, err := c.request(ctx, protocol.SessionCommandTopic(f.session), protocol.Request{Cmd: protocol.CmdEnqueue, Song: song.SHA256})

@@ -82,10 +82,11 @@ func printStatus(w io.Writer, st statusResult, now time.Time) {
 
 // songName is "artist - title", or the title alone.
 func songName(en protocol.Entry) string {
-	if en.Artist == "" {
-		return en.Title
+	title, artist := protocol.CleanText(en.Title, protocol.MaxSongText), protocol.CleanText(en.Artist, protocol.MaxSongText)
+	if artist == "" {
+		return title
 	}
-	return en.Artist + " - " + en.Title
+	return artist + " - " + title
 }
 
 // timelineAt returns the entry and position the anchor gives at shared
