@@ -29,7 +29,7 @@ func TestHugeMetadataBoundedAndSongsRemoved(t *testing.T) {
 	a, _ := startController(t, optsA)
 	optsB := Options{BrokerURL: broker, DataDir: t.TempDir(), Name: "b", Roles: role}
 	b, _ := runController(t, optsB)
-	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic+"/#")
 	library, home := protocol.LibraryCommandTopic, protocol.SessionCommandTopic("home")
 
 	// 300 KB of name does not get past the request's header limit.
