@@ -95,8 +95,16 @@ type testClient struct {
 
 func newTestClient(t *testing.T, broker string, filters ...string) *testClient {
 	t.Helper()
+	return newUserClient(t, broker, "", "", filters...)
+}
+
+// newUserClient is newTestClient logged in as user with password ("" for
+// none).
+func newUserClient(t *testing.T, broker, user, password string, filters ...string) *testClient {
+	t.Helper()
 	tc := &testClient{t: t, msgs: make(chan paho.Message, 1000)}
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("test-%d", time.Now().UnixNano())).
+		SetUsername(user).SetPassword(password).
 		SetProtocolVersion(4).SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
 	tc.mqtt = paho.NewClient(opts)
 	if tok := tc.mqtt.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
@@ -143,6 +151,18 @@ func (tc *testClient) next(topic string, ok func([]byte) bool) []byte {
 			}
 			tc.t.Fatalf("no matching message on %s", topic)
 		}
+	}
+}
+
+// nextAny waits for the next message.
+func (tc *testClient) nextAny() paho.Message {
+	tc.t.Helper()
+	select {
+	case m := <-tc.msgs:
+		return m
+	case <-time.After(waitTimeout):
+		tc.t.Fatal("no message")
+		return nil
 	}
 }
 

@@ -145,7 +145,7 @@ var commandFields = map[string][]string{
 	protocol.CmdLookup:   {"song"},
 	protocol.CmdRemove:   {"song"},
 	protocol.CmdList:     nil,
-	protocol.CmdCreate:   {"session", "title"},
+	protocol.CmdCreate:   {"session", "title", "acl"},
 	protocol.CmdRename:   {"session", "title"},
 	protocol.CmdDelete:   {"session"},
 	protocol.CmdGrant:    {"session", "acl"},

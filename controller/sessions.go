@@ -43,7 +43,7 @@ func (c *Controller) runSessionsCommand(who asker, req protocol.Request) (any, e
 	}
 	switch req.Cmd {
 	case protocol.CmdCreate:
-		return c.createSession(req.Session, req.Title)
+		return c.createSession(req.Session, req.Title, req.ACL)
 	case protocol.CmdForget:
 		return c.forgetSpeaker(req.Speaker)
 	}
@@ -118,22 +118,32 @@ func newSession(name, title string, acl protocol.ACL) session {
 	}
 }
 
-// createSession adds a session everyone may use and publishes it.
-func (c *Controller) createSession(name, title string) (protocol.SessionInfo, error) {
+// createSession adds a session with the ACL given, protocol.Everyone if
+// none, and publishes it. Its info goes out first: the broker learns the ACL
+// from it before any other topic of the session exists, so a private
+// session is never shown to members outside its ACL.
+func (c *Controller) createSession(name, title string, given *protocol.ACL) (protocol.SessionInfo, error) {
 	if err := protocol.ValidName(name); err != nil {
 		return protocol.SessionInfo{}, fmt.Errorf("session: %w", err)
 	}
 	if err := checkTitle(title); err != nil {
 		return protocol.SessionInfo{}, err
 	}
+	acl := protocol.Everyone
+	if given != nil {
+		var err error
+		if acl, err = checkACL(*given); err != nil {
+			return protocol.SessionInfo{}, err
+		}
+	}
 	if _, known := c.sessions[name]; known {
 		return protocol.SessionInfo{}, fmt.Errorf("session %q exists", name)
 	}
-	created, err := c.store.createSession(name, title, protocol.Everyone)
+	created, err := c.store.createSession(name, title, acl)
 	if err == nil && !created {
 		err = fmt.Errorf("session %q is in the store already", name)
 	}
-	s := c.stamp(newSession(name, title, protocol.Everyone))
+	s := c.stamp(newSession(name, title, acl))
 	if err == nil {
 		err = c.store.saveSession(s, false)
 	}
@@ -142,7 +152,7 @@ func (c *Controller) createSession(name, title string) (protocol.SessionInfo, er
 		return protocol.SessionInfo{}, fmt.Errorf("not stored: %v", err)
 	}
 	c.sessions[name] = s
-	c.log.Info("session created", "session", name, "title", s.Title)
+	c.log.Info("session created", "session", name, "title", s.Title, "acl", acl)
 	info := c.publishInfo(name, s)
 	c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(s.Playlist))
 	c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(s.State))

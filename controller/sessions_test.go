@@ -282,6 +282,8 @@ func TestSessionsCommands(t *testing.T) {
 		{`{"cmd":"create","session":"Bad/Name"}`, "invalid name"},
 		{`{"cmd":"create"}`, "create needs session"},
 		{`{"cmd":"create","session":"x","title":"a\u0007b"}`, "control characters"},
+		{`{"cmd":"create","session":"x","acl":{"see":["Not Valid"]}}`, "invalid name"},
+		{`{"cmd":"create","session":"x","acl":{"see":"alice"}}`, "malformed"},
 		{`{"cmd":"rename","session":"nowhere","title":"x"}`, `unknown session "nowhere"`},
 		{`{"cmd":"rename","session":"garage"}`, "rename needs title"},
 		{`{"cmd":"grant","session":"garage","acl":{"see":["Not Valid"]}}`, "invalid name"},

@@ -48,7 +48,7 @@ const (
 	CmdRemove = "remove" // song (required; admins only): out of the library, its playlist entries and its file
 
 	CmdList   = "list"   // the sessions the asking user may see
-	CmdCreate = "create" // session (required), title
+	CmdCreate = "create" // session (required), title, acl (like grant's; Everyone when absent): in force before the session's first state
 	CmdRename = "rename" // session (required), title (required): the name (topic level) stays
 	CmdDelete = "delete" // session (required)
 	CmdGrant  = "grant"  // session (required), acl (required): who may see, join and control it
@@ -87,7 +87,7 @@ type Request struct {
 	Speaker  string    `json:"speaker,omitempty"` // join, leave, volume of one speaker
 	Session  string    `json:"session,omitempty"` // create, rename, delete, grant
 	Title    string    `json:"title,omitempty"`   // create, rename: the name people see
-	ACL      *ACL      `json:"acl,omitempty"`     // grant
+	ACL      *ACL      `json:"acl,omitempty"`     // create, grant
 	Text     string    `json:"text,omitempty"`    // announce: what the announcement says (logged and shown; tutti plays a chime)
 	// CalibrationMs is calibrate's output latency calibration in ms: how
 	// much later than its driver reports the speaker's sound is heard
@@ -110,7 +110,8 @@ type ACL struct {
 	Control []string `json:"control"` // send it commands that change it
 }
 
-// Everyone is the ACL of a new session: every member may do everything.
+// Everyone is the ACL of a session created without one: every member may
+// do everything.
 var Everyone = ACL{See: []string{"*"}, Join: []string{"*"}, Control: []string{"*"}}
 
 // Allows says whether list grants user.

@@ -193,7 +193,7 @@ var clientUsage = map[string]string{
 	"remove":  "[flags] SONG   (sha256, tutti:song:<sha256>, or the file itself)",
 	"join":    "[flags] SPEAKER   (moves it into --session)",
 	"leave":   "[flags] SPEAKER   (takes it out of --session)",
-	"create":  "[flags] SESSION [TITLE]",
+	"create":  "[flags] SESSION [TITLE] [SEE JOIN CONTROL]   (as grant; without them every member may do everything)",
 	"rename":  "[flags] SESSION TITLE",
 	"delete":  "[flags] SESSION",
 	"forget":  "[flags] SPEAKER   (an offline speaker, gone for good)",
@@ -272,14 +272,25 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 			return nil, fmt.Errorf("%s: name one speaker", cmd)
 		}
 		req.Speaker = args[0]
-	case protocol.CmdCreate, protocol.CmdRename:
-		if len(args) < 1 || len(args) > 2 || cmd == protocol.CmdRename && len(args) != 2 {
-			return nil, fmt.Errorf("%s: %s", cmd, clientUsage[cmd])
+	case protocol.CmdCreate:
+		// The ACL comes with the request, so the session is never open to
+		// members outside it, not even for a moment.
+		if len(args) >= 4 {
+			req.ACL = aclOf(args[len(args)-3:])
+			args = args[:len(args)-3]
+		}
+		if len(args) < 1 || len(args) > 2 {
+			return nil, fmt.Errorf("create: %s", clientUsage[cmd])
 		}
 		req.Session = args[0]
 		if len(args) == 2 {
 			req.Title = args[1]
 		}
+	case protocol.CmdRename:
+		if len(args) != 2 {
+			return nil, fmt.Errorf("rename: %s", clientUsage[cmd])
+		}
+		req.Session, req.Title = args[0], args[1]
 	case protocol.CmdDelete:
 		if len(args) != 1 {
 			return nil, errors.New("delete: name one session")
@@ -290,13 +301,18 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 			return nil, fmt.Errorf("grant: %s", clientUsage[cmd])
 		}
 		req.Session = args[0]
-		req.ACL = &protocol.ACL{See: userList(args[1]), Join: userList(args[2]), Control: userList(args[3])}
+		req.ACL = aclOf(args[1:])
 	default:
 		if len(args) > 0 {
 			return nil, fmt.Errorf("%s takes no arguments", cmd)
 		}
 	}
 	return []protocol.Request{req}, nil
+}
+
+// aclOf reads the three lists of an ACL: who may see, join and control.
+func aclOf(lists []string) *protocol.ACL {
+	return &protocol.ACL{See: userList(lists[0]), Join: userList(lists[1]), Control: userList(lists[2])}
 }
 
 // userList reads a comma list of user names; "-" is nobody.

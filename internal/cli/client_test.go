@@ -12,7 +12,7 @@ import (
 // it builds is one the controller's strict parser accepts.
 func FuzzBuildRequests(f *testing.F) {
 	for _, s := range []string{"seek 1:23", "volume 40", "play 2", "dequeue e3", "enqueue tutti:song:" + strings.Repeat("ab", 32),
-		"join kitchen", "create den Den", "grant den alice,bob * -", "search blue moon", "seek -1", "volume x"} {
+		"join kitchen", "create den Den", "create den Den alice alice -", "create den alice * alice", "grant den alice,bob * -", "search blue moon", "seek -1", "volume x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
@@ -31,4 +31,33 @@ func FuzzBuildRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCreateTakesAnACL: create reads grant's three lists after the session
+// and its optional title, and sends no ACL without them.
+func TestCreateTakesAnACL(t *testing.T) {
+	for _, c := range []struct {
+		line, session, title string
+		acl                  *protocol.ACL
+	}{
+		{"den", "den", "", nil},
+		{"den Den", "den", "Den", nil},
+		{"den alice,bob * -", "den", "", &protocol.ACL{See: []string{"alice", "bob"}, Join: []string{"*"}, Control: []string{}}},
+		{"den Den alice alice alice", "den", "Den", &protocol.ACL{See: []string{"alice"}, Join: []string{"alice"}, Control: []string{"alice"}}},
+	} {
+		reqs, err := buildRequests(protocol.CmdCreate, strings.Fields(c.line))
+		if err != nil {
+			t.Fatalf("create %s: %v", c.line, err)
+		}
+		r := reqs[0]
+		if r.Session != c.session || r.Title != c.title || (r.ACL == nil) != (c.acl == nil) ||
+			r.ACL != nil && !(slices.Equal(r.ACL.See, c.acl.See) && slices.Equal(r.ACL.Join, c.acl.Join) && slices.Equal(r.ACL.Control, c.acl.Control)) {
+			t.Errorf("create %s built %+v (acl %+v)", c.line, r, r.ACL)
+		}
+	}
+	for _, line := range []string{"", "den Den x", "den Den a b c d"} {
+		if _, err := buildRequests(protocol.CmdCreate, strings.Fields(line)); err == nil {
+			t.Errorf("create %q accepted", line)
+		}
+	}
 }
