@@ -470,10 +470,20 @@ func unwrapPathError(err error) error {
 
 // reply sends the one reply every request gets.
 func (c *Controller) reply(topic string, req protocol.Request, result any, err error) {
+	if err != nil {
+		c.log.Info("request refused", "cmd", req.Cmd, "req_id", req.ReqID, "err", err)
+	}
+	payload, ok := encodeReply(req, result, err)
+	c.log.Debug("reply", "cmd", req.Cmd, "req_id", req.ReqID, "ok", ok, "topic", topic)
+	c.publish(topic, false, payload)
+}
+
+// encodeReply is the reply to req: its result, or err; ok is false for an
+// error, the result's too.
+func encodeReply(req protocol.Request, result any, err error) (payload []byte, ok bool) {
 	r := protocol.Reply{V: protocol.Version, OK: err == nil, Cmd: req.Cmd, ReqID: req.ReqID}
 	if err != nil {
 		r.Error = err.Error()
-		c.log.Info("request refused", "cmd", req.Cmd, "req_id", req.ReqID, "err", err)
 	} else if result != nil {
 		b, merr := json.Marshal(result)
 		if merr != nil {
@@ -482,7 +492,7 @@ func (c *Controller) reply(topic string, req protocol.Request, result any, err e
 			r.Result = b
 		}
 	}
-	payload := protocol.Encode(r)
+	payload = protocol.Encode(r)
 	if len(payload) > protocol.MaxPayload {
 		// Brokers refuse larger messages; a status with a full playlist and
 		// many speakers can get here.
@@ -491,6 +501,5 @@ func (c *Controller) reply(topic string, req protocol.Request, result any, err e
 			len(payload), protocol.MaxPayload)
 		payload = protocol.Encode(r)
 	}
-	c.log.Debug("reply", "cmd", req.Cmd, "req_id", req.ReqID, "ok", r.OK, "topic", topic)
-	c.publish(topic, false, payload)
+	return payload, r.OK
 }

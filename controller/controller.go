@@ -88,6 +88,8 @@ type Options struct {
 	TLS, ServeTLS *tls.Config
 	Clock         Clock        // local clock source; nil = real time
 	Logger        *slog.Logger // nil = slog.Default()
+
+	requestQueue int // the bound of each loop's queue of requests; 0 = maxQueued (tests set less)
 }
 
 // DefaultMaxSongSize is Options.MaxSongSize's default.
@@ -128,6 +130,7 @@ type Controller struct {
 
 	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
 	limiter *commandLimiter // commands per user
+	busyLog *sparseLog      // when a request found its queue full (overload.go)
 
 	hold        *leaseHold    // whether we hold the lease, for the other goroutines
 	otherHolder atomic.Bool   // mirrors lease.heldByOther() for the library loop
@@ -196,6 +199,9 @@ func New(opts Options) (*Controller, error) {
 	if opts.MaxSongSize <= 0 {
 		opts.MaxSongSize = DefaultMaxSongSize
 	}
+	if opts.requestQueue <= 0 {
+		opts.requestQueue = maxQueued
+	}
 	for _, name := range opts.Sessions {
 		if err := protocol.ValidName(name); err != nil {
 			return nil, fmt.Errorf("controller: session: %w", err)
@@ -236,8 +242,9 @@ func New(opts Options) (*Controller, error) {
 		store:           st,
 		instance:        instance,
 		sessionEvents:   newInbox(maxQueued),
-		sessionRequests: newInbox(maxQueued),
-		libraryRequests: newInbox(maxQueued),
+		sessionRequests: newInbox(opts.requestQueue),
+		libraryRequests: newInbox(opts.requestQueue),
+		busyLog:         &sparseLog{interval: busyLogInterval},
 		connected:       make(chan struct{}, 1),
 		pendingLoads:    make(chan pending, 64),
 		removals:        make(chan removal, 16),
@@ -482,7 +489,7 @@ func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
 			return
 		}
 		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
-			c.log.Error("command queue full; request dropped unanswered", "topic", msg.Topic(), "queued", maxQueued)
+			c.refuseBusy(q, msg)
 		}
 	}
 }
@@ -588,7 +595,9 @@ func (g *gate) closeAndWait() {
 }
 
 // maxQueued bounds the requests waiting for a loop; beyond it the
-// controller is overloaded and drops requests rather than its memory.
+// controller is overloaded and refuses requests (overload.go) rather than
+// lose its memory. At thousands of commands a second, 10,000 is a few
+// seconds of work: a burst from every remote at once fits.
 const maxQueued = 10000
 
 // inbox is a FIFO from paho's handler goroutine, which must never block, to
