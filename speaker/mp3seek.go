@@ -284,8 +284,10 @@ func (s *mp3Seeker) decoderAt(sample int64) (beep.StreamSeekCloser, beep.Format,
 	var src io.Reader
 	var skip int64
 	if at == 0 { // framesBefore walked from the first mark
-		// From the song's first frame: the file as it is, tags and all.
-		src = io.NewSectionReader(s.f, 0, s.size)
+		// From the song's first frame, as a decode from the start (which
+		// would read the tags before it into memory first).
+		first := s.index.marks[0].off
+		src = io.NewSectionReader(s.f, first, s.size-first)
 		skip = sample
 	} else {
 		first := frames[at]

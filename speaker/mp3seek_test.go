@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -260,4 +261,116 @@ func TestMP3SeekReadsBoundedBytes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A player over a verified MP3 (as the engine opens it) seeks through the
+// index: asked for the audio 2 s before the end, it plays what a decode
+// from the start plays there (after the fade-in).
+func TestMP3PlayerSeeksThroughTheIndex(t *testing.T) {
+	path := encodeMP3(t, 12, "-b", "128")
+	all := decodeAll(t, path)
+	files := &memFiles{}
+	files.put("song", path)
+	p, err := openSong("song", path, nil, files.MP3Index, 44100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if p.mp3 == nil || p.dec.Len() != len(all) {
+		t.Fatalf("player: indexed %v, length %d, want %d", p.mp3 != nil, p.dec.Len(), len(all))
+	}
+	want := int64(len(all)) - 2*44100
+	out := make([][2]float64, 1024)
+	if err := p.read(out, float64(want), 44100/10, int64(len(all))); err != nil {
+		t.Fatal(err)
+	}
+	for i := fadeFrames * 44100 / 1000; i < len(out); i++ {
+		if out[i] != all[want+int64(i)] {
+			t.Fatalf("sample %d: %v, from the start %v", want+int64(i), out[i], all[want+int64(i)])
+		}
+	}
+}
+
+// The cache indexes an MP3 when it verifies it, not other songs, and
+// forgets the index with the song.
+func TestCacheIndexesMP3(t *testing.T) {
+	c, err := newCache(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(encodeMP3(t, 3, "-b", "64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp3Sha, wavSha := fmt.Sprintf("%064x", 1), fmt.Sprintf("%064x", 2)
+	if err := os.WriteFile(c.path(mp3Sha), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.path(wavSha), []byte("RIFF and the rest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.markVerified(mp3Sha)
+	c.markVerified(wavSha)
+	index, err := c.MP3Index(mp3Sha)
+	if want, _ := goMP3Length(data); err != nil || index.samples != want {
+		t.Fatalf("mp3 index: %v, %v; go-mp3 counts %d samples", index, err, want)
+	}
+	if _, err := c.MP3Index(wavSha); err == nil {
+		t.Error("a WAV song has an mp3 index")
+	}
+	if err := c.drop(mp3Sha); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.MP3Index(mp3Sha); err == nil {
+		t.Error("a dropped song still has its index")
+	}
+}
+
+// FuzzMP3Index: indexing any bytes ends, with an index or an error; where
+// go-mp3 opens the same bytes, the index counts the samples it counts; and
+// a seek anywhere in an indexed file ends, with a decoder or an error
+// (decoder panics are recovered by the player, as here).
+func FuzzMP3Index(f *testing.F) {
+	short, err := os.ReadFile(encodeMP3(f, 1, "-b", "32"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(short, uint32(3000))
+	f.Add(short[:300], uint32(5))
+	f.Add(append([]byte("ID3\x03\x00\x00\x00\x00\x00\x10"), short...), uint32(20000))
+	f.Fuzz(func(t *testing.T, data []byte, target uint32) {
+		index, err := indexMP3(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		// go-mp3 reads an ID3 tag into memory, up to 256 MiB of it.
+		if !bytes.HasPrefix(data, []byte("ID3")) {
+			if want, ok := goMP3Length(data); ok && want != index.samples {
+				t.Fatalf("index counts %d samples, go-mp3 %d", index.samples, want)
+			}
+		}
+		defer func() { recover() }()
+		s := &mp3Seeker{f: bytes.NewReader(data), size: int64(len(data)), index: index}
+		if dec, _, err := s.decoderAt(int64(target) % (index.samples + 1)); err == nil {
+			dec.Stream(make([][2]float64, 16))
+		}
+	})
+}
+
+// goMP3Length is the length go-mp3 reports for data, if it opens it.
+func goMP3Length(data []byte) (n int64, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	seekable := struct {
+		*bytes.Reader
+		io.Closer
+	}{bytes.NewReader(data), io.NopCloser(nil)}
+	dec, _, err := mp3.Decode(seekable) // it indexes what it can seek
+	if err != nil {
+		return 0, false
+	}
+	return int64(dec.Len()), true
 }
