@@ -41,6 +41,8 @@ const (
 	// filterbank's history, is off; the second overlaps with the first's
 	// exact tail and refills the history (1024 values, 18×64 a granule)
 	// with exact output. Then the wanted frame decodes as from the start.
+	// (An MPEG-1 frame holds two granules, and one frame would do; an
+	// MPEG-2 frame, lame's choice at 64 kbit/s and below, holds one.)
 	mp3PrerollFrames = 2
 	// mp3BitrateIndexMax selects the largest frame of a sample rate: the
 	// made-up frame must hold mp3MaxReservoir bytes of main data.

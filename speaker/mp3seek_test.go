@@ -121,7 +121,8 @@ func TestMP3SeekMatchesDecodeFromStart(t *testing.T) {
 		"vbr":      {"-V", "2"},
 		"mono32":   {"-m", "m", "-b", "32"},
 		"mpeg2":    {"--resample", "22.05", "-b", "24"},
-		"crc":      {"-p", "-b", "64"},
+		"crc":      {"-p", "-b", "128"},
+		"crcmpeg2": {"-p", "-b", "64"},
 		"id3":      {"--tt", "a title", "--add-id3v2", "-b", "96"},
 		"stereo48": {"-m", "s", "--resample", "48", "-b", "48"},
 	} {
