@@ -40,9 +40,10 @@ type cache struct {
 
 	mu        sync.Mutex
 	verified  map[string]bool
-	downloads map[string]*download // in progress
-	lastUse   map[string]time.Time // when the engine last looked a song up
-	noRoom    string               // why the last fetch found no room on the disk; "" once one found room
+	mp3       map[string]mp3Indexed // of the verified MP3 songs
+	downloads map[string]*download  // in progress
+	lastUse   map[string]time.Time  // when the engine last looked a song up
+	noRoom    string                // why the last fetch found no room on the disk; "" once one found room
 }
 
 // cacheFreeMargin is the space the cache leaves free on its disk beyond the
@@ -62,7 +63,7 @@ func newCache(dir string, client *http.Client) (*cache, error) {
 		return nil, fmt.Errorf("song cache: %w", err)
 	}
 	return &cache{dir: dir, client: client, log: slog.Default(), freeSpace: freeSpace,
-		verified: map[string]bool{}, downloads: map[string]*download{}, lastUse: map[string]time.Time{}}, nil
+		verified: map[string]bool{}, mp3: map[string]mp3Indexed{}, downloads: map[string]*download{}, lastUse: map[string]time.Time{}}, nil
 }
 
 func (c *cache) path(sha string) string { return filepath.Join(c.dir, "songs", sha) }
@@ -192,6 +193,7 @@ func (c *cache) noteRoom(err error) {
 func (c *cache) drop(sha string) error {
 	c.mu.Lock()
 	delete(c.verified, sha)
+	delete(c.mp3, sha)
 	delete(c.lastUse, sha)
 	c.mu.Unlock()
 	if err := os.Remove(c.path(sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -251,10 +253,36 @@ func (c *cache) ensure(ctx context.Context, src sources, sha string, startFrac f
 	return errors.Join(errs...)
 }
 
+// markVerified makes a song whose hash was checked playable. An MP3 is
+// indexed first, here off the audio path (see mp3seek.go).
 func (c *cache) markVerified(sha string) {
+	index, isMP3, err := indexSongFile(c.path(sha))
+	if err != nil && isMP3 {
+		c.log.Warn("mp3 song cannot be indexed: it will not play", "song", sha, "err", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.verified[sha] = true
+	if isMP3 {
+		c.mp3[sha] = mp3Indexed{index, err}
+	}
+}
+
+// mp3Indexed is a verified MP3's frame index, or why it has none.
+type mp3Indexed struct {
+	index *mp3Index
+	err   error
+}
+
+// MP3Index implements songFiles: the frame index of a verified MP3 song.
+func (c *cache) MP3Index(sha string) (*mp3Index, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.mp3[sha]
+	if !ok {
+		return nil, errors.New("not an indexed mp3 song")
+	}
+	return m.index, m.err
 }
 
 // Partial implements songFiles: the download of sha in progress, if any.

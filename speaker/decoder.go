@@ -10,7 +10,6 @@ import (
 
 	"github.com/gopxl/beep/v2"
 	"github.com/gopxl/beep/v2/flac"
-	"github.com/gopxl/beep/v2/mp3"
 	"github.com/gopxl/beep/v2/vorbis"
 	"github.com/gopxl/beep/v2/wav"
 )
@@ -31,7 +30,8 @@ type songPlayer struct {
 	sha     string
 	dec     beep.StreamSeekCloser
 	file    io.Closer   // the song file, when dec does not close it
-	flac    *flacSeeker // a verified FLAC file's seeks; nil: dec.Seek
+	flac    *flacSeeker // a verified FLAC file's seeks
+	mp3     *mp3Seeker  // a verified MP3 file's seeks; both nil: dec.Seek
 	songHz  int
 	outHz   int
 	stream  *beep.Resampler
@@ -54,8 +54,9 @@ type songPlayer struct {
 func (p *songPlayer) position() float64 { return p.base + p.played }
 
 // openSong opens path with the decoder its first bytes call for. dl is the
-// download path is still arriving through, or nil for a verified file.
-func openSong(sha, path string, dl *download, outHz int) (p *songPlayer, err error) {
+// download path is still arriving through, or nil for a verified file;
+// mp3Index gives a verified MP3 file's frame index.
+func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Index, error), outHz int) (p *songPlayer, err error) {
 	defer func() {
 		if r := recover(); r != nil { // decoders panic on some corrupt files
 			err = fmt.Errorf("decoder panic: %v", r)
@@ -82,14 +83,15 @@ func openSong(sha, path string, dl *download, outHz int) (p *songPlayer, err err
 	}
 	isWAV := bytes.Equal(magic[:], []byte("RIFF"))
 	if dl != nil && !isWAV && !bytes.Equal(magic[:], []byte("fLaC")) {
-		// The mp3 and vorbis decoders read the whole file (mp3: to index
-		// its frames; vorbis: its last page, for the length) when they open.
+		// An mp3 needs its frame index, made of the whole file; the vorbis
+		// decoder reads the last page (for the length) when it opens.
 		src.Close()
 		return nil, errors.New("only WAV and FLAC play before they are fully downloaded")
 	}
 	var dec beep.StreamSeekCloser
 	var format beep.Format
 	var seeker *flacSeeker
+	var mp3s *mp3Seeker
 	switch {
 	case isWAV:
 		dec, format, err = wav.Decode(src)
@@ -112,8 +114,11 @@ func openSong(sha, path string, dl *download, outHz int) (p *songPlayer, err err
 		dec, format, err = flac.Decode(src)
 	case bytes.Equal(magic[:], []byte("OggS")):
 		dec, format, err = vorbis.Decode(src)
-	default:
-		dec, format, err = mp3.Decode(src)
+	default: // MP3, verified: decoders start at any frame (mp3seek.go)
+		mp3s, err = newMP3Seeker(sha, f, mp3Index)
+		if err == nil {
+			dec, format, err = mp3s.decoderAt(0)
+		}
 	}
 	if err != nil {
 		src.Close()
@@ -127,6 +132,9 @@ func openSong(sha, path string, dl *download, outHz int) (p *songPlayer, err err
 		dl: dl, partial: partial, waiting: true}
 	if seeker != nil {
 		p.file, p.flac = f, seeker
+	}
+	if mp3s != nil {
+		p.file, p.mp3 = f, mp3s
 	}
 	if partial != nil && isWAV { // the decoder stopped at the first sample
 		p.dataStart, p.frameBytes = partial.off, int64(format.NumChannels*format.Precision)
@@ -303,14 +311,23 @@ func (p *songPlayer) seek(want int64) error {
 		songFrame = (want*int64(p.songHz) + int64(p.outHz)/2) / int64(p.outHz)
 	}
 	songFrame = min(max(songFrame, 0), int64(p.dec.Len()))
-	if p.flac != nil {
+	switch {
+	case p.flac != nil:
 		dec, err := p.flac.decoderAt(songFrame)
 		if err != nil {
 			return err
 		}
 		p.dec = dec // the old one holds nothing the file does not
-	} else if err := p.dec.Seek(int(songFrame)); err != nil {
-		return err
+	case p.mp3 != nil:
+		dec, _, err := p.mp3.decoderAt(songFrame)
+		if err != nil {
+			return err
+		}
+		p.dec = dec
+	default:
+		if err := p.dec.Seek(int(songFrame)); err != nil {
+			return err
+		}
 	}
 	// A fresh resampler: the old one holds frames from before the seek.
 	p.stream = beep.ResampleRatio(resampleQuality, p.ratio(), p.dec)

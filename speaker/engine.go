@@ -17,6 +17,9 @@ import (
 type songFiles interface {
 	Lookup(sha string) (path string, ok bool)
 	Partial(sha string) (*download, bool)
+	// MP3Index is the frame index of a verified MP3 song (built off the
+	// audio path, when it was verified).
+	MP3Index(sha string) (*mp3Index, error)
 }
 
 // State of a speaker that should play but cannot yet (status "state").
@@ -523,7 +526,7 @@ func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int6
 // it downloaded so far, or says why it cannot.
 func (e *engine) open(sha string) (*songPlayer, string) {
 	if path, ok := e.files.Lookup(sha); ok {
-		p, err := openSong(sha, path, nil, e.rate)
+		p, err := openSong(sha, path, nil, e.files.MP3Index, e.rate)
 		if err != nil {
 			return nil, e.markDamaged(sha, err)
 		}
@@ -536,7 +539,7 @@ func (e *engine) open(sha string) (*songPlayer, string) {
 	if e.notYet[dl] || dl.result() != downloadRunning || !dl.has(0, headBytes) {
 		return nil, stillDownloading
 	}
-	p, err := openSong(sha, dl.path, dl, e.rate)
+	p, err := openSong(sha, dl.path, dl, nil, e.rate)
 	if err != nil {
 		// Not bad: what is there may be too little for the decoder (or a
 		// format that must be complete to open), or the file was renamed

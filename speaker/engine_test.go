@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -38,6 +39,16 @@ func (m *memFiles) Lookup(sha string) (string, bool) {
 	defer m.mu.Unlock()
 	p, ok := m.paths[sha]
 	return p, ok
+}
+
+// MP3Index indexes the file as the cache does when it verifies one.
+func (m *memFiles) MP3Index(sha string) (*mp3Index, error) {
+	path, ok := m.Lookup(sha)
+	if !ok {
+		return nil, errors.New("no such song")
+	}
+	index, _, err := indexSongFile(path)
+	return index, err
 }
 
 func (m *memFiles) put(sha, path string) {
