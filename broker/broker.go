@@ -2,8 +2,8 @@
 // messages persisted in a bolt file (store.go), tutti's users and topic ACLs
 // (acl.go, with per-session rights from sessions.go), a packet size limit,
 // topic and payload limits (limits.go), a retained quota per user
-// (quota.go), a publish rate limit per user (ratelimit.go), a cap on each
-// client's subscriptions (subscriptions.go), arbitration of
+// (quota.go), a publish rate limit per user (ratelimit.go), caps on the
+// subscriptions of a client and of a user (subscriptions.go), arbitration of
 // the controllers' lease (lease.go), and optionally MQTT over TLS.
 // Connections must log in within a few seconds and are capped
 // (connlimit.go), password checks are throttled (logins.go), client ids
@@ -223,7 +223,7 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, master *
 	if err := server.AddHook(&limitsHook{refusals: refusals}, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: limits hook: %w", err)
 	}
-	if err := server.AddHook(&subscriptionCap{refusals: refusals}, nil); err != nil {
+	if err := server.AddHook(newSubscriptionCap(server.Clients, refusals), nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: subscription cap: %w", err)
 	}
 	sessions := newSessionDirectory()

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,5 +129,72 @@ func TestForbiddenSubscriptionsLoggedOncePerSecond(t *testing.T) {
 	lines := strings.Count(log.String(), "mqtt subscription refused")
 	if limit := int(took/refusalLogInterval) + 1; lines == 0 || lines > limit {
 		t.Errorf("%d refusal lines in %v, want 1 to %d", lines, took, limit)
+	}
+}
+
+// The attack: a member keeps sessions that are not clean under six client
+// ids, each subscribing to MaxSubscriptions filters and disconnecting: the
+// broker keeps such a session's filters. Together they are granted
+// MaxUserSubscriptions, then the member's connections get no new filter,
+// while another user still subscribes and its round trips go on. A clean
+// connection under one of the ids ends that session and frees its share.
+func TestUserSubscriptionsCapped(t *testing.T) {
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, bob)})
+	stopProbe := probeOthers(t, b, admin)
+	kept := func(o *paho.ClientOptions) { o.SetCleanSession(false) }
+	const sessions = 6
+	granted := 0
+	for i := range sessions {
+		c, err := connect(t, b, bob, fmt.Sprint("bob-kept-", i), kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		granted += subscribeMany(t, c, numbered(fmt.Sprintf("bob/%d/%%d", i), MaxSubscriptions), MaxSubscriptions)
+		c.Disconnect(250)
+	}
+	if granted != MaxUserSubscriptions {
+		t.Errorf("%d sessions of %d filters: granted %d, want %d", sessions, MaxSubscriptions, granted, MaxUserSubscriptions)
+	}
+	if n := int(b.server.Info.Subscriptions); n > MaxUserSubscriptions+1 { // the probe's own
+		t.Errorf("the broker counts %d subscriptions", n)
+	}
+	online := mustConnect(t, b, bob, "bob-online")
+	none := func(paho.Client, paho.Message) {}
+	if code := trySubscribe(t, online, "bob/online", none); code != 0x80 {
+		t.Errorf("a new filter of a user at the cap: SUBACK %#x, want 0x80", code)
+	}
+	subscribe(t, mustConnect(t, b, admin, "alice-2"), "alice/new")
+	stopProbe()
+
+	mustConnect(t, b, bob, "bob-kept-0") // clean: the kept session ends
+	if code := trySubscribe(t, online, "bob/online", none); code != 1 {
+		t.Errorf("a new filter once a kept session ended: SUBACK %#x, want 1", code)
+	}
+}
+
+// Eight connections of one member subscribe to MaxSubscriptions filters
+// each at the same moment: the member is granted MaxUserSubscriptions
+// together, not more.
+func TestUserSubscriptionsCappedConcurrently(t *testing.T) {
+	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, bob)})
+	const conns = 8
+	clients := make([]paho.Client, conns)
+	for i := range clients {
+		clients[i] = mustConnect(t, b, bob, fmt.Sprint("bob-", i))
+	}
+	granted := make([]int, conns)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			granted[i] = subscribeMany(t, c, numbered(fmt.Sprintf("bob/%d/%%d", i), MaxSubscriptions), MaxSubscriptions)
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range granted {
+		total += n
+	}
+	if total != MaxUserSubscriptions {
+		t.Errorf("granted %d filters to %d connections (%v), want %d", total, conns, granted, MaxUserSubscriptions)
 	}
 }
