@@ -223,7 +223,7 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, master *
 	if err := server.AddHook(&limitsHook{refusals: refusals}, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: limits hook: %w", err)
 	}
-	if err := server.AddHook(newSubscriptionCap(server.Clients, refusals), nil); err != nil {
+	if err := server.AddHook(newSubscriptionCap(refusals), nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: subscription cap: %w", err)
 	}
 	sessions := newSessionDirectory()

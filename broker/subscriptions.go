@@ -42,29 +42,30 @@ const refusedFilter = ""
 // their SUBSCRIBE: the caps err on the side of refusing.
 type subscriptionCap struct {
 	mqtt.HookBase
-	clients  *mqtt.Clients // the broker's, to tell a session still registered
 	refusals *refusalLog
 
 	mu sync.Mutex
 	// sessions are each user's clients that may hold subscriptions, online
-	// or not; those mochi no longer holds under their id (taken over,
-	// expired) are dropped when the user's subscriptions are counted.
-	sessions map[string]map[*mqtt.Client]bool
+	// or not, by client id: a client that takes an id over replaces its
+	// predecessor (and inherits its subscriptions, or mochi drops them).
+	// They are registered before mochi adds them to its clients, so none
+	// can subscribe uncounted.
+	sessions map[string]map[string]*mqtt.Client
 	// reserved is what a client will hold once mochi has added the new
 	// filters OnSubscribe let through, from then until OnSubscribed, by
 	// which time mochi has: the user's other clients count that meanwhile.
 	reserved map[*mqtt.Client]int
 }
 
-func newSubscriptionCap(clients *mqtt.Clients, refusals *refusalLog) *subscriptionCap {
-	return &subscriptionCap{clients: clients, refusals: refusals, sessions: map[string]map[*mqtt.Client]bool{}, reserved: map[*mqtt.Client]int{}}
+func newSubscriptionCap(refusals *refusalLog) *subscriptionCap {
+	return &subscriptionCap{refusals: refusals, sessions: map[string]map[string]*mqtt.Client{}, reserved: map[*mqtt.Client]int{}}
 }
 
 func (h *subscriptionCap) ID() string { return "tutti-subscription-cap" }
 
 func (h *subscriptionCap) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnSessionEstablished,
+		mqtt.OnSessionEstablish,
 		mqtt.OnSubscribe,
 		mqtt.OnSubscribed,
 		mqtt.OnDisconnect,
@@ -72,7 +73,7 @@ func (h *subscriptionCap) Provides(b byte) bool {
 	}, []byte{b})
 }
 
-func (h *subscriptionCap) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+func (h *subscriptionCap) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	user := string(cl.Properties.Username)
 	if user == "" {
 		return
@@ -80,12 +81,14 @@ func (h *subscriptionCap) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.sessions[user] == nil {
-		h.sessions[user] = map[*mqtt.Client]bool{}
+		h.sessions[user] = map[string]*mqtt.Client{}
 	}
-	h.sessions[user][cl] = true
+	h.sessions[user][cl.ID] = cl
 }
 
-// OnDisconnect forgets a clean session, which ends with its connection.
+// OnDisconnect forgets a clean session, which ends with its connection; a
+// session that is not clean is forgotten when it expires or another takes
+// its id over.
 func (h *subscriptionCap) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if expire {
 		h.forget(cl)
@@ -98,7 +101,9 @@ func (h *subscriptionCap) forget(cl *mqtt.Client) {
 	user := string(cl.Properties.Username)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.sessions[user], cl)
+	if h.sessions[user][cl.ID] == cl {
+		delete(h.sessions[user], cl.ID)
+	}
 	if len(h.sessions[user]) == 0 {
 		delete(h.sessions, user)
 	}
@@ -108,11 +113,7 @@ func (h *subscriptionCap) forget(cl *mqtt.Client) {
 // included. h.mu is held.
 func (h *subscriptionCap) userHeld(user string) int {
 	n := 0
-	for cl := range h.sessions[user] {
-		if current, ok := h.clients.Get(cl.ID); !ok || current != cl {
-			delete(h.sessions[user], cl)
-			continue
-		}
+	for _, cl := range h.sessions[user] {
 		n += max(cl.State.Subscriptions.Len(), h.reserved[cl])
 	}
 	return n
