@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -23,6 +24,7 @@ type authHook struct {
 	speakerCmds    *speakerCommands  // requests sent to speakers, which they may answer
 	haPrefix       string            // Home Assistant's discovery prefix
 	limiter        *publishLimiter   // nil: no limit
+	refusals       *refusalLog       // logs refused subscriptions
 	logger         *slog.Logger
 }
 
@@ -116,11 +118,13 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return write || (protocol.CheckTopicSize(topic) == nil && a.maySubscribe(topic))
 }
 
-// OnSubscribed logs the filters of a subscription that were refused.
+// OnSubscribed logs the filters of a subscription that were refused, at
+// most once a second per user: one SUBSCRIBE can hold thousands. Those the
+// subscription cap refused (subscriptions.go) it logged itself.
 func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	for i, code := range reasonCodes {
-		if code >= packets.ErrUnspecifiedError.Code && i < len(pk.Filters) {
-			h.logger.Warn("mqtt subscription refused", "user", string(cl.Properties.Username), "client", cl.ID, "filter", logTopic(pk.Filters[i].Filter))
+		if code >= packets.ErrUnspecifiedError.Code && i < len(pk.Filters) && pk.Filters[i].Filter != refusedFilter {
+			h.refusals.add(cl, "mqtt subscription refused", fmt.Errorf("filter %s", logTopic(pk.Filters[i].Filter)))
 		}
 	}
 }

@@ -2,7 +2,8 @@
 // messages persisted in a bolt file (store.go), tutti's users and topic ACLs
 // (acl.go, with per-session rights from sessions.go), a packet size limit,
 // topic and payload limits (limits.go), a retained quota per user
-// (quota.go), a publish rate limit per user (ratelimit.go), arbitration of
+// (quota.go), a publish rate limit per user (ratelimit.go), caps on the
+// subscriptions of a client and of a user (subscriptions.go), arbitration of
 // the controllers' lease (lease.go), and optionally MQTT over TLS.
 // Connections must log in within a few seconds and are capped
 // (connlimit.go), password checks are throttled (logins.go), client ids
@@ -222,6 +223,9 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, master *
 	if err := server.AddHook(&limitsHook{refusals: refusals}, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: limits hook: %w", err)
 	}
+	if err := server.AddHook(newSubscriptionCap(refusals), nil); err != nil {
+		return nil, nil, fmt.Errorf("broker: subscription cap: %w", err)
+	}
 	sessions := newSessionDirectory()
 	haPrefix := opts.HomeAssistantPrefix
 	switch {
@@ -231,7 +235,7 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, master *
 		return nil, nil, fmt.Errorf("broker: Home Assistant prefix %q must be a topic without wildcards or outer slashes, outside %s/", haPrefix, protocol.Root)
 	}
 	auth := &authHook{users: users, logins: newLogins(users, clock, logger), allowAnonymous: opts.AllowAnonymous, clients: server.Clients, sessions: sessions,
-		speakerCmds: newSpeakerCommands(clock), haPrefix: haPrefix, limiter: limiter, logger: logger}
+		speakerCmds: newSpeakerCommands(clock), haPrefix: haPrefix, limiter: limiter, refusals: refusals, logger: logger}
 	if err := server.AddHook(auth, nil); err != nil {
 		return nil, nil, fmt.Errorf("broker: auth hook: %w", err)
 	}

@@ -27,12 +27,14 @@ type songServer struct {
 	uploads      uploadSlots      // uploads under way (uploads.go)
 	uploadWindow time.Duration    // over which an upload's pace is measured
 	now          func() time.Time // for upload pacing
+	idleTimeout  time.Duration    // songIdleTimeout; shorter in tests
 }
 
 // newSongServer returns a song server over lib with the default limits.
 func newSongServer(lib *library, log *slog.Logger, tokens *fetchTokens, accepting func() bool, added func(protocol.Song)) *songServer {
 	return &songServer{lib: lib, log: log, tokens: tokens, accepting: accepting, added: added,
-		uploads: make(uploadSlots, maxConcurrentUploads), uploadWindow: uploadWindow, now: time.Now}
+		uploads: make(uploadSlots, maxConcurrentUploads), uploadWindow: uploadWindow, now: time.Now,
+		idleTimeout: songIdleTimeout}
 }
 
 // server returns the HTTP server of ss, with its connection limits.
@@ -40,7 +42,7 @@ func (ss *songServer) server(errorLog *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           ss.routes(),
 		ReadHeaderTimeout: songHeaderTimeout,
-		IdleTimeout:       songIdleTimeout,
+		IdleTimeout:       ss.idleTimeout,
 		MaxHeaderBytes:    songMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/keepalive"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -219,5 +220,28 @@ func TestSongServerClosesSilentConnections(t *testing.T) {
 				t.Fatalf("download while connections hang: %d", resp.StatusCode)
 			}
 		}
+	}
+}
+
+// TestSongServerClosesIdleConnections: a keep-alive connection left idle
+// after a complete request and response is closed after the idle timeout,
+// shortened here.
+func TestSongServerClosesIdleConnections(t *testing.T) {
+	ss := newSongServer(newTestLibrary(t), slog.New(slog.DiscardHandler), &fetchTokens{}, func() bool { return true }, func(protocol.Song) {})
+	ss.idleTimeout = 300 * time.Millisecond
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = ss.server(slog.New(slog.DiscardHandler))
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	status, closedAfter, err := keepalive.IdleFor(srv.Listener.Addr().String(), "/healthz", waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusOK {
+		t.Errorf("status %d, want %d", status, http.StatusOK)
+	}
+	if closedAfter < ss.idleTimeout || closedAfter > ss.idleTimeout+5*time.Second {
+		t.Errorf("idle connection closed %v after the request, want about %v", closedAfter, ss.idleTimeout)
 	}
 }

@@ -52,7 +52,7 @@ const (
 // peerServer returns the cache server's HTTP server, with its limits.
 func (s *Speaker) peerServer() *http.Server {
 	return &http.Server{Handler: s.peerHandler(), ReadHeaderTimeout: peerHeaderTimeout,
-		IdleTimeout: peerIdleTimeout, MaxHeaderBytes: peerMaxHeaderBytes,
+		IdleTimeout: s.peerIdle, MaxHeaderBytes: peerMaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 }
 

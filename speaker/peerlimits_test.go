@@ -1,14 +1,18 @@
 package speaker
 
 import (
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/keepalive"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -59,5 +63,42 @@ func TestPeerServerClosesSilentConnections(t *testing.T) {
 				t.Fatalf("peer download while connections hang: %d", status)
 			}
 		}
+	}
+}
+
+// TestPeerServerClosesIdleConnections: a keep-alive connection to a
+// speaker's cache server, left idle after a complete request and response
+// (a refused one: no token), is closed after the idle timeout, shortened
+// here.
+func TestPeerServerClosesIdleConnections(t *testing.T) {
+	sp, err := New(Options{Name: "b", BrokerURL: "tcp://127.0.0.1:1", CacheDir: t.TempDir(),
+		Output: NewVirtualOutput(VirtualOptions{}), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.peerIdle = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := sp.peerServer()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+
+	status, closedAfter, err := keepalive.IdleFor(ln.Addr().String(), "/songs/"+strings.Repeat("ab", 32), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusUnauthorized {
+		t.Errorf("status %d, want %d", status, http.StatusUnauthorized)
+	}
+	if closedAfter < sp.peerIdle || closedAfter > sp.peerIdle+5*time.Second {
+		t.Errorf("idle connection closed %v after the request, want about %v", closedAfter, sp.peerIdle)
 	}
 }

@@ -140,6 +140,7 @@ type Speaker struct {
 	eng      *engine
 	cache    *cache
 	client   mqtt.Client
+	peerIdle time.Duration // the cache server's idle timeout: peerIdleTimeout, shorter in tests
 
 	probeID     atomic.Uint64 // id of the last clock probe sent
 	burstLeft   atomic.Int64  // probes still to send at the burst rate
@@ -265,6 +266,7 @@ func New(opts Options) (*Speaker, error) {
 		statusWake:  make(chan struct{}, 1),
 		sessionWake: make(chan struct{}, 1),
 		peers:       map[string]string{},
+		peerIdle:    peerIdleTimeout,
 		calibration: calibration,
 		restart:     make(chan mqtt.Token, 1),
 	}
