@@ -63,6 +63,9 @@ host_tools() {
 	command -v zstd >/dev/null || need+=(zstd)
 	command -v bmaptool >/dev/null || need+=(bmap-tools)
 	command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+	# The cross compiler's C library headers are only recommended by
+	# gcc-aarch64-linux-gnu, which --no-install-recommends leaves out.
+	[ -e /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
 	[ -e /usr/lib/aarch64-linux-gnu/pkgconfig/alsa.pc ] || need+=(libasound2-dev:arm64)
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing host packages: ${need[*]}"
