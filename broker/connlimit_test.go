@@ -50,14 +50,7 @@ func closedAfter(conn net.Conn, start time.Time, wait time.Duration) (time.Durat
 // ConnectTimeout, while a client from another address logs in and gets
 // its messages through.
 func TestSilentConnectionsClosed(t *testing.T) {
-	files, err := certs.Ensure(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverConf, err := certs.ServerConfig(files)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, serverConf := tlsFiles(t)
 	b, _, log := startBroker(t, Options{UsersFile: writeUsers(t, admin, bob), TLSAddr: "127.0.0.1:0", TLS: serverConf})
 
 	start := time.Now()

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"testing"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -9,7 +10,10 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-func TestMQTTOverTLS(t *testing.T) {
+// tlsFiles makes a CA and a server certificate for 127.0.0.1, and the
+// server's TLS configuration.
+func tlsFiles(t *testing.T) (certs.Files, *tls.Config) {
+	t.Helper()
 	files, err := certs.Ensure(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -18,6 +22,11 @@ func TestMQTTOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return files, serverConf
+}
+
+func TestMQTTOverTLS(t *testing.T) {
+	files, serverConf := tlsFiles(t)
 	b, _, _ := startBroker(t, Options{UsersFile: writeUsers(t, admin, kitchen), TLSAddr: "127.0.0.1:0", TLS: serverConf})
 	if b.TLSAddr() == "" || b.TLSAddr() == b.Addr() {
 		t.Fatalf("TLS address %q (plain %q)", b.TLSAddr(), b.Addr())

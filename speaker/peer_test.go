@@ -39,18 +39,25 @@ func peerGet(t *testing.T, method, url, token, rangeHeader string) (int, []byte)
 	return resp.StatusCode, b
 }
 
-// TestPeerFetch: with the controller's song server gone, a speaker fetches
-// a song from another speaker's cache, skipping a peer that serves corrupt
-// bytes; the cache is served only to bearers of the lease's fetch token.
-func TestPeerFetch(t *testing.T) {
-	song, sha := timecodeWAV(t, testRate, 0)
-	c := newTestController(t, map[string][]byte{sha: song})
+// peerHoldingSong starts speaker b with a cache server (token "tok1") and
+// has it fetch a song from the controller: the setup of the peer tests.
+func peerHoldingSong(t *testing.T) (c *testController, song []byte, sha, peerURL string) {
+	t.Helper()
+	song, sha = timecodeWAV(t, testRate, 0)
+	c = newTestController(t, map[string][]byte{sha: song})
 	c.retain(protocol.LeaseTopic, protocol.Lease{V: 1, Term: 1, Holder: "c1", SongsURL: c.songs.URL + "/songs/", FetchToken: "tok1"})
 	startSpeakerWith(t, c, "b", nil, func(o *Options) { o.PeerAddr = "127.0.0.1:0" })
 	waitFor(t, "speaker b online", 10*time.Second, func() bool { return c.status("b").PeerURL != "" })
 	c.announce(protocol.Song{SHA256: sha, Size: int64(len(song))})
 	waitFor(t, "speaker b to hold the song", 10*time.Second, func() bool { return c.songAcks("b", sha) == 1 })
-	peerURL := c.status("b").PeerURL
+	return c, song, sha, c.status("b").PeerURL
+}
+
+// TestPeerFetch: with the controller's song server gone, a speaker fetches
+// a song from another speaker's cache, skipping a peer that serves corrupt
+// bytes; the cache is served only to bearers of the lease's fetch token.
+func TestPeerFetch(t *testing.T) {
+	c, song, sha, peerURL := peerHoldingSong(t)
 
 	// The cache over HTTP.
 	for _, tc := range []struct {

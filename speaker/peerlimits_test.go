@@ -13,21 +13,13 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/internal/keepalive"
-	"github.com/tutti-audio/tutti/protocol"
 )
 
 // TestPeerServerClosesSilentConnections: connections to a speaker's cache
 // server that never finish their request are closed after peerHeaderTimeout,
 // while peers' downloads go on.
 func TestPeerServerClosesSilentConnections(t *testing.T) {
-	song, sha := timecodeWAV(t, testRate, 0)
-	c := newTestController(t, map[string][]byte{sha: song})
-	c.retain(protocol.LeaseTopic, protocol.Lease{V: 1, Term: 1, Holder: "c1", SongsURL: c.songs.URL + "/songs/", FetchToken: "tok1"})
-	startSpeakerWith(t, c, "b", nil, func(o *Options) { o.PeerAddr = "127.0.0.1:0" })
-	waitFor(t, "speaker b online", 10*time.Second, func() bool { return c.status("b").PeerURL != "" })
-	c.announce(protocol.Song{SHA256: sha, Size: int64(len(song))})
-	waitFor(t, "speaker b to hold the song", 10*time.Second, func() bool { return c.songAcks("b", sha) == 1 })
-	peerURL := c.status("b").PeerURL
+	_, _, sha, peerURL := peerHoldingSong(t)
 	u, err := url.Parse(peerURL)
 	if err != nil {
 		t.Fatal(err)
