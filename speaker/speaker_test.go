@@ -286,7 +286,12 @@ func TestSpeakersPlayInSync(t *testing.T) {
 			}
 			switch {
 			case rec.TNs < startAt-blockNs || rec.TNs >= pauseAt:
-				if audible {
+				// Playback stops at the pause position to the frame; a block
+				// starting less than a frame after the pause instant may still
+				// open with the sample interpolated just before that position
+				// (speed steering reads between frames).
+				lastOfRun := rec.TNs < pauseAt+framesToNsRound(1, testRate) && frame == expected(pauseAt)
+				if audible && !lastOfRun {
 					t.Errorf("%s: heard frame %d at %v from start, outside the playing span", sp.name, frame, time.Duration(rec.TNs-startAt))
 				}
 			case rec.TNs >= startAt && rec.TNs+blockNs <= pauseAt && audible:
