@@ -56,13 +56,12 @@ type connLimiter struct {
 	clock      Clock
 	logger     *slog.Logger
 
-	mu        sync.Mutex
-	total     int
-	pending   map[*limitedConn]string // connection -> source, until it logs in
-	bySource  map[string]int          // pending connections per source
-	closed    bool                    // the broker is closing: refuse all
-	refused   int                     // refusals since the last log line
-	refusedAt time.Time               // when refusals were last logged; zero: never
+	mu       sync.Mutex
+	total    int
+	pending  map[*limitedConn]string // connection -> source, until it logs in
+	bySource map[string]int          // pending connections per source
+	closed   bool                    // the broker is closing: refuse all
+	refusals logPacer                // refusals are logged at most once a second
 }
 
 func newConnLimiter(maxTotal int, clock Clock, logger *slog.Logger) *connLimiter {
@@ -115,13 +114,9 @@ func (l *connLimiter) admit(conn net.Conn) (*limitedConn, string) {
 // refusedLocked logs a refusal, at most once per refusalLogInterval with
 // the number of refusals since the last line.
 func (l *connLimiter) refusedLocked(reason, remote string) {
-	l.refused++
-	now := l.clock.Now()
-	if !l.refusedAt.IsZero() && now.Sub(l.refusedAt) < refusalLogInterval {
-		return
+	if count, due := l.refusals.due(l.clock.Now()); due {
+		l.logger.Warn("mqtt connections refused", "reason", reason, "remote", remote, "refused", count)
 	}
-	l.logger.Warn("mqtt connections refused", "reason", reason, "remote", remote, "refused", l.refused)
-	l.refused, l.refusedAt = 0, now
 }
 
 // loggedIn stops counting c as pending.

@@ -68,8 +68,7 @@ type loginFailures struct {
 	last  time.Time
 	// Refusals without a check are logged at most once per
 	// refusalLogInterval: a refused guesser reconnects at once.
-	refused   int       // since the last log line
-	refusedAt time.Time // when last logged; zero: never
+	refusals logPacer
 }
 
 // loginThrottled is verify's refusal of a login from a source that must
@@ -163,11 +162,9 @@ func (l *logins) throttled(source string) bool {
 	if wait <= 0 {
 		return false
 	}
-	f.refused++
-	if f.refusedAt.IsZero() || now.Sub(f.refusedAt) >= refusalLogInterval {
+	if count, due := f.refusals.due(now); due {
 		l.logger.Warn("mqtt logins refused unchecked: too many failed logins from their source",
-			"source", source, "failures", f.count, "refused", f.refused, "next_check_in", wait.Round(time.Millisecond))
-		f.refused, f.refusedAt = 0, now
+			"source", source, "failures", f.count, "refused", count, "next_check_in", wait.Round(time.Millisecond))
 	}
 	return true
 }

@@ -21,18 +21,30 @@ type refusalLog struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	entries map[refusalKey]*refusals
+	entries map[refusalKey]*logPacer
 }
 
 type refusalKey struct{ user, msg string }
 
-type refusals struct {
-	logged  time.Time // when one was last logged
-	skipped int       // refusals not logged since
+// logPacer paces the log lines of one kind of refusal.
+type logPacer struct {
+	logged time.Time // when a line was last logged; zero: never
+	count  int       // refusals since then
+}
+
+// due records a refusal at now and says whether it may be logged, with the
+// refusals counted since the last line, this one included.
+func (p *logPacer) due(now time.Time) (count int, ok bool) {
+	p.count++
+	if !p.logged.IsZero() && now.Sub(p.logged) < refusalLogInterval {
+		return 0, false
+	}
+	count, p.count, p.logged = p.count, 0, now
+	return count, true
 }
 
 func newRefusalLog(clock Clock, logger *slog.Logger) *refusalLog {
-	return &refusalLog{clock: clock, logger: logger, entries: map[refusalKey]*refusals{}}
+	return &refusalLog{clock: clock, logger: logger, entries: map[refusalKey]*logPacer{}}
 }
 
 // add logs msg with err for cl's user, unless one was logged for them less
@@ -41,18 +53,16 @@ func (l *refusalLog) add(cl *mqtt.Client, msg string, err error) {
 	now := l.clock.Now()
 	key := refusalKey{string(cl.Properties.Username), msg}
 	l.mu.Lock()
-	r, ok := l.entries[key]
+	p, ok := l.entries[key]
 	if !ok {
-		r = new(refusals)
-		l.entries[key] = r
+		p = new(logPacer)
+		l.entries[key] = p
 	}
-	if ok && now.Sub(r.logged) < refusalLogInterval {
-		r.skipped++
-		l.mu.Unlock()
+	count, due := p.due(now)
+	l.mu.Unlock()
+	if !due {
 		return
 	}
-	skipped := r.skipped
-	r.logged, r.skipped = now, 0
-	l.mu.Unlock()
+	skipped := count - 1
 	l.logger.Warn(msg, "user", key.user, "client", cl.ID, "error", err, "not_logged_before", skipped)
 }
