@@ -1,6 +1,7 @@
 # tutti: make build | make run | make test | make bench
 GO      ?= go
 BIN     := bin/tutti
+BENCH   := bin/tutti-bench
 GOFLAGS ?=
 export CGO_ENABLED := 1
 
@@ -12,8 +13,12 @@ all: build
 deps:
 	@scripts/deps.sh
 
+# build makes the product binary, bin/tutti (stripped, as the Pi image and
+# the package carry it), and bin/tutti-bench: the same program with the
+# benchmarks and what only they need (plotting, the Wi-Fi proxy).
 build: deps
-	$(GO) build -o $(BIN) ./cmd/tutti
+	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/tutti
+	$(GO) build -tags bench -o $(BENCH) ./cmd/tutti
 
 # run starts a hub and three virtual speakers playing generated songs, with live status.
 run: build
@@ -26,14 +31,15 @@ test: build
 	GO=$(GO) scripts/test.sh
 
 # bench runs every benchmark; each prints its figures and, last, one JSON line.
+# The speakers and controllers they start run bin/tutti, the product binary.
 bench: build
-	$(BIN) bench sync --json --plot bin/skew.png
-	$(BIN) bench sync --json --jitter wifi --plot bin/skew-wifi.png
-	$(BIN) bench latency --json
-	$(BIN) bench start --json
-	$(BIN) bench cost --json
-	$(BIN) bench scale --json
-	$(BIN) bench failover --json
+	$(BENCH) bench sync --json --plot bin/skew.png
+	$(BENCH) bench sync --json --jitter wifi --plot bin/skew-wifi.png
+	$(BENCH) bench latency --json
+	$(BENCH) bench start --json
+	$(BENCH) bench cost --json
+	$(BENCH) bench scale --json
+	$(BENCH) bench failover --json
 
 # image builds the Raspberry Pi SD-card image (as root; ~10 min cold, the
 # .debs are cached in firmware-image/cache/) into firmware-image/out/.

@@ -10,7 +10,8 @@ log=bin/test.log
 # Packages run one at a time (-p 1): the end-to-end tests and the benchmark
 # smoke tests measure timing, and on a 2-core machine they disturb each other.
 # -count=1: they run the tutti binary they build, which the test cache cannot see.
-"${GO:-go}" test -race -p 1 -count=1 -timeout 30m ./... 2>&1 | tee "$log"
+# -tags bench: the benchmarks' smoke tests are built with them (tutti-bench).
+"${GO:-go}" test -race -tags bench -p 1 -count=1 -timeout 30m ./... 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] && exit 0
 echo

@@ -1,3 +1,5 @@
+//go:build bench
+
 package cli
 
 import (
@@ -22,7 +24,15 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// benchmark is one `tutti bench NAME`.
+// benchCommands is the bench command of tutti-bench, the build of tutti
+// with its benchmarks (make build: go build -tags bench); the product
+// binary leaves them and their dependencies (plotting, the Wi-Fi proxy)
+// out, see nobench.go.
+func benchCommands() []command {
+	return []command{{"bench", "run a benchmark (sync, latency, start, cost, scale, failover)", runBench}}
+}
+
+// benchmark is one `tutti-bench bench NAME`.
 type benchmark struct {
 	name, summary string
 	run           func(ctx context.Context, b *bench, args []string) error
@@ -48,7 +58,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(e.stderr, "Usage: tutti bench NAME [flags] (tutti bench NAME -h for its flags)")
+		fmt.Fprintln(e.stderr, "Usage: tutti-bench bench NAME [flags] (tutti-bench bench NAME -h for its flags)")
 		for _, b := range benchmarks() {
 			fmt.Fprintf(e.stderr, "  %-8s %s\n", b.name, b.summary)
 		}

@@ -1,3 +1,5 @@
+//go:build bench
+
 package cli
 
 import (
@@ -7,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -98,11 +101,18 @@ func (p *childProc) waitLog(ctx context.Context, re *regexp.Regexp, timeout time
 	}
 }
 
-// tuttiBinary is the --tutti flag's default: this very program.
+// tuttiBinary is the --tutti flag's default, the program the benchmarks'
+// speakers and controllers run: the product binary beside this one (make
+// build puts bin/tutti next to bin/tutti-bench), so that they are measured
+// as they ship; else this very program.
 func tuttiBinary() string {
 	exe, err := os.Executable()
 	if err != nil {
 		return "tutti"
+	}
+	product := filepath.Join(filepath.Dir(exe), "tutti")
+	if info, err := os.Stat(product); err == nil && !info.IsDir() && product != exe {
+		return product
 	}
 	return exe
 }

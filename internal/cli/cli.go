@@ -27,14 +27,13 @@ type env struct {
 }
 
 func commands() []command {
-	return []command{
+	return append([]command{
 		{"hub", "run the broker and the controller in one process", runHub},
 		{"broker", "run the embedded MQTT broker", runBroker},
 		{"controller", "run the controller: library, playlists, sessions, song server, time master", runController},
 		{"speaker", "run a speaker", runSpeaker},
 		{"homeassistant", "make tutti appear in Home Assistant (MQTT discovery)", runHomeAssistant},
 		{"demo", "run a hub and three virtual speakers playing generated songs, with live status", runDemo},
-		{"bench", "run a benchmark (sync, latency, start, cost, scale)", runBench},
 		{"user", "manage the broker's users file (user add|passwd|remove NAME)", runUser},
 		{"image-config", "apply the Raspberry Pi image's boot configuration (tutti.toml) at boot", runImageConfig},
 		{"load", "add audio files to the library (uploads only unknown ones)", runLoad},
@@ -58,7 +57,7 @@ func commands() []command {
 		{"delete", "delete a session (admins)", clientCommand("delete")},
 		{"grant", "set who may see, join and control a session (admins)", clientCommand("grant")},
 		{"forget", "forget a speaker that is gone for good (admins)", clientCommand("forget")},
-	}
+	}, benchCommands()...)
 }
 
 // Main runs tutti with args (without the program name) and returns the exit code.
