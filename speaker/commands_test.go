@@ -110,7 +110,7 @@ func TestSpeakerCommands(t *testing.T) {
 		{`{"cmd":"calibrate","req_id":"b2","calibration_ms":500.5}`, "b2", "out of"},
 		{`{"cmd":"calibrate","req_id":"b3","calibration_ms":"12"}`, "b3", "malformed"},
 		{`{"cmd":"play","req_id":"b4"}`, "b4", "unknown command"},
-		{`{"cmd":"identify","req_id":"b5","volume":3}`, "b5", "do not go with identify"},
+		{`{"cmd":"identify","req_id":"b5","volume":3}`, "b5", "identify takes no volume"},
 		{`{"cmd":"status","req_id":"b6","reply_to":"tutti/session/home/cmd"}`, "b6", "reply_to"},
 		{`{"cmd":"status","req_id":"b7","reply_to":"x/+"}`, "b7", "reply_to"},
 		{`{"cmd":`, "", "malformed"},
