@@ -106,6 +106,9 @@ func (r *commandRig) expectOn(topic string, commands []string, kind, id, compone
 		r.t.Errorf("%s %q: %d requests, want 1", component, payload, n-before)
 	}
 	got, err := protocol.DecodeRequest(p, commands)
+	if err == nil {
+		err = protocol.CheckFields(got)
+	}
 	if err != nil {
 		r.t.Fatalf("%s %q: %v", component, payload, err)
 	}
