@@ -14,6 +14,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -215,7 +216,7 @@ func TestSpeakerChimesAnAnnouncement(t *testing.T) {
 	waitForStatus(t, c, "kitchen", "synchronised", 10*time.Second, func(st protocol.SpeakerStatus) bool {
 		return st.State == protocol.Stopped
 	})
-	waitFor(t, "the announce topic subscribed", 5*time.Second, func() bool {
+	testwait.For(t, "the announce topic subscribed", 5*time.Second, func() bool {
 		n, _ := subs.of(protocol.AnnounceTopic("home"))
 		return n > 0
 	})
