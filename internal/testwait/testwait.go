@@ -9,12 +9,12 @@ import (
 )
 
 // Polling starts at firstPoll, so a condition that holds a moment later is
-// seen at once, and backs off to maxPoll, so a condition that takes seconds
-// (and may start a process each time it is asked) is asked at most 20 times
-// a second.
+// seen at once, and backs off to maxPoll: seen within 10 ms, which tests
+// that time what they wait for allow for, and asked at most 100 times a
+// second, cheap even for a condition that starts a process.
 const (
 	firstPoll = time.Millisecond
-	maxPoll   = 50 * time.Millisecond
+	maxPoll   = 10 * time.Millisecond
 )
 
 // Until polls cond until it holds, and says whether it did before timeout
