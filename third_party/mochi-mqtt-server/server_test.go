@@ -95,6 +95,21 @@ func (h *DelayHook) OnDisconnect(cl *Client, err error, expire bool) {
 	time.Sleep(h.DisconnectDelay)
 }
 
+// waitWritten waits until cl's WriteLoop has written what was queued for
+// it, so the connection can be closed without losing it (tutti: upstream
+// slept 100 µs instead, too short under -race on a loaded machine). Bounded
+// by writtenWait: what was never written fails the test's comparison.
+func waitWritten(cl *Client) {
+	deadline := time.Now().Add(writtenWait)
+	for atomic.LoadInt32(&cl.State.outboundQty) > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// writtenWait bounds waitWritten: far beyond a loopback write's time even on
+// a loaded machine, short enough for a failing test to end soon.
+const writtenWait = 5 * time.Second
+
 func newServer() *Server {
 	cc := NewDefaultServerCapabilities()
 	cc.MaximumMessageExpiryInterval = 0
@@ -1741,8 +1756,11 @@ func TestServerProcessPublishACLCheckDeny(t *testing.T) {
 				require.Equal(t, tx.expectReponse, buf)
 			}
 
-			require.Equal(t, tx.expectDisconnect, cl.Closed())
+			// tutti: once processPublish has returned. Upstream asked
+			// before, and a denied client's connection is closed (which
+			// ends the read above) a moment before it counts as closed.
 			wg.Wait()
+			require.Equal(t, tx.expectDisconnect, cl.Closed())
 		})
 	}
 }
@@ -2046,7 +2064,7 @@ func TestPublishToClientServerDowngradeQos(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
 		pkx.FixedHeader.Qos = 2
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 2}, pkx)
-		time.Sleep(time.Microsecond * 100)
+		waitWritten(cl)
 		_ = w.Close()
 	}()
 
@@ -2075,7 +2093,7 @@ func TestPublishToClientSubscriptionDowngradeQos(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
 		pkx.FixedHeader.Qos = 2
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 1}, pkx)
-		time.Sleep(time.Microsecond * 100)
+		waitWritten(cl)
 		_ = w.Close()
 	}()
 
