@@ -25,8 +25,9 @@ run: build
 	$(BIN) demo
 
 # test runs every test, including the end-to-end tests over real processes,
-# the real mosquitto broker and the mosquitto_pub/mosquitto_sub clients
-# (scripts/test.sh: one package at a time, a summary of failures at the end).
+# the real mosquitto broker and the mosquitto_pub/mosquitto_sub clients, and
+# the patched mochi copy's own tests (scripts/test.sh: one package at a time,
+# a summary of failures at the end).
 test: build
 	GO=$(GO) scripts/test.sh
 

@@ -16,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -99,12 +100,8 @@ func retainedLease(b *Broker) string {
 // waitForLog polls the broker's log for want.
 func waitForLog(t *testing.T, log *syncBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !strings.Contains(log.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q never logged:\n%s", want, log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testwait.Until(testWait, func() bool { return strings.Contains(log.String(), want) }) {
+		t.Fatalf("%q never logged:\n%s", want, log.String())
 	}
 }
 

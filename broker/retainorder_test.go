@@ -10,6 +10,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tutti-audio/tutti/internal/testwait"
 )
 
 // stallingDelivery holds up the delivery of the retained message "a" on
@@ -87,18 +89,6 @@ func (a *arrivals) got() []string {
 	return slices.Clone(a.payloads)
 }
 
-// waitUntil polls cond until it holds, or fails the test after testWait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestRetainedPublishesKeepOneOrder: two clients publish retained messages
 // to one topic at the same moment, as a client forging a Home Assistant
 // config and the bridge restoring it do. Every subscriber must see them in
@@ -144,7 +134,7 @@ func TestRetainedPublishesKeepOneOrder(t *testing.T) {
 	const retainWait = 200 * time.Millisecond
 	select {
 	case <-hook.retainedB:
-		waitUntil(t, `"b" at both subscribers`, func() bool {
+		testwait.For(t, `"b" at both subscribers`, testWait, func() bool {
 			return slices.Contains(subscribers[0].got(), "b") && slices.Contains(subscribers[1].got(), "b")
 		})
 	case <-time.After(retainWait):
@@ -157,7 +147,7 @@ func TestRetainedPublishesKeepOneOrder(t *testing.T) {
 		}
 	}
 	for i := range subscribers {
-		waitUntil(t, "both messages at both subscribers", func() bool { return len(subscribers[i].got()) == 2 })
+		testwait.For(t, "both messages at both subscribers", testWait, func() bool { return len(subscribers[i].got()) == 2 })
 	}
 	if first, second := subscribers[0].got(), subscribers[1].got(); !slices.Equal(first, []string{"a", "b"}) || !slices.Equal(second, first) {
 		t.Errorf("the subscribers saw %q and %q; both should see [a b], the order \"b\" was retained in", first, second)

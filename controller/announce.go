@@ -21,7 +21,7 @@ type announceResult struct {
 // and is gone once heard, so there is nothing to store and no quorum to wait
 // for.
 func (c *Controller) announce(name string, req protocol.Request) (announceResult, error) {
-	if err := checkFields(req); err != nil {
+	if err := protocol.CheckFields(req); err != nil {
 		return announceResult{}, err
 	}
 	if err := checkAnnouncementText(req.Text); err != nil {

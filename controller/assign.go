@@ -17,7 +17,7 @@ import (
 // runAssignCommand runs join, leave, or volume of one speaker, sent to
 // session name by who, who holds the right the command needs there.
 func (c *Controller) runAssignCommand(who asker, name string, req protocol.Request) (protocol.Assignment, error) {
-	if err := checkFields(req); err != nil {
+	if err := protocol.CheckFields(req); err != nil {
 		return protocol.Assignment{}, err
 	}
 	if err := protocol.ValidName(req.Speaker); err != nil {

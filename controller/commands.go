@@ -393,7 +393,7 @@ func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol
 }
 
 func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
-	if err := checkFields(req); err != nil {
+	if err := protocol.CheckFields(req); err != nil {
 		return nil, err
 	}
 	switch req.Cmd {

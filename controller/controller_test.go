@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/internal/testbroker"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -34,24 +35,8 @@ func startBroker(t *testing.T) string {
 func startController(t *testing.T, opts Options) (c *Controller, stop func()) {
 	t.Helper()
 	c, stop = runController(t, opts)
-	waitFor(t, "the controller to hold the lease", c.holding)
+	testwait.For(t, "the controller to hold the lease", waitTimeout, c.holding)
 	return c, stop
-}
-
-// waitFor polls cond until it holds or waitTimeout passes; seen, if given,
-// tells what was there instead.
-func waitFor(t *testing.T, what string, cond func() bool, seen ...func() string) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			for _, s := range seen {
-				what += "; saw " + s()
-			}
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // runController runs a controller until stop is called or the test ends.
@@ -313,17 +298,16 @@ func TestControllerOverMQTT(t *testing.T) {
 	// A speaker's status shows in the session's status.
 	newFakeSpeakers(t, broker, "sp1") // from now on, commands wait for its acks
 	var st statusResult
-	deadline := time.Now().Add(waitTimeout)
-	for i := 0; len(st.Speakers) == 0; i++ {
-		if time.Now().After(deadline) {
-			t.Fatal("speaker never showed in status")
-		}
-		id := fmt.Sprint("s", i)
+	asked := 0
+	testwait.For(t, "the speaker to show in status", waitTimeout, func() bool {
+		id := fmt.Sprint("s", asked)
+		asked++
 		reply := tc.request(home, protocol.DefaultReplyTopic, id, `{"cmd":"status","req_id":"`+id+`"}`)
 		if !reply.OK || json.Unmarshal(reply.Result, &st) != nil {
 			t.Fatalf("status: %+v", reply)
 		}
-	}
+		return len(st.Speakers) > 0
+	})
 	if st.State != vol.State || len(st.Playlist.Entries) != 2 || st.Speakers[0].ID != "sp1" {
 		t.Fatalf("status: %+v", st)
 	}

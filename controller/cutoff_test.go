@@ -14,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -38,7 +39,7 @@ func TestCutOffHolderStopsActing(t *testing.T) {
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
 	song := upload(t, a, makeWAV(8000, 8000, 1), "before")
 	tc.cmd("e1", `{"cmd":"enqueue","song":"`+song.SHA256+`","req_id":"e1"}`)
-	waitFor(t, "B to mirror the enqueue", func() bool { return mirroredEntries(t, optsB.DataDir) == 1 })
+	testwait.For(t, "B to mirror the enqueue", waitTimeout, func() bool { return mirroredEntries(t, optsB.DataDir) == 1 })
 	tokenA := a.tokens.get()
 
 	cut := time.Now()
@@ -48,9 +49,9 @@ func TestCutOffHolderStopsActing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "A to stop acting", func() bool { return !a.holding() })
+	testwait.For(t, "A to stop acting", waitTimeout, func() bool { return !a.holding() })
 	stopped := time.Since(cut)
-	waitFor(t, "B to take over", b.holding)
+	testwait.For(t, "B to take over", waitTimeout, b.holding)
 	tookOver := time.Since(cut)
 	t.Logf("A stopped %v after the cut, B took over after %v (TTL %v)", stopped, tookOver, ttl)
 	// Its last renewal came back before the cut; polling adds a few ms.
@@ -74,8 +75,8 @@ func TestCutOffHolderStopsActing(t *testing.T) {
 	if err := proxy.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "A to reconnect", func() bool { return a.subscribed.Load() })
-	waitFor(t, "A to mirror what B did meanwhile", func() bool { return mirroredEntries(t, optsA.DataDir) == 2 })
+	testwait.For(t, "A to reconnect", waitTimeout, func() bool { return a.subscribed.Load() })
+	testwait.For(t, "A to mirror what B did meanwhile", waitTimeout, func() bool { return mirroredEntries(t, optsA.DataDir) == 2 })
 	time.Sleep(3 * ttl)
 	if a.holding() || !b.holding() {
 		t.Fatalf("after A came back: A leads %v, B leads %v", a.holding(), b.holding())

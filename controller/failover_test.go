@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -88,7 +89,7 @@ func TestQuorumOfSpeakers(t *testing.T) {
 	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir()})
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
 	speakers := newFakeSpeakers(t, broker, "k1", "k2", "k3")
-	waitFor(t, "the speakers to be known", func() bool { return len(c.speakersOf("home")) == 3 })
+	testwait.For(t, "the speakers to be known", waitTimeout, func() bool { return len(c.speakersOf("home")) == 3 })
 
 	// A load is answered once a majority of the nodes (the controller and
 	// the speakers) hold the song: 3 of 4.
@@ -153,12 +154,12 @@ func TestFailoverToStandby(t *testing.T) {
 
 	// The standby mirrors the song files (it serves them) before A goes.
 	for _, s := range songs {
-		waitFor(t, "the standby to mirror "+s.Title, func() bool {
+		testwait.For(t, "the standby to mirror "+s.Title, waitTimeout, func() bool {
 			resp, _ := do(t, http.MethodGet, b.SongsURL()+s.SHA256, nil, "Authorization", "Bearer "+a.tokens.get())
 			return resp.StatusCode == http.StatusOK
 		})
 	}
-	waitFor(t, "the standby to mirror the state", func() bool {
+	testwait.For(t, "the standby to mirror the state", waitTimeout, func() bool {
 		st := openTestStore(t, optsB.DataDir)
 		defer st.Close()
 		all, err := st.sessions()
@@ -167,7 +168,7 @@ func TestFailoverToStandby(t *testing.T) {
 
 	stopA() // its offline status tells B at once
 	took := time.Now()
-	waitFor(t, "the standby to take over", b.holding)
+	testwait.For(t, "the standby to take over", waitTimeout, b.holding)
 	if d := time.Since(took); d > 2*time.Second {
 		t.Errorf("takeover took %v", d)
 	}
@@ -182,7 +183,7 @@ func TestFailoverToStandby(t *testing.T) {
 	}
 
 	// B keeps the speakers' assignments, under its term.
-	waitFor(t, "the assignment under the new term", func() bool {
+	testwait.For(t, "the assignment under the new term", waitTimeout, func() bool {
 		var a protocol.Assignment
 		return json.Unmarshal(retained(t, broker, protocol.AssignTopic("f1")), &a) == nil &&
 			a.Term == st.Term && a.Term > first.Term && a.Session == "home"
@@ -205,7 +206,7 @@ func TestFailoverToStandby(t *testing.T) {
 	// A stale state published by a deposed holder is put right by B.
 	stale := played.State
 	tc.mqtt.Publish(protocol.SessionStateTopic("home"), 1, true, protocol.Encode(stale)).WaitTimeout(waitTimeout)
-	waitFor(t, "the holder to put its state back", func() bool {
+	testwait.For(t, "the holder to put its state back", waitTimeout, func() bool {
 		var got protocol.SessionState
 		return json.Unmarshal(retained(t, broker, protocol.SessionStateTopic("home")), &got) == nil && got.Term == res.State.Term
 	})
@@ -233,19 +234,14 @@ func TestCommandBehindClaimObeyed(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- c.sessionLoop(ctx) }()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		if !testwait.Until(5*time.Second, func() bool {
 			all, err := c.store.sessions()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := all[protocol.DefaultSession].State; got.Volume == volume {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the command queued behind our claim was not obeyed (leading %v)", round, c.holding())
-			}
-			time.Sleep(time.Millisecond)
+			return all[protocol.DefaultSession].State.Volume == volume
+		}) {
+			t.Fatalf("round %d: the command queued behind our claim was not obeyed (leading %v)", round, c.holding())
 		}
 		cancel()
 		<-done
@@ -289,7 +285,7 @@ func TestRequestsWhileNotLeading(t *testing.T) {
 	other := protocol.Lease{V: protocol.Version, Term: 1, Holder: "other", Renewal: true, TTLMs: DefaultLeaseTTL.Milliseconds()}
 	c.sessionEvents.push(inbound{topic: protocol.LeaseTopic, payload: protocol.Encode(other)})
 	c.sessionRequests.push(request("to-the-holder"))
-	waitFor(t, "the request to be handled", func() bool { return queued() == 0 })
+	testwait.For(t, "the request to be handled", waitTimeout, func() bool { return queued() == 0 })
 
 	will := protocol.ControllerStatus{V: protocol.Version, Online: false, Instance: "other"}
 	c.sessionEvents.push(inbound{topic: protocol.ControllerStatusTopic, payload: protocol.Encode(will)})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -56,7 +57,7 @@ func TestFullQueueAnswersBusy(t *testing.T) {
 		t.Fatal("carol's request did not reach the session loop")
 	}
 	bob.publish(home, []byte(`{"cmd":"status","req_id":"queued","reply_to":"tutti/reply/bob/x"}`))
-	waitFor(t, "bob's first status to be queued", func() bool { return queued() == 1 })
+	testwait.For(t, "bob's first status to be queued", waitTimeout, func() bool { return queued() == 1 })
 	bob.publish(home, []byte(`{"cmd":"status","req_id":"over","reply_to":"tutti/reply/bob/x"}`))
 	bob.publish(home, []byte(`{"cmd":"volume","volume":5,"req_id":"elsewhere","reply_to":"tutti/reply/alice"}`))
 	for _, want := range []struct{ topic, reqID, cmd string }{

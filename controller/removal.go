@@ -48,7 +48,7 @@ func (c *Controller) remove(who asker, req protocol.Request) (removeResult, erro
 	if !c.lease.leading() {
 		return removeResult{}, errLeaseLost
 	}
-	if err := checkFields(req); err != nil {
+	if err := protocol.CheckFields(req); err != nil {
 		return removeResult{}, err
 	}
 	if err := who.mayAdminister(req.Cmd); err != nil {

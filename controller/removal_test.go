@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -70,7 +71,7 @@ func TestHugeMetadataBoundedAndSongsRemoved(t *testing.T) {
 	if len(seen) != songs {
 		t.Fatalf("pages held %d different songs, want %d", len(seen), songs)
 	}
-	waitFor(t, "the standby to mirror every record", func() bool {
+	testwait.For(t, "the standby to mirror every record", waitTimeout, func() bool {
 		st := openTestStore(t, optsB.DataDir)
 		defer st.Close()
 		n := 0
@@ -113,7 +114,7 @@ func TestHugeMetadataBoundedAndSongsRemoved(t *testing.T) {
 	if !retainedGone(t, broker, protocol.LibrarySongTopic(first.SHA256)) {
 		t.Error("the song's retained record is still there")
 	}
-	waitFor(t, "the standby to forget the song", func() bool {
+	testwait.For(t, "the standby to forget the song", waitTimeout, func() bool {
 		st := openTestStore(t, optsB.DataDir)
 		defer st.Close()
 		_, err := st.song(first.SHA256)

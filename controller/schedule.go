@@ -3,9 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -39,7 +37,7 @@ var errNoChange = errors.New("no change")
 // record for enqueue (resolved by the caller), nil otherwise. On error the
 // session is returned unchanged.
 func apply(now int64, lead time.Duration, s session, req protocol.Request, song *protocol.Song) (session, change, error) {
-	if err := checkFields(req); err != nil {
+	if err := protocol.CheckFields(req); err != nil {
 		return s, change{}, err
 	}
 	next := settle(s, now)
@@ -122,102 +120,6 @@ func commit(old, next session, c change) (session, change, error) {
 		next.State.PlaylistVersion = next.Playlist.Version
 	}
 	return next, c, nil
-}
-
-// Fields each command takes; any other field present is an error, so a
-// mistaken request is refused instead of half obeyed.
-var commandFields = map[string][]string{
-	protocol.CmdPlay:     {"index", "position"},
-	protocol.CmdPause:    nil,
-	protocol.CmdNext:     nil,
-	protocol.CmdPrevious: nil,
-	protocol.CmdSeek:     {"position"},
-	protocol.CmdEnqueue:  {"song", "index"},
-	protocol.CmdDequeue:  {"entry", "index"},
-	protocol.CmdClear:    nil,
-	protocol.CmdVolume:   {"volume", "speaker"},
-	protocol.CmdStatus:   nil,
-	protocol.CmdJoin:     {"speaker"},
-	protocol.CmdLeave:    {"speaker"},
-	protocol.CmdAnnounce: {"text"},
-	protocol.CmdLoad:     {"song", "path"},
-	protocol.CmdSearch:   {"query", "offset", "limit"},
-	protocol.CmdLookup:   {"song"},
-	protocol.CmdRemove:   {"song"},
-	protocol.CmdList:     nil,
-	protocol.CmdCreate:   {"session", "title", "acl"},
-	protocol.CmdRename:   {"session", "title"},
-	protocol.CmdDelete:   {"session"},
-	protocol.CmdGrant:    {"session", "acl"},
-	protocol.CmdForget:   {"speaker"},
-}
-
-// requestFields names every optional field of a request, in the order
-// errors mention them.
-var requestFields = []string{"song", "path", "index", "entry", "position", "volume", "query", "offset", "limit", "speaker", "session", "title", "acl",
-	"text", "calibration_ms"}
-
-// checkFields checks that req carries the fields its command needs and no others.
-func checkFields(req protocol.Request) error {
-	present := map[string]bool{
-		"song": req.Song != "", "path": req.Path != "", "index": req.Index != nil,
-		"entry": req.Entry != "", "position": req.Position != nil, "volume": req.Volume != nil,
-		"query": req.Query != "", "offset": req.Offset != 0, "limit": req.Limit != 0, "speaker": req.Speaker != "", "session": req.Session != "",
-		"title": req.Title != "", "acl": req.ACL != nil, "text": req.Text != "", "calibration_ms": req.CalibrationMs != nil,
-	}
-	allowed, ok := commandFields[req.Cmd]
-	if !ok {
-		return fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
-	}
-	for _, name := range requestFields {
-		if present[name] && !slices.Contains(allowed, name) {
-			return fmt.Errorf("%s takes no %s", req.Cmd, name)
-		}
-	}
-	need := func(names ...string) error {
-		n := 0
-		for _, name := range names {
-			if present[name] {
-				n++
-			}
-		}
-		if n == 0 {
-			return fmt.Errorf("%s needs %s", req.Cmd, strings.Join(names, " or "))
-		}
-		if n > 1 {
-			return fmt.Errorf("%s takes only one of %s", req.Cmd, strings.Join(names, " or "))
-		}
-		return nil
-	}
-	switch req.Cmd {
-	case protocol.CmdSeek:
-		return need("position")
-	case protocol.CmdEnqueue, protocol.CmdLookup, protocol.CmdRemove:
-		return need("song")
-	case protocol.CmdDequeue:
-		return need("entry", "index")
-	case protocol.CmdVolume:
-		return need("volume")
-	case protocol.CmdLoad:
-		return need("song", "path")
-	case protocol.CmdSearch:
-		return need("query")
-	case protocol.CmdJoin, protocol.CmdLeave, protocol.CmdForget:
-		return need("speaker")
-	case protocol.CmdCreate, protocol.CmdDelete:
-		return need("session")
-	case protocol.CmdRename:
-		if err := need("session"); err != nil {
-			return err
-		}
-		return need("title")
-	case protocol.CmdGrant:
-		if err := need("session"); err != nil {
-			return err
-		}
-		return need("acl")
-	}
-	return nil
 }
 
 func play(s *session, at int64, req protocol.Request) (change, error) {

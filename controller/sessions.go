@@ -32,7 +32,7 @@ type deleteResult struct {
 
 // runSessionsCommand runs a request of the sessions command topic.
 func (c *Controller) runSessionsCommand(who asker, req protocol.Request) (any, error) {
-	if err := checkFields(req); err != nil {
+	if err := protocol.CheckFields(req); err != nil {
 		return nil, err
 	}
 	if req.Cmd == protocol.CmdList {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -64,7 +65,7 @@ func retainedGone(t *testing.T, broker, topic string) bool {
 func assignmentIs(t *testing.T, broker, speaker, session string) protocol.Assignment {
 	t.Helper()
 	var a protocol.Assignment
-	waitFor(t, speaker+" assigned to "+session, func() bool {
+	testwait.For(t, speaker+" assigned to "+session, waitTimeout, func() bool {
 		a = protocol.Assignment{}
 		return json.Unmarshal(retained(t, broker, protocol.AssignTopic(speaker)), &a) == nil && a.Session == session
 	})
@@ -193,7 +194,7 @@ func TestJoinLeaveAndSpeakerVolume(t *testing.T) {
 		t.Fatalf("join: %+v", a)
 	}
 	assignmentIs(t, broker, "k1", "kitchen")
-	waitFor(t, "k1 to count in kitchen", func() bool { return speakerIDs(c.speakersOf("kitchen")) == "k1,k3" })
+	testwait.For(t, "k1 to count in kitchen", waitTimeout, func() bool { return speakerIDs(c.speakersOf("kitchen")) == "k1,k3" })
 	if got := speakerIDs(c.speakersOf("home")); got != "k2,k4" {
 		t.Fatalf("home has %s", got)
 	}
@@ -235,7 +236,7 @@ func TestJoinLeaveAndSpeakerVolume(t *testing.T) {
 	if json.Unmarshal(retained(t, broker, protocol.SessionStateTopic("home")), &st); st.Volume != 100 {
 		t.Errorf("a speaker's volume changed the session's to %d", st.Volume)
 	}
-	waitFor(t, "k2's volume retained", func() bool {
+	testwait.For(t, "k2's volume retained", waitTimeout, func() bool {
 		var got protocol.Assignment
 		return json.Unmarshal(retained(t, broker, protocol.AssignTopic("k2")), &got) == nil && got.Volume == 40
 	})
@@ -316,12 +317,14 @@ func TestSessionsCommands(t *testing.T) {
 	tc.mustAsk(protocol.SessionCommandTopic("garage"), "", `{"cmd":"join","speaker":"g1"}`, nil)
 
 	var mirrored string
-	waitFor(t, "the standby to mirror the new session", func() bool {
+	if !testwait.Until(waitTimeout, func() bool {
 		sessions, assignments := storedSessions(t, optsB.DataDir)
 		g := sessions["garage"]
 		mirrored = fmt.Sprintf("title %q, acl %+v, volume %d, g1 in %q", g.Title, g.ACL, g.State.Volume, assignments["g1"].Session)
 		return g.Title == "The Garage" && sameACL(g.ACL, want) && g.State.Volume == 20 && assignments["g1"].Session == "garage"
-	}, func() string { return mirrored })
+	}) {
+		t.Fatalf("timed out waiting for the standby to mirror the new session; saw %s", mirrored)
+	}
 
 	var deleted deleteResult
 	tc.mustAsk(sessions, "", `{"cmd":"delete","session":"garage"}`, &deleted)
@@ -340,7 +343,7 @@ func TestSessionsCommands(t *testing.T) {
 	if stored, _ := storedSessions(t, optsA.DataDir); len(stored) != 1 {
 		t.Errorf("the holder's store after delete: %+v", stored)
 	}
-	waitFor(t, "the standby to mirror the delete", func() bool {
+	testwait.For(t, "the standby to mirror the delete", waitTimeout, func() bool {
 		sessions, assignments := storedSessions(t, optsB.DataDir)
 		_, there := sessions["garage"]
 		return !there && len(sessions) == 1 && assignments["g1"].Session == ""
@@ -375,7 +378,7 @@ func TestForgetSpeaker(t *testing.T) {
 	newFakeSpeakers(t, broker, "k1", "k2")
 	assignmentIs(t, broker, "k1", "home")
 	assignmentIs(t, broker, "k2", "home")
-	waitFor(t, "the standby to mirror the assignments", func() bool {
+	testwait.For(t, "the standby to mirror the assignments", waitTimeout, func() bool {
 		_, assignments := storedSessions(t, optsB.DataDir)
 		return assignments["k1"].Session == "home" && assignments["k2"].Session == "home"
 	})
@@ -387,7 +390,7 @@ func TestForgetSpeaker(t *testing.T) {
 		}
 	}
 	setStatus("k1", false) // its last will
-	waitFor(t, "k1 to be offline", func() bool {
+	testwait.For(t, "k1 to be offline", waitTimeout, func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		st, ok := a.speakers["k1"]
@@ -415,12 +418,12 @@ func TestForgetSpeaker(t *testing.T) {
 	}
 	// The standby deletes its copy when it sees the cleared assignment; by
 	// then the holder has seen it too, and must not have put it back.
-	waitFor(t, "the standby to forget k1", func() bool {
+	testwait.For(t, "the standby to forget k1", waitTimeout, func() bool {
 		_, assignments := storedSessions(t, optsB.DataDir)
 		_, there := assignments["k1"]
 		return !there && assignments["k2"].Session == "home"
 	})
-	waitFor(t, "the standby's memory to forget k1", func() bool {
+	testwait.For(t, "the standby's memory to forget k1", waitTimeout, func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		_, assigned := b.assignments["k1"]
@@ -448,7 +451,7 @@ func TestForgetSpeaker(t *testing.T) {
 	if got := assignmentIs(t, broker, "k1", "home"); got.Volume != 100 || got.Term == 0 {
 		t.Errorf("new assignment %+v", got)
 	}
-	waitFor(t, "the standby to mirror the new assignment", func() bool {
+	testwait.For(t, "the standby to mirror the new assignment", waitTimeout, func() bool {
 		_, assignments := storedSessions(t, optsB.DataDir)
 		return assignments["k1"].Session == "home"
 	})

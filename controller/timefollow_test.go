@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/clocksync"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -245,13 +246,13 @@ func TestTakeoverKeepsTheSharedClock(t *testing.T) {
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic, protocol.ClockResponseTopic("sp1"))
 
 	checkClockAnswers(t, tc, clockA)
-	waitFor(t, "B to follow A's clock", b.sharedClock.isSynced)
+	testwait.For(t, "B to follow A's clock", waitTimeout, b.sharedClock.isSynced)
 
 	song := upload(t, a, makeWAV(8000*30, 8000, 1), "one")
 	tc.cmd("e", `{"cmd":"enqueue","song":"`+song.SHA256+`","req_id":"e"}`)
 	played := tc.cmd("p", `{"cmd":"play","req_id":"p"}`)
-	waitFor(t, "the standby to mirror the song", func() bool { return b.lib.holds(song.SHA256) })
-	waitFor(t, "the standby to mirror the state", func() bool {
+	testwait.For(t, "the standby to mirror the song", waitTimeout, func() bool { return b.lib.holds(song.SHA256) })
+	testwait.For(t, "the standby to mirror the state", waitTimeout, func() bool {
 		st := openTestStore(t, optsB.DataDir)
 		defer st.Close()
 		all, err := st.sessions()
@@ -259,7 +260,7 @@ func TestTakeoverKeepsTheSharedClock(t *testing.T) {
 	})
 
 	stopA()
-	waitFor(t, "B to take over", b.holding)
+	testwait.For(t, "B to take over", waitTimeout, b.holding)
 	checkClockAnswers(t, tc, clockA)
 
 	// B schedules on A's timeline: the pause lands a lead time after the
@@ -320,7 +321,7 @@ func TestClockFromBrokerFollowsTheBroker(t *testing.T) {
 		t.Fatalf("subscribe: %v", err)
 	}
 	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{-2 * time.Second}})
-	waitFor(t, "the controller to follow the broker's clock", c.sharedClock.isSynced)
+	testwait.For(t, "the controller to follow the broker's clock", waitTimeout, c.sharedClock.isSynced)
 
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
 	song := upload(t, c, makeWAV(8000*5, 8000, 2), "two")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -35,7 +36,7 @@ func (s *secureSystem) watch(user string, filters ...string) *watcher {
 		w.lines = append(w.lines, string(line))
 		w.mu.Unlock()
 	}, args...)
-	waitFor(s.t, user+"'s mosquitto_sub to subscribe", 10*time.Second, func() bool {
+	testwait.For(s.t, user+"'s mosquitto_sub to subscribe", 10*time.Second, func() bool {
 		s.tryPub(user, "-t", probe, "-m", "probe")
 		time.Sleep(100 * time.Millisecond)
 		return w.has(func(line string) bool { return strings.HasPrefix(line, probe+" ") })
@@ -76,7 +77,7 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 	s.startSecureSpeaker("s2")
 	pathA, shaA := timecodeSong(t, "a.wav", 30, 0)
 	pathB, shaB := timecodeSong(t, "b.wav", 30, songBFirst)
-	waitFor(t, "the controller", 20*time.Second, func() bool {
+	testwait.For(t, "the controller", 20*time.Second, func() bool {
 		_, err := s.tutti("alice", "status")
 		return err == nil
 	})
@@ -100,7 +101,7 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 	}
 	bridge := start(t, "homeassistant", tuttiBin, "homeassistant", "--broker", s.tlsURL(), "--ca", s.ca,
 		"--user", "bridge", "--password-file", s.passwordFile("bridge"))
-	waitFor(t, "the bridge's state of s2", 20*time.Second, func() bool {
+	testwait.For(t, "the bridge's state of s2", 20*time.Second, func() bool {
 		return bob.has(func(l string) bool { return strings.HasPrefix(l, "tutti/ha/speaker/s2/state ") })
 	})
 
@@ -116,7 +117,7 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 		t.Errorf("den's status names no s2: %s", out)
 	}
 	s.mustTutti("bob", "status")
-	waitFor(t, "the bridge's state of den and s2's status in den", 20*time.Second, func() bool {
+	testwait.For(t, "the bridge's state of den and s2's status in den", 20*time.Second, func() bool {
 		return admin.has(func(l string) bool { return strings.HasPrefix(l, "tutti/ha/session/den/state ") }) &&
 			admin.has(func(l string) bool {
 				return strings.HasPrefix(l, protocol.SpeakerStatusTopic("s2")+" ") && strings.Contains(l, `"session":"den"`)
@@ -135,7 +136,7 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 	if err := s.tryPub("admin", "-t", protocol.SpeakerCommandTopic("s1"), "-m", identify); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "s1's reply to the admin's identify", 10*time.Second, func() bool {
+	testwait.For(t, "s1's reply to the admin's identify", 10*time.Second, func() bool {
 		return admin.has(func(l string) bool {
 			return strings.HasPrefix(l, protocol.UserReplyTopic("admin")+"/e2e ") && strings.Contains(l, `"req_id":"id-1"`) && strings.Contains(l, `"ok":true`)
 		})
@@ -154,7 +155,7 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 		marker := "e2e/done/" + user
 		s.tryPub(user, "-t", marker, "-m", "done")
 		for _, w := range []*watcher{bob, admin} {
-			waitFor(t, "the marker of "+user, 10*time.Second, func() bool {
+			testwait.For(t, "the marker of "+user, 10*time.Second, func() bool {
 				return w.has(func(l string) bool { return strings.HasPrefix(l, marker+" ") })
 			})
 		}

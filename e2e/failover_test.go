@@ -17,6 +17,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -76,7 +77,7 @@ func enqueueOnThree(t *testing.T, s *system, r *remote, seconds int) string {
 	if acked, n := ackedResult(t, r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))); n != 3 || acked < 2 {
 		t.Fatalf("enqueue acked by %d of %d speakers", acked, n)
 	}
-	waitFor(t, "speakers to fetch the song", 20*time.Second, func() bool {
+	testwait.For(t, "speakers to fetch the song", 20*time.Second, func() bool {
 		return cached(s, "s1", sha) && cached(s, "s2", sha) && cached(s, "s3", sha)
 	})
 	return sha
@@ -113,14 +114,13 @@ func TestFailoverMosquitto(t *testing.T) {
 // that the deposed controller, back, does not take over.
 func killLeaseHolder(t *testing.T, s *system) {
 	leases := watchTopic(t, s.brokerPort, protocol.LeaseTopic)
-	c1 := s.startNamedController("c1", s.httpPort)
-	waitFor(t, "c1 to hold the lease", 10*time.Second, func() bool { _, _, ok := leases.lease(0); return ok })
+	c1 := s.startNamedController("c1")
+	testwait.For(t, "c1 to hold the lease", 10*time.Second, func() bool { _, _, ok := leases.lease(0); return ok })
 	first, _, _ := leases.lease(0)
 	if first.Name != "c1" {
 		t.Fatalf("first lease holder %q", first.Name)
 	}
-	httpPort2 := freePort(t)
-	s.startNamedController("c2", httpPort2)
+	c2 := s.startNamedController("c2")
 	for _, n := range []string{"s1", "s2", "s3"} {
 		s.startSpeaker(n)
 	}
@@ -128,8 +128,8 @@ func killLeaseHolder(t *testing.T, s *system) {
 	sha := enqueueOnThree(t, s, r, 60)
 	// The standby mirrors the song file too.
 	token := r.fetchToken()
-	waitFor(t, "c2 to mirror the song", 20*time.Second, func() bool {
-		resp, err := songRequest(t, http.MethodGet, "http://127.0.0.1:"+httpPort2+"/songs/"+sha, token, nil)
+	testwait.For(t, "c2 to mirror the song", 20*time.Second, func() bool {
+		resp, err := songRequest(t, http.MethodGet, c2.songsURL+sha, token, nil)
 		if err != nil {
 			return false
 		}
@@ -145,7 +145,7 @@ func killLeaseHolder(t *testing.T, s *system) {
 
 	killed := time.Now()
 	c1.stop(syscall.SIGKILL)
-	waitFor(t, "a standby to take over", 5*time.Second, func() bool { _, _, ok := leases.lease(first.Term); return ok })
+	testwait.For(t, "a standby to take over", 5*time.Second, func() bool { _, _, ok := leases.lease(first.Term); return ok })
 	next, at, _ := leases.lease(first.Term)
 	takeover := at.Sub(killed)
 	t.Logf("takeover %v after kill -9 (term %d -> %d, %s)", takeover, first.Term, next.Term, next.Name)
@@ -164,7 +164,7 @@ func killLeaseHolder(t *testing.T, s *system) {
 
 	// The deposed controller comes back: it stays a standby, and commands
 	// get exactly one reply, from the holder.
-	s.startNamedController("c1", s.httpPort)
+	s.startNamedController("c1")
 	time.Sleep(3 * time.Second)
 	if l, _, ok := leases.lease(next.Term); ok {
 		t.Fatalf("the lease moved again to %q (term %d) when c1 returned", l.Name, l.Term)
@@ -228,10 +228,10 @@ func TestBrokerRestartDuringPlayback(t *testing.T) {
 	// Everyone is back when each speaker published a fresh status (-R: not
 	// the retained ones) and the controller answers.
 	statuses := watchTopic(t, s.brokerPort, protocol.SpeakerStatusFilter, "-R")
-	waitFor(t, "the speakers to reconnect", 20*time.Second, func() bool {
+	testwait.For(t, "the speakers to reconnect", 20*time.Second, func() bool {
 		return statuses.from("s1") && statuses.from("s2") && statuses.from("s3")
 	})
-	waitFor(t, "the controller to answer after the restart", 20*time.Second, func() bool {
+	testwait.For(t, "the controller to answer after the restart", 20*time.Second, func() bool {
 		rep, ok := r.requestWithin(protocol.SessionCommandTopic(protocol.DefaultSession), `"cmd":"status"`, time.Second)
 		return ok && rep.OK
 	})
@@ -328,21 +328,21 @@ func TestPartitionedSpeaker(t *testing.T) {
 func TestSongsFromPeersWithoutController(t *testing.T) {
 	s := newSystem(t)
 	s.startTuttiBroker("--clock")
-	s.controller = s.startNamedController("controller", s.httpPort, "--clock-from-broker")
+	s.controller = s.startNamedController("controller", "--clock-from-broker")
 	s.startSpeaker("s1")
 	s.startSpeaker("s2")
 	path, sha := timecodeSong(t, "a.wav", 60, 0)
 	s.load(path)
 	r := newRemote(t, s.brokerPort)
 	r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))
-	waitFor(t, "s1 and s2 to fetch the song", 20*time.Second, func() bool { return cached(s, "s1", sha) && cached(s, "s2", sha) })
+	testwait.For(t, "s1 and s2 to fetch the song", 20*time.Second, func() bool { return cached(s, "s1", sha) && cached(s, "s2", sha) })
 	stateOf(t, r.cmd(`"cmd":"play"`))
 	time.Sleep(2 * time.Second)
 	s.controller.stop(syscall.SIGKILL)
 
 	started := time.Now()
 	s.startSpeaker("s3")
-	waitFor(t, "s3 to get the song from a peer", 20*time.Second, func() bool { return cached(s, "s3", sha) })
+	testwait.For(t, "s3 to get the song from a peer", 20*time.Second, func() bool { return cached(s, "s3", sha) })
 	t.Logf("s3 cached the song from a peer %v after it started", time.Since(started))
 	time.Sleep(4 * time.Second)
 	for _, p := range s.speakers {
@@ -372,16 +372,16 @@ func TestKillDuringUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://127.0.0.1:" + s.httpPort + "/songs/" + sha
-	waitFor(t, "the song server", 10*time.Second, func() bool {
-		resp, err := http.Get("http://127.0.0.1:" + s.httpPort + "/healthz")
+	url := s.controller.songsURL + sha
+	testwait.For(t, "the song server", 10*time.Second, func() bool {
+		resp, err := http.Get(strings.TrimSuffix(s.controller.songsURL, "songs/") + "healthz")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil
 	})
 	r := newRemote(t, s.brokerPort)
-	waitFor(t, "the controller to hold the lease", 10*time.Second, func() bool {
+	testwait.For(t, "the controller to hold the lease", 10*time.Second, func() bool {
 		rep, ok := r.requestWithin(protocol.SessionCommandTopic(protocol.DefaultSession), `"cmd":"status"`, time.Second)
 		return ok && rep.OK
 	})
@@ -410,14 +410,15 @@ func TestKillDuringUpload(t *testing.T) {
 	}
 
 	s.startController()
-	waitFor(t, "the restarted controller", 20*time.Second, func() bool {
+	testwait.For(t, "the restarted controller", 20*time.Second, func() bool {
 		rep, ok := r.requestWithin(protocol.SessionCommandTopic(protocol.DefaultSession), `"cmd":"status"`, time.Second)
 		return ok && rep.OK
 	})
 	if rep := r.request(protocol.LibraryCommandTopic, fmt.Sprintf(`"cmd":"lookup","song":%q`, sha)); rep.OK {
 		t.Errorf("a half-uploaded song is in the library: %s", rep.Result)
 	}
-	if resp, err := songRequest(t, http.MethodGet, url, r.fetchToken(), nil); err != nil {
+	// The restarted controller serves songs on a port of its own.
+	if resp, err := songRequest(t, http.MethodGet, s.controller.songsURL+sha, r.fetchToken(), nil); err != nil {
 		t.Error(err)
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET of the half-uploaded song: %s", resp.Status)

@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/broker"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -34,15 +35,15 @@ const floodConns = 10
 func TestFloodFromOneMember(t *testing.T) {
 	s := newSecureSystem(t)
 	certDir := filepath.Join(s.dir, "certs")
-	start(t, "controller-b", tuttiBin, "controller", "--broker", s.tlsURL(), "--ca", s.ca, "--name", "b",
+	startController(t, "controller-b", "controller", "--broker", s.tlsURL(), "--ca", s.ca, "--name", "b",
 		"--user", "controller", "--password-file", s.passwordFile("controller"), "--users", s.users,
-		"--data", filepath.Join(s.dir, "controller-b"), "--http", "127.0.0.1:"+freePort(t), "--https", "--certs", certDir)
+		"--data", filepath.Join(s.dir, "controller-b"), "--http", "127.0.0.1:0", "--https", "--certs", certDir)
 
 	leases := newLeaseWatch(t, s)
-	waitFor(t, "a lease holder", 20*time.Second, func() bool { return leases.holder() != "" })
+	testwait.For(t, "a lease holder", 20*time.Second, func() bool { return leases.holder() != "" })
 
 	bob := newMember(t, s, "bob", "bob")
-	waitFor(t, "the controller to answer bob", 20*time.Second, func() bool {
+	testwait.For(t, "the controller to answer bob", 20*time.Second, func() bool {
 		_, err := bob.ask("status", 2*time.Second)
 		return err == nil
 	})
@@ -111,7 +112,7 @@ func TestFloodFromOneMember(t *testing.T) {
 	})
 	checkBob("paced flood", took)
 	sent := floodConns * pacedRate * int(pacedFor/time.Second)
-	waitFor(t, "every paced request to be answered", 10*time.Second, func() bool { return answered(alice) == sent })
+	testwait.For(t, "every paced request to be answered", 10*time.Second, func() bool { return answered(alice) == sent })
 	ok, limited, other := tally(alice)
 	t.Logf("paced flood: %d sent, %d answered, %d refused as rate limited", sent, ok, limited)
 	if other != nil || limited == 0 || ok == 0 {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -66,7 +67,7 @@ func TestFormats(t *testing.T) {
 	}
 	// The speaker fetches the current song and the next; later ones come
 	// as playback moves on.
-	waitFor(t, "the speaker to cache the first songs", 20*time.Second, func() bool {
+	testwait.For(t, "the speaker to cache the first songs", 20*time.Second, func() bool {
 		sha0, _, _ := hashOf(paths[0])
 		sha1, _, _ := hashOf(paths[1])
 		return cached(s, "s1", sha0) && cached(s, "s1", sha1)

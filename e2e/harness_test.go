@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -44,23 +45,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
 // proc is a child process whose output goes to a log file that is shown
 // when the test fails.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
+	name     string
+	cmd      *exec.Cmd
+	log      string
+	done     chan struct{}
+	songsURL string // a controller's song server, where it said it listens
 }
 
 func start(t *testing.T, name string, bin string, args ...string) *proc {
@@ -88,6 +80,75 @@ func start(t *testing.T, name string, bin string, args ...string) *proc {
 	return p
 }
 
+// listenTimeout bounds how long a child may take to say where it listens:
+// the broker of the secure tests makes its certificates first, seconds on a
+// loaded machine.
+const listenTimeout = 20 * time.Second
+
+// logged waits until p logs a line with message msg and returns the value
+// of key in that line. The tutti commands log the addresses they listen on,
+// so the tests start them on port 0 and read the port they got: no port is
+// chosen before the child holds it, and none can be taken in between. It
+// fails the test if p exits first.
+func (p *proc) logged(t *testing.T, msg, key string) string {
+	t.Helper()
+	var value string
+	found, exited := false, false
+	testwait.Until(listenTimeout, func() bool {
+		exited = p.exited() // before reading: the lines it wrote before exiting are read
+		b, _ := os.ReadFile(p.log)
+		value, found = logValue(string(b), msg, key)
+		return found || exited
+	})
+	if !found {
+		t.Fatalf("%s never logged %q with %s (exited: %v)", p.name, msg, key, exited)
+	}
+	return value
+}
+
+// logValue finds the first whole line of log, as slog's text handler
+// writes it, whose message is msg (one with spaces, which slog quotes), and
+// returns the value of key in it. A last line without its newline may be
+// still being written: it is left for the next read.
+func logValue(log, msg, key string) (string, bool) {
+	for line := range strings.Lines(log) {
+		if !strings.HasSuffix(line, "\n") || !strings.Contains(line, " msg="+strconv.Quote(msg)+" ") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, " "+key+"=")
+		if !ok {
+			continue
+		}
+		if quoted, err := strconv.QuotedPrefix(rest); err == nil {
+			value, err := strconv.Unquote(quoted)
+			return value, err == nil
+		}
+		value, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
+		return value, true
+	}
+	return "", false
+}
+
+// portOf is the port of a host:port address.
+func portOf(t *testing.T, addr string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return port
+}
+
+// exited says whether the process has exited.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // stop signals the process and waits for it to exit.
 func (p *proc) stop(sig syscall.Signal) {
 	p.cmd.Process.Signal(sig)
@@ -96,17 +157,6 @@ func (p *proc) stop(sig syscall.Signal) {
 	case <-time.After(10 * time.Second):
 		p.cmd.Process.Kill()
 		<-p.done
-	}
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -153,7 +203,7 @@ func newRemote(t *testing.T, port string) *remote {
 	})
 	// mosquitto_sub says nothing when it has subscribed: publish probes
 	// until one comes back.
-	waitFor(t, "mosquitto_sub to subscribe", 10*time.Second, func() bool {
+	testwait.For(t, "mosquitto_sub to subscribe", 10*time.Second, func() bool {
 		r.pub(protocol.DefaultReplyTopic+"/probe", `{"v":1,"ok":true,"cmd":"probe","req_id":"probe"}`)
 		time.Sleep(100 * time.Millisecond)
 		_, ok := r.find("probe")
@@ -221,16 +271,13 @@ func (r *remote) requestWithin(topic, fields string, timeout time.Duration) (pro
 	id := fmt.Sprintf("e2e-%d", r.nextID)
 	payload := fmt.Sprintf(`{"v":1,"req_id":%q,"reply_to":%q,%s}`, id, protocol.DefaultReplyTopic+"/e2e", fields)
 	r.pub(topic, payload)
-	deadline := time.Now().Add(timeout)
-	for {
-		if rep, ok := r.find(id); ok {
-			return rep, true
-		}
-		if time.Now().After(deadline) {
-			return protocol.Reply{}, false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var rep protocol.Reply
+	found := testwait.Until(timeout, func() bool {
+		var ok bool
+		rep, ok = r.find(id)
+		return ok
+	})
+	return rep, found
 }
 
 // raw publishes a payload as is and returns the next reply that arrives.
@@ -238,7 +285,7 @@ func (r *remote) raw(topic, payload string) protocol.Reply {
 	r.t.Helper()
 	n := r.count()
 	r.pub(topic, payload)
-	waitFor(r.t, "a reply to "+payload, 10*time.Second, func() bool { return r.count() > n })
+	testwait.For(r.t, "a reply to "+payload, 10*time.Second, func() bool { return r.count() > n })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.replies[n]
@@ -278,4 +325,26 @@ func timecodeSong(t *testing.T, name string, seconds int, first int64) (path, sh
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	return path, hex.EncodeToString(sum[:])
+}
+
+func TestLogValue(t *testing.T) {
+	log := `time=T level=WARN msg="MQTT BROKER IN DEMO MODE" role=broker addr=127.0.0.1:1
+time=T level=INFO msg="mqtt broker listening" role=broker addr=127.0.0.1:37867 tls_addr="" users=0
+time=T level=INFO msg="controller serving songs" url=http://127.0.0.1:36937/songs/
+time=T level=INFO msg="being written" addr=127.0.0.1:2`
+	for _, c := range []struct {
+		msg, key, want string
+		found          bool
+	}{
+		{brokerListening, "addr", "127.0.0.1:37867", true},
+		{brokerListening, "tls_addr", "", true},
+		{brokerListening, "url", "", false},
+		{controllerListening, "url", "http://127.0.0.1:36937/songs/", true},
+		{"being written", "addr", "", false},
+		{"listening", "addr", "", false},
+	} {
+		if got, found := logValue(log, c.msg, c.key); got != c.want || found != c.found {
+			t.Errorf("%q %s: %q, %v; want %q, %v", c.msg, c.key, got, found, c.want, c.found)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -75,7 +76,7 @@ func (v *haView) device(t *testing.T, objectID string) haDevice {
 	t.Helper()
 	topic := "homeassistant/device/" + objectID + "/config"
 	var d haDevice
-	waitFor(t, "the config of "+objectID, 20*time.Second, func() bool {
+	testwait.For(t, "the config of "+objectID, 20*time.Second, func() bool {
 		p, _ := v.last(topic)
 		return len(p) > 0 && json.Unmarshal(p, &d) == nil
 	})
@@ -149,7 +150,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 			t.Fatalf("enqueue: %s", rep.Error)
 		}
 	}
-	waitFor(t, "speakers to fetch the songs", 20*time.Second, func() bool {
+	testwait.For(t, "speakers to fetch the songs", 20*time.Second, func() bool {
 		return cached(s, "kitchen", shaA) && cached(s, "den", shaA) && cached(s, "kitchen", shaB) && cached(s, "den", shaB)
 	})
 
@@ -160,15 +161,15 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 	homeState := home.Components["state"].StateTopic
 	kitchenState := kitchen.Components["volume"].StateTopic
 	denState := den.Components["volume"].StateTopic
-	waitFor(t, "the playlist select to offer both songs", 10*time.Second, func() bool {
+	testwait.For(t, "the playlist select to offer both songs", 10*time.Second, func() bool {
 		home = ha.device(t, "tutti_session_home")
 		return len(home.Components["playlist"].Options) == 2
 	})
 
 	// Play: the speakers play the first song, and the states say so.
 	press(t, r, home, protocol.CmdPlay, "PRESS")
-	waitFor(t, "the session to play", 10*time.Second, func() bool { return ha.state(homeState)["state"] == protocol.Playing })
-	waitFor(t, "both speakers to sound", 10*time.Second, func() bool {
+	testwait.For(t, "the session to play", 10*time.Second, func() bool { return ha.state(homeState)["state"] == protocol.Playing })
+	testwait.For(t, "both speakers to sound", 10*time.Second, func() bool {
 		return len(s.blocks("kitchen")) > 50 && len(s.blocks("den")) > 50
 	})
 	if p, _ := ha.last(home.Components["cover"].URLTopic); !strings.HasSuffix(string(p), protocol.ArtPath+shaA) {
@@ -177,26 +178,26 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 
 	// Session volume and mute, a speaker's own volume.
 	press(t, r, home, "volume", "30")
-	waitFor(t, "the session volume 30", 10*time.Second, func() bool { return ha.state(homeState)["volume"] == 30.0 })
+	testwait.For(t, "the session volume 30", 10*time.Second, func() bool { return ha.state(homeState)["volume"] == 30.0 })
 	press(t, r, home, "mute", "ON")
-	waitFor(t, "the session muted", 10*time.Second, func() bool {
+	testwait.For(t, "the session muted", 10*time.Second, func() bool {
 		st := ha.state(homeState)
 		return st["mute"] == "ON" && st["volume"] == 0.0
 	})
 	press(t, r, home, "mute", "OFF")
-	waitFor(t, "the session unmuted to 30", 10*time.Second, func() bool { return ha.state(homeState)["volume"] == 30.0 })
+	testwait.For(t, "the session unmuted to 30", 10*time.Second, func() bool { return ha.state(homeState)["volume"] == 30.0 })
 	press(t, r, kitchen, "volume", "55")
-	waitFor(t, "kitchen's volume 55", 10*time.Second, func() bool { return ha.state(kitchenState)["volume"] == 55.0 })
+	testwait.For(t, "kitchen's volume 55", 10*time.Second, func() bool { return ha.state(kitchenState)["volume"] == 55.0 })
 
 	// The den leaves the session and joins it again.
 	press(t, r, den, "session", "(none)")
-	waitFor(t, "the den out of the session", 10*time.Second, func() bool {
+	testwait.For(t, "the den out of the session", 10*time.Second, func() bool {
 		var st protocol.SpeakerStatus
 		json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &st)
 		return ha.state(denState)["session"] == "(none)" && st.State == "unassigned"
 	})
 	press(t, r, den, "session", protocol.DefaultSession)
-	waitFor(t, "the den back in the session", 10*time.Second, func() bool {
+	testwait.For(t, "the den back in the session", 10*time.Second, func() bool {
 		var st protocol.SpeakerStatus
 		json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &st)
 		return ha.state(denState)["session"] == protocol.DefaultSession && st.State == protocol.Playing
@@ -204,14 +205,14 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 
 	// Playlist select, next, previous (which restarts the current song).
 	press(t, r, home, "playlist", home.Components["playlist"].Options[1])
-	waitFor(t, "the second song", 10*time.Second, func() bool { return nowPlayingIndex(ha, homeState) == 1 })
+	testwait.For(t, "the second song", 10*time.Second, func() bool { return nowPlayingIndex(ha, homeState) == 1 })
 	press(t, r, home, "playlist", home.Components["playlist"].Options[0])
-	waitFor(t, "the first song again", 10*time.Second, func() bool { return nowPlayingIndex(ha, homeState) == 0 })
+	testwait.For(t, "the first song again", 10*time.Second, func() bool { return nowPlayingIndex(ha, homeState) == 0 })
 	press(t, r, home, protocol.CmdNext, "PRESS")
-	waitFor(t, "the second song after next", 10*time.Second, func() bool { return nowPlayingIndex(ha, homeState) == 1 })
+	testwait.For(t, "the second song after next", 10*time.Second, func() bool { return nowPlayingIndex(ha, homeState) == 1 })
 	afterNext := sessionState(t, r)
 	press(t, r, home, protocol.CmdPrevious, "PRESS")
-	waitFor(t, "the second song restarted", 10*time.Second, func() bool {
+	testwait.For(t, "the second song restarted", 10*time.Second, func() bool {
 		st := sessionState(t, r)
 		return st.Seq > afterNext.Seq && st.Anchor.Index == 1 && st.Anchor.PositionNs == 0
 	})
@@ -239,7 +240,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 
 	// Pause: both speakers fall silent.
 	press(t, r, home, protocol.CmdPause, "PRESS")
-	waitFor(t, "the session to pause", 10*time.Second, func() bool { return ha.state(homeState)["state"] == protocol.Paused })
+	testwait.For(t, "the session to pause", 10*time.Second, func() bool { return ha.state(homeState)["state"] == protocol.Paused })
 	time.Sleep(time.Second) // the pause takes effect a lead time ahead
 	quiet := time.Now().UnixNano()
 	var denAfter protocol.SpeakerStatus
@@ -250,7 +251,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 
 	// Identify: a tone on the kitchen speaker only.
 	press(t, r, kitchen, protocol.CmdIdentify, "PRESS")
-	waitFor(t, "the kitchen's identify tone", 10*time.Second, func() bool { return soundSince(t, s, "kitchen", quiet) != 0 })
+	testwait.For(t, "the kitchen's identify tone", 10*time.Second, func() bool { return soundSince(t, s, "kitchen", quiet) != 0 })
 	time.Sleep(time.Second)
 	if at := soundSince(t, s, "den", quiet); at != 0 {
 		t.Errorf("the den sounded at %d while the kitchen identified itself", at)
@@ -261,11 +262,11 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 	quiet = time.Now().UnixNano()
 	press(t, r, home, "announce", "Dinner is ready")
 	var ann protocol.Announcement
-	waitFor(t, "the announcement", 10*time.Second, func() bool {
+	testwait.For(t, "the announcement", 10*time.Second, func() bool {
 		p, _ := ha.last(protocol.AnnounceTopic(protocol.DefaultSession))
 		return json.Unmarshal(p, &ann) == nil && ann.Text == "Dinner is ready"
 	})
-	waitFor(t, "both speakers to chime", 10*time.Second, func() bool {
+	testwait.For(t, "both speakers to chime", 10*time.Second, func() bool {
 		return soundSince(t, s, "kitchen", quiet) != 0 && soundSince(t, s, "den", quiet) != 0
 	})
 	for _, name := range []string{"kitchen", "den"} {
@@ -281,13 +282,13 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 
 	// Latency calibration.
 	press(t, r, kitchen, "calibration", "12.5")
-	waitFor(t, "kitchen's calibration", 10*time.Second, func() bool { return ha.state(kitchenState)["calibration_ms"] == 12.5 })
+	testwait.For(t, "kitchen's calibration", 10*time.Second, func() bool { return ha.state(kitchenState)["calibration_ms"] == 12.5 })
 
 	// Restart: the den's process starts again (a new instance) and is back.
 	var before protocol.SpeakerStatus
 	json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &before)
 	press(t, r, den, protocol.CmdRestart, "PRESS")
-	waitFor(t, "the den to restart", 20*time.Second, func() bool {
+	testwait.For(t, "the den to restart", 20*time.Second, func() bool {
 		var st protocol.SpeakerStatus
 		json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &st)
 		return st.Online && st.Instance != before.Instance
@@ -303,7 +304,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 		t.Errorf("the den's availability does not follow its status: %+v", den.Availability)
 	}
 	s.speakers["den"].stop(syscall.SIGKILL)
-	waitFor(t, "the den's last will", 20*time.Second, func() bool {
+	testwait.For(t, "the den's last will", 20*time.Second, func() bool {
 		var st protocol.SpeakerStatus
 		return json.Unmarshal(mustLast(ha, protocol.SpeakerStatusTopic("den")), &st) == nil && !st.Online && ha.state(denState)["connection"] == "OFF"
 	})
@@ -312,7 +313,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 	if rep := r.request(protocol.SessionsCommandTopic, `"cmd":"forget","speaker":"den"`); !rep.OK {
 		t.Fatalf("forget: %s", rep.Error)
 	}
-	waitFor(t, "the den's config to be cleared", 10*time.Second, func() bool {
+	testwait.For(t, "the den's config to be cleared", 10*time.Second, func() bool {
 		p, n := ha.last("homeassistant/device/tutti_speaker_den/config")
 		return n > 1 && len(p) == 0
 	})
@@ -320,7 +321,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 	// Home Assistant restarts: its birth message brings every config again.
 	_, configs := ha.last("homeassistant/device/tutti_session_home/config")
 	r.pub("homeassistant/status", "online")
-	waitFor(t, "the configs again", 10*time.Second, func() bool {
+	testwait.For(t, "the configs again", 10*time.Second, func() bool {
 		_, n := ha.last("homeassistant/device/tutti_session_home/config")
 		_, k := ha.last("homeassistant/device/tutti_speaker_kitchen/config")
 		return n > configs && k > 1
@@ -332,7 +333,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 		t.Fatalf("create: %s", rep.Error)
 	}
 	party := ha.device(t, "tutti_session_party")
-	waitFor(t, "the party's state", 10*time.Second, func() bool { return ha.state(party.Components["now_playing"].StateTopic) != nil })
+	testwait.For(t, "the party's state", 10*time.Second, func() bool { return ha.state(party.Components["now_playing"].StateTopic) != nil })
 	if st := ha.state(party.Components["now_playing"].StateTopic); st["now_playing"] != nil {
 		t.Errorf("idle party's now playing %q, want null", st["now_playing"])
 	} else if _, ok := st["now_playing"]; !ok {
@@ -341,7 +342,7 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 	if rep := r.request(protocol.SessionsCommandTopic, `"cmd":"delete","session":"party"`); !rep.OK {
 		t.Fatalf("delete: %s", rep.Error)
 	}
-	waitFor(t, "the party's config to be cleared", 10*time.Second, func() bool {
+	testwait.For(t, "the party's config to be cleared", 10*time.Second, func() bool {
 		p, n := ha.last("homeassistant/device/tutti_session_party/config")
 		return n > 1 && len(p) == 0
 	})
@@ -364,7 +365,7 @@ func restoredAfterRewrite(t *testing.T, r *remote, ha *haView, home, den haDevic
 	if err != nil {
 		t.Fatalf("mosquitto_pub: %v %s", err, out)
 	}
-	waitFor(t, "the bridge to restore the session's config", 10*time.Second, func() bool {
+	testwait.For(t, "the bridge to restore the session's config", 10*time.Second, func() bool {
 		p, m := ha.last(topic)
 		return m >= n+2 && bytes.Equal(p, mine)
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testwait"
 )
 
 // TestLibraryAbuse: over real processes outside demo mode, a member
@@ -19,7 +20,7 @@ import (
 // leaves the library.
 func TestLibraryAbuse(t *testing.T) {
 	s := newSecureSystem(t)
-	waitFor(t, "the controller", 20*time.Second, func() bool {
+	testwait.For(t, "the controller", 20*time.Second, func() bool {
 		_, err := s.tutti("alice", "status")
 		return err == nil
 	})

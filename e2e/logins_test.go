@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -37,7 +38,7 @@ func (s *secureSystem) speakerStatus(id string) protocol.SpeakerStatus {
 func TestLoginAttacks(t *testing.T) {
 	s := newSecureSystem(t)
 	s.startSecureSpeaker("s1")
-	waitFor(t, "the controller", 20*time.Second, func() bool {
+	testwait.For(t, "the controller", 20*time.Second, func() bool {
 		_, err := s.tutti("alice", "status")
 		return err == nil
 	})
@@ -47,7 +48,7 @@ func TestLoginAttacks(t *testing.T) {
 		t.Error("alice connected with speaker s2's client id")
 	}
 	s.startSecureSpeaker("s2")
-	waitFor(t, "s2 online", 20*time.Second, func() bool { return s.speakerStatus("s2").Online })
+	testwait.For(t, "s2 online", 20*time.Second, func() bool { return s.speakerStatus("s2").Online })
 	before := s.speakerStatus("s2")
 	if !s.refusedSub("alice", "s2") {
 		t.Error("alice took speaker s2's client id over")
@@ -100,7 +101,7 @@ func TestLoginAttacks(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("user passwd: %v %s", err, out)
 	}
-	waitFor(t, "s1's connection to end", 10*time.Second, func() bool { return !s.speakerStatus("s1").Online })
+	testwait.For(t, "s1's connection to end", 10*time.Second, func() bool { return !s.speakerStatus("s1").Online })
 	// s1 retries with its old password from the same address as everyone
 	// here (loopback): stop it before its failures hold that address up.
 	s.speakers["s1"].stop(syscall.SIGTERM)

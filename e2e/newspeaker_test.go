@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -17,7 +18,7 @@ import (
 // Alice's commands are answered all along.
 func TestNewSpeakerCannotPickItsSession(t *testing.T) {
 	s := newSecureSystem(t)
-	waitFor(t, "the controller", 20*time.Second, func() bool {
+	testwait.For(t, "the controller", 20*time.Second, func() bool {
 		_, err := s.tutti("alice", "status")
 		return err == nil
 	})
@@ -31,7 +32,7 @@ func TestNewSpeakerCannotPickItsSession(t *testing.T) {
 	for _, id := range []string{"s1", "s2"} {
 		s.startSpeaker(id, "--broker", s.tlsURL(), "--ca", s.ca, "--password-file", s.passwordFile(id), "--session", "den")
 	}
-	waitFor(t, "s1 and s2 to be assigned", 20*time.Second, func() bool {
+	testwait.For(t, "s1 and s2 to be assigned", 20*time.Second, func() bool {
 		_, ok1 := assignment("s1")
 		_, ok2 := assignment("s2")
 		return ok1 && ok2

@@ -1,16 +1,20 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -27,8 +31,7 @@ const songBFirst = 5_000_000
 type system struct {
 	t          *testing.T
 	dir        string
-	brokerPort string
-	httpPort   string
+	brokerPort string // "" until the broker listens
 	broker     *proc
 	controller *proc
 	speakers   map[string]*proc
@@ -38,42 +41,92 @@ type system struct {
 func (s *system) brokerURL() string { return "tcp://127.0.0.1:" + s.brokerPort }
 
 // startTuttiBroker runs tutti's embedded broker in demo mode (anonymous);
-// extra flags go last.
+// extra flags go last. It listens on a port of its own choosing, and when
+// restarted on the same one, which its clients are configured with.
 func (s *system) startTuttiBroker(extra ...string) {
-	args := append([]string{"broker", "--demo", "--listen", "127.0.0.1:" + s.brokerPort, "--data", filepath.Join(s.dir, "broker")}, extra...)
+	listen := "127.0.0.1:" + cmp.Or(s.brokerPort, "0")
+	args := append([]string{"broker", "--demo", "--listen", listen, "--data", filepath.Join(s.dir, "broker")}, extra...)
 	s.broker = start(s.t, "broker", tuttiBin, args...)
-	waitFor(s.t, "the broker to listen", 10*time.Second, s.brokerUp)
+	s.brokerPort = portOf(s.t, s.broker.logged(s.t, brokerListening, "addr"))
 }
 
-// startMosquitto runs the real Mosquitto broker instead.
+// brokerListening is the message with which tutti's broker logs its
+// addresses: addr, and tls_addr with --tls-listen.
+const brokerListening = "mqtt broker listening"
+
+// mosquittoAttempts bounds startMosquitto's tries: a port taken between
+// being found free and Mosquitto binding it is rare.
+const mosquittoAttempts = 5
+
+// startMosquitto runs the real Mosquitto broker instead. Mosquitto cannot
+// listen on port 0 and say which port it got, so it is given one that was
+// free a moment ago; it says it is running once it holds it, and should
+// another process have taken it meanwhile, it exits and is started on
+// another.
 func (s *system) startMosquitto() {
-	conf := filepath.Join(s.dir, "mosquitto.conf")
-	// set_tcp_nodelay: without it Mosquitto holds small packets back
-	// (Nagle) and clock probes sent 20 ms apart take 20 ms round trips.
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n", s.brokerPort)), 0o644)
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		bin = "/usr/sbin/mosquitto"
 	}
-	s.broker = start(s.t, "mosquitto", bin, "-c", conf)
-	waitFor(s.t, "mosquitto to listen", 10*time.Second, s.brokerUp)
+	conf := filepath.Join(s.dir, "mosquitto.conf")
+	for range mosquittoAttempts {
+		port := unboundPort(s.t)
+		// set_tcp_nodelay: without it Mosquitto holds small packets back
+		// (Nagle) and clock probes sent 20 ms apart take 20 ms round trips.
+		os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n", port)), 0o644)
+		p := start(s.t, "mosquitto", bin, "-c", conf)
+		running := func() bool {
+			log, _ := os.ReadFile(p.log)
+			return strings.Contains(string(log), " running\n")
+		}
+		testwait.Until(10*time.Second, func() bool { return p.exited() || running() })
+		if !p.exited() && running() {
+			s.broker, s.brokerPort = p, port
+			return
+		}
+		s.t.Logf("mosquitto did not come up on port %s; trying another", port)
+		p.stop(syscall.SIGKILL)
+	}
+	s.t.Fatalf("mosquitto did not come up in %d attempts", mosquittoAttempts)
 }
 
-func (s *system) brokerUp() bool {
-	return exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", s.brokerPort, "-t", "probe", "-n").Run() == nil
+// unboundPort returns a loopback port that was free a moment ago: only for
+// Mosquitto, the one child that cannot tell which port it got.
+func unboundPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func (s *system) startController() {
-	s.controller = s.startNamedController("controller", s.httpPort)
+	s.controller = s.startNamedController("controller")
 }
 
 // startNamedController runs one of several controllers, each with its own
-// data directory and song server; extra flags go last.
-func (s *system) startNamedController(name, httpPort string, extra ...string) *proc {
+// data directory and song server (on a port of its own choosing, which a
+// restart changes); extra flags go last.
+func (s *system) startNamedController(name string, extra ...string) *proc {
 	args := append([]string{"controller", "--broker", s.brokerURL(), "--name", name,
-		"--data", filepath.Join(s.dir, name), "--http", "127.0.0.1:" + httpPort, "--lead", "150ms", "--open"}, extra...)
-	return start(s.t, name, tuttiBin, args...)
+		"--data", filepath.Join(s.dir, name), "--http", "127.0.0.1:0", "--lead", "150ms", "--open"}, extra...)
+	return startController(s.t, name, args...)
 }
+
+// startController runs tutti with args (a controller) and waits until its
+// song server listens.
+func startController(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := start(t, name, tuttiBin, args...)
+	p.songsURL = p.logged(t, controllerListening, "url")
+	return p
+}
+
+// controllerListening is the message with which the controller logs its
+// song server's url.
+const controllerListening = "controller serving songs"
 
 // startSpeaker runs a speaker on a virtual output that logs what it plays;
 // extra flags go last.
@@ -86,8 +139,7 @@ func (s *system) startSpeaker(name string, extra ...string) {
 }
 
 func newSystem(t *testing.T) *system {
-	return &system{t: t, dir: t.TempDir(), brokerPort: freePort(t), httpPort: freePort(t),
-		speakers: map[string]*proc{}, logs: map[string]string{}}
+	return &system{t: t, dir: t.TempDir(), speakers: map[string]*proc{}, logs: map[string]string{}}
 }
 
 // load runs `tutti load` on files, as a person would.
@@ -95,7 +147,7 @@ func (s *system) load(files ...string) {
 	args := append([]string{"load", "--quiet", "--broker", s.brokerURL()}, files...)
 	var out []byte
 	var err error
-	waitFor(s.t, "tutti load to succeed", 20*time.Second, func() bool {
+	testwait.For(s.t, "tutti load to succeed", 20*time.Second, func() bool {
 		out, err = exec.Command(tuttiBin, args...).CombinedOutput()
 		return err == nil
 	})
@@ -207,7 +259,7 @@ func playScenario(t *testing.T, s *system) {
 		}
 	}
 	// Let the speakers sync their clocks and fetch the songs.
-	waitFor(t, "speakers to be ready", 20*time.Second, func() bool {
+	testwait.For(t, "speakers to be ready", 20*time.Second, func() bool {
 		return cached(s, "s1", shaA) && cached(s, "s2", shaA)
 	})
 
@@ -360,7 +412,7 @@ func restartKeepsState(t *testing.T, s *system) {
 	restarted := time.Now()
 	s.startController()
 	var after protocol.Reply
-	waitFor(t, "the restarted controller to answer", 30*time.Second, func() bool {
+	testwait.For(t, "the restarted controller to answer", 30*time.Second, func() bool {
 		var ok bool
 		after, ok = r.requestWithin(protocol.SessionCommandTopic(protocol.DefaultSession), `"cmd":"status"`, time.Second)
 		return ok && after.OK

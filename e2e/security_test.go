@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/certs"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -24,12 +25,12 @@ type secureSystem struct {
 	*system
 	users     string            // the users file
 	passwords map[string]string // by user name
-	tlsPort   string
+	tlsPort   string            // where the broker listens for MQTT over TLS
 	ca        string
 }
 
 func newSecureSystem(t *testing.T) *secureSystem {
-	s := &secureSystem{system: newSystem(t), passwords: map[string]string{}, tlsPort: freePort(t)}
+	s := &secureSystem{system: newSystem(t), passwords: map[string]string{}}
 	s.users = filepath.Join(s.dir, "users.toml")
 	for _, u := range []struct{ name, role string }{
 		{"admin", "admin"}, {"controller", "controller"}, {"alice", "member"}, {"bob", "member"}, {"s1", "speaker"}, {"s2", "speaker"},
@@ -48,12 +49,13 @@ func newSecureSystem(t *testing.T) *secureSystem {
 	}
 	certDir := filepath.Join(s.dir, "certs")
 	s.ca = certs.FilesIn(certDir).CA
-	s.broker = start(t, "broker", tuttiBin, "broker", "--users", s.users, "--listen", "127.0.0.1:"+s.brokerPort,
-		"--tls-listen", "127.0.0.1:"+s.tlsPort, "--certs", certDir, "--data", filepath.Join(s.dir, "broker"))
-	waitFor(t, "the broker to listen", 10*time.Second, func() bool { _, err := os.Stat(s.ca); return err == nil && s.tryPub("admin") == nil })
-	s.controller = start(t, "controller", tuttiBin, "controller", "--broker", s.tlsURL(), "--ca", s.ca,
+	s.broker = start(t, "broker", tuttiBin, "broker", "--users", s.users, "--listen", "127.0.0.1:0",
+		"--tls-listen", "127.0.0.1:0", "--certs", certDir, "--data", filepath.Join(s.dir, "broker"))
+	s.brokerPort = portOf(t, s.broker.logged(t, brokerListening, "addr"))
+	s.tlsPort = portOf(t, s.broker.logged(t, brokerListening, "tls_addr"))
+	s.controller = startController(t, "controller", "controller", "--broker", s.tlsURL(), "--ca", s.ca,
 		"--user", "controller", "--password-file", s.passwordFile("controller"), "--users", s.users,
-		"--data", filepath.Join(s.dir, "controller"), "--http", "127.0.0.1:"+s.httpPort, "--https", "--certs", certDir, "--lead", "150ms")
+		"--data", filepath.Join(s.dir, "controller"), "--http", "127.0.0.1:0", "--https", "--certs", certDir, "--lead", "150ms")
 	return s
 }
 
@@ -137,13 +139,13 @@ func TestSecurity(t *testing.T) {
 	s.passwords["alice"] = right
 
 	// Alice (a member) loads songs over HTTPS and plays home on both speakers.
-	waitFor(t, "the controller", 20*time.Second, func() bool {
+	testwait.For(t, "the controller", 20*time.Second, func() bool {
 		_, err := s.tutti("alice", "status")
 		return err == nil
 	})
 	s.mustTutti("alice", "load", "--quiet", pathA, pathB)
 	s.mustTutti("alice", "enqueue", shaA)
-	waitFor(t, "s1 and s2 to fetch song A over HTTPS", 20*time.Second, func() bool { return cached(s.system, "s1", shaA) && cached(s.system, "s2", shaA) })
+	testwait.For(t, "s1 and s2 to fetch song A over HTTPS", 20*time.Second, func() bool { return cached(s.system, "s1", shaA) && cached(s.system, "s2", shaA) })
 	s.mustTutti("alice", "play")
 
 	// Admin makes a session only Alice may use; Bob may not create sessions.
@@ -262,7 +264,7 @@ func TestSecurity(t *testing.T) {
 	// read a session.
 	bridge := start(t, "homeassistant", tuttiBin, "homeassistant", "--broker", s.tlsURL(), "--ca", s.ca,
 		"--user", "bridge", "--password-file", s.passwordFile("bridge"))
-	waitFor(t, "the session's config for Home Assistant", 20*time.Second, func() bool {
+	testwait.For(t, "the session's config for Home Assistant", 20*time.Second, func() bool {
 		return strings.Contains(s.received("ha", "homeassistant/device/tutti_session_home/config"), "tutti_session_home_volume")
 	})
 	homeVolume := func() int {
@@ -275,7 +277,7 @@ func TestSecurity(t *testing.T) {
 	if err := s.tryPub("ha", "-t", "tutti/ha/session/home/volume/set", "-m", "23"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the volume Home Assistant set", 10*time.Second, func() bool { return homeVolume() == 23 })
+	testwait.For(t, "the volume Home Assistant set", 10*time.Second, func() bool { return homeVolume() == 23 })
 	s1Before := s.received("admin", protocol.SpeakerStatusTopic("s1"))
 	s.tryPub("ha", "-t", protocol.UserTopic(protocol.SessionCommandTopic("home"), "ha"), "-m", `{"cmd":"volume","volume":77}`)
 	s.tryPub("ha", "-t", protocol.SessionCommandTopic("home"), "-m", `{"cmd":"volume","volume":78}`)

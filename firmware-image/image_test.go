@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -398,22 +399,17 @@ func (w *statusWatch) first(from time.Time, cond func(protocol.SpeakerStatus) bo
 
 func (w *statusWatch) waitFor(t *testing.T, what string, from time.Time, timeout time.Duration, cond func(protocol.SpeakerStatus) bool) timedStatus {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if s, ok := w.first(from, cond); ok {
-			return s
+	var s timedStatus
+	if !testwait.Until(timeout, func() bool { var ok bool; s, ok = w.first(from, cond); return ok }) {
+		w.mu.Lock()
+		var last any = "none"
+		if n := len(w.statuses); n > 0 {
+			last = w.statuses[n-1].SpeakerStatus
 		}
-		if time.Now().After(deadline) {
-			w.mu.Lock()
-			var last any = "none"
-			if n := len(w.statuses); n > 0 {
-				last = w.statuses[n-1].SpeakerStatus
-			}
-			w.mu.Unlock()
-			t.Fatalf("timed out after %v waiting for %s; last status: %+v", timeout, what, last)
-		}
-		time.Sleep(200 * time.Millisecond)
+		w.mu.Unlock()
+		t.Fatalf("timed out after %v waiting for %s; last status: %+v", timeout, what, last)
 	}
+	return s
 }
 
 // hubRemote sends requests to the hub, as a remote control does.

@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/internal/testbroker"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -63,17 +64,6 @@ func (r *recorder) last(topic string) (payload []byte, at, count int) {
 		}
 	}
 	return payload, at, count
-}
-
-func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // retainTestWorld retains tutti's state of testController, testSpeaker and
@@ -203,18 +193,16 @@ func startMosquitto(t *testing.T) string {
 		}
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
+	if !testwait.Until(waitTimeout, func() bool {
+		var c net.Conn
+		if c, err = net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return "tcp://" + addr
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto does not listen on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatalf("mosquitto does not listen on %s: %v", addr, err)
 	}
+	return "tcp://" + addr
 }
 
 func bridgeLifecycle(t *testing.T, server publisher, url string) {
@@ -245,7 +233,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 
 	// The leftover is cleared once tutti's state has arrived; the other
 	// application's config stays.
-	ha.waitFor(t, "the leftover config to be cleared", func() bool {
+	testwait.For(t, "the leftover config to be cleared", waitTimeout, func() bool {
 		p, _, n := ha.last(goneTopic)
 		return n > 1 && len(p) == 0
 	})
@@ -253,7 +241,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 		t.Errorf("another application's config touched: %d messages, last %q", n, p)
 	}
 	// The cover art of the current song, served by the controller.
-	ha.waitFor(t, "the cover art URL", func() bool {
+	testwait.For(t, "the cover art URL", waitTimeout, func() bool {
 		p, _, _ := ha.last(coverTopic("home"))
 		return string(p) == "http://hub.local:8080/art/"+pl.Entries[0].Song
 	})
@@ -264,7 +252,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 		{speakerTopic, stateTopic(kindSpeaker, "kitchen")},
 		{sessionTopic, stateTopic(kindSession, "home")},
 	} {
-		ha.waitFor(t, c.state, func() bool { _, at, _ := ha.last(c.state); return at >= 0 })
+		testwait.For(t, c.state, waitTimeout, func() bool { _, at, _ := ha.last(c.state); return at >= 0 })
 		config, configAt, _ := ha.last(c.topic)
 		state, stateAt, _ := ha.last(c.state)
 		if configAt < 0 || configAt > stateAt {
@@ -274,14 +262,14 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 			t.Errorf("%s: %v", c.topic, err)
 		}
 	}
-	ha.waitFor(t, "the bridge to say it is online", func() bool {
+	testwait.For(t, "the bridge to say it is online", waitTimeout, func() bool {
 		p, _, _ := ha.last(BridgeStatusTopic)
 		return string(p) == "online"
 	})
 
 	// Configs may have been published more than once while the retained
 	// messages arrived; once all are in, only changes publish.
-	ha.waitFor(t, "the speaker's assignment", func() bool {
+	testwait.For(t, "the speaker's assignment", waitTimeout, func() bool {
 		p, _, _ := ha.last(stateTopic(kindSpeaker, "kitchen"))
 		var s speakerState
 		return json.Unmarshal(p, &s) == nil && s.Session == "home"
@@ -293,7 +281,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	info.Title = "Kitchen party"
 	info.Term++
 	retain(t, server, protocol.SessionInfoTopic("home"), info)
-	ha.waitFor(t, "the renamed session", func() bool {
+	testwait.For(t, "the renamed session", waitTimeout, func() bool {
 		p, _, _ := ha.last(sessionTopic)
 		var d Discovery
 		return json.Unmarshal(p, &d) == nil && d.Device.Name == "tutti Kitchen party"
@@ -316,7 +304,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	// A speaker going offline changes its state, not its config.
 	status.Online = false
 	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), status)
-	ha.waitFor(t, "the speaker to go offline", func() bool {
+	testwait.For(t, "the speaker to go offline", waitTimeout, func() bool {
 		p, _, _ := ha.last(stateTopic(kindSpeaker, "kitchen"))
 		var s speakerState
 		return json.Unmarshal(p, &s) == nil && s.Connection == off
@@ -343,7 +331,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	if err := server.Publish(prefix+"/status", []byte("online"), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	ha.waitFor(t, "configs again after the birth message", func() bool {
+	testwait.For(t, "configs again after the birth message", waitTimeout, func() bool {
 		_, c, _ := ha.last(controllerTopic)
 		_, s, _ := ha.last(sessionTopic)
 		_, p, _ := ha.last(speakerTopic)
@@ -355,7 +343,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	retain(t, server, protocol.SessionInfoTopic("home"), nil)
 	retain(t, server, protocol.SessionStateTopic("home"), nil)
 	retain(t, server, protocol.PlaylistTopic("home"), nil)
-	ha.waitFor(t, "the session to be removed", func() bool {
+	testwait.For(t, "the session to be removed", waitTimeout, func() bool {
 		p, _, n := ha.last(sessionTopic)
 		s, _, _ := ha.last(stateTopic(kindSession, "home"))
 		c, _, _ := ha.last(coverTopic("home"))
@@ -368,7 +356,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	// A forgotten speaker likewise.
 	retain(t, server, protocol.SpeakerStatusTopic("kitchen"), nil)
 	retain(t, server, protocol.AssignTopic("kitchen"), nil)
-	ha.waitFor(t, "the speaker to be removed", func() bool {
+	testwait.For(t, "the speaker to be removed", waitTimeout, func() bool {
 		p, _, n := ha.last(speakerTopic)
 		s, _, _ := ha.last(stateTopic(kindSpeaker, "kitchen"))
 		return n > 1 && len(p) == 0 && len(s) == 0
@@ -379,7 +367,7 @@ func bridgeLifecycle(t *testing.T, server publisher, url string) {
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	ha.waitFor(t, "the bridge to say it is offline", func() bool {
+	testwait.For(t, "the bridge to say it is offline", waitTimeout, func() bool {
 		p, _, _ := ha.last(BridgeStatusTopic)
 		return string(p) == "offline"
 	})
@@ -419,7 +407,7 @@ func tamperWithConfigs(t *testing.T, server publisher, ha *recorder, prefix stri
 	}
 	retain(t, server, ghostTopic, Discovery{Device: Device{Name: "ghost", Identifiers: []string{"tutti_speaker_ghost"}}})
 
-	ha.waitFor(t, "the session's and the speaker's configs restored, the made-up one cleared", func() bool {
+	testwait.For(t, "the session's and the speaker's configs restored, the made-up one cleared", waitTimeout, func() bool {
 		s, _, ns := ha.last(sessionTopic)
 		p, _, np := ha.last(speakerTopic)
 		g, _, ng := ha.last(ghostTopic)

@@ -13,6 +13,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 
 	"github.com/tutti-audio/tutti/internal/testbroker"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -68,7 +69,7 @@ func startCommandRig(t *testing.T) *commandRig {
 	})
 	// The states follow the retained messages, which arrive after the
 	// subscriptions (command topics included) were made.
-	rig.controller.waitFor(t, "the bridge to know the speaker and both sessions", func() bool {
+	testwait.For(t, "the bridge to know the speaker and both sessions", waitTimeout, func() bool {
 		p, _, _ := rig.controller.last(stateTopic(kindSpeaker, "kitchen"))
 		h, _, _ := rig.controller.last(stateTopic(kindSession, "home"))
 		_, party, _ := rig.controller.last(stateTopic(kindSession, "party"))
@@ -100,12 +101,15 @@ func (r *commandRig) expectOn(topic string, commands []string, kind, id, compone
 	r.t.Helper()
 	_, _, before := r.controller.last(topic)
 	r.send(kind, id, component, payload)
-	r.controller.waitFor(r.t, "a request on "+topic, func() bool { _, _, n := r.controller.last(topic); return n > before })
+	testwait.For(r.t, "a request on "+topic, waitTimeout, func() bool { _, _, n := r.controller.last(topic); return n > before })
 	p, _, n := r.controller.last(topic)
 	if n != before+1 {
 		r.t.Errorf("%s %q: %d requests, want 1", component, payload, n-before)
 	}
 	got, err := protocol.DecodeRequest(p, commands)
+	if err == nil {
+		err = protocol.CheckFields(got)
+	}
 	if err != nil {
 		r.t.Fatalf("%s %q: %v", component, payload, err)
 	}
@@ -212,7 +216,7 @@ func TestRefusedReplyIsLogged(t *testing.T) {
 	if err := r.server.Publish(protocol.UserReplyTopic(haUser)+"/ha-test", protocol.Encode(reply), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	r.controller.waitFor(t, "the refusal to be logged", func() bool {
+	testwait.For(t, "the refusal to be logged", waitTimeout, func() bool {
 		return r.logs.contains("level=WARN") && r.logs.contains("may not control session home")
 	})
 }
@@ -223,11 +227,11 @@ func TestUnsignedWithoutUsername(t *testing.T) {
 	retain(t, server, protocol.SessionInfoTopic("home"), info)
 	controller := record(t, url, protocol.SessionCommandFilter+"/#", haRoot+"/#")
 	runBridge(t, Options{BrokerURL: url, Logger: slog.New(slog.DiscardHandler)})
-	controller.waitFor(t, "the session's state", func() bool { _, at, _ := controller.last(stateTopic(kindSession, "home")); return at >= 0 })
+	testwait.For(t, "the session's state", waitTimeout, func() bool { _, at, _ := controller.last(stateTopic(kindSession, "home")); return at >= 0 })
 	if err := server.Publish(commandTopic(kindSession, "home", protocol.CmdNext), []byte("PRESS"), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	controller.waitFor(t, "an unsigned request", func() bool {
+	testwait.For(t, "an unsigned request", waitTimeout, func() bool {
 		p, _, _ := controller.last(protocol.SessionCommandTopic("home"))
 		req, err := protocol.DecodeRequest(p, protocol.SessionCommands)
 		return err == nil && req.Cmd == protocol.CmdNext

@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/internal/testbroker"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -42,7 +43,7 @@ func TestBridgeRestoresUnderRewrites(t *testing.T) {
 		SettleDelay: 200 * time.Millisecond,
 	})
 	var d Discovery
-	ha.waitFor(t, "the session's config with its playlist", func() bool {
+	testwait.For(t, "the session's config with its playlist", waitTimeout, func() bool {
 		p, _, _ := ha.last(sessionTopic)
 		return json.Unmarshal(p, &d) == nil && len(d.Components["playlist"].Options) == 2
 	})
@@ -75,7 +76,7 @@ func TestBridgeRestoresUnderRewrites(t *testing.T) {
 		}
 	}
 	<-pressing
-	ha.waitFor(t, "the bridge's config back after the rewrites", func() bool {
+	testwait.For(t, "the bridge's config back after the rewrites", waitTimeout, func() bool {
 		p, _, _ := ha.last(sessionTopic)
 		return bytes.Equal(p, original)
 	})
@@ -109,7 +110,7 @@ func TestBridgeRestoresUnderRewrites(t *testing.T) {
 	if pressed.Load() != presses {
 		t.Fatalf("only %d of %d presses published", pressed.Load(), presses)
 	}
-	ha.waitFor(t, "every press translated", func() bool {
+	testwait.For(t, "every press translated", waitTimeout, func() bool {
 		_, _, n := ha.last(protocol.SessionCommandTopic("home"))
 		return n == presses
 	})
@@ -133,7 +134,7 @@ func TestTwoBridgesDoNotLoop(t *testing.T) {
 	// arrives in pieces), then corrects the other's at once, after 1 s and
 	// after 3 s: ten configs take at least 3 s.
 	const configs = 10
-	ha.waitFor(t, fmt.Sprintf("%d session configs", configs), func() bool {
+	testwait.For(t, fmt.Sprintf("%d session configs", configs), waitTimeout, func() bool {
 		_, _, n := ha.last(sessionTopic)
 		return n >= configs
 	})

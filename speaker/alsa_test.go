@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testwait"
 )
 
 type silence struct{}
@@ -321,22 +322,23 @@ func startPulseAudio(t *testing.T, sink string) string {
 		<-exited
 	})
 	server := "unix:" + filepath.Join(dir, "pulse", "native")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, err := exec.Command("pactl", "-s", server, "list", "short", "sinks").Output()
+	// Polling a process we cannot wait on otherwise.
+	if !testwait.Until(15*time.Second, func() bool {
+		var out []byte
+		out, err = exec.Command("pactl", "-s", server, "list", "short", "sinks").Output()
 		if err == nil && strings.Contains(string(out), sink) {
-			return server
+			return true
 		}
 		select {
 		case err := <-exited:
 			t.Fatalf("pulseaudio exited: %v\n%s", err, log.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pulseaudio did not come up: %v\n%s", err, log.String())
-		}
-		time.Sleep(50 * time.Millisecond) // polling a process we cannot wait on otherwise
+		return false
+	}) {
+		t.Fatalf("pulseaudio did not come up: %v\n%s", err, log.String())
 	}
+	return server
 }
 
 type recording struct {
@@ -370,16 +372,11 @@ func recordSink(t *testing.T, server, source string) *recording {
 			cmd.Wait()
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("parec records nothing: %s", log.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling a file another process writes
+	// Polling a file another process writes.
+	if !testwait.Until(10*time.Second, func() bool { st, err := os.Stat(path); return err == nil && st.Size() > 0 }) {
+		t.Fatalf("parec records nothing: %s", log.String())
 	}
+	return r
 }
 
 // stop ends the recording and returns what was recorded.

@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -99,7 +100,7 @@ func TestSpeakerFollowsAssignment(t *testing.T) {
 	waitForStatus(t, c, "kitchen", "playing den", 10*time.Second, func(st protocol.SpeakerStatus) bool {
 		return st.State == protocol.Playing && st.Session == "den" && st.Song == shaB
 	})
-	waitFor(t, "the ack of den's state", 5*time.Second, func() bool {
+	testwait.For(t, "the ack of den's state", 5*time.Second, func() bool {
 		return slices.ContainsFunc(c.acksOf("kitchen"), func(a protocol.Ack) bool {
 			return a.Session == "den" && a.Term == 1 && a.Seq == 7
 		})
@@ -117,7 +118,7 @@ func TestSpeakerFollowsAssignment(t *testing.T) {
 
 	// A deposed controller (term 1 < the lease's 2) moves it back: ignored.
 	c.retain(protocol.LeaseTopic, protocol.Lease{V: 1, Term: 2, Holder: "c2", TTLMs: 2000, SongsURL: c.songs.URL + "/songs/"})
-	waitFor(t, "the lease of term 2", 5*time.Second, func() bool {
+	testwait.For(t, "the lease of term 2", 5*time.Second, func() bool {
 		sp.sp.mu.Lock()
 		defer sp.sp.mu.Unlock()
 		return sp.sp.fence.leaseTerm == 2
@@ -129,7 +130,7 @@ func TestSpeakerFollowsAssignment(t *testing.T) {
 	if err := c.broker.Publish(protocol.AssignTopic("kitchen"), protocol.Encode(protocol.Assignment{V: 1, Speaker: "hall", Session: "home", Volume: 100, Term: 2}), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bad assignments ignored", 5*time.Second, func() bool {
+	testwait.For(t, "the bad assignments ignored", 5*time.Second, func() bool {
 		return strings.Contains(logged.String(), "assignment of term 1 from a deposed controller") &&
 			strings.Contains(logged.String(), `assignment of speaker \"hall\"`)
 	})
@@ -137,7 +138,7 @@ func TestSpeakerFollowsAssignment(t *testing.T) {
 	// Volume only: 50 (gain 0.25), in the same session.
 	volumeAt := time.Now().UnixNano()
 	c.retain(protocol.AssignTopic("kitchen"), protocol.Assignment{V: 1, Speaker: "kitchen", Session: "den", Volume: 50, Term: 2})
-	waitFor(t, "status volume 50", 5*time.Second, func() bool { return c.status("kitchen").Volume == 50 })
+	testwait.For(t, "status volume 50", 5*time.Second, func() bool { return c.status("kitchen").Volume == 50 })
 	time.Sleep(time.Second)
 	if sub, unsub := subs.of(denState); sub != denSubs || unsub != 0 {
 		t.Errorf("after a volume change den's state subscribed %d times, unsubscribed %d: want %d and 0", sub, unsub, denSubs)
@@ -148,7 +149,7 @@ func TestSpeakerFollowsAssignment(t *testing.T) {
 	waitForStatus(t, c, "kitchen", "unassigned", 5*time.Second, func(st protocol.SpeakerStatus) bool {
 		return st.State == unassigned && st.Session == ""
 	})
-	waitFor(t, "den unsubscribed", 5*time.Second, func() bool { _, unsub := subs.of(denState); return unsub == 1 })
+	testwait.For(t, "den unsubscribed", 5*time.Second, func() bool { _, unsub := subs.of(denState); return unsub == 1 })
 	time.Sleep(500 * time.Millisecond)
 	sp.stop()
 
@@ -223,11 +224,7 @@ func TestSpeakerFollowsAssignment(t *testing.T) {
 // fails with the last status if it does not in time.
 func waitForStatus(t *testing.T, c *testController, id, what string, timeout time.Duration, cond func(protocol.SpeakerStatus) bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for st := c.status(id); !cond(st); st = c.status(id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s %s; status %+v", id, what, st)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testwait.Until(timeout, func() bool { return cond(c.status(id)) }) {
+		t.Fatalf("timed out waiting for %s %s; status %+v", id, what, c.status(id))
 	}
 }

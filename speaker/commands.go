@@ -40,7 +40,7 @@ func (s *Speaker) onCommand(b []byte) {
 
 // do carries out a valid request and returns its result.
 func (s *Speaker) do(req protocol.Request) (any, error) {
-	if err := checkFields(req); err != nil {
+	if err := protocol.CheckFields(req); err != nil {
 		return nil, err
 	}
 	switch req.Cmd {
@@ -49,7 +49,7 @@ func (s *Speaker) do(req protocol.Request) (any, error) {
 		s.log.Info("identifying: playing the identify tone")
 		return nil, nil
 	case protocol.CmdCalibrate:
-		if err := s.calibrate(req.CalibrationMs); err != nil {
+		if err := s.calibrate(*req.CalibrationMs); err != nil { // CheckFields saw it present
 			return nil, err
 		}
 		return s.statusMessage(), nil
@@ -62,31 +62,13 @@ func (s *Speaker) do(req protocol.Request) (any, error) {
 	return nil, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
 }
 
-// checkFields refuses a request with fields its command does not take
-// (protocol.Request: they must be absent), so that a mistake is told, not
-// ignored: only calibrate takes one, calibration_ms.
-func checkFields(req protocol.Request) error {
-	rest := req
-	rest.V, rest.Cmd, rest.ReqID, rest.ReplyTo = 0, "", "", ""
-	if req.Cmd == protocol.CmdCalibrate {
-		rest.CalibrationMs = nil
-	}
-	if rest != (protocol.Request{}) {
-		return fmt.Errorf("fields %s do not go with %s", protocol.Encode(rest), req.Cmd)
-	}
-	return nil
-}
-
 // calibrate sets the output latency calibration to ms milliseconds: saved
 // first, so that an answer ok means it is kept, then applied at once.
-func (s *Speaker) calibrate(ms *float64) error {
-	if ms == nil {
-		return errors.New("calibrate needs calibration_ms")
+func (s *Speaker) calibrate(ms float64) error {
+	if math.IsNaN(ms) || math.Abs(ms) > protocol.MaxCalibrationMs {
+		return fmt.Errorf("calibration_ms %v out of ±%d", ms, protocol.MaxCalibrationMs)
 	}
-	if math.IsNaN(*ms) || math.Abs(*ms) > protocol.MaxCalibrationMs {
-		return fmt.Errorf("calibration_ms %v out of ±%d", *ms, protocol.MaxCalibrationMs)
-	}
-	d := time.Duration(math.Round(*ms * float64(time.Millisecond)))
+	d := time.Duration(math.Round(ms * float64(time.Millisecond)))
 	// One calibration at a time: the file and the engine end with the same.
 	s.calibrationMu.Lock()
 	defer s.calibrationMu.Unlock()

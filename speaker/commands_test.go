@@ -14,6 +14,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -110,7 +111,7 @@ func TestSpeakerCommands(t *testing.T) {
 		{`{"cmd":"calibrate","req_id":"b2","calibration_ms":500.5}`, "b2", "out of"},
 		{`{"cmd":"calibrate","req_id":"b3","calibration_ms":"12"}`, "b3", "malformed"},
 		{`{"cmd":"play","req_id":"b4"}`, "b4", "unknown command"},
-		{`{"cmd":"identify","req_id":"b5","volume":3}`, "b5", "do not go with identify"},
+		{`{"cmd":"identify","req_id":"b5","volume":3}`, "b5", "identify takes no volume"},
 		{`{"cmd":"status","req_id":"b6","reply_to":"tutti/session/home/cmd"}`, "b6", "reply_to"},
 		{`{"cmd":"status","req_id":"b7","reply_to":"x/+"}`, "b7", "reply_to"},
 		{`{"cmd":`, "", "malformed"},
@@ -215,7 +216,7 @@ func TestSpeakerChimesAnAnnouncement(t *testing.T) {
 	waitForStatus(t, c, "kitchen", "synchronised", 10*time.Second, func(st protocol.SpeakerStatus) bool {
 		return st.State == protocol.Stopped
 	})
-	waitFor(t, "the announce topic subscribed", 5*time.Second, func() bool {
+	testwait.For(t, "the announce topic subscribed", 5*time.Second, func() bool {
 		n, _ := subs.of(protocol.AnnounceTopic("home"))
 		return n > 0
 	})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -179,7 +180,7 @@ func TestCacheFullOfOtherFiles(t *testing.T) {
 		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Entry: pl.Entries[0].ID, Playing: true}})
 	sp := startSpeakerWith(t, c, "kitchen", nil, func(o *Options) { o.CacheDir, o.FreeSpace = disk, free })
 
-	waitFor(t, "the status to report no room", 10*time.Second, func() bool {
+	testwait.For(t, "the status to report no room", 10*time.Second, func() bool {
 		return strings.Contains(c.status("kitchen").CacheNoRoom, "no room on the disk")
 	})
 	t.Logf("status: %q", c.status("kitchen").CacheNoRoom)
@@ -199,7 +200,7 @@ func TestCacheFullOfOtherFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	cleared := time.Now()
-	waitFor(t, "the speaker to play once the disk has room", fetchBackoffMax+5*time.Second, func() bool {
+	testwait.For(t, "the speaker to play once the disk has room", fetchBackoffMax+5*time.Second, func() bool {
 		st := c.status("kitchen")
 		return st.State == protocol.Playing && st.CacheNoRoom == ""
 	})

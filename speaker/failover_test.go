@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -47,8 +48,8 @@ func TestSpeakerFencesByTermAndAcks(t *testing.T) {
 			applied = append(applied, st)
 		}
 	})
-	waitFor(t, "the ack of state 1.1", 10*time.Second, func() bool { return ackedState(c.acksOf("den"), 1, 1) })
-	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	testwait.For(t, "the ack of state 1.1", 10*time.Second, func() bool { return ackedState(c.acksOf("den"), 1, 1) })
+	testwait.For(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
 
 	// Failover: the new lease holder re-publishes the playlist and the
 	// same anchor under term 2.
@@ -57,7 +58,7 @@ func TestSpeakerFencesByTermAndAcks(t *testing.T) {
 	c.retain(protocol.PlaylistTopic("home"), pl)
 	st.Term, st.Seq = 2, 2
 	c.retain(protocol.SessionStateTopic("home"), st)
-	waitFor(t, "the ack of state 2.2", 10*time.Second, func() bool { return ackedState(c.acksOf("den"), 2, 2) })
+	testwait.For(t, "the ack of state 2.2", 10*time.Second, func() bool { return ackedState(c.acksOf("den"), 2, 2) })
 
 	// The deposed controller pauses, with a higher seq but its old term.
 	deposed := st
@@ -66,12 +67,12 @@ func TestSpeakerFencesByTermAndAcks(t *testing.T) {
 	if err := c.broker.Publish(protocol.SessionStateTopic("home"), protocol.Encode(deposed), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deposed state ignored", 5*time.Second, func() bool {
+	testwait.For(t, "the deposed state ignored", 5*time.Second, func() bool {
 		return strings.Contains(logged.String(), "session state of term 1 from a deposed controller")
 	})
 	// A lease of term 3 fences off term 2 too.
 	c.retain(protocol.LeaseTopic, protocol.Lease{V: 1, Term: 3, Holder: "c3", TTLMs: 2000, SongsURL: c.songs.URL + "/songs/", FetchToken: "tok3"})
-	waitFor(t, "the lease of term 3", 5*time.Second, func() bool {
+	testwait.For(t, "the lease of term 3", 5*time.Second, func() bool {
 		sp.sp.mu.Lock()
 		defer sp.sp.mu.Unlock()
 		return sp.sp.fence.leaseTerm == 3
@@ -81,7 +82,7 @@ func TestSpeakerFencesByTermAndAcks(t *testing.T) {
 	if err := c.broker.Publish(protocol.SessionStateTopic("home"), protocol.Encode(stale), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the state of term 2 ignored", 5*time.Second, func() bool {
+	testwait.For(t, "the state of term 2 ignored", 5*time.Second, func() bool {
 		return strings.Contains(logged.String(), "session state of term 2 from a deposed controller (lease term 3)")
 	})
 	// Term 3 announces a change to a new playlist, the state before the
@@ -98,7 +99,7 @@ func TestSpeakerFencesByTermAndAcks(t *testing.T) {
 	fake := next
 	fake.Term = 2
 	c.retain(protocol.PlaylistTopic("home"), fake)
-	waitFor(t, "state 3.4 applied", 5*time.Second, func() bool {
+	testwait.For(t, "state 3.4 applied", 5*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(applied) > 0 && applied[len(applied)-1].Seq == 4
@@ -108,7 +109,7 @@ func TestSpeakerFencesByTermAndAcks(t *testing.T) {
 		t.Fatal("state acked before its playlist arrived")
 	}
 	c.retain(protocol.PlaylistTopic("home"), next)
-	waitFor(t, "the ack of state 3.4", 5*time.Second, func() bool { return ackedState(c.acksOf("den"), 3, 4) })
+	testwait.For(t, "the ack of state 3.4", 5*time.Second, func() bool { return ackedState(c.acksOf("den"), 3, 4) })
 	time.Sleep(500 * time.Millisecond) // play on a little
 	sp.stop()
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 )
 
@@ -83,10 +84,7 @@ func TestVirtualOutputPacingAndLog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- out.Run(ctx, src) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for src.count() < 40 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // polling; pacing is what is under test
-	}
+	testwait.Until(10*time.Second, func() bool { return src.count() >= 40 }) // polling; pacing is what is under test
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -149,10 +147,7 @@ func TestPipeOutputWritesPCM(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- out.Run(ctx, src) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for src.count() < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(10*time.Second, func() bool { return src.count() >= 3 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

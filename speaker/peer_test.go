@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -47,9 +48,9 @@ func peerHoldingSong(t *testing.T) (c *testController, song []byte, sha, peerURL
 	c = newTestController(t, map[string][]byte{sha: song})
 	c.retain(protocol.LeaseTopic, protocol.Lease{V: 1, Term: 1, Holder: "c1", SongsURL: c.songs.URL + "/songs/", FetchToken: "tok1"})
 	startSpeakerWith(t, c, "b", nil, func(o *Options) { o.PeerAddr = "127.0.0.1:0" })
-	waitFor(t, "speaker b online", 10*time.Second, func() bool { return c.status("b").PeerURL != "" })
+	testwait.For(t, "speaker b online", 10*time.Second, func() bool { return c.status("b").PeerURL != "" })
 	c.announce(protocol.Song{SHA256: sha, Size: int64(len(song))})
-	waitFor(t, "speaker b to hold the song", 10*time.Second, func() bool { return c.songAcks("b", sha) == 1 })
+	testwait.For(t, "speaker b to hold the song", 10*time.Second, func() bool { return c.songAcks("b", sha) == 1 })
 	return c, song, sha, c.status("b").PeerURL
 }
 
@@ -82,12 +83,12 @@ func TestPeerFetch(t *testing.T) {
 	// A new term's token works, and the previous one still does (a download
 	// in flight must not break); the one before that no longer.
 	c.retain(protocol.LeaseTopic, protocol.Lease{V: 1, Term: 2, Holder: "c2", SongsURL: c.songs.URL + "/songs/", FetchToken: "tok2"})
-	waitFor(t, "the token of term 2", 5*time.Second, func() bool { s, _ := peerGet(t, "HEAD", peerURL+sha, "tok2", ""); return s == http.StatusOK })
+	testwait.For(t, "the token of term 2", 5*time.Second, func() bool { s, _ := peerGet(t, "HEAD", peerURL+sha, "tok2", ""); return s == http.StatusOK })
 	if s, _ := peerGet(t, "HEAD", peerURL+sha, "tok1", ""); s != http.StatusOK {
 		t.Errorf("previous term's token: %d", s)
 	}
 	c.retain(protocol.LeaseTopic, protocol.Lease{V: 1, Term: 3, Holder: "c3", SongsURL: c.songs.URL + "/songs/", FetchToken: "tok3"})
-	waitFor(t, "the token of term 3", 5*time.Second, func() bool { s, _ := peerGet(t, "HEAD", peerURL+sha, "tok3", ""); return s == http.StatusOK })
+	testwait.For(t, "the token of term 3", 5*time.Second, func() bool { s, _ := peerGet(t, "HEAD", peerURL+sha, "tok3", ""); return s == http.StatusOK })
 	if s, _ := peerGet(t, "HEAD", peerURL+sha, "tok1", ""); s != http.StatusUnauthorized {
 		t.Errorf("token two terms old: %d, want 401", s)
 	}
@@ -100,9 +101,9 @@ func TestPeerFetch(t *testing.T) {
 	c.retain(protocol.SpeakerStatusTopic("a"), protocol.SpeakerStatus{V: 1, ID: "a", Online: true, Instance: "x", PeerURL: bad.URL + "/songs/"})
 	// Speaker c tries the controller, then a, then b (ids after its own, wrapping).
 	startSpeaker(t, c, "c", nil)
-	waitFor(t, "speaker c online", 10*time.Second, func() bool { return c.status("c").Online })
+	testwait.For(t, "speaker c online", 10*time.Second, func() bool { return c.status("c").Online })
 	c.announce(protocol.Song{SHA256: sha, Size: int64(len(song))})
-	waitFor(t, "speaker c to hold the song", 15*time.Second, func() bool { return c.songAcks("c", sha) == 1 })
+	testwait.For(t, "speaker c to hold the song", 15*time.Second, func() bool { return c.songAcks("c", sha) == 1 })
 	if corrupt.count(sha) == 0 {
 		t.Error("the corrupt peer was never asked")
 	}

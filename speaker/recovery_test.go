@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tutti-audio/tutti/clocksync"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -60,7 +61,7 @@ func TestSpeakerRepairsMismatchedPlaylist(t *testing.T) {
 	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing, Volume: 100,
 		PlaylistVersion: 1, PlaylistHash: good.Hash(), Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
 	sp := startSpeaker(t, c, "den", nil)
-	waitFor(t, "the speaker to recover", 10*time.Second, func() bool { return c.status("den").State == recovering })
+	testwait.For(t, "the speaker to recover", 10*time.Second, func() bool { return c.status("den").State == recovering })
 	if st := c.status("den"); !strings.Contains(st.Error, "do not match") {
 		t.Errorf("status %+v: no reason", st)
 	}
@@ -69,8 +70,8 @@ func TestSpeakerRepairsMismatchedPlaylist(t *testing.T) {
 	c.broker.Topics.RetainMessage(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
 		TopicName: protocol.PlaylistTopic("home"), Payload: protocol.Encode(good), Created: time.Now().Unix()})
 	repairedAt := time.Now()
-	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
-	waitFor(t, "the ack of the state", 5*time.Second, func() bool { return ackedState(c.acksOf("den"), 0, 1) })
+	testwait.For(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	testwait.For(t, "the ack of the state", 5*time.Second, func() bool { return ackedState(c.acksOf("den"), 0, 1) })
 	time.Sleep(300 * time.Millisecond)
 	sp.stop()
 	h := listen(t, sp, func(tNs int64) int64 { return protocol.NsToFrames(tNs-startAt, testRate) })
@@ -304,7 +305,7 @@ func TestSpeakerRefetchesDamagedSong(t *testing.T) {
 	t.Cleanup(releaseB) // before the speaker stops
 
 	var path string
-	waitFor(t, "song b cached", 10*time.Second, func() bool {
+	testwait.For(t, "song b cached", 10*time.Second, func() bool {
 		p, ok := sp.sp.cache.Lookup(shaB)
 		path = p
 		return ok
@@ -322,17 +323,17 @@ func TestSpeakerRefetchesDamagedSong(t *testing.T) {
 	if time.Now().UnixNano() > bAt-300*int64(time.Millisecond) {
 		t.Fatal("song b damaged too late to be sure it had not been opened")
 	}
-	waitFor(t, "the speaker to recover", 10*time.Second, func() bool {
+	testwait.For(t, "the speaker to recover", 10*time.Second, func() bool {
 		st := c.status("den")
 		return st.State == recovering && strings.Contains(st.Error, shaB)
 	})
-	waitFor(t, "song b to be asked for again", 5*time.Second, refetchAsked.Load)
+	testwait.For(t, "song b to be asked for again", 5*time.Second, refetchAsked.Load)
 	if st := c.status("den"); st.State != recovering {
 		t.Errorf("status %+v before song b is back, want recovering", st)
 	}
 	releasedAt := time.Now().UnixNano()
 	releaseB()
-	waitFor(t, "the speaker to play again", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	testwait.For(t, "the speaker to play again", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
 	time.Sleep(500 * time.Millisecond)
 	sp.stop()
 
@@ -375,12 +376,12 @@ func TestSpeakerRefetchesDamagedSong(t *testing.T) {
 func TestSpeakerMutesWhileClockUncertain(t *testing.T) {
 	c, startAt := playingController(t)
 	sp := startSpeaker(t, c, "den", nil)
-	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	testwait.For(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
 
 	const shift = 100 * time.Millisecond
 	c.answerDelay.Store(int64(40 * time.Millisecond)) // first: the step must come with late answers
 	c.clockShift.Store(int64(shift))
-	waitFor(t, "the speaker to mute", 10*time.Second, func() bool {
+	testwait.For(t, "the speaker to mute", 10*time.Second, func() bool {
 		st := c.status("den")
 		return st.State == recovering && strings.Contains(st.Error, "clock estimate uncertain")
 	})
@@ -388,7 +389,7 @@ func TestSpeakerMutesWhileClockUncertain(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	promptAt := time.Now().UnixNano()
 	c.answerDelay.Store(0)
-	waitFor(t, "the speaker to play again", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	testwait.For(t, "the speaker to play again", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
 	time.Sleep(700 * time.Millisecond)
 	sp.stop()
 

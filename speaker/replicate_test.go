@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -76,7 +77,7 @@ func TestSpeakerReplicatesAnnouncedSongs(t *testing.T) {
 	// The library's retained record of Y is no request to replicate it.
 	c.retain(protocol.LibrarySongTopic(shaY), protocol.Song{SHA256: shaY, Size: int64(len(songY))})
 	startSpeaker(t, c, "den", nil)
-	waitFor(t, "the speaker online", 10*time.Second, func() bool { return c.status("den").Online })
+	testwait.For(t, "the speaker online", 10*time.Second, func() bool { return c.status("den").Online })
 
 	// Garbage is logged and ignored.
 	for _, junk := range []string{"{not json", `{"sha256":"` + shaY + `"}`, `{"sha256":"../../etc/passwd"}`, `{"sha256":7}`} {
@@ -89,7 +90,7 @@ func TestSpeakerReplicatesAnnouncedSongs(t *testing.T) {
 	c.announce(protocol.Song{SHA256: huge, Size: 2 * DefaultCacheMax})
 
 	c.announce(protocol.Song{SHA256: shaX, Size: int64(len(songX))})
-	waitFor(t, "the ack of song X", 10*time.Second, func() bool { return c.songAcks("den", shaX) == 1 })
+	testwait.For(t, "the ack of song X", 10*time.Second, func() bool { return c.songAcks("den", shaX) == 1 })
 	if n := server.count(shaX); n != 1 {
 		t.Errorf("song X fetched %d times, want once", n)
 	}
@@ -100,7 +101,7 @@ func TestSpeakerReplicatesAnnouncedSongs(t *testing.T) {
 	// A cached song is acked at once.
 	announced := time.Now()
 	c.announce(protocol.Song{SHA256: shaX, Size: int64(len(songX))})
-	waitFor(t, "the second ack of song X", 5*time.Second, func() bool { return c.songAcks("den", shaX) == 2 })
+	testwait.For(t, "the second ack of song X", 5*time.Second, func() bool { return c.songAcks("den", shaX) == 2 })
 	if took := time.Since(announced); took > time.Second {
 		t.Errorf("ack of a cached song took %v", took)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/internal/testbroker"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -131,18 +132,6 @@ func (c *testController) status(id string) protocol.SpeakerStatus {
 	return c.statuses[id]
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func timecodeWAV(t *testing.T, frames, first int64) ([]byte, string) {
 	var b bytes.Buffer
 	if err := audiogen.WriteWAV(&b, testRate, frames, func(i int64) audiogen.Frame { return audiogen.Timecode(first + i) }); err != nil {
@@ -222,7 +211,7 @@ func TestSpeakersPlayInSync(t *testing.T) {
 	speakers = append(speakers, startSpeaker(t, c, "attic", nil))
 	joinedAt := time.Now().UnixNano()
 
-	waitFor(t, "all speakers playing", 10*time.Second, func() bool {
+	testwait.For(t, "all speakers playing", 10*time.Second, func() bool {
 		for _, sp := range speakers {
 			if st := c.status(sp.name); !st.Online || st.State != protocol.Playing {
 				return false
@@ -364,11 +353,11 @@ func TestSpeakerGoesSilentOutOfTouch(t *testing.T) {
 	c, startAt := playingController(t)
 	const grace = time.Second
 	sp := startSpeakerWith(t, c, "den", nil, func(o *Options) { o.Grace = grace })
-	waitFor(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	testwait.For(t, "the speaker to play", 10*time.Second, func() bool { return c.status("den").State == protocol.Playing })
 
 	mutedAt := time.Now()
 	c.silent.Store(true)
-	waitFor(t, "the speaker to go silent", 5*time.Second, func() bool { return c.status("den").State == silent })
+	testwait.For(t, "the speaker to go silent", 5*time.Second, func() bool { return c.status("den").State == silent })
 	if st := c.status("den"); !strings.Contains(st.Error, "time master") {
 		t.Errorf("silent status without the reason: %+v", st)
 	}
@@ -381,7 +370,7 @@ func TestSpeakerGoesSilentOutOfTouch(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	c.silent.Store(false)
 	backAt := time.Now()
-	waitFor(t, "the speaker to play again", 5*time.Second, func() bool { return c.status("den").State == protocol.Playing })
+	testwait.For(t, "the speaker to play again", 5*time.Second, func() bool { return c.status("den").State == protocol.Playing })
 	time.Sleep(500 * time.Millisecond)
 	sp.stop()
 

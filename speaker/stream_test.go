@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -122,7 +123,7 @@ func startStopped(t *testing.T, c *testController, pl protocol.Playlist, name st
 	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Stopped,
 		Volume: 100, PlaylistVersion: pl.Version, Anchor: protocol.Anchor{Index: 0, Entry: pl.Entries[0].ID}})
 	sp := startSpeaker(t, c, name, nil)
-	waitFor(t, name+" synchronised", 10*time.Second, func() bool { return c.status(name).State == protocol.Stopped })
+	testwait.For(t, name+" synchronised", 10*time.Second, func() bool { return c.status(name).State == protocol.Stopped })
 	return sp
 }
 
@@ -141,7 +142,7 @@ func TestFirstSoundWhileDownloading(t *testing.T) {
 	startAt := time.Now().Add(100 * time.Millisecond).UnixNano()
 	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 2, State: protocol.Playing,
 		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
-	waitFor(t, "the download to end", 20*time.Second, func() bool { return len(server.served()) > 0 })
+	testwait.For(t, "the download to end", 20*time.Second, func() bool { return len(server.served()) > 0 })
 	time.Sleep(time.Until(server.served()[0].done.Add(300 * time.Millisecond)))
 	sp.stop()
 
@@ -176,7 +177,7 @@ func TestCorruptDownloadStopsAndIsFetchedAgain(t *testing.T) {
 	startAt := time.Now().Add(100 * time.Millisecond).UnixNano()
 	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 2, State: protocol.Playing,
 		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
-	waitFor(t, "the download, the refetch and some playing", 30*time.Second, func() bool {
+	testwait.For(t, "the download, the refetch and some playing", 30*time.Second, func() bool {
 		s := server.served()
 		return len(s) >= 2 && time.Since(s[len(s)-1].done) > 300*time.Millisecond
 	})
@@ -232,7 +233,7 @@ func TestMidSongJoinFetchesThePartDueFirst(t *testing.T) {
 		Volume: 100, PlaylistVersion: 1, Anchor: protocol.Anchor{AtNs: startAt, Index: 0, Entry: "a", Playing: true}})
 	joinedAt := time.Now().UnixNano()
 	sp := startSpeaker(t, c, "attic", nil)
-	waitFor(t, "the whole song", 30*time.Second, func() bool {
+	testwait.For(t, "the whole song", 30*time.Second, func() bool {
 		s := server.served()
 		return len(s) >= 3 || len(s) == 1 && s[0].rangeHeader == ""
 	})

@@ -257,6 +257,9 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 		}
 		req.Volume = &v
 	case protocol.CmdSearch:
+		if len(args) == 0 {
+			return nil, errors.New("search: give the words to look for")
+		}
 		req.Query = strings.Join(args, " ")
 	case protocol.CmdRemove:
 		if len(args) != 1 {
