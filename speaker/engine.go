@@ -500,7 +500,7 @@ func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int6
 	if !p.ready(want, len(out)) {
 		return stillDownloading
 	}
-	if drift := time.Duration((p.position() - want) / float64(e.rate) * 1e9); p.played > 0 && drift.Abs() > resyncThreshold {
+	if drift := time.Duration((p.position() - want) / float64(e.rate) * 1e9); p.stream.position() > 0 && drift.Abs() > resyncThreshold {
 		e.log.Info("resync: playback is off the timeline; seeking", "song", sha, "off", drift)
 	}
 	if err := p.read(out, want, int64(resyncThreshold)*int64(e.rate)/1e9, limit); err != nil {
