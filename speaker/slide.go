@@ -15,21 +15,25 @@ import (
 // frame over slideTime, reading the song at fractional positions by cubic
 // interpolation, and lands on a whole frame again.
 //
-// The position through a slide follows a raised cosine: the speed peaks at
-// π/2 frames per slide off nominal (0.36 % for 10 ms at 44.1 kHz, 6 cents,
-// far below what is heard in so short a time) and returns to nominal without a step, where
-// dropping or repeating a frame would put a step in the waveform, a click on
-// quiet, high material. A slide interpolates 10 ms: with clocks 100 ppm
-// apart, one frame every 227 ms, that is 4 % of the time, where continuous
-// steering interpolated all of it.
+// The position through a slide follows a raised cosine: the speed changes
+// smoothly and peaks at π/2 frames per slide off nominal (0.07 % for 50 ms,
+// 1.2 cents), where dropping or repeating a frame puts a step in the
+// waveform, a click. Measured on a sine (TestSlideArtefacts), a slide adds
+// nothing above the song's own floor more than 500 Hz from the tone (a
+// dropped frame: -43 dB at 1 kHz, -24 dB at 10 kHz); what it moves stays
+// within the tone's critical band, where the tone masks it. With clocks
+// 100 ppm apart a slide comes every 227 ms, so 22 % of the time is
+// interpolated, where continuous steering interpolated all of it; slides
+// back to back correct up to 450 ppm, about as much as that steering did.
 const (
 	// slideThreshold is the position error, in frames, beyond which a
 	// player slides. Whole frames leave up to half a frame of error
 	// (11 µs at 44.1 kHz); the margin keeps the clock estimate's jitter
 	// of a few µs from sliding back and forth around the half.
 	slideThreshold = 0.6
-	// slideTime is how long one slide of one frame takes.
-	slideTime = 10 * time.Millisecond
+	// slideTime is how long one slide of one frame takes: 10 ms slides
+	// still showed at -74 dB (10 kHz tone), 25 ms at -89 dB.
+	slideTime = 50 * time.Millisecond
 	// sliderBuffer is how many decoded frames a slider holds: a slide's
 	// length plus room to read ahead in large steps.
 	sliderBuffer = 4096
@@ -53,8 +57,13 @@ type slider struct {
 	slides int64 // slides started
 }
 
+// slideFrames is how many output frames a slide takes at rate.
+func slideFrames(rate int) int {
+	return max(4, int(int64(rate)*int64(slideTime)/int64(time.Second)))
+}
+
 func newSlider(src beep.Streamer, rate int) *slider {
-	length := max(4, int(int64(rate)*int64(slideTime)/int64(time.Second)))
+	length := slideFrames(rate)
 	return &slider{src: src, buf: make([][2]float64, 0, max(sliderBuffer, 2*length+8)), length: length, hold: math.Inf(1)}
 }
 
