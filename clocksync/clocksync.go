@@ -48,10 +48,15 @@ import (
 	"time"
 )
 
-// Defaults of Options.
+// Defaults of Options. DefaultMaxSamples holds the whole window of probes
+// every 50 ms: under Wi-Fi-like jitter the error falls with the number of
+// samples fitted (with probes every 50 ms, p99 95 µs with 512 samples,
+// about 45 µs with the whole window; TestEstimatorWiFiFastProbes), so a
+// cap that cut the window short would waste the extra probes. A fit of
+// 2400 samples takes about 0.1 ms here.
 const (
 	DefaultWindow     = 120 * time.Second
-	DefaultMaxSamples = 512
+	DefaultMaxSamples = 2400
 	DefaultMinNoise   = 5 * time.Microsecond
 )
 
