@@ -52,8 +52,9 @@ import (
 // every 50 ms: under Wi-Fi-like jitter the error falls with the number of
 // samples fitted (with probes every 50 ms, p99 95 µs with 512 samples,
 // about 45 µs with the whole window; TestEstimatorWiFiFastProbes), so a
-// cap that cut the window short would waste the extra probes. A fit of
-// 2400 samples takes about 0.1 ms here.
+// cap that cut the window short would waste the extra probes. Each sample
+// refits the window: 0.29 ms for 2400 samples here (0.06 ms for 512); at
+// today's probe every 200 ms the window holds 600.
 const (
 	DefaultWindow     = 120 * time.Second
 	DefaultMaxSamples = 2400
