@@ -518,3 +518,48 @@ func FuzzEstimator(f *testing.F) {
 		}
 	})
 }
+
+// nthSmallest agrees with sorting, on random, sorted, reversed and
+// constant inputs of every small length.
+func TestNthSmallest(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := 1; n < 60; n++ {
+		inputs := map[string][]time.Duration{"random": {}, "sorted": {}, "reversed": {}, "constant": {}, "two values": {}}
+		for i := range n {
+			inputs["random"] = append(inputs["random"], time.Duration(r.IntN(20)))
+			inputs["sorted"] = append(inputs["sorted"], time.Duration(i))
+			inputs["reversed"] = append(inputs["reversed"], time.Duration(n-i))
+			inputs["constant"] = append(inputs["constant"], 7)
+			inputs["two values"] = append(inputs["two values"], time.Duration(i%2))
+		}
+		for name, xs := range inputs {
+			sorted := slices.Sorted(slices.Values(xs))
+			for k := range n {
+				if got := nthSmallest(slices.Clone(xs), k); got != sorted[k] {
+					t.Fatalf("%s, %d values: nthSmallest(%d) = %v, want %v", name, n, k, got, sorted[k])
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkEstimatorAdd is the cost of a sample in steady state (Add, then
+// Model refits the window), for the window of probes every 200 ms and of
+// probes every 50 ms.
+func BenchmarkEstimatorAdd(b *testing.B) {
+	for _, n := range []int{600, 2400} {
+		b.Run(fmt.Sprintf("%d_samples", n), func(b *testing.B) {
+			c := newClock(time.Minute, 50)
+			ps := probes(c, wifiBench, rand.New(rand.NewPCG(7, 1)), time.Duration(n+b.N+10)*50*time.Millisecond, 50*time.Millisecond)
+			e := NewEstimator(Options{MaxSamples: n})
+			for _, p := range ps[:n] {
+				e.Add(p.sample)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				e.Add(ps[n+i].sample)
+				e.Model()
+			}
+		})
+	}
+}
