@@ -59,10 +59,12 @@ func (p *songPlayer) newStream() {
 	if p.songHz != p.outHz {
 		src = beep.ResampleRatio(resampleQuality, float64(p.songHz)/float64(p.outHz), p.dec)
 	}
+	var buf [][2]float64
 	if p.stream != nil {
 		p.slides += p.stream.slides
+		buf = p.stream.buf
 	}
-	p.stream = newSlider(src, p.outHz)
+	p.stream = newSlider(src, p.outHz, buf)
 }
 
 // openSong opens path with the decoder its first bytes call for. dl is the

@@ -62,9 +62,14 @@ func slideFrames(rate int) int {
 	return max(4, int(int64(rate)*int64(slideTime)/int64(time.Second)))
 }
 
-func newSlider(src beep.Streamer, rate int) *slider {
+// newSlider returns a slider over src at rate, holding frames in buf
+// (any length: it is resized as needed).
+func newSlider(src beep.Streamer, rate int, buf [][2]float64) *slider {
 	length := slideFrames(rate)
-	return &slider{src: src, buf: make([][2]float64, 0, max(sliderBuffer, 2*length+8)), length: length, hold: math.Inf(1)}
+	if size := max(sliderBuffer, 2*length+8); cap(buf) < size {
+		buf = make([][2]float64, 0, size)
+	}
+	return &slider{src: src, buf: buf[:0], length: length, hold: math.Inf(1)}
 }
 
 // position is where the next output frame is read, in frames of src.
@@ -97,22 +102,29 @@ func (s *slider) correct(errFrames float64) {
 
 // Stream implements beep.Streamer.
 func (s *slider) Stream(out [][2]float64) (int, bool) {
-	for i := range out {
+	i := 0
+	for i < len(out) {
 		s.begin()
+		if s.dir == 0 {
+			if !s.fill(s.next) {
+				break
+			}
+			n := copy(out[i:], s.buf[s.next-s.first:])
+			s.next += int64(n)
+			i += n
+			continue
+		}
 		x := s.position()
 		at := int64(math.Floor(x))
 		if !s.fill(at) {
-			return i, i > 0
+			break
 		}
-		if s.dir == 0 {
-			out[i] = s.buf[at-s.first]
-		} else {
-			s.fill(at + 2) // the last points may lie past the end: silence
-			out[i] = s.interpolate(at, x-float64(at))
-		}
+		s.fill(at + 2) // the last points may lie past the end: silence
+		out[i] = s.interpolate(at, x-float64(at))
 		s.advance()
+		i++
 	}
-	return len(out), true
+	return i, i > 0 || len(out) == 0
 }
 
 // begin starts a planned slide if none is under way and it ends before

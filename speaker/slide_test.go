@@ -259,3 +259,68 @@ func fft(x []complex128) {
 		}
 	}
 }
+
+// ramp is a streamer whose frame i is (i, -i), frames long, served in
+// chunks of at most chunk frames.
+type ramp struct{ next, frames, chunk int }
+
+func (r *ramp) Stream(out [][2]float64) (int, bool) {
+	n := min(len(out), r.frames-r.next, r.chunk)
+	for i := range n {
+		out[i] = [2]float64{float64(r.next + i), -float64(r.next + i)}
+	}
+	r.next += n
+	return n, n > 0
+}
+
+func (r *ramp) Err() error { return nil }
+
+// TestSliderFollowsItsPosition: through any corrections, in blocks of any
+// size, each frame out is the source at the slider's position (cubic
+// interpolation reproduces a ramp exactly),
+// positions move by at most a frame and a bit per frame, no slide crosses
+// hold, and the stream ends with the source's last frame.
+func TestSliderFollowsItsPosition(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for run := range 20 {
+		src := &ramp{frames: 20000 + r.IntN(20000), chunk: 1 + r.IntN(3000)}
+		s := newSlider(src, testRate, nil)
+		if run%2 == 1 {
+			s.hold = float64(src.frames - 3000)
+		}
+		var last float64 = -1
+		for {
+			s.correct(r.NormFloat64() * 3)
+			block := make([][2]float64, 1+r.IntN(900))
+			pos := make([]float64, 0, len(block))
+			c := *s
+			for range block {
+				c.begin()
+				pos = append(pos, c.position())
+				c.advance()
+			}
+			n, ok := s.Stream(block)
+			for i, f := range block[:n] {
+				// Before the source's start and past its end is silence,
+				// which the frames interpolated next to them take in.
+				inside := pos[i] == math.Trunc(pos[i]) || pos[i] >= 1 && pos[i] < float64(src.frames-2)
+				if inside && math.Abs(f[0]-pos[i]) > 1e-9 || f[1] != -f[0] {
+					t.Fatalf("run %d: frame %v at position %v", run, f, pos[i])
+				}
+				if d := pos[i] - last; d < 1-math.Pi/(2*float64(s.length))-1e-9 || d > 1+math.Pi/(2*float64(s.length))+1e-9 {
+					t.Fatalf("run %d: position moved by %v in a frame", run, d)
+				}
+				if pos[i] != math.Trunc(pos[i]) && pos[i] > s.hold {
+					t.Fatalf("run %d: sliding at %v past hold %v", run, pos[i], s.hold)
+				}
+				last = pos[i]
+			}
+			if !ok || n < len(block) {
+				break
+			}
+		}
+		if last <= float64(src.frames-2) || last >= float64(src.frames) {
+			t.Errorf("run %d: stream ended at position %v of %d frames", run, last, src.frames)
+		}
+	}
+}
