@@ -164,7 +164,7 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 // that had to wait (or just opened) wants resumeAhead more, so that it does
 // not stutter at the pace of the download.
 const (
-	wavMargin        = 64 << 10  // covers the resampler's and file reads' look-ahead
+	wavMargin        = 64 << 10  // covers the slider's (sliderReadAhead frames) and file reads' look-ahead
 	compressedMargin = 256 << 10 // plus compressedSlack of audio
 	compressedSlack  = 2         // seconds
 	resumeAhead      = 0.5       // seconds

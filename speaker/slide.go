@@ -35,8 +35,12 @@ const (
 	// still showed at -74 dB (10 kHz tone), 25 ms at -89 dB.
 	slideTime = 50 * time.Millisecond
 	// sliderBuffer is how many decoded frames a slider holds: a slide's
-	// length plus room to read ahead in large steps.
+	// length plus room to read ahead.
 	sliderBuffer = 4096
+	// sliderReadAhead is how many frames past the one it needs a slider
+	// reads at once: few reads per block, and little past what a song still
+	// downloading was checked to hold (decoder.go ready).
+	sliderReadAhead = 1024
 )
 
 // slider streams src verbatim, except through slides. Positions are in
@@ -177,7 +181,8 @@ func (s *slider) fill(k int64) bool {
 		if len(s.buf) == cap(s.buf) {
 			break // cannot happen: a slide spans far less than the buffer
 		}
-		n, ok := s.src.Stream(s.buf[len(s.buf):cap(s.buf)])
+		end := min(cap(s.buf), int(k-s.first)+1+sliderReadAhead)
+		n, ok := s.src.Stream(s.buf[len(s.buf):end])
 		s.buf = s.buf[:len(s.buf)+n]
 		s.ended = !ok || n == 0
 	}
