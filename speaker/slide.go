@@ -28,9 +28,10 @@ import (
 const (
 	// slideThreshold is the position error, in frames, beyond which a
 	// player slides. Whole frames leave up to half a frame of error
-	// (11 µs at 44.1 kHz); the margin keeps the clock estimate's jitter
-	// of a few µs from sliding back and forth around the half.
-	slideThreshold = 0.6
+	// (11 µs at 44.1 kHz), so two speakers may stay up to 2×0.55 frames
+	// (25 µs) apart; the margin keeps the clock estimate's jitter on a
+	// wired network (1-3 µs) from sliding back and forth around the half.
+	slideThreshold = 0.55
 	// slideTime is how long one slide of one frame takes: 10 ms slides
 	// still showed at -74 dB (10 kHz tone), 25 ms at -89 dB.
 	slideTime = 50 * time.Millisecond
