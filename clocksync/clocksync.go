@@ -44,14 +44,19 @@ package clocksync
 import (
 	"errors"
 	"math"
-	"slices"
 	"time"
 )
 
-// Defaults of Options.
+// Defaults of Options. DefaultMaxSamples holds the whole window of probes
+// every 50 ms: under Wi-Fi-like jitter the error falls with the number of
+// samples fitted (with probes every 50 ms, p99 95 µs with 512 samples,
+// about 45 µs with the whole window; TestEstimatorWiFiFastProbes), so a
+// cap that cut the window short would waste the extra probes. Each sample
+// refits the window: 0.055 ms for 2400 samples here (BenchmarkEstimatorAdd); at
+// today's probe every 200 ms the window holds 600.
 const (
 	DefaultWindow     = 120 * time.Second
-	DefaultMaxSamples = 512
+	DefaultMaxSamples = 2400
 	DefaultMinNoise   = 5 * time.Microsecond
 )
 
@@ -246,9 +251,8 @@ func (e *Estimator) fit() {
 		}
 		e.rtts = append(e.rtts, s.RTT)
 	}
-	slices.Sort(e.rtts)
-	floor := float64(e.rtts[0])
-	noise := max(float64(e.opts.MinNoise), float64(e.rtts[min(len(e.rtts)-1, max(2, len(e.rtts)/20))])-floor)
+	floor := float64(ref.RTT)
+	noise := max(float64(e.opts.MinNoise), float64(nthSmallest(e.rtts, min(len(e.rtts)-1, max(2, len(e.rtts)/20))))-floor)
 
 	window := float64(e.opts.Window)
 	fade := window / 4
@@ -317,6 +321,40 @@ func (e *Estimator) fit() {
 		Offset:   addSat(int64(ref.Offset), math.Round(intercept)),
 		Drift:    slope / 1e9,
 	}
+}
+
+// nthSmallest is the n-th smallest of xs (0: the smallest), which it
+// reorders: a quickselect, linear where sorting a window of thousands of
+// samples at each one was most of a fit's work.
+func nthSmallest(xs []time.Duration, n int) time.Duration {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		// Hoare partition around the middle element's value.
+		pivot := xs[lo+(hi-lo)/2]
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < pivot {
+				i++
+			}
+			for xs[j] > pivot {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case n <= j:
+			hi = j
+		case n >= i:
+			lo = i
+		default:
+			return xs[n]
+		}
+	}
+	return xs[n]
 }
 
 // addSat is a+b rounded, saturated to the int64 range.

@@ -14,18 +14,17 @@ import (
 	"github.com/gopxl/beep/v2/wav"
 )
 
-// resampleQuality is beep's resampler quality: 2 is cubic Lagrange
-// interpolation over 4 points. Steering shifts a song by fractions of a
-// frame at a few hundred ppm, for which cubic is ample, and it costs about a
-// sixth of quality 4 (0.3 % against 1.9 % of a core for 44.1 kHz stereo
-// here); songs of another rate go through the same resampler.
+// resampleQuality is beep's resampler quality for songs of another rate
+// than the output's: 2 is cubic Lagrange interpolation over 4 points, which
+// costs about a sixth of quality 4 (0.3 % against 1.9 % of a core for
+// 44.1 kHz stereo here).
 const resampleQuality = 2
 
 // songPlayer is one open decoder over a cached song file, or over one
-// still downloading (see ready). It plays through a resampler whose ratio
-// it steers, so that its position follows the session timeline: the
-// output device's oscillator and the clock estimate both drift, and a seek
-// to correct them would click. Positions are in frames of the output rate.
+// still downloading (see ready). It plays the song's frames verbatim and
+// follows the session timeline by whole-frame slides (slide.go): the output
+// device's oscillator and the clock estimate both drift, and a seek to
+// correct them would click. Positions are in frames of the output rate.
 type songPlayer struct {
 	sha     string
 	dec     beep.StreamSeekCloser
@@ -34,13 +33,11 @@ type songPlayer struct {
 	mp3     *mp3Seeker  // a verified MP3 file's seeks; both nil: dec.Seek
 	songHz  int
 	outHz   int
-	stream  *beep.Resampler
-	base    float64 // output-rate position of the resampler's start (its last seek)
-	played  float64 // output-rate frames of the song consumed since: the sum of n*speed
-	speed   float64 // song frames per output frame, relative to the nominal rate ratio
-	rate    rateTracker
-	fade    int    // frames of fade-in still to apply
-	usedGen uint64 // last Fill that used it
+	stream  *slider // over dec, resampled to outHz when the rates differ
+	base    float64 // output-rate position of stream's start (the last seek)
+	slides  int64   // slides of the streams before the current one
+	fade    int     // frames of fade-in still to apply
+	usedGen uint64  // last Fill that used it
 
 	// Of a song still downloading (dl nil: a verified file).
 	dl         *download
@@ -51,7 +48,24 @@ type songPlayer struct {
 }
 
 // position is where the next output frame is in the song, in output frames.
-func (p *songPlayer) position() float64 { return p.base + p.played }
+func (p *songPlayer) position() float64 { return p.base + p.stream.position() }
+
+// corrections is how many whole-frame slides the player made.
+func (p *songPlayer) corrections() int64 { return p.slides + p.stream.slides }
+
+// newStream sets the player streaming from its decoder's current frame.
+func (p *songPlayer) newStream() {
+	var src beep.Streamer = p.dec
+	if p.songHz != p.outHz {
+		src = beep.ResampleRatio(resampleQuality, float64(p.songHz)/float64(p.outHz), p.dec)
+	}
+	var buf [][2]float64
+	if p.stream != nil {
+		p.slides += p.stream.slides
+		buf = p.stream.buf
+	}
+	p.stream = newSlider(src, p.outHz, buf)
+}
 
 // openSong opens path with the decoder its first bytes call for. dl is the
 // download path is still arriving through, or nil for a verified file;
@@ -128,7 +142,7 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 		dec.Close()
 		return nil, errors.New("decoder reports no sample rate")
 	}
-	p = &songPlayer{sha: sha, dec: dec, songHz: int(format.SampleRate), outHz: outHz, speed: 1,
+	p = &songPlayer{sha: sha, dec: dec, songHz: int(format.SampleRate), outHz: outHz,
 		dl: dl, partial: partial, waiting: true}
 	if seeker != nil {
 		p.file, p.flac = f, seeker
@@ -139,7 +153,7 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 	if partial != nil && isWAV { // the decoder stopped at the first sample
 		p.dataStart, p.frameBytes = partial.off, int64(format.NumChannels*format.Precision)
 	}
-	p.stream = beep.ResampleRatio(resampleQuality, p.ratio(), dec)
+	p.newStream()
 	return p, nil
 }
 
@@ -150,7 +164,7 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 // that had to wait (or just opened) wants resumeAhead more, so that it does
 // not stutter at the pace of the download.
 const (
-	wavMargin        = 64 << 10  // covers the resampler's and file reads' look-ahead
+	wavMargin        = 64 << 10  // covers the slider's (sliderReadAhead frames) and file reads' look-ahead
 	compressedMargin = 256 << 10 // plus compressedSlack of audio
 	compressedSlack  = 2         // seconds
 	resumeAhead      = 0.5       // seconds
@@ -224,15 +238,9 @@ func (p *songPlayer) ready(want float64, n int) bool {
 }
 
 // Drift correction. The player compares its position with the frame the
-// timeline wants at each block; within resyncFrames it steers the playback
-// speed (feed-forward: how fast the timeline advances per output frame,
-// smoothed; feedback: remove the remaining error over correctionTime),
-// within maxSpeedError of nominal. Beyond, it seeks and fades in.
-const (
-	maxSpeedError  = 500e-6
-	correctionTime = 0.5 // seconds to remove a position error
-	fadeFrames     = 5   // ms of fade-in after a seek into a song
-)
+// timeline wants at each block; within resyncFrames it slides by whole
+// frames (slide.go). Beyond, it seeks and fades in.
+const fadeFrames = 5 // ms of fade-in after a seek into a song
 
 // read fills out with the song from output frame want on (fractional: the
 // timeline's exact position), leaving silence from frame limit on. A file
@@ -248,19 +256,18 @@ func (p *songPlayer) read(out [][2]float64, want float64, resyncFrames, limit in
 		if err := p.seek(int64(math.Round(want))); err != nil {
 			return err
 		}
-		errFrames = 0
 	} else {
-		p.steer(want, errFrames)
+		p.stream.correct(errFrames)
 	}
-	p.rate.note(want, len(out))
-	if room := float64(limit) - p.position(); room < float64(len(out)) {
-		out = out[:int(max(0, math.Ceil(room)))]
+	last := float64(limit-1) - p.base // the last position to play
+	p.stream.hold = last
+	if room := last - p.position(); room < float64(len(out)) {
+		out = out[:p.stream.through(last, len(out))]
 	}
 	wanted := len(out)
 	for len(out) > 0 {
 		n, ok := p.stream.Stream(out)
 		p.applyFade(out[:n])
-		p.played += float64(n) * p.speed
 		out = out[n:]
 		if !ok || n == 0 {
 			break
@@ -273,26 +280,6 @@ func (p *songPlayer) read(out [][2]float64, want float64, resyncFrames, limit in
 		return fmt.Errorf("file ends at frame %.0f, before the playlist's length", p.position())
 	}
 	return nil
-}
-
-// steer sets the speed for the coming block from the timeline's pace and
-// the position error (frames; positive: the player is ahead).
-func (p *songPlayer) steer(want, errFrames float64) {
-	pace, ok := p.rate.pace(want)
-	if !ok {
-		return
-	}
-	speed := pace - errFrames/(correctionTime*float64(p.outHz))
-	speed = min(max(speed, 1-maxSpeedError), 1+maxSpeedError)
-	if speed != p.speed {
-		p.speed = speed
-		p.stream.SetRatio(p.ratio())
-	}
-}
-
-// ratio is the resampler's ratio: song frames per output frame.
-func (p *songPlayer) ratio() float64 {
-	return float64(p.songHz) / float64(p.outHz) * p.speed
 }
 
 func (p *songPlayer) applyFade(buf [][2]float64) {
@@ -329,51 +316,13 @@ func (p *songPlayer) seek(want int64) error {
 			return err
 		}
 	}
-	// A fresh resampler: the old one holds frames from before the seek.
-	p.stream = beep.ResampleRatio(resampleQuality, p.ratio(), p.dec)
+	// A fresh stream: the old one holds frames from before the seek.
+	p.newStream()
 	p.base = float64(songFrame) * float64(p.outHz) / float64(p.songHz)
-	p.played = 0
-	p.rate = rateTracker{}
 	if songFrame > 0 { // into the middle of a song: fade in, or it clicks
 		p.fade = fadeFrames * p.outHz / 1000
 	}
 	return nil
-}
-
-// rateTracker measures how many timeline frames pass per output frame, from
-// the frames the timeline wants at successive blocks, smoothed over about a
-// second of blocks so that jitter in the device's timing does not steer.
-type rateTracker struct {
-	lastWant float64
-	lastN    int
-	smoothed float64
-	samples  int
-}
-
-// paceSmoothing is the weight of each new block in the smoothed pace.
-const paceSmoothing = 0.02
-
-func (r *rateTracker) note(want float64, n int) {
-	r.lastWant, r.lastN = want, n
-}
-
-// pace returns the smoothed timeline frames per output frame, updated with
-// the block that starts at want.
-func (r *rateTracker) pace(want float64) (float64, bool) {
-	if r.lastN == 0 {
-		return 0, false
-	}
-	step := (want - r.lastWant) / float64(r.lastN)
-	if math.Abs(step-1) > 10*maxSpeedError { // a jump in the timeline, not a pace
-		return r.smoothed, r.samples > 0
-	}
-	if r.samples == 0 {
-		r.smoothed = step
-	} else {
-		r.smoothed += paceSmoothing * (step - r.smoothed)
-	}
-	r.samples++
-	return r.smoothed, true
 }
 
 func (p *songPlayer) close() {

@@ -49,8 +49,9 @@ const moveFade = 5 * time.Millisecond
 const volumeRamp = 10 * time.Millisecond
 
 // resyncThreshold is how far a decoder may be from the timeline before the
-// engine seeks instead of steering its speed (at most 500 ppm, so 2 ms take
-// 4 s to remove: beyond, a seek and a fade-in are the lesser evil).
+// engine seeks instead of sliding by whole frames (back to back, slides
+// move 450 ppm, so 2 ms take 4.4 s to remove: beyond, a seek and a fade-in
+// are the lesser evil).
 const resyncThreshold = 2 * time.Millisecond
 
 // engine is the Source an output pulls from: it maps each frame's heard
@@ -500,7 +501,7 @@ func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int6
 	if !p.ready(want, len(out)) {
 		return stillDownloading
 	}
-	if drift := time.Duration((p.position() - want) / float64(e.rate) * 1e9); p.played > 0 && drift.Abs() > resyncThreshold {
+	if drift := time.Duration((p.position() - want) / float64(e.rate) * 1e9); p.stream.position() > 0 && drift.Abs() > resyncThreshold {
 		e.log.Info("resync: playback is off the timeline; seeking", "song", sha, "off", drift)
 	}
 	if err := p.read(out, want, int64(resyncThreshold)*int64(e.rate)/1e9, limit); err != nil {

@@ -1,0 +1,350 @@
+package speaker
+
+import (
+	"math"
+	"math/cmplx"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gopxl/beep/v2"
+	"github.com/gopxl/beep/v2/wav"
+
+	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/clocksync"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// writeSong writes a WAV of frames frames made by sample into dir.
+func writeSong(t *testing.T, dir string, frames int64, sample func(i int64) audiogen.Frame) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "song-*.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := audiogen.WriteWAV(f, testRate, frames, sample); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
+}
+
+// decodeWAV is every frame of the WAV at path as its decoder gives them.
+func decodeWAV(t *testing.T, path string) [][2]float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, _, err := wav.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	out := make([][2]float64, dec.Len())
+	n, _ := dec.Stream(out)
+	return out[:n]
+}
+
+func noise(seed uint64) func(i int64) audiogen.Frame {
+	r := rand.New(rand.NewPCG(seed, 2))
+	return func(int64) audiogen.Frame {
+		return audiogen.Frame{L: int16(r.IntN(1 << 16)), R: int16(r.IntN(1 << 16))}
+	}
+}
+
+// TestEngineOutputBitExact plays white noise through the engine, the
+// timeline's position a fraction of a frame off the device's frames. With
+// equal clocks every frame out is the decoded song's, bit for bit, and no
+// correction is made. With the device 100 ppm (or 350 ppm) off, the output
+// is the song's frames verbatim except through the slides, each frame within
+// slideThreshold (plus a block's drift) of the timeline, and the slides
+// number the frames the clocks drifted apart.
+func TestEngineOutputBitExact(t *testing.T) {
+	const seconds = 30
+	for _, ppm := range []float64{0, 100, -100, 350} {
+		f := newFixture(t)
+		path := writeSong(t, t.TempDir(), seconds*testRate, noise(uint64(ppm+1000)))
+		song := decodeWAV(t, path)
+		f.files.put("noise", path)
+		pl := protocol.Playlist{V: 1, Session: "home", Version: 4, Entries: []protocol.Entry{{ID: "n1", Song: "noise", Frames: seconds * testRate, SampleRate: testRate}}}
+		f.eng.setPlaylist(pl)
+		f.pl = pl
+		const fraction = 7000 // ns: the timeline's frames fall 0.31 frame after the device's
+		f.eng.addState(f.state(f.t0+fraction, 0, 0, true, 100))
+		buf := make([][2]float64, 441)
+		var verbatim, other int
+		var worst float64
+		for k := 1; k < (seconds-1)*100; k++ {
+			heard := f.t0 + int64(float64(k)*1e7/(1+ppm/1e6))
+			f.eng.Fill(buf, time.Unix(0, heard-int64(fixtureOffset)))
+			for i, got := range buf {
+				if k == 1 && i < fadeFrames*testRate/1000 {
+					continue // fading in: the song starts mid-way
+				}
+				want := float64(heard-f.t0-fraction)*testRate/1e9 + float64(i)*(1+ppm/1e6)
+				j := int(math.Round(want))
+				switch {
+				case got == song[j]:
+				case got == song[j-1]:
+					j--
+				case got == song[j+1]:
+					j++
+				default:
+					other++
+					continue
+				}
+				verbatim++
+				worst = max(worst, math.Abs(float64(j)-want))
+			}
+		}
+		slides := f.eng.players["noise"].corrections()
+		drifted := math.Abs(ppm) * 1e-6 * (seconds - 1) * testRate
+		t.Logf("ppm %+4.0f: %d frames verbatim, %d interpolated, %d slides (clocks drifted %.1f frames), worst error %.2f frames (%.1f µs)",
+			ppm, verbatim, other, slides, drifted, worst, worst/testRate*1e6)
+		if ppm == 0 && (other != 0 || slides != 0) {
+			t.Errorf("equal clocks: %d frames not the song's, %d slides; want every frame verbatim", other, slides)
+		}
+		if math.Abs(float64(slides)-drifted) > 2 {
+			t.Errorf("ppm %+.0f: %d slides for %.1f frames of drift", ppm, slides, drifted)
+		}
+		if other > int(slides)*slideFrames(testRate) {
+			t.Errorf("ppm %+.0f: %d frames interpolated, more than %d slides take", ppm, other, slides)
+		}
+		if bound := slideThreshold + 441*math.Abs(ppm)*1e-6 + 0.05; worst > bound {
+			t.Errorf("ppm %+.0f: a verbatim frame %.2f frames off the timeline, want within %.2f", ppm, worst, bound)
+		}
+	}
+}
+
+// TestSlideArtefacts measures what a correction adds to a sine through the
+// real decoder path: the power more than 500 Hz from the tone (a click's
+// broadband splatter, which the tone does not mask) in a 186 ms window
+// around one correction, against the tone's. A slide must add no more than
+// the resampler steering continuously at the same rate (the player before
+// slides), and far less than dropping a frame. The power 20-500 Hz from the
+// tone is logged: any correction of a frame within the window puts some
+// there (the phase moves), masked by the tone itself.
+func TestSlideArtefacts(t *testing.T) {
+	const window = 1 << 13
+	for _, hz := range []float64{1000, 10000} {
+		path := writeSong(t, t.TempDir(), 2*testRate, func(i int64) audiogen.Frame {
+			v := int16(math.Round(16000 * math.Sin(2*math.Pi*hz*float64(i)/testRate)))
+			return audiogen.Frame{L: v, R: v}
+		})
+		song := decodeWAV(t, path)
+
+		// A player 100 ppm behind the timeline from frame 20000 on
+		// slides once in the window.
+		p, err := openSong("sine", path, nil, nil, testRate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		out := make([][2]float64, 0, 2*testRate)
+		block := make([][2]float64, 441)
+		sliding := -1
+		for k := 0; len(out)+441 <= cap(out); k++ {
+			want := float64(k * 441)
+			if k*441 > 20000 {
+				want += float64(k*441-20000) * 100e-6
+			}
+			if err := p.read(block, want, 88, math.MaxInt64); err != nil {
+				t.Fatal(err)
+			}
+			if p.corrections() > 0 && sliding < 0 {
+				sliding = len(out)
+			}
+			out = append(out, block...)
+		}
+		if sliding < 0 {
+			t.Fatal("no slide in 2 s at 100 ppm")
+		}
+		slid := spurious(out[sliding-window/2 : sliding+window/2])
+		slidNear := spuriousBand(out[sliding-window/2:sliding+window/2], 20, 500)
+
+		// The resampler steering at 1+100 ppm throughout.
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, _, err := wav.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steered := make([][2]float64, window)
+		resampler := beep.ResampleRatio(resampleQuality, 1+100e-6, dec)
+		resampler.Stream(make([][2]float64, sliding-window/2))
+		resampler.Stream(steered)
+		dec.Close()
+		resampled := spurious(steered)
+
+		// One frame dropped mid-window.
+		dropped := append(append([][2]float64{}, song[sliding-window/2:sliding]...), song[sliding+1:sliding+window/2+1]...)
+		drop := spurious(dropped)
+		dropNear := spuriousBand(dropped, 20, 500)
+		clean := spurious(song[sliding-window/2 : sliding+window/2])
+
+		t.Logf("%5.0f Hz sine, power over 500 Hz from the tone: song %.1f dB, one slide %.1f dB, steering resampler %.1f dB, dropped frame %.1f dB; 20-500 Hz from it: slide %.1f dB, dropped frame %.1f dB",
+			hz, clean, slid, resampled, drop, slidNear, dropNear)
+		if slid > resampled+3 {
+			t.Errorf("%.0f Hz: a slide adds %.1f dB, the steering resampler %.1f dB", hz, slid, resampled)
+		}
+		if drop < slid+20 {
+			t.Errorf("%.0f Hz: a dropped frame (%.1f dB) should show far above a slide (%.1f dB)", hz, drop, slid)
+		}
+	}
+}
+
+// spurious is the power of buf's left channel more than 500 Hz from its
+// strongest tone, in dB relative to the tone.
+func spurious(buf [][2]float64) float64 { return spuriousBand(buf, 500, testRate) }
+
+// spuriousBand is the power of buf's left channel from 'from' to 'to' Hz
+// away from its strongest tone, in dB relative to the tone (its peak bin and
+// three either side), through a Blackman-Harris window (sidelobes below
+// -92 dB).
+func spuriousBand(buf [][2]float64, from, to float64) float64 {
+	n := len(buf)
+	x := make([]complex128, n)
+	for i, f := range buf {
+		a := 2 * math.Pi * float64(i) / float64(n)
+		w := 0.35875 - 0.48829*math.Cos(a) + 0.14128*math.Cos(2*a) - 0.01168*math.Cos(3*a)
+		x[i] = complex(f[0]*w, 0)
+	}
+	fft(x)
+	peak := 0
+	for k := 1; k < n/2; k++ {
+		if cmplx.Abs(x[k]) > cmplx.Abs(x[peak]) {
+			peak = k
+		}
+	}
+	near := int(from * float64(n) / testRate)
+	far := int(to * float64(n) / testRate)
+	var tone, rest float64
+	for k := 1; k < n/2; k++ {
+		p := real(x[k])*real(x[k]) + imag(x[k])*imag(x[k])
+		d := max(k-peak, peak-k)
+		if d <= 3 {
+			tone += p
+		} else if d > near && d <= far {
+			rest += p
+		}
+	}
+	return 10 * math.Log10(rest/tone)
+}
+
+// fft is an in-place radix-2 FFT; len(x) is a power of two.
+func fft(x []complex128) {
+	n := len(x)
+	for i, j := 1, 0; i < n; i++ {
+		bit := n >> 1
+		for ; j&bit != 0; bit >>= 1 {
+			j ^= bit
+		}
+		j |= bit
+		if i < j {
+			x[i], x[j] = x[j], x[i]
+		}
+	}
+	for size := 2; size <= n; size <<= 1 {
+		w := cmplx.Exp(complex(0, -2*math.Pi/float64(size)))
+		for start := 0; start < n; start += size {
+			wk := complex(1, 0)
+			for k := range size / 2 {
+				a, b := x[start+k], x[start+k+size/2]*wk
+				x[start+k], x[start+k+size/2] = a+b, a-b
+				wk *= w
+			}
+		}
+	}
+}
+
+// ramp is a streamer whose frame i is (i, -i), frames long, served in
+// chunks of at most chunk frames.
+type ramp struct{ next, frames, chunk int }
+
+func (r *ramp) Stream(out [][2]float64) (int, bool) {
+	n := min(len(out), r.frames-r.next, r.chunk)
+	for i := range n {
+		out[i] = [2]float64{float64(r.next + i), -float64(r.next + i)}
+	}
+	r.next += n
+	return n, n > 0
+}
+
+func (r *ramp) Err() error { return nil }
+
+// TestSliderFollowsItsPosition: through any corrections, in blocks of any
+// size, each frame out is the source at the slider's position (cubic
+// interpolation reproduces a ramp exactly),
+// positions move by at most a frame and a bit per frame, no slide crosses
+// hold, and the stream ends with the source's last frame.
+func TestSliderFollowsItsPosition(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for run := range 20 {
+		src := &ramp{frames: 20000 + r.IntN(20000), chunk: 1 + r.IntN(3000)}
+		s := newSlider(src, testRate, nil)
+		if run%2 == 1 {
+			s.hold = float64(src.frames - 3000)
+		}
+		var last float64 = -1
+		for {
+			s.correct(r.NormFloat64() * 3)
+			block := make([][2]float64, 1+r.IntN(900))
+			pos := make([]float64, 0, len(block))
+			c := *s
+			for range block {
+				c.begin()
+				pos = append(pos, c.position())
+				c.advance()
+			}
+			n, ok := s.Stream(block)
+			for i, f := range block[:n] {
+				// Before the source's start and past its end is silence,
+				// which the frames interpolated next to them take in.
+				inside := pos[i] == math.Trunc(pos[i]) || pos[i] >= 1 && pos[i] < float64(src.frames-2)
+				if inside && math.Abs(f[0]-pos[i]) > 1e-9 || f[1] != -f[0] {
+					t.Fatalf("run %d: frame %v at position %v", run, f, pos[i])
+				}
+				if d := pos[i] - last; d < 1-math.Pi/(2*float64(s.length))-1e-9 || d > 1+math.Pi/(2*float64(s.length))+1e-9 {
+					t.Fatalf("run %d: position moved by %v in a frame", run, d)
+				}
+				if pos[i] != math.Trunc(pos[i]) && pos[i] > s.hold {
+					t.Fatalf("run %d: sliding at %v past hold %v", run, pos[i], s.hold)
+				}
+				last = pos[i]
+			}
+			if !ok || n < len(block) {
+				break
+			}
+		}
+		if last <= float64(src.frames-2) || last >= float64(src.frames) {
+			t.Errorf("run %d: stream ended at position %v of %d frames", run, last, src.frames)
+		}
+	}
+}
+
+// BenchmarkEngineFill is the engine's work for one 10 ms block of a
+// 44.1 kHz WAV song on a device 100 ppm fast: decoding, drift correction,
+// gains.
+func BenchmarkEngineFill(b *testing.B) {
+	dir := b.TempDir()
+	files := &memFiles{}
+	files.put("tc", writeTimecode(b, dir, testRate, 600*testRate, 0))
+	eng := newEngine(testRate, 100, files, testLogger(b))
+	b.Cleanup(eng.close)
+	eng.setClock(trusted(clocksync.Model{Offset: int64(fixtureOffset)}))
+	pl := protocol.Playlist{V: 1, Session: "home", Version: 3, Entries: []protocol.Entry{{ID: "e1", Song: "tc", Frames: 600 * testRate, SampleRate: testRate}}}
+	eng.setPlaylist(pl)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
+	eng.addState(protocol.SessionState{V: 1, Session: "home", State: protocol.Playing, Volume: 100, PlaylistVersion: 3,
+		Anchor: protocol.Anchor{AtNs: t0, Index: 0, Entry: "e1", Playing: true}})
+	buf := make([][2]float64, 441)
+	b.ResetTimer()
+	for k := range b.N {
+		heard := t0 + int64(float64(k%50000)*1e7/(1+100e-6))
+		eng.Fill(buf, time.Unix(0, heard-int64(fixtureOffset)))
+	}
+}
