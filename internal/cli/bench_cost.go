@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ func benchCost(ctx context.Context, b *bench, args []string) error {
 	fs := b.flags()
 	window := fs.Duration("window", 15*time.Second, "how long each case is measured")
 	tutti := fs.String("tutti", tuttiBinary(), "the tutti binary to run the speaker with")
+	only := fs.String("cases", "flac,mp3,ogg,resampled,alsa", "the cases to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,6 +98,11 @@ func benchCost(ctx context.Context, b *bench, args []string) error {
 	}
 	if pulseMissing == nil {
 		cases = append(cases, costCase{name: "alsa", song: flacPath, rate: benchRate, alsa: true})
+	}
+	wanted := strings.Split(*only, ",")
+	cases = slices.DeleteFunc(cases, func(c costCase) bool { return !slices.Contains(wanted, c.name) })
+	if len(cases) == 0 {
+		return fmt.Errorf("--cases %q: no case to run", *only)
 	}
 
 	quiet := b.quiet()

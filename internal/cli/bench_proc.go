@@ -129,6 +129,9 @@ type procUsage struct {
 	at    time.Time
 	cpu   time.Duration // user + system
 	rssKB int64
+	// fileKB of rssKB are pages of files: the program's and its
+	// libraries' code and constant data (RssFile).
+	fileKB int64
 }
 
 func readProc(pid int) (procUsage, error) {
@@ -141,13 +144,24 @@ func readProc(pid int) (procUsage, error) {
 	if err != nil {
 		return u, err
 	}
+	seen := 0
 	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			u.rssKB, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return u, err
+		for _, f := range []struct {
+			name string
+			kb   *int64
+		}{{"VmRSS:", &u.rssKB}, {"RssFile:", &u.fileKB}} {
+			if v, ok := strings.CutPrefix(line, f.name); ok {
+				if *f.kb, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err != nil {
+					return u, err
+				}
+				seen++
+			}
 		}
 	}
-	return u, errors.New("no VmRSS in /proc status")
+	if seen < 2 {
+		return u, errors.New("no VmRSS or RssFile in /proc status")
+	}
+	return u, nil
 }
 
 // threadsCPU is the CPU time the threads of process pid have used, from
@@ -187,10 +201,11 @@ func threadsCPU(pid int) (time.Duration, error) {
 type procLoad struct {
 	cpuPercent float64 // of one core
 	maxRSSMB   float64
+	fileMB     float64 // of the RSS at the end, file pages
 }
 
 func (l procLoad) String() string {
-	return fmt.Sprintf("CPU %.2f%% of one core, RSS max %.1f MB", l.cpuPercent, l.maxRSSMB)
+	return fmt.Sprintf("CPU %.2f%% of one core, RSS max %.1f MB (%.1f MB of it file pages)", l.cpuPercent, l.maxRSSMB, l.fileMB)
 }
 
 // measureProc samples process pid every 250 ms over window.
@@ -224,5 +239,6 @@ func loadBetween(first, last procUsage, maxRSSKB int64) procLoad {
 	return procLoad{
 		cpuPercent: 100 * float64(last.cpu-first.cpu) / float64(last.at.Sub(first.at)),
 		maxRSSMB:   float64(max(maxRSSKB, last.rssKB)) / 1024,
+		fileMB:     float64(last.fileKB) / 1024,
 	}
 }
