@@ -59,3 +59,7 @@ require (
 // v2.7.9 with one data race fixed (retained messages read while written):
 // see third_party/mochi-mqtt-server/TUTTI.md.
 replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
+
+// v0.3.4 (archived upstream) with a table-driven requantisation and no
+// allocation per frame: see third_party/go-mp3/TUTTI.md.
+replace github.com/hajimehoshi/go-mp3 => ./third_party/go-mp3
