@@ -60,6 +60,7 @@ require (
 // see third_party/mochi-mqtt-server/TUTTI.md.
 replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
 
-// v0.3.4 (archived upstream) with a table-driven requantisation and no
-// allocation per frame: see third_party/go-mp3/TUTTI.md.
+// v0.3.4 (archived upstream) with a table-driven requantisation, half of
+// the synthesis and IMDCT sums mirrored, and less allocation per frame,
+// output unchanged: see third_party/go-mp3/TUTTI.md.
 replace github.com/hajimehoshi/go-mp3 => ./third_party/go-mp3

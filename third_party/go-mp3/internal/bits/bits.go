@@ -50,8 +50,8 @@ func (b *Bits) Bits(num int) int {
 		// TODO: Should this return error?
 		return 0
 	}
-	bb := make([]byte, 4)
-	copy(bb, b.vec[b.bytePos:])
+	var bb [4]byte
+	copy(bb[:], b.vec[b.bytePos:])
 	tmp := (uint32(bb[0]) << 24) | (uint32(bb[1]) << 16) | (uint32(bb[2]) << 8) | (uint32(bb[3]))
 	tmp <<= uint(b.bitPos)
 	tmp >>= (32 - uint(num))

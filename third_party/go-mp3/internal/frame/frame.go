@@ -36,6 +36,32 @@ func init() {
 	for i := range powtab34 {
 		powtab34[i] = math.Pow(float64(i), 4.0/3.0)
 	}
+	for k := range pow2Quarters {
+		pow2Quarters[k] = math.Pow(2.0, float64(k+pow2QuartersMin)/4)
+	}
+}
+
+// The requantisation scales each sample by 2^idx, where idx is a whole
+// number of quarters: sf_mult is 0.5 or 1, the scale factors, pretab and
+// gains are integers, and the global gain comes in quarters. With the
+// fields' widths (global_gain 8 bits, scale factors at most 4, pretab 3,
+// subblock_gain 3) idx*4 lies in [-338, 45]. pow2Quarters holds
+// math.Pow(2, k/4) for such k, computed exactly as the per-sample
+// math.Pow of upstream did: the same argument gives the same result.
+const (
+	pow2QuartersMin = -340
+	pow2QuartersMax = 48
+)
+
+var pow2Quarters [pow2QuartersMax - pow2QuartersMin + 1]float64
+
+// pow2 is math.Pow(2, idx).
+func pow2(idx float64) float64 {
+	k := idx * 4
+	if k >= pow2QuartersMin && k <= pow2QuartersMax && k == math.Trunc(k) {
+		return pow2Quarters[int(k)-pow2QuartersMin]
+	}
+	return math.Pow(2.0, idx)
 }
 
 type Frame struct {
@@ -46,6 +72,8 @@ type Frame struct {
 	mainDataBits *bits.Bits
 	store        [2][32][18]float32
 	v_vec        [2][1024]float32
+
+	out []byte // what Decode returns, reused
 }
 
 type FullReader interface {
@@ -98,16 +126,13 @@ func Read(source FullReader, position int64, prev *Frame) (frame *Frame, startPo
 	if err != nil {
 		return nil, 0, err
 	}
-	nf := &Frame{
-		header:       h,
-		sideInfo:     si,
-		mainData:     md,
-		mainDataBits: mdb,
+	// The next frame takes over the previous one: its overlap store and
+	// synthesis history carry on, and its buffers are reused.
+	nf := prev
+	if nf == nil {
+		nf = &Frame{}
 	}
-	if prev != nil {
-		nf.store = prev.store
-		nf.v_vec = prev.v_vec
-	}
+	nf.header, nf.sideInfo, nf.mainData, nf.mainDataBits = h, si, md, mdb
 	return nf, pos, nil
 }
 
@@ -116,7 +141,12 @@ func (f *Frame) SamplingFrequency() (int, error) {
 }
 
 func (f *Frame) Decode() []byte {
-	out := make([]byte, f.header.BytesPerFrame())
+	if n := f.header.BytesPerFrame(); cap(f.out) < n {
+		f.out = make([]byte, n)
+	} else {
+		f.out = f.out[:n]
+	}
+	out := f.out
 	nch := f.header.NumberOfChannels()
 	for gr := 0; gr < f.header.Granules(); gr++ {
 		for ch := 0; ch < nch; ch++ {
@@ -142,7 +172,7 @@ func (f *Frame) requantizeProcessLong(gr, ch, is_pos, sfb int) {
 	pf_x_pt := float64(f.sideInfo.Preflag[gr][ch]) * pretab[sfb]
 	idx := -(sf_mult * (float64(f.mainData.ScalefacL[gr][ch][sfb]) + pf_x_pt)) +
 		0.25*(float64(f.sideInfo.GlobalGain[gr][ch])-210)
-	tmp1 := math.Pow(2.0, idx)
+	tmp1 := pow2(idx)
 	tmp2 := 0.0
 	if f.mainData.Is[gr][ch][is_pos] < 0.0 {
 		tmp2 = -powtab34[int(-f.mainData.Is[gr][ch][is_pos])]
@@ -160,7 +190,7 @@ func (f *Frame) requantizeProcessShort(gr, ch, is_pos, sfb, win int) {
 	idx := -(sf_mult * float64(f.mainData.ScalefacS[gr][ch][sfb][win])) +
 		0.25*(float64(f.sideInfo.GlobalGain[gr][ch])-210.0-
 			8.0*float64(f.sideInfo.SubblockGain[gr][ch][win]))
-	tmp1 := math.Pow(2.0, idx)
+	tmp1 := pow2(idx)
 	tmp2 := 0.0
 	if f.mainData.Is[gr][ch][is_pos] < 0 {
 		tmp2 = -powtab34[int(-f.mainData.Is[gr][ch][is_pos])]
@@ -252,7 +282,7 @@ func (f *Frame) requantize(gr int, ch int) {
 }
 
 func (f *Frame) reorder(gr int, ch int) {
-	re := make([]float32, consts.SamplesPerGr)
+	var re [consts.SamplesPerGr]float32
 
 	_, sfBandIndicesShort := getSfBandIndicesArray(&f.header)
 
@@ -458,11 +488,8 @@ func (f *Frame) hybridSynthesis(gr int, ch int) {
 			bt = 0
 		}
 		// Do the inverse modified DCT and windowing
-		in := make([]float32, 18)
-		for i := range in {
-			in[i] = f.mainData.Is[gr][ch][sb*18+i]
-		}
-		rawout := imdct.Win(in, bt)
+		var rawout [36]float32
+		imdct.Win(f.mainData.Is[gr][ch][sb*18:sb*18+18], bt, &rawout)
 		// Overlapp add with stored vector into main_data vector
 		for i := 0; i < 18; i++ {
 			f.mainData.Is[gr][ch][sb*18+i] = rawout[i] + f.store[ch][sb][i]
@@ -488,6 +515,28 @@ func init() {
 				float32(math.Cos(float64((16+i)*(2*j+1)) * (math.Pi / 64.0)))
 		}
 	}
+	if !synthNWinMirrored() {
+		panic("mp3: the synthesis matrix is not mirrored exactly")
+	}
+}
+
+// synthNWinMirrored says whether the computed matrix has, to the bit, the
+// symmetries of its cosines that subbandSynthesis relies on: row 32-i is
+// row i negated (0 <= i < 16), row 96-i is row i (33 <= i < 48).
+func synthNWinMirrored() bool {
+	for j := 0; j < 32; j++ {
+		for i := 0; i < 16; i++ {
+			if synthNWin[32-i][j] != -synthNWin[i][j] {
+				return false
+			}
+		}
+		for i := 33; i < 48; i++ {
+			if synthNWin[96-i][j] != synthNWin[i][j] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 var synthDtbl = [512]float32{
@@ -622,8 +671,8 @@ var synthDtbl = [512]float32{
 }
 
 func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
-	u_vec := make([]float32, 512)
-	s_vec := make([]float32, 32)
+	var u_vec [512]float32
+	var s_vec [32]float32
 
 	nch := f.header.NumberOfChannels()
 	// Setup the n_win windowing vector and the v_vec intermediate vector
@@ -633,7 +682,20 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 		for i := 0; i < 32; i++ { // Copy next 32 time samples to a temp vector
 			s_vec[i] = d[i*18+ss]
 		}
-		for i := 0; i < 64; i++ { // Matrix multiply input with n_win[][] matrix
+		// Matrix multiply input with n_win[][] matrix. Rows 17-32 are
+		// rows 15-0 negated, rows 49-63 rows 47-33 (synthNWinMirrored):
+		// their sums are those rows' sums, negated or as they are, to the
+		// bit, since the rounding of each product and addition is
+		// symmetric.
+		for i := 0; i < 64; i++ {
+			if i > 16 && i < 33 {
+				f.v_vec[ch][i] = -f.v_vec[ch][32-i]
+				continue
+			}
+			if i > 48 {
+				f.v_vec[ch][i] = f.v_vec[ch][96-i]
+				continue
+			}
 			sum := float32(0)
 			for j := 0; j < 32; j++ {
 				sum += synthNWin[i][j] * s_vec[j]

@@ -76,10 +76,33 @@ func init() {
 			cosN36[i][j] = float32(math.Cos(math.Pi / (2 * N) * (2*float64(j) + 1 + N/2) * (2*float64(i) + 1)))
 		}
 	}
+	if !cosN36Mirrored() {
+		panic("mp3: the IMDCT matrix is not mirrored exactly")
+	}
 }
 
-func Win(in []float32, blockType int) []float32 {
-	out := make([]float32, 36)
+// cosN36Mirrored says whether the computed matrix has, to the bit, the
+// symmetries of its cosines that Win relies on: column 17-p is column p
+// negated (p < 9), column 53-p is column p (18 <= p < 27).
+func cosN36Mirrored() bool {
+	for m := 0; m < 18; m++ {
+		for p := 0; p < 9; p++ {
+			if cosN36[m][17-p] != -cosN36[m][p] {
+				return false
+			}
+		}
+		for p := 18; p < 27; p++ {
+			if cosN36[m][53-p] != cosN36[m][p] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Win writes the windowed inverse MDCT of in (18 values) into out.
+func Win(in []float32, blockType int, out *[36]float32) {
+	*out = [36]float32{}
 	if blockType == 2 {
 		iwd := imdctWinData[blockType]
 		const N = 12
@@ -92,16 +115,26 @@ func Win(in []float32, blockType int) []float32 {
 				out[6*i+p+6] += sum * iwd[p]
 			}
 		}
-		return out
+		return
 	}
 	const N = 36
 	iwd := imdctWinData[blockType]
-	for p := 0; p < N; p++ {
+	// Only half of the sums are computed: the others are the same sums
+	// negated (columns 9-17) or as they are (columns 27-35), to the bit,
+	// since the rounding of each product and addition is symmetric.
+	var sums [N]float32
+	for _, p := range [...]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 18, 19, 20, 21, 22, 23, 24, 25, 26} {
 		sum := float32(0.0)
 		for m := 0; m < N/2; m++ {
 			sum += in[m] * cosN36[m][p]
 		}
-		out[p] = sum * iwd[p]
+		sums[p] = sum
 	}
-	return out
+	for p := 0; p < 9; p++ {
+		sums[17-p] = -sums[p]
+		sums[35-p] = sums[18+p]
+	}
+	for p := 0; p < N; p++ {
+		out[p] = sums[p] * iwd[p]
+	}
 }
