@@ -1,10 +1,10 @@
 package speaker
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/tutti-audio/tutti/audiogen"
@@ -42,7 +42,7 @@ var tuneEncoders = map[string]func(wav, out string) []string{
 func BenchmarkPlayerRead(b *testing.B) {
 	for _, format := range []string{"flac", "mp3", "ogg"} {
 		for _, outHz := range []int{44100, 48000} {
-			b.Run(format+"/"+itoa(outHz), func(b *testing.B) {
+			b.Run(format+"/"+strconv.Itoa(outHz), func(b *testing.B) {
 				path := encodeTune(b, 20, format, tuneEncoders[format])
 				files := newTestIndexer(b, path)
 				buf := make([][2]float64, outHz/100)
@@ -77,5 +77,3 @@ func newTestIndexer(t testing.TB, path string) func(string) (*mp3Index, error) {
 		return index, err
 	}
 }
-
-func itoa(n int) string { return fmt.Sprint(n) }
