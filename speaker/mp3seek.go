@@ -301,12 +301,10 @@ func (s *mp3Seeker) decoderAt(sample int64) (beep.StreamSeekCloser, beep.Format,
 		src = io.MultiReader(bytes.NewReader(silent), io.NewSectionReader(s.f, first.off, s.size-first.off))
 		skip = first.h.samples() + sample - first.sample
 	}
-	d, err := gomp3.NewDecoder(struct{ io.Reader }{src}) // not a Seeker: go-mp3 does not scan it
+	dec, format, err := newMP3Stream(src, int(s.index.samples))
 	if err != nil {
-		return nil, beep.Format{}, fmt.Errorf("mp3: %w", err)
+		return nil, beep.Format{}, err
 	}
-	dec := &mp3Stream{d: d, samples: int(s.index.samples)}
-	format := beep.Format{SampleRate: beep.SampleRate(d.SampleRate()), NumChannels: 2, Precision: 2}
 	buf := make([][2]float64, 4096)
 	for skip > 0 {
 		n, ok := dec.Stream(buf[:min(skip, int64(len(buf)))])
@@ -397,16 +395,27 @@ func (s *mp3Seeker) reservoirFrame(before []mp3Frame, like mp3Header) ([]byte, e
 // time: one MPEG-1 frame's.
 const mp3StreamChunk = 1152
 
-// mp3Stream is a decoder from decoderAt: go-mp3's 16-bit PCM as beep's
-// samples, x/32768 (the same bits as beep's mp3 package gives, which reads
-// go-mp3 one sample, four bytes, a call). Its length is the song's; it
-// cannot seek (the player asks the seeker for another).
+// mp3Stream is an MP3 decoder reading its file as a stream: go-mp3's
+// 16-bit PCM as beep's samples, x/32768 (the same bits as beep's mp3
+// package gives, which reads go-mp3 one sample, four bytes, a call). Its
+// length is the song's; it cannot seek (a player asks the mp3Seeker for
+// another decoder, or its streamDecoder decodes forward).
 type mp3Stream struct {
 	d       *gomp3.Decoder
 	samples int
 	pos     int
 	err     error
 	pcm     [4 * mp3StreamChunk]byte
+}
+
+// newMP3Stream decodes r, whose song is samples long, from its start.
+func newMP3Stream(r io.Reader, samples int) (*mp3Stream, beep.Format, error) {
+	d, err := gomp3.NewDecoder(struct{ io.Reader }{r}) // not a Seeker: go-mp3 does not scan it
+	if err != nil {
+		return nil, beep.Format{}, fmt.Errorf("mp3: %w", err)
+	}
+	format := beep.Format{SampleRate: beep.SampleRate(d.SampleRate()), NumChannels: 2, Precision: 2}
+	return &mp3Stream{d: d, samples: samples}, format, nil
 }
 
 func (d *mp3Stream) Stream(out [][2]float64) (n int, ok bool) {
