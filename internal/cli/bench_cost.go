@@ -185,9 +185,12 @@ func benchCost(ctx context.Context, b *bench, args []string) error {
 	}
 
 	fields := map[string]any{"window_s": window.Seconds()}
-	worst := procLoad{}
+	var worst procLoad
 	for name, r := range results {
-		worst.cpuPercent, worst.maxRSSMB = max(worst.cpuPercent, r.tutti.cpuPercent), max(worst.maxRSSMB, r.tutti.maxRSSMB)
+		worst.cpuPercent = max(worst.cpuPercent, r.tutti.cpuPercent)
+		if r.tutti.maxRSSMB > worst.maxRSSMB {
+			worst.maxRSSMB, worst.fileMB = r.tutti.maxRSSMB, r.tutti.fileMB
+		}
 		fields[name+"_cpu_percent"], fields[name+"_rss_mb"] = r.tutti.cpuPercent, r.tutti.maxRSSMB
 		if r.peer {
 			fields[name+"_cpu_ratio_snapclient"] = r.tutti.cpuPercent / r.snapclient.cpuPercent
