@@ -110,7 +110,14 @@ func Read(source FullReader, position int64, prev *Frame) (frame *Frame, startPo
 		return nil, 0, fmt.Errorf("mp3: only layer3 (want %d; got %d) is supported", consts.Layer3, h.Layer())
 	}
 
-	si, err := sideinfo.Read(source, h)
+	// The previous frame's side information and main data are decoded
+	// already: their structures take this frame's.
+	var reuseSI *sideinfo.SideInfo
+	var reuseMD *maindata.MainData
+	if prev != nil {
+		reuseSI, reuseMD = prev.sideInfo, prev.mainData
+	}
+	si, err := sideinfo.Read(source, h, reuseSI)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -122,7 +129,7 @@ func Read(source FullReader, position int64, prev *Frame) (frame *Frame, startPo
 	if prev != nil {
 		prevM = prev.mainDataBits
 	}
-	md, mdb, err := maindata.Read(source, prevM, h, si)
+	md, mdb, err := maindata.Read(source, prevM, h, si, reuseMD)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -62,7 +62,9 @@ var sideInfoBitsToRead = [2][4]int{
 	},
 }
 
-func Read(source FullReader, header frameheader.FrameHeader) (*SideInfo, error) {
+// Read reads a frame's side information into si (nil: a new one), which it
+// clears first.
+func Read(source FullReader, header frameheader.FrameHeader, si *SideInfo) (*SideInfo, error) {
 	nch := header.NumberOfChannels()
 	framesize, err := header.FrameSize()
 	if err != nil {
@@ -95,7 +97,11 @@ func Read(source FullReader, header frameheader.FrameHeader) (*SideInfo, error) 
 
 	// Parse audio data
 	// Pointer to where we should start reading main data
-	si := &SideInfo{}
+	if si == nil {
+		si = &SideInfo{}
+	} else {
+		*si = SideInfo{}
+	}
 	si.MainDataBegin = s.Bits(bitsToRead[0])
 	// Get private bits. Not used for anything.
 	if header.Mode() == consts.ModeSingleChannel {
