@@ -9,11 +9,11 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// compressedPartialFixture plays song "p", a minute of a tune encoded as
-// format ("mp3" or "ogg"), from a download whose progress the test sets;
-// the playlist gives its length as the complete file's decoder reports it.
-// With a path, that file is the song, and complete (verified).
-func compressedPartialFixture(t *testing.T, format, path string) (*engineFixture, *download) {
+// songFixture plays song "p": with no path, a minute of a tune encoded
+// as format ("mp3" or "ogg") from a download whose progress the test sets;
+// with a path, that file, complete (verified). The playlist gives the
+// song's length as the complete file's decoder reports it.
+func songFixture(t *testing.T, format, path string) (*engineFixture, *download) {
 	t.Helper()
 	complete := path != ""
 	if !complete {
@@ -67,8 +67,8 @@ func (f *engineFixture) fill(start int64, blocks int) [][2]float64 {
 func TestEnginePlaysCompressedWhileDownloading(t *testing.T) {
 	for _, format := range []string{"mp3", "ogg"} {
 		t.Run(format, func(t *testing.T) {
-			f, dl := compressedPartialFixture(t, format, "")
-			ref, _ := compressedPartialFixture(t, format, dl.path) // the same song, complete
+			f, dl := songFixture(t, format, "")
+			ref, _ := songFixture(t, format, dl.path) // the same song, complete
 
 			// All but the last 16 KiB: the Ogg decoder's last page (its
 			// length) and the MP3's last frames are missing.
@@ -130,7 +130,7 @@ func TestEnginePlaysCompressedWhileDownloading(t *testing.T) {
 func TestStreamDecoderSeeks(t *testing.T) {
 	for _, format := range []string{"mp3", "ogg"} {
 		t.Run(format, func(t *testing.T) {
-			f, dl := compressedPartialFixture(t, format, "")
+			f, dl := songFixture(t, format, "")
 			dl.setHead(dl.size)
 			path := dl.path
 			files := &memFiles{}
