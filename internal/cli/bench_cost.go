@@ -319,7 +319,10 @@ func runCostCase(ctx context.Context, run costRun) (costResult, error) {
 		if st := run.statuses.of(run.name); !playing(st) {
 			return r, fmt.Errorf("the speaker stopped playing during the window: %v", st)
 		}
-		return r, run.pulse.sinksRunning(ctx)
+		if err := run.pulse.sinkRunning(ctx, "tutti"); err != nil || peer == nil {
+			return r, err
+		}
+		return r, run.pulse.sinkRunning(ctx, "snapclient")
 	}
 	for _, heard := range []struct {
 		who   string
@@ -335,12 +338,12 @@ func runCostCase(ctx context.Context, run costRun) (costResult, error) {
 }
 
 // waitSound waits until a player's output carries sound: its pipe (pcm),
-// or for an ALSA case the PulseAudio sinks.
+// or for an ALSA case its PulseAudio sink, named who.
 func waitSound(ctx context.Context, p *childProc, pcm *pcmMeter, c costCase, pulse *pulseServer, who string, timeout time.Duration) error {
 	for deadline := time.Now().Add(timeout); ; {
 		var err error
 		if c.alsa {
-			err = pulse.sinksRunning(ctx)
+			err = pulse.sinkRunning(ctx, who)
 		} else if pcm.sound() == 0 {
 			err = fmt.Errorf("no sound from %s", who)
 		}
@@ -361,18 +364,22 @@ func waitSound(ctx context.Context, p *childProc, pcm *pcmMeter, c costCase, pul
 	}
 }
 
-// sinksRunning says whether every null sink is being played to.
-func (p *pulseServer) sinksRunning(ctx context.Context) error {
+// sinkRunning says whether the null sink named sink is being played to.
+func (p *pulseServer) sinkRunning(ctx context.Context, sink string) error {
 	out, err := exec.CommandContext(ctx, "pactl", "-s", p.server, "list", "short", "sinks").Output()
 	if err != nil {
 		return fmt.Errorf("pactl: %w", err)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if !strings.Contains(line, "RUNNING") {
-			return fmt.Errorf("a PulseAudio sink is not played to: %s", line)
+		// index, name, driver, format, state
+		if f := strings.Fields(line); len(f) >= 5 && f[1] == sink {
+			if f[len(f)-1] != "RUNNING" {
+				return fmt.Errorf("the PulseAudio sink %s is not played to: %s", sink, line)
+			}
+			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("no PulseAudio sink %s", sink)
 }
 
 // pcmMeter counts the frames of a 16-bit stereo PCM stream that are not
