@@ -30,7 +30,7 @@ require (
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
-	github.com/hajimehoshi/go-mp3 v0.3.4 // indirect
+	github.com/hajimehoshi/go-mp3 v0.3.4
 	github.com/icza/bitio v1.1.0 // indirect
 	github.com/jfreymuth/oggvorbis v1.0.5 // indirect
 	github.com/jfreymuth/vorbis v1.0.2 // indirect
@@ -63,3 +63,8 @@ require (
 // topic's retained publishes delivered to every subscriber in one order.
 // Without its unused storage backends and config package.
 replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
+
+// v0.3.4 (archived upstream) with a table-driven requantisation, half of
+// the synthesis and IMDCT sums mirrored, and less allocation per frame,
+// output unchanged: see third_party/go-mp3/TUTTI.md.
+replace github.com/hajimehoshi/go-mp3 => ./third_party/go-mp3

@@ -11,6 +11,9 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v flac >/dev/null 2>&1 || need+=(flac)
 command -v lame >/dev/null 2>&1 || need+=(lame)
 command -v oggenc >/dev/null 2>&1 || need+=(vorbis-tools)
+# The peer `tutti bench cost` compares a speaker's CPU and memory with.
+command -v snapserver >/dev/null 2>&1 || need+=(snapserver)
+command -v snapclient >/dev/null 2>&1 || need+=(snapclient)
 # A real ALSA device paced in real time for the ALSA output's tests: a
 # PulseAudio null sink reached through ALSA's pulse plugin.
 command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)

@@ -16,7 +16,7 @@ type ALSAOptions struct {
 	Device string        // ALSA PCM name, default "default" (e.g. "hw:0", "plughw:1,0", "pulse")
 	Rate   int           // default 44100; a device (or its plug layer) that cannot play it is refused
 	Buffer time.Duration // device buffer, default 60ms
-	Period time.Duration // one write, default 10ms
+	Period time.Duration // one write, default defaultALSAPeriod
 	Logger *slog.Logger  // nil = slog.Default()
 }
 
@@ -45,7 +45,7 @@ func NewALSAOutput(opts ALSAOptions) *ALSAOutput {
 		o.buffer = 60 * time.Millisecond
 	}
 	if o.period <= 0 {
-		o.period = 10 * time.Millisecond
+		o.period = defaultALSAPeriod
 	}
 	if o.log == nil {
 		o.log = slog.Default()
@@ -60,6 +60,15 @@ func (o *ALSAOutput) SampleRate() int { return o.rate }
 // from the PCM delay every period.
 func (o *ALSAOutput) Latency() time.Duration { return o.buffer }
 func (o *ALSAOutput) useLocalClock(c Clock)  { o.clock = c }
+
+// defaultALSAPeriod is one write to the device: every period wakes the
+// speaker, measures the PCM delay and renders a block. 20 ms is a third of
+// the default buffer, so two periods stay queued while one is written; it
+// wakes the speaker half as often as 10 ms did. The lead a command needs
+// depends on the buffer, not the period, and each period is rendered for
+// the instant its first frame is heard, so neither sync nor command
+// latency changes.
+const defaultALSAPeriod = 20 * time.Millisecond
 
 // stallTimeout is how long writes may make no progress before Run gives up
 // (a device that accepts the configuration but never plays).

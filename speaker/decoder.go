@@ -69,8 +69,10 @@ func (p *songPlayer) newStream() {
 
 // openSong opens path with the decoder its first bytes call for. dl is the
 // download path is still arriving through, or nil for a verified file;
-// mp3Index gives a verified MP3 file's frame index.
-func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Index, error), outHz int) (p *songPlayer, err error) {
+// mp3Index gives a verified MP3 file's frame index; frames is the song's
+// length in its own frames, from the playlist (0: unknown), which a
+// compressed song still downloading cannot tell.
+func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Index, error), outHz int, frames int64) (p *songPlayer, err error) {
 	defer func() {
 		if r := recover(); r != nil { // decoders panic on some corrupt files
 			err = fmt.Errorf("decoder panic: %v", r)
@@ -96,12 +98,6 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 		return nil, err
 	}
 	isWAV := bytes.Equal(magic[:], []byte("RIFF"))
-	if dl != nil && !isWAV && !bytes.Equal(magic[:], []byte("fLaC")) {
-		// An mp3 needs its frame index, made of the whole file; the vorbis
-		// decoder reads the last page (for the length) when it opens.
-		src.Close()
-		return nil, errors.New("only WAV and FLAC play before they are fully downloaded")
-	}
 	var dec beep.StreamSeekCloser
 	var format beep.Format
 	var seeker *flacSeeker
@@ -126,8 +122,12 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 		}
 	case bytes.Equal(magic[:], []byte("fLaC")):
 		dec, format, err = flac.Decode(src)
+	case bytes.Equal(magic[:], []byte("OggS")) && dl != nil:
+		dec, format, err = openStream(partial, frames, openVorbisStream)
 	case bytes.Equal(magic[:], []byte("OggS")):
 		dec, format, err = vorbis.Decode(src)
+	case dl != nil: // MP3 still downloading: streamdecoder.go
+		dec, format, err = openStream(partial, frames, openMP3Stream)
 	default: // MP3, verified: decoders start at any frame (mp3seek.go)
 		mp3s, err = newMP3Seeker(sha, f, mp3Index)
 		if err == nil {

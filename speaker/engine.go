@@ -460,7 +460,7 @@ func (e *engine) playRun(f *followed, out [][2]float64, s int64, a anchor, stop 
 			limit = frameAtOrAfter(stop.positionNs, e.rate)
 		}
 		if n > 0 {
-			if why := e.playSong(entry.Song, out[:n], exact, limit); why != "" && first {
+			if why := e.playSong(entry, out[:n], exact, limit); why != "" && first {
 				pb.State, pb.Error = buffering, why
 				if d, ok := e.damaged[entry.Song]; ok {
 					pb.State, pb.Error = recovering, d.why
@@ -475,9 +475,10 @@ func (e *engine) playRun(f *followed, out [][2]float64, s int64, a anchor, stop 
 	return pb
 }
 
-// playSong reads song frames from want into out, none at or past frame
-// limit, or leaves silence and says why it could not.
-func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int64) string {
+// playSong reads the entry's song frames from want into out, none at or
+// past frame limit, or leaves silence and says why it could not.
+func (e *engine) playSong(entry protocol.Entry, out [][2]float64, want float64, limit int64) string {
+	sha := entry.Song
 	if why, bad := e.bad[sha]; bad {
 		return why
 	}
@@ -492,7 +493,7 @@ func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int6
 	}
 	if p == nil {
 		var why string
-		if p, why = e.open(sha); p == nil {
+		if p, why = e.open(entry); p == nil {
 			return why
 		}
 		e.players[sha] = p
@@ -523,11 +524,12 @@ func (e *engine) playSong(sha string, out [][2]float64, want float64, limit int6
 	return ""
 }
 
-// open opens a player for sha: over the verified file, or over the part of
-// it downloaded so far, or says why it cannot.
-func (e *engine) open(sha string) (*songPlayer, string) {
+// open opens a player for the entry's song: over the verified file, or over
+// the part of it downloaded so far, or says why it cannot.
+func (e *engine) open(entry protocol.Entry) (*songPlayer, string) {
+	sha := entry.Song
 	if path, ok := e.files.Lookup(sha); ok {
-		p, err := openSong(sha, path, nil, e.files.MP3Index, e.rate)
+		p, err := openSong(sha, path, nil, e.files.MP3Index, e.rate, entry.Frames)
 		if err != nil {
 			return nil, e.markDamaged(sha, err)
 		}
@@ -540,7 +542,7 @@ func (e *engine) open(sha string) (*songPlayer, string) {
 	if e.notYet[dl] || dl.result() != downloadRunning || !dl.has(0, headBytes) {
 		return nil, stillDownloading
 	}
-	p, err := openSong(sha, dl.path, dl, nil, e.rate)
+	p, err := openSong(sha, dl.path, dl, nil, e.rate, entry.Frames)
 	if err != nil {
 		// Not bad: what is there may be too little for the decoder (or a
 		// format that must be complete to open), or the file was renamed

@@ -593,9 +593,9 @@ func TestEngineStopsWhenADownloadFails(t *testing.T) {
 	})
 }
 
-// TestEngineWaitsForCompleteCompressedSong: formats whose decoders read
-// the whole file when they open (here an mp3-like file) are not played
-// from a partial download, and are not marked bad for it.
+// TestEngineWaitsForCompleteCompressedSong: a partial download that no
+// decoder can start on (here bytes an mp3 decoder finds no frame in) waits
+// for the complete file, and is not marked bad for it.
 func TestEngineWaitsForCompleteCompressedSong(t *testing.T) {
 	f, dl := partialFixture(t)
 	junk := filepath.Join(t.TempDir(), "mp3")

@@ -3,6 +3,7 @@ package speaker
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,7 @@ import (
 	"sort"
 
 	"github.com/gopxl/beep/v2"
-	"github.com/gopxl/beep/v2/mp3"
+	gomp3 "github.com/hajimehoshi/go-mp3"
 )
 
 // Opening and seeking an MP3 file. go-mp3, given a file it can seek, reads
@@ -300,7 +301,7 @@ func (s *mp3Seeker) decoderAt(sample int64) (beep.StreamSeekCloser, beep.Format,
 		src = io.MultiReader(bytes.NewReader(silent), io.NewSectionReader(s.f, first.off, s.size-first.off))
 		skip = first.h.samples() + sample - first.sample
 	}
-	dec, format, err := mp3.Decode(io.NopCloser(src)) // not a Seeker: go-mp3 does not scan it
+	dec, format, err := newMP3Stream(src, int(s.index.samples))
 	if err != nil {
 		return nil, beep.Format{}, err
 	}
@@ -315,7 +316,7 @@ func (s *mp3Seeker) decoderAt(sample int64) (beep.StreamSeekCloser, beep.Format,
 			break
 		}
 	}
-	return mp3Stream{dec, int(s.index.samples)}, format, nil
+	return dec, format, nil
 }
 
 // framesBefore walks the frames from a mark up to the one holding sample,
@@ -390,13 +391,62 @@ func (s *mp3Seeker) reservoirFrame(before []mp3Frame, like mp3Header) ([]byte, e
 	return frame, nil
 }
 
-// mp3Stream is a decoder from decoderAt: its length is the song's; it
-// cannot seek (the player asks the seeker for another).
+// mp3StreamChunk is how many samples mp3Stream reads from go-mp3 at a
+// time: one MPEG-1 frame's.
+const mp3StreamChunk = 1152
+
+// mp3Stream is an MP3 decoder reading its file as a stream: go-mp3's
+// 16-bit PCM as beep's samples, x/32768 (the same bits as beep's mp3
+// package gives, which reads go-mp3 one sample, four bytes, a call). Its
+// length is the song's; it cannot seek (a player asks the mp3Seeker for
+// another decoder, or its streamDecoder decodes forward).
 type mp3Stream struct {
-	beep.StreamSeekCloser
+	d       *gomp3.Decoder
 	samples int
+	pos     int
+	err     error
+	pcm     [4 * mp3StreamChunk]byte
 }
 
-func (d mp3Stream) Len() int { return d.samples }
+// newMP3Stream decodes r, whose song is samples long, from its start.
+func newMP3Stream(r io.Reader, samples int) (*mp3Stream, beep.Format, error) {
+	d, err := gomp3.NewDecoder(struct{ io.Reader }{r}) // not a Seeker: go-mp3 does not scan it
+	if err != nil {
+		return nil, beep.Format{}, fmt.Errorf("mp3: %w", err)
+	}
+	format := beep.Format{SampleRate: beep.SampleRate(d.SampleRate()), NumChannels: 2, Precision: 2}
+	return &mp3Stream{d: d, samples: samples}, format, nil
+}
 
-func (d mp3Stream) Seek(int) error { return errors.New("mp3: seek through the seeker") }
+func (d *mp3Stream) Stream(out [][2]float64) (n int, ok bool) {
+	for n < len(out) && d.err == nil {
+		// go-mp3 hands out whole samples: it decodes frames of them.
+		got, err := d.d.Read(d.pcm[:4*min(len(out)-n, mp3StreamChunk)])
+		for i := 0; i+4 <= got; i += 4 {
+			out[n] = [2]float64{
+				float64(int16(binary.LittleEndian.Uint16(d.pcm[i:]))) / 32768,
+				float64(int16(binary.LittleEndian.Uint16(d.pcm[i+2:]))) / 32768,
+			}
+			n++
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			d.err = fmt.Errorf("mp3: %w", err)
+		}
+	}
+	d.pos += n
+	return n, n > 0
+}
+
+func (d *mp3Stream) Err() error { return d.err }
+
+func (d *mp3Stream) Len() int { return d.samples }
+
+func (d *mp3Stream) Position() int { return d.pos }
+
+func (d *mp3Stream) Seek(int) error { return errors.New("mp3: seek through the seeker") }
+
+// Close closes nothing: the player closes the file.
+func (d *mp3Stream) Close() error { return nil }

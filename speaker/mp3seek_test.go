@@ -272,7 +272,7 @@ func TestMP3PlayerSeeksThroughTheIndex(t *testing.T) {
 	all := decodeAll(t, path)
 	files := &memFiles{}
 	files.put("song", path)
-	p, err := openSong("song", path, nil, files.MP3Index, 44100)
+	p, err := openSong("song", path, nil, files.MP3Index, 44100, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,7 +137,7 @@ func TestSlideArtefacts(t *testing.T) {
 
 		// A player 100 ppm behind the timeline from frame 20000 on
 		// slides once in the window.
-		p, err := openSong("sine", path, nil, nil, testRate)
+		p, err := openSong("sine", path, nil, nil, testRate, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

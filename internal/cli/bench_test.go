@@ -103,22 +103,32 @@ func TestBenchStart(t *testing.T) {
 }
 
 func TestBenchCost(t *testing.T) {
-	for _, tool := range []string{"flac", "lame"} {
+	for _, tool := range []string{"flac", "lame", "oggenc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed (CI installs it: apt-get install flac lame)", tool)
+				t.Fatalf("%s not installed (CI installs it: apt-get install flac lame vorbis-tools)", tool)
 			}
-			t.Skipf("%s not installed (apt-get install flac lame)", tool)
+			t.Skipf("%s not installed (apt-get install flac lame vorbis-tools)", tool)
 		}
+	}
+	peer := snapcastInstalled()
+	if peer != nil && os.Getenv("CI") != "" {
+		t.Fatalf("%v (CI installs it)", peer)
 	}
 	bin, err := tuttiBin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := runBenchJSON(t, []string{"cost", "--json", "--window", "2s", "--tutti", bin},
-		"cpu_percent", "rss_mb", "flac_cpu_percent", "mp3_cpu_percent")
+	want := []string{"cpu_percent", "rss_mb", "flac_cpu_percent", "mp3_cpu_percent", "ogg_cpu_percent", "resampled_cpu_percent"}
+	if peer == nil {
+		want = append(want, "flac_cpu_ratio_snapclient", "mp3_cpu_ratio_snapclient", "snapclient_cpu_percent")
+	}
+	r := runBenchJSON(t, []string{"cost", "--json", "--window", "2s", "--cases", "flac,mp3,ogg,resampled", "--tutti", bin}, want...)
 	between(t, r, "cpu_percent", 0.01, 200)
 	between(t, r, "rss_mb", 1, 1000)
+	if peer == nil {
+		between(t, r, "snapclient_cpu_percent", 0.01, 200)
+	}
 }
 
 // TestBenchScale runs configuration (b) with as many sessions as the full

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -383,6 +384,9 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(speakerGCPercent)
+	}
 	if m.user == "" {
 		m.user = *name
 	}
@@ -424,6 +428,14 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	return err
 }
+
+// speakerGCPercent is the speaker's GOGC. A playing speaker keeps a small
+// live heap and makes garbage at a steady trickle (the decoders' buffers
+// of each frame); collecting when the heap has grown by half rather than
+// doubled keeps about 1.5 MB less resident (anonymous memory 5.0 MB
+// instead of 6.6 MB playing MP3, `tutti-bench bench cost`) for no CPU the
+// benchmark can tell apart.
+const speakerGCPercent = 50
 
 // restartProcess replaces this process with a new run of the same
 // command line; it returns only if that fails.
