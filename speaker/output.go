@@ -51,21 +51,29 @@ func toLocal(clock Clock, real time.Time) time.Time {
 	return clock.Now().Add(time.Until(real))
 }
 
-// blockSink receives each block a paced device takes, with the real-time
-// instant its first frame is heard.
+// blockSink receives each block a paced device hands over.
 type blockSink interface {
-	block(buf [][2]float64, heardAt time.Time) error
+	block(buf [][2]float64, t blockTiming) error
 	underrun(at time.Time) error
 }
 
+// blockTiming is when a paced device's block leaves and is heard.
+type blockTiming struct {
+	heardAt    time.Time     // when its first frame is heard, real time
+	heardLocal time.Time     // the same instant on the speaker's clock, as given to Fill
+	late       time.Duration // how long after its due instant the block was handed over
+}
+
 // pacedDevice consumes blocks in real time like a DAC with its own sample
-// clock: block k is taken at t0 + k*block/(rate*(1+ppm/1e6)) and heard
-// Latency later.
+// clock: block k leaves at t0 + k*block/(rate*(1+ppm/1e6)) and is heard
+// latency later. Like a DAC's buffer, it holds the next block ready before
+// that one is due, so that a block leaves on time however long the source
+// takes to fill it.
 type pacedDevice struct {
 	rate    int
 	block   int
-	latency time.Duration
-	ppm     float64 // the device oscillator's error: +100 runs 100 ppm fast
+	latency time.Duration // from a block leaving to its being heard
+	ppm     float64       // the device oscillator's error: +100 runs 100 ppm fast
 	clock   Clock
 	sink    blockSink
 }
@@ -81,18 +89,34 @@ func (d *pacedDevice) elapsed(frames int64) time.Duration {
 
 func (d *pacedDevice) useLocalClock(c Clock) { d.clock = c }
 
+func (d *pacedDevice) SampleRate() int { return d.rate }
+
+// Latency is from filling a block to hearing it: the block waits one block
+// period, ready, before it leaves.
+func (d *pacedDevice) Latency() time.Duration { return d.elapsed(int64(d.block)) + d.latency }
+
 func (d *pacedDevice) run(ctx context.Context, src Source) error {
+	wake, err := newWakeTimer(ctx)
+	if err != nil {
+		return err
+	}
+	defer wake.close()
 	buf := make([][2]float64, d.block)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	t0 := time.Now()
-	for k := int64(0); ; k++ {
-		due := t0.Add(d.elapsed(k * int64(d.block)))
-		timer.Reset(time.Until(due))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
+	due := t0
+	fill := func() blockTiming {
+		t := blockTiming{heardAt: due.Add(d.latency)}
+		t.heardLocal = toLocal(d.clock, t.heardAt)
+		src.Fill(buf, t.heardLocal)
+		return t
+	}
+	next := fill()
+	for k := int64(0); ; {
+		if err := wake.sleepUntil(due); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 		if now := time.Now(); now.Sub(due) > d.latency {
 			// The process stalled longer than the device buffer: the DAC ran
@@ -101,12 +125,15 @@ func (d *pacedDevice) run(ctx context.Context, src Source) error {
 				return err
 			}
 			t0, k, due = now, 0, now
+			next = fill()
 		}
-		heardAt := due.Add(d.latency)
-		src.Fill(buf, toLocal(d.clock, heardAt))
-		if err := d.sink.block(buf, heardAt); err != nil {
+		next.late = time.Since(due)
+		if err := d.sink.block(buf, next); err != nil {
 			return err
 		}
+		k++
+		due = t0.Add(d.elapsed(k * int64(d.block)))
+		next = fill()
 	}
 }
 
@@ -114,7 +141,7 @@ func (d *pacedDevice) run(ctx context.Context, src Source) error {
 type VirtualOptions struct {
 	Rate    int           // default 44100
 	Block   int           // frames per block, default 441 (10 ms)
-	Latency time.Duration // device buffer: a block taken at t is heard at t+Latency; default 30ms
+	Latency time.Duration // device buffer: a block leaving at t is heard at t+Latency; default 30ms
 	Log     io.Writer     // one JSON line per block; nil = no log
 	PPM     float64       // error of the device's oscillator, parts per million (+ runs fast)
 }
@@ -136,8 +163,6 @@ func NewVirtualOutput(opts VirtualOptions) *VirtualOutput {
 }
 
 func (v *VirtualOutput) Name() string                              { return "virtual" }
-func (v *VirtualOutput) SampleRate() int                           { return v.rate }
-func (v *VirtualOutput) Latency() time.Duration                    { return v.latency }
 func (v *VirtualOutput) Run(ctx context.Context, src Source) error { return v.run(ctx, src) }
 
 type logSink struct {
@@ -146,9 +171,9 @@ type logSink struct {
 	line []byte
 }
 
-func (s *logSink) block(buf [][2]float64, heardAt time.Time) error {
-	return s.write(playlog.Line{TNs: heardAt.UnixNano(), Frames: len(buf), L: toS16(buf[0][0]), R: toS16(buf[0][1]),
-		Sound: leadingSound(buf), LX: buf[0][0] * 32768, Rate: s.rate})
+func (s *logSink) block(buf [][2]float64, t blockTiming) error {
+	return s.write(playlog.Line{TNs: t.heardAt.UnixNano(), Frames: len(buf), L: toS16(buf[0][0]), R: toS16(buf[0][1]),
+		Sound: leadingSound(buf), LX: buf[0][0] * 32768, Rate: s.rate, LocalNs: t.heardLocal.UnixNano(), LateNs: int64(t.late)})
 }
 
 // leadingSound counts the frames before the first silent one (both channels
@@ -181,35 +206,61 @@ func (s *logSink) write(rec playlog.Line) error {
 
 // PipeOptions configure a PipeOutput.
 type PipeOptions struct {
-	W       io.Writer // raw PCM s16le stereo interleaved at Rate
-	Rate    int       // default 44100
-	Block   int       // frames per block, default 441 (10 ms)
-	Latency time.Duration
+	W       io.Writer     // raw PCM s16le stereo interleaved at Rate
+	Rate    int           // default 44100
+	Block   int           // frames per block, default 441 (10 ms)
+	Latency time.Duration // as VirtualOptions.Latency
+	Log     io.Writer     // the VirtualOutput's log of each block; nil = no log
+	PPM     float64       // error of the crystal that paces the pipe, as VirtualOptions.PPM
 }
 
 // PipeOutput writes what would be heard as raw PCM, paced in real time like
-// a VirtualOutput (like snapclient's file player).
+// a VirtualOutput (like snapclient's file player): each block is written
+// when it is due, so a reader sees the output's timing.
 type PipeOutput struct {
 	pacedDevice
 }
 
 func NewPipeOutput(opts PipeOptions) *PipeOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
-	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, clock: realClock{},
-		sink: &pcmSink{w: opts.W}}}
+	var sink blockSink = &pcmSink{w: opts.W}
+	if opts.Log != nil {
+		// PCM first: the log line must not delay the block.
+		sink = teeSink{sink, &logSink{w: opts.Log, rate: rate}}
+	}
+	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{}, sink: sink}}
 }
 
 func (p *PipeOutput) Name() string                              { return "pipe" }
-func (p *PipeOutput) SampleRate() int                           { return p.rate }
-func (p *PipeOutput) Latency() time.Duration                    { return p.latency }
 func (p *PipeOutput) Run(ctx context.Context, src Source) error { return p.run(ctx, src) }
+
+// teeSink hands each block to every sink in turn.
+type teeSink []blockSink
+
+func (t teeSink) block(buf [][2]float64, timing blockTiming) error {
+	for _, s := range t {
+		if err := s.block(buf, timing); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t teeSink) underrun(at time.Time) error {
+	for _, s := range t {
+		if err := s.underrun(at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 type pcmSink struct {
 	w   io.Writer
 	pcm []byte
 }
 
-func (s *pcmSink) block(buf [][2]float64, _ time.Time) error {
+func (s *pcmSink) block(buf [][2]float64, _ blockTiming) error {
 	s.pcm = s.pcm[:0]
 	for _, f := range buf {
 		s.pcm = binary.LittleEndian.AppendUint16(s.pcm, uint16(toS16(f[0])))

@@ -104,8 +104,12 @@ func TestVirtualOutputPacingAndLog(t *testing.T) {
 		}
 		blocks = append(blocks, r)
 	}
-	if len(blocks) != len(calls) || len(blocks) < 40 {
-		t.Fatalf("%d blocks logged, %d fills", len(blocks), len(calls))
+	// The device holds the next block filled before the last one left.
+	if len(blocks)+1 != len(calls) || len(blocks) < 39 {
+		t.Fatalf("%d blocks logged, %d fills, want one fill more", len(blocks), len(calls))
+	}
+	if want := 50 * time.Millisecond; out.Latency() != want {
+		t.Fatalf("Latency %v, want %v: the 40 ms buffer and the 10 ms block waiting to leave", out.Latency(), want)
 	}
 	late := 0
 	for i, b := range blocks {
@@ -117,14 +121,19 @@ func TestVirtualOutputPacingAndLog(t *testing.T) {
 		if d := time.Duration(local - b.TNs); d < -5*time.Millisecond || d > 5*time.Millisecond {
 			t.Errorf("block %d: Fill heard instant %v off the logged one", i, d)
 		}
-		// A block is taken Latency before it is heard.
-		// Taken Latency before it is heard; the goroutine may wake late on a
-		// busy machine, but never early.
-		d := time.Unix(0, b.TNs).Sub(calls[i].at)
-		if d > 41*time.Millisecond {
-			t.Errorf("block %d taken %v before it is heard, too early (latency 40ms)", i, d)
+		if b.LocalNs != calls[i].heardAt.UnixNano() {
+			t.Errorf("block %d: logged local instant %d, Fill was given %d", i, b.LocalNs, calls[i].heardAt.UnixNano())
 		}
-		if d < 25*time.Millisecond {
+		if b.LateNs < 0 {
+			t.Errorf("block %d left %v before it was due", i, time.Duration(-b.LateNs))
+		}
+		// Filled Latency before it is heard; the goroutine may wake late on
+		// a busy machine, but never early.
+		d := time.Unix(0, b.TNs).Sub(calls[i].at)
+		if d > out.Latency()+time.Millisecond {
+			t.Errorf("block %d filled %v before it is heard, too early (Latency %v)", i, d, out.Latency())
+		}
+		if d < out.Latency()-15*time.Millisecond {
 			late++
 		}
 	}
