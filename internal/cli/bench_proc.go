@@ -24,12 +24,20 @@ type childProc struct {
 
 // startChild runs bin with args, stderr and stdout going to logPath.
 func startChild(name, bin, logPath string, args ...string) (*childProc, error) {
+	return startChildTo(name, bin, logPath, nil, args...)
+}
+
+// startChildTo is startChild with stdout going to stdout, if not nil.
+func startChildTo(name, bin, logPath string, stdout *os.File, args ...string) (*childProc, error) {
 	log, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
