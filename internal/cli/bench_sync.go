@@ -124,8 +124,25 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sleepCtx(ctx, time.Until(time.Unix(0, firstSound).Add(*settle+time.Duration(*seconds)*time.Second+time.Second))); err != nil {
+	if err := sleepCtx(ctx, time.Until(time.Unix(0, firstSound).Add(*settle))); err != nil {
 		return err
+	}
+	cpuFrom := make([]procUsage, len(spks))
+	for i, s := range spks {
+		if cpuFrom[i], err = readProc(s.proc.pid()); err != nil {
+			return err
+		}
+	}
+	if err := sleepCtx(ctx, time.Duration(*seconds)*time.Second+time.Second); err != nil {
+		return err
+	}
+	var cpu []string
+	for i, s := range spks {
+		u, err := readProc(s.proc.pid())
+		if err != nil {
+			return err
+		}
+		cpu = append(cpu, fmt.Sprintf("%s %.2f%%", s.name, loadBetween(cpuFrom[i], u, u.rssKB).cpuPercent))
 	}
 	state, err := retained[protocol.SessionState](ctx, statuses.c, protocol.SessionStateTopic(protocol.DefaultSession), protocol.Decode[protocol.SessionState])
 	if err != nil {
@@ -176,6 +193,7 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 	for i, tr := range traces {
 		fmt.Fprintf(b.stdout, "  %s: %s\n", names[i], errorSources(tr, statuses.history(names[i]), state.Anchor, sharedMinusWall, from, to))
 	}
+	fmt.Fprintf(b.stdout, "speaker processes' CPU while measured (of one core): %s\n", strings.Join(cpu, ", "))
 	fmt.Fprintf(b.stdout, "skew of the engines' schedules (their block logs): %s\n", engine)
 	fmt.Fprintf(b.stdout, "skew added by the outputs' timing (outside minus schedule): %s\n", output)
 	fmt.Fprintf(b.stdout, "skew between speakers from outside (latest minus earliest per read): %s\n", stats)
