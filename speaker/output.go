@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"math"
 	"time"
 
@@ -76,6 +77,7 @@ type pacedDevice struct {
 	ppm     float64       // the device oscillator's error: +100 runs 100 ppm fast
 	clock   Clock
 	sink    blockSink
+	log     *slog.Logger
 }
 
 // elapsed is the real time the device takes to play frames.
@@ -100,7 +102,13 @@ func (d *pacedDevice) run(ctx context.Context, src Source) error {
 	if err != nil {
 		return err
 	}
-	defer wake.close()
+	if wake.notRealtime != nil {
+		log := d.log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("output timing: no real-time scheduling, so other processes' work delays the blocks", "err", wake.notRealtime)
+	}
 	buf := make([][2]float64, d.block)
 	t0 := time.Now()
 	due := t0
@@ -144,6 +152,7 @@ type VirtualOptions struct {
 	Latency time.Duration // device buffer: a block leaving at t is heard at t+Latency; default 30ms
 	Log     io.Writer     // one JSON line per block; nil = no log
 	PPM     float64       // error of the device's oscillator, parts per million (+ runs fast)
+	Logger  *slog.Logger  // nil = slog.Default()
 }
 
 // VirtualOutput is a sound card without sound: it consumes blocks in real
@@ -159,7 +168,7 @@ type VirtualOutput struct {
 func NewVirtualOutput(opts VirtualOptions) *VirtualOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
 	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{},
-		sink: &logSink{w: opts.Log, rate: rate}}}
+		sink: &logSink{w: opts.Log, rate: rate}, log: opts.Logger}}
 }
 
 func (v *VirtualOutput) Name() string                              { return "virtual" }
@@ -212,6 +221,7 @@ type PipeOptions struct {
 	Latency time.Duration // as VirtualOptions.Latency
 	Log     io.Writer     // the VirtualOutput's log of each block; nil = no log
 	PPM     float64       // error of the crystal that paces the pipe, as VirtualOptions.PPM
+	Logger  *slog.Logger  // nil = slog.Default()
 }
 
 // PipeOutput writes what would be heard as raw PCM, paced in real time like
@@ -228,7 +238,8 @@ func NewPipeOutput(opts PipeOptions) *PipeOutput {
 		// PCM first: the log line must not delay the block.
 		sink = teeSink{sink, &logSink{w: opts.Log, rate: rate}}
 	}
-	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{}, sink: sink}}
+	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{}, sink: sink,
+		log: opts.Logger}}
 }
 
 func (p *PipeOutput) Name() string                              { return "pipe" }

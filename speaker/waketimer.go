@@ -3,47 +3,48 @@ package speaker
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// wakeTimer wakes a goroutine at an instant to within the machine's wake-up
-// latency (tens of µs), where a Go timer wakes up to ~1 ms late: the Go
-// runtime waits for its timers in epoll with a millisecond timeout. The
-// kernel's timerfd is a high-resolution timer, and its readiness wakes the
-// runtime's poller at once. A paced output's writes are its timing, seen
-// from outside, so they use it. It costs one file descriptor and no thread.
+// wakeTimer wakes the paced output at an instant to within the machine's
+// wake-up latency (tens of µs), where a Go timer wakes up to ~1 ms late:
+// the Go runtime waits for its timers in epoll with a millisecond timeout.
+// The output's goroutine gets a thread of its own, which sleeps in the
+// kernel to the instant (clock_nanosleep, absolute, with no timer slack)
+// and asks for real-time scheduling, as audio threads do, so that other
+// processes' work does not delay the wake-up.
 type wakeTimer struct {
-	ctx  context.Context
-	fd   int
-	file *os.File // the fd, registered with the runtime's poller
-	buf  [8]byte  // expiration count a read returns
-	stop func() bool
+	ctx context.Context
+	// notRealtime says why the thread did not get real-time scheduling (it
+	// needs CAP_SYS_NICE or an RLIMIT_RTPRIO); without it the timing holds
+	// on an idle machine only.
+	notRealtime error
 }
 
-// newWakeTimer makes a timer whose sleeps end early once ctx is done.
+// rtPriority is the output thread's SCHED_FIFO priority: low among
+// real-time threads (1-99), above every ordinary process.
+const rtPriority = 10
+
+// newWakeTimer binds the calling goroutine to its thread for good (the
+// thread ends with it, never returning to the pool with real-time
+// priority) and sets that thread up. Sleeps end early once ctx is done.
 func newWakeTimer(ctx context.Context) (*wakeTimer, error) {
-	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("timerfd: %w", err)
+	runtime.LockOSThread()
+	// Timer slack lets the kernel wake a thread up to 50 µs late to merge
+	// wake-ups; this thread's wake-ups are its output's timing.
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0); err != nil {
+		return nil, err
 	}
-	// A non-blocking fd: os.NewFile registers it with the poller, so a read
-	// parks the goroutine rather than a thread.
-	w := &wakeTimer{ctx: ctx, fd: fd, file: os.NewFile(uintptr(fd), "timerfd")}
-	w.stop = context.AfterFunc(ctx, func() { w.file.SetReadDeadline(time.Now()) })
-	return w, nil
-}
-
-func (w *wakeTimer) close() error {
-	w.stop()
-	return w.file.Close()
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: rtPriority}
+	return &wakeTimer{ctx: ctx, notRealtime: unix.SchedSetAttr(0, &attr, 0)}, nil
 }
 
 // sleepUntil returns at due (an instant of time.Now's monotonic clock), or
-// with the context's error once it is done.
+// with the context's error once it is done (checked before the sleep,
+// which lasts at most a block).
 func (w *wakeTimer) sleepUntil(due time.Time) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
@@ -58,13 +59,11 @@ func (w *wakeTimer) sleepUntil(due time.Time) error {
 	if remaining <= 0 {
 		return nil
 	}
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(now.Nano() + int64(remaining))}
-	if err := unix.TimerfdSettime(w.fd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
-		return fmt.Errorf("timerfd: %w", err)
+	at := unix.NsecToTimespec(now.Nano() + int64(remaining))
+	for {
+		err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &at, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
 	}
-	_, err := w.file.Read(w.buf[:])
-	if errors.Is(err, os.ErrDeadlineExceeded) && w.ctx.Err() != nil {
-		return w.ctx.Err()
-	}
-	return err
 }

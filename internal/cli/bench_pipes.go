@@ -3,12 +3,15 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tutti-audio/tutti/playlog"
 )
@@ -38,6 +41,9 @@ type pipeSpeaker struct {
 	stream *playlog.PCMStream
 	read   chan struct{} // closed when the reader met the end of the stream
 	err    error         // the reader's, once read is closed
+	// notRealtime says why the reader's thread did not get real-time
+	// scheduling, once read is closed.
+	notRealtime error
 }
 
 // startPipeSpeaker starts speaker name against brokerURL, its clock and
@@ -61,25 +67,37 @@ func startPipeSpeaker(bin, dir, name, brokerURL string, fault clockFault) (*pipe
 	return s, nil
 }
 
-// readPCM reads the stream to its end, timing each read.
+// readerPriority is the readers' SCHED_FIFO priority: above the speakers'
+// output threads (10), so that a write wakes its reader at once.
+const readerPriority = 11
+
+// readPCM reads the stream to its end, timing each read. The reader is as
+// exact as the output it measures: a thread of its own with real-time
+// scheduling where allowed, blocked in read(2) so that the write wakes it
+// directly (not through the Go runtime's poller).
 func (s *pipeSpeaker) readPCM(r *os.File) {
 	defer close(s.read)
 	defer r.Close()
+	runtime.LockOSThread() // for good: the thread ends with the goroutine
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: readerPriority}
+	s.notRealtime = unix.SchedSetAttr(0, &attr, 0)
+	fd := int(r.Fd()) // puts the pipe in blocking mode
 	buf := make([]byte, pipeReadBuffer)
 	for {
-		n, err := r.Read(buf)
+		n, err := unix.Read(fd, buf)
 		at := time.Now().UnixNano() // first thing after the read returns
-		if n > 0 {
-			s.mu.Lock()
-			s.stream.Add(at, buf[:n])
-			s.mu.Unlock()
-		}
-		if err != nil {
-			if err != io.EOF {
-				s.err = err
-			}
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			s.err = err
 			return
+		case n == 0:
+			return // the speaker closed its output
 		}
+		s.mu.Lock()
+		s.stream.Add(at, buf[:n])
+		s.mu.Unlock()
 	}
 }
 

@@ -496,9 +496,9 @@ func (o *outputFlags) open(e *env) (speaker.Output, func(), error) {
 // openPaced opens the virtual or pipe output, logging to log if not nil.
 func (o *outputFlags) openPaced(e *env, log io.Writer) (speaker.Output, func(), error) {
 	if o.kind == "virtual" {
-		return speaker.NewVirtualOutput(speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm, Log: log}), func() {}, nil
+		return speaker.NewVirtualOutput(speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm, Log: log, Logger: e.log}), func() {}, nil
 	}
-	opts := speaker.PipeOptions{W: e.stdout, Rate: o.rate, Latency: o.latency, PPM: o.ppm, Log: log}
+	opts := speaker.PipeOptions{W: e.stdout, Rate: o.rate, Latency: o.latency, PPM: o.ppm, Log: log, Logger: e.log}
 	if o.pipePath == "-" {
 		return speaker.NewPipeOutput(opts), func() {}, nil
 	}
