@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
+
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -23,15 +24,15 @@ const (
 	// pipeLatency is every speaker's --latency: the same for all, so it
 	// cancels in the skew.
 	pipeLatency = 30 * time.Millisecond
-	// pipeReadBuffer holds many blocks, so that a reader that woke late
-	// reads all that waits at once (and the read is known to be late).
+	// pipeReadBuffer holds any one write of the pipe output: a block of
+	// 10 ms at up to 192 kHz is 7.5 KiB.
 	pipeReadBuffer = 64 << 10
 )
 
 // pipeSpeaker is a `tutti speaker --output pipe` process whose PCM is read
-// as an outside listener would: every read is timestamped as it returns,
-// and the subframe timecode in the samples says which frame left when. The
-// speaker also logs each block as its engine scheduled it.
+// as an outside listener would: every write is timed as it leaves the
+// process, and the subframe timecode in the samples says which frame left
+// when. The speaker also logs each block as its engine scheduled it.
 type pipeSpeaker struct {
 	name    string
 	proc    *childProc
@@ -41,17 +42,23 @@ type pipeSpeaker struct {
 	stream *playlog.PCMStream
 	read   chan struct{} // closed when the reader met the end of the stream
 	err    error         // the reader's, once read is closed
-	// notRealtime says why the reader's thread did not get real-time
-	// scheduling, once read is closed.
-	notRealtime error
 }
 
 // startPipeSpeaker starts speaker name against brokerURL, its clock and
-// its output's crystal wrong by fault.
+// its output's crystal wrong by fault. Its stdout is a Unix socket of
+// packets rather than a pipe: every write the speaker makes is one packet,
+// and the kernel stamps it with the instant of the write, so the reader's
+// own wake-up does not enter the figures.
 func startPipeSpeaker(bin, dir, name, brokerURL string, fault clockFault) (*pipeSpeaker, error) {
-	r, w, err := os.Pipe()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
+	}
+	r, w := fds[0], os.NewFile(uintptr(fds[1]), name+" output")
+	if err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		unix.Close(r)
+		w.Close()
+		return nil, fmt.Errorf("packet timestamps: %w", err)
 	}
 	s := &pipeSpeaker{name: name, logPath: filepath.Join(dir, name+".blocks"), stream: playlog.NewPCMStream(pipeBlockFrames), read: make(chan struct{})}
 	s.proc, err = startChildTo(name, bin, filepath.Join(dir, name+".log"), w, "speaker", "--name", name, "--broker", brokerURL,
@@ -60,32 +67,22 @@ func startPipeSpeaker(bin, dir, name, brokerURL string, fault clockFault) (*pipe
 		"--fault-clock-offset", fault.offset.String(), "--fault-ppm", fmt.Sprint(fault.ppm))
 	w.Close() // the child holds its end
 	if err != nil {
-		r.Close()
+		unix.Close(r)
 		return nil, err
 	}
 	go s.readPCM(r)
 	return s, nil
 }
 
-// readerPriority is the readers' SCHED_FIFO priority: above the speakers'
-// output threads (10), so that a write wakes its reader at once.
-const readerPriority = 11
-
-// readPCM reads the stream to its end, timing each read. The reader is as
-// exact as the output it measures: a thread of its own with real-time
-// scheduling where allowed, blocked in read(2) so that the write wakes it
-// directly (not through the Go runtime's poller).
-func (s *pipeSpeaker) readPCM(r *os.File) {
+// readPCM reads the stream to its end, one packet (one write of the
+// speaker) at a time, each timed by the kernel's stamp of its write.
+func (s *pipeSpeaker) readPCM(fd int) {
 	defer close(s.read)
-	defer r.Close()
-	runtime.LockOSThread() // for good: the thread ends with the goroutine
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: readerPriority}
-	s.notRealtime = unix.SchedSetAttr(0, &attr, 0)
-	fd := int(r.Fd()) // puts the pipe in blocking mode
+	defer unix.Close(fd)
 	buf := make([]byte, pipeReadBuffer)
+	oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))
 	for {
-		n, err := unix.Read(fd, buf)
-		at := time.Now().UnixNano() // first thing after the read returns
+		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, 0)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -94,11 +91,34 @@ func (s *pipeSpeaker) readPCM(r *os.File) {
 			return
 		case n == 0:
 			return // the speaker closed its output
+		case flags&unix.MSG_TRUNC != 0:
+			s.err = fmt.Errorf("a write of more than %d bytes", len(buf))
+			return
+		}
+		at, err := writeStamp(oob[:oobn])
+		if err != nil {
+			s.err = err
+			return
 		}
 		s.mu.Lock()
 		s.stream.Add(at, buf[:n])
 		s.mu.Unlock()
 	}
+}
+
+// writeStamp returns the kernel's timestamp of a packet, Unix ns.
+func writeStamp(oob []byte) (int64, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return ts.Nano(), nil
+		}
+	}
+	return 0, errors.New("a packet without its timestamp")
 }
 
 // reads returns the timecoded reads so far.

@@ -157,9 +157,6 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 		if err := s.stop(); err != nil {
 			return fmt.Errorf("%s: reading its PCM: %w", s.name, err)
 		}
-		if s.notRealtime != nil {
-			fmt.Fprintf(b.stdout, "  %s's reader had no real-time scheduling (%v): its own wake-ups add to the figures\n", s.name, s.notRealtime)
-		}
 		lines, err := s.blockLog()
 		if err != nil {
 			return err
