@@ -52,8 +52,11 @@ func toLocal(clock Clock, real time.Time) time.Time {
 	return clock.Now().Add(time.Until(real))
 }
 
-// blockSink receives each block a paced device hands over.
+// blockSink receives each block a paced device hands over: prepare when
+// it is filled, then block when it is due (only the work that must be on
+// time happens then).
 type blockSink interface {
+	prepare(buf [][2]float64)
 	block(buf [][2]float64, t blockTiming) error
 	underrun(at time.Time) error
 }
@@ -116,6 +119,7 @@ func (d *pacedDevice) run(ctx context.Context, src Source) error {
 		t := blockTiming{heardAt: due.Add(d.latency)}
 		t.heardLocal = toLocal(d.clock, t.heardAt)
 		src.Fill(buf, t.heardLocal)
+		d.sink.prepare(buf)
 		return t
 	}
 	next := fill()
@@ -179,6 +183,8 @@ type logSink struct {
 	rate int
 	line []byte
 }
+
+func (s *logSink) prepare([][2]float64) {}
 
 func (s *logSink) block(buf [][2]float64, t blockTiming) error {
 	return s.write(playlog.Line{TNs: t.heardAt.UnixNano(), Frames: len(buf), L: toS16(buf[0][0]), R: toS16(buf[0][1]),
@@ -248,6 +254,12 @@ func (p *PipeOutput) Run(ctx context.Context, src Source) error { return p.run(c
 // teeSink hands each block to every sink in turn.
 type teeSink []blockSink
 
+func (t teeSink) prepare(buf [][2]float64) {
+	for _, s := range t {
+		s.prepare(buf)
+	}
+}
+
 func (t teeSink) block(buf [][2]float64, timing blockTiming) error {
 	for _, s := range t {
 		if err := s.block(buf, timing); err != nil {
@@ -271,12 +283,16 @@ type pcmSink struct {
 	pcm []byte
 }
 
-func (s *pcmSink) block(buf [][2]float64, _ blockTiming) error {
+// prepare encodes the block, so that block only writes it.
+func (s *pcmSink) prepare(buf [][2]float64) {
 	s.pcm = s.pcm[:0]
 	for _, f := range buf {
 		s.pcm = binary.LittleEndian.AppendUint16(s.pcm, uint16(toS16(f[0])))
 		s.pcm = binary.LittleEndian.AppendUint16(s.pcm, uint16(toS16(f[1])))
 	}
+}
+
+func (s *pcmSink) block([][2]float64, blockTiming) error {
 	_, err := s.w.Write(s.pcm)
 	return err
 }
