@@ -14,9 +14,11 @@ import (
 // as its engine scheduled it, frame for frame.
 type speakerTrace struct {
 	external []playlog.Block // when each read's first frame left, plus the output latency
-	engine   []playlog.Block // when the engine scheduled those frames to be heard
-	// outputLateNs is, per read, how long after its due instant the block
-	// reached the reader (timer wake-up, the write, the pipe, the reader).
+	// engine holds when the engine scheduled the frames of the reads its
+	// block log covers (none from a tutti whose pipe output logs nothing),
+	// and outputLateNs, for the same reads, how long after its due instant
+	// the block left (timer wake-up, the write).
+	engine       []playlog.Block
 	outputLateNs []int64
 	lines        []playlog.Line // the output's block log, in order
 }
@@ -28,13 +30,13 @@ func traceOf(reads []playlog.PCMRead, lines []playlog.Line, rate, blockFrames in
 	tr := speakerTrace{lines: lines}
 	blockBytes := int64(4 * blockFrames)
 	for _, r := range reads {
+		tr.external = append(tr.external, r.Block(r.AtNs+latencyNs, rate))
 		k := r.Offset / blockBytes
 		if k >= int64(len(lines)) {
-			continue // the log's last line was not written yet
+			continue // not logged (yet)
 		}
 		intoBlock := (r.Offset - k*blockBytes) / 4
 		heard := lines[k].TNs + protocol.FramesToNs(intoBlock, rate)
-		tr.external = append(tr.external, r.Block(r.AtNs+latencyNs, rate))
 		tr.engine = append(tr.engine, r.Block(heard, rate))
 		tr.outputLateNs = append(tr.outputLateNs, r.AtNs-(heard-latencyNs))
 	}
@@ -74,7 +76,8 @@ func (tr speakerTrace) localMinusReal(tNs int64) (int64, bool) {
 // frameSkews returns, for each frame the first speaker's output began a
 // read with in [fromNs, toNs) (by its external instant) and every speaker
 // played, the spread over speakers (latest minus earliest) of the instants
-// seen from outside, of the instants their engines scheduled, and of the
+// seen from outside; and where every speaker's block log covers the frame,
+// the spread of the instants their engines scheduled, and of the
 // difference of the two, the output's own timing.
 func frameSkews(traces []speakerTrace, rate int, fromNs, toNs int64) (external, engine, output []int64) {
 	if len(traces) == 0 {
@@ -85,22 +88,25 @@ func frameSkews(traces []speakerTrace, rate int, fromNs, toNs int64) (external, 
 	for i, tr := range traces {
 		ext[i], eng[i] = playlog.NewTimeline(tr.external, rate), playlog.NewTimeline(tr.engine, rate)
 	}
-	for j, ref := range traces[0].external {
+	xs, es, ds := make([]int64, len(traces)), make([]int64, len(traces)), make([]int64, len(traces))
+	for _, ref := range traces[0].external {
 		if ref.TNs < fromNs || ref.TNs >= toNs {
 			continue
 		}
-		near := traces[0].engine[j].TNs
-		var xs, es, ds []int64
+		heardByAll, logged := true, true
 		for i := range traces {
-			x, ok1 := ext[i].HeardAt(ref.Frame, ref.TNs)
-			e, ok2 := eng[i].HeardAt(ref.Frame, near)
-			if !ok1 || !ok2 {
-				break
-			}
-			xs, es, ds = append(xs, x), append(es, e), append(ds, x-e)
+			x, ok := ext[i].HeardAt(ref.Frame, ref.TNs)
+			heardByAll = heardByAll && ok
+			e, ok := eng[i].HeardAt(ref.Frame, ref.TNs)
+			logged = logged && ok
+			xs[i], es[i], ds[i] = x, e, x-e
 		}
-		if len(xs) == len(traces) {
-			external, engine, output = append(external, spread(xs)), append(engine, spread(es)), append(output, spread(ds))
+		if !heardByAll {
+			continue
+		}
+		external = append(external, spread(xs))
+		if logged {
+			engine, output = append(engine, spread(es)), append(output, spread(ds))
 		}
 	}
 	return external, engine, output
@@ -195,12 +201,12 @@ func errorSources(tr speakerTrace, statuses []statusSample, a protocol.Anchor, s
 	}
 	schedule, steering := scheduleErrors(tr, a, sharedMinusWall, clock, pipeRate, fromNs, toNs)
 	var outside []int64
-	for i, b := range tr.external {
+	for i, b := range tr.engine {
 		if b.TNs >= fromNs && b.TNs < toNs {
 			outside = append(outside, tr.outputLateNs[i])
 		}
 	}
-	return fmt.Sprintf("clock estimate error %s (%d statuses); schedule vs timeline %s; steering (schedule less clock error) %s; output late: timer %s, reader %s",
+	return fmt.Sprintf("clock estimate error %s (%d statuses); schedule vs timeline %s; steering (schedule less clock error) %s; output late: timer %s, write %s",
 		usStats(clockNs), len(clockNs), usStats(schedule), usStats(steering), usStats(tr.timerLateNs(fromNs, toNs)), usStats(outside))
 }
 

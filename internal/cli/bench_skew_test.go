@@ -47,8 +47,8 @@ func TestTraceOfPairsEachReadWithItsBlock(t *testing.T) {
 		{AtNs: 2e9, Offset: 3 * testBlockBytes, Pos: 2323, Frames: 441}, // not logged yet
 	}
 	tr := traceOf(reads, lines, pipeRate, pipeBlockFrames, int64(pipeLatency))
-	if len(tr.external) != 2 || len(tr.engine) != 2 {
-		t.Fatalf("%d external and %d engine blocks, want the 2 logged", len(tr.external), len(tr.engine))
+	if len(tr.external) != 3 || len(tr.engine) != 2 || len(tr.outputLateNs) != 2 {
+		t.Fatalf("%d external and %d engine blocks, want all 3 from outside, the 2 logged from the engine", len(tr.external), len(tr.engine))
 	}
 	if b := tr.external[0]; b.Frame != 1000 || b.TNs != 1e9+50e3 {
 		t.Errorf("external %+v, want frame 1000 heard 50 µs after the log says", b)
@@ -85,6 +85,26 @@ func TestFrameSkewsSeparateScheduleFromOutputTiming(t *testing.T) {
 	for i := range external {
 		if abs64(external[i]-50e3) > 1e3 || abs64(engine[i]-20e3) > 1e3 || abs64(output[i]-30e3) > 1e3 {
 			t.Fatalf("frame %d: skew %d ns from outside, %d engine, %d output; want 50, 20 and 30 µs", i, external[i], engine[i], output[i])
+		}
+	}
+}
+
+func TestFrameSkewsFromOutsideOnlyWithoutBlockLogs(t *testing.T) {
+	// A speaker whose pipe output logs nothing (an older tutti): the skew
+	// from outside is still measured, the engine's is not.
+	la, ra := modelSpeaker(0, 0, 0, 200)
+	_, rb := modelSpeaker(100.25, 0, 25*time.Microsecond, 200)
+	traces := []speakerTrace{
+		traceOf(ra, la, pipeRate, pipeBlockFrames, int64(pipeLatency)),
+		traceOf(rb, nil, pipeRate, pipeBlockFrames, int64(pipeLatency)),
+	}
+	external, engine, output := frameSkews(traces, pipeRate, 1.1e9, 2.9e9)
+	if len(external) < 150 || len(engine) != 0 || len(output) != 0 {
+		t.Fatalf("%d, %d and %d frames compared, want ~180 from outside, none from the engines", len(external), len(engine), len(output))
+	}
+	for i, x := range external {
+		if abs64(x-25e3) > 1e3 {
+			t.Fatalf("frame %d: skew %d ns from outside, want 25 µs", i, x)
 		}
 	}
 }
