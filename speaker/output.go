@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -100,17 +101,21 @@ func (d *pacedDevice) SampleRate() int { return d.rate }
 // period, ready, before it leaves.
 func (d *pacedDevice) Latency() time.Duration { return d.elapsed(int64(d.block)) + d.latency }
 
+// run paces on a goroutine of its own, whose thread the wake timer takes
+// for good (the thread, with its real-time priority, ends with it).
 func (d *pacedDevice) run(ctx context.Context, src Source) error {
+	done := make(chan error, 1)
+	go func() { done <- d.pace(ctx, src) }()
+	return <-done
+}
+
+func (d *pacedDevice) pace(ctx context.Context, src Source) error {
 	wake, err := newWakeTimer(ctx)
 	if err != nil {
 		return err
 	}
 	if wake.notRealtime != nil {
-		log := d.log
-		if log == nil {
-			log = slog.Default()
-		}
-		log.Warn("output timing: no real-time scheduling, so other processes' work delays the blocks", "err", wake.notRealtime)
+		d.log.Warn("output timing: no real-time scheduling, so other processes' work delays the blocks", "err", wake.notRealtime)
 	}
 	buf := make([][2]float64, d.block)
 	t0 := time.Now()
@@ -172,7 +177,7 @@ type VirtualOutput struct {
 func NewVirtualOutput(opts VirtualOptions) *VirtualOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
 	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{},
-		sink: &logSink{w: opts.Log, rate: rate}, log: opts.Logger}}
+		sink: &logSink{w: opts.Log, rate: rate}, log: cmp.Or(opts.Logger, slog.Default())}}
 }
 
 func (v *VirtualOutput) Name() string                              { return "virtual" }
@@ -245,7 +250,7 @@ func NewPipeOutput(opts PipeOptions) *PipeOutput {
 		sink = teeSink{sink, &logSink{w: opts.Log, rate: rate}}
 	}
 	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{}, sink: sink,
-		log: opts.Logger}}
+		log: cmp.Or(opts.Logger, slog.Default())}}
 }
 
 func (p *PipeOutput) Name() string                              { return "pipe" }

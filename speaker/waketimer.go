@@ -29,8 +29,9 @@ type wakeTimer struct {
 const rtPriority = 10
 
 // newWakeTimer binds the calling goroutine to its thread for good (the
-// thread ends with it, never returning to the pool with real-time
-// priority) and sets that thread up. Sleeps end early once ctx is done.
+// thread ends with the goroutine, never returning to the pool with
+// real-time priority) and sets that thread up. The calling goroutine must
+// be one that ends when its pacing does. Sleeps end early once ctx is done.
 func newWakeTimer(ctx context.Context) (*wakeTimer, error) {
 	runtime.LockOSThread()
 	// Timer slack lets the kernel wake a thread up to 50 µs late to merge
