@@ -71,13 +71,14 @@ type blockTiming struct {
 
 // pacedDevice consumes blocks in real time like a DAC with its own sample
 // clock: block k leaves at t0 + k*block/(rate*(1+ppm/1e6)) and is heard
-// latency later. Like a DAC's buffer, it holds the next block ready before
-// that one is due, so that a block leaves on time however long the source
-// takes to fill it.
+// latency after it was filled. Like a DAC's buffer, it holds the next block
+// filled a block period before it is due, so that a block leaves on time
+// however long the source takes to fill it; a block that left is heard
+// buffer() later.
 type pacedDevice struct {
 	rate    int
 	block   int
-	latency time.Duration // from a block leaving to its being heard
+	latency time.Duration // from filling a block to hearing it; at least minBlocksLatency blocks
 	ppm     float64       // the device oscillator's error: +100 runs 100 ppm fast
 	clock   Clock
 	sink    blockSink
@@ -97,9 +98,13 @@ func (d *pacedDevice) useLocalClock(c Clock) { d.clock = c }
 
 func (d *pacedDevice) SampleRate() int { return d.rate }
 
-// Latency is from filling a block to hearing it: the block waits one block
-// period, ready, before it leaves.
-func (d *pacedDevice) Latency() time.Duration { return d.elapsed(int64(d.block)) + d.latency }
+func (d *pacedDevice) Latency() time.Duration { return d.latency }
+
+// buffer is from a block leaving to its being heard: the latency less the
+// block period it waits, filled, to leave.
+func (d *pacedDevice) buffer() time.Duration {
+	return d.latency - time.Duration(framesToNsRound(int64(d.block), d.rate))
+}
 
 // run paces on a goroutine of its own, whose thread the wake timer takes
 // for good (the thread, with its real-time priority, ends with it).
@@ -121,7 +126,7 @@ func (d *pacedDevice) pace(ctx context.Context, src Source) error {
 	t0 := time.Now()
 	due := t0
 	fill := func() blockTiming {
-		t := blockTiming{heardAt: due.Add(d.latency)}
+		t := blockTiming{heardAt: due.Add(d.buffer())}
 		t.heardLocal = toLocal(d.clock, t.heardAt)
 		src.Fill(buf, t.heardLocal)
 		d.sink.prepare(buf)
@@ -135,7 +140,7 @@ func (d *pacedDevice) pace(ctx context.Context, src Source) error {
 			}
 			return err
 		}
-		if now := time.Now(); now.Sub(due) > d.latency {
+		if now := time.Now(); now.Sub(due) > d.buffer() {
 			// The process stalled longer than the device buffer: the DAC ran
 			// dry. Restart the sample clock now, as a real device would.
 			if err := d.sink.underrun(now); err != nil {
@@ -158,7 +163,7 @@ func (d *pacedDevice) pace(ctx context.Context, src Source) error {
 type VirtualOptions struct {
 	Rate    int           // default 44100
 	Block   int           // frames per block, default 441 (10 ms)
-	Latency time.Duration // device buffer: a block leaving at t is heard at t+Latency; default 30ms
+	Latency time.Duration // a block filled at t is heard at t+Latency (it leaves a block later); default 30ms, at least 2 blocks
 	Log     io.Writer     // one JSON line per block; nil = no log
 	PPM     float64       // error of the device's oscillator, parts per million (+ runs fast)
 	Logger  *slog.Logger  // nil = slog.Default()
@@ -229,7 +234,7 @@ type PipeOptions struct {
 	W       io.Writer     // raw PCM s16le stereo interleaved at Rate
 	Rate    int           // default 44100
 	Block   int           // frames per block, default 441 (10 ms)
-	Latency time.Duration // as VirtualOptions.Latency
+	Latency time.Duration // as VirtualOptions.Latency: a block is written a block period after it is filled
 	Log     io.Writer     // the VirtualOutput's log of each block; nil = no log
 	PPM     float64       // error of the crystal that paces the pipe, as VirtualOptions.PPM
 	Logger  *slog.Logger  // nil = slog.Default()
@@ -306,6 +311,10 @@ func (s *pcmSink) block([][2]float64, blockTiming) error {
 // already in the stream's timing.
 func (s *pcmSink) underrun(time.Time) error { return nil }
 
+// minBlocksLatency is the shortest latency of a paced device, in blocks:
+// one block waits filled while the one before is in the buffer.
+const minBlocksLatency = 2
+
 func pacingDefaults(rate, block int, latency time.Duration) (int, int, time.Duration) {
 	if rate <= 0 {
 		rate = 44100
@@ -316,6 +325,7 @@ func pacingDefaults(rate, block int, latency time.Duration) (int, int, time.Dura
 	if latency <= 0 {
 		latency = 30 * time.Millisecond
 	}
+	latency = max(latency, time.Duration(framesToNsRound(minBlocksLatency*int64(block), rate)))
 	return rate, block, latency
 }
 

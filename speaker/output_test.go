@@ -115,9 +115,7 @@ func TestVirtualOutputPacingAndLog(t *testing.T) {
 	for _, c := range calls {
 		fillOf[c.heardAt.UnixNano()] = c
 	}
-	if want := 50 * time.Millisecond; out.Latency() != want {
-		t.Fatalf("Latency %v, want %v: the 40 ms buffer and the 10 ms block waiting to leave", out.Latency(), want)
-	}
+
 	late := 0
 	for i, b := range blocks {
 		if b.Frames != 441 || b.L != 8192 || b.R != -32768 {

@@ -105,3 +105,14 @@ func TestPipeOutputWritesLeaveOnTime(t *testing.T) {
 		t.Errorf("writes %v late at the median, want well under the 0.5 ms of a Go timer (p90 %v)", p50, late[blocks*9/10])
 	}
 }
+
+func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
+	for _, c := range []struct{ asked, want time.Duration }{
+		{0, 30 * time.Millisecond}, {40 * time.Millisecond, 40 * time.Millisecond}, {5 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		out := NewPipeOutput(PipeOptions{W: &timedWriter{}, Latency: c.asked})
+		if out.Latency() != c.want || out.buffer() != c.want-10*time.Millisecond {
+			t.Errorf("latency %v asked: %v, buffer %v; want %v and a block less", c.asked, out.Latency(), out.buffer(), c.want)
+		}
+	}
+}

@@ -24,6 +24,9 @@ const (
 	// pipeLatency is every speaker's --latency: the same for all, so it
 	// cancels in the skew.
 	pipeLatency = 30 * time.Millisecond
+	// pipeBuffer is from a block's write to its being heard: the pipe
+	// output fills a block one block period before it writes it.
+	pipeBuffer = pipeLatency - pipeBlockFrames*time.Second/pipeRate
 	// pipeReadBuffer holds any one write of the pipe output: a block of
 	// 10 ms at up to 192 kHz is 7.5 KiB.
 	pipeReadBuffer = 64 << 10

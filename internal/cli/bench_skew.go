@@ -13,7 +13,7 @@ import (
 // speakerTrace is one speaker's output over a run, seen from outside and
 // as its engine scheduled it, frame for frame.
 type speakerTrace struct {
-	external []playlog.Block // when each read's first frame left, plus the output latency
+	external []playlog.Block // when each read's first frame left, plus the output's buffer
 	// engine holds when the engine scheduled the frames of the reads its
 	// block log covers (none from a tutti whose pipe output logs nothing),
 	// and outputLateNs, for the same reads, how long after its due instant

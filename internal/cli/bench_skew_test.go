@@ -33,7 +33,7 @@ func modelSpeaker(p0 float64, scheduleLate, outputLate time.Duration, n int) ([]
 		pos := p0 + float64(k*pipeBlockFrames)
 		heard := int64(1e9+pos*1e9/pipeRate) + int64(scheduleLate)
 		lines[k] = playlog.Line{TNs: heard, Frames: pipeBlockFrames}
-		reads[k] = playlog.PCMRead{AtNs: heard - int64(pipeLatency) + int64(outputLate), Offset: int64(k) * testBlockBytes, Pos: pos, Frames: pipeBlockFrames}
+		reads[k] = playlog.PCMRead{AtNs: heard - int64(pipeBuffer) + int64(outputLate), Offset: int64(k) * testBlockBytes, Pos: pos, Frames: pipeBlockFrames}
 	}
 	return lines, reads
 }
@@ -41,12 +41,12 @@ func modelSpeaker(p0 float64, scheduleLate, outputLate time.Duration, n int) ([]
 func TestTraceOfPairsEachReadWithItsBlock(t *testing.T) {
 	lines := blocksFrom(1e9, 3, 0)
 	reads := []playlog.PCMRead{
-		{AtNs: 1e9 - 30e6 + 50e3, Offset: 0, Pos: 1000, Frames: 441},
+		{AtNs: 1e9 - int64(pipeBuffer) + 50e3, Offset: 0, Pos: 1000, Frames: 441},
 		// A read that began 100 frames into block 2, between frames.
-		{AtNs: 1e9 - 30e6 + 20e6 + 2_267_600, Offset: 2*testBlockBytes + 400, Pos: 1982.5, Frames: 341},
+		{AtNs: 1e9 - int64(pipeBuffer) + 20e6 + 2_267_600, Offset: 2*testBlockBytes + 400, Pos: 1982.5, Frames: 341},
 		{AtNs: 2e9, Offset: 3 * testBlockBytes, Pos: 2323, Frames: 441}, // not logged yet
 	}
-	tr := traceOf(reads, lines, pipeRate, pipeBlockFrames, int64(pipeLatency))
+	tr := traceOf(reads, lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
 	if len(tr.external) != 3 || len(tr.engine) != 2 || len(tr.outputLateNs) != 2 {
 		t.Fatalf("%d external and %d engine blocks, want all 3 from outside, the 2 logged from the engine", len(tr.external), len(tr.engine))
 	}
@@ -63,8 +63,8 @@ func TestTraceOfPairsEachReadWithItsBlock(t *testing.T) {
 	if b := tr.engine[1]; b.Frame != 1982 || b.TNs != dueHeard-half {
 		t.Errorf("engine %+v, want frame 1982 at %d", b, dueHeard-half)
 	}
-	if late := tr.outputLateNs[1]; late != reads[1].AtNs-(dueHeard-int64(pipeLatency)) {
-		t.Errorf("output late %d ns, want %d", late, reads[1].AtNs-(dueHeard-int64(pipeLatency)))
+	if late := tr.outputLateNs[1]; late != reads[1].AtNs-(dueHeard-int64(pipeBuffer)) {
+		t.Errorf("output late %d ns, want %d", late, reads[1].AtNs-(dueHeard-int64(pipeBuffer)))
 	}
 }
 
@@ -75,8 +75,8 @@ func TestFrameSkewsSeparateScheduleFromOutputTiming(t *testing.T) {
 	la, ra := modelSpeaker(0, 0, 40*time.Microsecond, 200)
 	lb, rb := modelSpeaker(100.25, 20*time.Microsecond, 70*time.Microsecond, 200)
 	traces := []speakerTrace{
-		traceOf(ra, la, pipeRate, pipeBlockFrames, int64(pipeLatency)),
-		traceOf(rb, lb, pipeRate, pipeBlockFrames, int64(pipeLatency)),
+		traceOf(ra, la, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
+		traceOf(rb, lb, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
 	}
 	external, engine, output := frameSkews(traces, pipeRate, 1.1e9, 2.9e9)
 	if len(external) < 150 {
@@ -95,8 +95,8 @@ func TestFrameSkewsFromOutsideOnlyWithoutBlockLogs(t *testing.T) {
 	la, ra := modelSpeaker(0, 0, 0, 200)
 	_, rb := modelSpeaker(100.25, 0, 25*time.Microsecond, 200)
 	traces := []speakerTrace{
-		traceOf(ra, la, pipeRate, pipeBlockFrames, int64(pipeLatency)),
-		traceOf(rb, nil, pipeRate, pipeBlockFrames, int64(pipeLatency)),
+		traceOf(ra, la, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
+		traceOf(rb, nil, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
 	}
 	external, engine, output := frameSkews(traces, pipeRate, 1.1e9, 2.9e9)
 	if len(external) < 150 || len(engine) != 0 || len(output) != 0 {
@@ -118,7 +118,7 @@ func TestClockAndSteeringErrors(t *testing.T) {
 	for k := range lines {
 		lines[k].LocalNs = lines[k].TNs + int64(off)
 	}
-	tr := traceOf(reads, lines, pipeRate, pipeBlockFrames, int64(pipeLatency))
+	tr := traceOf(reads, lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
 	anchor := protocol.Anchor{AtNs: 1e9, Index: 0, PositionNs: 0, Playing: true}
 	statuses := []statusSample{
 		{atNs: 1.5e9, fields: map[string]any{"clock_offset_ns": float64(-int64(off) - 10e3)}},

@@ -164,7 +164,7 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 		} else if err != nil {
 			return err
 		}
-		traces[i] = traceOf(s.reads(), lines, pipeRate, pipeBlockFrames, int64(pipeLatency))
+		traces[i] = traceOf(s.reads(), lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
 		if len(traces[i].external) == 0 {
 			return fmt.Errorf("%s played no timecode:\n%s", s.name, s.proc.logTail())
 		}
