@@ -116,3 +116,27 @@ func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
 		}
 	}
 }
+
+func TestWakeTimerWakesAheadByItsRecentWakeUps(t *testing.T) {
+	w := &wakeTimer{spin: spinMax}
+	feed := func(latencies ...time.Duration) {
+		for i := range spinWindow {
+			w.wokeLate(latencies[i%len(latencies)])
+		}
+	}
+	// Wake-ups 20-40 µs late, one in ten 150 µs: ahead by the 90th
+	// percentile, 40 µs, so the slow tenth leaves late, the rest on time.
+	feed(20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 40*time.Microsecond,
+		20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 150*time.Microsecond)
+	if w.spin != 40*time.Microsecond {
+		t.Errorf("ahead by %v, want 40µs", w.spin)
+	}
+	feed(time.Microsecond)
+	if w.spin != spinMin {
+		t.Errorf("prompt wake-ups: ahead by %v, want the least, %v", w.spin, spinMin)
+	}
+	feed(5 * time.Millisecond)
+	if w.spin != spinMax {
+		t.Errorf("a loaded machine: ahead by %v, want at most %v", w.spin, spinMax)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +23,9 @@ type wakeTimer struct {
 	// needs CAP_SYS_NICE or an RLIMIT_RTPRIO); without it the timing holds
 	// on an idle machine only.
 	notRealtime error
+	spin        time.Duration             // how long before an instant the thread wakes
+	woke        [spinWindow]time.Duration // recent wake-up latencies
+	wakes       int
 }
 
 // rtPriority is the output thread's SCHED_FIFO priority: low among
@@ -40,7 +44,7 @@ func newWakeTimer(ctx context.Context) (*wakeTimer, error) {
 		return nil, err
 	}
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: rtPriority}
-	return &wakeTimer{ctx: ctx, notRealtime: unix.SchedSetAttr(0, &attr, 0)}, nil
+	return &wakeTimer{ctx: ctx, notRealtime: unix.SchedSetAttr(0, &attr, 0), spin: spinMax}, nil
 }
 
 // sleepUntil returns at due (an instant of time.Now's monotonic clock), or
@@ -60,27 +64,49 @@ func (w *wakeTimer) sleepUntil(due time.Time) error {
 	if remaining <= 0 {
 		return nil
 	}
-	at := unix.NsecToTimespec(now.Nano() + int64(remaining-spinAhead))
-	for remaining > spinAhead {
-		err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &at, nil)
-		if err == nil {
-			break
+	if remaining > w.spin {
+		wakeAt := due.Add(-w.spin)
+		at := unix.NsecToTimespec(now.Nano() + int64(remaining-w.spin))
+		for {
+			err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &at, nil)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, unix.EINTR) {
+				return err
+			}
 		}
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
+		w.wokeLate(time.Since(wakeAt))
 	}
 	for time.Now().Before(due) {
-		// The last stretch, awake: a wake-up is late by the machine's
-		// wake-up latency, which varies by tens of µs.
+		// The last stretch, awake.
 	}
 	return nil
 }
 
-// spinAhead is how long before its instant the thread wakes to wait the
-// rest awake: the wake-up latency of a real-time thread is ~20-60 µs on a
-// virtual machine (p1-p50; ~10-20 µs on a Pi), so most wake-ups then come
-// before the instant, and the block leaves within a µs of it. Waiting
-// awake costs about spinAhead less the wake-up latency per block: ~0.5 %
-// of a core at 100 blocks a second.
-const spinAhead = 100 * time.Microsecond
+// The last stretch before an instant is waited awake: a wake-up is late by
+// the machine's wake-up latency, which varies by tens of µs (a real-time
+// thread: ~20-60 µs, p1-p50, on a virtual machine; ~10-20 µs on a Pi).
+// The thread wakes ahead by the 90th percentile of its last spinWindow
+// wake-up latencies, so that most blocks leave within a µs of their instant
+// while a machine that wakes its threads promptly spends little awake.
+const (
+	spinWindow = 64
+	spinMin    = 10 * time.Microsecond
+	// spinMax bounds the cost of waiting awake: 2 % of a core at 100
+	// blocks a second, on a machine too loaded to wake threads on time.
+	spinMax = 200 * time.Microsecond
+)
+
+// wokeLate records a wake-up latency, and every spinWindow wake-ups sets
+// how far ahead to wake from them.
+func (w *wakeTimer) wokeLate(latency time.Duration) {
+	w.woke[w.wakes%spinWindow] = latency
+	w.wakes++
+	if w.wakes%spinWindow != 0 {
+		return
+	}
+	recent := w.woke // a copy, sorted
+	slices.Sort(recent[:])
+	w.spin = min(spinMax, max(spinMin, recent[spinWindow*9/10]))
+}
