@@ -29,6 +29,11 @@ type Line struct {
 	// frames, and a timecode's left channel, a ramp, tells by how much.
 	LX   float64 `json:"lx,omitempty"`
 	Rate int     `json:"rate,omitempty"`
+	// LocalNs is TNs on the speaker's own clock (what its engine was asked
+	// to fill for), and LateNs how long after its due instant the block
+	// left the device's pacing (timer wake-up and scheduling).
+	LocalNs int64 `json:"local_ns,omitempty"`
+	LateNs  int64 `json:"late_ns,omitempty"`
 }
 
 // Block is a logged block whose first frame carries a timecode.

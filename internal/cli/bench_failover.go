@@ -193,7 +193,7 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	fmt.Fprintf(b.stdout, "takeover (fault to the new holder's claim): %s\n", takeovers.stats())
 	fmt.Fprintf(b.stdout, "fault to the first command answered: %s\n", answers.stats())
 	fmt.Fprintf(b.stdout, "worst audio gap around the faults (silence or position jump, any speaker): %.3f ms\n", float64(worstGap)/1e6)
-	fmt.Fprintf(b.stdout, "skew between speakers through the faults: %s\n", skew)
+	fmt.Fprintf(b.stdout, "skew between speakers through the faults (their engines' schedules, from the virtual outputs' logs): %s\n", skew)
 	b.result(map[string]any{
 		"speakers": *speakers, "controllers": *controllers, "kills": *kills, "fault": *how,
 		"takeover_ms": ms(slices.Max(takeovers)), "takeover_p50_ms": takeovers.stats().P50Ms,

@@ -5,9 +5,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,9 +22,12 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// benchSync plays a timecode song on N speakers whose clocks are wrong in
-// offset and rate, and measures from their virtual devices (which log in
-// real time) how far apart they play the same frame.
+// benchSync plays a subframe timecode song on N speaker processes whose
+// clocks are wrong in offset and rate, each with the pipe output, and
+// measures from outside, by reading and timing their PCM as it leaves, how
+// far apart they play the same frame. Their outputs' block logs say what
+// their engines scheduled, shown beside, and their statuses what they
+// believe of their clocks: together they say where the skew comes from.
 func benchSync(ctx context.Context, b *bench, args []string) error {
 	fs := b.flags()
 	speakers := fs.Int("speakers", 3, "number of speakers")
@@ -31,7 +36,8 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 	offsetList := fs.String("offsets", "0,5m,-90s", "wall-clock offsets of the speakers' clocks, cycled over the speakers")
 	ppmList := fs.String("ppm", "0,100,-100", "rate errors of the speakers' clocks and DACs in ppm, cycled over the speakers")
 	jitter := fs.String("jitter", "none", "network between speakers and broker: none (loopback) or wifi (toxiproxy, RTT p50 ~6 ms, p99 ~30 ms, spikes ~130 ms)")
-	plotFile := fs.String("plot", "", "draw each speaker's skew to the first over time into this PNG file")
+	plotFile := fs.String("plot", "", "draw each speaker's skew to the first over time, from outside, into this PNG file")
+	tutti := fs.String("tutti", tuttiBinary(), "the tutti binary to run the speakers with")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +55,10 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 	if *speakers < 2 || *seconds < 1 {
 		return fmt.Errorf("want at least 2 speakers and 1 second")
 	}
+	songSeconds := *seconds + int(settle.Seconds()) + 15
+	if int64(songSeconds)*pipeRate > audiogen.SubframeTimecodeFrames {
+		return fmt.Errorf("--seconds and --settle: the timecode song lasts at most %d s", audiogen.SubframeTimecodeFrames/pipeRate)
+	}
 	dir, err := tempDir()
 	if err != nil {
 		return err
@@ -56,26 +66,23 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 	defer os.RemoveAll(dir)
 
 	fault := func(i int) clockFault { return clockFault{offsets[i%len(offsets)], ppms[i%len(ppms)]} }
-	b.header("%d speakers, %d s measured after %s settling, network %s", *speakers, *seconds, *settle, *jitter)
+	b.header("%d speaker processes with pipe outputs read from outside, %d s measured after %s settling, network %s", *speakers, *seconds, *settle, *jitter)
 	for i := range *speakers {
 		f := fault(i)
 		fmt.Fprintf(b.stdout, "  %s: clock offset %s, clock and DAC %+g ppm\n", speakerName(i), f.offset, f.ppm)
 	}
-	logs := newDeviceLogs()
-	cfg := systemConfig{dir: dir, listen: "127.0.0.1:0", http: "127.0.0.1:0", speakers: *speakers, speakerLog: logs.writer, fault: fault}
-	var wifi *wifiNet
-	if *jitter == "wifi" {
-		wifi = newWifiNet(wifiDefaults)
-		defer wifi.close()
-		cfg.speakerBroker = wifi.proxy
-	}
-	sys, err := startSystem(ctx, b.quiet(), cfg)
+	sys, err := startSystem(ctx, b.quiet(), systemConfig{dir: dir, listen: "127.0.0.1:0", http: "127.0.0.1:0"})
 	if err != nil {
 		return err
 	}
 	defer sys.stop()
-	if wifi != nil {
-		rtts, err := wifi.measureRTT(ctx, strings.TrimPrefix(sys.brokerURL, "tcp://"), 500)
+	brokerAddr := strings.TrimPrefix(sys.brokerURL, "tcp://")
+	speakerURL := func(string) (string, error) { return sys.brokerURL, nil }
+	if *jitter == "wifi" {
+		wifi := newWifiNet(wifiDefaults)
+		defer wifi.close()
+		speakerURL = func(name string) (string, error) { return wifi.proxy(name, brokerAddr) }
+		rtts, err := wifi.measureRTT(ctx, brokerAddr, 500)
 		if err != nil {
 			return err
 		}
@@ -87,63 +94,184 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 		}
 		fmt.Fprintf(b.stdout, "network RTT through the proxy (MQTT round trips): %s, %d over 100 ms\n", rtts.stats(), spikes)
 	}
-
-	song := generatedSong{file: "timecode.wav", seconds: *seconds + int(settle.Seconds()) + 15, sample: audiogen.Timecode}
-	if _, err := sys.loadAndPlay(ctx, b.quiet(), dir, []generatedSong{song}); err != nil {
-		return err
+	var spks []*pipeSpeaker
+	var names []string
+	defer func() {
+		for _, s := range spks {
+			s.stop()
+		}
+	}()
+	for i := range *speakers {
+		name := speakerName(i)
+		u, err := speakerURL(name)
+		if err != nil {
+			return err
+		}
+		s, err := startPipeSpeaker(*tutti, dir, name, u, fault(i))
+		if err != nil {
+			return err
+		}
+		spks, names = append(spks, s), append(names, name)
 	}
-	firstSound, err := logs.whenAllHeard(ctx, sys.names, 30*time.Second, firstBlock(0))
-	if err != nil {
-		return err
-	}
-	end := time.Unix(0, firstSound).Add(*settle + time.Duration(*seconds)*time.Second + time.Second)
-	select {
-	case <-time.After(time.Until(end)):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	statuses, err := watchStatuses(ctx, sys.brokerURL, sys.names)
+	statuses, err := watchStatuses(ctx, sys.brokerURL, names)
 	if err != nil {
 		return err
 	}
 	defer statuses.close()
-	// The retained statuses arrive at once; give them a moment.
-	statuses.until(ctx, sys.names, 3*time.Second, func(map[string]any) bool { return true })
-	if err := sys.stop(); err != nil {
+
+	song := generatedSong{file: "timecode.wav", seconds: songSeconds, sample: audiogen.SubframeTimecode}
+	if _, err := sys.loadAndPlay(ctx, b.quiet(), dir, []generatedSong{song}); err != nil {
 		return err
 	}
-
-	ref, others, err := readTimelines(logs, sys.names)
+	firstSound, err := firstSoundOf(ctx, spks, 30*time.Second)
 	if err != nil {
 		return err
 	}
+	if err := sleepCtx(ctx, time.Until(time.Unix(0, firstSound).Add(*settle))); err != nil {
+		return err
+	}
+	cpuFrom := make([]procUsage, len(spks))
+	for i, s := range spks {
+		if cpuFrom[i], err = readProc(s.proc.pid()); err != nil {
+			return err
+		}
+	}
+	if err := sleepCtx(ctx, time.Duration(*seconds)*time.Second+time.Second); err != nil {
+		return err
+	}
+	var cpu []string
+	for i, s := range spks {
+		u, err := readProc(s.proc.pid())
+		if err != nil {
+			return err
+		}
+		cpu = append(cpu, fmt.Sprintf("%s %.2f%%", s.name, loadBetween(cpuFrom[i], u, u.rssKB).cpuPercent))
+	}
+	state, err := retained[protocol.SessionState](ctx, statuses.c, protocol.SessionStateTopic(protocol.DefaultSession), protocol.Decode[protocol.SessionState])
+	if err != nil {
+		return err
+	}
+	base, err := retained(ctx, statuses.c, protocol.ClockBaseTopic, protocol.Decode[protocol.ClockBase])
+	if err != nil {
+		return err
+	}
+	traces := make([]speakerTrace, len(spks))
+	for i, s := range spks {
+		if err := s.stop(); err != nil {
+			return fmt.Errorf("%s: reading its PCM: %w", s.name, err)
+		}
+		lines, err := s.blockLog()
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(b.stdout, "  %s's pipe output logs nothing (an older tutti): figures from outside only\n", s.name)
+		} else if err != nil {
+			return err
+		}
+		traces[i] = traceOf(s.reads(), lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
+		if len(traces[i].external) == 0 {
+			return fmt.Errorf("%s played no timecode:\n%s", s.name, s.proc.logTail())
+		}
+	}
+	spks = nil
+
+	ref := traces[0].external
 	from := ref[0].TNs + settle.Nanoseconds()
 	to := from + int64(*seconds)*1e9
-	stats := playlog.Summarize(playlog.Spread(ref, others, from, to))
+	extSkews, engSkews, outSkews := frameSkews(traces, pipeRate, from, to)
+	stats, engine, output := playlog.Summarize(extSkews), playlog.Summarize(engSkews), playlog.Summarize(outSkews)
 	if stats.N == 0 {
 		return fmt.Errorf("no frame was heard by all speakers")
 	}
 	fmt.Fprintln(b.stdout, "speakers' own view of their clocks (status):")
-	for _, name := range sys.names {
+	for _, name := range names {
 		fmt.Fprintf(b.stdout, "  %s: %s\n", name, describeClock(statuses.of(name)))
+	}
+	var others []*playlog.Timeline
+	for _, tr := range traces[1:] {
+		others = append(others, playlog.NewTimeline(tr.external, pipeRate))
 	}
 	series := skewSeries(ref, others, ref[0].TNs, to)
 	for i, s := range series {
-		fmt.Fprintf(b.stdout, "  %s vs %s after settling: %s\n", sys.names[i+1], sys.names[0], s.stats(from))
+		fmt.Fprintf(b.stdout, "  %s vs %s after settling, from outside: %s\n", names[i+1], names[0], s.stats(from))
 	}
-	fmt.Fprintf(b.stdout, "skew between speakers (latest minus earliest per block): %s\n", stats)
+	sharedMinusWall := base.SharedNs - base.WallNs
+	fmt.Fprintln(b.stdout, "where the error comes from, per speaker (after settling):")
+	for i, tr := range traces {
+		fmt.Fprintf(b.stdout, "  %s: %s\n", names[i], errorSources(tr, statuses.history(names[i]), state.Anchor, sharedMinusWall, from, to))
+	}
+	fmt.Fprintf(b.stdout, "speaker processes' CPU while measured (of one core): %s\n", strings.Join(cpu, ", "))
+	fmt.Fprintf(b.stdout, "skew of the engines' schedules (their block logs): %s\n", engine)
+	fmt.Fprintf(b.stdout, "skew added by the outputs' timing (outside minus schedule): %s\n", output)
+	fmt.Fprintf(b.stdout, "skew between speakers from outside (latest minus earliest per read): %s\n", stats)
 	if *plotFile != "" {
-		title := fmt.Sprintf("tutti sync: %d speakers, offsets %s, ppm %s, network %s", *speakers, *offsetList, *ppmList, *jitter)
-		if err := plotSkew(*plotFile, title, sys.names, series, settle.Seconds()); err != nil {
+		title := fmt.Sprintf("tutti sync from outside: %d speakers, offsets %s, ppm %s, network %s", *speakers, *offsetList, *ppmList, *jitter)
+		if err := plotSkew(*plotFile, title, names, series, settle.Seconds()); err != nil {
 			return err
 		}
 		fmt.Fprintf(b.stdout, "plot: %s\n", *plotFile)
 	}
-	b.result(map[string]any{
+	result := map[string]any{
 		"speakers": *speakers, "seconds": *seconds, "jitter": *jitter, "samples": stats.N,
 		"skew_p50_ms": stats.P50Ms, "skew_p99_ms": stats.P99Ms, "skew_max_ms": stats.Max,
-	})
+		"engine_skew_p99_ms": nil, // unknown without the block logs
+	}
+	if engine.N > 0 {
+		result["engine_skew_p99_ms"] = engine.P99Ms
+	}
+	b.result(result)
 	return nil
+}
+
+// firstSoundOf waits until every speaker's output began a read with the
+// timecode, and returns the latest of those instants.
+func firstSoundOf(ctx context.Context, spks []*pipeSpeaker, timeout time.Duration) (int64, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		latest, missing := int64(0), (*pipeSpeaker)(nil)
+		for _, s := range spks {
+			reads := s.reads()
+			if len(reads) == 0 {
+				missing = s
+				break
+			}
+			latest = max(latest, reads[0].AtNs)
+		}
+		if missing == nil {
+			return latest, nil
+		}
+		if err := missing.proc.exited(); err != nil {
+			return 0, err
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s played no timecode within %s:\n%s", missing.name, timeout, missing.proc.logTail())
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// retained returns the retained message on topic, decoded.
+func retained[T any](ctx context.Context, c *commander, topic string, decode func([]byte) (T, error)) (T, error) {
+	got := make(chan []byte, 1)
+	tok := c.conn.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
+		select {
+		case got <- m.Payload():
+		default:
+		}
+	})
+	var msg T
+	if err := wait(ctx, tok, 5*time.Second); err != nil {
+		return msg, err
+	}
+	defer c.conn.Unsubscribe(topic)
+	select {
+	case b := <-got:
+		return decode(b)
+	case <-time.After(5 * time.Second):
+		return msg, fmt.Errorf("nothing retained on %s", topic)
+	case <-ctx.Done():
+		return msg, ctx.Err()
+	}
 }
 
 // firstBlock finds when a speaker first heard a frame at or after frame.
@@ -221,9 +349,16 @@ func skewSeries(ref []playlog.Block, others []*playlog.Timeline, fromNs, toNs in
 // subscription each, keeping every field as sent (so that fields newer than
 // this program show too).
 type statusWatch struct {
-	c  *commander
-	mu sync.Mutex
-	st map[string]map[string]any
+	c    *commander
+	mu   sync.Mutex
+	st   map[string]map[string]any
+	hist map[string][]statusSample
+}
+
+// statusSample is a status as received.
+type statusSample struct {
+	atNs   int64 // when it arrived, Unix ns
+	fields map[string]any
 }
 
 func watchStatuses(ctx context.Context, brokerURL string, names []string) (*statusWatch, error) {
@@ -231,13 +366,15 @@ func watchStatuses(ctx context.Context, brokerURL string, names []string) (*stat
 	if err != nil {
 		return nil, err
 	}
-	w := &statusWatch{c: c, st: map[string]map[string]any{}}
+	w := &statusWatch{c: c, st: map[string]map[string]any{}, hist: map[string][]statusSample{}}
 	for _, n := range names {
 		tok := c.conn.Subscribe(protocol.SpeakerStatusTopic(n), 1, func(_ mqtt.Client, m mqtt.Message) {
+			at := time.Now().UnixNano()
 			var fields map[string]any
 			if json.Unmarshal(m.Payload(), &fields) == nil {
 				w.mu.Lock()
 				w.st[n] = fields
+				w.hist[n] = append(w.hist[n], statusSample{at, fields})
 				w.mu.Unlock()
 			}
 		})
@@ -256,6 +393,13 @@ func (w *statusWatch) of(name string) map[string]any {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.st[name]
+}
+
+// history returns every status of speaker name received so far.
+func (w *statusWatch) history(name string) []statusSample {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.hist[name])
 }
 
 // until polls the statuses until ready holds for every speaker.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -369,7 +370,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	peerAddr := fs.String("peer-addr", ":0", "where to serve the song cache to other speakers (peer fetch; \"\" = do not serve)")
 	peerURL := fs.String("peer-url", "", "URL other speakers reach the cache server at (default: from --peer-addr and the route to the broker)")
 	faultOffset := fs.Duration("fault-clock-offset", 0, "tests and demos: make the local clock this far off real time")
-	faultPPM := fs.Float64("fault-ppm", 0, "tests and demos: make the local clock and the virtual output's crystal run this many ppm fast (negative: slow)")
+	faultPPM := fs.Float64("fault-ppm", 0, "tests and demos: make the local clock and the virtual or pipe output's crystal run this many ppm fast (negative: slow; one crystal drives both)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -453,15 +454,15 @@ type outputFlags struct {
 	kind, logPath, pipePath, alsaDevice string
 	rate                                int
 	latency, calibration                time.Duration
-	ppm                                 float64 // crystal error of the virtual output
+	ppm                                 float64 // crystal error of the virtual or pipe output
 }
 
 func (o *outputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.kind, "output", "alsa", "audio output: alsa (the sound card), virtual (a paced virtual DAC that logs what it plays), pipe (raw s16le stereo PCM)")
-	fs.StringVar(&o.logPath, "virtual-log", "", "virtual output: file to log each block heard (JSON lines)")
+	fs.StringVar(&o.logPath, "virtual-log", "", "virtual and pipe outputs: file to log each block heard (JSON lines)")
 	fs.StringVar(&o.pipePath, "pipe", "-", "pipe output: file or FIFO to write PCM to (- = stdout)")
 	fs.IntVar(&o.rate, "rate", 0, "output sample rate (default: alsa, the device's native rate, 48 or 44.1 kHz; virtual and pipe, 44100)")
-	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "virtual and pipe outputs: device buffer latency")
+	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "virtual and pipe outputs: from filling a block to hearing it (the block is written a block period after it is filled; at least 2 blocks)")
 	fs.DurationVar(&o.calibration, "calibration", 0, "extra output latency of this speaker's hardware beyond what the output reports (a calibration set later with the calibrate command, e.g. from Home Assistant, overrides it)")
 	fs.StringVar(&o.alsaDevice, "alsa-device", "default", "alsa output: the ALSA PCM to play to (e.g. hw:0,0, plughw:1,0)")
 }
@@ -484,26 +485,39 @@ func (o *outputFlags) open(e *env) (speaker.Output, func(), error) {
 			rate = native
 		}
 		return speaker.NewALSAOutput(speaker.ALSAOptions{Device: o.alsaDevice, Rate: rate, Logger: e.log}), noop, nil
-	case "virtual":
-		opts := speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm}
-		if o.logPath == "" {
-			return speaker.NewVirtualOutput(opts), noop, nil
+	case "virtual", "pipe":
+		var log io.Writer
+		closeLog := func() {}
+		if o.logPath != "" {
+			f, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return nil, nil, err
+			}
+			log, closeLog = f, func() { f.Close() }
 		}
-		f, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		out, closeOut, err := o.openPaced(e, log)
 		if err != nil {
+			closeLog()
 			return nil, nil, err
 		}
-		opts.Log = f
-		return speaker.NewVirtualOutput(opts), func() { f.Close() }, nil
-	case "pipe":
-		if o.pipePath == "-" {
-			return speaker.NewPipeOutput(speaker.PipeOptions{W: e.stdout, Rate: o.rate, Latency: o.latency}), noop, nil
-		}
-		f, err := os.OpenFile(o.pipePath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return nil, nil, err
-		}
-		return speaker.NewPipeOutput(speaker.PipeOptions{W: f, Rate: o.rate, Latency: o.latency}), func() { f.Close() }, nil
+		return out, func() { closeOut(); closeLog() }, nil
 	}
 	return nil, nil, errors.New("--output: want alsa, virtual or pipe")
+}
+
+// openPaced opens the virtual or pipe output, logging to log if not nil.
+func (o *outputFlags) openPaced(e *env, log io.Writer) (speaker.Output, func(), error) {
+	if o.kind == "virtual" {
+		return speaker.NewVirtualOutput(speaker.VirtualOptions{Rate: o.rate, Latency: o.latency, PPM: o.ppm, Log: log, Logger: e.log}), func() {}, nil
+	}
+	opts := speaker.PipeOptions{W: e.stdout, Rate: o.rate, Latency: o.latency, PPM: o.ppm, Log: log, Logger: e.log}
+	if o.pipePath == "-" {
+		return speaker.NewPipeOutput(opts), func() {}, nil
+	}
+	f, err := os.OpenFile(o.pipePath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.W = f
+	return speaker.NewPipeOutput(opts), func() { f.Close() }, nil
 }

@@ -1,0 +1,142 @@
+package speaker
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// timedWriter records when each write arrives and how many bytes it held,
+// as a reader at the other end of a pipe would.
+type timedWriter struct {
+	mu     sync.Mutex
+	writes []timedWrite
+}
+
+type timedWrite struct {
+	at    time.Time
+	bytes int
+}
+
+func (w *timedWriter) Write(p []byte) (int, error) {
+	at := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, timedWrite{at, len(p)})
+	return len(p), nil
+}
+
+// playPipe runs a PipeOutput with crystal error ppm until it has written
+// blocks blocks, and returns the writes.
+func playPipe(t *testing.T, ppm float64, blocks int) []timedWrite {
+	t.Helper()
+	w := &timedWriter{}
+	// A long buffer: a stall of the loaded machine must not count as an
+	// underrun, which would restart the schedule.
+	out := NewPipeOutput(PipeOptions{W: w, PPM: ppm, Latency: time.Second})
+	src := &fillRecorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- out.Run(ctx, src) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for src.count() <= blocks && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling; pacing is what is under test
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.writes) < blocks {
+		t.Fatalf("%d blocks written in 30 s, want %d", len(w.writes), blocks)
+	}
+	for i, wr := range w.writes {
+		if wr.bytes != 441*4 {
+			t.Fatalf("write %d of %d bytes, want one block of 441 frames", i, wr.bytes)
+		}
+	}
+	return w.writes[:blocks]
+}
+
+// lateness returns how much later than its slot each write arrived, the
+// slots being period apart from the first write's: on a busy machine a
+// write can be late, never early, so the earliest ones show the schedule.
+func lateness(writes []timedWrite, period float64) []time.Duration {
+	late := make([]time.Duration, len(writes))
+	for k, wr := range writes {
+		late[k] = wr.at.Sub(writes[0].at) - time.Duration(float64(k)*period)
+	}
+	return late
+}
+
+func TestPipeOutputPacedByItsCrystal(t *testing.T) {
+	// Exaggerated errors so that the rate shows above a loaded machine's
+	// scheduling noise within a second: 5 % is 50 ms per second.
+	const blocks = 100
+	for _, ppm := range []float64{0, 50_000, -50_000} {
+		writes := playPipe(t, ppm, blocks)
+		period := 441 / (44100 * (1 + ppm/1e6)) * 1e9 // ns per block
+		late := lateness(writes, period)
+		// The schedule is the earliest writes of each half: if the rate
+		// were wrong, the second half's would be off the first's by
+		// 25 ms or more.
+		first, second := slices.Min(late[:blocks/2]), slices.Min(late[blocks/2:])
+		if d := second - first; d < -2*time.Millisecond || d > 2*time.Millisecond {
+			t.Errorf("ppm %+g: the second half of %d blocks is %v off a %.0f ns block period", ppm, blocks, d, period)
+		}
+	}
+}
+
+func TestPipeOutputWritesLeaveOnTime(t *testing.T) {
+	// The precise figure is a benchmark (tutti bench sync prints it); this
+	// bar only shows writes wake on a high-resolution timer, where a Go
+	// timer wakes ~0.5 ms late at the median.
+	const blocks = 200
+	late := lateness(playPipe(t, 0, blocks), 1e7)
+	base := slices.Min(late)
+	for i := range late {
+		late[i] -= base
+	}
+	slices.Sort(late)
+	if p50 := late[blocks/2]; p50 > 300*time.Microsecond {
+		t.Errorf("writes %v late at the median, want well under the 0.5 ms of a Go timer (p90 %v)", p50, late[blocks*9/10])
+	}
+}
+
+func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
+	for _, c := range []struct{ asked, want time.Duration }{
+		{0, 30 * time.Millisecond}, {40 * time.Millisecond, 40 * time.Millisecond}, {5 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		out := NewPipeOutput(PipeOptions{W: &timedWriter{}, Latency: c.asked})
+		if out.Latency() != c.want || out.buffer() != c.want-10*time.Millisecond {
+			t.Errorf("latency %v asked: %v, buffer %v; want %v and a block less", c.asked, out.Latency(), out.buffer(), c.want)
+		}
+	}
+}
+
+func TestWakeTimerWakesAheadByItsRecentWakeUps(t *testing.T) {
+	w := &wakeTimer{spin: spinMax}
+	feed := func(latencies ...time.Duration) {
+		for i := range spinWindow {
+			w.wokeLate(latencies[i%len(latencies)])
+		}
+	}
+	// Wake-ups 20-40 µs late, one in ten 150 µs: ahead by the 90th
+	// percentile, 40 µs, so the slow tenth leaves late, the rest on time.
+	feed(20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 40*time.Microsecond,
+		20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 150*time.Microsecond)
+	if w.spin != 40*time.Microsecond {
+		t.Errorf("ahead by %v, want 40µs", w.spin)
+	}
+	feed(time.Microsecond)
+	if w.spin != spinMin {
+		t.Errorf("prompt wake-ups: ahead by %v, want the least, %v", w.spin, spinMin)
+	}
+	feed(5 * time.Millisecond)
+	if w.spin != spinMax {
+		t.Errorf("a loaded machine: ahead by %v, want at most %v", w.spin, spinMax)
+	}
+}
