@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -190,7 +189,7 @@ func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Req
 		members[i] = sp.ID
 	}
 	return result, &pending{req: req, result: result, session: name, term: next.State.Term, seq: next.State.Seq,
-		members: members, deadline: time.Now().Add(stateQuorumTimeout)}, nil
+		members: members, deadline: c.local.Now().Add(stateQuorumTimeout)}, nil
 }
 
 // speakersOf lists the speakers assigned to session name whose status is
@@ -234,7 +233,7 @@ func (c *Controller) replicate(ctx context.Context, replyTo string, req protocol
 	c.mu.Unlock()
 	sort.Strings(members)
 	p := pending{replyTo: replyTo, req: req, result: &loadResult{Song: song}, song: song.SHA256,
-		members: members, self: true, deadline: time.Now().Add(songQuorumTimeout)}
+		members: members, self: true, deadline: c.local.Now().Add(songQuorumTimeout)}
 	if len(members) == 0 {
 		c.announceSong(song)
 		p.fill(1)

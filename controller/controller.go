@@ -30,23 +30,11 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
-
-// Clock is the controller's wall clock. The shared clock, "shared time" in
-// every protocol field named *_ns, is the time master's: our steady clock
-// (seeded from this one at start, then monotonic, so steps of the wall clock
-// do not move it) as it is while no master answered us yet, or as a model
-// that follows the master maps it (timefollow.go).
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // Options configure a Controller. Zero values take the defaults noted.
 type Options struct {
@@ -86,10 +74,20 @@ type Options struct {
 	// other controllers' song servers; ServeTLS, if set, serves songs over
 	// HTTPS with its certificate.
 	TLS, ServeTLS *tls.Config
-	Clock         Clock        // local clock source; nil = real time
-	Logger        *slog.Logger // nil = slog.Default()
+	// Clock is the local clock: the lease, every interval and timer run on
+	// it, and it advances the steady clock; nil = real time. Wall is the
+	// wall clock, which seeds the steady clock and stamps the shared clock's
+	// published base (protocol.ClockBase); nil = Clock. The shared clock,
+	// "shared time" in every protocol field named *_ns, is the time
+	// master's: our steady clock (seeded from the wall clock at start, then
+	// advanced by the local clock, so steps of the wall clock do not move
+	// it) as it is while no master answered us yet, or as a model that
+	// follows the master maps it (timefollow.go).
+	Clock, Wall clock.Clock
+	Logger      *slog.Logger // nil = slog.Default()
 
-	requestQueue int // the bound of each loop's queue of requests; 0 = maxQueued (tests set less)
+	requestQueue  int           // the bound of each loop's queue of requests; 0 = maxQueued (tests set less)
+	tokenRotation time.Duration // 0 = tokenRotation (tests set less)
 }
 
 // DefaultMaxSongSize is Options.MaxSongSize's default.
@@ -99,7 +97,8 @@ const DefaultMaxSongSize = 1 << 30
 type Controller struct {
 	opts        Options
 	log         *slog.Logger
-	local       Clock            // Options.Clock: the wall clock, for intervals
+	local       clock.Clock      // Options.Clock: intervals, timers, the lease
+	wall        clock.Clock      // Options.Wall
 	steady      clocksync.Steady // the local clock the shared clock is mapped from
 	sharedClock *timeFollower    // the time master's clock, as we know it
 	store       *store
@@ -182,8 +181,12 @@ func New(opts Options) (*Controller, error) {
 			return nil, fmt.Errorf("controller: new speakers' session: %w", err)
 		}
 	}
-	if opts.Clock == nil {
-		opts.Clock = realClock{}
+	opts.Clock = clock.Or(opts.Clock)
+	if opts.Wall == nil {
+		opts.Wall = opts.Clock
+	}
+	if opts.tokenRotation <= 0 {
+		opts.tokenRotation = tokenRotation
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -229,8 +232,9 @@ func New(opts Options) (*Controller, error) {
 		opts:            opts,
 		log:             opts.Logger,
 		local:           opts.Clock,
-		steady:          clocksync.NewSteady(opts.Clock.Now().UnixNano()),
-		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
+		wall:            opts.Wall,
+		steady:          clocksync.NewSteady(opts.Wall.Now().UnixNano(), opts.Clock),
+		sharedClock:     newTimeFollower(instance, opts.Logger, opts.Clock.Now()),
 		store:           st,
 		instance:        instance,
 		sessionEvents:   newInbox(maxQueued),
@@ -260,8 +264,8 @@ func New(opts Options) (*Controller, error) {
 	for _, a := range c.assignments {
 		lastTerm = max(lastTerm, a.Term)
 	}
-	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, time.Now())
-	c.hold = newLeaseHold(instance, opts.LeaseTTL, time.Now())
+	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, opts.Clock.Now())
+	c.hold = newLeaseHold(instance, opts.LeaseTTL, opts.Clock)
 	c.listener, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		st.Close()
@@ -366,7 +370,7 @@ func (c *Controller) clientOptions() *mqtt.ClientOptions {
 // connect makes the first connection, retrying until it succeeds or ctx is
 // done; paho reconnects by itself after that.
 func (c *Controller) connect(ctx context.Context) error {
-	retry := time.NewTimer(0)
+	retry := c.local.NewTimer(0)
 	defer retry.Stop()
 	for {
 		token := c.client.Connect()
@@ -382,7 +386,7 @@ func (c *Controller) connect(ctx context.Context) error {
 		c.log.Warn("MQTT connect failed; retrying", "broker", c.opts.BrokerURL, "err", token.Error())
 		retry.Reset(time.Second)
 		select {
-		case <-retry.C:
+		case <-retry.C():
 		case <-ctx.Done():
 			return nil
 		}
@@ -429,7 +433,7 @@ func (c *Controller) onConnect(client mqtt.Client) {
 	}
 	c.connects.Add(1)
 	c.subscribed.Store(true)
-	c.sharedClock.connected(time.Now())
+	c.sharedClock.connected(c.local.Now())
 	select {
 	case c.connected <- struct{}{}:
 	default: // a publish of everything is already due

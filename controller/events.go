@@ -27,12 +27,12 @@ func (c *Controller) handleEvents() {
 // lease.
 func (c *Controller) noteLease() {
 	c.hold.set(c.lease.term, c.lease.heldUntil())
-	c.otherHolder.Store(c.lease.heldByOther(time.Now()))
+	c.otherHolder.Store(c.lease.heldByOther(c.local.Now()))
 }
 
 // handleEvent dispatches a message the session loop subscribed to.
 func (c *Controller) handleEvent(msg inbound) {
-	now := time.Now()
+	now := c.local.Now()
 	switch {
 	case msg.topic == protocol.LeaseTopic:
 		if len(msg.payload) == 0 {

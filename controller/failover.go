@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -60,7 +59,7 @@ func (c *Controller) takeOver() {
 	c.tokenRotatedAt = c.local.Now()
 	if !c.opts.ClockFromBroker {
 		// Before we answer probes: we are the time master now.
-		c.sharedClock.freeze(c.local.Now().UnixNano(), c.steady.Now())
+		c.sharedClock.freeze(c.wall.Now().UnixNano(), c.steady.Now())
 	}
 	c.noteLease()
 	c.mirror.setSource("", "")
@@ -82,7 +81,7 @@ func (c *Controller) takeOver() {
 // stepDown makes us a standby; replies still waiting for acks fail.
 func (c *Controller) stepDown() {
 	c.noteLease()
-	c.sharedClock.follow(time.Now())
+	c.sharedClock.follow(c.local.Now())
 	c.log.Warn("lost the lease", "term", c.lease.term, "holder", c.lease.holder)
 	for _, p := range c.quorum.dropAll() {
 		c.reply(p.replyTo, p.req, nil, errLeaseLost)
@@ -261,7 +260,7 @@ func (c *Controller) publishLibrary() {
 
 // settleReplies sends the replies whose quorum or deadline came.
 func (c *Controller) settleReplies() {
-	done, errs := c.quorum.settled(time.Now())
+	done, errs := c.quorum.settled(c.local.Now())
 	for i, p := range done {
 		if errs[i] != nil {
 			c.reply(p.replyTo, p.req, nil, errs[i])

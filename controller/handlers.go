@@ -2,7 +2,6 @@ package controller
 
 import (
 	"sync"
-	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -68,7 +67,7 @@ func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
 		return
 	}
 	defer c.handlers.leave()
-	at := time.Now()
+	at := c.local.Now()
 	if msg.Topic() == protocol.LeaseTopic {
 		if m, err := protocol.Decode[protocol.Lease](msg.Payload()); err == nil {
 			c.hold.heard(m, msg.Retained(), at)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -15,9 +16,9 @@ import (
 // handles session commands one at a time, runs auto-advance, and publishes
 // retained state after every (re)connect; otherwise it mirrors the holder.
 func (c *Controller) sessionLoop(ctx context.Context) error {
-	advanceTimer := time.NewTimer(time.Hour)
+	advanceTimer := c.local.NewTimer(time.Hour)
 	defer advanceTimer.Stop()
-	leaseTicker := time.NewTicker(leaseTick(c.opts.LeaseTTL))
+	leaseTicker := c.local.NewTicker(leaseTick(c.opts.LeaseTTL))
 	defer leaseTicker.Stop()
 	var connects uint64 // c.connects at the last tick
 	for {
@@ -27,7 +28,7 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			c.advanceAll()
 			if end, ok := c.nextEntryEnd(); ok {
 				advanceTimer.Reset(time.Duration(max(0, end-c.now())))
-				advanceC = advanceTimer.C
+				advanceC = advanceTimer.C()
 			}
 		}
 		select {
@@ -43,7 +44,7 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			// The events that came before this request, and since, first;
 			// and a lease that ran out while we were busy ends now.
 			c.handleEvents()
-			c.doLease(c.lease.lapse(time.Now()))
+			c.doLease(c.lease.lapse(c.local.Now()))
 			msg, ok := c.sessionRequests.pop()
 			switch {
 			case !ok:
@@ -62,21 +63,21 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			} else {
 				c.reply(p.replyTo, p.req, nil, errLeaseLost)
 			}
-		case <-leaseTicker.C:
+		case <-leaseTicker.C():
 			c.handleEvents() // our renewals that came back, first
 			if !c.subscribed.Load() {
 				// Cut off: we can neither renew nor claim, but a lease we
 				// hold still runs out.
-				c.doLease(c.lease.lapse(time.Now()))
+				c.doLease(c.lease.lapse(c.local.Now()))
 			} else {
 				if n := c.connects.Load(); n != connects {
 					connects = n
-					c.lease.reconnected(time.Now())
+					c.lease.reconnected(c.local.Now())
 				}
-				c.doLease(c.lease.tick(time.Now(), false))
+				c.doLease(c.lease.tick(c.local.Now(), false))
 				// Only while connected: speakers must learn the new token
 				// before the one they use expires.
-				if c.lease.leading() && c.local.Now().Sub(c.tokenRotatedAt) >= tokenRotation {
+				if c.lease.leading() && clock.Since(c.local, c.tokenRotatedAt) >= c.opts.tokenRotation {
 					c.rotateToken()
 				}
 			}

@@ -251,13 +251,13 @@ func (f *timeFollower) interval(now time.Time) time.Duration {
 
 // probeLoop sends our clock probes to the time master while we follow it.
 func (c *Controller) probeLoop(ctx context.Context) {
-	timer := time.NewTimer(0)
+	timer := c.local.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-timer.C():
 		}
 		if c.client.IsConnectionOpen() {
 			if req, ok := c.sharedClock.probe(c.steady.Now()); ok {
@@ -265,14 +265,14 @@ func (c *Controller) probeLoop(ctx context.Context) {
 			}
 			c.publishClockBase()
 		}
-		timer.Reset(c.sharedClock.interval(time.Now()))
+		timer.Reset(c.sharedClock.interval(c.local.Now()))
 	}
 }
 
 // publishClockBase publishes the shared clock's base, retained, while we
 // are the time master and the last one no longer holds.
 func (c *Controller) publishClockBase() {
-	local, wall, ok := clocksync.ReadTogether(c.steady.Now, func() int64 { return c.local.Now().UnixNano() }, baseTolerance/2)
+	local, wall, ok := clocksync.ReadTogether(c.steady.Now, func() int64 { return c.wall.Now().UnixNano() }, baseTolerance/2)
 	if !ok {
 		return // preempted while reading: the next probe tick compares
 	}

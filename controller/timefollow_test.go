@@ -238,9 +238,9 @@ func TestTimeFollowerSettlesOnASlowNetwork(t *testing.T) {
 func TestTakeoverKeepsTheSharedClock(t *testing.T) {
 	broker := startBroker(t)
 	ttl := 600 * time.Millisecond
-	clockA := offsetClock{3 * time.Second}
+	clockA := offsetClock{offset: 3 * time.Second}
 	a, stopA := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl, Clock: clockA})
-	optsB := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl, Clock: offsetClock{-2 * time.Second}}
+	optsB := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl, Clock: offsetClock{offset: -2 * time.Second}}
 	b, _ := runController(t, optsB)
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic, protocol.ClockResponseTopic("sp1"))
 
@@ -319,7 +319,7 @@ func TestClockFromBrokerFollowsTheBroker(t *testing.T) {
 	if err := mqttclient.Subscribe(master.mqtt, map[string]byte{protocol.ClockRequestFilter: 0}, answer, waitTimeout); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{-2 * time.Second}})
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{offset: -2 * time.Second}})
 	waitFor(t, "the controller to follow the broker's clock", c.sharedClock.isSynced)
 
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)

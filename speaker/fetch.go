@@ -17,7 +17,7 @@ const (
 // whose cached file turned out damaged; when it has none to fetch, it
 // replicates the songs the controller announced.
 func (s *Speaker) fetchLoop(ctx context.Context) {
-	ticker := time.NewTicker(fetchCheck)
+	ticker := s.clock.NewTicker(fetchCheck)
 	defer ticker.Stop()
 	failures := backoff{}
 	damage := backoff{} // of songs whose cached file was damaged
@@ -25,7 +25,7 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 		case <-s.fetchWake:
 		}
 		s.checkDamaged(damage)
@@ -59,7 +59,7 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 			s.evictFor(now)
 		}
 		if !s.fetchUrgent(failures) {
-			s.replicate(ctx, src, ticker.C, failures)
+			s.replicate(ctx, src, ticker.C(), failures)
 		}
 	}
 }

@@ -203,14 +203,14 @@ func (s *Speaker) onAssignment(b []byte) error {
 // re-reads them: unsubscribing and subscribing again makes the broker send
 // the retained pair anew.
 func (s *Speaker) sessionLoop(ctx context.Context, client mqtt.Client) {
-	ticker := time.NewTicker(repairInterval)
+	ticker := s.clock.NewTicker(repairInterval)
 	defer ticker.Stop()
 	subscribed := "" // the session whose topics are subscribed
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 		case <-s.sessionWake:
 		}
 		if !client.IsConnectionOpen() {

@@ -22,6 +22,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
@@ -47,8 +48,8 @@ type Options struct {
 	Username, Password string // "" for anonymous demo brokers
 	CacheDir           string // verified song cache (songs/<sha256>), temp files inside
 	Output             Output
-	Volume             int   // own volume 1-100 until an assignment sets it; 0 means the default, 100
-	Clock              Clock // nil = real time
+	Volume             int         // own volume 1-100 until an assignment sets it; 0 means the default, 100
+	Clock              clock.Clock // nil = real time; timers too
 	Logger             *slog.Logger
 	HTTPClient         *http.Client // for song downloads; nil = one that trusts TLS (or the system's roots)
 	// TLS, if set, is trusted for a tls:// BrokerURL and for song servers
@@ -94,7 +95,7 @@ type Options struct {
 type Speaker struct {
 	name     string
 	opts     Options
-	clock    Clock
+	clock    clock.Clock
 	log      *slog.Logger
 	instance string
 	output   Output
@@ -177,9 +178,7 @@ func New(opts Options) (*Speaker, error) {
 	if err := checkCalibration(opts.Calibration); err != nil {
 		return nil, fmt.Errorf("speaker: %w", err)
 	}
-	if opts.Clock == nil {
-		opts.Clock = realClock{}
-	}
+	opts.Clock = clock.Or(opts.Clock)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

@@ -6,6 +6,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -45,7 +46,7 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 // statusLoop publishes the status on every change of state, song or error,
 // and every statusInterval.
 func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
-	ticker := time.NewTicker(statusCheck)
+	ticker := s.clock.NewTicker(statusCheck)
 	defer ticker.Stop()
 	var last protocol.SpeakerStatus
 	var lastAt time.Time
@@ -54,7 +55,7 @@ func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 		case <-s.statusWake:
 			forced = true
 		}
@@ -65,12 +66,12 @@ func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
 		changed := st.State != last.State || st.Song != last.Song || st.Error != last.Error ||
 			st.Session != last.Session || st.Volume != last.Volume || st.CalibrationNs != last.CalibrationNs ||
 			st.CacheNoRoom != last.CacheNoRoom
-		if !forced && !changed && time.Since(lastAt) < statusInterval {
+		if !forced && !changed && clock.Since(s.clock, lastAt) < statusInterval {
 			continue
 		}
 		tok := client.Publish(protocol.SpeakerStatusTopic(s.name), 1, true, protocol.Encode(st))
 		if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-			last, lastAt = st, time.Now()
+			last, lastAt = st, s.clock.Now()
 		}
 	}
 }
