@@ -228,13 +228,14 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
+	steady := clocksync.NewSteady(opts.Wall.Now().UnixNano(), opts.Clock)
 	c := &Controller{
 		opts:            opts,
 		log:             opts.Logger,
 		local:           opts.Clock,
 		wall:            opts.Wall,
-		steady:          clocksync.NewSteady(opts.Wall.Now().UnixNano(), opts.Clock),
-		sharedClock:     newTimeFollower(instance, opts.Logger, opts.Clock.Now()),
+		steady:          steady,
+		sharedClock:     newTimeFollower(instance, opts.Logger, clocksync.LocalNs(steady.Now())),
 		store:           st,
 		instance:        instance,
 		sessionEvents:   newInbox(maxQueued),
@@ -301,7 +302,11 @@ func (c *Controller) loadSessions() error {
 func (c *Controller) SongsURL() string { return c.songsURL }
 
 // now is the shared clock's time, Unix ns.
-func (c *Controller) now() int64 { return c.sharedClock.shared(c.steady.Now()) }
+func (c *Controller) now() int64 { return int64(c.sharedClock.shared(c.localNow())) }
+
+// localNow is the steady clock now: the local instant the shared clock is
+// mapped from.
+func (c *Controller) localNow() clocksync.LocalNs { return clocksync.LocalNs(c.steady.Now()) }
 
 // Run connects to the broker (retrying until ctx is done), serves songs and
 // handles commands. It returns after everything it started has stopped, and
@@ -433,7 +438,7 @@ func (c *Controller) onConnect(client mqtt.Client) {
 	}
 	c.connects.Add(1)
 	c.subscribed.Store(true)
-	c.sharedClock.connected(c.local.Now())
+	c.sharedClock.connected(c.localNow())
 	select {
 	case c.connected <- struct{}{}:
 	default: // a publish of everything is already due

@@ -59,7 +59,7 @@ func (c *Controller) takeOver() {
 	c.tokenRotatedAt = c.local.Now()
 	if !c.opts.ClockFromBroker {
 		// Before we answer probes: we are the time master now.
-		c.sharedClock.freeze(c.wall.Now().UnixNano(), c.steady.Now())
+		c.sharedClock.freeze(c.wall.Now().UnixNano(), c.localNow())
 	}
 	c.noteLease()
 	c.mirror.setSource("", "")
@@ -81,7 +81,7 @@ func (c *Controller) takeOver() {
 // stepDown makes us a standby; replies still waiting for acks fail.
 func (c *Controller) stepDown() {
 	c.noteLease()
-	c.sharedClock.follow(c.local.Now())
+	c.sharedClock.follow(c.localNow())
 	c.log.Warn("lost the lease", "term", c.lease.term, "holder", c.lease.holder)
 	for _, p := range c.quorum.dropAll() {
 		c.reply(p.replyTo, p.req, nil, errLeaseLost)

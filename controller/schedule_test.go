@@ -411,7 +411,7 @@ func TestAutoAdvanceTimer(t *testing.T) {
 			// Never connected, it holds a lease that outlasts the test.
 			opts: Options{LeaseTTL: time.Hour},
 			log:  slog.New(slog.DiscardHandler), local: clock.Real{}, wall: clock.Real{}, steady: clocksync.NewSteady(time.Now().UnixNano(), nil), store: st,
-			sharedClock:   newTimeFollower("t", slog.New(slog.DiscardHandler), time.Now()),
+			sharedClock:   newTimeFollower("t", slog.New(slog.DiscardHandler), clocksync.LocalNs(time.Now().UnixNano())),
 			sessions:      map[string]session{"home": s},
 			sessionEvents: newInbox(maxQueued), sessionRequests: newInbox(maxQueued), connected: make(chan struct{}, 1),
 			client: mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published

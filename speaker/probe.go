@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -25,7 +24,7 @@ const (
 	// syncErrorBound is the clock error the speaker wants before it plays
 	// (and after it muted for clockUncertain); it settles for up to
 	// clockUncertain only after syncPatience of probing brought nothing
-	// better (a network whose best round trip is over 4 ms). See clockGate.
+	// better (a network whose best round trip is over 4 ms).
 	syncErrorBound = 2 * time.Millisecond
 	syncPatience   = 1500 * time.Millisecond
 	// clockUncertain is the error bound beyond which a playing speaker
@@ -44,64 +43,76 @@ const (
 	// needs some seconds of samples before it trusts a drift.
 	probeFastInterval = 100 * time.Millisecond
 	probeFastFor      = 10 * time.Second
+	// probeStale is how many probes back an answer may refer to: a few
+	// seconds of probes at the burst rate.
+	probeStale = 100
 	// clockJumpLog is how far the clock estimate must move at once to be
 	// logged (at debug level).
 	clockJumpLog = 500 * time.Microsecond
 )
 
+// followConfig is how a speaker follows the time master's clock.
+var followConfig = clocksync.FollowerConfig{
+	Burst: probeBurst, BurstInterval: probeBurstInterval, FastInterval: probeFastInterval,
+	FastFor: probeFastFor, Interval: probeInterval,
+	Samples: syncSamples, ErrorBound: syncErrorBound, Patience: syncPatience, Uncertain: clockUncertain,
+	StaleProbes: probeStale,
+}
+
+// localNow is the local clock now.
+func (s *Speaker) localNow() clocksync.LocalNs { return clocksync.LocalNs(s.clock.Now().UnixNano()) }
+
 func (s *Speaker) onClockResponse(b []byte) error {
-	t4 := s.clock.Now().UnixNano()
+	t4 := s.localNow()
 	resp, err := protocol.Decode[protocol.ClockResponse](b)
 	if err != nil {
 		return err
 	}
-	if last := s.probeID.Load(); resp.ID == 0 || resp.ID > last || last-resp.ID > 100 {
-		return fmt.Errorf("clock response to unknown probe %d", resp.ID)
-	}
-	sample, err := clocksync.NewSample(resp.T1, resp.T2, resp.T3, t4)
+	// Under mu: the follower and then the engine get the answers in order
+	// (handlers run concurrently).
+	s.mu.Lock()
+	est, err := s.follower.Answer(resp.ID, clocksync.LocalNs(resp.T1), clocksync.SharedNs(resp.T2), clocksync.SharedNs(resp.T3), t4)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	s.eng.heard(t4)
-	s.mu.Lock()
-	s.estimator.Add(sample)
-	s.rtts.add(sample.RTT)
-	model, errBound, _ := s.estimator.Model()
-	n := s.estimator.Len()
-	moved := time.Duration(model.At(t4) - s.lastModel.At(t4))
-	s.lastModel = model
-	// Under mu: the engine gets the estimates in order (handlers run
-	// concurrently).
-	playing := s.eng.setClock(clockEstimate{model: model, bound: errBound, samples: n, at: t4})
+	s.rtts.add(est.RTT)
+	moved := time.Duration(est.Model.At(int64(t4)) - s.lastModel.At(int64(t4)))
+	s.lastModel = est.Model
+	playing := s.eng.setClock(est)
 	s.mu.Unlock()
-	if moved.Abs() > clockJumpLog && n > 1 {
-		s.log.Debug("clock estimate moved", "by", moved, "samples", n, "rtt", sample.RTT, "err_bound", errBound, "playing", playing)
+	if moved.Abs() > clockJumpLog && est.Samples > 1 {
+		s.log.Debug("clock estimate moved", "by", moved, "samples", est.Samples, "rtt", est.RTT, "err_bound", est.Bound, "playing", playing)
 	}
 	return nil
 }
 
-// probeLoop sends clock probes: a burst after each connect, then a steady pace.
+// probeLoop sends clock probes at the follower's pace: a burst after each
+// connect, then faster for a while, then steadily.
 func (s *Speaker) probeLoop(ctx context.Context, client mqtt.Client) {
-	timer := time.NewTimer(0)
+	timer := s.clock.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-timer.C():
 		case <-s.probeWake:
 			timer.Stop()
 		}
-		if client.IsConnectionOpen() {
-			req := protocol.ClockRequest{V: protocol.Version, ID: s.probeID.Add(1), T1: s.clock.Now().UnixNano()}
-			client.Publish(protocol.ClockRequestTopic(s.name), 0, false, protocol.Encode(req))
+		connected := client.IsConnectionOpen()
+		s.mu.Lock()
+		var id uint64
+		if connected {
+			id = s.follower.Probe()
 		}
-		next := probeInterval
-		switch {
-		case s.burstLeft.Add(-1) >= 0:
-			next = probeBurstInterval
-		case time.Now().UnixNano() < s.fastUntil.Load():
-			next = probeFastInterval
+		now := s.localNow()
+		next := s.follower.Next(now)
+		s.mu.Unlock()
+		if connected {
+			req := protocol.ClockRequest{V: protocol.Version, ID: id, T1: int64(now)}
+			client.Publish(protocol.ClockRequestTopic(s.name), 0, false, protocol.Encode(req))
 		}
 		timer.Reset(next)
 	}
@@ -110,9 +121,9 @@ func (s *Speaker) probeLoop(ctx context.Context, client mqtt.Client) {
 // sharedNow is the shared clock now, once the clock is synchronised.
 func (s *Speaker) sharedNow() (int64, bool) {
 	s.mu.Lock()
-	model, _, synced := s.estimator.Model()
+	model, _, synced := s.follower.Model()
 	s.mu.Unlock()
-	return model.Shared(s.clock.Now().UnixNano()), synced
+	return int64(model.SharedAt(s.localNow())), synced
 }
 
 // rttWindow keeps the round trips of the recent clock probes: their minimum

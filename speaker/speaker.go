@@ -104,9 +104,6 @@ type Speaker struct {
 	client   mqtt.Client
 	peerIdle time.Duration // the cache server's idle timeout: peerIdleTimeout, shorter in tests
 
-	probeID     atomic.Uint64 // id of the last clock probe sent
-	burstLeft   atomic.Int64  // probes still to send at the burst rate
-	fastUntil   atomic.Int64  // until this real instant (Unix ns), probe at probeFastInterval
 	probeWake   chan struct{}
 	fetchWake   chan struct{}
 	statusWake  chan struct{}
@@ -121,7 +118,7 @@ type Speaker struct {
 	// until an assignment says otherwise. ownVolume is its own volume.
 	session     string
 	ownVolume   int
-	estimator   clocksync.Estimator
+	follower    *clocksync.Follower // the time master's clock, as we know it
 	lastModel   clocksync.Model
 	rtts        rttWindow
 	fence       fence
@@ -229,6 +226,7 @@ func New(opts Options) (*Speaker, error) {
 		statusWake:  make(chan struct{}, 1),
 		sessionWake: make(chan struct{}, 1),
 		peers:       map[string]string{},
+		follower:    clocksync.NewFollower(followConfig, clocksync.LocalNs(opts.Clock.Now().UnixNano())),
 		peerIdle:    peerIdleTimeout,
 		calibration: calibration,
 		restart:     make(chan mqtt.Token, 1),
@@ -350,8 +348,9 @@ func (s *Speaker) onConnect(c mqtt.Client) {
 	}
 	s.connected.Store(true)
 	s.wake(s.sessionWake)
-	s.burstLeft.Store(probeBurst)
-	s.fastUntil.Store(time.Now().Add(probeFastFor).UnixNano())
+	s.mu.Lock()
+	s.follower.Reconnected(s.localNow())
+	s.mu.Unlock()
 	s.wake(s.probeWake)
 	s.wake(s.statusWake)
 }

@@ -21,7 +21,7 @@ const (
 func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 	pb := s.eng.status()
 	s.mu.Lock()
-	model, errBound, synced := s.estimator.Model()
+	model, errBound, synced := s.follower.Model()
 	rttMin, rttP99 := s.rtts.stats()
 	peerURL, session, volume, calibration := s.peerURL, s.session, s.ownVolume, s.calibration
 	s.mu.Unlock()
