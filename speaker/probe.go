@@ -69,7 +69,7 @@ func (s *Speaker) onClockResponse(b []byte) error {
 		return err
 	}
 	// Under mu: the follower and then the engine get the answers in order
-	// (handlers run concurrently).
+	// (handlers run concurrently). Lock order: mu, then the engine's.
 	s.mu.Lock()
 	est, err := s.follower.Answer(resp.ID, clocksync.LocalNs(resp.T1), clocksync.SharedNs(resp.T2), clocksync.SharedNs(resp.T3), t4)
 	if err != nil {

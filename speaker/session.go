@@ -51,7 +51,7 @@ func (s *Speaker) onState(session string, b []byte) error {
 	if st.Session != "" && st.Session != session {
 		return fmt.Errorf("state of session %q on the topic of %q", st.Session, session)
 	}
-	s.applyMu.Lock()
+	s.applyMu.Lock() // lock order: applyMu, mu, the engine's (Speaker)
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	if session != s.session {
@@ -96,7 +96,7 @@ func (s *Speaker) onPlaylist(session string, b []byte) error {
 			return fmt.Errorf("playlist %d: bad entry %q (song %q, %d frames at %d Hz)", pl.Version, e.ID, e.Song, e.Frames, e.SampleRate)
 		}
 	}
-	s.applyMu.Lock()
+	s.applyMu.Lock() // lock order: applyMu, mu, the engine's (Speaker)
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	if session != s.session {
@@ -170,7 +170,9 @@ func (s *Speaker) onAssignment(b []byte) error {
 	if a.Volume < 0 || a.Volume > 100 {
 		return fmt.Errorf("assignment: volume %d out of 0-100", a.Volume)
 	}
-	s.applyMu.Lock() // no state or playlist is applied halfway through a move
+	// No state or playlist is applied halfway through a move. Lock order:
+	// applyMu, mu, the engine's (Speaker).
+	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	if err := s.fence.assignment(a.Term); err != nil {
