@@ -44,9 +44,6 @@ func Or(c Clock) Clock {
 // Since is the time elapsed on c since t.
 func Since(c Clock, t time.Time) time.Duration { return c.Now().Sub(t) }
 
-// Until is the time on c until t.
-func Until(c Clock, t time.Time) time.Duration { return t.Sub(c.Now()) }
-
 // Real is the machine's clock (inside a synctest bubble, the bubble's).
 type Real struct{}
 

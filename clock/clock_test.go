@@ -107,14 +107,14 @@ func TestManualTickerKeepsItsPeriodAndDropsMissedTicks(t *testing.T) {
 	}
 }
 
-func TestManualSetBackFiresNothing(t *testing.T) {
+func TestManualBackFiresNothing(t *testing.T) {
 	m := NewManual(start)
 	tm := m.NewTimer(time.Second)
-	m.Set(start.Add(-time.Hour))
+	m.Advance(-time.Hour)
 	if _, ok := received(tm.C()); ok {
 		t.Fatal("fired on a step back")
 	}
-	m.Set(start.Add(time.Second))
+	m.Advance(time.Hour + time.Second)
 	if _, ok := received(tm.C()); !ok {
 		t.Fatal("did not fire at its instant after the step back and forth")
 	}
@@ -138,9 +138,6 @@ func TestRealRunsOnTheBubblesTime(t *testing.T) {
 		}
 		if _, ok := received(tk.C()); !ok {
 			t.Error("no tick kept while the timer ran")
-		}
-		if d := Until(c, t0.Add(2*time.Hour)); d != time.Hour {
-			t.Errorf("Until %v", d)
 		}
 	})
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Manual is a clock that moves only when Advance or Set moves it; its timers
+// Manual is a clock that moves only when Advance moves it; its timers
 // and tickers fire, in the order of their instants, as it passes them. For
 // tests whose code under test runs over real sockets, where a synctest
 // bubble cannot be used. Safe for concurrent use.
@@ -26,12 +26,11 @@ func (m *Manual) Now() time.Time {
 }
 
 // Advance moves the clock d forward, firing every timer and tick due on
-// the way at its own instant.
-func (m *Manual) Advance(d time.Duration) { m.Set(m.Now().Add(d)) }
+// the way at its own instant; moved back, it fires nothing.
+func (m *Manual) Advance(d time.Duration) { m.set(m.Now().Add(d)) }
 
-// Set moves the clock to t. Moving it back (a step of a wall clock) fires
-// nothing; timers keep their instants.
-func (m *Manual) Set(t time.Time) {
+// set moves the clock to t.
+func (m *Manual) set(t time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for {
