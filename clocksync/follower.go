@@ -152,9 +152,6 @@ func (f *Follower) Answer(id uint64, t1 LocalNs, t2, t3 SharedNs, t4 LocalNs) (E
 // Model is the current estimate; ok is false before the first answer.
 func (f *Follower) Model() (m Model, bound time.Duration, ok bool) { return f.estimator.Model() }
 
-// Trust is whether the current estimate is good enough to go by.
-func (f *Follower) Trust() Trust { return f.trust }
-
 // limit is the bound beyond which a trusted estimate is trusted no more.
 func (f *Follower) limit() time.Duration { return max(f.cfg.Uncertain, 2*f.openBound) }
 

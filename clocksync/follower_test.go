@@ -67,8 +67,8 @@ func TestFollowerFollowsTheMaster(t *testing.T) {
 	const start = LocalNs(1e18)
 	m := master{offset: 3 * time.Minute, ppm: 80, up: 200 * time.Microsecond, down: 300 * time.Microsecond}
 	f := NewFollower(followTestConfig, start)
-	if _, _, ok := f.Model(); ok || f.Trust().Open || f.Trust().Why() != "clock not synchronised" {
-		t.Fatalf("before any answer: trust %+v", f.Trust())
+	if _, _, ok := f.Model(); ok || f.trust.Open || f.trust.Why() != "clock not synchronised" {
+		t.Fatalf("before any answer: trust %+v", f.trust)
 	}
 	now := start
 	for i := range 3 {
@@ -103,7 +103,7 @@ func TestFollowerFollowsTheMaster(t *testing.T) {
 	}
 
 	f.Reset(now)
-	if _, _, ok := f.Model(); ok || f.Trust().Opened {
+	if _, _, ok := f.Model(); ok || f.trust.Opened {
 		t.Error("Reset kept the answers of the old master")
 	}
 }
@@ -164,7 +164,7 @@ func TestFollowerTrust(t *testing.T) {
 			t.Fatalf("at %vms with bound %vms: open %v, want %v", s.atMs, s.boundMs, f.trust.Open, s.open)
 		}
 	}
-	if why := f.Trust().Why(); !strings.Contains(why, "uncertain") || !strings.Contains(why, "9ms") {
+	if why := f.trust.Why(); !strings.Contains(why, "uncertain") || !strings.Contains(why, "9ms") {
 		t.Errorf("why = %q: want the bound that closed it", why)
 	}
 
@@ -173,7 +173,7 @@ func TestFollowerTrust(t *testing.T) {
 	// bound then doubles.
 	slow := NewFollower(followTestConfig, 0)
 	for at := 0.0; at < 1400; at += 100 {
-		if slow.update(Estimate{Bound: ms(8), Samples: 10, At: LocalNs(ms(at))}); slow.trust.Open || slow.Trust().Why() != "clock not synchronised" {
+		if slow.update(Estimate{Bound: ms(8), Samples: 10, At: LocalNs(ms(at))}); slow.trust.Open || slow.trust.Why() != "clock not synchronised" {
 			t.Fatalf("a bound of 8ms at %vms: %+v; want closed, not synchronised", at, slow.trust)
 		}
 	}
