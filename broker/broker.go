@@ -28,6 +28,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -62,9 +63,9 @@ type Options struct {
 	// Half of them at most may be not logged in yet (see connlimit.go).
 	MaxConnections int
 	// Clock is the wall clock: it times lease expiries, publish limits and
-	// login throttling, and seeds the shared clock (clock.go); nil = real
-	// time.
-	Clock  Clock
+	// login throttling, seeds the shared clock and paces the check of the
+	// wall clock against it (clock.go); nil = real time.
+	Clock  clock.Clock
 	Logger *slog.Logger // nil = slog.Default()
 
 	// HomeAssistantPrefix is Home Assistant's MQTT discovery prefix ("" =
@@ -111,7 +112,7 @@ func New(opts Options) (*Broker, error) {
 		return nil, errors.New("broker: a TLS address but no TLS configuration")
 	}
 	if opts.Clock == nil {
-		opts.Clock = realClock{}
+		opts.Clock = clock.Real{}
 	}
 	maxConns, err := connectionCap(opts.MaxConnections)
 	if err != nil {
@@ -200,10 +201,7 @@ func newServer(opts Options, users *userDirectory, limits *connLimiter, master *
 		SysTopicResendInterval: sysTopicInterval,
 		InlineClient:           opts.AnswerClock,
 	})
-	clock := opts.Clock
-	if clock == nil {
-		clock = realClock{}
-	}
+	clock := clock.Or(opts.Clock)
 	var limiter *publishLimiter
 	switch rate, burst := opts.PublishRate, opts.PublishBurst; {
 	case rate < 0:
@@ -359,9 +357,9 @@ func (b *Broker) watchWallClock(ctx context.Context) {
 	var tick <-chan time.Time
 	if b.master != nil {
 		b.master.publishBase(b.server)
-		ticker := time.NewTicker(wallCheckInterval)
+		ticker := b.master.wall.NewTicker(wallCheckInterval)
 		defer ticker.Stop()
-		tick = ticker.C
+		tick = ticker.C()
 	}
 	for {
 		select {

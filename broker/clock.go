@@ -8,6 +8,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -40,7 +41,7 @@ const (
 
 // timeMaster is the broker's shared clock. Safe for concurrent use.
 type timeMaster struct {
-	wall   Clock
+	wall   clock.Clock
 	shared clocksync.Steady
 	logger *slog.Logger
 
@@ -50,11 +51,8 @@ type timeMaster struct {
 
 // newTimeMaster returns a time master reading the wall clock wall (nil =
 // real time); start starts its clock.
-func newTimeMaster(wall Clock, logger *slog.Logger) *timeMaster {
-	if wall == nil {
-		wall = realClock{}
-	}
-	return &timeMaster{wall: wall, logger: logger, watch: clocksync.WallWatch{Tolerance: wallStepTolerance}}
+func newTimeMaster(wall clock.Clock, logger *slog.Logger) *timeMaster {
+	return &timeMaster{wall: clock.Or(wall), logger: logger, watch: clocksync.WallWatch{Tolerance: wallStepTolerance}}
 }
 
 // start starts the shared clock where the stored base (the payload of the
@@ -72,7 +70,7 @@ func (m *timeMaster) start(stored []byte) {
 			m.logger.Info("continuing the shared clock of the last run", "ahead_of_wall", time.Duration(offset))
 		}
 	}
-	m.shared = clocksync.NewSteady(now + offset)
+	m.shared = clocksync.NewSteady(now+offset, nil) // advanced by the monotonic clock, which a wall step does not move
 }
 
 // now is the shared clock's reading, Unix ns.

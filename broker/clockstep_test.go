@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
 	"github.com/tutti-audio/tutti/speaker"
@@ -24,7 +25,11 @@ import (
 
 // steppedClock is a wall clock that reads real time plus a step the test
 // sets, as NTP steps a hub's clock that booted without a battery clock.
-type steppedClock struct{ step atomic.Int64 }
+// Its timers run at the real rate.
+type steppedClock struct {
+	clock.Real
+	step atomic.Int64
+}
 
 func (c *steppedClock) Now() time.Time { return time.Now().Add(time.Duration(c.step.Load())) }
 

@@ -13,6 +13,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // A connection costs the broker a file descriptor and a goroutine from the
@@ -53,7 +55,7 @@ const (
 type connLimiter struct {
 	maxTotal   int // all connections
 	maxPending int // connections not logged in yet, from all sources: half of maxTotal
-	clock      Clock
+	clock      clock.Clock
 	logger     *slog.Logger
 
 	mu       sync.Mutex
@@ -64,7 +66,7 @@ type connLimiter struct {
 	refusals logPacer                // refusals are logged at most once a second
 }
 
-func newConnLimiter(maxTotal int, clock Clock, logger *slog.Logger) *connLimiter {
+func newConnLimiter(maxTotal int, clock clock.Clock, logger *slog.Logger) *connLimiter {
 	return &connLimiter{maxTotal: maxTotal, maxPending: max(1, maxTotal/2), clock: clock, logger: logger,
 		pending: map[*limitedConn]string{}, bySource: map[string]int{}}
 }

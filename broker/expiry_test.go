@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -33,7 +34,7 @@ func TestRetainedNeverExpire(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				server, _, err := newServer(Options{AllowAnonymous: true}, users, newConnLimiter(1, realClock{}, quiet), nil, quiet)
+				server, _, err := newServer(Options{AllowAnonymous: true}, users, newConnLimiter(1, clock.Real{}, quiet), nil, quiet)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -22,15 +23,6 @@ import (
 // the lease the moment its holder's connection drops (a kill -9 of the
 // holder costs no TTL), and fences off state and playlists that a deposed
 // controller still publishes.
-
-// Clock tells the time of lease expiries. It is the broker's local clock,
-// not the shared timeline speakers play by (the clock responder of clock.go
-// always answers with real time).
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // heldLease is the lease the arbiter last granted or renewed.
 type heldLease struct {
@@ -51,7 +43,7 @@ type heldLease struct {
 // the lease is guarded by mu.
 type leaseArbiter struct {
 	mqtt.HookBase
-	clock  Clock
+	clock  clock.Clock
 	logger *slog.Logger
 
 	mu    sync.Mutex
@@ -61,10 +53,8 @@ type leaseArbiter struct {
 // newLeaseArbiter returns an arbiter that starts from restored, the lease
 // message retained before a restart (nil if none). Its expiry counts from
 // now: the holder has one TTL to renew.
-func newLeaseArbiter(clock Clock, logger *slog.Logger, restored []byte) *leaseArbiter {
-	if clock == nil {
-		clock = realClock{}
-	}
+func newLeaseArbiter(clk clock.Clock, logger *slog.Logger, restored []byte) *leaseArbiter {
+	clock := clock.Or(clk)
 	a := &leaseArbiter{clock: clock, logger: logger}
 	if restored == nil {
 		return a

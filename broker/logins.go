@@ -9,6 +9,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // Every login costs a bcrypt comparison, tens of milliseconds of CPU by
@@ -46,7 +48,7 @@ const (
 // logins checks passwords against the users file.
 type logins struct {
 	users  *userDirectory
-	clock  Clock
+	clock  clock.Clock
 	logger *slog.Logger
 	slots  chan struct{} // a token per password being checked: see newLogins
 
@@ -75,7 +77,7 @@ type loginFailures struct {
 // wait; verify logs it itself, sparingly.
 const loginThrottled = "too many failed logins from this source"
 
-func newLogins(users *userDirectory, clock Clock, logger *slog.Logger) *logins {
+func newLogins(users *userDirectory, clock clock.Clock, logger *slog.Logger) *logins {
 	// Passwords are checked on half the cores at most, so that the other
 	// half keeps serving clients whatever the load of logins.
 	slots := max(1, runtime.GOMAXPROCS(0)/2)

@@ -10,6 +10,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // countRetained counts the broker's retained topics under prefix.
@@ -123,7 +125,7 @@ func TestRetainedQuotaAccounts(t *testing.T) {
 		{Client: "ctl", TopicName: "homeassistant/device/tutti_controller/config", Payload: []byte("config")},
 		{Client: "", TopicName: "demo/x", Payload: []byte("anonymous")},
 	}
-	q := newRetainedQuota(stored, users, newRefusalLog(realClock{}, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	q := newRetainedQuota(stored, users, newRefusalLog(clock.Real{}, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
 	check := func(user string, want account) {
 		t.Helper()
 		if got := q.usage(user); got != want {

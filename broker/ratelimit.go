@@ -6,6 +6,8 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // Default publish limit per user, over all of its connections. A speaker
@@ -28,7 +30,7 @@ const dropLogInterval = time.Second
 type publishLimiter struct {
 	rate   float64 // tokens added per second
 	burst  float64 // bucket size
-	clock  Clock
+	clock  clock.Clock
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -42,7 +44,7 @@ type bucket struct {
 	logged  time.Time // when a drop was last logged; zero: never
 }
 
-func newPublishLimiter(rate float64, burst int, clock Clock, logger *slog.Logger) *publishLimiter {
+func newPublishLimiter(rate float64, burst int, clock clock.Clock, logger *slog.Logger) *publishLimiter {
 	return &publishLimiter{rate: rate, burst: float64(burst), clock: clock, logger: logger, buckets: map[string]*bucket{}}
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // refusalLogInterval is how often at most one kind of refusal (of a user's
@@ -17,7 +19,7 @@ const refusalLogInterval = time.Second
 // for each user and message, with the count of those it left out. Its
 // entries are bounded by the users file (anonymous clients share "").
 type refusalLog struct {
-	clock  Clock
+	clock  clock.Clock
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -43,7 +45,7 @@ func (p *logPacer) due(now time.Time) (count int, ok bool) {
 	return count, true
 }
 
-func newRefusalLog(clock Clock, logger *slog.Logger) *refusalLog {
+func newRefusalLog(clock clock.Clock, logger *slog.Logger) *refusalLog {
 	return &refusalLog{clock: clock, logger: logger, entries: map[refusalKey]*logPacer{}}
 }
 

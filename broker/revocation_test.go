@@ -12,6 +12,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // connectWatched connects and returns a channel closed when the broker
@@ -89,7 +91,7 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 	old, _ := users.lookup(bob.name)
 	brokerEnd, clientEnd := net.Pipe()
 	defer clientEnd.Close()
-	c, reason := newConnLimiter(10, realClock{}, quiet).admit(brokerEnd)
+	c, reason := newConnLimiter(10, clock.Real{}, quiet).admit(brokerEnd)
 	if reason != "" {
 		t.Fatal(reason)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -37,12 +38,12 @@ type pendingSpeakerCommand struct {
 // speakerCommands holds the pending requests. mochi runs hooks on every
 // client's goroutine, so it is guarded by mu.
 type speakerCommands struct {
-	clock   Clock
+	clock   clock.Clock
 	mu      sync.Mutex
 	pending []pendingSpeakerCommand // oldest first
 }
 
-func newSpeakerCommands(clock Clock) *speakerCommands {
+func newSpeakerCommands(clock clock.Clock) *speakerCommands {
 	return &speakerCommands{clock: clock}
 }
 

@@ -1,6 +1,8 @@
 package clocksync
 
-import "time"
+import (
+	"time"
+)
 
 // Steady is a clock in Unix nanoseconds that steps of the wall clock do not
 // move: a base read from the wall clock once, advanced from then on by the
@@ -10,18 +12,35 @@ import "time"
 // changes the rate of Linux's monotonic clock as it does the wall clock's,
 // so a Steady clock keeps the disciplined rate, only not the steps.
 //
-// The monotonic clock is the real one even in tests: nothing can step it,
-// which is the point; tests inject the wall clock that seeds the base.
+// It advances with the local clock it is given (clock.Real's readings
+// carry the monotonic clock, which nothing steps); tests inject the wall
+// clock that seeds the base, and run the local one in a synctest bubble.
 type Steady struct {
-	base  int64     // the clock's reading at start, Unix ns
-	start time.Time // real now at start, for its monotonic reading
+	base  int64      // the clock's reading at start, Unix ns
+	local localClock // what advances it; nil = real time
+	start time.Time  // local now at start
 }
 
-// NewSteady returns a clock that reads base now.
-func NewSteady(base int64) Steady { return Steady{base: base, start: time.Now()} }
+// localClock is the part of a clock.Clock a Steady clock reads.
+type localClock interface{ Now() time.Time }
+
+// NewSteady returns a clock that reads base now and advances with local
+// (nil = real time).
+func NewSteady(base int64, local localClock) Steady {
+	s := Steady{base: base, local: local}
+	s.start = s.localNow()
+	return s
+}
 
 // Now is the clock's reading, Unix ns.
-func (s Steady) Now() int64 { return s.base + int64(time.Since(s.start)) }
+func (s Steady) Now() int64 { return s.base + int64(s.localNow().Sub(s.start)) }
+
+func (s Steady) localNow() time.Time {
+	if s.local == nil {
+		return time.Now()
+	}
+	return s.local.Now()
+}
 
 // ReadTogether reads the wall clock between two readings of the steady
 // clock, and returns the steady clock's reading at the wall reading's

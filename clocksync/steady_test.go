@@ -3,11 +3,13 @@ package clocksync
 import (
 	"testing"
 	"time"
+
+	"testing/synctest"
 )
 
 func TestSteadyStartsAtItsBase(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	s := NewSteady(base)
+	s := NewSteady(base, nil)
 	first := s.Now()
 	if first < base || first > base+int64(time.Second) {
 		t.Fatalf("a steady clock based at %d reads %d", base, first)
@@ -15,6 +17,22 @@ func TestSteadyStartsAtItsBase(t *testing.T) {
 	if second := s.Now(); second < first {
 		t.Fatalf("a steady clock went back from %d to %d", first, second)
 	}
+}
+
+// TestSteadyAdvancesWithItsLocalClock: the base is read once; from then on
+// only the local clock moves it, by exactly as much as it moves.
+func TestSteadyAdvancesWithItsLocalClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+		s := NewSteady(base, nil)
+		if got := s.Now(); got != base {
+			t.Fatalf("reads %d at start, want %d", got, base)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if got := s.Now(); got != base+int64(1500*time.Millisecond) {
+			t.Fatalf("reads %v after 1.5 s", time.Duration(got-base))
+		}
+	})
 }
 
 // TestWallWatch: the first readings make a base; the wall clock moving

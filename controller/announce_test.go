@@ -11,7 +11,7 @@ import (
 
 func TestAnnounce(t *testing.T) {
 	broker := startBroker(t)
-	shared := offsetClock{-2 * time.Minute}
+	shared := offsetClock{offset: -2 * time.Minute}
 	roles := map[string]string{"root": roleAdmin, "alice": roleMember, "bob": roleMember} // only read
 	startController(t, Options{BrokerURL: broker, DataDir: t.TempDir(), Clock: shared,
 		Roles: func(user string) string { return roles[user] }})

@@ -48,7 +48,7 @@ func sharedAhead(tc *testClient) time.Duration {
 func TestControllerClockIgnoresWallSteps(t *testing.T) {
 	broker := startBroker(t)
 	wall := &steppingClock{}
-	_, stop := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", Clock: wall})
+	_, stop := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", Wall: wall})
 	probe := newTestClient(t, broker, protocol.ClockResponseTopic("probe"))
 	before := sharedAhead(probe)
 	if before.Abs() > 50*time.Millisecond {
@@ -78,7 +78,7 @@ func TestControllerClockIgnoresWallSteps(t *testing.T) {
 	}
 
 	stop()
-	startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", Clock: offsetClock{5 * time.Minute}})
+	startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", Clock: offsetClock{offset: 5 * time.Minute}})
 	if ahead := sharedAhead(probe); (ahead - before).Abs() > 100*time.Millisecond {
 		t.Errorf("the next master's shared clock is %v ahead of real time, want %v as before", ahead, before)
 	}

@@ -30,23 +30,11 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
-
-// Clock is the controller's wall clock. The shared clock, "shared time" in
-// every protocol field named *_ns, is the time master's: our steady clock
-// (seeded from this one at start, then monotonic, so steps of the wall clock
-// do not move it) as it is while no master answered us yet, or as a model
-// that follows the master maps it (timefollow.go).
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // Options configure a Controller. Zero values take the defaults noted.
 type Options struct {
@@ -86,10 +74,20 @@ type Options struct {
 	// other controllers' song servers; ServeTLS, if set, serves songs over
 	// HTTPS with its certificate.
 	TLS, ServeTLS *tls.Config
-	Clock         Clock        // local clock source; nil = real time
-	Logger        *slog.Logger // nil = slog.Default()
+	// Clock is the local clock: the lease, every interval and timer run on
+	// it, and it advances the steady clock; nil = real time. Wall is the
+	// wall clock, which seeds the steady clock and stamps the shared clock's
+	// published base (protocol.ClockBase); nil = Clock. The shared clock,
+	// "shared time" in every protocol field named *_ns, is the time
+	// master's: our steady clock (seeded from the wall clock at start, then
+	// advanced by the local clock, so steps of the wall clock do not move
+	// it) as it is while no master answered us yet, or as a model that
+	// follows the master maps it (timefollow.go).
+	Clock, Wall clock.Clock
+	Logger      *slog.Logger // nil = slog.Default()
 
-	requestQueue int // the bound of each loop's queue of requests; 0 = maxQueued (tests set less)
+	requestQueue  int           // the bound of each loop's queue of requests; 0 = maxQueued (tests set less)
+	tokenRotation time.Duration // 0 = tokenRotation (tests set less)
 }
 
 // DefaultMaxSongSize is Options.MaxSongSize's default.
@@ -99,7 +97,8 @@ const DefaultMaxSongSize = 1 << 30
 type Controller struct {
 	opts        Options
 	log         *slog.Logger
-	local       Clock            // Options.Clock: the wall clock, for intervals
+	local       clock.Clock      // Options.Clock: intervals, timers, the lease
+	wall        clock.Clock      // Options.Wall
 	steady      clocksync.Steady // the local clock the shared clock is mapped from
 	sharedClock *timeFollower    // the time master's clock, as we know it
 	store       *store
@@ -145,14 +144,6 @@ type Controller struct {
 	assignments map[string]protocol.Assignment    // every speaker's session and own volume; written by the session loop
 }
 
-// inbound is one MQTT message for a loop.
-type inbound struct {
-	topic    string
-	payload  []byte
-	retained bool
-	at       time.Time // when it arrived
-}
-
 // New opens the store and binds the song server's listener, so SongsURL is
 // known before Run. It does not connect to MQTT yet.
 func New(opts Options) (*Controller, error) {
@@ -190,8 +181,12 @@ func New(opts Options) (*Controller, error) {
 			return nil, fmt.Errorf("controller: new speakers' session: %w", err)
 		}
 	}
-	if opts.Clock == nil {
-		opts.Clock = realClock{}
+	opts.Clock = clock.Or(opts.Clock)
+	if opts.Wall == nil {
+		opts.Wall = opts.Clock
+	}
+	if opts.tokenRotation <= 0 {
+		opts.tokenRotation = tokenRotation
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -233,12 +228,14 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
+	steady := clocksync.NewSteady(opts.Wall.Now().UnixNano(), opts.Clock)
 	c := &Controller{
 		opts:            opts,
 		log:             opts.Logger,
 		local:           opts.Clock,
-		steady:          clocksync.NewSteady(opts.Clock.Now().UnixNano()),
-		sharedClock:     newTimeFollower(instance, opts.Logger, time.Now()),
+		wall:            opts.Wall,
+		steady:          steady,
+		sharedClock:     newTimeFollower(instance, opts.Logger, clocksync.LocalNs(steady.Now())),
 		store:           st,
 		instance:        instance,
 		sessionEvents:   newInbox(maxQueued),
@@ -268,8 +265,8 @@ func New(opts Options) (*Controller, error) {
 	for _, a := range c.assignments {
 		lastTerm = max(lastTerm, a.Term)
 	}
-	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, time.Now())
-	c.hold = newLeaseHold(instance, opts.LeaseTTL, time.Now())
+	c.lease = newLease(instance, opts.LeaseTTL, lastTerm, opts.Clock.Now())
+	c.hold = newLeaseHold(instance, opts.LeaseTTL, opts.Clock)
 	c.listener, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		st.Close()
@@ -305,7 +302,11 @@ func (c *Controller) loadSessions() error {
 func (c *Controller) SongsURL() string { return c.songsURL }
 
 // now is the shared clock's time, Unix ns.
-func (c *Controller) now() int64 { return c.sharedClock.shared(c.steady.Now()) }
+func (c *Controller) now() int64 { return int64(c.sharedClock.shared(c.localNow())) }
+
+// localNow is the steady clock now: the local instant the shared clock is
+// mapped from.
+func (c *Controller) localNow() clocksync.LocalNs { return clocksync.LocalNs(c.steady.Now()) }
 
 // Run connects to the broker (retrying until ctx is done), serves songs and
 // handles commands. It returns after everything it started has stopped, and
@@ -374,7 +375,7 @@ func (c *Controller) clientOptions() *mqtt.ClientOptions {
 // connect makes the first connection, retrying until it succeeds or ctx is
 // done; paho reconnects by itself after that.
 func (c *Controller) connect(ctx context.Context) error {
-	retry := time.NewTimer(0)
+	retry := c.local.NewTimer(0)
 	defer retry.Stop()
 	for {
 		token := c.client.Connect()
@@ -390,7 +391,7 @@ func (c *Controller) connect(ctx context.Context) error {
 		c.log.Warn("MQTT connect failed; retrying", "broker", c.opts.BrokerURL, "err", token.Error())
 		retry.Reset(time.Second)
 		select {
-		case <-retry.C:
+		case <-retry.C():
 		case <-ctx.Done():
 			return nil
 		}
@@ -437,113 +438,12 @@ func (c *Controller) onConnect(client mqtt.Client) {
 	}
 	c.connects.Add(1)
 	c.subscribed.Store(true)
-	c.sharedClock.connected(time.Now())
+	c.sharedClock.connected(c.localNow())
 	select {
 	case c.connected <- struct{}{}:
 	default: // a publish of everything is already due
 	}
 	c.log.Info("connected to MQTT broker", "broker", c.opts.BrokerURL)
-}
-
-// subscription is one topic filter the controller listens to.
-type subscription struct {
-	filter  string
-	qos     byte
-	handler mqtt.MessageHandler
-}
-
-// answerClock is the time master's side of a clock probe, of a speaker or
-// of a standby controller. T2 is stamped first and T3 right before
-// publishing; nothing slow happens in between.
-func (c *Controller) answerClock(client mqtt.Client, msg mqtt.Message) {
-	t2 := c.now()
-	if !c.holding() || !c.handlers.enter() {
-		return
-	}
-	defer c.handlers.leave()
-	id, ok := protocol.SpeakerFromTopic(msg.Topic())
-	if !ok || id == c.sharedClock.id { // our own probe, sent before we took over
-		return
-	}
-	req, err := protocol.Decode[protocol.ClockRequest](msg.Payload())
-	if err != nil {
-		c.log.Debug("bad clock request", "speaker", id, "err", err)
-		return
-	}
-	resp := protocol.ClockResponse{V: protocol.Version, ID: req.ID, T1: req.T1, T2: t2}
-	resp.T3 = c.now()
-	client.Publish(protocol.ClockResponseTopic(id), 0, false, protocol.Encode(resp))
-}
-
-// queue hands messages to a loop; commands are handled one at a time there.
-func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
-	return func(_ mqtt.Client, msg mqtt.Message) {
-		if !c.handlers.enter() {
-			return
-		}
-		defer c.handlers.leave()
-		if msg.Retained() {
-			// A retained command was answered when it was new; obeying it
-			// again at every reconnect would replay old commands.
-			c.log.Warn("ignoring retained command", "topic", msg.Topic())
-			return
-		}
-		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
-			c.refuseBusy(q, msg)
-		}
-	}
-}
-
-// queueEvent hands a message for the session loop to it, in arrival order.
-func (c *Controller) queueEvent(_ mqtt.Client, msg mqtt.Message) {
-	if !c.handlers.enter() {
-		return
-	}
-	defer c.handlers.leave()
-	at := time.Now()
-	if msg.Topic() == protocol.LeaseTopic {
-		if m, err := protocol.Decode[protocol.Lease](msg.Payload()); err == nil {
-			c.hold.heard(m, msg.Retained(), at)
-		}
-	}
-	if !c.sessionEvents.push(inbound{topic: msg.Topic(), payload: msg.Payload(), retained: msg.Retained(), at: at}) {
-		c.log.Error("session inbox full; message dropped", "topic", msg.Topic(), "queued", maxQueued)
-	}
-}
-
-// noteSpeaker keeps the latest status of every speaker for status replies,
-// and tells the session loop, which assigns a speaker seen for the first
-// time.
-func (c *Controller) noteSpeaker(client mqtt.Client, msg mqtt.Message) {
-	if !c.handlers.enter() {
-		return
-	}
-	defer c.handlers.leave()
-	id, ok := protocol.SpeakerFromTopic(msg.Topic())
-	if !ok {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(msg.Payload()) == 0 {
-		// The retained status was cleared (forget): the speaker is gone, and
-		// a status from it later makes it new again.
-		delete(c.speakers, id)
-		return
-	}
-	st, err := protocol.Decode[protocol.SpeakerStatus](msg.Payload())
-	if err != nil {
-		c.log.Warn("bad speaker status", "speaker", id, "err", err)
-		return
-	}
-	st.ID = id // the topic, which the broker's ACL vouches for, names the speaker
-	_, seen := c.speakers[id]
-	c.speakers[id] = st
-	if _, assigned := c.assignments[id]; !seen && !assigned {
-		if !c.sessionEvents.push(inbound{topic: msg.Topic()}) {
-			c.log.Error("session inbox full; speaker not assigned", "speaker", id)
-		}
-	}
 }
 
 // publish sends one message at QoS 1. Without a connection it does nothing:
@@ -565,84 +465,4 @@ func randomID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// gate tracks handler calls on goroutines the controller does not own, so
-// Run can wait for the running ones and turn away later ones.
-type gate struct {
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	closed bool
-}
-
-func (g *gate) enter() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return false
-	}
-	g.wg.Add(1)
-	return true
-}
-
-func (g *gate) leave() { g.wg.Done() }
-
-func (g *gate) closeAndWait() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.wg.Wait()
-}
-
-// maxQueued bounds the requests waiting for a loop; beyond it the
-// controller is overloaded and refuses requests (overload.go) rather than
-// lose its memory. At thousands of commands a second, 10,000 is a few
-// seconds of work: a burst from every remote at once fits.
-const maxQueued = 10000
-
-// inbox is a FIFO from paho's handler goroutine, which must never block, to
-// a loop.
-type inbox struct {
-	mu    sync.Mutex
-	items []inbound
-	limit int
-	ready chan struct{} // holds a token while items is not empty
-}
-
-func newInbox(limit int) *inbox {
-	return &inbox{limit: limit, ready: make(chan struct{}, 1)}
-}
-
-// push appends m; false when the inbox is full.
-func (q *inbox) push(m inbound) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) >= q.limit {
-		return false
-	}
-	q.items = append(q.items, m)
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-// pop takes the oldest message; call it after receiving from ready.
-func (q *inbox) pop() (inbound, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return inbound{}, false
-	}
-	m := q.items[0]
-	q.items[0] = inbound{}
-	q.items = q.items[1:]
-	if len(q.items) > 0 {
-		select {
-		case q.ready <- struct{}{}:
-		default:
-		}
-	}
-	return m, true
 }

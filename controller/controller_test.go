@@ -15,6 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/internal/testbroker"
 	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/mqttclient"
@@ -197,15 +198,19 @@ func upload(t *testing.T, c *Controller, wav []byte, name string) protocol.Song 
 	return song
 }
 
-// offsetClock is a shared clock minutes away from this machine's.
-type offsetClock struct{ offset time.Duration }
+// offsetClock is a local clock minutes away from this machine's; its
+// timers run at the real rate.
+type offsetClock struct {
+	clock.Real
+	offset time.Duration
+}
 
 func (c offsetClock) Now() time.Time { return time.Now().Add(c.offset) }
 
 func TestControllerOverMQTT(t *testing.T) {
 	broker := startBroker(t)
 	dataDir, importDir := t.TempDir(), t.TempDir()
-	shared := offsetClock{3 * time.Minute}
+	shared := offsetClock{offset: 3 * time.Minute}
 	opts := Options{Open: true, BrokerURL: broker, DataDir: dataDir, ImportDir: importDir, Sessions: []string{"home", "kitchen"}, Clock: shared}
 	c, stop := startController(t, opts)
 	tc := newTestClient(t, broker, "tutti/reply", "tutti/reply/#", "tutti/session/+/state", "tutti/session/+/playlist",

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -252,10 +253,12 @@ func TestLeaseRetainedClaimOfOursIsNoProof(t *testing.T) {
 
 // TestLeaseHold: what the other goroutines see. The session loop sets the
 // hold; a renewal of ours that comes back extends it at once, a newer term
-// ends it at once, a retained message never extends it.
+// ends it at once, a retained message never extends it. The hold ends on
+// the local clock exactly when it says.
 func TestLeaseHold(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	h := newLeaseHold("a", time.Second, t0)
+	local := clock.NewManual(time.Unix(1000, 0))
+	t0 := local.Now()
+	h := newLeaseHold("a", time.Second, local)
 	extend := time.Second - leaseTick(time.Second)
 	renewal := protocol.Lease{V: 1, Term: 3, Holder: "a", Renewal: true}
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
@@ -269,6 +272,14 @@ func TestLeaseHold(t *testing.T) {
 	h.heard(renewal, false, at(500*time.Millisecond))
 	if until() != 500*time.Millisecond+extend {
 		t.Fatalf("held until %v after a renewal came back at 500 ms", until())
+	}
+	local.Advance(500*time.Millisecond + extend - time.Nanosecond)
+	if !h.held() {
+		t.Fatal("the hold ended before its end")
+	}
+	local.Advance(time.Nanosecond)
+	if h.held() {
+		t.Fatal("the hold outlived its end")
 	}
 	h.set(3, at(extend)) // the loop, behind the handler, knows an older renewal
 	if until() != 500*time.Millisecond+extend {

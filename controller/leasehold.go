@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -14,7 +15,8 @@ import (
 // clock responder stop, and go on, on time even while the session loop is
 // busy (a burst of commands, a publish the broker does not acknowledge).
 type leaseHold struct {
-	base   time.Time     // with a monotonic reading: times are kept as offsets from it
+	clock  clock.Clock
+	base   time.Time     // clock's reading at start: times are kept as offsets from it
 	me     string        // our instance
 	extend time.Duration // how long a renewal that came back holds the lease: lease.heldUntil's
 
@@ -23,8 +25,8 @@ type leaseHold struct {
 	until time.Duration // since base; 0: not held
 }
 
-func newLeaseHold(me string, ttl time.Duration, now time.Time) *leaseHold {
-	return &leaseHold{base: now, me: me, extend: ttl - leaseTick(ttl)}
+func newLeaseHold(me string, ttl time.Duration, local clock.Clock) *leaseHold {
+	return &leaseHold{clock: local, base: local.Now(), me: me, extend: ttl - leaseTick(ttl)}
 }
 
 // set records that we hold term until until (zero: we do not hold the
@@ -61,5 +63,5 @@ func (h *leaseHold) heard(m protocol.Lease, retained bool, at time.Time) {
 func (h *leaseHold) held() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.until != 0 && time.Since(h.base) < h.until
+	return h.until != 0 && clock.Since(h.clock, h.base) < h.until
 }

@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -409,13 +410,13 @@ func TestAutoAdvanceTimer(t *testing.T) {
 		c := &Controller{
 			// Never connected, it holds a lease that outlasts the test.
 			opts: Options{LeaseTTL: time.Hour},
-			log:  slog.New(slog.DiscardHandler), local: realClock{}, steady: clocksync.NewSteady(time.Now().UnixNano()), store: st,
-			sharedClock:   newTimeFollower("t", slog.New(slog.DiscardHandler), time.Now()),
+			log:  slog.New(slog.DiscardHandler), local: clock.Real{}, wall: clock.Real{}, steady: clocksync.NewSteady(time.Now().UnixNano(), nil), store: st,
+			sharedClock:   newTimeFollower("t", slog.New(slog.DiscardHandler), clocksync.LocalNs(time.Now().UnixNano())),
 			sessions:      map[string]session{"home": s},
 			sessionEvents: newInbox(maxQueued), sessionRequests: newInbox(maxQueued), connected: make(chan struct{}, 1),
 			client: mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published
 			lease:  &lease{role: leading, ttl: time.Hour, heard: time.Now()},
-			hold:   newLeaseHold("t", time.Hour, time.Now()),
+			hold:   newLeaseHold("t", time.Hour, clock.Real{}),
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -460,8 +461,9 @@ func TestForgetSpeaker(t *testing.T) {
 	}
 }
 
-// steppingClock is the local clock, moved ahead by a test.
+// steppingClock is a wall clock a test steps ahead.
 type steppingClock struct {
+	clock.Real
 	mu     sync.Mutex
 	offset time.Duration
 }
@@ -480,8 +482,8 @@ func (c *steppingClock) advance(d time.Duration) {
 
 func TestFetchTokenRotates(t *testing.T) {
 	broker := startBroker(t)
-	clock := &steppingClock{}
-	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Clock: clock})
+	const rotation = time.Second
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), tokenRotation: rotation})
 	leases := newTestClient(t, broker, protocol.LeaseTopic)
 	song := upload(t, c, makeWAV(800, 8000, 11), "s")
 	status := func(token string) int {
@@ -504,7 +506,6 @@ func TestFetchTokenRotates(t *testing.T) {
 		t.Fatalf("first token %q, retained lease %+v", t0, retainedLease)
 	}
 
-	clock.advance(tokenRotation)
 	t1 := nextToken(t0)
 	json.Unmarshal(retained(t, broker, protocol.LeaseTopic), &retainedLease)
 	if retainedLease.FetchToken != t1 {
@@ -514,7 +515,6 @@ func TestFetchTokenRotates(t *testing.T) {
 		t.Fatal("after one rotation the current and the previous token must work")
 	}
 
-	clock.advance(tokenRotation)
 	t2 := nextToken(t1)
 	if status(t0) != http.StatusUnauthorized || status(t1) != http.StatusOK || status(t2) != http.StatusOK {
 		t.Fatal("after two rotations only the last two tokens may work")

@@ -2,8 +2,8 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -56,33 +56,39 @@ const (
 	wallStepWarn = 100 * time.Millisecond
 )
 
+// followConfig is how a standby follows the time master's clock: no burst
+// (a controller schedules nothing until it takes over), and once the
+// estimate was good enough it stays in use, so its trust never closes.
+var followConfig = clocksync.FollowerConfig{
+	FastInterval: followFastInterval, FastFor: followFastFor, Interval: followInterval,
+	Samples: followSamples, ErrorBound: followErrorBound, Patience: followPatience,
+	Uncertain: math.MaxInt64, StaleProbes: followStaleProbes,
+}
+
 // timeFollower is a controller's view of the shared clock: a model that maps
 // the local clock to the time master's. Safe for concurrent use.
 type timeFollower struct {
 	id  string // level of our clock topics: "controller-" + our random instance, so no speaker has it
 	log *slog.Logger
 
-	mu          sync.Mutex
-	model       clocksync.Model // the zero model is the local clock itself
-	synced      bool            // model comes from the master's answers
-	frozen      bool            // we are the time master: model holds, no probes
-	estimator   clocksync.Estimator
-	firstAnswer int64               // local instant of the first answer since following began
-	probeID     uint64              // of the last probe sent
-	fastUntil   time.Time           // monotonic: probes come faster until then
-	base        *protocol.ClockBase // the last one seen retained, or published by us
-	watch       clocksync.WallWatch // of the bases we publish while we are the master
+	mu       sync.Mutex
+	model    clocksync.Model     // the zero model is the local clock itself
+	synced   bool                // model comes from the master's answers
+	frozen   bool                // we are the time master: model holds, no probes
+	follower *clocksync.Follower // probes and answers, while we follow
+	base     *protocol.ClockBase // the last one seen retained, or published by us
+	watch    clocksync.WallWatch // of the bases we publish while we are the master
 }
 
-func newTimeFollower(instance string, log *slog.Logger, now time.Time) *timeFollower {
-	return &timeFollower{id: "controller-" + instance, log: log, fastUntil: now.Add(followFastFor)}
+func newTimeFollower(instance string, log *slog.Logger, now clocksync.LocalNs) *timeFollower {
+	return &timeFollower{id: "controller-" + instance, log: log, follower: clocksync.NewFollower(followConfig, now)}
 }
 
-// shared is the shared-clock instant of the local instant local (Unix ns).
-func (f *timeFollower) shared(local int64) int64 {
+// shared is the shared-clock instant of the local instant local.
+func (f *timeFollower) shared(local clocksync.LocalNs) clocksync.SharedNs {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.model.Shared(local)
+	return f.model.SharedAt(local)
 }
 
 // isSynced reports whether the model in use comes from the master's answers.
@@ -94,19 +100,18 @@ func (f *timeFollower) isSynced() bool {
 
 // probe returns the next probe to send, stamped with the local instant t1;
 // false while we are the time master.
-func (f *timeFollower) probe(t1 int64) (protocol.ClockRequest, bool) {
+func (f *timeFollower) probe(t1 clocksync.LocalNs) (protocol.ClockRequest, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.frozen {
 		return protocol.ClockRequest{}, false
 	}
-	f.probeID++
-	return protocol.ClockRequest{V: protocol.Version, ID: f.probeID, T1: t1}, true
+	return protocol.ClockRequest{V: protocol.Version, ID: f.follower.Probe(), T1: int64(t1)}, true
 }
 
 // answered takes the master's answer to one of our probes, received at the
 // local instant t4.
-func (f *timeFollower) answered(payload []byte, t4 int64) error {
+func (f *timeFollower) answered(payload []byte, t4 clocksync.LocalNs) error {
 	resp, err := protocol.Decode[protocol.ClockResponse](payload)
 	if err != nil {
 		return err
@@ -116,38 +121,26 @@ func (f *timeFollower) answered(payload []byte, t4 int64) error {
 	if f.frozen {
 		return nil // sent before we became the master; we follow nobody now
 	}
-	if resp.ID == 0 || resp.ID > f.probeID || f.probeID-resp.ID > followStaleProbes {
-		return fmt.Errorf("clock answer to unknown probe %d", resp.ID)
-	}
-	sample, err := clocksync.NewSample(resp.T1, resp.T2, resp.T3, t4)
-	if err != nil {
+	est, err := f.follower.Answer(resp.ID, clocksync.LocalNs(resp.T1), clocksync.SharedNs(resp.T2), clocksync.SharedNs(resp.T3), t4)
+	if err != nil || !est.Trust.Opened {
 		return err
-	}
-	f.estimator.Add(sample)
-	if f.firstAnswer == 0 {
-		f.firstAnswer = t4
-	}
-	model, errBound, _ := f.estimator.Model()
-	good := errBound <= followErrorBound
-	if f.estimator.Len() < followSamples || !good && time.Duration(t4-f.firstAnswer) < followPatience {
-		return nil
 	}
 	if !f.synced {
 		log := f.log.Info
-		if !good {
+		if est.Bound > followErrorBound {
 			log = f.log.Warn
 		}
-		log("following the time master's clock", "offset", time.Duration(model.At(t4)), "err_bound", errBound,
-			"jump", time.Duration(model.Shared(t4)-f.model.Shared(t4)))
+		log("following the time master's clock", "offset", time.Duration(est.Model.At(int64(t4))), "err_bound", est.Bound,
+			"jump", time.Duration(est.Model.SharedAt(t4)-f.model.SharedAt(t4)))
 	}
-	f.model, f.synced = model, true
+	f.model, f.synced = est.Model, true
 	return nil
 }
 
 // freeze makes the model in use our clock for good: we are the time master
 // now and continue the timeline the old one kept. wall and local are
 // readings of our wall and steady clocks taken together.
-func (f *timeFollower) freeze(wall, local int64) {
+func (f *timeFollower) freeze(wall int64, local clocksync.LocalNs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.frozen {
@@ -155,6 +148,7 @@ func (f *timeFollower) freeze(wall, local int64) {
 	}
 	f.frozen = true
 	f.watch = clocksync.WallWatch{Tolerance: baseTolerance}
+	_, _, answered := f.follower.Model()
 	switch {
 	case f.synced:
 		f.log.Info("time master now: continuing the followed clock", "offset", time.Duration(f.model.Offset), "drift_ppm", f.model.Drift*1e6)
@@ -162,9 +156,9 @@ func (f *timeFollower) freeze(wall, local int64) {
 		// Nobody answered us, but a master published where the shared
 		// clock stands against its wall clock: ours reads about the same.
 		shared := wall + f.base.SharedNs - f.base.WallNs
-		f.model = clocksync.Model{RefLocal: local, Offset: shared - local}
+		f.model = clocksync.Model{RefLocal: int64(local), Offset: shared - int64(local)}
 		f.log.Info("time master now: continuing the shared clock from the published base", "ahead_of_wall", time.Duration(f.base.SharedNs-f.base.WallNs))
-	case f.firstAnswer != 0:
+	case answered:
 		// Answers came, but never good enough to use: whoever keeps
 		// speakers' clocks will see them jump.
 		f.log.Warn("time master now without a usable estimate of the last master's clock: the shared clock may jump")
@@ -201,13 +195,13 @@ func (f *timeFollower) noteBase(payload []byte) (foreign bool, err error) {
 // readings of the wall and the steady clock taken together, and how far
 // the wall clock moved against the shared clock since the last one; false
 // when the last one still holds.
-func (f *timeFollower) newBase(wall, local int64) (protocol.ClockBase, time.Duration, bool) {
+func (f *timeFollower) newBase(wall int64, local clocksync.LocalNs) (protocol.ClockBase, time.Duration, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.frozen {
 		return protocol.ClockBase{}, 0, false
 	}
-	shared := f.model.Shared(local)
+	shared := int64(f.model.SharedAt(local))
 	step, changed := f.watch.Moved(shared, wall)
 	if !changed {
 		return protocol.ClockBase{}, 0, false
@@ -219,64 +213,60 @@ func (f *timeFollower) newBase(wall, local int64) (protocol.ClockBase, time.Dura
 
 // follow starts following the master again after we stepped down; the
 // frozen model stays in use until the new master's answers are good.
-func (f *timeFollower) follow(now time.Time) {
+func (f *timeFollower) follow(now clocksync.LocalNs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.frozen {
 		return
 	}
-	f.frozen, f.synced, f.firstAnswer = false, false, 0
-	f.estimator = clocksync.Estimator{} // the samples were of another master
-	f.fastUntil = now.Add(followFastFor)
+	f.frozen, f.synced = false, false
+	f.follower.Reset(now) // the answers were of another master
 	f.log.Info("following the new time master's clock; the frozen one stays in use until its answers are good")
 }
 
 // connected asks for fast probes: the estimate after a reconnect is built
 // from scratch on the speakers' side too.
-func (f *timeFollower) connected(now time.Time) {
+func (f *timeFollower) connected(now clocksync.LocalNs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fastUntil = now.Add(followFastFor)
+	f.follower.Reconnected(now)
 }
 
 // interval is the time until the next probe.
-func (f *timeFollower) interval(now time.Time) time.Duration {
+func (f *timeFollower) interval(now clocksync.LocalNs) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if now.Before(f.fastUntil) {
-		return followFastInterval
-	}
-	return followInterval
+	return f.follower.Next(now)
 }
 
 // probeLoop sends our clock probes to the time master while we follow it.
 func (c *Controller) probeLoop(ctx context.Context) {
-	timer := time.NewTimer(0)
+	timer := c.local.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-timer.C():
 		}
 		if c.client.IsConnectionOpen() {
-			if req, ok := c.sharedClock.probe(c.steady.Now()); ok {
+			if req, ok := c.sharedClock.probe(c.localNow()); ok {
 				c.client.Publish(protocol.ClockRequestTopic(c.sharedClock.id), 0, false, protocol.Encode(req))
 			}
 			c.publishClockBase()
 		}
-		timer.Reset(c.sharedClock.interval(time.Now()))
+		timer.Reset(c.sharedClock.interval(c.localNow()))
 	}
 }
 
 // publishClockBase publishes the shared clock's base, retained, while we
 // are the time master and the last one no longer holds.
 func (c *Controller) publishClockBase() {
-	local, wall, ok := clocksync.ReadTogether(c.steady.Now, func() int64 { return c.local.Now().UnixNano() }, baseTolerance/2)
+	local, wall, ok := clocksync.ReadTogether(c.steady.Now, func() int64 { return c.wall.Now().UnixNano() }, baseTolerance/2)
 	if !ok {
 		return // preempted while reading: the next probe tick compares
 	}
-	base, step, ok := c.sharedClock.newBase(wall, local)
+	base, step, ok := c.sharedClock.newBase(wall, clocksync.LocalNs(local))
 	if !ok {
 		return
 	}
@@ -303,7 +293,7 @@ func (c *Controller) onClockBase(_ mqtt.Client, msg mqtt.Message) {
 
 // onClockAnswer takes the time master's answer to our probe.
 func (c *Controller) onClockAnswer(_ mqtt.Client, msg mqtt.Message) {
-	t4 := c.steady.Now()
+	t4 := c.localNow()
 	if !c.handlers.enter() {
 		return
 	}

@@ -37,29 +37,33 @@ type simNode struct {
 
 func newSimNode(t *testing.T, name string, local simClock) simNode {
 	log := slog.New(slog.NewTextHandler(t.Output(), nil)).With("node", name)
-	return simNode{local: local, f: newTimeFollower(name, log, time.Now())}
+	return simNode{local: local, f: newTimeFollower(name, log, clocksync.LocalNs(local.at(simEpoch)))}
 }
 
 // freezeAt makes the node the time master at a true instant; its wall
 // clock is its local clock here.
-func (n simNode) freezeAt(trueNs int64) { n.f.freeze(n.local.at(trueNs), n.local.at(trueNs)) }
+func (n simNode) freezeAt(trueNs int64) {
+	n.f.freeze(n.local.at(trueNs), clocksync.LocalNs(n.local.at(trueNs)))
+}
 
 // sharedAt is the node's shared clock at a true instant.
-func (n simNode) sharedAt(trueNs int64) int64 { return n.f.shared(n.local.at(trueNs)) }
+func (n simNode) sharedAt(trueNs int64) int64 {
+	return int64(n.f.shared(clocksync.LocalNs(n.local.at(trueNs))))
+}
 
 // exchange runs one probe of follower to master starting at the true
 // instant trueNs, over a link of the given one-way delays, and returns the
 // error of answered.
 func exchange(t *testing.T, follower, master simNode, trueNs int64, up, down time.Duration) error {
 	t.Helper()
-	req, ok := follower.f.probe(follower.local.at(trueNs))
+	req, ok := follower.f.probe(clocksync.LocalNs(follower.local.at(trueNs)))
 	if !ok {
 		t.Fatal("a follower sent no probe")
 	}
 	received := trueNs + int64(up)
 	answered := received + int64(20*time.Microsecond)
 	resp := protocol.ClockResponse{V: 1, ID: req.ID, T1: req.T1, T2: master.sharedAt(received), T3: master.sharedAt(answered)}
-	return follower.f.answered(protocol.Encode(resp), follower.local.at(answered+int64(down)))
+	return follower.f.answered(protocol.Encode(resp), clocksync.LocalNs(follower.local.at(answered+int64(down))))
 }
 
 // follow probes every interval from the true instant start for span, over a
@@ -126,12 +130,12 @@ func TestTimeFollowerKeepsTheTimelineThroughTakeovers(t *testing.T) {
 	// late answer moves nothing, and a minute on it still keeps A's time
 	// (its own local clock runs 40 ppm fast).
 	b.freezeAt(now)
-	if _, ok := b.f.probe(b.local.at(now)); ok {
+	if _, ok := b.f.probe(clocksync.LocalNs(b.local.at(now))); ok {
 		t.Fatal("B probes as the time master")
 	}
 	before := b.sharedAt(now)
 	late := protocol.ClockResponse{V: 1, ID: 1, T1: 1, T2: 1e18, T3: 1e18}
-	if err := b.f.answered(protocol.Encode(late), b.local.at(now)); err != nil || b.sharedAt(now) != before {
+	if err := b.f.answered(protocol.Encode(late), clocksync.LocalNs(b.local.at(now))); err != nil || b.sharedAt(now) != before {
 		t.Fatalf("a late answer changed the frozen clock (err %v)", err)
 	}
 	now += int64(time.Minute)
@@ -141,7 +145,7 @@ func TestTimeFollowerKeepsTheTimelineThroughTakeovers(t *testing.T) {
 
 	// A comes back as a standby and follows B: it lands on the timeline
 	// it kept itself.
-	a.f.follow(time.Now())
+	a.f.follow(clocksync.LocalNs(a.local.at(now)))
 	if a.sharedAt(now) != a.local.at(now) {
 		t.Fatal("A's clock moved before B answered")
 	}
@@ -157,7 +161,7 @@ func TestTimeFollowerKeepsTheTimelineThroughTakeovers(t *testing.T) {
 	// clock stays in use until its estimate of A's is good, and then lands
 	// where it was.
 	a.freezeAt(now)
-	b.f.follow(time.Now())
+	b.f.follow(clocksync.LocalNs(b.local.at(now)))
 	frozen := b.f.model
 	for range followSamples - 1 {
 		if err := exchange(t, b, a, now, 300*time.Microsecond, 300*time.Microsecond); err != nil {
@@ -239,9 +243,9 @@ func TestTimeFollowerSettlesOnASlowNetwork(t *testing.T) {
 func TestTakeoverKeepsTheSharedClock(t *testing.T) {
 	broker := startBroker(t)
 	ttl := 600 * time.Millisecond
-	clockA := offsetClock{3 * time.Second}
+	clockA := offsetClock{offset: 3 * time.Second}
 	a, stopA := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl, Clock: clockA})
-	optsB := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl, Clock: offsetClock{-2 * time.Second}}
+	optsB := Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl, Clock: offsetClock{offset: -2 * time.Second}}
 	b, _ := runController(t, optsB)
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic, protocol.ClockResponseTopic("sp1"))
 
@@ -320,7 +324,7 @@ func TestClockFromBrokerFollowsTheBroker(t *testing.T) {
 	if err := mqttclient.Subscribe(master.mqtt, map[string]byte{protocol.ClockRequestFilter: 0}, answer, waitTimeout); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{-2 * time.Second}})
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), ClockFromBroker: true, Clock: offsetClock{offset: -2 * time.Second}})
 	testwait.For(t, "the controller to follow the broker's clock", waitTimeout, c.sharedClock.isSynced)
 
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)

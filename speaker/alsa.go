@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"syscall"
 	"time"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // ALSAOptions configure an ALSAOutput. The latency of the hardware beyond
@@ -29,12 +31,12 @@ type ALSAOutput struct {
 	buffer time.Duration
 	period time.Duration
 	log    *slog.Logger
-	clock  Clock
+	clock  clock.Clock
 }
 
 func NewALSAOutput(opts ALSAOptions) *ALSAOutput {
 	o := &ALSAOutput{device: opts.Device, rate: opts.Rate, buffer: opts.Buffer, period: opts.Period,
-		log: opts.Logger, clock: realClock{}}
+		log: opts.Logger, clock: clock.Real{}}
 	if o.device == "" {
 		o.device = "default"
 	}
@@ -58,8 +60,8 @@ func (o *ALSAOutput) SampleRate() int { return o.rate }
 
 // Latency is nominal (the buffer); the instants given to Fill are measured
 // from the PCM delay every period.
-func (o *ALSAOutput) Latency() time.Duration { return o.buffer }
-func (o *ALSAOutput) useLocalClock(c Clock)  { o.clock = c }
+func (o *ALSAOutput) Latency() time.Duration      { return o.buffer }
+func (o *ALSAOutput) useLocalClock(c clock.Clock) { o.clock = c }
 
 // defaultALSAPeriod is one write to the device: every period wakes the
 // speaker, measures the PCM delay and renders a block. 20 ms is a third of

@@ -70,6 +70,7 @@ func (s *Speaker) calibrate(ms float64) error {
 	}
 	d := time.Duration(math.Round(ms * float64(time.Millisecond)))
 	// One calibration at a time: the file and the engine end with the same.
+	// Lock order: calibrationMu, mu, the engine's (Speaker).
 	s.calibrationMu.Lock()
 	defer s.calibrationMu.Unlock()
 	if err := saveCalibration(s.opts.CacheDir, d); err != nil {

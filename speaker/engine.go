@@ -64,13 +64,13 @@ type engine struct {
 	log   *slog.Logger
 
 	mu        sync.Mutex
-	clock     clocksync.Model // shared clock as a function of the local one
-	gate      clockGate       // whether to play by clock
-	grace     time.Duration   // how long to play on without hearing the time master; 0 = forever
-	lastHeard int64           // local instant of the time master's latest answer
-	ownVolume int             // the speaker's own volume, 0-100
-	ownGain   float64         // its gain in effect, ramping towards ownVolume's
-	sess      *followed       // the session the speaker plays
+	clock     clocksync.Model   // shared clock as a function of the local one
+	trust     clocksync.Trust   // whether to play by clock
+	grace     time.Duration     // how long to play on without hearing the time master; 0 = forever
+	lastHeard clocksync.LocalNs // the time master's latest answer
+	ownVolume int               // the speaker's own volume, 0-100
+	ownGain   float64           // its gain in effect, ramping towards ownVolume's
+	sess      *followed         // the session the speaker plays
 	// unassigned: the speaker plays no session (sess stays empty).
 	unassigned bool
 	// leaving is the session the speaker left, which plays on for the
@@ -146,12 +146,12 @@ func (e *engine) setCalibration(d time.Duration) {
 	e.calibration = d
 }
 
-// heard notes that the time master answered at local instant localNs: the
+// heard notes that the time master answered at local instant at: the
 // speaker is in touch with the broker and hears commands.
-func (e *engine) heard(localNs int64) {
+func (e *engine) heard(at clocksync.LocalNs) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.lastHeard = max(e.lastHeard, localNs)
+	e.lastHeard = max(e.lastHeard, at)
 }
 
 func (e *engine) setPlaylist(pl protocol.Playlist) {
@@ -283,15 +283,15 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 // by its clock.
 func (e *engine) muted(heardAt time.Time) (playback, bool) {
 	switch {
-	case !e.gate.opened:
-		return playback{State: buffering, Error: e.gate.why()}, true
-	case e.grace > 0 && time.Duration(heardAt.UnixNano()-e.lastHeard) > e.grace:
+	case !e.trust.Opened:
+		return playback{State: buffering, Error: e.trust.Why()}, true
+	case e.grace > 0 && time.Duration(clocksync.LocalNs(heardAt.UnixNano())-e.lastHeard) > e.grace:
 		// Out of touch for longer than the grace period: a pause or a stop
 		// may have been sent meanwhile, and playing on would ignore it.
-		out := time.Duration(heardAt.UnixNano() - e.lastHeard)
+		out := time.Duration(clocksync.LocalNs(heardAt.UnixNano()) - e.lastHeard)
 		return playback{State: silent, Error: fmt.Sprintf("no answer from the time master for %v: silent until it is back", out.Round(time.Second))}, true
-	case !e.gate.open:
-		return playback{State: recovering, Error: e.gate.why()}, true
+	case !e.trust.Open:
+		return playback{State: recovering, Error: e.trust.Why()}, true
 	}
 	return playback{}, false
 }

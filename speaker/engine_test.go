@@ -104,8 +104,8 @@ type engineFixture struct {
 const fixtureOffset = 7 * time.Second
 
 // trusted is a clock estimate the engine plays by at once.
-func trusted(m clocksync.Model) clockEstimate {
-	return clockEstimate{model: m, bound: 100 * time.Microsecond, samples: syncSamples}
+func trusted(m clocksync.Model) clocksync.Estimate {
+	return clocksync.Estimate{Model: m, Bound: 100 * time.Microsecond, Samples: syncSamples, Trust: clocksync.Trust{Open: true, Opened: true}}
 }
 
 func newFixture(t *testing.T) *engineFixture {
@@ -626,7 +626,7 @@ func TestEngineSilentWhenOutOfTouch(t *testing.T) {
 	f.pl = pl
 	f.eng.grace = time.Second
 	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
-	local := func(shared int64) int64 { return shared - int64(fixtureOffset) }
+	local := func(shared int64) clocksync.LocalNs { return clocksync.LocalNs(shared - int64(fixtureOffset)) }
 	f.eng.heard(local(f.t0))
 
 	at := func(sec float64) int64 { return f.t0 + int64(sec*1e9) }

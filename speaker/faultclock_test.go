@@ -1,7 +1,9 @@
 package speaker
 
 import (
+	"math"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -15,6 +17,34 @@ func TestFaultClock(t *testing.T) {
 	if d := time.Until(c.Now()); d > -89*time.Second || d < -91*time.Second {
 		t.Errorf("offset now %v, want about -90s", d)
 	}
+}
+
+// TestFaultClockTimers: a clock 100 ppm fast runs its timers and tickers
+// 100 ppm short of real time, Reset included.
+func TestFaultClockTimers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewFaultClock(time.Minute, 100)
+		fast := time.Duration(math.Round(float64(time.Second) / (1 + 100e-6)))
+		start := time.Now()
+		timer := c.NewTimer(time.Second)
+		<-timer.C()
+		if d := time.Since(start); d != fast {
+			t.Errorf("a second's timer fired after %v of real time, want %v", d, fast)
+		}
+		timer.Reset(time.Second)
+		<-timer.C()
+		if d := time.Since(start); d != 2*fast {
+			t.Errorf("reset: fired %v after the start, want %v", d, 2*fast)
+		}
+		ticker := c.NewTicker(time.Second)
+		defer ticker.Stop()
+		start = time.Now()
+		<-ticker.C()
+		<-ticker.C()
+		if d := time.Since(start); d != 2*fast {
+			t.Errorf("two ticks after %v, want %v", d, 2*fast)
+		}
+	})
 }
 
 func TestPacedDeviceOscillator(t *testing.T) {

@@ -10,16 +10,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/playlog"
 )
-
-// Clock is the speaker's local clock (in tests or fault injection it may be
-// offset from real time).
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // Source is what an output pulls from: fill buf with the frames that will be
 // heard starting at local-clock instant heardAt (frame i at heardAt + i/rate).
@@ -39,18 +32,18 @@ type Output interface {
 // time: New hands them the speaker's Clock so that the instants they give
 // Fill are on the local clock.
 type localClockUser interface {
-	useLocalClock(Clock)
+	useLocalClock(clock.Clock)
 }
 
 // toLocal converts a real-time instant to the local clock.
-func toLocal(clock Clock, real time.Time) time.Time {
-	switch c := clock.(type) {
-	case realClock:
+func toLocal(local clock.Clock, real time.Time) time.Time {
+	switch c := local.(type) {
+	case clock.Real:
 		return real
 	case *FaultClock:
 		return c.at(real)
 	}
-	return clock.Now().Add(time.Until(real))
+	return local.Now().Add(time.Until(real))
 }
 
 // blockSink receives each block a paced device hands over: prepare when
@@ -80,7 +73,7 @@ type pacedDevice struct {
 	block   int
 	latency time.Duration // from filling a block to hearing it; at least minBlocksLatency blocks
 	ppm     float64       // the device oscillator's error: +100 runs 100 ppm fast
-	clock   Clock
+	clock   clock.Clock
 	sink    blockSink
 	log     *slog.Logger
 }
@@ -94,7 +87,7 @@ func (d *pacedDevice) elapsed(frames int64) time.Duration {
 	return time.Duration(math.Round(float64(ns) / (1 + d.ppm/1e6)))
 }
 
-func (d *pacedDevice) useLocalClock(c Clock) { d.clock = c }
+func (d *pacedDevice) useLocalClock(c clock.Clock) { d.clock = c }
 
 func (d *pacedDevice) SampleRate() int { return d.rate }
 
@@ -181,7 +174,7 @@ type VirtualOutput struct {
 
 func NewVirtualOutput(opts VirtualOptions) *VirtualOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
-	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{},
+	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: clock.Real{},
 		sink: &logSink{w: opts.Log, rate: rate}, log: cmp.Or(opts.Logger, slog.Default())}}
 }
 
@@ -254,7 +247,7 @@ func NewPipeOutput(opts PipeOptions) *PipeOutput {
 		// PCM first: the log line must not delay the block.
 		sink = teeSink{sink, &logSink{w: opts.Log, rate: rate}}
 	}
-	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: realClock{}, sink: sink,
+	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: clock.Real{}, sink: sink,
 		log: cmp.Or(opts.Logger, slog.Default())}}
 }
 

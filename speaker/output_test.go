@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
 )
@@ -55,9 +56,7 @@ func (r *fillRecorder) count() int {
 	return len(r.calls)
 }
 
-type offsetClock time.Duration
-
-func (c offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c)) }
+func offsetClock(d time.Duration) clock.Clock { return NewFaultClock(d, 0) }
 
 func parseLog(t *testing.T, s string) []playlog.Line {
 	t.Helper()

@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/tutti-audio/tutti/clocksync"
 )
@@ -15,86 +14,28 @@ import (
 //   - the cached file of a song due fails to open or decode (markDamaged;
 //     the fetch loop checks the file and fetches it again, see checkDamaged);
 //   - the clock estimate's error bound grows beyond clockUncertain
-//     (clockGate; prompt clock answers repair it). The estimator keeps its
+//     (the follower's trust, clocksync.Follower; prompt clock answers
+//     repair it). The estimator keeps its
 //     bound through round-trip spikes (the bound is its best sample's), so
 //     this takes a clock step that replaced its window with slow answers,
 //     or slow answers only for so long that the good ones left the window.
 
-// clockEstimate is the clock estimator's state after an answer of the
-// time master.
-type clockEstimate struct {
-	model   clocksync.Model
-	bound   time.Duration // error bound of the model
-	samples int           // in the estimator's window
-	at      int64         // local instant of the answer (Unix ns)
-}
-
-// clockGate decides whether the clock estimate is good enough to play by.
-// It opens once the error bound is within syncErrorBound (from syncSamples
-// answers on), or, at the start, with whatever bound there is once
-// syncPatience of answers brought nothing better: on a network whose best
-// round trip is long, playing a few ms off beats never playing (recovering,
-// patience settles for a bound within the limit it had). It closes when the
-// bound grows beyond its limit: clockUncertain, or twice the bound it opened
-// with if that was worse. The gap between the bounds that open and close it
-// keeps a bound near either from flapping.
-type clockGate struct {
-	open        bool
-	opened      bool          // it was open once: closed now, it is recovering
-	seen        bool          // an estimate came
-	closedAt    int64         // local instant it closed (before it first opened: of the first estimate)
-	openBound   time.Duration // the bound it opened with
-	closedBound time.Duration // the bound that closed it
-}
-
-// limit is the bound beyond which the gate closes.
-func (g *clockGate) limit() time.Duration { return max(clockUncertain, 2*g.openBound) }
-
-// update takes a new estimate and says whether the gate opened or closed.
-func (g *clockGate) update(est clockEstimate) (changed bool) {
-	if !g.seen || est.at < g.closedAt { // first, or the local clock stepped back
-		g.seen, g.closedAt = true, est.at
-	}
-	was := g.open
-	if g.open {
-		if est.bound > g.limit() {
-			g.open, g.closedAt, g.closedBound = false, est.at, est.bound
-		}
-	} else {
-		good := est.samples >= syncSamples && est.bound <= syncErrorBound
-		patient := time.Duration(est.at-g.closedAt) >= syncPatience && est.samples >= syncSamples
-		// Recovering, patience settles for what was good enough before.
-		if good || patient && (!g.opened || est.bound <= g.limit()) {
-			g.open, g.openBound = true, est.bound
-		}
-	}
-	g.opened = g.opened || g.open
-	return g.open != was
-}
-
-// why the gate is closed, for the status.
-func (g *clockGate) why() string {
-	if !g.opened {
-		return "clock not synchronised"
-	}
-	return fmt.Sprintf("clock estimate uncertain: error bound grew to %v, over %v; muted until it is back within %v",
-		g.closedBound.Round(10*time.Microsecond), g.limit(), syncErrorBound)
-}
-
-// setClock gives the engine a new clock estimate, in the estimator's order;
-// it says whether the engine plays by it.
-func (e *engine) setClock(est clockEstimate) bool {
+// setClock gives the engine a new clock estimate, in the follower's order;
+// it says whether the engine plays by it. Whether the estimate is good
+// enough is the follower's to say (clocksync.Follower's trust rules).
+func (e *engine) setClock(est clocksync.Estimate) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.clock = est.model
-	if e.gate.update(est) && e.gate.opened {
-		if e.gate.open {
-			e.log.Info("clock estimate good again; playing", "err_bound", est.bound)
+	e.clock = est.Model
+	e.trust = est.Trust
+	if est.Changed && est.Trust.Opened {
+		if est.Trust.Open {
+			e.log.Info("clock estimate good again; playing", "err_bound", est.Bound)
 		} else {
-			e.log.Warn("clock estimate uncertain; muted until it is better", "err_bound", est.bound, "max", clockUncertain)
+			e.log.Warn("clock estimate uncertain; muted until it is better", "err_bound", est.Bound, "max", est.Trust.Limit)
 		}
 	}
-	return e.gate.open
+	return e.trust.Open
 }
 
 // damage is a song whose verified file the engine failed to play. It stays

@@ -177,60 +177,10 @@ func TestEngineUndecodableSong(t *testing.T) {
 	checkHeard(t, got, func(i int) int64 { return 100000 + int64(i) })
 }
 
-func TestClockGate(t *testing.T) {
-	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
-	steps := []struct {
-		atMs    float64
-		samples int
-		boundMs float64
-		open    bool
-	}{
-		{0, 1, 1, false},      // too few answers
-		{60, 4, 1.5, true},    // within the start bound
-		{100, 5, 4, true},     // worse, but within clockUncertain
-		{200, 6, 6, false},    // beyond: muted
-		{300, 7, 3, false},    // not yet back within the start bound
-		{400, 8, 1.9, true},   // back
-		{500, 9, 7, false},    // muted again
-		{1900, 10, 4, false},  // 1.4 s of nothing better: not yet
-		{2100, 11, 4, true},   // 1.6 s: settles for a bound within clockUncertain
-		{2200, 12, 7.5, true}, // opened at 4 ms, it mutes beyond twice that
-		{2300, 13, 9, false},
-		{4000, 14, 9, false}, // recovering, never settles for more than its limit
-	}
-	var g clockGate
-	for _, s := range steps {
-		g.update(clockEstimate{bound: ms(s.boundMs), samples: s.samples, at: int64(ms(s.atMs))})
-		if g.open != s.open {
-			t.Fatalf("at %vms with bound %vms: open %v, want %v", s.atMs, s.boundMs, g.open, s.open)
-		}
-	}
-	if why := g.why(); !strings.Contains(why, "uncertain") || !strings.Contains(why, "9ms") {
-		t.Errorf("why = %q: want the bound that muted it", why)
-	}
-
-	// A speaker on a network whose best round trip is long (a bound of
-	// 8 ms) plays after its patience rather than never, and mutes only if
-	// the bound then doubles.
-	var slow clockGate
-	for at := 0.0; at < 1400; at += 100 {
-		if slow.update(clockEstimate{bound: ms(8), samples: 10, at: int64(ms(at))}); slow.open || slow.why() != "clock not synchronised" {
-			t.Fatalf("a bound of 8ms at %vms: open %v, why %q; want closed, not synchronised", at, slow.open, slow.why())
-		}
-	}
-	for _, s := range []struct {
-		atMs, boundMs float64
-		open          bool
-	}{{1600, 8, true}, {1700, 15, true}, {1800, 17, false}, {3500, 15, true}} {
-		if slow.update(clockEstimate{bound: ms(s.boundMs), samples: 10, at: int64(ms(s.atMs))}); slow.open != s.open {
-			t.Fatalf("slow network at %vms with bound %vms: open %v, want %v", s.atMs, s.boundMs, slow.open, s.open)
-		}
-	}
-}
-
-// TestEngineMutesWhenClockUncertain: the engine mutes as soon as the clock
-// estimate's error bound exceeds clockUncertain, and plays on where the
-// timeline is once it is back within the start bound.
+// TestEngineMutesWhenClockUncertain: the engine mutes as soon as the
+// follower stops trusting the clock estimate (its bound grew beyond
+// clockUncertain: clocksync's TestFollowerTrust), says why, and plays on
+// where the timeline is once it is trusted again.
 func TestEngineMutesWhenClockUncertain(t *testing.T) {
 	f := newFixture(t)
 	dir := t.TempDir()
@@ -240,23 +190,24 @@ func TestEngineMutesWhenClockUncertain(t *testing.T) {
 	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
 	model := clocksync.Model{Offset: int64(fixtureOffset)}
 	at := func(sec float64) int64 { return f.t0 + int64(sec*1e9) }
-	estimate := func(sec float64, bound time.Duration) bool {
-		return f.eng.setClock(clockEstimate{model: model, bound: bound, samples: 20, at: at(sec) - int64(fixtureOffset)})
+	estimate := func(sec float64, bound time.Duration, trust clocksync.Trust) bool {
+		return f.eng.setClock(clocksync.Estimate{Model: model, Bound: bound, Samples: 20, At: clocksync.LocalNs(at(sec) - int64(fixtureOffset)), Trust: trust})
 	}
+	uncertain := clocksync.Trust{Opened: true, ClosedBound: 8 * time.Millisecond, Limit: clockUncertain, ErrorBound: syncErrorBound}
 
 	if got := f.play(at(0.5), 441); got[440] != int64(0.5*testRate)+440 {
 		t.Fatalf("playing: heard frame %d, want %d", got[440], int64(0.5*testRate)+440)
 	}
-	if estimate(0.6, 8*time.Millisecond) {
+	if estimate(0.6, 8*time.Millisecond, uncertain) {
 		t.Error("still playing with an error bound of 8ms")
 	}
 	checkHeard(t, f.play(at(0.6), 441), func(int) int64 { return -1 })
 	if s := f.eng.status(); s.State != recovering || !strings.Contains(s.Error, "clock estimate uncertain") || !strings.Contains(s.Error, "8ms") {
 		t.Errorf("status %+v, want recovering: clock estimate uncertain, by 8ms", s)
 	}
-	estimate(0.7, 3*time.Millisecond)
+	estimate(0.7, 3*time.Millisecond, uncertain)
 	checkHeard(t, f.play(at(0.7), 441), func(int) int64 { return -1 })
-	if !estimate(0.8, 1500*time.Microsecond) {
+	if !estimate(0.8, 1500*time.Microsecond, clocksync.Trust{Open: true, Opened: true}) {
 		t.Error("not playing with the bound back within the start bound")
 	}
 	got := f.play(at(0.8), 882)

@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/internal/testbroker"
 	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
@@ -148,12 +149,12 @@ type runningSpeaker struct {
 	stop func()
 }
 
-func startSpeaker(t *testing.T, c *testController, name string, clock Clock) *runningSpeaker {
+func startSpeaker(t *testing.T, c *testController, name string, clock clock.Clock) *runningSpeaker {
 	return startSpeakerWith(t, c, name, clock, nil)
 }
 
 // startSpeakerWith is startSpeaker with options changed by configure.
-func startSpeakerWith(t *testing.T, c *testController, name string, clock Clock, configure func(*Options)) *runningSpeaker {
+func startSpeakerWith(t *testing.T, c *testController, name string, clock clock.Clock, configure func(*Options)) *runningSpeaker {
 	log := &lockedBuffer{}
 	opts := Options{
 		Name: name, BrokerURL: c.url, CacheDir: t.TempDir(), Clock: clock,

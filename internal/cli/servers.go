@@ -19,6 +19,7 @@ import (
 
 	"github.com/tutti-audio/tutti/broker"
 	"github.com/tutti-audio/tutti/certs"
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/controller"
 	"github.com/tutti-audio/tutti/protocol"
 	"github.com/tutti-audio/tutti/speaker"
@@ -408,7 +409,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	closeOut = sync.OnceFunc(closeOut) // also closed before a restart
 	defer closeOut()
-	var clock speaker.Clock
+	var clock clock.Clock
 	if *faultOffset != 0 || *faultPPM != 0 {
 		clock = speaker.NewFaultClock(*faultOffset, *faultPPM)
 	}
