@@ -39,7 +39,7 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 		if !s.fetchPass(ctx, timer, failures, damage) {
 			return
 		}
-		timer.Reset(failures.sleep(fetchSafety))
+		timer.Reset(failures.sleep(time.Now(), fetchSafety))
 	}
 }
 
@@ -118,9 +118,8 @@ func (b backoff) failed(sha string) int {
 
 func (b backoff) succeeded(sha string) { delete(b, sha) }
 
-// sleep is how long until the next retry is due, at most limit.
-func (b backoff) sleep(limit time.Duration) time.Duration {
-	now := time.Now()
+// sleep is how long from now until the next retry is due, at most limit.
+func (b backoff) sleep(now time.Time, limit time.Duration) time.Duration {
 	for _, f := range b {
 		if f.retry.After(now) {
 			limit = min(limit, f.retry.Sub(now))

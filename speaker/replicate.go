@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
@@ -96,7 +97,7 @@ func (s *Speaker) replicate(ctx context.Context, src sources, timer clock.Timer,
 	go func() { done <- s.cache.ensure(fetchCtx, src, sha, 0) }()
 	for {
 		// A wanted song's retry falling due makes it urgent.
-		timer.Reset(failures.sleep(fetchSafety))
+		timer.Reset(failures.sleep(time.Now(), fetchSafety))
 		select {
 		case err := <-done:
 			if ctx.Err() == nil {
