@@ -13,9 +13,9 @@ const (
 	// fetchSafety is how long the fetch loop sleeps when nothing woke it.
 	// Everything it acts on signals fetchWake (a session state, playlist,
 	// lease or controller status; the clock's first estimate; another song
-	// playing; a damaged song; an announced song) and retries wake it when
-	// due: this tick only backs those up, for a song the timeline wants
-	// later without any of them (a song's end passing while paused).
+	// playing; a damaged song; an announced song), and it wakes itself when
+	// a retry (of a fetch, or of a damaged song's check) falls due: this
+	// tick only backs those up.
 	fetchSafety     = 5 * time.Second
 	fetchBackoffMax = 10 * time.Second
 )
@@ -39,7 +39,8 @@ func (s *Speaker) fetchLoop(ctx context.Context) {
 		if !s.fetchPass(ctx, timer, failures, damage) {
 			return
 		}
-		timer.Reset(failures.sleep(time.Now(), fetchSafety))
+		now := time.Now()
+		timer.Reset(min(failures.sleep(now, fetchSafety), damage.sleep(now, fetchSafety)))
 	}
 }
 
