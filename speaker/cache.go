@@ -37,6 +37,8 @@ type cache struct {
 	// keep says which songs eviction spares: those the timeline plays now
 	// and next. nil = none.
 	keep func() map[string]bool
+	// statusWake wakes the status loop when noRoom changes; nil: none.
+	statusWake chan<- struct{}
 
 	mu        sync.Mutex
 	verified  map[string]bool
@@ -180,11 +182,15 @@ func (c *cache) noRoomReason() string {
 func (c *cache) noteRoom(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	was := c.noRoom
 	switch {
 	case err == nil:
 		c.noRoom = ""
 	case errors.Is(err, errNoRoom), errors.Is(err, syscall.ENOSPC):
 		c.noRoom = err.Error()
+	}
+	if c.noRoom != was {
+		wake(c.statusWake) // the status reports it
 	}
 }
 

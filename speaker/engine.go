@@ -81,9 +81,13 @@ type engine struct {
 	players   map[string]*songPlayer
 	bad       map[string]string  // song -> why it cannot be played
 	damaged   map[string]*damage // songs whose cached file failed to play
-	fetchWake chan<- struct{}    // wakes the fetch loop to check damaged songs; nil: none
-	gen       uint64             // Fill counter, to close players no longer used
-	now       playback           // what the last Fill played at its first frame
+	fetchWake chan<- struct{}    // wakes the fetch loop (damaged song, clock known, song changed); nil: none
+	// statusWake wakes the status loop when what plays changes (state,
+	// song, error): the status is published on change, not polled. nil: none.
+	statusWake chan<- struct{}
+	clockKnown bool     // a clock estimate arrived: where the timeline is, is known
+	gen        uint64   // Fill counter, to close players no longer used
+	now        playback // what the last Fill played at its first frame
 	// notYet holds downloads a decoder failed to play from before they
 	// were complete (it needed bytes not there yet): they play once verified.
 	notYet map[*download]bool
@@ -262,21 +266,35 @@ func (e *engine) Fill(buf [][2]float64, heardAt time.Time) {
 		if e.unassigned {
 			pb.State = unassigned
 		}
-		e.now = pb
+		e.setNow(pb)
 		// Nothing is heard: nothing to fade out or ramp.
 		e.leaving, e.ownGain = nil, volumeGain(e.ownVolume)
 		return
 	}
 	base := e.clock.Shared(heardAt.UnixNano()) // shared instant of frame 0
 	if e.unassigned {
-		e.now = playback{State: unassigned}
+		e.setNow(playback{State: unassigned})
 	} else {
-		e.now = e.render(e.sess, buf, base)
+		e.setNow(e.render(e.sess, buf, base))
 	}
 	e.fadeOut(buf, base)
 	e.duck(buf, base)
 	e.mixChimes(buf, base)
 	e.applyOwnVolume(buf)
+}
+
+// setNow records what a block played at its first frame and wakes those
+// who act on a change of it: the status loop (state, song, error) and the
+// fetch loop (another song plays: the one after it is wanted now).
+func (e *engine) setNow(pb playback) {
+	was := e.now
+	e.now = pb
+	if pb.State != was.State || pb.Song != was.Song || pb.Error != was.Error {
+		wake(e.statusWake)
+	}
+	if pb.Song != was.Song {
+		wake(e.fetchWake)
+	}
 }
 
 // muted says what the speaker does instead of playing when it cannot play

@@ -696,3 +696,52 @@ func TestEngineMoveFadesOutAndJoinsMidSong(t *testing.T) {
 		t.Errorf("moved to no session: status %+v, want %s", st, unassigned)
 	}
 }
+
+// TestEngineSignalsChangesNotBlocks: the engine wakes the status loop when
+// what plays changes (state, song, error) and the fetch loop when the song
+// changes or the first clock estimate arrives; blocks that only move the
+// position wake no one, so the loops sleep while a song plays.
+func TestEngineSignalsChangesNotBlocks(t *testing.T) {
+	f := newFixture(t)
+	status, fetch := make(chan struct{}, 1), make(chan struct{}, 1)
+	f.eng.statusWake, f.eng.fetchWake = status, fetch
+	signalled := func(ch chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	f.eng.addState(f.state(f.t0, 0, 0, true, 100))
+	// Blocks of 441 frames: song a (1000 frames) in blocks 0-2, b from block 3.
+	want := []struct {
+		song          string
+		status, fetch bool
+	}{{"a", true, true}, {"a", false, false}, {"a", false, false}, {"b", true, true}}
+	for k, w := range want {
+		f.play(f.t0+framesToNsRound(int64(k*441), testRate), 441)
+		pb := f.eng.status()
+		if pb.Song != w.song || pb.State != protocol.Playing {
+			t.Fatalf("block %d: %+v, want song %s playing", k, pb, w.song)
+		}
+		if got := signalled(status); got != w.status {
+			t.Errorf("block %d: status loop woken %v, want %v", k, got, w.status)
+		}
+		if got := signalled(fetch); got != w.fetch {
+			t.Errorf("block %d: fetch loop woken %v, want %v", k, got, w.fetch)
+		}
+	}
+
+	eng := newEngine(testRate, 100, f.files, testLogger(t))
+	t.Cleanup(eng.close)
+	eng.fetchWake = fetch
+	eng.setClock(trusted(clocksync.Model{Offset: int64(fixtureOffset)}))
+	if !signalled(fetch) {
+		t.Error("the first clock estimate did not wake the fetch loop")
+	}
+	eng.setClock(trusted(clocksync.Model{Offset: int64(fixtureOffset) + 1000}))
+	if signalled(fetch) {
+		t.Error("a later clock estimate woke the fetch loop")
+	}
+}

@@ -3,12 +3,20 @@ package speaker
 import (
 	"context"
 	"time"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // This file keeps the songs the timeline needs in the cache.
 
 const (
-	fetchCheck      = 100 * time.Millisecond
+	// fetchSafety is how long the fetch loop sleeps when nothing woke it.
+	// Everything it acts on signals fetchWake (a session state, playlist,
+	// lease or controller status; the clock's first estimate; another song
+	// playing; a damaged song; an announced song), and it wakes itself when
+	// a retry (of a fetch, or of a damaged song's check) falls due: this
+	// tick only backs those up.
+	fetchSafety     = 5 * time.Second
 	fetchBackoffMax = 10 * time.Second
 )
 
@@ -17,51 +25,62 @@ const (
 // whose cached file turned out damaged; when it has none to fetch, it
 // replicates the songs the controller announced.
 func (s *Speaker) fetchLoop(ctx context.Context) {
-	ticker := s.clock.NewTicker(fetchCheck)
-	defer ticker.Stop()
+	timer := s.clock.NewTimer(0)
+	defer timer.Stop()
 	failures := backoff{}
 	damage := backoff{} // of songs whose cached file was damaged
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C():
+		case <-timer.C():
 		case <-s.fetchWake:
 		}
-		s.checkDamaged(damage)
-		src := s.songSources()
-		now, synced := s.sharedNow()
-		if len(src.bases) == 0 && synced {
-			s.wantPeers()
+		if !s.fetchPass(ctx, timer, failures, damage) {
+			return
 		}
-		if len(src.bases) == 0 || !synced {
-			// Wait for the controller's lease or status (or peers), and for
-			// the first clock answer: where a song is due now decides what to
-			// fetch first.
+		now := time.Now()
+		timer.Reset(min(failures.sleep(now, fetchSafety), damage.sleep(now, fetchSafety)))
+	}
+}
+
+// fetchPass fetches the songs the timeline wants, then replicates; false
+// when ctx ended it.
+func (s *Speaker) fetchPass(ctx context.Context, timer clock.Timer, failures, damage backoff) bool {
+	s.checkDamaged(damage)
+	src := s.songSources()
+	now, synced := s.sharedNow()
+	if len(src.bases) == 0 && synced {
+		s.wantPeers()
+	}
+	if len(src.bases) == 0 || !synced {
+		// Wait for the controller's lease or status (or peers), and for
+		// the first clock answer: where a song is due now decides what to
+		// fetch first.
+		return true
+	}
+	for _, w := range s.eng.wanted(now) {
+		sha := w.sha
+		if _, ok := s.cache.Lookup(sha); ok || failures.waiting(sha) {
 			continue
 		}
-		for _, w := range s.eng.wanted(now) {
-			sha := w.sha
-			if _, ok := s.cache.Lookup(sha); ok || failures.waiting(sha) {
-				continue
+		start := time.Now()
+		if err := s.cache.ensure(ctx, src, sha, w.startFrac); err != nil {
+			if ctx.Err() != nil {
+				return false
 			}
-			start := time.Now()
-			if err := s.cache.ensure(ctx, src, sha, w.startFrac); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				s.log.Warn("song fetch failed; will retry", "song", sha, "attempt", failures.failed(sha), "err", err)
-				s.wantPeers()
-				continue
-			}
-			failures.succeeded(sha)
-			s.log.Info("song cached", "song", sha, "took", time.Since(start).Round(time.Millisecond))
-			s.evictFor(now)
+			s.log.Warn("song fetch failed; will retry", "song", sha, "attempt", failures.failed(sha), "err", err)
+			s.wantPeers()
+			continue
 		}
-		if !s.fetchUrgent(failures) {
-			s.replicate(ctx, src, ticker.C(), failures)
-		}
+		failures.succeeded(sha)
+		s.log.Info("song cached", "song", sha, "took", time.Since(start).Round(time.Millisecond))
+		s.evictFor(now)
 	}
+	if !s.fetchUrgent(failures) {
+		s.replicate(ctx, src, timer, failures)
+	}
+	return true
 }
 
 // fetchUrgent tells whether the timeline wants a song that is not cached
@@ -99,6 +118,16 @@ func (b backoff) failed(sha string) int {
 }
 
 func (b backoff) succeeded(sha string) { delete(b, sha) }
+
+// sleep is how long from now until the next retry is due, at most limit.
+func (b backoff) sleep(now time.Time, limit time.Duration) time.Duration {
+	for _, f := range b {
+		if f.retry.After(now) {
+			limit = min(limit, f.retry.Sub(now))
+		}
+	}
+	return limit
+}
 
 // evictFor keeps the cache within its cap, sparing the songs the timeline
 // wants at shared instant now.

@@ -138,11 +138,15 @@ func (s *Speaker) onPeerStatus(id string, b []byte) error {
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	known := s.peers[id]
 	if peerURL == "" {
 		delete(s.peers, id)
 	} else {
 		s.peers[id] = peerURL
+	}
+	s.mu.Unlock()
+	if peerURL != "" && peerURL != known {
+		s.wake(s.fetchWake) // a new source for the songs that failed
 	}
 	return nil
 }

@@ -28,6 +28,12 @@ func (e *engine) setClock(est clocksync.Estimate) bool {
 	defer e.mu.Unlock()
 	e.clock = est.Model
 	e.trust = est.Trust
+	if !e.clockKnown {
+		// The fetch loop waits for the first estimate: where a song is due
+		// now decides what to fetch first.
+		e.clockKnown = true
+		wake(e.fetchWake)
+	}
 	if est.Changed && est.Trust.Opened {
 		if est.Trust.Open {
 			e.log.Info("clock estimate good again; playing", "err_bound", est.Bound)
@@ -55,10 +61,7 @@ func (e *engine) markDamaged(sha string, err error) string {
 	d := &damage{err: err.Error(), why: fmt.Sprintf("cached song %s cannot be played: %v; checking it", sha, err)}
 	e.damaged[sha] = d
 	e.closePlayer(sha)
-	select {
-	case e.fetchWake <- struct{}{}:
-	default:
-	}
+	wake(e.fetchWake)
 	return d.why
 }
 

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/playlog"
@@ -445,4 +447,33 @@ func TestCheckDamagedBacksOff(t *testing.T) {
 	if !bad || !strings.Contains(why, "decoder panic") {
 		t.Errorf("intact file that failed: bad %v (%q), want bad", bad, why)
 	}
+}
+
+// TestSessionReReadsAtMostEveryRepairInterval: a mismatched pair is re-read
+// as soon as it arrives (the handlers signal it; the speaker's clock never
+// moves, so no tick does), and re-reading it again, which brings the same
+// mismatched pair and so the same signals, waits for repairInterval to
+// pass on the speaker's clock: the speaker does not hammer the broker.
+func TestSessionReReadsAtMostEveryRepairInterval(t *testing.T) {
+	c := newTestController(t, nil)
+	good := protocol.Playlist{V: 1, Session: "home", Version: 1,
+		Entries: []protocol.Entry{{ID: "a", Song: strings.Repeat("a", 64), Frames: 20 * testRate, SampleRate: testRate}}}
+	bad := good
+	bad.Entries = []protocol.Entry{{ID: "a", Song: strings.Repeat("a", 64), Frames: 19 * testRate, SampleRate: testRate}}
+	c.retain(protocol.PlaylistTopic("home"), bad)
+	c.retain(protocol.SessionStateTopic("home"), protocol.SessionState{V: 1, Session: "home", Seq: 1, State: protocol.Playing, Volume: 100,
+		PlaylistVersion: 1, PlaylistHash: good.Hash(), Anchor: protocol.Anchor{AtNs: time.Now().UnixNano(), Index: 0, Entry: "a", Playing: true}})
+	logs := &lockedBuffer{}
+	manual := clock.NewManual(time.Now())
+	startSpeakerWith(t, c, "den", manual, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	reReads := func() int { return strings.Count(logs.String(), "re-reading them from the broker") }
+	testwait.For(t, "the first re-read", 10*time.Second, func() bool { return reReads() == 1 })
+	time.Sleep(500 * time.Millisecond) // many round trips through the broker
+	if n := reReads(); n != 1 {
+		t.Fatalf("%d re-reads with the speaker's clock standing still, want 1", n)
+	}
+	manual.Advance(repairInterval)
+	testwait.For(t, "the second re-read", 5*time.Second, func() bool { return reReads() == 2 })
 }

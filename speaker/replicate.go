@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -83,7 +84,7 @@ func (s *Speaker) onLibrarySong(topicSHA string, b []byte, retained bool) error 
 // replicate fetches the oldest announced song that is not waiting for a
 // retry, in the background of the timeline's songs: it gives way (cancels,
 // to start again later) as soon as the timeline wants a song not cached.
-func (s *Speaker) replicate(ctx context.Context, src sources, ticks <-chan time.Time, failures backoff) {
+func (s *Speaker) replicate(ctx context.Context, src sources, timer clock.Timer, failures backoff) {
 	s.mu.Lock()
 	sha, ok := s.replicas.next(failures.waiting)
 	s.mu.Unlock()
@@ -95,6 +96,8 @@ func (s *Speaker) replicate(ctx context.Context, src sources, ticks <-chan time.
 	done := make(chan error, 1)
 	go func() { done <- s.cache.ensure(fetchCtx, src, sha, 0) }()
 	for {
+		// A wanted song's retry falling due makes it urgent.
+		timer.Reset(failures.sleep(time.Now(), fetchSafety))
 		select {
 		case err := <-done:
 			if ctx.Err() == nil {
@@ -104,7 +107,7 @@ func (s *Speaker) replicate(ctx context.Context, src sources, ticks <-chan time.
 				}
 			}
 			return
-		case <-ticks:
+		case <-timer.C():
 		case <-s.fetchWake:
 		}
 		if s.fetchUrgent(failures) {

@@ -8,6 +8,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -16,9 +17,16 @@ import (
 // session's state and playlist through the fence, the subscriptions that
 // carry them, and the acks.
 
-// repairInterval is how often a speaker whose session state and
-// playlist do not match re-reads them from the broker.
-const repairInterval = 500 * time.Millisecond
+const (
+	// repairInterval is how often a speaker whose session state and
+	// playlist do not match re-reads them from the broker, and retries a
+	// subscription the broker refused.
+	repairInterval = 500 * time.Millisecond
+	// sessionSafety is how long the session loop sleeps otherwise: a
+	// connect, a move and a mismatch signal sessionWake, so this tick only
+	// backs them up.
+	sessionSafety = 10 * time.Second
+)
 
 func unsubscribe(c mqtt.Client, topics ...string) error {
 	tok := c.Unsubscribe(topics...)
@@ -71,6 +79,7 @@ func (s *Speaker) onState(session string, b []byte) error {
 	s.acks.applied(st)
 	s.mu.Unlock()
 	s.sendAcks()
+	s.repairIfMismatched()
 	if s.opts.OnState != nil {
 		s.opts.OnState(st)
 	}
@@ -110,6 +119,7 @@ func (s *Speaker) onPlaylist(session string, b []byte) error {
 	}
 	s.eng.setPlaylist(pl)
 	s.sendAcks()
+	s.repairIfMismatched()
 	s.wake(s.fetchWake)
 	return nil
 }
@@ -198,6 +208,14 @@ func (s *Speaker) onAssignment(b []byte) error {
 	return nil
 }
 
+// repairIfMismatched has the session loop re-read the session when the
+// state and playlist just applied do not match.
+func (s *Speaker) repairIfMismatched() {
+	if s.eng.mismatched() {
+		s.wake(s.sessionWake)
+	}
+}
+
 // sessionLoop keeps the subscriptions to the state and playlist of the
 // session the speaker plays: after a connect and after a move it subscribes
 // them (and unsubscribes the old session's), retrying until the broker
@@ -205,51 +223,71 @@ func (s *Speaker) onAssignment(b []byte) error {
 // re-reads them: unsubscribing and subscribing again makes the broker send
 // the retained pair anew.
 func (s *Speaker) sessionLoop(ctx context.Context, client mqtt.Client) {
-	ticker := s.clock.NewTicker(repairInterval)
-	defer ticker.Stop()
-	subscribed := "" // the session whose topics are subscribed
+	timer := s.clock.NewTimer(sessionSafety)
+	defer timer.Stop()
+	var sub sessionSubscription
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C():
+		case <-timer.C():
 		case <-s.sessionWake:
 		}
-		if !client.IsConnectionOpen() {
-			continue
-		}
-		if s.connected.Swap(false) {
-			subscribed = "" // a clean session starts with no subscriptions
-		}
-		want := s.currentSession()
-		switch {
-		case want != subscribed:
-			if subscribed != "" {
-				if err := unsubscribe(client, sessionTopics(subscribed)...); err != nil {
-					s.log.Warn("leaving a session: unsubscribe failed", "session", subscribed, "err", err)
-				}
-				subscribed = ""
-			}
-			if want == "" {
-				continue
-			}
-			if err := s.subscribeSession(client, want); err != nil {
-				s.log.Error("subscribing to the session failed; silent until it works", "session", want, "err", err)
-				continue
-			}
-			subscribed = want
-		case want != "" && s.eng.mismatched():
-			s.log.Warn("session state and playlist do not match; muted, re-reading them from the broker")
-			if err := unsubscribe(client, sessionTopics(want)...); err != nil {
-				s.log.Warn("re-reading the session: unsubscribe failed", "err", err)
-				continue
-			}
-			if err := s.subscribeSession(client, want); err != nil {
-				s.log.Error("re-reading the session: subscribe failed", "err", err)
-				subscribed = ""
-			}
-		}
+		timer.Reset(s.followSession(client, &sub))
 	}
+}
+
+// sessionSubscription is what the session loop did last.
+type sessionSubscription struct {
+	session  string    // whose topics are subscribed
+	reReadAt time.Time // when the session was last re-read
+}
+
+// followSession makes the subscriptions match the session the speaker
+// plays, and re-reads a mismatched session at most every repairInterval
+// (re-reading makes the handlers signal again while it stays mismatched).
+// It says when to look again.
+func (s *Speaker) followSession(client mqtt.Client, sub *sessionSubscription) time.Duration {
+	if !client.IsConnectionOpen() {
+		return sessionSafety // the connect handler signals sessionWake
+	}
+	if s.connected.Swap(false) {
+		sub.session = "" // a clean session starts with no subscriptions
+	}
+	want := s.currentSession()
+	switch {
+	case want != sub.session:
+		if sub.session != "" {
+			if err := unsubscribe(client, sessionTopics(sub.session)...); err != nil {
+				s.log.Warn("leaving a session: unsubscribe failed", "session", sub.session, "err", err)
+			}
+			sub.session = ""
+		}
+		if want == "" {
+			return sessionSafety
+		}
+		if err := s.subscribeSession(client, want); err != nil {
+			s.log.Error("subscribing to the session failed; silent until it works", "session", want, "err", err)
+			return repairInterval
+		}
+		sub.session = want
+	case want != "" && s.eng.mismatched():
+		if wait := repairInterval - clock.Since(s.clock, sub.reReadAt); wait > 0 {
+			return wait
+		}
+		sub.reReadAt = s.clock.Now()
+		s.log.Warn("session state and playlist do not match; muted, re-reading them from the broker")
+		if err := unsubscribe(client, sessionTopics(want)...); err != nil {
+			s.log.Warn("re-reading the session: unsubscribe failed", "err", err)
+			return repairInterval
+		}
+		if err := s.subscribeSession(client, want); err != nil {
+			s.log.Error("re-reading the session: subscribe failed", "err", err)
+			sub.session = ""
+		}
+		return repairInterval // to see whether the pair read again matches
+	}
+	return sessionSafety
 }
 
 func (s *Speaker) subscribeSession(client mqtt.Client, session string) error {

@@ -213,8 +213,9 @@ func New(opts Options) (*Speaker, error) {
 	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
 	eng.grace = opts.Grace
 	eng.calibration = calibration
-	fetchWake := make(chan struct{}, 1)
-	eng.fetchWake = fetchWake
+	fetchWake, statusWake := make(chan struct{}, 1), make(chan struct{}, 1)
+	eng.fetchWake, eng.statusWake = fetchWake, statusWake
+	c.statusWake = statusWake
 	s := &Speaker{
 		name: opts.Name, session: opts.Session, opts: opts, clock: opts.Clock, log: log,
 		instance: hex.EncodeToString(instance), output: opts.Output,
@@ -223,7 +224,7 @@ func New(opts Options) (*Speaker, error) {
 		cache:       c,
 		probeWake:   make(chan struct{}, 1),
 		fetchWake:   fetchWake,
-		statusWake:  make(chan struct{}, 1),
+		statusWake:  statusWake,
 		sessionWake: make(chan struct{}, 1),
 		peers:       map[string]string{},
 		follower:    clocksync.NewFollower(followConfig, clocksync.LocalNs(opts.Clock.Now().UnixNano())),
@@ -389,7 +390,11 @@ func (s *Speaker) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
-func (s *Speaker) wake(ch chan struct{}) {
+func (s *Speaker) wake(ch chan struct{}) { wake(ch) }
+
+// wake signals a loop's wake channel (capacity 1) without blocking: a
+// signal already pending covers this one. A nil channel is no one's.
+func wake(ch chan<- struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:

@@ -6,16 +6,18 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
 // This file publishes the speaker's status.
 
-const (
-	statusInterval = 2 * time.Second
-	statusCheck    = 100 * time.Millisecond // how soon a state change is published
-)
+// statusInterval is how often the status is published when nothing in it
+// changed: the controller and the apps read the position and clock figures
+// from it. A change is published at once: whoever changes a field the
+// status compares (the engine, the cache, an assignment, a command, a
+// connect) signals statusWake, so the loop sleeps between changes instead
+// of polling for them.
+const statusInterval = 2 * time.Second
 
 // statusMessage is the speaker's current status.
 func (s *Speaker) statusMessage() protocol.SpeakerStatus {
@@ -43,35 +45,23 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 	return st
 }
 
-// statusLoop publishes the status on every change of state, song or error,
-// and every statusInterval.
+// statusLoop publishes the status when statusWake says something changed,
+// and statusInterval after the last publish.
 func (s *Speaker) statusLoop(ctx context.Context, client mqtt.Client) {
-	ticker := s.clock.NewTicker(statusCheck)
-	defer ticker.Stop()
-	var last protocol.SpeakerStatus
-	var lastAt time.Time
+	timer := s.clock.NewTimer(statusInterval)
+	defer timer.Stop()
 	for {
-		forced := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C():
+		case <-timer.C():
 		case <-s.statusWake:
-			forced = true
 		}
-		if !client.IsConnectionOpen() {
-			continue
+		// Disconnected: the connect handler signals statusWake.
+		if client.IsConnectionOpen() {
+			tok := client.Publish(protocol.SpeakerStatusTopic(s.name), 1, true, protocol.Encode(s.statusMessage()))
+			tok.WaitTimeout(5 * time.Second)
 		}
-		st := s.statusMessage()
-		changed := st.State != last.State || st.Song != last.Song || st.Error != last.Error ||
-			st.Session != last.Session || st.Volume != last.Volume || st.CalibrationNs != last.CalibrationNs ||
-			st.CacheNoRoom != last.CacheNoRoom
-		if !forced && !changed && clock.Since(s.clock, lastAt) < statusInterval {
-			continue
-		}
-		tok := client.Publish(protocol.SpeakerStatusTopic(s.name), 1, true, protocol.Encode(st))
-		if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-			last, lastAt = st, s.clock.Now()
-		}
+		timer.Reset(statusInterval)
 	}
 }
