@@ -117,10 +117,10 @@ func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
 	}
 }
 
-func TestWakeTimerWakesAheadByItsRecentWakeUps(t *testing.T) {
-	w := &wakeTimer{spin: spinMax}
+func TestWakeMarginWakesAheadByItsRecentWakeUps(t *testing.T) {
+	w := newWakeMargin()
 	feed := func(latencies ...time.Duration) {
-		for i := range spinWindow {
+		for i := range wakeWindow {
 			w.wokeLate(latencies[i%len(latencies)])
 		}
 	}
@@ -128,15 +128,15 @@ func TestWakeTimerWakesAheadByItsRecentWakeUps(t *testing.T) {
 	// percentile, 40 µs, so the slow tenth leaves late, the rest on time.
 	feed(20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 40*time.Microsecond,
 		20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 150*time.Microsecond)
-	if w.spin != 40*time.Microsecond {
-		t.Errorf("ahead by %v, want 40µs", w.spin)
+	if w.ahead != 40*time.Microsecond {
+		t.Errorf("ahead by %v, want 40µs", w.ahead)
 	}
 	feed(time.Microsecond)
-	if w.spin != spinMin {
-		t.Errorf("prompt wake-ups: ahead by %v, want the least, %v", w.spin, spinMin)
+	if w.ahead != aheadMin {
+		t.Errorf("prompt wake-ups: ahead by %v, want the least, %v", w.ahead, aheadMin)
 	}
 	feed(5 * time.Millisecond)
-	if w.spin != spinMax {
-		t.Errorf("a loaded machine: ahead by %v, want at most %v", w.spin, spinMax)
+	if w.ahead != aheadMax {
+		t.Errorf("a loaded machine: ahead by %v, want at most %v", w.ahead, aheadMax)
 	}
 }
