@@ -16,6 +16,9 @@
 // threads (1-99), above every ordinary process.
 #define RT_PRIORITY 10
 
+// THREAD_NAME is how the thread shows in ps and /proc (15 bytes at most).
+#define THREAD_NAME "tutti-output"
+
 // STALLED_WRITE_POLL_MS bounds how long a write to a full non-blocking fd
 // waits before looking whether the output is stopping.
 #define STALLED_WRITE_POLL_MS 100
@@ -88,6 +91,7 @@ static void *run(void *arg) {
 	// Timer slack lets the kernel wake a thread up to 50 µs late to merge
 	// wake-ups; this thread's wake-ups are its output's timing.
 	prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+	pthread_setname_np(pthread_self(), THREAD_NAME);
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
 		while (!p->has_block && !p->stop)

@@ -90,22 +90,6 @@ func TestPipeOutputPacedByItsCrystal(t *testing.T) {
 	}
 }
 
-func TestPipeOutputWritesLeaveOnTime(t *testing.T) {
-	// The precise figure is a benchmark (tutti bench sync prints it); this
-	// bar only shows writes wake on a high-resolution timer, where a Go
-	// timer wakes ~0.5 ms late at the median.
-	const blocks = 200
-	late := lateness(playPipe(t, 0, blocks), 1e7)
-	base := slices.Min(late)
-	for i := range late {
-		late[i] -= base
-	}
-	slices.Sort(late)
-	if p50 := late[blocks/2]; p50 > 300*time.Microsecond {
-		t.Errorf("writes %v late at the median, want well under the 0.5 ms of a Go timer (p90 %v)", p50, late[blocks*9/10])
-	}
-}
-
 func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
 	for _, c := range []struct{ asked, want time.Duration }{
 		{0, 30 * time.Millisecond}, {40 * time.Millisecond, 40 * time.Millisecond}, {5 * time.Millisecond, 20 * time.Millisecond},
