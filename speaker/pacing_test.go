@@ -103,23 +103,34 @@ func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
 
 func TestWakeMarginWakesAheadByItsRecentWakeUps(t *testing.T) {
 	w := newWakeMargin()
-	feed := func(latencies ...time.Duration) {
+	// feed gives a window of wake-ups: slow of them late by slowBy, the
+	// rest by usual.
+	feed := func(usual time.Duration, slow int, slowBy time.Duration) {
 		for i := range wakeWindow {
-			w.wokeLate(latencies[i%len(latencies)])
+			if i%(wakeWindow/max(slow, 1)) == 0 && slow > 0 {
+				w.wokeLate(slowBy)
+				slow--
+				continue
+			}
+			w.wokeLate(usual)
 		}
 	}
-	// Wake-ups 20-40 µs late, one in ten 150 µs: ahead by the 90th
-	// percentile, 40 µs, so the slow tenth leaves late, the rest on time.
-	feed(20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 40*time.Microsecond,
-		20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 150*time.Microsecond)
-	if w.ahead != 40*time.Microsecond {
-		t.Errorf("ahead by %v, want 40µs", w.ahead)
+	// 2 % of wake-ups 150 µs late: ahead by 150 µs, so that they too leave
+	// on time.
+	feed(30*time.Microsecond, wakeWindow/50, 150*time.Microsecond)
+	if w.ahead != 150*time.Microsecond {
+		t.Errorf("2 %% of wake-ups 150 µs late: ahead by %v, want 150µs", w.ahead)
 	}
-	feed(time.Microsecond)
+	// Under 1 % of wake-ups 5 ms late: ahead by the rest's.
+	feed(40*time.Microsecond, 2, 5*time.Millisecond)
+	if w.ahead != 40*time.Microsecond {
+		t.Errorf("2 of %d wake-ups 5 ms late: ahead by %v, want 40µs", wakeWindow, w.ahead)
+	}
+	feed(time.Microsecond, 0, 0)
 	if w.ahead != aheadMin {
 		t.Errorf("prompt wake-ups: ahead by %v, want the least, %v", w.ahead, aheadMin)
 	}
-	feed(5 * time.Millisecond)
+	feed(5*time.Millisecond, 0, 0)
 	if w.ahead != aheadMax {
 		t.Errorf("a loaded machine: ahead by %v, want at most %v", w.ahead, aheadMax)
 	}

@@ -19,10 +19,14 @@ type wakeMargin struct {
 }
 
 const (
-	wakeWindow = 64
+	// wakeWindow is how many recent wake-ups the margin is taken from:
+	// 2.56 s of 10 ms blocks, enough for a 99th percentile.
+	wakeWindow = 256
+	// wakeEvery is how often, in wake-ups, the margin is taken anew.
+	wakeEvery = wakeWindow / 4
 	// wakeRank is the rank, in a window sorted ascending, of the latency
-	// to wake ahead by: the 90th percentile.
-	wakeRank = wakeWindow * 9 / 10
+	// to wake ahead by: the 99th percentile.
+	wakeRank = wakeWindow * 99 / 100
 	aheadMin = 10 * time.Microsecond
 	// aheadMax bounds the cost of waiting awake: 2 % of a core at 100
 	// blocks a second, on a machine too loaded to wake threads on time.
@@ -31,12 +35,12 @@ const (
 
 func newWakeMargin() *wakeMargin { return &wakeMargin{ahead: aheadMax} }
 
-// wokeLate records a wake-up latency, and every wakeWindow wake-ups sets
-// how far ahead to wake from them.
+// wokeLate records a wake-up latency, and every wakeEvery wake-ups sets
+// how far ahead to wake from the last wakeWindow.
 func (w *wakeMargin) wokeLate(latency time.Duration) {
 	w.woke[w.wakes%wakeWindow] = latency
 	w.wakes++
-	if w.wakes%wakeWindow != 0 {
+	if w.wakes%wakeEvery != 0 {
 		return
 	}
 	recent := w.woke // a copy, sorted
