@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
+	"runtime"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/playlog"
@@ -46,20 +50,12 @@ func toLocal(local clock.Clock, real time.Time) time.Time {
 	return local.Now().Add(time.Until(real))
 }
 
-// blockSink receives each block a paced device hands over: prepare when
-// it is filled, then block when it is due (only the work that must be on
-// time happens then).
-type blockSink interface {
-	prepare(buf [][2]float64)
-	block(buf [][2]float64, t blockTiming) error
-	underrun(at time.Time) error
-}
-
 // blockTiming is when a paced device's block leaves and is heard.
 type blockTiming struct {
+	due        time.Time     // when it leaves, real time
 	heardAt    time.Time     // when its first frame is heard, real time
 	heardLocal time.Time     // the same instant on the speaker's clock, as given to Fill
-	late       time.Duration // how long after its due instant the block was handed over
+	late       time.Duration // from its due instant to the start of its write
 }
 
 // pacedDevice consumes blocks in real time like a DAC with its own sample
@@ -74,7 +70,8 @@ type pacedDevice struct {
 	latency time.Duration // from filling a block to hearing it; at least minBlocksLatency blocks
 	ppm     float64       // the device oscillator's error: +100 runs 100 ppm fast
 	clock   clock.Clock
-	sink    blockSink
+	pcm     io.Writer // where the blocks go as PCM; nil: nowhere (the virtual output)
+	blocks  *blockLog // each block, once it left
 	log     *slog.Logger
 }
 
@@ -99,56 +96,104 @@ func (d *pacedDevice) buffer() time.Duration {
 	return d.latency - time.Duration(framesToNsRound(int64(d.block), d.rate))
 }
 
-// run paces on a goroutine of its own, whose thread the wake timer takes
-// for good (the thread, with its real-time priority, ends with it).
-func (d *pacedDevice) run(ctx context.Context, src Source) error {
-	done := make(chan error, 1)
-	go func() { done <- d.pace(ctx, src) }()
-	return <-done
-}
-
-func (d *pacedDevice) pace(ctx context.Context, src Source) error {
-	wake, err := newWakeTimer(ctx)
+// run fills the blocks, which a paced thread hands over when due; the
+// thread and everything else it starts end before it returns.
+func (d *pacedDevice) run(ctx context.Context, src Source) (err error) {
+	fd, release := -1, func() error { return nil }
+	if d.pcm != nil {
+		if fd, release, err = outputFd(d.pcm, 4*d.block); err != nil {
+			return err
+		}
+	}
+	defer func() { err = errors.Join(err, release()) }()
+	thread, err := startPacedThread(ctx, fd, 4*d.block)
 	if err != nil {
 		return err
 	}
-	if wake.notRealtime != nil {
-		d.log.Warn("output timing: no real-time scheduling, so other processes' work delays the blocks", "err", wake.notRealtime)
+	defer thread.stop()
+	if thread.notRealtime != nil {
+		d.log.Warn("output timing: no real-time scheduling, so other processes' work delays the blocks", "err", thread.notRealtime)
 	}
+	paced := make(chan error, 1)
+	go func() { paced <- d.fillOnItsOwnThread(ctx, src, thread) }()
+	err = <-paced
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// fillRTPriority is the SCHED_FIFO priority of the thread that fills the
+// blocks: below the output thread's (10, paced_thread.c), which must not
+// wait for a fill to end to write on time, and above every ordinary
+// process, whose work must not delay a fill past its block's instant.
+const fillRTPriority = 9
+
+// fillOnItsOwnThread paces on a thread of its own with real-time
+// priority, where the speaker may have it; the thread ends with the
+// calling goroutine, never returning to the pool with that priority.
+func (d *pacedDevice) fillOnItsOwnThread(ctx context.Context, src Source, thread *pacedThread) error {
+	runtime.LockOSThread()
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: fillRTPriority}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		d.log.Warn("output fill: no real-time scheduling, so other processes' work may delay the blocks", "err", err)
+	}
+	return d.pace(ctx, src, thread)
+}
+
+// pace fills each block when the one before has left, and logs the one
+// that left first, so that neither delays a block's leaving.
+func (d *pacedDevice) pace(ctx context.Context, src Source, thread *pacedThread) error {
 	buf := make([][2]float64, d.block)
+	var pcm []byte
+	if d.pcm != nil {
+		pcm = make([]byte, 0, 4*d.block)
+	}
+	margin := newWakeMargin()
 	t0 := time.Now()
 	due := t0
 	fill := func() blockTiming {
-		t := blockTiming{heardAt: due.Add(d.buffer())}
+		t := blockTiming{due: due, heardAt: due.Add(d.buffer())}
 		t.heardLocal = toLocal(d.clock, t.heardAt)
 		src.Fill(buf, t.heardLocal)
-		d.sink.prepare(buf)
 		return t
 	}
-	next := fill()
 	for k := int64(0); ; {
-		if err := wake.sleepUntil(due); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
+		next := fill()
 		if now := time.Now(); now.Sub(due) > d.buffer() {
 			// The process stalled longer than the device buffer: the DAC ran
 			// dry. Restart the sample clock now, as a real device would.
-			if err := d.sink.underrun(now); err != nil {
+			if err := d.blocks.underrun(now); err != nil {
 				return err
 			}
 			t0, k, due = now, 0, now
 			next = fill()
 		}
-		next.late = time.Since(due)
-		if err := d.sink.block(buf, next); err != nil {
+		if pcm != nil {
+			pcm = appendPCM(pcm[:0], buf)
+		}
+		if err := thread.hand(due, margin.ahead, pcm); err != nil {
 			return err
+		}
+		left, err := thread.waitLeft()
+		if err != nil {
+			return err
+		}
+		if left.err != nil {
+			return left.err
+		}
+		if left.wokeLate >= 0 {
+			margin.wokeLate(left.wokeLate)
+		}
+		next.late = left.late
+		if err := d.blocks.block(buf, next); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		k++
 		due = t0.Add(d.elapsed(k * int64(d.block)))
-		next = fill()
 	}
 }
 
@@ -175,21 +220,21 @@ type VirtualOutput struct {
 func NewVirtualOutput(opts VirtualOptions) *VirtualOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
 	return &VirtualOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: clock.Real{},
-		sink: &logSink{w: opts.Log, rate: rate}, log: cmp.Or(opts.Logger, slog.Default())}}
+		blocks: &blockLog{w: opts.Log, rate: rate}, log: cmp.Or(opts.Logger, slog.Default())}}
 }
 
 func (v *VirtualOutput) Name() string                              { return "virtual" }
 func (v *VirtualOutput) Run(ctx context.Context, src Source) error { return v.run(ctx, src) }
 
-type logSink struct {
+// blockLog writes a paced device's log, one playlog.Line per block; with
+// no writer, nothing.
+type blockLog struct {
 	w    io.Writer
 	rate int
 	line []byte
 }
 
-func (s *logSink) prepare([][2]float64) {}
-
-func (s *logSink) block(buf [][2]float64, t blockTiming) error {
+func (s *blockLog) block(buf [][2]float64, t blockTiming) error {
 	return s.write(playlog.Line{TNs: t.heardAt.UnixNano(), Frames: len(buf), L: toS16(buf[0][0]), R: toS16(buf[0][1]),
 		Sound: leadingSound(buf), LX: buf[0][0] * 32768, Rate: s.rate, LocalNs: t.heardLocal.UnixNano(), LateNs: int64(t.late)})
 }
@@ -205,11 +250,11 @@ func leadingSound(buf [][2]float64) int {
 	return len(buf)
 }
 
-func (s *logSink) underrun(at time.Time) error {
+func (s *blockLog) underrun(at time.Time) error {
 	return s.write(playlog.Line{TNs: at.UnixNano(), Underrun: true})
 }
 
-func (s *logSink) write(rec playlog.Line) error {
+func (s *blockLog) write(rec playlog.Line) error {
 	if s.w == nil {
 		return nil
 	}
@@ -242,67 +287,22 @@ type PipeOutput struct {
 
 func NewPipeOutput(opts PipeOptions) *PipeOutput {
 	rate, block, latency := pacingDefaults(opts.Rate, opts.Block, opts.Latency)
-	var sink blockSink = &pcmSink{w: opts.W}
-	if opts.Log != nil {
-		// PCM first: the log line must not delay the block.
-		sink = teeSink{sink, &logSink{w: opts.Log, rate: rate}}
-	}
-	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: clock.Real{}, sink: sink,
-		log: cmp.Or(opts.Logger, slog.Default())}}
+	return &PipeOutput{pacedDevice{rate: rate, block: block, latency: latency, ppm: opts.PPM, clock: clock.Real{}, pcm: opts.W,
+		blocks: &blockLog{w: opts.Log, rate: rate}, log: cmp.Or(opts.Logger, slog.Default())}}
 }
 
 func (p *PipeOutput) Name() string                              { return "pipe" }
 func (p *PipeOutput) Run(ctx context.Context, src Source) error { return p.run(ctx, src) }
 
-// teeSink hands each block to every sink in turn.
-type teeSink []blockSink
-
-func (t teeSink) prepare(buf [][2]float64) {
-	for _, s := range t {
-		s.prepare(buf)
-	}
-}
-
-func (t teeSink) block(buf [][2]float64, timing blockTiming) error {
-	for _, s := range t {
-		if err := s.block(buf, timing); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t teeSink) underrun(at time.Time) error {
-	for _, s := range t {
-		if err := s.underrun(at); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type pcmSink struct {
-	w   io.Writer
-	pcm []byte
-}
-
-// prepare encodes the block, so that block only writes it.
-func (s *pcmSink) prepare(buf [][2]float64) {
-	s.pcm = s.pcm[:0]
+// appendPCM appends buf as s16le stereo interleaved. A pipe has no way to
+// say the device ran dry: the gap is in the stream's timing.
+func appendPCM(pcm []byte, buf [][2]float64) []byte {
 	for _, f := range buf {
-		s.pcm = binary.LittleEndian.AppendUint16(s.pcm, uint16(toS16(f[0])))
-		s.pcm = binary.LittleEndian.AppendUint16(s.pcm, uint16(toS16(f[1])))
+		pcm = binary.LittleEndian.AppendUint16(pcm, uint16(toS16(f[0])))
+		pcm = binary.LittleEndian.AppendUint16(pcm, uint16(toS16(f[1])))
 	}
+	return pcm
 }
-
-func (s *pcmSink) block([][2]float64, blockTiming) error {
-	_, err := s.w.Write(s.pcm)
-	return err
-}
-
-// underrun writes nothing: a pipe has no way to say so, and the gap is
-// already in the stream's timing.
-func (s *pcmSink) underrun(time.Time) error { return nil }
 
 // minBlocksLatency is the shortest latency of a paced device, in blocks:
 // one block waits filled while the one before is in the buffer.

@@ -90,22 +90,6 @@ func TestPipeOutputPacedByItsCrystal(t *testing.T) {
 	}
 }
 
-func TestPipeOutputWritesLeaveOnTime(t *testing.T) {
-	// The precise figure is a benchmark (tutti bench sync prints it); this
-	// bar only shows writes wake on a high-resolution timer, where a Go
-	// timer wakes ~0.5 ms late at the median.
-	const blocks = 200
-	late := lateness(playPipe(t, 0, blocks), 1e7)
-	base := slices.Min(late)
-	for i := range late {
-		late[i] -= base
-	}
-	slices.Sort(late)
-	if p50 := late[blocks/2]; p50 > 300*time.Microsecond {
-		t.Errorf("writes %v late at the median, want well under the 0.5 ms of a Go timer (p90 %v)", p50, late[blocks*9/10])
-	}
-}
-
 func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
 	for _, c := range []struct{ asked, want time.Duration }{
 		{0, 30 * time.Millisecond}, {40 * time.Millisecond, 40 * time.Millisecond}, {5 * time.Millisecond, 20 * time.Millisecond},
@@ -117,26 +101,37 @@ func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
 	}
 }
 
-func TestWakeTimerWakesAheadByItsRecentWakeUps(t *testing.T) {
-	w := &wakeTimer{spin: spinMax}
-	feed := func(latencies ...time.Duration) {
-		for i := range spinWindow {
-			w.wokeLate(latencies[i%len(latencies)])
+func TestWakeMarginWakesAheadByItsRecentWakeUps(t *testing.T) {
+	w := newWakeMargin()
+	// feed gives a window of wake-ups: slow of them late by slowBy, the
+	// rest by usual.
+	feed := func(usual time.Duration, slow int, slowBy time.Duration) {
+		for i := range wakeWindow {
+			if i%(wakeWindow/max(slow, 1)) == 0 && slow > 0 {
+				w.wokeLate(slowBy)
+				slow--
+				continue
+			}
+			w.wokeLate(usual)
 		}
 	}
-	// Wake-ups 20-40 µs late, one in ten 150 µs: ahead by the 90th
-	// percentile, 40 µs, so the slow tenth leaves late, the rest on time.
-	feed(20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 40*time.Microsecond,
-		20*time.Microsecond, 25*time.Microsecond, 30*time.Microsecond, 35*time.Microsecond, 150*time.Microsecond)
-	if w.spin != 40*time.Microsecond {
-		t.Errorf("ahead by %v, want 40µs", w.spin)
+	// 2 % of wake-ups 150 µs late: ahead by 150 µs, so that they too leave
+	// on time.
+	feed(30*time.Microsecond, wakeWindow/50, 150*time.Microsecond)
+	if w.ahead != 150*time.Microsecond {
+		t.Errorf("2 %% of wake-ups 150 µs late: ahead by %v, want 150µs", w.ahead)
 	}
-	feed(time.Microsecond)
-	if w.spin != spinMin {
-		t.Errorf("prompt wake-ups: ahead by %v, want the least, %v", w.spin, spinMin)
+	// Under 1 % of wake-ups 5 ms late: ahead by the rest's.
+	feed(40*time.Microsecond, 2, 5*time.Millisecond)
+	if w.ahead != 40*time.Microsecond {
+		t.Errorf("2 of %d wake-ups 5 ms late: ahead by %v, want 40µs", wakeWindow, w.ahead)
 	}
-	feed(5 * time.Millisecond)
-	if w.spin != spinMax {
-		t.Errorf("a loaded machine: ahead by %v, want at most %v", w.spin, spinMax)
+	feed(time.Microsecond, 0, 0)
+	if w.ahead != aheadMin {
+		t.Errorf("prompt wake-ups: ahead by %v, want the least, %v", w.ahead, aheadMin)
+	}
+	feed(5*time.Millisecond, 0, 0)
+	if w.ahead != aheadMax {
+		t.Errorf("a loaded machine: ahead by %v, want at most %v", w.ahead, aheadMax)
 	}
 }
