@@ -9,10 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"runtime"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/playlog"
@@ -114,31 +111,11 @@ func (d *pacedDevice) run(ctx context.Context, src Source) (err error) {
 	if thread.notRealtime != nil {
 		d.log.Warn("output timing: no real-time scheduling, so other processes' work delays the blocks", "err", thread.notRealtime)
 	}
-	paced := make(chan error, 1)
-	go func() { paced <- d.fillOnItsOwnThread(ctx, src, thread) }()
-	err = <-paced
+	err = d.pace(ctx, src, thread)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
-}
-
-// fillRTPriority is the SCHED_FIFO priority of the thread that fills the
-// blocks: below the output thread's (10, paced_thread.c), which must not
-// wait for a fill to end to write on time, and above every ordinary
-// process, whose work must not delay a fill past its block's instant.
-const fillRTPriority = 9
-
-// fillOnItsOwnThread paces on a thread of its own with real-time
-// priority, where the speaker may have it; the thread ends with the
-// calling goroutine, never returning to the pool with that priority.
-func (d *pacedDevice) fillOnItsOwnThread(ctx context.Context, src Source, thread *pacedThread) error {
-	runtime.LockOSThread()
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: fillRTPriority}
-	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-		d.log.Warn("output fill: no real-time scheduling, so other processes' work may delay the blocks", "err", err)
-	}
-	return d.pace(ctx, src, thread)
 }
 
 // pace fills each block when the one before has left, and logs the one
