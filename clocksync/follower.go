@@ -29,10 +29,14 @@ type FollowerConfig struct {
 	// While the link is jittery, probes come JitterSpeedup times as often
 	// (in the fast phase and after it): through jitter the estimate's
 	// error falls with the number of answers it fits, and a quiet link
-	// needs no more. The link is jittery from when the round trips of the
-	// recent answers spread by Jittery or more (their 90th percentile
-	// above their minimum) until they spread by less than half of it. A
-	// JitterSpeedup of 0 or 1 keeps the pace whatever the link.
+	// needs no more. The link is jittery from when the median round trip
+	// of the recent answers lies Jittery or more above their minimum (few
+	// answers come near the floor the fit leans on) until it lies less
+	// than half of that above, but never while their 90th percentile is
+	// as long as the sped-up Interval: then the link or the master is
+	// congested rather than jittery, and faster probes would only add to
+	// the queue. A JitterSpeedup of 0 or 1 keeps the pace whatever the
+	// link.
 	JitterSpeedup int
 	Jittery       time.Duration
 	// The estimate is trusted once it has Samples answers and an error
@@ -147,7 +151,8 @@ func (f *Follower) Next(now LocalNs) time.Duration {
 
 // jitterMinAnswers is how many answers the link is judged from at least:
 // the 90th percentile of fewer than 10 is their maximum, so one slow
-// answer (the first ones, while the connection warms up) would decide.
+// answer (the first ones, while the connection warms up) would decide
+// that the link is congested.
 const jitterMinAnswers = 10
 
 // judgeLink updates whether the link is jittery from the recent round
@@ -157,11 +162,12 @@ func (f *Follower) judgeLink() {
 	if f.cfg.JitterSpeedup <= 1 || f.rtts.Len() < jitterMinAnswers {
 		return
 	}
-	spread := f.rtts.Percentile(90) - f.rtts.Percentile(0)
+	spread := f.rtts.Percentile(50) - f.rtts.Percentile(0)
+	congested := f.rtts.Percentile(90) >= f.cfg.Interval/time.Duration(f.cfg.JitterSpeedup)
 	if f.jittery {
-		f.jittery = spread >= f.cfg.Jittery/2
+		f.jittery = spread >= f.cfg.Jittery/2 && !congested
 	} else {
-		f.jittery = spread >= f.cfg.Jittery
+		f.jittery = spread >= f.cfg.Jittery && !congested
 	}
 }
 

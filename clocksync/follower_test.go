@@ -271,9 +271,11 @@ func (s followSim) paceAt(at time.Duration) time.Duration {
 
 // TestFollowerPaceFollowsJitter: through Wi-Fi-like jitter the follower
 // probes JitterSpeedup times as often within a second of the burst (in the
-// fast phase and after it); on a quiet link it returns to the steady pace
-// within seconds and keeps it, a 130 ms spike now and then changing
-// nothing; it never probes faster than its fast pace sped up.
+// fast phase and after it), and within 14 s when a quiet link turns
+// jittery (half its window of round trips must be jittery ones); on a
+// quiet link it returns to the steady pace within seconds and keeps it, a
+// 130 ms spike now and then changing nothing; it never probes faster than
+// its fast pace sped up.
 func TestFollowerPaceFollowsJitter(t *testing.T) {
 	cfg := jitterTestConfig
 	speedup := time.Duration(cfg.JitterSpeedup)
@@ -286,7 +288,7 @@ func TestFollowerPaceFollowsJitter(t *testing.T) {
 	}
 	sim := simulateFollower(cfg, newClock(5*time.Minute, 100), 1,
 		phase{wifiBench, 20 * time.Second}, phase{loopback, 30 * time.Second},
-		phase{wifiBench, 20 * time.Second}, phase{spiky, 30 * time.Second})
+		phase{wifiBench, 30 * time.Second}, phase{spiky, 30 * time.Second})
 	s := time.Second
 	for _, w := range []struct {
 		from, to time.Duration
@@ -295,8 +297,8 @@ func TestFollowerPaceFollowsJitter(t *testing.T) {
 		{1 * s, 10 * s, cfg.FastInterval / speedup}, // jitter in the fast phase
 		{11 * s, 20 * s, cfg.Interval / speedup},    // and after it
 		{28 * s, 50 * s, cfg.Interval},              // quiet
-		{54 * s, 70 * s, cfg.Interval / speedup},
-		{78 * s, 100 * s, cfg.Interval}, // quiet but for spikes
+		{64 * s, 80 * s, cfg.Interval / speedup},
+		{88 * s, 110 * s, cfg.Interval}, // quiet but for spikes
 	} {
 		for at := w.from; at < w.to; at += 100 * time.Millisecond {
 			if got := sim.paceAt(at); got != w.want {
@@ -321,14 +323,16 @@ func TestFollowerPaceFollowsJitter(t *testing.T) {
 }
 
 // TestFollowerJitterHysteresis: round trips spreading between half of
-// Jittery and Jittery keep the pace the link had, whichever it was.
+// Jittery and Jittery keep the pace the link had, whichever it was; round
+// trips as long as the sped-up pace are congestion and keep the steady
+// pace.
 func TestFollowerJitterHysteresis(t *testing.T) {
 	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
 	const start = LocalNs(1e18)
 	feed := func(f *Follower, spread time.Duration, n int) {
 		for i := range n {
 			m := master{up: 200 * time.Microsecond, down: 300 * time.Microsecond}
-			if i%2 == 1 { // half the round trips spread by spread
+			if i%4 != 0 { // the median round trip lies spread above the floor
 				m.up += spread
 			}
 			if _, err := m.exchange(f, start); err != nil {
@@ -356,6 +360,16 @@ func TestFollowerJitterHysteresis(t *testing.T) {
 	feed(f, ms(0.5), 200)
 	if got := pace(f); got != jitterTestConfig.Interval {
 		t.Fatalf("spreading by 0.5 ms: pace %v, want %v", got, jitterTestConfig.Interval)
+	}
+	// Round trips as long as the sped-up pace: congestion, not jitter.
+	feed(f, ms(60), 200)
+	if got := pace(f); got != jitterTestConfig.Interval {
+		t.Fatalf("congested, round trips of 60 ms: pace %v, want %v", got, jitterTestConfig.Interval)
+	}
+	feed(f, ms(2.5), 200)
+	feed(f, ms(60), 200)
+	if got := pace(f); got != jitterTestConfig.Interval {
+		t.Fatalf("jittery, then congested: pace %v, want %v", got, jitterTestConfig.Interval)
 	}
 	f.Reset(start)
 	if lo, p99 := f.RoundTrips(); lo != 0 || p99 != 0 {
