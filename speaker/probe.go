@@ -43,7 +43,7 @@ const (
 	// often: every 25 ms in the fast phase, 50 ms after it. Through Wi-Fi
 	// jitter the clock error falls with the answers fitted (simulated
 	// 3-speaker skew p99 from the clock estimates alone: 190 µs against
-	// 444 µs at 5-25 s, 101 µs against 178 µs at 30-90 s;
+	// 444 µs at 5-25 s, 104 µs against 178 µs at 30-90 s;
 	// TestFollowerWiFiSkew); probing 8 times as often brought the later
 	// figure no lower. A wired link or loopback spreads by well under a
 	// millisecond and keeps the steady pace, so many speakers on it cost
