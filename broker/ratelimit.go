@@ -11,9 +11,10 @@ import (
 )
 
 // Default publish limit per user, over all of its connections. A speaker
-// (its own user) publishes about ten clock probes a second plus acks and
-// statuses, a person's clients far less: the limit only stops a runaway or
-// hostile user from flooding the others, however many connections it opens.
+// (its own user) publishes 5-10 clock probes a second (20-40 through Wi-Fi
+// jitter) plus acks and statuses, a person's clients far less: the limit
+// only stops a runaway or hostile user from flooding the others, however
+// many connections it opens.
 const (
 	DefaultPublishRate  = 200 // messages per second
 	DefaultPublishBurst = 400 // messages

@@ -26,6 +26,19 @@ type FollowerConfig struct {
 	Burst                                 int
 	BurstInterval, FastInterval, Interval time.Duration
 	FastFor                               time.Duration
+	// While the link is jittery, probes come JitterSpeedup times as often
+	// (in the fast phase and after it): through jitter the estimate's
+	// error falls with the number of answers it fits, and a quiet link
+	// needs no more. The link is jittery from when the median round trip
+	// of the recent answers lies Jittery or more above their minimum (few
+	// answers come near the floor the fit leans on) until it lies less
+	// than half of that above, but never while their 90th percentile is
+	// as long as the sped-up Interval: then the link or the master is
+	// congested rather than jittery, and faster probes would only add to
+	// the queue. A JitterSpeedup of 0 or 1 keeps the pace whatever the
+	// link.
+	JitterSpeedup int
+	Jittery       time.Duration
 	// The estimate is trusted once it has Samples answers and an error
 	// bound within ErrorBound, or, Patience after the first answer (or
 	// after it stopped being trusted) brought nothing better, with the
@@ -55,6 +68,8 @@ type Follower struct {
 	probeID   uint64  // of the last probe sent
 	burstLeft int     // probes still to send at BurstInterval
 	fastUntil LocalNs // probes at FastInterval until then
+	rtts      RoundTrips
+	jittery   bool // probes JitterSpeedup times as often
 }
 
 // NewFollower returns a follower that starts as after a connect at now.
@@ -90,6 +105,7 @@ type Estimate struct {
 	Samples int           // in the estimator's window
 	RTT     time.Duration // of this answer's probe
 	At      LocalNs       // when the answer came
+	Jittery bool          // the link is jittery: probes come JitterSpeedup times as often
 	Trust   Trust
 	Changed bool // Trust.Open changed with this answer
 }
@@ -101,11 +117,13 @@ func (f *Follower) Reconnected(now LocalNs) {
 	f.fastUntil = now + LocalNs(f.cfg.FastFor)
 }
 
-// Reset forgets the answers (they were of another master) and the trust,
-// and paces the probes as after a connect.
+// Reset forgets the answers (they were of another master, perhaps over
+// another link) and the trust, and paces the probes as after a connect.
 func (f *Follower) Reset(now LocalNs) {
 	f.estimator = Estimator{}
 	f.trust, f.seen, f.openBound = Trust{}, false, 0
+	f.rtts.Reset()
+	f.jittery = false
 	f.Reconnected(now)
 }
 
@@ -117,14 +135,46 @@ func (f *Follower) Probe() uint64 {
 
 // Next is the time from now until the next probe is due.
 func (f *Follower) Next(now LocalNs) time.Duration {
-	switch {
-	case f.burstLeft > 0:
+	if f.burstLeft > 0 {
 		f.burstLeft--
 		return f.cfg.BurstInterval
-	case now < f.fastUntil:
-		return f.cfg.FastInterval
 	}
-	return f.cfg.Interval
+	interval := f.cfg.Interval
+	if now < f.fastUntil {
+		interval = f.cfg.FastInterval
+	}
+	if f.jittery {
+		interval /= time.Duration(f.cfg.JitterSpeedup)
+	}
+	return interval
+}
+
+// jitterMinAnswers is how many answers the link is judged from at least:
+// the 90th percentile of fewer than 10 is their maximum, so one slow
+// answer (the first ones, while the connection warms up) would decide
+// that the link is congested.
+const jitterMinAnswers = 10
+
+// judgeLink updates whether the link is jittery from the recent round
+// trips. The gap between the spreads that start and end it keeps a link
+// near either from flapping between the paces.
+func (f *Follower) judgeLink() {
+	if f.cfg.JitterSpeedup <= 1 || f.rtts.Len() < jitterMinAnswers {
+		return
+	}
+	spread := f.rtts.Percentile(50) - f.rtts.Percentile(0)
+	congested := f.rtts.Percentile(90) >= f.cfg.Interval/time.Duration(f.cfg.JitterSpeedup)
+	if f.jittery {
+		f.jittery = spread >= f.cfg.Jittery/2 && !congested
+	} else {
+		f.jittery = spread >= f.cfg.Jittery && !congested
+	}
+}
+
+// RoundTrips returns the lowest and the 99th percentile of the recent
+// probes' round trips; zeros before the first answer.
+func (f *Follower) RoundTrips() (lowest, p99 time.Duration) {
+	return f.rtts.Percentile(0), f.rtts.Percentile(99)
 }
 
 // errUnknownProbe refuses an answer to a probe not sent, or long ago.
@@ -142,8 +192,10 @@ func (f *Follower) Answer(id uint64, t1 LocalNs, t2, t3 SharedNs, t4 LocalNs) (E
 		return Estimate{}, err
 	}
 	f.estimator.Add(sample)
+	f.rtts.Add(sample.RTT)
+	f.judgeLink()
 	model, bound, _ := f.estimator.Model()
-	est := Estimate{Model: model, Bound: bound, Samples: f.estimator.Len(), RTT: sample.RTT, At: t4}
+	est := Estimate{Model: model, Bound: bound, Samples: f.estimator.Len(), RTT: sample.RTT, At: t4, Jittery: f.jittery}
 	est.Changed = f.update(est)
 	est.Trust = f.trust
 	return est, nil

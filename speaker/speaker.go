@@ -120,7 +120,7 @@ type Speaker struct {
 	ownVolume   int
 	follower    *clocksync.Follower // the time master's clock, as we know it
 	lastModel   clocksync.Model
-	rtts        rttWindow
+	jittery     bool // the link the clock probes take, as the last answer judged it
 	fence       fence
 	acks        acks
 	peers       map[string]string // other online speakers' PeerURL by id

@@ -24,7 +24,7 @@ func (s *Speaker) statusMessage() protocol.SpeakerStatus {
 	pb := s.eng.status()
 	s.mu.Lock()
 	model, errBound, synced := s.follower.Model()
-	rttMin, rttP99 := s.rtts.stats()
+	rttMin, rttP99 := s.follower.RoundTrips()
 	peerURL, session, volume, calibration := s.peerURL, s.session, s.ownVolume, s.calibration
 	s.mu.Unlock()
 	st := protocol.SpeakerStatus{
