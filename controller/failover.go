@@ -16,9 +16,9 @@ import (
 // time master answers only then (leasehold.go).
 func (c *Controller) holding() bool { return c.hold.held() }
 
-// errNoHolder answers a request that came while no controller held the
+// ErrNoHolder answers a request that came while no controller held the
 // lease, as far as we know: we lost it, or a takeover is under way.
-var errNoHolder = errors.New("no controller holds the lease at the moment (a takeover is under way): retry in a second")
+var ErrNoHolder = errors.New("no controller holds the lease at the moment (a takeover is under way): retry in a second")
 
 // notLeading handles a request, of one of commands, that reached us while
 // we do not hold the lease. While another controller holds it, that one
@@ -30,7 +30,7 @@ func (c *Controller) notLeading(msg inbound, commands []string) {
 	req, _ := protocol.DecodeRequest(msg.payload, commands)
 	_, user, signed := protocol.CommandTopic(msg.topic)
 	replyTo, _ := replyTopic(req, user, signed)
-	c.reply(replyTo, req, nil, errNoHolder)
+	c.reply(replyTo, req, nil, ErrNoHolder)
 }
 
 // doLease carries out a lease action.

@@ -294,7 +294,7 @@ func TestRequestsWhileNotLeading(t *testing.T) {
 	tc.next(protocol.DefaultReplyTopic, func(b []byte) bool { return json.Unmarshal(b, &r) == nil })
 	// Replies go out in the order the requests are handled: a reply to the
 	// first would have come first.
-	if r.ReqID != "nobody-holds" || r.OK || r.Error != errNoHolder.Error() {
-		t.Fatalf("first reply: %+v; want only the second request answered, with %q", r, errNoHolder)
+	if r.ReqID != "nobody-holds" || r.OK || r.Error != ErrNoHolder.Error() {
+		t.Fatalf("first reply: %+v; want only the second request answered, with %q", r, ErrNoHolder)
 	}
 }

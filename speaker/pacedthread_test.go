@@ -95,6 +95,11 @@ func TestPipeOutputWritesLeaveAtTheirDueInstants(t *testing.T) {
 	if got := outputThreads(t); got != before+1 {
 		t.Errorf("%d output threads while playing, want %d", got, before+1)
 	}
+	// A block is logged once the thread says it left, a moment after the
+	// reader has it.
+	testwait.For(t, "the blocks read to be logged", 10*time.Second, func() bool {
+		return strings.Count(log.String(), "\n") >= blocks
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -141,12 +141,10 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 			return fmt.Errorf("round %d: %w", round+1, err)
 		}
 		takeovers = append(takeovers, next.at.Sub(killed))
-		// The first command the new holder answers.
-		sent, err := cmd.send(ctx, protocol.SessionCommandTopic(protocol.DefaultSession), protocol.Request{Cmd: protocol.CmdStatus})
-		if err != nil {
-			return err
-		}
-		if _, err := sent.await(ctx); err != nil {
+		// The first command the new holder answers: the lease message may
+		// reach us before the new holder has taken the lease up, and a
+		// request in between is answered "retry", as any client is told.
+		if err := firstAnswer(ctx, cmd, 5*time.Second); err != nil {
 			return fmt.Errorf("round %d: status after the takeover: %w", round+1, err)
 		}
 		answers = append(answers, time.Since(killed))
@@ -284,6 +282,27 @@ func (w *leaseWatch) await(ctx context.Context, term uint64, timeout time.Durati
 			return observedLease{}, fmt.Errorf("no controller took over the lease within %s", timeout)
 		case <-ctx.Done():
 			return observedLease{}, ctx.Err()
+		}
+	}
+}
+
+// firstAnswer sends status until a controller answers it, retrying while
+// the answer is that a takeover is under way, for at most patience.
+func firstAnswer(ctx context.Context, cmd *commander, patience time.Duration) error {
+	deadline := time.Now().Add(patience)
+	for {
+		sent, err := cmd.send(ctx, protocol.SessionCommandTopic(protocol.DefaultSession), protocol.Request{Cmd: protocol.CmdStatus})
+		if err != nil {
+			return err
+		}
+		r, err := sent.await(ctx)
+		if err == nil || r.Error != controller.ErrNoHolder.Error() || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -61,10 +61,8 @@ func TestHTTPHealthCheckServeAndClose(t *testing.T) {
 		o <- true
 	}(o)
 
-	time.Sleep(time.Millisecond)
-
 	// call healthcheck
-	resp, err := http.Get("http://localhost" + testAddr + "/healthcheck")
+	resp, err := getWhenServing("http://localhost" + testAddr + "/healthcheck")
 	require.NoError(t, err)
 	require.NotNil(t, resp)
 

@@ -71,10 +71,8 @@ func TestHTTPStatsServeAndClose(t *testing.T) {
 		o <- true
 	}(o)
 
-	time.Sleep(time.Millisecond)
-
 	// get body from stats address
-	resp, err := http.Get("http://localhost" + testAddr)
+	resp, err := getWhenServing("http://localhost" + testAddr)
 	require.NoError(t, err)
 	require.NotNil(t, resp)
 
