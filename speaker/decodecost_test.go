@@ -10,9 +10,9 @@ import (
 	"github.com/tutti-audio/tutti/audiogen"
 )
 
-// encodeTune writes seconds of a 44.1 kHz tune as WAV and encodes it with
-// the command enc makes of (wav, out); it returns out.
-func encodeTune(t testing.TB, seconds int, ext string, enc func(wav, out string) []string) string {
+// encodeTune writes seconds of a 44.1 kHz song of sample as WAV and encodes
+// it with the command enc makes of (wav, out); it returns out.
+func encodeTune(t testing.TB, seconds int, sample func(int64) audiogen.Frame, ext string, enc func(wav, out string) []string) string {
 	t.Helper()
 	dir := t.TempDir()
 	wav := filepath.Join(dir, "in.wav")
@@ -20,7 +20,7 @@ func encodeTune(t testing.TB, seconds int, ext string, enc func(wav, out string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = audiogen.WriteWAV(f, 44100, int64(seconds)*44100, audiogen.Tune(3, 44100))
+	err = audiogen.WriteWAV(f, 44100, int64(seconds)*44100, sample)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func BenchmarkPlayerRead(b *testing.B) {
 	for _, format := range []string{"flac", "mp3", "ogg"} {
 		for _, outHz := range []int{44100, 48000} {
 			b.Run(format+"/"+strconv.Itoa(outHz), func(b *testing.B) {
-				path := encodeTune(b, 20, format, tuneEncoders[format])
+				path := encodeTune(b, 20, audiogen.Tune(3, 44100), format, tuneEncoders[format])
 				files := newTestIndexer(b, path)
 				buf := make([][2]float64, outHz/100)
 				var p *songPlayer

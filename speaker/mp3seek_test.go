@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -21,32 +20,19 @@ import (
 // the file's path.
 func encodeMP3(t testing.TB, seconds int, opts ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	wav := filepath.Join(dir, "in.wav")
-	f, err := os.Create(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tune := audiogen.Tune(3, 44100)
 	rng := rand.New(rand.NewPCG(1, 2))
-	err = audiogen.WriteWAV(f, 44100, int64(seconds)*44100, func(i int64) audiogen.Frame {
+	noisy := func(i int64) audiogen.Frame {
 		fr := tune(i)
 		if i/44100%3 == 1 { // every third second loud noise
 			fr.L += int16(rng.IntN(16000) - 8000)
 			fr.R -= int16(rng.IntN(16000) - 8000)
 		}
 		return fr
+	}
+	return encodeTune(t, seconds, noisy, "mp3", func(wav, out string) []string {
+		return append(append([]string{"lame", "--quiet"}, opts...), wav, out)
 	})
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out.mp3")
-	args := append([]string{"--quiet"}, opts...)
-	if out, err := exec.Command("lame", append(args, wav, out)...).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v: %s", err, out)
-	}
-	return out
 }
 
 // decodeAll is what go-mp3 decodes of path from its start.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -17,7 +18,7 @@ func songFixture(t *testing.T, format, path string) (*engineFixture, *download) 
 	t.Helper()
 	complete := path != ""
 	if !complete {
-		path = encodeTune(t, 60, format, tuneEncoders[format])
+		path = encodeTune(t, 60, audiogen.Tune(3, 44100), format, tuneEncoders[format])
 	}
 	st, err := os.Stat(path)
 	if err != nil {
