@@ -25,8 +25,9 @@ import (
 // benchFailover kills the controller holding the lease (kill -9) while
 // speakers play, again and again, and measures how long until a standby is
 // in charge, how much of the music the speakers lost, and their skew
-// throughout. The controllers are separate processes, the broker (the time
-// master) and the speakers run in this one.
+// throughout, from outside (their pipe outputs read and timed, as bench
+// sync does). The controllers and the speakers are separate processes, the
+// broker (the time master) runs in this one.
 func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	fs := b.flags()
 	speakers := fs.Int("speakers", 3, "number of speakers")
@@ -93,18 +94,35 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	}
 	defer watch.close()
 
-	logs := newDeviceLogs()
-	sys, err := startSystem(ctx, quiet, systemConfig{dir: dir, hubURL: brokerURL, speakers: *speakers, speakerLog: logs.writer})
+	sys, err := startSystem(ctx, quiet, systemConfig{dir: dir, hubURL: brokerURL})
 	if err != nil {
 		return err
 	}
 	defer sys.stop()
+	var spks []*pipeSpeaker
+	var names []string
+	defer func() {
+		for _, s := range spks {
+			s.stop()
+		}
+	}()
+	for i := range *speakers {
+		name := speakerName(i)
+		s, err := startPipeSpeaker(*tutti, dir, name, brokerURL, clockFault{})
+		if err != nil {
+			return err
+		}
+		spks, names = append(spks, s), append(names, name)
+	}
 	seconds := int((*settle + time.Duration(*kills+1)*(*every)).Seconds()) + 20
-	song := generatedSong{file: "timecode.wav", seconds: seconds, sample: audiogen.Timecode}
+	if int64(seconds)*pipeRate > audiogen.SubframeTimecodeFrames {
+		return fmt.Errorf("--settle, --kills and --every: the timecode song lasts at most %d s", audiogen.SubframeTimecodeFrames/pipeRate)
+	}
+	song := generatedSong{file: "timecode.wav", seconds: seconds, sample: audiogen.SubframeTimecode}
 	if _, err := sys.loadAndPlay(ctx, quiet, dir, []generatedSong{song}); err != nil {
 		return err
 	}
-	firstSound, err := logs.whenAllHeard(ctx, sys.names, 30*time.Second, firstBlock(0))
+	firstSound, err := firstSoundOf(ctx, spks, 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -164,39 +182,48 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 			return err
 		}
 	}
-	if err := sys.stop(); err != nil {
-		return err
-	}
-
-	ref, others, err := readTimelines(logs, sys.names)
-	if err != nil {
-		return err
-	}
-	from, to := firstSound+settle.Nanoseconds()-int64(time.Second), time.Now().UnixNano()-int64(time.Second)
-	skew := playlog.Summarize(playlog.Spread(ref, others, from, to))
-	if skew.N == 0 {
-		return fmt.Errorf("no frame was heard by all speakers")
-	}
-	var worstGap int64
-	for _, name := range sys.names {
-		blocks, err := logs.blocks(name)
+	end := time.Now().UnixNano()
+	traces := make([]speakerTrace, len(spks))
+	for i, s := range spks {
+		if err := s.stop(); err != nil {
+			return fmt.Errorf("%s: reading its PCM: %w", s.name, err)
+		}
+		lines, err := s.blockLog()
 		if err != nil {
 			return err
 		}
+		traces[i] = traceOf(s.reads(), lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
+		if len(traces[i].external) == 0 {
+			return fmt.Errorf("%s played no timecode:\n%s", s.name, s.proc.logTail())
+		}
+	}
+	spks = nil
+	from, to := firstSound+settle.Nanoseconds()-int64(time.Second), end-int64(time.Second)
+	extSkews, engSkews, _ := frameSkews(traces, pipeRate, from, to)
+	skew, engine := playlog.Summarize(extSkews), playlog.Summarize(engSkews)
+	if skew.N == 0 {
+		return fmt.Errorf("no frame was heard by all speakers")
+	}
+	// A gap as a listener hears it: silence, or a jump in the timecode,
+	// between reads of a speaker's output.
+	var worstGap int64
+	for _, tr := range traces {
 		for _, k := range killedAt {
-			gap, _ := playlog.Gap(blocks, 44100, k-int64(time.Second), k+int64(*every)-int64(time.Second))
+			gap, _ := playlog.Gap(tr.external, pipeRate, k-int64(time.Second), k+int64(*every)-int64(time.Second))
 			worstGap = max(worstGap, gap)
 		}
 	}
 	fmt.Fprintf(b.stdout, "takeover (fault to the new holder's claim): %s\n", takeovers.stats())
 	fmt.Fprintf(b.stdout, "fault to the first command answered: %s\n", answers.stats())
 	fmt.Fprintf(b.stdout, "worst audio gap around the faults (silence or position jump, any speaker): %.3f ms\n", float64(worstGap)/1e6)
-	fmt.Fprintf(b.stdout, "skew between speakers through the faults (their engines' schedules, from the virtual outputs' logs): %s\n", skew)
+	fmt.Fprintf(b.stdout, "skew of the engines' schedules through the faults (their block logs): %s\n", engine)
+	fmt.Fprintf(b.stdout, "skew between speakers through the faults, from outside (their pipe outputs read and timed): %s\n", skew)
 	b.result(map[string]any{
 		"speakers": *speakers, "controllers": *controllers, "kills": *kills, "fault": *how,
 		"takeover_ms": ms(slices.Max(takeovers)), "takeover_p50_ms": takeovers.stats().P50Ms,
 		"answer_ms":    ms(slices.Max(answers)),
 		"audio_gap_ms": float64(worstGap) / 1e6, "skew_p99_ms": skew.P99Ms, "skew_max_ms": skew.Max,
+		"engine_skew_p99_ms": engine.P99Ms,
 	})
 	return nil
 }

@@ -286,28 +286,6 @@ func firstBlock(frame int64) func(string, []playlog.Block) (int64, bool) {
 	}
 }
 
-// readTimelines reads every speaker's log: the first speaker's blocks, the
-// reference, and the others' timelines.
-func readTimelines(logs *deviceLogs, names []string) ([]playlog.Block, []*playlog.Timeline, error) {
-	var ref []playlog.Block
-	var others []*playlog.Timeline
-	for i, name := range names {
-		blocks, err := logs.blocks(name)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(blocks) == 0 {
-			return nil, nil, fmt.Errorf("%s played no sound", name)
-		}
-		if i == 0 {
-			ref = blocks
-			continue
-		}
-		others = append(others, playlog.NewTimeline(blocks, 44100))
-	}
-	return ref, others, nil
-}
-
 // skewPoint is how much later than the reference speaker another one heard
 // the frame the reference heard at tNs.
 type skewPoint struct {
