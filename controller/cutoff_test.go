@@ -69,6 +69,7 @@ func TestCutOffHolderStopsActing(t *testing.T) {
 	tc.cmd("e2", `{"cmd":"enqueue","song":"`+during.SHA256+`","req_id":"e2"}`)
 
 	// Healed: the black-holed connection is dropped, A reconnects.
+	leases := newTestClient(t, broker, protocol.LeaseTopic)
 	proxy.Toxics.RemoveToxic(context.Background(), "cut_upstream")
 	proxy.Toxics.RemoveToxic(context.Background(), "cut_downstream")
 	proxy.Stop()
@@ -77,7 +78,7 @@ func TestCutOffHolderStopsActing(t *testing.T) {
 	}
 	testwait.For(t, "A to reconnect", waitTimeout, func() bool { return a.subscribed.Load() })
 	testwait.For(t, "A to mirror what B did meanwhile", waitTimeout, func() bool { return mirroredEntries(t, optsA.DataDir) == 2 })
-	time.Sleep(3 * ttl)
+	holderStays(t, leases, "b", 3*leaseRenewals)
 	if a.holding() || !b.holding() {
 		t.Fatalf("after A came back: A leads %v, B leads %v", a.holding(), b.holding())
 	}

@@ -197,8 +197,9 @@ func TestFailoverToStandby(t *testing.T) {
 
 	// A comes back (same store, new process): it stays a standby, and B's
 	// state stays the one retained.
+	leases := newTestClient(t, broker, protocol.LeaseTopic)
 	a2, _ := runController(t, optsA)
-	time.Sleep(3 * ttl)
+	holderStays(t, leases, "b", 3*leaseRenewals)
 	if a2.holding() || !b.holding() {
 		t.Fatalf("after A returned: A leads %v, B leads %v", a2.holding(), b.holding())
 	}
@@ -296,5 +297,30 @@ func TestRequestsWhileNotLeading(t *testing.T) {
 	// first would have come first.
 	if r.ReqID != "nobody-holds" || r.OK || r.Error != ErrNoHolder.Error() {
 		t.Fatalf("first reply: %+v; want only the second request answered, with %q", r, ErrNoHolder)
+	}
+}
+
+// holderStays reads the lease topic (leases subscribes to it alone) until
+// the controller named holder has renewed the lease renewals times, and
+// fails on a lease of any other under a higher term in between: a
+// controller that came back had that many renewal intervals to take the
+// lease, and did not. (A message of another under an older or the same
+// term, such as a claim a cut-off client sends again on reconnecting,
+// loses to the holder's and takes nothing.)
+func holderStays(t *testing.T, leases *testClient, holder string, renewals int) {
+	t.Helper()
+	var term uint64
+	for seen := 0; seen < renewals; {
+		var l protocol.Lease
+		leases.next(protocol.LeaseTopic, func(b []byte) bool { return json.Unmarshal(b, &l) == nil })
+		switch {
+		case l.Name == holder:
+			term = max(term, l.Term)
+			if l.Renewal {
+				seen++
+			}
+		case l.Term > term:
+			t.Fatalf("%q published a lease of term %d while %q held it (term %d): %+v", l.Name, l.Term, holder, term, l)
+		}
 	}
 }
