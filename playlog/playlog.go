@@ -23,6 +23,9 @@ type Line struct {
 	L        int16 `json:"l"`       // first frame, left
 	R        int16 `json:"r"`       // first frame, right
 	Sound    int   `json:"n_sound"` // leading frames of the block that are not silence
+	// Tail is how many frames at the block's end come after its last silent
+	// frame (Frames if none is silent): where in the block sound began.
+	Tail     int   `json:"n_tail,omitempty"`
 	Underrun bool  `json:"underrun,omitempty"`
 	// LX is the first frame's left sample times 32768 before rounding and
 	// Rate the device's rate: a speaker that resamples plays between
@@ -41,18 +44,48 @@ type Block struct {
 	TNs    int64 // when song frame Frame was heard (to the sub-frame, where the log tells)
 	Frame  int64 // timecode frame index of the block's first frame
 	Frames int   // frames of sound in the block, from the first on
+	// SoundFromNs is when the sound that runs on into this block began
+	// (0: before the log tells). It may begin inside the block before, or
+	// in blocks whose first frame carries no timecode to read, such as the
+	// scaled samples of a fade-in.
+	SoundFromNs int64
 }
 
 // Read parses a log and returns its blocks that start with timecoded sound,
 // in log order. Silent blocks, underrun markers and malformed lines are skipped.
 func Read(r io.Reader) ([]Block, error) {
-	var blocks []Block
+	var rd Reader
+	blocks, err := rd.Read(r)
+	return append(blocks, rd.Flush()...), err
+}
+
+// Reader parses a log that arrives in pieces of whole lines. Whether a
+// block was read right depends on the block after it, so the last block
+// of a piece waits for the next piece, or for Flush.
+type Reader struct {
+	soundFrom int64   // when the sound at the end of the last line began; 0: silence there, or unknown
+	prev      *Block  // the block before pending[0], as parsed
+	pending   []Block // parsed, the last not yet decided on
+}
+
+// Read parses the next piece of a log and returns the blocks it could
+// decide on, as the package's Read does.
+func (rd *Reader) Read(r io.Reader) ([]Block, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		var l Line
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Underrun {
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
 			continue
 		}
+		if l.Underrun {
+			rd.soundFrom = 0
+			continue
+		}
+		soundFrom := rd.soundFrom
+		if soundFrom == 0 && l.Sound > 0 {
+			soundFrom = l.TNs // the sound began with this line
+		}
+		rd.soundFrom = l.soundAtEnd(rd.soundFrom)
 		frame, ok := audiogen.ReadTimecode(audiogen.Frame{L: l.L, R: l.R})
 		if !ok {
 			continue
@@ -65,9 +98,79 @@ func Read(r io.Reader) ([]Block, error) {
 		if frac := l.LX - float64(l.L); l.Rate > 0 && math.Abs(frac) <= 0.5 {
 			l.TNs -= int64(math.Round(frac * 1e9 / float64(l.Rate)))
 		}
-		blocks = append(blocks, Block{TNs: l.TNs, Frame: frame, Frames: n})
+		rd.pending = append(rd.pending, Block{TNs: l.TNs, Frame: frame, Frames: n, SoundFromNs: soundFrom})
 	}
-	return dropMisread(blocks), sc.Err()
+	return rd.decide(len(rd.pending) - 1), sc.Err()
+}
+
+// soundAtEnd is when the sound at the end of the line began, given when
+// the sound at the end of the line before began (0: silence, or unknown).
+func (l Line) soundAtEnd(before int64) int64 {
+	switch {
+	case l.Frames > 0 && l.Sound == l.Frames:
+		// Sound all through: it goes on from the line before, or began
+		// with this one.
+		if before == 0 {
+			return l.TNs
+		}
+		return before
+	case l.Tail > 0 && l.Tail < l.Frames && l.Rate > 0:
+		return l.TNs + int64(l.Frames-l.Tail)*1e9/int64(l.Rate)
+	}
+	return 0
+}
+
+// Flush decides on the last block: the log ended.
+func (rd *Reader) Flush() []Block { return rd.decide(len(rd.pending)) }
+
+// misreadFrames is how far a block may break the continuity of its
+// neighbours before it counts as misread.
+const misreadFrames = 16
+
+// decide keeps, of the first n pending blocks, those that continue the
+// block before them or into the block after them. A block's first frame can
+// read as some other frame: a speaker that steers its speed plays between
+// frames, and interpolated across a jump of the timecode signal, or scaled
+// by a fade-in, the sample carries another number; such a block continues
+// nothing.
+func (rd *Reader) decide(n int) []Block {
+	continues := func(a, b Block) bool {
+		gap := b.TNs - a.TNs
+		return gap > 0 && gap < 50e6 && abs(a.Frame+int64(a.Frames)-b.Frame) <= misreadFrames
+	}
+	var kept []Block
+	for i := range max(n, 0) {
+		b := rd.pending[i]
+		var before, after *Block
+		if i > 0 {
+			before = &rd.pending[i-1]
+		} else {
+			before = rd.prev
+		}
+		if i+1 < len(rd.pending) {
+			after = &rd.pending[i+1]
+		}
+		keep := before != nil && continues(*before, b) || after != nil && continues(b, *after)
+		if !keep && before != nil && after != nil {
+			// Misread between two blocks that continue each other across it
+			// (a speaker playing between frames across the timecode's 16-bit
+			// wrap reads garbage there): it was sound, at the frames between.
+			fixed := b
+			fixed.Frame = before.Frame + int64(before.Frames)
+			if keep = continues(*before, fixed) && continues(fixed, *after); keep {
+				b = fixed
+			}
+		}
+		if keep {
+			kept = append(kept, b)
+		}
+	}
+	if n > 0 {
+		prev := rd.pending[n-1]
+		rd.prev = &prev
+		rd.pending = append(rd.pending[:0], rd.pending[n:]...)
+	}
+	return kept
 }
 
 // Underruns returns the instants a log marks as underruns: the speaker's
@@ -83,39 +186,6 @@ func Underruns(r io.Reader) ([]int64, error) {
 		}
 	}
 	return at, sc.Err()
-}
-
-// misreadFrames is how far a block may break the continuity of its
-// neighbours before it counts as misread.
-const misreadFrames = 16
-
-// dropMisread keeps the blocks that continue the block before them or into
-// the block after them. A block's first frame can read as some other frame:
-// a speaker that steers its speed plays between frames, and interpolated
-// across a jump of the timecode signal, or scaled by a fade-in, the sample
-// carries another number; such a block continues nothing.
-func dropMisread(blocks []Block) []Block {
-	continues := func(a, b Block) bool {
-		gap := b.TNs - a.TNs
-		return gap > 0 && gap < 50e6 && abs(a.Frame+int64(a.Frames)-b.Frame) <= misreadFrames
-	}
-	var kept []Block
-	for i, b := range blocks {
-		switch {
-		case i > 0 && continues(blocks[i-1], b) || i+1 < len(blocks) && continues(b, blocks[i+1]):
-			kept = append(kept, b)
-		case i > 0 && i+1 < len(blocks):
-			// Misread between two blocks that continue each other across it
-			// (a speaker playing between frames across the timecode's 16-bit
-			// wrap reads garbage there): it was sound, at the frames between.
-			a, c := blocks[i-1], blocks[i+1]
-			b.Frame = a.Frame + int64(a.Frames)
-			if continues(a, b) && continues(b, c) {
-				kept = append(kept, b)
-			}
-		}
-	}
-	return kept
 }
 
 // Timeline answers when one speaker heard a given frame.

@@ -51,6 +51,44 @@ func TestReadDropsMisreadBlocks(t *testing.T) {
 	}
 }
 
+// TestReadSaysWhereSoundBegan: play resumes mid-song with a fade-in, whose
+// first blocks read as no frame or a wrong one; the first block read right
+// after it says where in the log the sound leading into it began (the line
+// that shows the fade-in's silent first frame), and a log read in pieces,
+// line by line, gives what the whole log gives.
+func TestReadSaysWhereSoundBegan(t *testing.T) {
+	// Sound begins 141 frames before the end of the first block (3.2 ms),
+	// the second has no timecode, the third reads as a wrong frame.
+	begins := `{"t_ns":0,"frames":441,"l":0,"r":0,"n_sound":0,"n_tail":141,"rate":44100}` + "\n"
+	faded := `{"t_ns":10000000,"frames":441,"l":3,"r":0,"n_sound":441,"n_tail":441,"rate":44100}` + "\n"
+	log := begins + faded + logOf(20_000_000, 5000, 6, map[int]int64{0: 123})
+	whole, err := Read(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(300) * 1e9 / 44100; len(whole) != 5 || whole[0].Frame != 5441 || whole[0].SoundFromNs != want || whole[4].SoundFromNs != want {
+		t.Fatalf("blocks %+v, want 5 from frame 5441, sound from %d ns on", whole, want)
+	}
+	var rd Reader
+	var pieces []Block
+	for _, line := range strings.SplitAfter(log, "\n") {
+		b, err := rd.Read(strings.NewReader(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pieces = append(pieces, b...)
+	}
+	pieces = append(pieces, rd.Flush()...)
+	if fmt.Sprint(pieces) != fmt.Sprint(whole) {
+		t.Errorf("read line by line %+v, whole %+v", pieces, whole)
+	}
+	// Silence ends the sound: what comes after began anew.
+	again := log + `{"t_ns":90000000,"frames":441,"l":0,"r":0,"n_sound":0,"n_tail":0,"rate":44100}` + "\n" + logOf(100_000_000, 9000, 2, nil)
+	if b, _ := Read(strings.NewReader(again)); len(b) != 7 || b[5].SoundFromNs != 100_000_000 {
+		t.Errorf("after silence: %+v, want sound from 100 ms on", b)
+	}
+}
+
 func TestSpreadMeasuresSkew(t *testing.T) {
 	const late = 250_000 // ns
 	a, _ := Read(strings.NewReader(logOf(1e9, 0, 200, nil)))

@@ -212,20 +212,36 @@ type blockLog struct {
 }
 
 func (s *blockLog) block(buf [][2]float64, t blockTiming) error {
+	if s.w == nil {
+		return nil
+	}
 	return s.write(playlog.Line{TNs: t.heardAt.UnixNano(), Frames: len(buf), L: toS16(buf[0][0]), R: toS16(buf[0][1]),
-		Sound: leadingSound(buf), LX: buf[0][0] * 32768, Rate: s.rate, LocalNs: t.heardLocal.UnixNano(), LateNs: int64(t.late)})
+		Sound: leadingSound(buf), Tail: trailingSound(buf), LX: buf[0][0] * 32768, Rate: s.rate, LocalNs: t.heardLocal.UnixNano(), LateNs: int64(t.late)})
 }
 
 // leadingSound counts the frames before the first silent one (both channels
 // exactly zero), so a log shows to the frame where a pause began.
 func leadingSound(buf [][2]float64) int {
 	for i, f := range buf {
-		if f[0] == 0 && f[1] == 0 {
+		if isSilence(f) {
 			return i
 		}
 	}
 	return len(buf)
 }
+
+// trailingSound counts the frames after the last silent one, so a log
+// shows to the frame where sound began (a fade-in begins at silence).
+func trailingSound(buf [][2]float64) int {
+	for i := len(buf) - 1; i >= 0; i-- {
+		if isSilence(buf[i]) {
+			return len(buf) - 1 - i
+		}
+	}
+	return len(buf)
+}
+
+func isSilence(f [2]float64) bool { return f[0] == 0 && f[1] == 0 }
 
 func (s *blockLog) underrun(at time.Time) error {
 	return s.write(playlog.Line{TNs: at.UnixNano(), Underrun: true})

@@ -122,6 +122,7 @@ func tempDir() (string, error) { return os.MkdirTemp("", "tutti-bench-") }
 type deviceLog struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer    // what is not parsed yet
+	parser playlog.Reader
 	blocks []playlog.Block // timecoded blocks so far
 }
 
@@ -136,7 +137,7 @@ func (l *deviceLog) read() ([]playlog.Block, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	end := bytes.LastIndexByte(l.buf.Bytes(), '\n') + 1 // whole lines only
-	blocks, err := playlog.Read(bytes.NewReader(l.buf.Next(end)))
+	blocks, err := l.parser.Read(bytes.NewReader(l.buf.Next(end)))
 	if err != nil {
 		return nil, err
 	}

@@ -33,12 +33,23 @@ func timecodeSong(k, seconds int) generatedSong {
 // deviceBlock is the virtual devices' block: 441 frames (10 ms), their default.
 const deviceBlock = 441
 
+// soundLeadIn bounds how long before the first block that starts with a
+// readable timecode the sound of a command may have begun: in the block
+// before, and through a fade-in (5 ms; play or seek into a song), whose
+// scaled samples carry no timecode.
+const soundLeadIn = 2 * deviceBlock * time.Second / benchRate
+
 // heardFrom is when sound that began at frame `first` was heard, given the
-// first block that starts with sound, bl. A block that begins with silence
-// is not in the log as sound, so sound that began inside the block before
-// bl is timed back from bl to its first frame; a speaker that came in
-// later than that (bl more than a block past first) is timed at bl.
+// first block that starts with timecoded sound, bl. The log says where the
+// sound leading into bl began, which is the instant for sound that began
+// within soundLeadIn of bl (a speaker that came in late began late). Sound
+// that began earlier ran on from before: a new song started verbatim with
+// no silence between (next) is timed back from bl to its first frame,
+// within the block before.
 func heardFrom(bl playlog.Block, first int64) int64 {
+	if bl.SoundFromNs != 0 && bl.TNs-bl.SoundFromNs <= int64(soundLeadIn) {
+		return bl.SoundFromNs
+	}
 	if d := bl.Frame - first; d > 0 && d <= deviceBlock {
 		return bl.TNs - d*1e9/benchRate
 	}
