@@ -18,15 +18,15 @@ import (
 
 // Line is one line of a virtual device's log; speaker.VirtualOutput writes it.
 type Line struct {
-	TNs      int64 `json:"t_ns"`    // when the block's first frame is heard, Unix ns, real clock
-	Frames   int   `json:"frames"`  // frames in the block
-	L        int16 `json:"l"`       // first frame, left
-	R        int16 `json:"r"`       // first frame, right
-	Sound    int   `json:"n_sound"` // leading frames of the block that are not silence
+	TNs    int64 `json:"t_ns"`    // when the block's first frame is heard, Unix ns, real clock
+	Frames int   `json:"frames"`  // frames in the block
+	L      int16 `json:"l"`       // first frame, left
+	R      int16 `json:"r"`       // first frame, right
+	Sound  int   `json:"n_sound"` // leading frames of the block that are not silence
 	// Tail is how many frames at the block's end come after its last silent
 	// frame (Frames if none is silent): where in the block sound began.
-	Tail     int   `json:"n_tail,omitempty"`
-	Underrun bool  `json:"underrun,omitempty"`
+	Tail     int  `json:"n_tail,omitempty"`
+	Underrun bool `json:"underrun,omitempty"`
 	// LX is the first frame's left sample times 32768 before rounding and
 	// Rate the device's rate: a speaker that resamples plays between
 	// frames, and a timecode's left channel, a ramp, tells by how much.

@@ -121,7 +121,7 @@ func tempDir() (string, error) { return os.MkdirTemp("", "tutti-bench-") }
 // deviceLog is a virtual device's log kept in memory, parsed as it grows.
 type deviceLog struct {
 	mu     sync.Mutex
-	buf    bytes.Buffer    // what is not parsed yet
+	buf    bytes.Buffer // what is not parsed yet
 	parser playlog.Reader
 	blocks []playlog.Block // timecoded blocks so far
 }
