@@ -99,21 +99,12 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 		return err
 	}
 	defer sys.stop()
-	var spks []*pipeSpeaker
-	var names []string
-	defer func() {
-		for _, s := range spks {
-			s.stop()
-		}
-	}()
-	for i := range *speakers {
-		name := speakerName(i)
-		s, err := startPipeSpeaker(*tutti, dir, name, brokerURL, clockFault{})
-		if err != nil {
-			return err
-		}
-		spks, names = append(spks, s), append(names, name)
+	spks, err := startPipeSpeakers(*tutti, dir, *speakers, func(string) (string, error) { return brokerURL, nil },
+		func(int) clockFault { return clockFault{} })
+	if err != nil {
+		return err
 	}
+	defer spks.stop()
 	seconds := int((*settle + time.Duration(*kills+1)*(*every)).Seconds()) + 20
 	if int64(seconds)*pipeRate > audiogen.SubframeTimecodeFrames {
 		return fmt.Errorf("--settle, --kills and --every: the timecode song lasts at most %d s", audiogen.SubframeTimecodeFrames/pipeRate)
@@ -183,21 +174,10 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 		}
 	}
 	end := time.Now().UnixNano()
-	traces := make([]speakerTrace, len(spks))
-	for i, s := range spks {
-		if err := s.stop(); err != nil {
-			return fmt.Errorf("%s: reading its PCM: %w", s.name, err)
-		}
-		lines, err := s.blockLog()
-		if err != nil {
-			return err
-		}
-		traces[i] = traceOf(s.reads(), lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
-		if len(traces[i].external) == 0 {
-			return fmt.Errorf("%s played no timecode:\n%s", s.name, s.proc.logTail())
-		}
+	traces, err := spks.traces(b.stdout)
+	if err != nil {
+		return err
 	}
-	spks = nil
 	from, to := firstSound+settle.Nanoseconds()-int64(time.Second), end-int64(time.Second)
 	extSkews, engSkews, _ := frameSkews(traces, pipeRate, from, to)
 	skew, engine := playlog.Summarize(extSkews), playlog.Summarize(engSkews)

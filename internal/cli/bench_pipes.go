@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,67 @@ func startPipeSpeaker(bin, dir, name, brokerURL string, fault clockFault) (*pipe
 	}
 	go s.readPCM(r)
 	return s, nil
+}
+
+// pipeSpeakers are a benchmark's speaker processes with pipe outputs.
+type pipeSpeakers []*pipeSpeaker
+
+// startPipeSpeakers starts n of them, speaker i named speakerName(i),
+// reaching the broker at brokerURL(name) with its clock wrong by fault(i).
+func startPipeSpeakers(bin, dir string, n int, brokerURL func(name string) (string, error), fault func(i int) clockFault) (pipeSpeakers, error) {
+	var spks pipeSpeakers
+	for i := range n {
+		name := speakerName(i)
+		u, err := brokerURL(name)
+		var s *pipeSpeaker
+		if err == nil {
+			s, err = startPipeSpeaker(bin, dir, name, u, fault(i))
+		}
+		if err != nil {
+			spks.stop()
+			return nil, err
+		}
+		spks = append(spks, s)
+	}
+	return spks, nil
+}
+
+func (spks pipeSpeakers) names() []string {
+	var names []string
+	for _, s := range spks {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// stop ends them all; stopping again does nothing more.
+func (spks pipeSpeakers) stop() {
+	for _, s := range spks {
+		s.stop()
+	}
+}
+
+// traces stops them and pairs each one's timed reads with its output's
+// block log; a speaker whose output logs nothing (an older tutti) is said
+// on note and measured from outside only.
+func (spks pipeSpeakers) traces(note io.Writer) ([]speakerTrace, error) {
+	traces := make([]speakerTrace, len(spks))
+	for i, s := range spks {
+		if err := s.stop(); err != nil {
+			return nil, fmt.Errorf("%s: reading its PCM: %w", s.name, err)
+		}
+		lines, err := s.blockLog()
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(note, "  %s's pipe output logs nothing (an older tutti): figures from outside only\n", s.name)
+		} else if err != nil {
+			return nil, err
+		}
+		traces[i] = traceOf(s.reads(), lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
+		if len(traces[i].external) == 0 {
+			return nil, fmt.Errorf("%s played no timecode:\n%s", s.name, s.proc.logTail())
+		}
+	}
+	return traces, nil
 }
 
 // readPCM reads the stream to its end, one packet (one write of the

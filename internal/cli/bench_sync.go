@@ -5,7 +5,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -94,25 +93,12 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 		}
 		fmt.Fprintf(b.stdout, "network RTT through the proxy (MQTT round trips): %s, %d over 100 ms\n", rtts.stats(), spikes)
 	}
-	var spks []*pipeSpeaker
-	var names []string
-	defer func() {
-		for _, s := range spks {
-			s.stop()
-		}
-	}()
-	for i := range *speakers {
-		name := speakerName(i)
-		u, err := speakerURL(name)
-		if err != nil {
-			return err
-		}
-		s, err := startPipeSpeaker(*tutti, dir, name, u, fault(i))
-		if err != nil {
-			return err
-		}
-		spks, names = append(spks, s), append(names, name)
+	spks, err := startPipeSpeakers(*tutti, dir, *speakers, speakerURL, fault)
+	if err != nil {
+		return err
 	}
+	defer spks.stop()
+	names := spks.names()
 	statuses, err := watchStatuses(ctx, sys.brokerURL, names)
 	if err != nil {
 		return err
@@ -155,23 +141,10 @@ func benchSync(ctx context.Context, b *bench, args []string) error {
 	if err != nil {
 		return err
 	}
-	traces := make([]speakerTrace, len(spks))
-	for i, s := range spks {
-		if err := s.stop(); err != nil {
-			return fmt.Errorf("%s: reading its PCM: %w", s.name, err)
-		}
-		lines, err := s.blockLog()
-		if errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(b.stdout, "  %s's pipe output logs nothing (an older tutti): figures from outside only\n", s.name)
-		} else if err != nil {
-			return err
-		}
-		traces[i] = traceOf(s.reads(), lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
-		if len(traces[i].external) == 0 {
-			return fmt.Errorf("%s played no timecode:\n%s", s.name, s.proc.logTail())
-		}
+	traces, err := spks.traces(b.stdout)
+	if err != nil {
+		return err
 	}
-	spks = nil
 
 	ref := traces[0].external
 	from := ref[0].TNs + settle.Nanoseconds()
