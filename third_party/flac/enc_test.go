@@ -29,8 +29,8 @@ func TestEncode(t *testing.T) {
 		"testdata/189983.flac",
 		"testdata/191885.flac",
 		"testdata/212768.flac",
-		"testdata/220014.flac", // prediction method 2 (Fixed)
-		"testdata/243749.flac", // prediction method 2 (Fixed)
+		"testdata/220014.flac",           // prediction method 2 (Fixed)
+		"testdata/243749.flac",           // prediction method 2 (Fixed)
 		"testdata/257344.flac",           // prediction method 3 (FIR)
 		"testdata/8297-275156-0011.flac", // prediction method 3 (FIR)
 		"testdata/love.flac",             // wasted bits
