@@ -62,6 +62,8 @@ type Stream struct {
 
 	// Underlying io.Reader, or io.ReadCloser.
 	r io.Reader
+	// The frame Next and ParseNext parse into, reusing its buffers.
+	frame frame.Frame
 }
 
 // New creates a new Stream for accessing the audio samples of r. It reads and
@@ -301,14 +303,26 @@ func (stream *Stream) Close() error {
 // signal a graceful end of FLAC stream.
 //
 // Call Frame.Parse to parse the audio samples of its subframes.
+//
+// The frame returned is the same for every call of Next and ParseNext: it
+// holds the frame parsed last.
 func (stream *Stream) Next() (f *frame.Frame, err error) {
-	return frame.New(stream.r)
+	err = stream.frame.ParseHeader(stream.r)
+	return &stream.frame, err
 }
 
 // ParseNext parses the entire next frame including audio samples. It returns
 // io.EOF to signal a graceful end of FLAC stream.
+//
+// The frame returned is the same for every call of Next and ParseNext, and
+// its samples are overwritten by the next frame's: no buffer is allocated
+// per frame.
 func (stream *Stream) ParseNext() (f *frame.Frame, err error) {
-	return frame.Parse(stream.r)
+	f, err = stream.Next()
+	if err != nil {
+		return f, err
+	}
+	return f, f.Parse()
 }
 
 // Seek seeks to the frame containing the given absolute sample number. The

@@ -27,7 +27,6 @@
 package frame
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -35,9 +34,6 @@ import (
 	"log"
 
 	"github.com/mewkiz/flac/internal/bits"
-	"github.com/mewkiz/flac/internal/hashutil"
-	"github.com/mewkiz/flac/internal/hashutil/crc16"
-	"github.com/mewkiz/flac/internal/hashutil/crc8"
 	"github.com/mewkiz/flac/internal/utf8"
 )
 
@@ -51,14 +47,8 @@ type Frame struct {
 	Header
 	// One subframe per channel, containing encoded audio samples.
 	Subframes []*Subframe
-	// CRC-16 hash sum, calculated by read operations on hr.
-	crc hashutil.Hash16
-	// A bit reader, wrapping read operations to hr.
-	br *bits.Reader
-	// A CRC-16 hash reader, wrapping read operations to r.
-	hr io.Reader
-	// Underlying io.Reader.
-	r io.Reader
+	// The bit reader over the frame's bytes, which also computes their CRCs.
+	br bits.Reader
 }
 
 // New creates a new Frame for accessing the audio samples of r. It reads and
@@ -67,15 +57,22 @@ type Frame struct {
 //
 // Call Frame.Parse to parse the audio samples of its subframes.
 func New(r io.Reader) (frame *Frame, err error) {
-	// Create a new CRC-16 hash reader which adds the data from all read
-	// operations to a running hash.
-	crc := crc16.NewIBM()
-	hr := io.TeeReader(r, crc)
-
-	// Parse frame header.
-	frame = &Frame{crc: crc, hr: hr, r: r}
-	err = frame.parseHeader()
+	frame = new(Frame)
+	err = frame.ParseHeader(r)
 	return frame, err
+}
+
+// ParseHeader reads and parses the header of the next audio frame of r into
+// frame, which keeps its subframes' buffers for Parse to reuse. It returns
+// io.EOF to signal a graceful end of FLAC stream.
+//
+// If r is a bits.Source, such as a *bufio.Reader, the frame's bits are read
+// ahead from its buffer (and r is left after the bytes used); any other
+// reader is read a byte at a time.
+func (frame *Frame) ParseHeader(r io.Reader) error {
+	frame.Header = Header{}
+	frame.br.Reset(r)
+	return frame.parseHeader()
 }
 
 // Parse reads and parses the header, and the audio samples from each subframe
@@ -102,10 +99,14 @@ func Parse(r io.Reader) (frame *Frame, err error) {
 //
 // ref: https://www.xiph.org/flac/format.html#interchannel
 func (frame *Frame) Parse() error {
-	// Parse subframes.
-	frame.Subframes = make([]*Subframe, frame.Channels.Count())
-	var err error
-	for channel := range frame.Subframes {
+	// Parse subframes, into the buffers of the previous frame parsed.
+	n := frame.Channels.Count()
+	if cap(frame.Subframes) < n {
+		frame.Subframes = append(frame.Subframes[:cap(frame.Subframes)], make([]*Subframe, n-cap(frame.Subframes))...)
+	}
+	frame.Subframes = frame.Subframes[:n]
+	br := &frame.br
+	for channel, subframe := range frame.Subframes {
 		// The side channel requires an extra bit per sample when using
 		// inter-channel decorrelation.
 		bps := uint(frame.BitsPerSample)
@@ -123,8 +124,11 @@ func (frame *Frame) Parse() error {
 		}
 
 		// Parse subframe.
-		frame.Subframes[channel], err = frame.parseSubframe(frame.br, bps)
-		if err != nil {
+		if subframe == nil {
+			subframe = new(Subframe)
+			frame.Subframes[channel] = subframe
+		}
+		if err := frame.parseSubframe(br, bps, subframe); err != nil {
 			return err
 		}
 	}
@@ -132,13 +136,17 @@ func (frame *Frame) Parse() error {
 	// Inter-channel correlation of subframe samples.
 	frame.Correlate()
 
-	// 2 bytes: CRC-16 checksum.
-	var want uint16
-	if err = binary.Read(frame.r, binary.BigEndian, &want); err != nil {
+	// Zero-padding to the byte boundary, then 2 bytes: CRC-16 checksum.
+	br.SkipToByte()
+	got := br.CRC16()
+	x, err := br.Read(16)
+	if err != nil {
 		return unexpected(err)
 	}
-	got := frame.crc.Sum16()
-	if got != want {
+	if err := br.Release(); err != nil {
+		return err
+	}
+	if want := uint16(x); got != want {
 		return fmt.Errorf("frame.Frame.Parse: CRC-16 checksum mismatch; expected 0x%04X, got 0x%04X", want, got)
 	}
 
@@ -212,14 +220,7 @@ var (
 
 // parseHeader reads and parses the header of an audio frame.
 func (frame *Frame) parseHeader() error {
-	// Create a new CRC-8 hash reader which adds the data from all read
-	// operations to a running hash.
-	h := crc8.NewATM()
-	hr := io.TeeReader(frame.hr, h)
-
-	// Create bit reader.
-	br := bits.NewReader(hr)
-	frame.br = br
+	br := &frame.br
 
 	// 14 bits: sync-code (11111111111110)
 	x, err := br.Read(14)
@@ -287,7 +288,7 @@ func (frame *Frame) parseHeader() error {
 	//    1-6 bytes: UTF-8 encoded frame number.
 	// else
 	//    1-7 bytes: UTF-8 encoded sample number.
-	frame.Num, err = utf8.Decode(hr)
+	frame.Num, err = utf8.Decode(br)
 	if err != nil {
 		return unexpected(err)
 	}
@@ -303,16 +304,17 @@ func (frame *Frame) parseHeader() error {
 	}
 
 	// 1 byte: CRC-8 checksum.
-	var want uint8
-	if err = binary.Read(frame.hr, binary.BigEndian, &want); err != nil {
+	got := br.CRC8()
+	x, err = br.Read(8)
+	if err != nil {
 		return unexpected(err)
 	}
-	got := h.Sum8()
-	if want != got {
+	if want := uint8(x); want != got {
 		return fmt.Errorf("frame.Frame.parseHeader: CRC-8 checksum mismatch; expected 0x%02X, got 0x%02X", want, got)
 	}
 
-	return nil
+	// Leave the source after the header, for a caller that reads no more.
+	return br.Release()
 }
 
 // parseBitsPerSample parses the bits per sample of the header.

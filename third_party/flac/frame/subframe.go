@@ -23,22 +23,35 @@ type Subframe struct {
 	Samples []int32
 	// Number of audio samples in the subframe.
 	NSamples int
+
+	// The buffers of Coeffs and RiceSubframe, kept from frame to frame.
+	coeffs [maxOrder]int32
+	rice   RiceSubframe
 }
 
+// maxOrder is the highest prediction order: 5 bits of order-1.
+const maxOrder = 32
+
 // parseSubframe reads and parses the header, and the audio samples of a
-// subframe.
-func (frame *Frame) parseSubframe(br *bits.Reader, bps uint) (subframe *Subframe, err error) {
+// subframe into subframe, reusing its buffers.
+func (frame *Frame) parseSubframe(br *bits.Reader, bps uint, subframe *Subframe) (err error) {
 	// Parse subframe header.
-	subframe = new(Subframe)
+	subframe.SubHeader = SubHeader{}
 	if err = subframe.parseHeader(br); err != nil {
-		return subframe, err
+		return err
 	}
 	// Adjust bps of subframe for wasted bits-per-sample.
 	bps -= subframe.Wasted
 
 	// Decode subframe audio samples.
 	subframe.NSamples = int(frame.BlockSize)
-	subframe.Samples = make([]int32, 0, subframe.NSamples)
+	if cap(subframe.Samples) < subframe.NSamples {
+		subframe.Samples = make([]int32, subframe.NSamples)
+	}
+	subframe.Samples = subframe.Samples[:subframe.NSamples]
+	if subframe.Order > subframe.NSamples {
+		return fmt.Errorf("frame.Subframe.parseSubframe: prediction order (%d) exceeds the block size (%d)", subframe.Order, subframe.NSamples)
+	}
 	switch subframe.Pred {
 	case PredConstant:
 		err = subframe.decodeConstant(br, bps)
@@ -50,11 +63,18 @@ func (frame *Frame) parseSubframe(br *bits.Reader, bps uint) (subframe *Subframe
 		err = subframe.decodeFIR(br, bps)
 	}
 
-	// Left shift to account for wasted bits-per-sample.
-	for i, sample := range subframe.Samples {
-		subframe.Samples[i] = sample << subframe.Wasted
+	if err != nil {
+		return err
 	}
-	return subframe, err
+
+	// Left shift to account for wasted bits-per-sample.
+	if subframe.Wasted > 0 {
+		samples := subframe.Samples
+		for i := range samples {
+			samples[i] <<= subframe.Wasted
+		}
+	}
+	return nil
 }
 
 // A SubHeader specifies the prediction method and order of a subframe.
@@ -240,8 +260,9 @@ func (subframe *Subframe) decodeConstant(br *bits.Reader, bps uint) error {
 
 	// Each sample of the subframe has the same constant value.
 	sample := signExtend(x, bps)
-	for i := 0; i < subframe.NSamples; i++ {
-		subframe.Samples = append(subframe.Samples, sample)
+	samples := subframe.Samples
+	for i := range samples {
+		samples[i] = sample
 	}
 
 	return nil
@@ -252,14 +273,14 @@ func (subframe *Subframe) decodeConstant(br *bits.Reader, bps uint) error {
 // ref: https://www.xiph.org/flac/format.html#subframe_verbatim
 func (subframe *Subframe) decodeVerbatim(br *bits.Reader, bps uint) error {
 	// Parse the unencoded audio samples of the subframe.
-	for i := 0; i < subframe.NSamples; i++ {
+	samples := subframe.Samples
+	for i := range samples {
 		// (bits-per-sample) bits: Unencoded constant value of the subblock.
 		x, err := br.Read(bps)
 		if err != nil {
 			return unexpected(err)
 		}
-		sample := signExtend(x, bps)
-		subframe.Samples = append(subframe.Samples, sample)
+		samples[i] = signExtend(x, bps)
 	}
 	return nil
 }
@@ -287,14 +308,8 @@ var FixedCoeffs = [...][]int32{
 // ref: https://www.xiph.org/flac/format.html#subframe_fixed
 func (subframe *Subframe) decodeFixed(br *bits.Reader, bps uint) error {
 	// Parse unencoded warm-up samples.
-	for i := 0; i < subframe.Order; i++ {
-		// (bits-per-sample) bits: Unencoded warm-up sample.
-		x, err := br.Read(bps)
-		if err != nil {
-			return unexpected(err)
-		}
-		sample := signExtend(x, bps)
-		subframe.Samples = append(subframe.Samples, sample)
+	if err := subframe.decodeWarmUp(br, bps); err != nil {
+		return err
 	}
 
 	// Decode subframe residuals.
@@ -305,8 +320,22 @@ func (subframe *Subframe) decodeFixed(br *bits.Reader, bps uint) error {
 	// Predict the audio samples of the subframe using a polynomial with
 	// predefined coefficients of a given order. Correct signal errors using the
 	// decoded residuals.
-	const shift = 0
-	return subframe.decodeLPC(FixedCoeffs[subframe.Order], shift)
+	predictFixed(subframe.Samples, subframe.Order)
+	return nil
+}
+
+// decodeWarmUp reads the unencoded warm-up samples of a predicted subframe.
+func (subframe *Subframe) decodeWarmUp(br *bits.Reader, bps uint) error {
+	warmUp := subframe.Samples[:subframe.Order]
+	for i := range warmUp {
+		// (bits-per-sample) bits: Unencoded warm-up sample.
+		x, err := br.Read(bps)
+		if err != nil {
+			return unexpected(err)
+		}
+		warmUp[i] = signExtend(x, bps)
+	}
+	return nil
 }
 
 // decodeFIR decodes the linear prediction coded samples of the subframe, using
@@ -315,14 +344,8 @@ func (subframe *Subframe) decodeFixed(br *bits.Reader, bps uint) error {
 // ref: https://www.xiph.org/flac/format.html#subframe_lpc
 func (subframe *Subframe) decodeFIR(br *bits.Reader, bps uint) error {
 	// Parse unencoded warm-up samples.
-	for i := 0; i < subframe.Order; i++ {
-		// (bits-per-sample) bits: Unencoded warm-up sample.
-		x, err := br.Read(bps)
-		if err != nil {
-			return unexpected(err)
-		}
-		sample := signExtend(x, bps)
-		subframe.Samples = append(subframe.Samples, sample)
+	if err := subframe.decodeWarmUp(br, bps); err != nil {
+		return err
 	}
 
 	// 4 bits: (coefficients' precision in bits) - 1.
@@ -345,7 +368,7 @@ func (subframe *Subframe) decodeFIR(br *bits.Reader, bps uint) error {
 	subframe.CoeffShift = shift
 
 	// Parse coefficients.
-	coeffs := make([]int32, subframe.Order)
+	coeffs := subframe.coeffs[:subframe.Order]
 	for i := range coeffs {
 		// (prec) bits: Predictor coefficient.
 		x, err = br.Read(prec)
@@ -364,7 +387,11 @@ func (subframe *Subframe) decodeFIR(br *bits.Reader, bps uint) error {
 	// Predict the audio samples of the subframe using a polynomial with
 	// predefined coefficients of a given order. Correct signal errors using the
 	// decoded residuals.
-	return subframe.decodeLPC(coeffs, shift)
+	if shift < 0 {
+		return fmt.Errorf("frame.Subframe.decodeFIR: invalid negative shift")
+	}
+	predictLPC(subframe.Samples, coeffs, uint(shift))
+	return nil
 }
 
 // ResidualCodingMethod specifies a residual coding method.
@@ -417,9 +444,8 @@ func (subframe *Subframe) decodeRicePart(br *bits.Reader, paramSize uint) error 
 		return unexpected(err)
 	}
 	partOrder := int(x)
-	riceSubframe := &RiceSubframe{
-		PartOrder: partOrder,
-	}
+	riceSubframe := &subframe.rice
+	riceSubframe.PartOrder = partOrder
 	subframe.RiceSubframe = riceSubframe
 
 	// Parse Rice partitions; in total 2^partOrder partitions.
@@ -427,9 +453,18 @@ func (subframe *Subframe) decodeRicePart(br *bits.Reader, paramSize uint) error 
 	// ref: https://www.xiph.org/flac/format.html#rice_partition
 	// ref: https://www.xiph.org/flac/format.html#rice2_partition
 	nparts := 1 << partOrder
-	partitions := make([]RicePartition, nparts)
+	if partOrder > 0 && (subframe.NSamples%nparts != 0 || subframe.NSamples/nparts < subframe.Order) {
+		return fmt.Errorf("frame.Subframe.decodeRicePart: %d partitions of %d samples do not fit prediction order %d", nparts, subframe.NSamples, subframe.Order)
+	}
+	if cap(riceSubframe.Partitions) < nparts {
+		riceSubframe.Partitions = make([]RicePartition, nparts)
+	}
+	partitions := riceSubframe.Partitions[:nparts]
 	riceSubframe.Partitions = partitions
-	for i := 0; i < nparts; i++ {
+	// The residuals follow the warm-up samples; the first partition is
+	// shorter by the prediction order.
+	residuals := subframe.Samples[subframe.Order:]
+	for i := range partitions {
 		partition := &partitions[i]
 		// (4 or 5) bits: Rice parameter.
 		x, err = br.Read(paramSize)
@@ -437,7 +472,7 @@ func (subframe *Subframe) decodeRicePart(br *bits.Reader, paramSize uint) error 
 			return unexpected(err)
 		}
 		param := uint(x)
-		partition.Param = param
+		*partition = RicePartition{Param: param}
 
 		// Determine the number of Rice encoded samples in the partition.
 		var nsamples int
@@ -448,6 +483,8 @@ func (subframe *Subframe) decodeRicePart(br *bits.Reader, paramSize uint) error 
 		} else {
 			nsamples = subframe.NSamples/nparts - subframe.Order
 		}
+		part := residuals[:nsamples]
+		residuals = residuals[nsamples:]
 
 		if paramSize == 4 && param == 0xF || paramSize == 5 && param == 0x1F {
 			// 1111 or 11111: Escape code, meaning the partition is in unencoded
@@ -458,7 +495,7 @@ func (subframe *Subframe) decodeRicePart(br *bits.Reader, paramSize uint) error 
 			}
 			n := uint(x)
 			partition.EscapedBitsPerSample = n
-			for j := 0; j < nsamples; j++ {
+			for j := range part {
 				sample, err := br.Read(n)
 				if err != nil {
 					return unexpected(err)
@@ -471,64 +508,63 @@ func (subframe *Subframe) decodeRicePart(br *bits.Reader, paramSize uint) error 
 				// complement.  For example, when a partition is escaped and each
 				// residual sample is stored with 3 bits, the number -1 is
 				// represented as 0b111.
-				subframe.Samples = append(subframe.Samples, int32(bits.IntN(sample, n)))
+				part[j] = int32(bits.IntN(sample, n))
 			}
 			continue
 		}
 
 		// Decode the Rice encoded residuals of the partition.
-		for j := 0; j < nsamples; j++ {
-			residual, err := subframe.decodeRiceResidual(br, param)
-			if err != nil {
-				return err
-			}
-			subframe.Samples = append(subframe.Samples, residual)
+		if err := br.ReadRice(part, param); err != nil {
+			return err
 		}
 	}
 
 	return nil
 }
 
-// decodeRiceResidual decodes and returns a Rice encoded residual (error
-// signal).
-func (subframe *Subframe) decodeRiceResidual(br *bits.Reader, k uint) (int32, error) {
-	// Read unary encoded most significant bits.
-	high, err := br.ReadUnary()
-	if err != nil {
-		return 0, unexpected(err)
+// predictFixed adds to each residual of samples, after the order warm-up
+// samples, its prediction by the fixed polynomial of that order (the
+// coefficients of FixedCoeffs). With no shift, int32 arithmetic wraps as the
+// int64 sum truncated to int32 does: the same samples.
+func predictFixed(samples []int32, order int) {
+	switch order {
+	case 1:
+		for i := 1; i < len(samples); i++ {
+			samples[i] += samples[i-1]
+		}
+	case 2:
+		for i := 2; i < len(samples); i++ {
+			samples[i] += 2*samples[i-1] - samples[i-2]
+		}
+	case 3:
+		for i := 3; i < len(samples); i++ {
+			samples[i] += 3*(samples[i-1]-samples[i-2]) + samples[i-3]
+		}
+	case 4:
+		for i := 4; i < len(samples); i++ {
+			samples[i] += 4*(samples[i-1]+samples[i-3]) - 6*samples[i-2] - samples[i-4]
+		}
 	}
-
-	// Read binary encoded least significant bits.
-	low, err := br.Read(k)
-	if err != nil {
-		return 0, unexpected(err)
-	}
-	folded := uint32(high<<k | low)
-
-	// ZigZag decode.
-	residual := bits.DecodeZigZag(folded)
-	return residual, nil
 }
 
-// decodeLPC decodes linear prediction coded audio samples, using the
-// coefficients of a given polynomial, a couple of unencoded warm-up samples,
-// and the signal errors of the prediction as specified by the residuals.
-func (subframe *Subframe) decodeLPC(coeffs []int32, shift int32) error {
-	if len(coeffs) != subframe.Order {
-		return fmt.Errorf("frame.Subframe.decodeLPC: prediction order (%d) differs from number of coefficients (%d)", subframe.Order, len(coeffs))
+// predictLPC adds to each residual of samples, after the len(coeffs)
+// warm-up samples, its prediction: the sum of coeffs[j] times the sample j+1
+// before it, in int64, shifted right by shift.
+func predictLPC(samples []int32, coeffs []int32, shift uint) {
+	order := len(coeffs)
+	// The coefficients reversed, so that both slices run forwards.
+	var reversed [maxOrder]int64
+	rc := reversed[:order]
+	for j, c := range coeffs {
+		rc[order-1-j] = int64(c)
 	}
-	if shift < 0 {
-		return fmt.Errorf("frame.Subframe.decodeLPC: invalid negative shift")
-	}
-	if subframe.NSamples != len(subframe.Samples) {
-		return fmt.Errorf("frame.Subframe.decodeLPC: subframe sample count mismatch; expected %d, got %d", subframe.NSamples, len(subframe.Samples))
-	}
-	for i := subframe.Order; i < subframe.NSamples; i++ {
-		var sample int64
-		for j, c := range coeffs {
-			sample += int64(c) * int64(subframe.Samples[i-j-1])
+	for i := order; i < len(samples); i++ {
+		history := samples[i-order : i]
+		history = history[:len(rc)]
+		var sum int64
+		for j, c := range rc {
+			sum += c * int64(history[j])
 		}
-		subframe.Samples[i] += int32(sample >> uint(shift))
+		samples[i] += int32(sum >> shift)
 	}
-	return nil
 }

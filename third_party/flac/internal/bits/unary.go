@@ -1,6 +1,8 @@
 package bits
 
 import (
+	"math/bits"
+
 	"github.com/icza/bitio"
 )
 
@@ -18,16 +20,19 @@ import (
 //	0000001 => 6
 func (br *Reader) ReadUnary() (x uint64, err error) {
 	for {
-		bit, err := br.Read(1)
-		if err != nil {
+		// The bits below the cached ones are zero: a 1 among the n cached
+		// bits is the end of the code.
+		if z := uint(bits.LeadingZeros64(br.cache)); z < br.n {
+			br.cache <<= z + 1
+			br.n -= z + 1
+			return x + uint64(z), nil
+		}
+		x += uint64(br.n)
+		br.cache, br.n = 0, 0
+		if err := br.refill(1); err != nil {
 			return 0, err
 		}
-		if bit == 1 {
-			break
-		}
-		x++
 	}
-	return x, nil
 }
 
 // WriteUnary encodes x as an unary coded integer, whose value is represented by

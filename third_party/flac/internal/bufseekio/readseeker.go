@@ -44,7 +44,12 @@ func NewReadSeeker(rd io.ReadSeeker) *ReadSeeker {
 	return NewReadSeekerSize(rd, defaultBufSize)
 }
 
-var errNegativeRead = errors.New("bufseekio: reader returned negative count from Read")
+var (
+	errNegativeRead  = errors.New("bufseekio: reader returned negative count from Read")
+	errNegativeCount = errors.New("bufseekio: negative count")
+	// ErrBufferFull is Peek's error for more bytes than the buffer holds.
+	ErrBufferFull = errors.New("bufseekio: buffer full")
+)
 
 func (b *ReadSeeker) reset(buf []byte, r io.ReadSeeker) {
 	*b = ReadSeeker{
@@ -112,6 +117,61 @@ func (b *ReadSeeker) Read(p []byte) (n int, err error) {
 
 // buffered returns the number of bytes that can be read from the current buffer.
 func (b *ReadSeeker) buffered() int { return b.w - b.r }
+
+// Buffered returns the number of bytes that can be read from the current
+// buffer.
+func (b *ReadSeeker) Buffered() int { return b.buffered() }
+
+// Peek returns the next n bytes without advancing the reader, reading into
+// the buffer what it lacks. If it returns fewer than n bytes, it also
+// returns an error explaining why (ErrBufferFull if n exceeds the buffer).
+// The bytes stop being valid at the next read or seek.
+func (b *ReadSeeker) Peek(n int) ([]byte, error) {
+	if n < 0 {
+		return nil, errNegativeCount
+	}
+	if b.buffered() < n && b.r > 0 {
+		// Move the buffered bytes to the front, to make room.
+		copy(b.buf, b.buf[b.r:b.w])
+		b.pos += int64(b.r)
+		b.w -= b.r
+		b.r = 0
+	}
+	for b.buffered() < n && b.w < len(b.buf) && b.err == nil {
+		m, err := b.rd.Read(b.buf[b.w:])
+		if m < 0 {
+			panic(errNegativeRead)
+		}
+		b.w += m
+		b.err = err
+		if m == 0 && err == nil {
+			b.err = io.ErrNoProgress
+		}
+	}
+	if avail := b.buffered(); avail < n {
+		err := b.readErr()
+		if err == nil {
+			err = ErrBufferFull
+		}
+		return b.buf[b.r:b.w], err
+	}
+	return b.buf[b.r : b.r+n], nil
+}
+
+// Discard skips the next n bytes, returning the number of bytes discarded.
+func (b *ReadSeeker) Discard(n int) (int, error) {
+	if n < 0 {
+		return 0, errNegativeCount
+	}
+	if n <= b.buffered() {
+		b.r += n
+		return n, nil
+	}
+	skipped := b.buffered()
+	b.r = b.w
+	m, err := io.CopyN(io.Discard, b, int64(n-skipped))
+	return skipped + int(m), err
+}
 
 func (b *ReadSeeker) Seek(offset int64, whence int) (int64, error) {
 	// The stream.Seek() implementation makes heavy use of seeking with offset 0

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/mewkiz/flac/internal/ioutilx"
 )
 
 const (
@@ -58,8 +56,8 @@ const (
 //   - if B does not match 10xxxxxx, the encoding is invalid
 //   - set R = R or <the lower 6 bits from B>
 //   - the read value is R
-func Decode(r io.Reader) (x uint64, err error) {
-	c0, err := ioutilx.ReadByte(r)
+func Decode(r io.ByteReader) (x uint64, err error) {
+	c0, err := r.ReadByte()
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +113,7 @@ func Decode(r io.Reader) (x uint64, err error) {
 	// store bits from continuation bytes.
 	for i := 0; i < l; i++ {
 		x <<= 6
-		c, err := ioutilx.ReadByte(r)
+		c, err := r.ReadByte()
 		if err != nil {
 			if err == io.EOF {
 				return 0, io.ErrUnexpectedEOF
