@@ -562,8 +562,13 @@ func predictLPC(samples []int32, coeffs []int32, shift uint) {
 		history := samples[i-order : i]
 		history = history[:len(rc)]
 		var sum int64
-		for j, c := range rc {
-			sum += c * int64(history[j])
+		j := 0
+		for ; j+4 <= len(rc); j += 4 { // four at a time: a quarter of the loop's overhead
+			h, c := history[j:j+4], rc[j:j+4]
+			sum += c[0]*int64(h[0]) + c[1]*int64(h[1]) + c[2]*int64(h[2]) + c[3]*int64(h[3])
+		}
+		for ; j < len(rc); j++ {
+			sum += rc[j] * int64(history[j])
 		}
 		samples[i] += int32(sum >> shift)
 	}

@@ -80,8 +80,31 @@ func (d *digest) Reset() {
 	d.crc = 0
 }
 
+// ibmSlices[k][i] is the CRC-16 (IBM) of byte i followed by k zero bytes:
+// eight bytes at a time, each byte's effect on the CRC is looked up at once
+// (slicing-by-8), instead of one byte after the other through the CRC.
+var ibmSlices = makeSlices(IBMTable)
+
+func makeSlices(table *Table) *[8]Table {
+	slices := new([8]Table)
+	slices[0] = *table
+	for k := 1; k < len(slices); k++ {
+		for i, crc := range slices[k-1] {
+			slices[k][i] = crc<<8 ^ table[crc>>8]
+		}
+	}
+	return slices
+}
+
 // Update returns the result of adding the bytes in p to the crc.
 func Update(crc uint16, table *Table, p []byte) uint16 {
+	if table == IBMTable {
+		s := ibmSlices
+		for ; len(p) >= 8; p = p[8:] {
+			crc = s[7][byte(crc>>8)^p[0]] ^ s[6][byte(crc)^p[1]] ^ s[5][p[2]] ^ s[4][p[3]] ^
+				s[3][p[4]] ^ s[2][p[5]] ^ s[1][p[6]] ^ s[0][p[7]]
+		}
+	}
 	for _, v := range p {
 		crc = crc<<8 ^ table[crc>>8^uint16(v)]
 	}

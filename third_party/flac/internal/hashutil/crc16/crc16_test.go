@@ -59,6 +59,23 @@ func TestCrc16IBM(t *testing.T) {
 	}
 }
 
+// TestSlicedAsBytewise checks the IBM table's eight bytes at a time against
+// the byte-at-a-time update of any other table of the same polynomial.
+func TestSlicedAsBytewise(t *testing.T) {
+	bytewise := makeTable(IBM)
+	p := make([]byte, 100)
+	for i := range p {
+		p[i] = byte(i*131 + i*i*7)
+	}
+	for n := range len(p) {
+		for _, crc := range []uint16{0, 0x1234, 0xFFFF} {
+			if got, want := Update(crc, IBMTable, p[:n]), Update(crc, bytewise, p[:n]); got != want {
+				t.Errorf("%d bytes from 0x%04X: 0x%04X, byte by byte 0x%04X", n, crc, got, want)
+			}
+		}
+	}
+}
+
 func BenchmarkNewIBM(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		NewIBM()
