@@ -549,7 +549,8 @@ func predictFixed(samples []int32, order int) {
 
 // predictLPC adds to each residual of samples, after the len(coeffs)
 // warm-up samples, its prediction: the sum of coeffs[j] times the sample j+1
-// before it, in int64, shifted right by shift.
+// before it, in int64, shifted right by shift. The int64 sum is exact, so
+// the order of its terms, and terms of zero, change nothing.
 func predictLPC(samples []int32, coeffs []int32, shift uint) {
 	order := len(coeffs)
 	// The coefficients reversed, so that both slices run forwards.
@@ -558,7 +559,13 @@ func predictLPC(samples []int32, coeffs []int32, shift uint) {
 	for j, c := range coeffs {
 		rc[order-1-j] = int64(c)
 	}
-	for i := order; i < len(samples); i++ {
+	end := len(samples)
+	if order <= 8 {
+		// The samples from the eighth on go through predictLPC8; the few
+		// before, the loop below.
+		end = min(end, 8)
+	}
+	for i := order; i < end; i++ {
 		history := samples[i-order : i]
 		history = history[:len(rc)]
 		var sum int64
@@ -570,6 +577,27 @@ func predictLPC(samples []int32, coeffs []int32, shift uint) {
 		for ; j < len(rc); j++ {
 			sum += rc[j] * int64(history[j])
 		}
+		samples[i] += int32(sum >> shift)
+	}
+	if order <= 8 {
+		// Orders up to 8 (flac's default -5 uses 8) as order 8, the
+		// missing older coefficients zero.
+		var padded [8]int64
+		copy(padded[8-order:], rc)
+		predictLPC8(samples, &padded, shift)
+	}
+}
+
+// predictLPC8 predicts the samples from the eighth on from the 8 before
+// each, weighted by c (the oldest first), its coefficients held in
+// registers.
+func predictLPC8(samples []int32, c *[8]int64, shift uint) {
+	c0, c1, c2, c3, c4, c5, c6, c7 := c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+	shift &= 63 // below 16 already: one instruction per shift
+	for i := 8; i < len(samples); i++ {
+		h := (*[8]int32)(samples[i-8 : i])
+		sum := c0*int64(h[0]) + c1*int64(h[1]) + c2*int64(h[2]) + c3*int64(h[3]) +
+			c4*int64(h[4]) + c5*int64(h[5]) + c6*int64(h[6]) + c7*int64(h[7])
 		samples[i] += int32(sum >> shift)
 	}
 }

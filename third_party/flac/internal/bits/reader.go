@@ -173,8 +173,8 @@ func (br *Reader) refill(need uint) error {
 func load(cache uint64, n uint, b []byte, pos int) (uint64, uint, int) {
 	w := binary.BigEndian.Uint64(b[pos:])
 	bytes := (64 - n) / 8
-	w &^= 1<<(64-8*bytes) - 1
-	return cache | w>>n, n + 8*bytes, pos + int(bytes)
+	w &^= 1<<((64-8*bytes)&63) - 1 // the masks change nothing: shifts by one instruction
+	return cache | w>>(n&63), n + 8*bytes, pos + int(bytes)
 }
 
 // next replaces buf, all of it loaded, by the source's next buffered bytes.
