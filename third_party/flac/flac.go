@@ -1,9 +1,3 @@
-// TODO(u): Evaluate storing the samples (and residuals) during frame audio
-// decoding in a buffer allocated for the stream. This buffer would be allocated
-// using BlockSize and NChannels from the StreamInfo block, and it could be
-// reused in between calls to Next and ParseNext. This should reduce GC
-// pressure.
-
 // TODO: Remove note about encoder API.
 
 // Package flac provides access to FLAC (Free Lossless Audio Codec) streams.
