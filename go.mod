@@ -68,3 +68,8 @@ replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
 // the synthesis and IMDCT sums mirrored, and less allocation per frame,
 // output unchanged: see third_party/go-mp3/TUTTI.md.
 replace github.com/hajimehoshi/go-mp3 => ./third_party/go-mp3
+
+// v1.0.12 with a bit reader that caches 64 bits and reads unary codes by
+// leading zeros, tight Rice and prediction loops, CRCs computed in place and
+// no allocation per frame, output unchanged: see third_party/flac/TUTTI.md.
+replace github.com/mewkiz/flac => ./third_party/flac

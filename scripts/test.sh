@@ -15,7 +15,7 @@ log=bin/test.log
 status=${PIPESTATUS[0]}
 # The patched copies under third_party are modules of their own, which ./...
 # leaves out: their upstream tests, adapted to tutti's changes (each TUTTI.md).
-for mod in third_party/mochi-mqtt-server third_party/go-mp3; do
+for mod in third_party/mochi-mqtt-server third_party/go-mp3 third_party/flac; do
 	"${GO:-go}" test -C "$mod" -race -count=1 -timeout 10m ./... 2>&1 | tee -a "$log"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
