@@ -210,7 +210,7 @@ func New(opts Options) (*Speaker, error) {
 	case ok:
 		calibration = saved
 	}
-	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
+	eng := newEngine(opts.Output.SampleRate(), opts.Volume, subframe, c, log)
 	eng.grace = opts.Grace
 	eng.calibration = calibration
 	fetchWake, statusWake := make(chan struct{}, 1), make(chan struct{}, 1)
