@@ -75,7 +75,7 @@ type slider struct {
 	ended bool // src has no more frames
 	// The position at rest is next+frac: next is the frame the next one
 	// out is read at (or after), and a slide starts from it.
-	next    int64
+	next int64
 	frac float64 // in [0, 1); always 0 with wholeFrames
 	// speed is how many frames of src more than one each output frame
 	// moves on (subframe only): the rate the timeline moves at against the
