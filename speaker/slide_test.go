@@ -121,16 +121,22 @@ func TestEngineOutputBitExact(t *testing.T) {
 }
 
 // TestSlideArtefacts measures what a correction adds to a sine through the
-// real decoder path: the power more than 500 Hz from the tone (a click's
-// broadband splatter, which the tone does not mask) in a 186 ms window
-// around one correction, against the tone's. A slide must add no more than
-// the resampler steering continuously at the same rate (the player before
-// slides), and far less than dropping a frame. The power 20-500 Hz from the
-// tone is logged: any correction of a frame within the window puts some
-// there (the phase moves), masked by the tone itself.
+// real decoder path, placing either way: the power more than 500 Hz from
+// the tone (a click's broadband splatter, which the tone does not mask) in a
+// 186 ms window around the first correction, against the tone's. Whole-frame
+// slides, and subframe ones with the change to the timeline's rate that
+// follows them, must add no more than the resampler steering continuously at
+// the same rate (the player before slides), and far less than dropping a
+// frame. The power 20-500 Hz from the tone is logged: any correction of a
+// frame within the window puts some there (the phase moves), masked by the
+// tone itself.
 func TestSlideArtefacts(t *testing.T) {
 	const window = 1 << 13
-	for _, hz := range []float64{1000, 10000} {
+	for _, tc := range []struct {
+		place placement
+		hz    float64
+	}{{wholeFrames, 1000}, {wholeFrames, 10000}, {subframe, 1000}, {subframe, 10000}} {
+		hz := tc.hz
 		path := writeSong(t, t.TempDir(), 2*testRate, func(i int64) audiogen.Frame {
 			v := int16(math.Round(16000 * math.Sin(2*math.Pi*hz*float64(i)/testRate)))
 			return audiogen.Frame{L: v, R: v}
@@ -139,7 +145,7 @@ func TestSlideArtefacts(t *testing.T) {
 
 		// A player 100 ppm behind the timeline from frame 20000 on
 		// slides once in the window.
-		p, err := openSong("sine", path, nil, nil, testRate, 0, subframe)
+		p, err := openSong("sine", path, nil, nil, testRate, 0, tc.place)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,8 +194,9 @@ func TestSlideArtefacts(t *testing.T) {
 		dropNear := spuriousBand(dropped, 20, 500)
 		clean := spurious(song[sliding-window/2 : sliding+window/2])
 
-		t.Logf("%5.0f Hz sine, power over 500 Hz from the tone: song %.1f dB, one slide %.1f dB, steering resampler %.1f dB, dropped frame %.1f dB; 20-500 Hz from it: slide %.1f dB, dropped frame %.1f dB",
-			hz, clean, slid, resampled, drop, slidNear, dropNear)
+		name := map[placement]string{subframe: "subframe", wholeFrames: "whole frames"}[tc.place]
+		t.Logf("%-12s %5.0f Hz sine, power over 500 Hz from the tone: song %.1f dB, slide %.1f dB, steering resampler %.1f dB, dropped frame %.1f dB; 20-500 Hz from it: slide %.1f dB, dropped frame %.1f dB",
+			name, hz, clean, slid, resampled, drop, slidNear, dropNear)
 		if slid > resampled+3 {
 			t.Errorf("%.0f Hz: a slide adds %.1f dB, the steering resampler %.1f dB", hz, slid, resampled)
 		}
@@ -197,6 +204,64 @@ func TestSlideArtefacts(t *testing.T) {
 			t.Errorf("%.0f Hz: a dropped frame (%.1f dB) should show far above a slide (%.1f dB)", hz, drop, slid)
 		}
 	}
+}
+
+// TestSubframeResponse measures the filter a player placing to the
+// fraction of a frame is between slides: at half a frame, its worst, the
+// cubic's gain at each tone's frequency and the power it adds more than
+// 500 Hz from the tone (none: a fixed filter makes no new frequencies).
+// The high treble is softened: the figures are the price of subframe
+// placement, which --bit-exact does not pay.
+func TestSubframeResponse(t *testing.T) {
+	const frames = 1 << 14
+	for _, tc := range []struct {
+		hz      float64
+		minGain float64 // dB
+	}{{1000, -0.01}, {5000, -0.1}, {10000, -0.8}, {15000, -3.6}, {18000, -7.7}} {
+		song := make([][2]float64, frames+4)
+		for i := range song {
+			v := 0.5 * math.Sin(2*math.Pi*tc.hz*float64(i)/testRate)
+			song[i] = [2]float64{v, v}
+		}
+		s := newSlider(&frameSource{frames: song}, testRate, subframe, nil)
+		s.land(1.5)
+		out := make([][2]float64, frames)
+		if n, _ := s.Stream(out); n != frames {
+			t.Fatalf("%.0f Hz: %d frames out of %d", tc.hz, n, frames)
+		}
+		gain := 10 * math.Log10(power(out)/power(song[1:frames+1]))
+		added, floor := spurious(out), spurious(song[1:frames+1])
+		t.Logf("%5.0f Hz at half a frame: gain %+.2f dB; power over 500 Hz from the tone %.1f dB (the song's %.1f dB)", tc.hz, gain, added, floor)
+		if gain < tc.minGain || gain > 0.01 {
+			t.Errorf("%.0f Hz: gain %+.2f dB, want within %.2f..0", tc.hz, gain, tc.minGain)
+		}
+		if added > floor+1 {
+			t.Errorf("%.0f Hz: %.1f dB more than 500 Hz from the tone, the song %.1f dB", tc.hz, added, floor)
+		}
+	}
+}
+
+// frameSource streams frames.
+type frameSource struct {
+	frames [][2]float64
+	next   int
+}
+
+func (f *frameSource) Stream(out [][2]float64) (int, bool) {
+	n := copy(out, f.frames[f.next:])
+	f.next += n
+	return n, n > 0
+}
+
+func (f *frameSource) Err() error { return nil }
+
+// power is the mean power of buf's left channel.
+func power(buf [][2]float64) float64 {
+	var p float64
+	for _, f := range buf {
+		p += f[0] * f[0]
+	}
+	return p / float64(len(buf))
 }
 
 // spurious is the power of buf's left channel more than 500 Hz from its
