@@ -61,11 +61,14 @@ func (p *songPlayer) newStream() {
 		src = beep.ResampleRatio(resampleQuality, float64(p.songHz)/float64(p.outHz), p.dec)
 	}
 	var buf [][2]float64
+	var speed float64
 	if p.stream != nil {
 		p.slides += p.stream.slides
 		buf = p.stream.buf
+		speed = p.stream.speed // the timeline's rate outlives a seek
 	}
 	p.stream = newSlider(src, p.outHz, p.place, buf)
+	p.stream.speed = speed
 }
 
 // openSong opens path with the decoder its first bytes call for. dl is the
