@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"fmt"
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
@@ -401,24 +402,35 @@ func TestSliderFollowsItsPosition(t *testing.T) {
 }
 
 // BenchmarkEngineFill is the engine's work for one 10 ms block of a
-// 44.1 kHz WAV song on a device 100 ppm fast: decoding, drift correction,
-// gains.
+// 44.1 kHz WAV song, placing either way, on a device on time and 100 ppm
+// fast: decoding, drift correction, gains. On time the subframe player reads
+// at a constant fractional delay (0.3 frame), the whole-frame one copies.
 func BenchmarkEngineFill(b *testing.B) {
+	for _, place := range []placement{subframe, wholeFrames} {
+		for _, ppm := range []float64{0, 100} {
+			name := fmt.Sprintf("%s/%+.0fppm", map[placement]string{subframe: "subframe", wholeFrames: "whole"}[place], ppm)
+			b.Run(name, func(b *testing.B) { benchmarkEngineFill(b, place, ppm) })
+		}
+	}
+}
+
+func benchmarkEngineFill(b *testing.B, place placement, ppm float64) {
 	dir := b.TempDir()
 	files := &memFiles{}
 	files.put("tc", writeTimecode(b, dir, testRate, 600*testRate, 0))
-	eng := newEngine(testRate, 100, subframe, files, testLogger(b))
+	eng := newEngine(testRate, 100, place, files, testLogger(b))
 	b.Cleanup(eng.close)
 	eng.setClock(trusted(clocksync.Model{Offset: int64(fixtureOffset)}))
 	pl := protocol.Playlist{V: 1, Session: "home", Version: 3, Entries: []protocol.Entry{{ID: "e1", Song: "tc", Frames: 600 * testRate, SampleRate: testRate}}}
 	eng.setPlaylist(pl)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
+	const fraction = 7000 // ns: 0.3 frame
 	eng.addState(protocol.SessionState{V: 1, Session: "home", State: protocol.Playing, Volume: 100, PlaylistVersion: 3,
-		Anchor: protocol.Anchor{AtNs: t0, Index: 0, Entry: "e1", Playing: true}})
+		Anchor: protocol.Anchor{AtNs: t0 + fraction, Index: 0, Entry: "e1", Playing: true}})
 	buf := make([][2]float64, 441)
 	b.ResetTimer()
 	for k := range b.N {
-		heard := t0 + int64(float64(k%50000)*1e7/(1+100e-6))
+		heard := t0 + int64(float64(k%50000)*1e7/(1+ppm/1e6))
 		eng.Fill(buf, time.Unix(0, heard-int64(fixtureOffset)))
 	}
 }
