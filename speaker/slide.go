@@ -216,8 +216,11 @@ func (s *slider) sweep(out [][2]float64) int {
 	// Frames out before the next position past what buf holds: the
 	// position moves at most 1+maxSpeed a frame.
 	n := min(len(out), int(float64(int64(len(s.buf))-from-4)/(1+maxSpeed)))
+	if n <= 0 {
+		return 0
+	}
 	w := cubicWeights(s.frac)
-	for j := range out[:max(n, 0)] {
+	for j := range out[:n] {
 		if s.speed != 0 {
 			w = cubicWeights(s.frac)
 		}
@@ -228,7 +231,6 @@ func (s *slider) sweep(out [][2]float64) int {
 		}
 		s.rest(1 + s.speed)
 	}
-	n = max(n, 0)
 	s.out += int64(n)
 	return n
 }
