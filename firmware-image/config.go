@@ -57,6 +57,7 @@ type Audio struct {
 	Device        string  `toml:"device"`         // ALSA PCM
 	CalibrationMs float64 `toml:"calibration_ms"` // extra output latency of the hardware
 	Volume        int     `toml:"volume"`         // 0-100
+	BitExact      bool    `toml:"bit_exact"`      // whole-frame placement, the song's frames bit for bit
 }
 
 // Hub says whether the broker and the controller also run on this Pi.

@@ -168,6 +168,9 @@ func NewPlan(cfg Config, paths Paths) (Plan, error) {
 		"--session", cfg.Session,
 		"--volume", strconv.Itoa(cfg.Audio.Volume),
 	)
+	if cfg.Audio.BitExact {
+		p.SpeakerArgs = append(p.SpeakerArgs, "--bit-exact")
+	}
 	write(run(SpeakerEnvFile), envFile("TUTTI_SPEAKER_ARGS", p.SpeakerArgs), 0o600)
 
 	if cfg.WiFi.SSID != "" {

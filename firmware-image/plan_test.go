@@ -72,11 +72,11 @@ func TestPlanContractExample(t *testing.T) {
 
 func TestPlanTLSBrokerWithPassword(t *testing.T) {
 	data := "name = \"kitchen\"\nhostname = \"Kitchen-Pi\"\n[broker]\nurl = \"tls://hub.example.net:8883\"\npassword = \"pw\"\n" +
-		"ca = '''\n" + caPEM(t) + "'''\n[audio]\ndevice = \"plughw:1,0\"\ncalibration_ms = -12.5\nvolume = 0\n"
+		"ca = '''\n" + caPEM(t) + "'''\n[audio]\ndevice = \"plughw:1,0\"\ncalibration_ms = -12.5\nvolume = 0\nbit_exact = true\n"
 	_, p := mustPlan(t, []byte(data))
 	const want = "--name kitchen --broker tls://hub.example.net:8883 --user kitchen --password-file /run/tutti/password " +
 		"--ca /run/tutti/ca.pem --output alsa --alsa-device plughw:1,0 --calibration -12.5ms --cache /var/lib/tutti/cache " +
-		"--session home --volume 0"
+		"--session home --volume 0 --bit-exact"
 	if got := strings.Join(p.SpeakerArgs, " "); got != want {
 		t.Fatalf("speaker args\ngot  %s\nwant %s", got, want)
 	}

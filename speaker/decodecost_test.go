@@ -52,7 +52,7 @@ func BenchmarkPlayerRead(b *testing.B) {
 				for range b.N {
 					if p == nil {
 						var err error
-						if p, err = openSong("x", path, nil, files, outHz, 0); err != nil {
+						if p, err = openSong("x", path, nil, files, outHz, 0, subframe); err != nil {
 							b.Fatal(err)
 						}
 						want = 0

@@ -21,12 +21,13 @@ import (
 const resampleQuality = 2
 
 // songPlayer is one open decoder over a cached song file, or over one
-// still downloading (see ready). It plays the song's frames verbatim and
-// follows the session timeline by whole-frame slides (slide.go): the output
-// device's oscillator and the clock estimate both drift, and a seek to
-// correct them would click. Positions are in frames of the output rate.
+// still downloading (see ready). It plays the song's frames and follows the
+// session timeline by slides (slide.go): the output device's oscillator and
+// the clock estimate both drift, and a seek to correct them would click.
+// Positions are in frames of the output rate.
 type songPlayer struct {
 	sha     string
+	place   placement
 	dec     beep.StreamSeekCloser
 	file    io.Closer   // the song file, when dec does not close it
 	flac    *flacSeeker // a verified FLAC file's seeks
@@ -60,19 +61,23 @@ func (p *songPlayer) newStream() {
 		src = beep.ResampleRatio(resampleQuality, float64(p.songHz)/float64(p.outHz), p.dec)
 	}
 	var buf [][2]float64
+	var speed float64
 	if p.stream != nil {
 		p.slides += p.stream.slides
 		buf = p.stream.buf
+		speed = p.stream.speed // the timeline's rate outlives a seek
 	}
-	p.stream = newSlider(src, p.outHz, buf)
+	p.stream = newSlider(src, p.outHz, p.place, buf)
+	p.stream.speed = speed
 }
 
 // openSong opens path with the decoder its first bytes call for. dl is the
 // download path is still arriving through, or nil for a verified file;
 // mp3Index gives a verified MP3 file's frame index; frames is the song's
 // length in its own frames, from the playlist (0: unknown), which a
-// compressed song still downloading cannot tell.
-func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Index, error), outHz int, frames int64) (p *songPlayer, err error) {
+// compressed song still downloading cannot tell; place is how it follows
+// the timeline.
+func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Index, error), outHz int, frames int64, place placement) (p *songPlayer, err error) {
 	defer func() {
 		if r := recover(); r != nil { // decoders panic on some corrupt files
 			err = fmt.Errorf("decoder panic: %v", r)
@@ -142,7 +147,7 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 		dec.Close()
 		return nil, errors.New("decoder reports no sample rate")
 	}
-	p = &songPlayer{sha: sha, dec: dec, songHz: int(format.SampleRate), outHz: outHz,
+	p = &songPlayer{sha: sha, place: place, dec: dec, songHz: int(format.SampleRate), outHz: outHz,
 		dl: dl, partial: partial, waiting: true}
 	if seeker != nil {
 		p.file, p.flac = f, seeker
@@ -238,8 +243,8 @@ func (p *songPlayer) ready(want float64, n int) bool {
 }
 
 // Drift correction. The player compares its position with the frame the
-// timeline wants at each block; within resyncFrames it slides by whole
-// frames (slide.go). Beyond, it seeks and fades in.
+// timeline wants at each block; within resyncFrames it slides (slide.go).
+// Beyond, it seeks and fades in.
 const fadeFrames = 5 // ms of fade-in after a seek into a song
 
 // read fills out with the song from output frame want on (fractional: the
@@ -253,7 +258,7 @@ func (p *songPlayer) read(out [][2]float64, want float64, resyncFrames, limit in
 	}()
 	errFrames := p.position() - want
 	if math.Abs(errFrames) > float64(resyncFrames) {
-		if err := p.seek(int64(math.Round(want))); err != nil {
+		if err := p.seek(want); err != nil {
 			return err
 		}
 	} else {
@@ -292,11 +297,10 @@ func (p *songPlayer) applyFade(buf [][2]float64) {
 	}
 }
 
-func (p *songPlayer) seek(want int64) error {
-	songFrame := want
-	if p.songHz != p.outHz {
-		songFrame = (want*int64(p.songHz) + int64(p.outHz)/2) / int64(p.outHz)
-	}
+// seek starts the player afresh at output frame want (fractional: the
+// timeline's exact position).
+func (p *songPlayer) seek(want float64) error {
+	songFrame := int64(math.Round(want * float64(p.songHz) / float64(p.outHz)))
 	songFrame = min(max(songFrame, 0), int64(p.dec.Len()))
 	switch {
 	case p.flac != nil:
@@ -319,6 +323,9 @@ func (p *songPlayer) seek(want int64) error {
 	// A fresh stream: the old one holds frames from before the seek.
 	p.newStream()
 	p.base = float64(songFrame) * float64(p.outHz) / float64(p.songHz)
+	if p.place == subframe { // whole frames: on the frame nearest want
+		p.stream.land(want - p.base)
+	}
 	if songFrame > 0 { // into the middle of a song: fade in, or it clicks
 		p.fade = fadeFrames * p.outHz / 1000
 	}

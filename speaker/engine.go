@@ -60,6 +60,7 @@ const resyncThreshold = 2 * time.Millisecond
 // takes only local file reads.
 type engine struct {
 	rate  int
+	place placement // how players follow the timeline
 	files songFiles
 	log   *slog.Logger
 
@@ -122,9 +123,10 @@ func newFollowed() *followed {
 	return &followed{playlists: map[uint64]protocol.Playlist{}, hashes: map[uint64]string{}}
 }
 
-func newEngine(rate, ownVolume int, files songFiles, log *slog.Logger) *engine {
+func newEngine(rate, ownVolume int, place placement, files songFiles, log *slog.Logger) *engine {
 	return &engine{
 		rate:      rate,
+		place:     place,
 		files:     files,
 		log:       log,
 		ownVolume: ownVolume,
@@ -547,7 +549,7 @@ func (e *engine) playSong(entry protocol.Entry, out [][2]float64, want float64, 
 func (e *engine) open(entry protocol.Entry) (*songPlayer, string) {
 	sha := entry.Song
 	if path, ok := e.files.Lookup(sha); ok {
-		p, err := openSong(sha, path, nil, e.files.MP3Index, e.rate, entry.Frames)
+		p, err := openSong(sha, path, nil, e.files.MP3Index, e.rate, entry.Frames, e.place)
 		if err != nil {
 			return nil, e.markDamaged(sha, err)
 		}
@@ -560,7 +562,7 @@ func (e *engine) open(entry protocol.Entry) (*songPlayer, string) {
 	if e.notYet[dl] || dl.result() != downloadRunning || !dl.has(0, headBytes) {
 		return nil, stillDownloading
 	}
-	p, err := openSong(sha, dl.path, dl, nil, e.rate, entry.Frames)
+	p, err := openSong(sha, dl.path, dl, nil, e.rate, entry.Frames, e.place)
 	if err != nil {
 		// Not bad: what is there may be too little for the decoder (or a
 		// format that must be complete to open), or the file was renamed

@@ -113,7 +113,7 @@ func newFixture(t *testing.T) *engineFixture {
 	files := &memFiles{}
 	files.put("a", writeTimecode(t, dir, testRate, 1000, 0))
 	files.put("b", writeTimecode(t, dir, testRate, 500, 100000))
-	eng := newEngine(testRate, 100, files, testLogger(t))
+	eng := newEngine(testRate, 100, subframe, files, testLogger(t))
 	t.Cleanup(eng.close)
 	eng.setClock(trusted(clocksync.Model{Offset: int64(fixtureOffset)}))
 	pl := protocol.Playlist{V: 1, Session: "home", Version: 3, Entries: []protocol.Entry{
@@ -380,7 +380,7 @@ func FuzzEngineFill(f *testing.F) {
 				return
 			}
 		}
-		eng := newEngine(testRate, 100, files, testLogger(t))
+		eng := newEngine(testRate, 100, subframe, files, testLogger(t))
 		defer eng.close()
 		eng.setClock(trusted(clocksync.Model{Offset: heardNs % int64(time.Hour)}))
 		eng.setPlaylist(pl)
@@ -733,7 +733,7 @@ func TestEngineSignalsChangesNotBlocks(t *testing.T) {
 		}
 	}
 
-	eng := newEngine(testRate, 100, f.files, testLogger(t))
+	eng := newEngine(testRate, 100, subframe, f.files, testLogger(t))
 	t.Cleanup(eng.close)
 	eng.fetchWake = fetch
 	eng.setClock(trusted(clocksync.Model{Offset: int64(fixtureOffset)}))

@@ -126,7 +126,7 @@ func TestFLACSeekBisects(t *testing.T) {
 // the audio 10 s before its end plays it at once, on the playback path.
 func TestSeekNearTheEndOfALongSong(t *testing.T) {
 	path, frames := longFLAC(t, 6*time.Hour)
-	p, err := openSong("long", path, nil, nil, 44100, 0)
+	p, err := openSong("long", path, nil, nil, 44100, 0, subframe)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -258,7 +258,7 @@ func TestMP3PlayerSeeksThroughTheIndex(t *testing.T) {
 	all := decodeAll(t, path)
 	files := &memFiles{}
 	files.put("song", path)
-	p, err := openSong("song", path, nil, files.MP3Index, 44100, 0)
+	p, err := openSong("song", path, nil, files.MP3Index, 44100, 0, subframe)
 	if err != nil {
 		t.Fatal(err)
 	}

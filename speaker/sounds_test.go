@@ -48,7 +48,7 @@ func TestEngineChimeStartsAtTheSharedInstant(t *testing.T) {
 		{"starting mid-chime", 42 * time.Hour, atFrame + 20000},
 	} {
 		t.Run(sp.name, func(t *testing.T) {
-			eng := newEngine(testRate, 100, &memFiles{}, testLogger(t))
+			eng := newEngine(testRate, 100, subframe, &memFiles{}, testLogger(t))
 			eng.setClock(trusted(clocksync.Model{Offset: int64(sp.offset)}))
 			if err := eng.announce(at); err != nil {
 				t.Fatal(err)
@@ -99,7 +99,7 @@ func TestEngineDucksMusicUnderAChime(t *testing.T) {
 	}
 	files := &memFiles{}
 	files.put("flat", path)
-	eng := newEngine(testRate, 100, files, testLogger(t))
+	eng := newEngine(testRate, 100, subframe, files, testLogger(t))
 	t.Cleanup(eng.close)
 	eng.setClock(trusted(clocksync.Model{}))
 	pl := protocol.Playlist{V: 1, Session: "home", Version: 1, Entries: []protocol.Entry{{ID: "e", Song: "flat", Frames: frames, SampleRate: testRate}}}
@@ -152,7 +152,7 @@ func TestEngineDucksMusicUnderAChime(t *testing.T) {
 // TestEngineIdentifyWhileMuted: the identify tone plays from the next
 // block even when the speaker plays nothing (no clock yet), and ends.
 func TestEngineIdentifyWhileMuted(t *testing.T) {
-	eng := newEngine(testRate, 100, &memFiles{}, testLogger(t))
+	eng := newEngine(testRate, 100, subframe, &memFiles{}, testLogger(t))
 	eng.identify()
 	tone := eng.identifyTone
 	if d := time.Duration(framesToNsRound(int64(len(tone)), testRate)); d < 500*time.Millisecond || d > 700*time.Millisecond {

@@ -89,6 +89,12 @@ type Options struct {
 	// wins over this value, since it is what the user set last: this is
 	// the value until the first calibrate command.
 	Calibration time.Duration
+	// BitExact places the song by whole frames: between corrections the
+	// output is the song's frames bit for bit, but up to half a frame
+	// (11 µs at 44.1 kHz) off the timeline. By default the placement is to
+	// the fraction of a frame, through a fixed cubic interpolation
+	// (slide.go).
+	BitExact bool
 }
 
 // Speaker is one speaker process's role.
@@ -210,7 +216,11 @@ func New(opts Options) (*Speaker, error) {
 	case ok:
 		calibration = saved
 	}
-	eng := newEngine(opts.Output.SampleRate(), opts.Volume, c, log)
+	place := subframe
+	if opts.BitExact {
+		place = wholeFrames
+	}
+	eng := newEngine(opts.Output.SampleRate(), opts.Volume, place, c, log)
 	eng.grace = opts.Grace
 	eng.calibration = calibration
 	fetchWake, statusWake := make(chan struct{}, 1), make(chan struct{}, 1)

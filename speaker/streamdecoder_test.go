@@ -26,7 +26,7 @@ func songFixture(t *testing.T, format, path string) (*engineFixture, *download) 
 	}
 	files := &memFiles{}
 	files.put("p", path)
-	whole, err := openSong("p", path, nil, files.MP3Index, testRate, 0)
+	whole, err := openSong("p", path, nil, files.MP3Index, testRate, 0, subframe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestStreamDecoderSeeks(t *testing.T) {
 			path := dl.path
 			files := &memFiles{}
 			files.put("p", path)
-			whole, err := openSong("p", path, nil, files.MP3Index, testRate, 0)
+			whole, err := openSong("p", path, nil, files.MP3Index, testRate, 0, subframe)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +145,7 @@ func TestStreamDecoderSeeks(t *testing.T) {
 			if n := streamFull(whole.dec, ref); n != len(ref) {
 				t.Fatalf("the complete file decodes to %d frames", n)
 			}
-			p, err := openSong("p", path, dl, nil, testRate, f.pl.Entries[0].Frames)
+			p, err := openSong("p", path, dl, nil, testRate, f.pl.Entries[0].Frames, subframe)
 			if err != nil {
 				t.Fatal(err)
 			}

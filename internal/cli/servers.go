@@ -370,6 +370,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	cacheMB := fs.Int64("cache-mb", speaker.DefaultCacheMax>>20, "song cache cap in MiB (least recently used songs go first, never the current or next)")
 	peerAddr := fs.String("peer-addr", ":0", "where to serve the song cache to other speakers (peer fetch; \"\" = do not serve)")
 	peerURL := fs.String("peer-url", "", "URL other speakers reach the cache server at (default: from --peer-addr and the route to the broker)")
+	bitExact := fs.Bool("bit-exact", false, "play the song's frames bit for bit between corrections, placed by whole frames (up to half a frame, 11 µs at 44.1 kHz, off the timeline); default: placed to the fraction of a frame")
 	faultOffset := fs.Duration("fault-clock-offset", 0, "tests and demos: make the local clock this far off real time")
 	faultPPM := fs.Float64("fault-ppm", 0, "tests and demos: make the local clock and the virtual or pipe output's crystal run this many ppm fast (negative: slow; one crystal drives both)")
 	if err := fs.Parse(args); err != nil {
@@ -415,7 +416,7 @@ func runSpeaker(ctx context.Context, e *env, args []string) error {
 	}
 	s, err := speaker.New(speaker.Options{
 		Name: *name, Session: *session, BrokerURL: m.broker, Username: user, Password: password,
-		CacheDir: *cache, Output: out, Volume: *volume, Calibration: of.calibration, Grace: *grace, CacheMax: *cacheMB << 20, PeerAddr: *peerAddr, PeerURL: *peerURL, TLS: tlsConf,
+		CacheDir: *cache, Output: out, Volume: *volume, Calibration: of.calibration, Grace: *grace, CacheMax: *cacheMB << 20, PeerAddr: *peerAddr, PeerURL: *peerURL, TLS: tlsConf, BitExact: *bitExact,
 		Clock: clock, Logger: e.log.With("role", "speaker"),
 	})
 	if err != nil {
