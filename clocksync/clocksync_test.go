@@ -547,7 +547,7 @@ func TestNthSmallest(t *testing.T) {
 // Model refits the window), for the window of probes every 200 ms and of
 // probes every 50 ms.
 func BenchmarkEstimatorAdd(b *testing.B) {
-	for _, n := range []int{600, 2400} {
+	for _, n := range []int{600, 2400, 4800} {
 		b.Run(fmt.Sprintf("%d_samples", n), func(b *testing.B) {
 			c := newClock(time.Minute, 50)
 			ps := probes(c, wifiBench, rand.New(rand.NewPCG(7, 1)), time.Duration(n+b.N+10)*50*time.Millisecond, 50*time.Millisecond)
