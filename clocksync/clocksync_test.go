@@ -544,13 +544,14 @@ func TestNthSmallest(t *testing.T) {
 }
 
 // BenchmarkEstimatorAdd is the cost of a sample in steady state (Add, then
-// Model refits the window), for the window of probes every 200 ms and of
-// probes every 50 ms.
+// Model, which refits the window at most every refitAfter), for the window
+// of probes every 200 ms, every 50 ms and every 25 ms (a speaker's paces).
 func BenchmarkEstimatorAdd(b *testing.B) {
 	for _, n := range []int{600, 2400, 4800} {
 		b.Run(fmt.Sprintf("%d_samples", n), func(b *testing.B) {
+			every := DefaultWindow / time.Duration(n)
 			c := newClock(time.Minute, 50)
-			ps := probes(c, wifiBench, rand.New(rand.NewPCG(7, 1)), time.Duration(n+b.N+10)*50*time.Millisecond, 50*time.Millisecond)
+			ps := probes(c, wifiBench, rand.New(rand.NewPCG(7, 1)), time.Duration(n+b.N+10)*every, every)
 			e := NewEstimator(Options{MaxSamples: n})
 			for _, p := range ps[:n] {
 				e.Add(p.sample)
