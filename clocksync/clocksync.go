@@ -57,7 +57,7 @@ import (
 // error falls with the number of samples fitted (with probes every 50 ms,
 // p99 95 µs with 512 samples, about 45 µs with the whole window;
 // TestEstimatorWiFiFastProbes), so a cap that cut the window short would
-// waste the extra probes. Each sample refits the window: see
+// waste the extra probes. What a sample costs, refits included, is in
 // BenchmarkEstimatorAdd; at the steady pace (a probe every 200 ms) the
 // window holds 600.
 const (
@@ -158,7 +158,7 @@ type Estimator struct {
 	driftBound float64 // ns/s
 	rtts       []time.Duration
 	points     []point   // the window's samples as the fit sees them
-	noise      bandNoise // learned from them
+	bands      bandNoise // their noise, learned per band of round trips
 }
 
 // NewEstimator returns an Estimator with opts (zero fields take defaults).
@@ -180,7 +180,7 @@ func (e *Estimator) Add(s Sample) {
 		// The clock stepped: what the window says no longer holds.
 		suspects := e.suspects
 		e.samples, e.next, e.suspects = e.samples[:0], 0, suspects[:0]
-		e.noise, e.hasFit = bandNoise{}, false
+		e.bands, e.hasFit = bandNoise{}, false
 		for _, s := range suspects {
 			e.push(s)
 		}
@@ -192,7 +192,7 @@ func (e *Estimator) Add(s Sample) {
 
 func (e *Estimator) push(s Sample) {
 	e.fitted = false
-	e.noise.age++
+	e.bands.age++
 	if len(e.samples) < e.opts.MaxSamples {
 		e.samples = append(e.samples, s)
 	} else {
@@ -304,14 +304,14 @@ func (e *Estimator) fit() {
 		e.points = append(e.points, p)
 	}
 	if len(e.points) >= learnMinSamples {
-		if !e.noise.learned || e.noise.age >= relearnEvery {
-			e.noise = bandNoise{learned: true}
+		if !e.bands.learned || e.bands.age >= relearnEvery {
+			e.bands = bandNoise{learned: true}
 			for range learnRounds {
-				e.noise.learn(e.points, weightedSums(e.points).line(1))
-				e.noise.weigh(e.points)
+				e.bands.learn(e.points, weightedSums(e.points).line(1))
+				e.bands.weigh(e.points)
 			}
 		}
-		e.noise.weigh(e.points)
+		e.bands.weigh(e.points)
 	}
 	// Fit, then again with the noise scaled to what the residuals show, so
 	// that the drift prior is weighed against the data's real precision.

@@ -564,3 +564,49 @@ func BenchmarkEstimatorAdd(b *testing.B) {
 		})
 	}
 }
+
+// TestNoiseBand: bands a third of an octave of (excess+noise)/noise wide,
+// as the logarithm would place them, the longest excesses in the last.
+func TestNoiseBand(t *testing.T) {
+	const noise = 1000.0
+	for _, v := range []float64{1, 1.1, 1.3, 1.6, 1.9, 2, 2.6, 3.3, 100, 1e5, 1e6} {
+		want := min(maxBands-1, int(math.Log2(v)*bandsPerOctave+1e-9))
+		if got := noiseBand((v-1)*noise, noise); got != want {
+			t.Errorf("excess %g noises: band %d, want %d", v-1, got, want)
+		}
+	}
+	if got := noiseBand(1e30, noise); got != maxBands-1 {
+		t.Errorf("a huge excess: band %d, want the last, %d", got, maxBands-1)
+	}
+}
+
+// TestEstimatorRefitsEvery100ms: samples every 25 ms are fitted every
+// fourth, so the model is at most refitAfter old; a stepped clock, which
+// replaces the window, is fitted at once.
+func TestEstimatorRefitsEvery100ms(t *testing.T) {
+	const start = int64(1e18)
+	e := NewEstimator(Options{})
+	var fits []int64
+	for i := range int64(40) {
+		e.Add(Sample{Local: start + i*int64(25*time.Millisecond), Offset: time.Second, RTT: time.Millisecond})
+		m, _, _ := e.Model()
+		if len(fits) == 0 || fits[len(fits)-1] != m.RefLocal {
+			fits = append(fits, m.RefLocal)
+		}
+	}
+	if len(fits) != 10 {
+		t.Fatalf("%d fits of 40 samples 25 ms apart, want 10", len(fits))
+	}
+	for i := 1; i < len(fits); i++ {
+		if d := time.Duration(fits[i] - fits[i-1]); d != refitAfter {
+			t.Fatalf("fits %v apart, want %v", d, refitAfter)
+		}
+	}
+	last := start + 40*int64(25*time.Millisecond)
+	for i := range int64(stepSamples) {
+		e.Add(Sample{Local: last + i*int64(time.Millisecond), Offset: time.Minute, RTT: time.Millisecond})
+	}
+	if m, _, _ := e.Model(); m.Offset != int64(time.Minute) {
+		t.Errorf("after a step of the clock: offset %v, want %v at once", time.Duration(m.Offset), time.Minute)
+	}
+}
