@@ -15,6 +15,11 @@
 //     Options.MinNoise. A request or response delayed by 130 ms therefore
 //     weighs (σ0/130ms)² as much as a clean sample: spikes do not move the
 //     estimate, whichever direction they hit.
+//   - That model of the noise is a prior, not the last word: the samples
+//     are grouped in bands of excess (a third of an octave each), and each
+//     band is weighed by the variance of its residuals, drawn towards the
+//     model's where a band holds few. Networks differ in how their
+//     samples err; the residuals say how this one's do.
 //   - The line offset(local) = a + b·(local − newest) is fitted to the
 //     samples of the last Options.Window of local time (120 s by default,
 //     at most Options.MaxSamples). Weights fade linearly to zero over the
@@ -48,15 +53,16 @@ import (
 )
 
 // Defaults of Options. DefaultMaxSamples holds the whole window of probes
-// every 50 ms: under Wi-Fi-like jitter the error falls with the number of
-// samples fitted (with probes every 50 ms, p99 95 µs with 512 samples,
-// about 45 µs with the whole window; TestEstimatorWiFiFastProbes), so a
-// cap that cut the window short would waste the extra probes. Each sample
-// refits the window: 0.055 ms for 2400 samples here (BenchmarkEstimatorAdd); at
-// today's probe every 200 ms the window holds 600.
+// every 25 ms (a speaker's pace through jitter): under Wi-Fi-like jitter the
+// error falls with the number of samples fitted (with probes every 50 ms,
+// p99 95 µs with 512 samples, about 45 µs with the whole window;
+// TestEstimatorWiFiFastProbes), so a cap that cut the window short would
+// waste the extra probes. What a sample costs, refits included, is in
+// BenchmarkEstimatorAdd; at the steady pace (a probe every 200 ms) the
+// window holds 600.
 const (
 	DefaultWindow     = 120 * time.Second
-	DefaultMaxSamples = 2400
+	DefaultMaxSamples = 4800
 	DefaultMinNoise   = 5 * time.Microsecond
 )
 
@@ -146,10 +152,13 @@ type Estimator struct {
 	suspects []Sample // consecutive samples the current model cannot explain
 
 	fitted     bool // model, bound and driftBound reflect the samples
+	hasFit     bool // of the samples since the window was last replaced
 	model      Model
 	bound      float64 // ns, at model.RefLocal
 	driftBound float64 // ns/s
 	rtts       []time.Duration
+	points     []point   // the window's samples as the fit sees them
+	bands      bandNoise // their noise, learned per band of round trips
 }
 
 // NewEstimator returns an Estimator with opts (zero fields take defaults).
@@ -171,6 +180,7 @@ func (e *Estimator) Add(s Sample) {
 		// The clock stepped: what the window says no longer holds.
 		suspects := e.suspects
 		e.samples, e.next, e.suspects = e.samples[:0], 0, suspects[:0]
+		e.bands, e.hasFit = bandNoise{}, false
 		for _, s := range suspects {
 			e.push(s)
 		}
@@ -182,6 +192,7 @@ func (e *Estimator) Add(s Sample) {
 
 func (e *Estimator) push(s Sample) {
 	e.fitted = false
+	e.bands.age++
 	if len(e.samples) < e.opts.MaxSamples {
 		e.samples = append(e.samples, s)
 	} else {
@@ -223,18 +234,36 @@ func (e *Estimator) Len() int {
 	return n
 }
 
-// Model is the current model, anchored at the newest sample, with a bound
-// on its error there (see the package doc); ok is false before the first
-// sample.
+// refitAfter is how far the newest sample must lie after the last fit's
+// for Model to fit again: probes as fast as a speaker's through jitter
+// (every 12.5-25 ms) refit the window every few samples rather than at each,
+// which would cost four times as much for changes far below the error.
+const refitAfter = 100 * time.Millisecond
+
+// Model is the current model, anchored at the newest sample (or, while
+// samples come faster than refitAfter, at one at most refitAfter older),
+// with a bound on its error there (see the package doc); ok is false
+// before the first sample.
 func (e *Estimator) Model() (m Model, errBound time.Duration, ok bool) {
 	if len(e.samples) == 0 {
 		return Model{}, 0, false
 	}
-	if !e.fitted {
+	if !e.fitted && (!e.hasFit || e.newest < e.model.RefLocal || e.newest-e.model.RefLocal >= int64(refitAfter)) {
 		e.fit()
-		e.fitted = true
+		e.fitted, e.hasFit = true, true
 	}
 	return e.model, time.Duration(min(math.Ceil(e.bound), 1<<62)), true
+}
+
+// point is a sample of the window as the fit sees it.
+type point struct {
+	x      float64 // s since the newest sample (≤ 0)
+	y      float64 // offset, ns from the reference sample's
+	halfRT float64 // RTT/2, ns
+	model  float64 // variance the noise model gives it, ns²
+	band   int     // its band of round-trip excess (noiseBand)
+	fade   float64 // 1, falling to 0 over the oldest quarter of the window
+	w      float64 // its weight in the fit: fade over its variance
 }
 
 // fit computes model, bound and driftBound from the window's samples.
@@ -256,71 +285,202 @@ func (e *Estimator) fit() {
 
 	window := float64(e.opts.Window)
 	fade := window / 4
-	weight := func(s Sample) float64 {
-		age := float64(e.newest - s.Local)
-		sigma := (float64(s.RTT) - floor + noise) / 2
-		return min(1, (window-age)/fade) / (sigma * sigma)
-	}
-	x := func(s Sample) float64 { return float64(s.Local-e.newest) / 1e9 } // s
-	y := func(s Sample) float64 { return diff(int64(s.Offset), int64(ref.Offset)) }
-
-	// Weighted means, then centred sums: better conditioned than raw ones.
-	var sw, swx, swy float64
+	e.points = e.points[:0]
 	for _, s := range e.samples {
 		if !e.inWindow(s) {
 			continue
 		}
-		w := weight(s)
-		sw += w
-		swx += w * x(s)
-		swy += w * y(s)
-	}
-	mx, my := swx/sw, swy/sw
-	var sxx, sxy float64
-	for _, s := range e.samples {
-		if !e.inWindow(s) {
-			continue
+		excess := float64(s.RTT) - floor
+		sigma := (excess + noise) / 2
+		p := point{
+			x:      float64(s.Local-e.newest) / 1e9,
+			y:      diff(int64(s.Offset), int64(ref.Offset)),
+			halfRT: float64(s.RTT) / 2,
+			model:  sigma * sigma,
+			band:   noiseBand(excess, noise),
 		}
-		w, dx := weight(s), x(s)-mx
-		sxx += w * dx * dx
-		sxy += w * dx * (y(s) - my)
+		p.fade = min(1, (window+p.x*1e9)/fade)
+		p.w = p.fade / p.model
+		e.points = append(e.points, p)
 	}
-	// Fit once with the noise model as it is, then again with the noise
-	// scaled to what the residuals show, so that the drift prior is weighed
-	// against the data's real precision.
-	var slope, intercept, precision float64 // slope in ns/s; intercept in ns at e.newest, relative to ref.Offset
-	line := func(scale float64) {
-		precision = sxx + scale/(driftPrior*driftPrior)
-		slope = max(-maxDrift*1e9, min(maxDrift*1e9, sxy/precision))
-		intercept = my - slope*mx
-	}
-	scale := 1.0
-	line(scale)
-	if n := len(e.rtts); n > 2 { // a line through two points has no residuals to learn from
-		var chi2 float64
-		for _, s := range e.samples {
-			if e.inWindow(s) {
-				r := y(s) - intercept - slope*x(s)
-				chi2 += weight(s) * r * r
+	if len(e.points) >= learnMinSamples {
+		if !e.bands.learned || e.bands.age >= relearnEvery {
+			e.bands = bandNoise{learned: true}
+			for range learnRounds {
+				e.bands.learn(e.points, weightedSums(e.points).line(1))
+				e.bands.weigh(e.points)
 			}
 		}
-		scale = max(1, chi2/float64(n-2))
-		line(scale)
+		e.bands.weigh(e.points)
 	}
-	e.driftBound = 3*math.Sqrt(scale/precision) + driftBoundMin
+	// Fit, then again with the noise scaled to what the residuals show, so
+	// that the drift prior is weighed against the data's real precision.
+	sums := weightedSums(e.points)
+	l := sums.line(1)
+	scale := 1.0
+	if n := len(e.points); n > 2 { // a line through two points has no residuals to learn from
+		scale = max(1, l.chi2(e.points)/float64(n-2))
+		l = sums.line(scale)
+	}
+	e.driftBound = 3*math.Sqrt(scale/l.precision) + driftBoundMin
 
 	e.bound = math.Inf(1)
-	for _, s := range e.samples {
-		if e.inWindow(s) {
-			r := y(s) - intercept - slope*x(s)
-			e.bound = min(e.bound, math.Abs(r)+float64(s.RTT)/2+e.driftBound*math.Abs(x(s)))
-		}
+	for _, p := range e.points {
+		e.bound = min(e.bound, math.Abs(l.residual(p))+p.halfRT+e.driftBound*math.Abs(p.x))
 	}
 	e.model = Model{
 		RefLocal: e.newest,
-		Offset:   addSat(int64(ref.Offset), math.Round(intercept)),
-		Drift:    slope / 1e9,
+		Offset:   addSat(int64(ref.Offset), math.Round(l.intercept)),
+		Drift:    l.slope / 1e9,
 	}
+}
+
+// Learning the noise of each band of round trips from the residuals. The
+// noise model (error (excess+σ0)/2) is right in shape but not in scale, and
+// not for every network: through the sync benchmark's Wi-Fi the samples
+// err by about 0.2 of their excess, and the least-excess ones by more than
+// the model says (both directions rarely come near their floors together).
+// Weighing each band by the variance its residuals show brings the
+// estimate's error closer to what the samples allow: through delays
+// recorded in that Wi-Fi, the 3-speaker skew p99 from the estimates alone
+// over 35-95 s fell from 168 µs to 149 µs with probes every 50 ms, and
+// from 118 µs to 116 µs with probes every 25 ms (TestFollowerRecordedWiFi,
+// 16 runs pooled).
+const (
+	// bandsPerOctave splits the round-trip excess into bands a third of an
+	// octave wide: narrow enough that a band's samples err alike, wide
+	// enough that a window of a minute puts tens of samples in most.
+	bandsPerOctave = 3
+	// maxBands covers excesses up to 2^20 times the floor's noise (5 s
+	// at the least noise): longer round trips share the last band.
+	maxBands = 20 * bandsPerOctave
+	// bandPrior is how many samples' worth of the model's variance (scaled
+	// to the whole window's residuals) each band starts from, so that a
+	// band of one or two samples cannot weigh them by their own residual.
+	bandPrior = 4
+	// learnRounds: weights learned from a fit, then refitted once more;
+	// further rounds changed the estimate by far less than its error.
+	learnRounds = 2
+	// learnMinSamples: fewer samples leave too few per band to learn from.
+	learnMinSamples = 20
+	// relearnEvery: the bands' noise is learned again after this many
+	// samples and reused in between, where it changes little; learning at
+	// every sample tripled the cost of a fit.
+	relearnEvery = 16
+)
+
+// noiseBand is the band of a round-trip excess: a third of an octave of
+// (excess+noise)/noise each, found without a logarithm (fits compute it
+// for every sample of the window).
+func noiseBand(excess, noise float64) int {
+	frac, exp := math.Frexp((excess + noise) / noise) // frac in [0.5, 1)
+	third := 0
+	switch {
+	case frac >= 0.5*cubeRoot4:
+		third = 2
+	case frac >= 0.5*cubeRoot2:
+		third = 1
+	}
+	return min(maxBands-1, max(0, (exp-1)*bandsPerOctave+third))
+}
+
+const (
+	cubeRoot2 = 1.2599210498948732 // 2^(1/3)
+	cubeRoot4 = 1.5874010519681994 // 2^(2/3)
+)
+
+// bandNoise is the noise of the window's samples learned per band of
+// round-trip excess.
+type bandNoise struct {
+	variance [maxBands]float64 // ns²; 0 where the band held no sample
+	scale    float64           // residual² over the model's variance, averaged over the window
+	learned  bool
+	age      int // samples added since it was learned
+}
+
+// learn takes the variance of each band's residuals around l, drawn
+// towards the model's variance where a band holds few.
+func (b *bandNoise) learn(points []point, l line) {
+	var sq, model, n [maxBands]float64
+	var ratio float64
+	for _, p := range points {
+		r := l.residual(p)
+		sq[p.band] += r * r
+		model[p.band] += p.model
+		n[p.band]++
+		ratio += r * r / p.model
+	}
+	b.scale = ratio / float64(len(points))
+	for i := range b.variance {
+		b.variance[i] = 0
+		if n[i] > 0 {
+			b.variance[i] = (sq[i] + bandPrior*b.scale*model[i]/n[i]) / (n[i] + bandPrior)
+		}
+	}
+}
+
+// weigh weighs each point by its band's variance; a band that held no
+// sample when learned takes the model's, scaled.
+func (b *bandNoise) weigh(points []point) {
+	for i := range points {
+		p := &points[i]
+		variance := b.variance[p.band]
+		if variance <= 0 {
+			variance = b.scale * p.model
+		}
+		if variance > 0 {
+			p.w = p.fade / variance
+		}
+	}
+}
+
+// line is a weighted least-squares fit of offset against time with a
+// Gaussian prior on the drift.
+type line struct {
+	slope     float64 // ns/s
+	intercept float64 // ns at the newest sample, relative to the reference offset
+	precision float64 // of the slope: Σw(x−x̄)² plus the prior's
+}
+
+// sums are the weighted sums a line is fitted from.
+type sums struct{ mx, my, sxx, sxy float64 }
+
+// weightedSums sums points by their weights: weighted means, then centred
+// sums, better conditioned than raw ones.
+func weightedSums(points []point) sums {
+	var sw, swx, swy float64
+	for _, p := range points {
+		sw += p.w
+		swx += p.w * p.x
+		swy += p.w * p.y
+	}
+	s := sums{mx: swx / sw, my: swy / sw}
+	for _, p := range points {
+		dx := p.x - s.mx
+		s.sxx += p.w * dx * dx
+		s.sxy += p.w * dx * (p.y - s.my)
+	}
+	return s
+}
+
+// line fits the line, the drift prior weighed as if the weights were scale
+// times too large.
+func (s sums) line(scale float64) line {
+	precision := s.sxx + scale/(driftPrior*driftPrior)
+	slope := max(-maxDrift*1e9, min(maxDrift*1e9, s.sxy/precision))
+	return line{slope: slope, intercept: s.my - slope*s.mx, precision: precision}
+}
+
+func (l line) residual(p point) float64 { return p.y - l.intercept - l.slope*p.x }
+
+// chi2 is the weighted sum of squared residuals.
+func (l line) chi2(points []point) float64 {
+	var sum float64
+	for _, p := range points {
+		r := l.residual(p)
+		sum += p.w * r * r
+	}
+	return sum
 }
 
 // nthSmallest is the n-th smallest of xs (0: the smallest), which it

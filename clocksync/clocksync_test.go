@@ -544,13 +544,14 @@ func TestNthSmallest(t *testing.T) {
 }
 
 // BenchmarkEstimatorAdd is the cost of a sample in steady state (Add, then
-// Model refits the window), for the window of probes every 200 ms and of
-// probes every 50 ms.
+// Model, which refits the window at most every refitAfter), for the window
+// of probes every 200 ms, every 50 ms and every 25 ms (a speaker's paces).
 func BenchmarkEstimatorAdd(b *testing.B) {
-	for _, n := range []int{600, 2400} {
+	for _, n := range []int{600, 2400, 4800} {
 		b.Run(fmt.Sprintf("%d_samples", n), func(b *testing.B) {
+			every := DefaultWindow / time.Duration(n)
 			c := newClock(time.Minute, 50)
-			ps := probes(c, wifiBench, rand.New(rand.NewPCG(7, 1)), time.Duration(n+b.N+10)*50*time.Millisecond, 50*time.Millisecond)
+			ps := probes(c, wifiBench, rand.New(rand.NewPCG(7, 1)), time.Duration(n+b.N+10)*every, every)
 			e := NewEstimator(Options{MaxSamples: n})
 			for _, p := range ps[:n] {
 				e.Add(p.sample)
@@ -561,5 +562,51 @@ func BenchmarkEstimatorAdd(b *testing.B) {
 				e.Model()
 			}
 		})
+	}
+}
+
+// TestNoiseBand: bands a third of an octave of (excess+noise)/noise wide,
+// as the logarithm would place them, the longest excesses in the last.
+func TestNoiseBand(t *testing.T) {
+	const noise = 1000.0
+	for _, v := range []float64{1, 1.1, 1.3, 1.6, 1.9, 2, 2.6, 3.3, 100, 1e5, 1e6} {
+		want := min(maxBands-1, int(math.Log2(v)*bandsPerOctave+1e-9))
+		if got := noiseBand((v-1)*noise, noise); got != want {
+			t.Errorf("excess %g noises: band %d, want %d", v-1, got, want)
+		}
+	}
+	if got := noiseBand(1e30, noise); got != maxBands-1 {
+		t.Errorf("a huge excess: band %d, want the last, %d", got, maxBands-1)
+	}
+}
+
+// TestEstimatorRefitsEvery100ms: samples every 25 ms are fitted every
+// fourth, so the model is at most refitAfter old; a stepped clock, which
+// replaces the window, is fitted at once.
+func TestEstimatorRefitsEvery100ms(t *testing.T) {
+	const start = int64(1e18)
+	e := NewEstimator(Options{})
+	var fits []int64
+	for i := range int64(40) {
+		e.Add(Sample{Local: start + i*int64(25*time.Millisecond), Offset: time.Second, RTT: time.Millisecond})
+		m, _, _ := e.Model()
+		if len(fits) == 0 || fits[len(fits)-1] != m.RefLocal {
+			fits = append(fits, m.RefLocal)
+		}
+	}
+	if len(fits) != 10 {
+		t.Fatalf("%d fits of 40 samples 25 ms apart, want 10", len(fits))
+	}
+	for i := 1; i < len(fits); i++ {
+		if d := time.Duration(fits[i] - fits[i-1]); d != refitAfter {
+			t.Fatalf("fits %v apart, want %v", d, refitAfter)
+		}
+	}
+	last := start + 40*int64(25*time.Millisecond)
+	for i := range int64(stepSamples) {
+		e.Add(Sample{Local: last + i*int64(time.Millisecond), Offset: time.Minute, RTT: time.Millisecond})
+	}
+	if m, _, _ := e.Model(); m.Offset != int64(time.Minute) {
+		t.Errorf("after a step of the clock: offset %v, want %v at once", time.Duration(m.Offset), time.Minute)
 	}
 }

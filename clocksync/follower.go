@@ -32,13 +32,17 @@ type FollowerConfig struct {
 	// needs no more. The link is jittery from when the median round trip
 	// of the recent answers lies Jittery or more above their minimum (few
 	// answers come near the floor the fit leans on) until it lies less
-	// than half of that above, but never while their 90th percentile is
-	// as long as the sped-up Interval: then the link or the master is
-	// congested rather than jittery, and faster probes would only add to
-	// the queue. A JitterSpeedup of 0 or 1 keeps the pace whatever the
-	// link.
+	// than half of that above, but never while their median is Congested
+	// or longer: then the link or the master is congested rather than
+	// jittery, and faster probes would only add to the queue. (Not a
+	// higher percentile: a Wi-Fi's spikes of a hundred milliseconds hold
+	// up every probe behind them, so a few in a row would reach it, and
+	// at the steady pace their round trips would stay among the recent
+	// ones for half a minute.) A JitterSpeedup of 0 or 1 keeps the pace
+	// whatever the link.
 	JitterSpeedup int
 	Jittery       time.Duration
+	Congested     time.Duration
 	// The estimate is trusted once it has Samples answers and an error
 	// bound within ErrorBound, or, Patience after the first answer (or
 	// after it stopped being trusted) brought nothing better, with the
@@ -150,9 +154,8 @@ func (f *Follower) Next(now LocalNs) time.Duration {
 }
 
 // jitterMinAnswers is how many answers the link is judged from at least:
-// the 90th percentile of fewer than 10 is their maximum, so one slow
-// answer (the first ones, while the connection warms up) would decide
-// that the link is congested.
+// the first ones, sent while the connection warms up, tend to be slow,
+// and two or three of them would decide the median of fewer.
 const jitterMinAnswers = 10
 
 // judgeLink updates whether the link is jittery from the recent round
@@ -163,7 +166,7 @@ func (f *Follower) judgeLink() {
 		return
 	}
 	spread := f.rtts.Percentile(50) - f.rtts.Percentile(0)
-	congested := f.rtts.Percentile(90) >= f.cfg.Interval/time.Duration(f.cfg.JitterSpeedup)
+	congested := f.rtts.Percentile(50) >= f.cfg.Congested
 	if f.jittery {
 		f.jittery = spread >= f.cfg.Jittery/2 && !congested
 	} else {

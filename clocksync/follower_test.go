@@ -195,7 +195,7 @@ func TestFollowerTrust(t *testing.T) {
 var jitterTestConfig = func() FollowerConfig {
 	c := followTestConfig
 	c.Burst, c.FastFor = 10, 10*time.Second
-	c.JitterSpeedup, c.Jittery = 4, 2*time.Millisecond
+	c.JitterSpeedup, c.Jittery, c.Congested = 4, 2*time.Millisecond, 50*time.Millisecond
 	return c
 }()
 
@@ -324,7 +324,7 @@ func TestFollowerPaceFollowsJitter(t *testing.T) {
 
 // TestFollowerJitterHysteresis: round trips spreading between half of
 // Jittery and Jittery keep the pace the link had, whichever it was; round
-// trips as long as the sped-up pace are congestion and keep the steady
+// trips as long as Congested are congestion and keep the steady
 // pace.
 func TestFollowerJitterHysteresis(t *testing.T) {
 	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
@@ -361,7 +361,7 @@ func TestFollowerJitterHysteresis(t *testing.T) {
 	if got := pace(f); got != jitterTestConfig.Interval {
 		t.Fatalf("spreading by 0.5 ms: pace %v, want %v", got, jitterTestConfig.Interval)
 	}
-	// Round trips as long as the sped-up pace: congestion, not jitter.
+	// Round trips as long as Congested: congestion, not jitter.
 	feed(f, ms(60), 200)
 	if got := pace(f); got != jitterTestConfig.Interval {
 		t.Fatalf("congested, round trips of 60 ms: pace %v, want %v", got, jitterTestConfig.Interval)

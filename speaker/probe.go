@@ -40,16 +40,19 @@ const (
 	probeInterval = 200 * time.Millisecond
 	// While the round trips spread by probeJittery or more (until they
 	// spread by less than half), probes come probeJitterSpeedup times as
-	// often: every 25 ms in the fast phase, 50 ms after it. Through Wi-Fi
-	// jitter the clock error falls with the answers fitted (simulated
-	// 3-speaker skew p99 from the clock estimates alone: 190 µs against
-	// 444 µs at 5-25 s, 104 µs against 178 µs at 30-90 s;
-	// TestFollowerWiFiSkew); probing 8 times as often brought the later
-	// figure no lower. A wired link or loopback spreads by well under a
-	// millisecond and keeps the steady pace, so many speakers on it cost
-	// the broker no more.
-	probeJitterSpeedup = 4
+	// often: every 12.5 ms in the fast phase, 25 ms after it. Through
+	// Wi-Fi jitter the clock error falls with the answers fitted: through
+	// one-way delays recorded in the sync benchmark's Wi-Fi, the 3-speaker
+	// skew p99 from the clock estimates alone over 35-95 s was 116 µs
+	// probing 8 times as often, 149 µs at 4 times (clocksync's
+	// TestFollowerRecordedWiFi).
+	// A wired link or loopback spreads by well under a millisecond and
+	// keeps the steady pace, so many speakers on it cost the broker no
+	// more; nor does a congested link, whose median round trip reaches
+	// probeCongested (a jittery Wi-Fi's stays at 5-10 ms).
+	probeJitterSpeedup = 8
 	probeJittery       = 2 * time.Millisecond
+	probeCongested     = 50 * time.Millisecond
 	// After the burst, probes come faster for a while: the clock model
 	// needs some seconds of samples before it trusts a drift.
 	probeFastInterval = 100 * time.Millisecond
@@ -65,7 +68,8 @@ const (
 // followConfig is how a speaker follows the time master's clock.
 var followConfig = clocksync.FollowerConfig{
 	Burst: probeBurst, BurstInterval: probeBurstInterval, FastInterval: probeFastInterval,
-	FastFor: probeFastFor, Interval: probeInterval, JitterSpeedup: probeJitterSpeedup, Jittery: probeJittery,
+	FastFor: probeFastFor, Interval: probeInterval,
+	JitterSpeedup: probeJitterSpeedup, Jittery: probeJittery, Congested: probeCongested,
 	Samples: syncSamples, ErrorBound: syncErrorBound, Patience: syncPatience, Uncertain: clockUncertain,
 	StaleProbes: probeStale,
 }
