@@ -12,17 +12,34 @@ import (
 // upstreamDecodes is what go-mp3 v0.3.4, unpatched, decodes of the files
 // in testdata (made by lame 3.100 from a tune with bursts of noise and
 // clicks, for short blocks and the bit reservoir): the number of bytes and
-// their SHA-256. The patches must leave every sample as it was.
+// their SHA-256. The patches must leave every sample as it was. The files
+// cover MPEG-1 at 32, 44.1 and 48 kHz and MPEG-2 at 16, 22.05 and 24 kHz;
+// CBR from 32 to 320 kbit/s, VBR (-V 0, 5, 9) and ABR; mono, stereo,
+// joint and forced mid/side stereo; frames with CRCs and an ID3v2 tag.
 var upstreamDecodes = []struct {
 	file  string
 	bytes int64
 	sha   string
 }{
+	{"abr96.mp3", 267264, "e0acc8fa3c57b4bf2491af5897d4c6346d5bbc33ecdd9f9d0c71ba1e13694f8f"},
+	{"cbr112_48k.mp3", 396288, "f1b79137c9ded495d3062a473ddaf0c19ba0e88e53c5a50007822486a37badac"},
+	{"cbr128_joint_crc.mp3", 364032, "5c87b75d11f32078310e2518efb7f06a8cac390d7e0442eacf23735b9f365cc4"},
+	{"cbr192_ms.mp3", 364032, "1c2a1a4711556a6f3dfbea66c922cf58e1ca07d51ef642c51196757df17a14f0"},
+	{"cbr320_stereo.mp3", 364032, "f196fe5e7461ccb3634002cebec50f97f9ce1a736ee2ec47676a25f1ceca0644"},
+	{"cbr32_mono.mp3", 182016, "721633d4013620fd8b3a7c2d2d6cddd36925f751ede8f9ed0f30d189e78932f9"},
+	{"cbr96_32k_mono.mp3", 267264, "8fe1d3d4827abb4193b8918f403b5d3cd57d57f0b9a107c2cc84f85a72cf19d2"},
+	{"id3v2_128.mp3", 364032, "79f55c70601da375662c908c9cff10f394dcabddd9defb05e8883492307a7fae"},
 	{"joint128.mp3", 400896, "3ea458d7223be8b11ecd1b7e10076ebb628136248809f8251ec8bccaed1c9cd1"},
 	{"mono64.mp3", 400896, "f4d71679119b99115b3e7a92b01d2a21318a8f197a1aa9132da6ba70fc09bfa5"},
+	{"mpeg2_16k_mono_crc.mp3", 133632, "8570f3bb7a49b75499d1faf04a25a9a474e193256d5cfa07914325ff6bf8c60c"},
+	{"mpeg2_22k_64.mp3", 184320, "1d937561786df8f997198004c86cd8ca91e069e8c5e94146c8aa2ea46d6db98f"},
+	{"mpeg2_24k_160.mp3", 200448, "4a505d703c355ef20a6a29c008b724723d5cf66b7be17d50d580904943fef535"},
+	{"mpeg2_24k_vbr.mp3", 200448, "4f13000daad84afe1c60a1b1aece52179d8002ec7bf8f5c5a57ecc2369d6953f"},
 	{"mpeg2_48.mp3", 200448, "12b4b3005a915842a7e351b1ac52774fc4c0c93b3da8e46d81614837c35ea0ed"},
 	{"stereo256.mp3", 400896, "25573de74b1587109cd80b21e32ede27073aabdd03fc66dc8da01c3a4b6d70f5"},
 	{"vbr.mp3", 400896, "6e4765e9fa9edf5e2b32429d4f8716de73b42c5ebb3b4c8f3d4ec090dbbe100f"},
+	{"vbr0.mp3", 364032, "95dd73e80584bffbcb687809c48138d342a168583ab0ceaba540ee1a3ff29a3a"},
+	{"vbr9.mp3", 184320, "6bb8b5b4e0dff99d87d9d87b4a066d553ff8c073983353a2135aed4c8ab53b47"},
 }
 
 func TestDecodesAsUpstream(t *testing.T) {
@@ -63,5 +80,18 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := io.Copy(io.Discard, d); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// MPEG-2.5 (here 8 kHz) is refused, as upstream refused it.
+func TestMPEG25Refused(t *testing.T) {
+	f, err := os.Open("testdata/mpeg25_8k.mp3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const upstream = "mp3: MPEG version 2.5 is not supported"
+	if _, err := NewDecoder(f); err == nil || err.Error() != upstream {
+		t.Errorf("NewDecoder: %v; upstream: %s", err, upstream)
 	}
 }
