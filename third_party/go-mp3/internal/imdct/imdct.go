@@ -100,6 +100,22 @@ func cosN36Mirrored() bool {
 	return true
 }
 
+// cosLong holds, for each input m, the columns of cosN36[m] whose sums
+// Win computes (0-8, then 18-26; the others mirror them), padded with
+// zeros to a multiple of the four sums its loop updates in one step.
+var cosLong [18][cosLongPadded]float32
+
+const cosLongPadded = 20
+
+func init() {
+	for m := 0; m < 18; m++ {
+		for p := 0; p < 9; p++ {
+			cosLong[m][p] = cosN36[m][p]
+			cosLong[m][9+p] = cosN36[m][18+p]
+		}
+	}
+}
+
 // Win writes the windowed inverse MDCT of in (18 values) into out.
 func Win(in []float32, blockType int, out *[36]float32) {
 	*out = [36]float32{}
@@ -121,18 +137,28 @@ func Win(in []float32, blockType int, out *[36]float32) {
 	iwd := imdctWinData[blockType]
 	// Only half of the sums are computed: the others are the same sums
 	// negated (columns 9-17) or as they are (columns 27-35), to the bit,
-	// since the rounding of each product and addition is symmetric.
-	var sums [N]float32
-	for _, p := range [...]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 18, 19, 20, 21, 22, 23, 24, 25, 26} {
-		sum := float32(0.0)
-		for m := 0; m < N/2; m++ {
-			sum += in[m] * cosN36[m][p]
+	// since the rounding of each product and addition is symmetric. Each
+	// sum adds its terms in upstream's order (m = 0, 1, ...); the loops
+	// are turned so that one input updates all the sums, which do not
+	// wait on one another.
+	var half [cosLongPadded]float32
+	in = in[:N/2]
+	for m, x := range in {
+		c := &cosLong[m]
+		for p := 0; p < cosLongPadded; p += 4 {
+			h, cp := (*[4]float32)(half[p:p+4]), (*[4]float32)(c[p:p+4])
+			h[0] += x * cp[0]
+			h[1] += x * cp[1]
+			h[2] += x * cp[2]
+			h[3] += x * cp[3]
 		}
-		sums[p] = sum
 	}
+	var sums [N]float32
 	for p := 0; p < 9; p++ {
-		sums[17-p] = -sums[p]
-		sums[35-p] = sums[18+p]
+		sums[p] = half[p]
+		sums[17-p] = -half[p]
+		sums[18+p] = half[9+p]
+		sums[35-p] = half[9+p]
 	}
 	for p := 0; p < N; p++ {
 		out[p] = sums[p] * iwd[p]
