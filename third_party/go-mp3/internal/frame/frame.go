@@ -172,7 +172,10 @@ func (f *Frame) Decode() []byte {
 	return out
 }
 
-func (f *Frame) requantizeProcessLong(gr, ch, is_pos, sfb int) {
+// longScale is 2^idx for scale factor band sfb of a long block: the
+// factor requantizeLine multiplies by (upstream computed it per sample,
+// from the same fields, to the same bits).
+func (f *Frame) longScale(gr, ch, sfb int) float64 {
 	sf_mult := 0.5
 	if f.sideInfo.ScalefacScale[gr][ch] != 0 {
 		sf_mult = 1.0
@@ -180,17 +183,11 @@ func (f *Frame) requantizeProcessLong(gr, ch, is_pos, sfb int) {
 	pf_x_pt := float64(f.sideInfo.Preflag[gr][ch]) * pretab[sfb]
 	idx := -(sf_mult * (float64(f.mainData.ScalefacL[gr][ch][sfb]) + pf_x_pt)) +
 		0.25*(float64(f.sideInfo.GlobalGain[gr][ch])-210)
-	tmp1 := pow2(idx)
-	tmp2 := 0.0
-	if f.mainData.Is[gr][ch][is_pos] < 0.0 {
-		tmp2 = -powtab34[int(-f.mainData.Is[gr][ch][is_pos])]
-	} else {
-		tmp2 = powtab34[int(f.mainData.Is[gr][ch][is_pos])]
-	}
-	f.mainData.Is[gr][ch][is_pos] = float32(tmp1 * tmp2)
+	return pow2(idx)
 }
 
-func (f *Frame) requantizeProcessShort(gr, ch, is_pos, sfb, win int) {
+// shortScale is longScale for window win of a short block.
+func (f *Frame) shortScale(gr, ch, sfb, win int) float64 {
 	sf_mult := 0.5
 	if f.sideInfo.ScalefacScale[gr][ch] != 0 {
 		sf_mult = 1.0
@@ -198,14 +195,19 @@ func (f *Frame) requantizeProcessShort(gr, ch, is_pos, sfb, win int) {
 	idx := -(sf_mult * float64(f.mainData.ScalefacS[gr][ch][sfb][win])) +
 		0.25*(float64(f.sideInfo.GlobalGain[gr][ch])-210.0-
 			8.0*float64(f.sideInfo.SubblockGain[gr][ch][win]))
-	tmp1 := pow2(idx)
+	return pow2(idx)
+}
+
+// requantizeLine turns the Huffman-decoded value of line is_pos into
+// scale * sign * |value|^(4/3).
+func (f *Frame) requantizeLine(gr, ch, is_pos int, scale float64) {
 	tmp2 := 0.0
-	if f.mainData.Is[gr][ch][is_pos] < 0 {
+	if f.mainData.Is[gr][ch][is_pos] < 0.0 {
 		tmp2 = -powtab34[int(-f.mainData.Is[gr][ch][is_pos])]
 	} else {
 		tmp2 = powtab34[int(f.mainData.Is[gr][ch][is_pos])]
 	}
-	f.mainData.Is[gr][ch][is_pos] = float32(tmp1 * tmp2)
+	f.mainData.Is[gr][ch][is_pos] = float32(scale * tmp2)
 }
 
 func getSfBandIndicesArray(header *frameheader.FrameHeader) ([]int, []int) {
@@ -226,12 +228,14 @@ func (f *Frame) requantize(gr int, ch int) {
 			// First process the 2 long block subbands at the start
 			sfb := 0
 			next_sfb := sfBandIndicesLong[sfb+1]
+			scale := f.longScale(gr, ch, sfb)
 			for i := 0; i < 36; i++ {
 				if i == next_sfb {
 					sfb++
 					next_sfb = sfBandIndicesLong[sfb+1]
+					scale = f.longScale(gr, ch, sfb)
 				}
-				f.requantizeProcessLong(gr, ch, i, sfb)
+				f.requantizeLine(gr, ch, i, scale)
 			}
 			// And next the remaining,non-zero,bands which uses short blocks
 			sfb = 3
@@ -248,8 +252,9 @@ func (f *Frame) requantize(gr int, ch int) {
 						sfBandIndicesShort[sfb]
 				}
 				for win := 0; win < 3; win++ {
+					scale := f.shortScale(gr, ch, sfb, win)
 					for j := 0; j < win_len; j++ {
-						f.requantizeProcessShort(gr, ch, i, sfb, win)
+						f.requantizeLine(gr, ch, i, scale)
 						i++
 					}
 				}
@@ -269,8 +274,9 @@ func (f *Frame) requantize(gr int, ch int) {
 						sfBandIndicesShort[sfb]
 				}
 				for win := 0; win < 3; win++ {
+					scale := f.shortScale(gr, ch, sfb, win)
 					for j := 0; j < win_len; j++ {
-						f.requantizeProcessShort(gr, ch, i, sfb, win)
+						f.requantizeLine(gr, ch, i, scale)
 						i++
 					}
 				}
@@ -279,12 +285,14 @@ func (f *Frame) requantize(gr int, ch int) {
 	} else { // Only long blocks
 		sfb := 0
 		next_sfb := sfBandIndicesLong[sfb+1]
+		scale := f.longScale(gr, ch, sfb)
 		for i := 0; i < int(f.sideInfo.Count1[gr][ch]); i++ {
 			if i == next_sfb {
 				sfb++
 				next_sfb = sfBandIndicesLong[sfb+1]
+				scale = f.longScale(gr, ch, sfb)
 			}
-			f.requantizeProcessLong(gr, ch, i, sfb)
+			f.requantizeLine(gr, ch, i, scale)
 		}
 	}
 }
