@@ -30,10 +30,10 @@ func init() {
 	}
 	for j := 0; j < 32; j++ {
 		for r := 0; r < 17; r++ {
-			synthRows[j][r] = synthNWin[r][j]
+			synthRows[j][r/4][r%4] = synthNWin[r][j]
 		}
 		for r := 17; r < 33; r++ {
-			synthRows[j][r] = synthNWin[r+16][j]
+			synthRows[j][r/4][r%4] = synthNWin[r+16][j]
 		}
 	}
 }
@@ -197,7 +197,7 @@ var synthDtbl = [512]float32{
 // column j of those 33 rows, so that one input sample updates 33
 // independent sums. Three zero rows pad it to a multiple of the four sums
 // the loop updates in one step.
-var synthRows [32][synthRowsPadded]float32
+var synthRows [32][synthRowsPadded / 4][4]float32
 
 const synthRowsPadded = 36
 
@@ -238,12 +238,12 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 		off := f.vOff[ch]
 
 		// The matrix product of the 32 subband samples with synthNWin.
-		var sums [synthRowsPadded]float32
+		var quads [synthRowsPadded / 4][4]float32
 		for j := 0; j < active; j++ {
 			x := d[j*18+ss]
 			col := &synthRows[j]
-			for r := 0; r < synthRowsPadded; r += 4 {
-				s, c := (*[4]float32)(sums[r:r+4]), (*[4]float32)(col[r:r+4])
+			for q := range quads {
+				s, c := &quads[q], &col[q]
 				s[0] += c[0] * x
 				s[1] += c[1] * x
 				s[2] += c[2] * x
@@ -255,11 +255,16 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 		// or as they are, to the bit, since the rounding of each product
 		// and addition is symmetric.
 		nv := (*[64]float32)(v[off : off+64])
-		copy(nv[0:17], sums[0:17])
-		for i := 17; i < 33; i++ {
-			nv[i] = -sums[32-i]
+		for i := 0; i < 17; i++ {
+			nv[i] = quads[i>>2][i&3]
 		}
-		copy(nv[33:49], sums[17:33])
+		for i := 17; i < 33; i++ {
+			nv[i] = -nv[32-i]
+		}
+		for i := 33; i < 49; i++ {
+			r := i - 16
+			nv[i] = quads[r>>2][r&3]
+		}
 		for i := 49; i < 64; i++ {
 			nv[i] = nv[96-i]
 		}
@@ -272,12 +277,16 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 			start := (off + 128*(k>>1) + 96*(k&1)) & 1023
 			block := (*[32]float32)(v[start : start+32])
 			win := (*[32]float32)(synthDtbl[32*k : 32*k+32])
-			for i := 0; i < 32; i += 4 {
-				p, b, w := (*[4]float32)(pcm[i:i+4]), (*[4]float32)(block[i:i+4]), (*[4]float32)(win[i:i+4])
+			for i := 0; i < 32; i += 8 {
+				p, b, w := (*[8]float32)(pcm[i:i+8]), (*[8]float32)(block[i:i+8]), (*[8]float32)(win[i:i+8])
 				p[0] += float32(b[0] * w[0])
 				p[1] += float32(b[1] * w[1])
 				p[2] += float32(b[2] * w[2])
 				p[3] += float32(b[3] * w[3])
+				p[4] += float32(b[4] * w[4])
+				p[5] += float32(b[5] * w[5])
+				p[6] += float32(b[6] * w[6])
+				p[7] += float32(b[7] * w[7])
 			}
 		}
 		for i, sum := range pcm { // Calc 32 samples,store in outdata vector
