@@ -30,10 +30,10 @@ func init() {
 	}
 	for j := 0; j < 32; j++ {
 		for r := 0; r < 17; r++ {
-			synthRows[j][r/4][r%4] = synthNWin[r][j]
+			synthRows[j][r] = synthNWin[r][j]
 		}
 		for r := 17; r < 33; r++ {
-			synthRows[j][r/4][r%4] = synthNWin[r+16][j]
+			synthRows[j][r] = synthNWin[r+16][j]
 		}
 	}
 }
@@ -188,19 +188,6 @@ var synthDtbl = [512]float32{
 	0.000015259, 0.000015259, 0.000015259, 0.000015259,
 }
 
-// synthRows is the transpose of the rows of synthNWin whose sums are
-// computed (0-16, then 33-48; the others mirror them): synthRows[j] holds
-// column j of those 33 rows, so that one input sample updates 33
-// independent sums.
-// synthRows is the transpose of the rows of synthNWin whose sums are
-// computed (0-16, then 33-48; the others mirror them): synthRows[j] holds
-// column j of those 33 rows, so that one input sample updates 33
-// independent sums. Three zero rows pad it to a multiple of the four sums
-// the loop updates in one step.
-var synthRows [32][synthRowsPadded / 4][4]float32
-
-const synthRowsPadded = 36
-
 // activeSubbands is one more than the highest subband of granule gr,
 // channel ch that holds a non-zero sample: above it the synthesis sums
 // only add zeros.
@@ -221,9 +208,7 @@ func (f *Frame) activeSubbands(gr, ch int) int {
 // in the channel's half of each stereo frame (both halves for mono).
 //
 // Every sum is computed as upstream computed it, term by term in the same
-// order, with the products rounded to float32 before they are added (as
-// upstream stored them), so the output is the same to the bit: only the
-// loops are turned so that independent sums advance together, the
+// order (synthsums.go), so the output is the same to the bit: the
 // history (v_vec) is a ring instead of shifted by 64 each sample, and
 // terms of subbands holding only zeros are left out (adding w*0 changes
 // a sum at most from -0 to +0, which no later step tells apart).
@@ -237,58 +222,34 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 		f.vOff[ch] = (f.vOff[ch] - 64) & 1023
 		off := f.vOff[ch]
 
-		// The matrix product of the 32 subband samples with synthNWin.
-		var quads [synthRowsPadded / 4][4]float32
-		for j := 0; j < active; j++ {
-			x := d[j*18+ss]
-			col := &synthRows[j]
-			for q := range quads {
-				s, c := &quads[q], &col[q]
-				s[0] += c[0] * x
-				s[1] += c[1] * x
-				s[2] += c[2] * x
-				s[3] += c[3] * x
-			}
+		var in [32]float32
+		for j := range in[:active] {
+			in[j] = d[j*18+ss]
 		}
+		var sums [synthRowsPadded]float32
+		matrixSums(&sums, &synthRows, &in, active)
 		// Rows 17-32 are rows 15-0 negated, rows 49-63 rows 47-33
 		// (synthNWinMirrored): their sums are those rows' sums, negated
 		// or as they are, to the bit, since the rounding of each product
 		// and addition is symmetric.
 		nv := (*[64]float32)(v[off : off+64])
-		for i := 0; i < 17; i++ {
-			nv[i] = quads[i>>2][i&3]
-		}
+		copy(nv[0:17], sums[0:17])
 		for i := 17; i < 33; i++ {
 			nv[i] = -nv[32-i]
 		}
-		for i := 33; i < 49; i++ {
-			r := i - 16
-			nv[i] = quads[r>>2][r&3]
-		}
+		copy(nv[33:49], sums[17:33])
 		for i := 49; i < 64; i++ {
 			nv[i] = nv[96-i]
 		}
 
-		// Window the history by synthDtbl and add up the 16 windowed
-		// blocks of 32 (upstream's U vector, block k of which is history
-		// values 64k+32*(k&1)... from the newest, block by block).
-		var pcm [32]float32
-		for k := 0; k < 16; k++ {
-			start := (off + 128*(k>>1) + 96*(k&1)) & 1023
-			block := (*[32]float32)(v[start : start+32])
-			win := (*[32]float32)(synthDtbl[32*k : 32*k+32])
-			for i := 0; i < 32; i += 8 {
-				p, b, w := (*[8]float32)(pcm[i:i+8]), (*[8]float32)(block[i:i+8]), (*[8]float32)(win[i:i+8])
-				p[0] += float32(b[0] * w[0])
-				p[1] += float32(b[1] * w[1])
-				p[2] += float32(b[2] * w[2])
-				p[3] += float32(b[3] * w[3])
-				p[4] += float32(b[4] * w[4])
-				p[5] += float32(b[5] * w[5])
-				p[6] += float32(b[6] * w[6])
-				p[7] += float32(b[7] * w[7])
-			}
+		// Upstream's U vector: block k (32 values) of the history from
+		// the newest, 64 apart, alternately the first and the second half.
+		var starts [16]int
+		for k := range starts {
+			starts[k] = (off + 128*(k>>1) + 96*(k&1)) & 1023
 		}
+		var pcm [32]float32
+		windowSums(&pcm, v, &starts, &synthDtbl)
 		for i, sum := range pcm { // Calc 32 samples,store in outdata vector
 			// sum now contains time sample 32*ss+i. Convert to 16-bit signed int
 			samp := int(sum * 32767)

@@ -1,0 +1,131 @@
+#include "textflag.h"
+
+// func matrixSums(sums *[36]float32, rows *[32][36]float32, in *[32]float32, n int)
+// X0-X8 hold the 36 sums; each step adds one input times a row of 36.
+TEXT ·matrixSums(SB), NOSPLIT, $0-32
+	MOVQ sums+0(FP), DI
+	MOVQ rows+8(FP), SI
+	MOVQ in+16(FP), DX
+	MOVQ n+24(FP), CX
+	XORPS X0, X0
+	XORPS X1, X1
+	XORPS X2, X2
+	XORPS X3, X3
+	XORPS X4, X4
+	XORPS X5, X5
+	XORPS X6, X6
+	XORPS X7, X7
+	XORPS X8, X8
+	TESTQ CX, CX
+	JLE matrixdone
+matrixloop:
+	MOVSS (DX), X9
+	SHUFPS $0, X9, X9
+	MOVUPS 0(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X0
+	MOVUPS 16(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X1
+	MOVUPS 32(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X2
+	MOVUPS 48(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X3
+	MOVUPS 64(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X4
+	MOVUPS 80(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X5
+	MOVUPS 96(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X6
+	MOVUPS 112(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X7
+	MOVUPS 128(SI), X10
+	MULPS X9, X10
+	ADDPS X10, X8
+	ADDQ $144, SI
+	ADDQ $4, DX
+	DECQ CX
+	JNZ matrixloop
+matrixdone:
+	MOVUPS X0, 0(DI)
+	MOVUPS X1, 16(DI)
+	MOVUPS X2, 32(DI)
+	MOVUPS X3, 48(DI)
+	MOVUPS X4, 64(DI)
+	MOVUPS X5, 80(DI)
+	MOVUPS X6, 96(DI)
+	MOVUPS X7, 112(DI)
+	MOVUPS X8, 128(DI)
+	RET
+
+// func windowSums(pcm *[32]float32, v *[1024]float32, starts *[16]int, win *[512]float32)
+// X0-X7 hold the 32 sums; each step adds a block of the history times
+// 32 values of the window.
+TEXT ·windowSums(SB), NOSPLIT, $0-32
+	MOVQ pcm+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ starts+16(FP), BX
+	MOVQ win+24(FP), DX
+	XORPS X0, X0
+	XORPS X1, X1
+	XORPS X2, X2
+	XORPS X3, X3
+	XORPS X4, X4
+	XORPS X5, X5
+	XORPS X6, X6
+	XORPS X7, X7
+	MOVQ $16, CX
+windowloop:
+	MOVQ (BX), AX
+	LEAQ (SI)(AX*4), R8
+	MOVUPS 0(R8), X8
+	MOVUPS 0(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X0
+	MOVUPS 16(R8), X8
+	MOVUPS 16(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X1
+	MOVUPS 32(R8), X8
+	MOVUPS 32(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X2
+	MOVUPS 48(R8), X8
+	MOVUPS 48(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X3
+	MOVUPS 64(R8), X8
+	MOVUPS 64(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X4
+	MOVUPS 80(R8), X8
+	MOVUPS 80(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X5
+	MOVUPS 96(R8), X8
+	MOVUPS 96(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X6
+	MOVUPS 112(R8), X8
+	MOVUPS 112(DX), X9
+	MULPS X9, X8
+	ADDPS X8, X7
+	ADDQ $8, BX
+	ADDQ $128, DX
+	DECQ CX
+	JNZ windowloop
+	MOVUPS X0, 0(DI)
+	MOVUPS X1, 16(DI)
+	MOVUPS X2, 32(DI)
+	MOVUPS X3, 48(DI)
+	MOVUPS X4, 64(DI)
+	MOVUPS X5, 80(DI)
+	MOVUPS X6, 96(DI)
+	MOVUPS X7, 112(DI)
+	RET
