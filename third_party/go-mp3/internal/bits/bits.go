@@ -60,6 +60,23 @@ func (b *Bits) Bits(num int) int {
 	return int(tmp)
 }
 
+// Peek32 is the next 32 bits, the first one highest, if the buffer holds
+// them.
+func (b *Bits) Peek32() (uint32, bool) {
+	if b.bytePos+5 > len(b.vec) {
+		return 0, false
+	}
+	v := b.vec[b.bytePos : b.bytePos+5]
+	hi := uint64(v[0])<<32 | uint64(v[1])<<24 | uint64(v[2])<<16 | uint64(v[3])<<8 | uint64(v[4])
+	return uint32(hi >> (8 - uint(b.bitPos))), true
+}
+
+// Skip moves past n bits, which the buffer holds.
+func (b *Bits) Skip(n int) {
+	b.bytePos += (b.bitPos + n) >> 3
+	b.bitPos = (b.bitPos + n) & 0x07
+}
+
 func (b *Bits) BitPos() int {
 	return b.bytePos<<3 + b.bitPos
 }
