@@ -14,7 +14,11 @@
 
 package frame
 
-import "math"
+import (
+	"math"
+
+	"github.com/hajimehoshi/go-mp3/internal/mulsum"
+)
 
 var synthNWin = [64][32]float32{}
 
@@ -30,10 +34,10 @@ func init() {
 	}
 	for j := 0; j < 32; j++ {
 		for r := 0; r < 17; r++ {
-			synthRows[j][r] = synthNWin[r][j]
+			synthRows[36*j+r] = synthNWin[r][j]
 		}
 		for r := 17; r < 33; r++ {
-			synthRows[j][r] = synthNWin[r+16][j]
+			synthRows[36*j+r] = synthNWin[r+16][j]
 		}
 	}
 }
@@ -188,6 +192,12 @@ var synthDtbl = [512]float32{
 	0.000015259, 0.000015259, 0.000015259, 0.000015259,
 }
 
+// synthRows is the transpose of the rows of synthNWin whose sums are
+// computed (0-16, then 33-48; the others mirror them), 36 values a column
+// (three zero rows pad it to a multiple of four): one input sample
+// updates 33 independent sums.
+var synthRows [32 * 36]float32
+
 // activeSubbands is one more than the highest subband of granule gr,
 // channel ch that holds a non-zero sample: above it the synthesis sums
 // only add zeros.
@@ -208,7 +218,7 @@ func (f *Frame) activeSubbands(gr, ch int) int {
 // in the channel's half of each stereo frame (both halves for mono).
 //
 // Every sum is computed as upstream computed it, term by term in the same
-// order (synthsums.go), so the output is the same to the bit: the
+// order (package mulsum), so the output is the same to the bit: the
 // history (v_vec) is a ring instead of shifted by 64 each sample, and
 // terms of subbands holding only zeros are left out (adding w*0 changes
 // a sum at most from -0 to +0, which no later step tells apart).
@@ -226,8 +236,8 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 		for j := range in[:active] {
 			in[j] = d[j*18+ss]
 		}
-		var sums [synthRowsPadded]float32
-		matrixSums(&sums, &synthRows, &in, active)
+		var sums [36]float32
+		mulsum.Columns36(&sums, &synthRows, &in, active)
 		// Rows 17-32 are rows 15-0 negated, rows 49-63 rows 47-33
 		// (synthNWinMirrored): their sums are those rows' sums, negated
 		// or as they are, to the bit, since the rounding of each product
@@ -249,7 +259,8 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 			starts[k] = (off + 128*(k>>1) + 96*(k&1)) & 1023
 		}
 		var pcm [32]float32
-		windowSums(&pcm, v, &starts, &synthDtbl)
+		mulsum.Window(&pcm, v, &starts, &synthDtbl)
+		o := (*[128]byte)(out[128*ss : 128*ss+128])
 		for i, sum := range pcm { // Calc 32 samples,store in outdata vector
 			// sum now contains time sample 32*ss+i. Convert to 16-bit signed int
 			samp := int(sum * 32767)
@@ -258,22 +269,14 @@ func (f *Frame) subbandSynthesis(gr int, ch int, out []byte) {
 			} else if samp < -32767 {
 				samp = -32767
 			}
-			s := int16(samp)
-			idx := 4 * (32*ss + i)
+			s := uint16(int16(samp))
 			if nch == 1 {
 				// We always run in stereo mode and duplicate channels here for mono.
-				out[idx] = byte(s)
-				out[idx+1] = byte(s >> 8)
-				out[idx+2] = byte(s)
-				out[idx+3] = byte(s >> 8)
-				continue
-			}
-			if ch == 0 {
-				out[idx] = byte(s)
-				out[idx+1] = byte(s >> 8)
+				o[4*i], o[4*i+1], o[4*i+2], o[4*i+3] = byte(s), byte(s>>8), byte(s), byte(s>>8)
+			} else if ch == 0 {
+				o[4*i], o[4*i+1] = byte(s), byte(s>>8)
 			} else {
-				out[idx+2] = byte(s)
-				out[idx+3] = byte(s >> 8)
+				o[4*i+2], o[4*i+3] = byte(s), byte(s>>8)
 			}
 		}
 	}

@@ -16,6 +16,8 @@ package imdct
 
 import (
 	"math"
+
+	"github.com/hajimehoshi/go-mp3/internal/mulsum"
 )
 
 var imdctWinData = [4][36]float32{}
@@ -101,17 +103,15 @@ func cosN36Mirrored() bool {
 }
 
 // cosLong holds, for each input m, the columns of cosN36[m] whose sums
-// Win computes (0-8, then 18-26; the others mirror them), padded with
-// zeros to a multiple of the four sums its loop updates in one step.
-var cosLong [18][cosLongPadded]float32
-
-const cosLongPadded = 20
+// Win computes (0-8, then 18-26; the others mirror them), 20 values an
+// input (two zeros pad it to a multiple of four).
+var cosLong [18 * 20]float32
 
 func init() {
 	for m := 0; m < 18; m++ {
 		for p := 0; p < 9; p++ {
-			cosLong[m][p] = cosN36[m][p]
-			cosLong[m][9+p] = cosN36[m][18+p]
+			cosLong[20*m+p] = cosN36[m][p]
+			cosLong[20*m+9+p] = cosN36[m][18+p]
 		}
 	}
 }
@@ -138,21 +138,10 @@ func Win(in []float32, blockType int, out *[36]float32) {
 	// Only half of the sums are computed: the others are the same sums
 	// negated (columns 9-17) or as they are (columns 27-35), to the bit,
 	// since the rounding of each product and addition is symmetric. Each
-	// sum adds its terms in upstream's order (m = 0, 1, ...); the loops
-	// are turned so that one input updates all the sums, which do not
-	// wait on one another.
-	var half [cosLongPadded]float32
-	in = in[:N/2]
-	for m, x := range in {
-		c := &cosLong[m]
-		for p := 0; p < cosLongPadded; p += 4 {
-			h, cp := (*[4]float32)(half[p:p+4]), (*[4]float32)(c[p:p+4])
-			h[0] += x * cp[0]
-			h[1] += x * cp[1]
-			h[2] += x * cp[2]
-			h[3] += x * cp[3]
-		}
-	}
+	// sum adds its terms in upstream's order (m = 0, 1, ...): package
+	// mulsum.
+	var half [20]float32
+	mulsum.Columns20(&half, &cosLong, (*[18]float32)(in))
 	var sums [N]float32
 	for p := 0; p < 9; p++ {
 		sums[p] = half[p]
