@@ -14,6 +14,8 @@
 
 package bits
 
+import "slices"
+
 type Bits struct {
 	vec     []byte
 	bitPos  int
@@ -26,8 +28,14 @@ func New(vec []byte) *Bits {
 	}
 }
 
-func Append(bits *Bits, buf []byte) *Bits {
-	return New(append(bits.vec, buf...))
+// Refill keeps the last keep bytes of the buffer at its start, makes room
+// for n more after them, which it returns for the caller to fill, and reads
+// from the start again.
+func (b *Bits) Refill(keep, n int) []byte {
+	copy(b.vec, b.vec[len(b.vec)-keep:])
+	b.vec = slices.Grow(b.vec[:keep], n)[:keep+n]
+	b.bytePos, b.bitPos = 0, 0
+	return b.vec[keep:]
 }
 
 func (b *Bits) Bit() int {
@@ -88,8 +96,4 @@ func (b *Bits) SetPos(pos int) {
 
 func (b *Bits) LenInBytes() int {
 	return len(b.vec)
-}
-
-func (b *Bits) Tail(offset int) []byte {
-	return b.vec[len(b.vec)-offset:]
 }
