@@ -65,8 +65,10 @@ require (
 replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
 
 // v0.3.4 (archived upstream) with a table-driven requantisation, half of
-// the synthesis and IMDCT sums mirrored, and less allocation per frame,
-// output unchanged: see third_party/go-mp3/TUTTI.md.
+// the synthesis and IMDCT sums mirrored, those sums advancing together
+// (SSE on amd64), zero subbands skipped, Huffman words looked up by table,
+// and no buffer allocated per frame: output unchanged, see
+// third_party/go-mp3/TUTTI.md.
 replace github.com/hajimehoshi/go-mp3 => ./third_party/go-mp3
 
 // v1.0.12 with a bit reader that caches 64 bits and reads unary codes by

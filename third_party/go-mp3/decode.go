@@ -31,7 +31,8 @@ type Decoder struct {
 	sampleRate    int
 	length        int64
 	frameStarts   []int64
-	buf           []byte
+	buf           []byte // decoded, not read yet
+	pcm           []byte // the array buf was last made from, reused
 	frame         *frame.Frame
 	pos           int64
 	bytesPerFrame int64
@@ -49,6 +50,12 @@ func (d *Decoder) readFrame() error {
 			return io.EOF
 		}
 		return err
+	}
+	if len(d.buf) == 0 {
+		// What was decoded before is read: its bytes take the new frame's.
+		d.buf = append(d.pcm[:0], d.frame.Decode()...)
+		d.pcm = d.buf
+		return nil
 	}
 	d.buf = append(d.buf, d.frame.Decode()...)
 	return nil

@@ -14,6 +14,8 @@
 
 package bits
 
+import "slices"
+
 type Bits struct {
 	vec     []byte
 	bitPos  int
@@ -26,8 +28,14 @@ func New(vec []byte) *Bits {
 	}
 }
 
-func Append(bits *Bits, buf []byte) *Bits {
-	return New(append(bits.vec, buf...))
+// Refill keeps the last keep bytes of the buffer at its start, makes room
+// for n more after them, which it returns for the caller to fill, and reads
+// from the start again.
+func (b *Bits) Refill(keep, n int) []byte {
+	copy(b.vec, b.vec[len(b.vec)-keep:])
+	b.vec = slices.Grow(b.vec[:keep], n)[:keep+n]
+	b.bytePos, b.bitPos = 0, 0
+	return b.vec[keep:]
 }
 
 func (b *Bits) Bit() int {
@@ -60,6 +68,23 @@ func (b *Bits) Bits(num int) int {
 	return int(tmp)
 }
 
+// Peek32 is the next 32 bits, the first one highest, if the buffer holds
+// them.
+func (b *Bits) Peek32() (uint32, bool) {
+	if b.bytePos+5 > len(b.vec) {
+		return 0, false
+	}
+	v := b.vec[b.bytePos : b.bytePos+5]
+	hi := uint64(v[0])<<32 | uint64(v[1])<<24 | uint64(v[2])<<16 | uint64(v[3])<<8 | uint64(v[4])
+	return uint32(hi >> (8 - uint(b.bitPos))), true
+}
+
+// Skip moves past n bits, which the buffer holds.
+func (b *Bits) Skip(n int) {
+	b.bytePos += (b.bitPos + n) >> 3
+	b.bitPos = (b.bitPos + n) & 0x07
+}
+
 func (b *Bits) BitPos() int {
 	return b.bytePos<<3 + b.bitPos
 }
@@ -71,8 +96,4 @@ func (b *Bits) SetPos(pos int) {
 
 func (b *Bits) LenInBytes() int {
 	return len(b.vec)
-}
-
-func (b *Bits) Tail(offset int) []byte {
-	return b.vec[len(b.vec)-offset:]
 }

@@ -345,6 +345,75 @@ var huffmanMain = [...]huffTables{
 	{huffmanTable[2773:], 31, 0},   // Table 33
 }
 
+// lookupBits is how many bits a lookup table entry decodes at once: most
+// code words are shorter, and the 34 tables of 256 entries take 34 KB.
+const lookupBits = 8
+
+// A lookup is what the tree walk of Decode does with the next lookupBits
+// bits of the stream: reach a code word after length bits (leaf), stand
+// at node point after all of them (node), or fail (walkFails: then Decode
+// walks from the start, as upstream did, to fail the same way).
+type lookup struct {
+	point  uint16
+	length uint8
+	kind   uint8
+}
+
+const (
+	walkFails = iota
+	leaf
+	node
+)
+
+var lookups [len(huffmanMain)]*[1 << lookupBits]lookup
+
+func init() {
+	for t, ht := range huffmanMain {
+		if ht.treelen == 0 {
+			continue
+		}
+		lookups[t] = new([1 << lookupBits]lookup)
+		for bits := range lookups[t] {
+			lookups[t][bits] = walk(ht, bits)
+		}
+	}
+}
+
+// walk is the loop of upstream's Decode, reading the lookupBits bits of
+// bits (the first one highest) instead of the stream.
+func walk(ht huffTables, bits int) lookup {
+	htptr := ht.hufftable
+	point := 0
+	for n := 0; n < lookupBits; n++ {
+		if (htptr[point] & 0xff00) == 0 {
+			return lookup{point: uint16(point), length: uint8(n), kind: leaf}
+		}
+		point = step(htptr, point, bits>>(lookupBits-1-n)&1)
+		if point >= ht.treelen {
+			return lookup{kind: walkFails}
+		}
+	}
+	if (htptr[point] & 0xff00) == 0 {
+		return lookup{point: uint16(point), length: lookupBits, kind: leaf}
+	}
+	return lookup{point: uint16(point), kind: node}
+}
+
+// step goes from node point to its child for bit.
+func step(htptr []uint16, point int, bit int) int {
+	if bit != 0 { // Go right in tree
+		for (htptr[point] & 0xff) >= 250 {
+			point += int(htptr[point]) & 0xff
+		}
+		return point + int(htptr[point])&0xff
+	}
+	// Go left in tree
+	for (htptr[point] >> 8) >= 250 {
+		point += int(htptr[point]) >> 8
+	}
+	return point + int(htptr[point])>>8
+}
+
 func Decode(m *bits.Bits, table_num int) (x, y, v, w int, err error) {
 	point := 0
 	error := 1
@@ -355,6 +424,19 @@ func Decode(m *bits.Bits, table_num int) (x, y, v, w int, err error) {
 		return 0, 0, 0, 0, nil
 	}
 	htptr := huffmanMain[table_num].hufftable
+	// The first lookupBits bits by table where the stream holds them
+	// (at its end, upstream's bit by bit reading stops advancing).
+	if next, ok := m.Peek32(); ok {
+		l := lookups[table_num][next>>(32-lookupBits)]
+		switch l.kind {
+		case leaf:
+			m.Skip(int(l.length))
+			point, bitsleft = int(l.point), 32-int(l.length)
+		case node:
+			m.Skip(lookupBits)
+			point, bitsleft = int(l.point), 32-lookupBits
+		}
+	}
 	for { // Start reading the Huffman code word,bit by bit
 		// Check if we've matched a code word
 		if (htptr[point] & 0xff00) == 0 {
@@ -363,17 +445,7 @@ func Decode(m *bits.Bits, table_num int) (x, y, v, w int, err error) {
 			y = int(htptr[point] & 0xf)
 			break
 		}
-		if m.Bit() != 0 { // Go right in tree
-			for (htptr[point] & 0xff) >= 250 {
-				point += int(htptr[point]) & 0xff
-			}
-			point += int(htptr[point]) & 0xff
-		} else { // Go left in tree
-			for (htptr[point] >> 8) >= 250 {
-				point += int(htptr[point]) >> 8
-			}
-			point += int(htptr[point]) >> 8
-		}
+		point = step(htptr, point, m.Bit())
 		bitsleft--
 		if bitsleft <= 0 || point >= treelen {
 			break

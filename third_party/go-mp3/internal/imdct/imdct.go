@@ -16,6 +16,8 @@ package imdct
 
 import (
 	"math"
+
+	"github.com/hajimehoshi/go-mp3/internal/mulsum"
 )
 
 var imdctWinData = [4][36]float32{}
@@ -100,6 +102,20 @@ func cosN36Mirrored() bool {
 	return true
 }
 
+// cosLong holds, for each input m, the columns of cosN36[m] whose sums
+// Win computes (0-8, then 18-26; the others mirror them), 20 values an
+// input (two zeros pad it to a multiple of four).
+var cosLong [18 * 20]float32
+
+func init() {
+	for m := 0; m < 18; m++ {
+		for p := 0; p < 9; p++ {
+			cosLong[20*m+p] = cosN36[m][p]
+			cosLong[20*m+9+p] = cosN36[m][18+p]
+		}
+	}
+}
+
 // Win writes the windowed inverse MDCT of in (18 values) into out.
 func Win(in []float32, blockType int, out *[36]float32) {
 	*out = [36]float32{}
@@ -121,18 +137,17 @@ func Win(in []float32, blockType int, out *[36]float32) {
 	iwd := imdctWinData[blockType]
 	// Only half of the sums are computed: the others are the same sums
 	// negated (columns 9-17) or as they are (columns 27-35), to the bit,
-	// since the rounding of each product and addition is symmetric.
+	// since the rounding of each product and addition is symmetric. Each
+	// sum adds its terms in upstream's order (m = 0, 1, ...): package
+	// mulsum.
+	var half [20]float32
+	mulsum.Columns20(&half, &cosLong, (*[18]float32)(in))
 	var sums [N]float32
-	for _, p := range [...]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 18, 19, 20, 21, 22, 23, 24, 25, 26} {
-		sum := float32(0.0)
-		for m := 0; m < N/2; m++ {
-			sum += in[m] * cosN36[m][p]
-		}
-		sums[p] = sum
-	}
 	for p := 0; p < 9; p++ {
-		sums[17-p] = -sums[p]
-		sums[35-p] = sums[18+p]
+		sums[p] = half[p]
+		sums[17-p] = -half[p]
+		sums[18+p] = half[9+p]
+		sums[35-p] = half[9+p]
 	}
 	for p := 0; p < N; p++ {
 		out[p] = sums[p] * iwd[p]

@@ -273,37 +273,32 @@ func getScaleFactorsMpeg1(nch int, m *bits.Bits, header frameheader.FrameHeader,
 	return md, m, nil
 }
 
+// read assembles a frame's main data: the last offset bytes of the
+// previous frames' (the bit reservoir; all of them, if it holds fewer) and
+// size bytes from source. It does so in prev's buffer, whose bits are read
+// already, so that a frame allocates nothing once the buffer has grown.
 func read(source FullReader, prev *bits.Bits, size int, offset int) (*bits.Bits, error) {
 	if size > 1500 {
 		return nil, fmt.Errorf("mp3: size = %d", size)
 	}
+	if prev == nil {
+		prev = bits.New(nil)
+	}
+	keep := offset
 	// Check that there's data available from previous frames if needed
-	if prev != nil && offset > prev.LenInBytes() {
+	if offset > prev.LenInBytes() {
 		// No, there is not, so we skip decoding this frame, but we have to
 		// read the main_data bits from the bitstream in case they are needed
 		// for decoding the next frame.
-		buf := make([]byte, size)
-		if n, err := source.ReadFull(buf); n < size {
-			if err == io.EOF {
-				return nil, &consts.UnexpectedEOF{At: "maindata.Read (1)"}
-			}
-			return nil, err
-		}
 		// TODO: Define a special error and enable to continue the next frame.
-		return bits.Append(prev, buf), nil
+		keep = prev.LenInBytes()
 	}
-	// Copy data from previous frames
-	vec := []byte{}
-	if prev != nil {
-		vec = prev.Tail(offset)
-	}
-	// Read the main_data from file
-	buf := make([]byte, size)
+	buf := prev.Refill(keep, size)
 	if n, err := source.ReadFull(buf); n < size {
 		if err == io.EOF {
-			return nil, &consts.UnexpectedEOF{At: "maindata.Read (2)"}
+			return nil, &consts.UnexpectedEOF{At: "maindata.Read"}
 		}
 		return nil, err
 	}
-	return bits.New(append(vec, buf...)), nil
+	return prev, nil
 }

@@ -51,6 +51,8 @@ type SideInfo struct {
 	ScalefacScale     [2][2]int // 1 bit
 	Count1TableSelect [2][2]int // 1 bit
 	Count1            [2][2]int // Not in file, calc by huffman decoder
+
+	raw [32]byte // the bytes read, at most 32 (MPEG-1 stereo)
 }
 
 var sideInfoBitsToRead = [2][4]int{
@@ -81,8 +83,13 @@ func Read(source FullReader, header frameheader.FrameHeader, si *SideInfo) (*Sid
 	if header.ProtectionBit() == 0 {
 		main_data_size -= 2
 	}
+	if si == nil {
+		si = &SideInfo{}
+	} else {
+		*si = SideInfo{}
+	}
 	// Read sideinfo from bitstream into buffer used by Bits()
-	buf := make([]byte, sideinfo_size)
+	buf := si.raw[:sideinfo_size]
 	n, err := source.ReadFull(buf)
 	if n < sideinfo_size {
 		if err == io.EOF {
@@ -97,11 +104,6 @@ func Read(source FullReader, header frameheader.FrameHeader, si *SideInfo) (*Sid
 
 	// Parse audio data
 	// Pointer to where we should start reading main data
-	if si == nil {
-		si = &SideInfo{}
-	} else {
-		*si = SideInfo{}
-	}
 	si.MainDataBegin = s.Bits(bitsToRead[0])
 	// Get private bits. Not used for anything.
 	if header.Mode() == consts.ModeSingleChannel {
