@@ -122,10 +122,6 @@ func (d *pacedDevice) run(ctx context.Context, src Source) (err error) {
 // that left first, so that neither delays a block's leaving.
 func (d *pacedDevice) pace(ctx context.Context, src Source, thread *pacedThread) error {
 	buf := make([][2]float64, d.block)
-	var pcm []byte
-	if d.pcm != nil {
-		pcm = make([]byte, 0, 4*d.block)
-	}
 	margin := newWakeMargin()
 	t0 := time.Now()
 	due := t0
@@ -146,10 +142,12 @@ func (d *pacedDevice) pace(ctx context.Context, src Source, thread *pacedThread)
 			t0, k, due = now, 0, now
 			next = fill()
 		}
-		if pcm != nil {
-			pcm = appendPCM(pcm[:0], buf)
+		n := 0
+		if d.pcm != nil {
+			n = len(appendPCM(thread.slot()[:0], buf))
 		}
-		if err := thread.hand(due, margin.ahead, pcm); err != nil {
+		nextDue := t0.Add(d.elapsed((k + 1) * int64(d.block)))
+		if err := thread.hand(due, nextDue, margin.ahead, n); err != nil {
 			return err
 		}
 		left, err := thread.waitLeft()
@@ -170,7 +168,7 @@ func (d *pacedDevice) pace(ctx context.Context, src Source, thread *pacedThread)
 			return nil
 		}
 		k++
-		due = t0.Add(d.elapsed(k * int64(d.block)))
+		due = nextDue
 	}
 }
 
