@@ -88,8 +88,8 @@ func TestPipeOutputWritesLeaveAtTheirDueInstants(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 441*4 {
-			t.Fatalf("packet %d of %d bytes, want one block of 441 frames", len(written), n)
+		if n != 4*out.block {
+			t.Fatalf("packet %d of %d bytes, want one block of %d frames", len(written), n, out.block)
 		}
 		written = append(written, at)
 	}

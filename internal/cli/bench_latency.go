@@ -13,6 +13,7 @@ import (
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
+	"github.com/tutti-audio/tutti/speaker"
 )
 
 const benchRate = 44100
@@ -30,16 +31,14 @@ func timecodeSong(k, seconds int) generatedSong {
 	}
 }
 
-// deviceBlock is the virtual devices' block: 441 frames (10 ms), their default.
-const deviceBlock = 441
-
 // heardFrom is when sound that began at frame `first` was heard, given the
 // first block that starts with sound, bl. A block that begins with silence
 // is not in the log as sound, so sound that began inside the block before
 // bl is timed back from bl to its first frame; a speaker that came in
-// later than that (bl more than a block past first) is timed at bl.
+// later than that (bl more than a block past first) is timed at bl. The
+// block is the virtual devices' default.
 func heardFrom(bl playlog.Block, first int64) int64 {
-	if d := bl.Frame - first; d > 0 && d <= deviceBlock {
+	if d := bl.Frame - first; d > 0 && d <= int64(speaker.DefaultBlock(benchRate)) {
 		return bl.TNs - d*1e9/benchRate
 	}
 	return bl.TNs
