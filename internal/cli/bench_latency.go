@@ -13,7 +13,6 @@ import (
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
-	"github.com/tutti-audio/tutti/speaker"
 )
 
 const benchRate = 44100
@@ -31,14 +30,17 @@ func timecodeSong(k, seconds int) generatedSong {
 	}
 }
 
+// deviceBlock is the virtual devices' block: 882 frames (20 ms), their
+// default, speaker.DefaultBlock(benchRate).
+const deviceBlock = benchRate / 50
+
 // heardFrom is when sound that began at frame `first` was heard, given the
 // first block that starts with sound, bl. A block that begins with silence
 // is not in the log as sound, so sound that began inside the block before
 // bl is timed back from bl to its first frame; a speaker that came in
-// later than that (bl more than a block past first) is timed at bl. The
-// block is the virtual devices' default.
+// later than that (bl more than a block past first) is timed at bl.
 func heardFrom(bl playlog.Block, first int64) int64 {
-	if d := bl.Frame - first; d > 0 && d <= int64(speaker.DefaultBlock(benchRate)) {
+	if d := bl.Frame - first; d > 0 && d <= deviceBlock {
 		return bl.TNs - d*1e9/benchRate
 	}
 	return bl.TNs
