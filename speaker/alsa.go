@@ -91,6 +91,12 @@ func (o *ALSAOutput) Run(ctx context.Context, src Source) error {
 	o.log.Info("alsa output open", "device", o.device, "rate", o.rate,
 		"buffer_frames", p.bufferFrames, "period_frames", p.periodFrames)
 
+	waiter, err := startALSAWaiter(ctx, p, waitSlice)
+	if err != nil {
+		return fmt.Errorf("alsa output %q: %w", o.device, err)
+	}
+	defer waiter.stop()
+
 	buf := make([][2]float64, p.periodFrames)
 	samples := make([]int16, 2*p.periodFrames)
 	progress := time.Now()
@@ -99,11 +105,13 @@ func (o *ALSAOutput) Run(ctx context.Context, src Source) error {
 		if time.Since(progress) > stallTimeout {
 			return fmt.Errorf("alsa output %q: the device took no audio for %v (stuck or unusable)", o.device, stallTimeout)
 		}
-		wrote, err := o.playPeriod(p, src, buf, samples)
+		wrote, err := o.playPeriod(p, waiter, src, buf, samples)
 		if wrote {
 			progress = time.Now()
 		}
 		switch {
+		case ctx.Err() != nil:
+			return nil
 		case err == nil:
 			if wrote {
 				underrun = false
@@ -127,16 +135,12 @@ func (o *ALSAOutput) Run(ctx context.Context, src Source) error {
 // the next frame written will be heard, fills the period for that instant
 // and writes it. After an underrun the period is dropped, not retried: the
 // next one is measured and filled again for when it will really be heard.
-func (o *ALSAOutput) playPeriod(p *pcm, src Source, buf [][2]float64, samples []int16) (wrote bool, err error) {
-	ready, err := p.wait(waitSlice)
-	if err != nil || !ready {
+func (o *ALSAOutput) playPeriod(p *pcm, waiter *alsaWaiter, src Source, buf [][2]float64, samples []int16) (wrote bool, err error) {
+	r, err := waiter.wait()
+	if err != nil || !r.ready {
 		return false, err
 	}
-	delay, at, err := p.delay()
-	if err != nil {
-		return false, err
-	}
-	heardAt := at.Add(time.Duration(framesToNsRound(delay, o.rate)))
+	heardAt := r.delayAt.Add(time.Duration(framesToNsRound(r.delay, o.rate)))
 	src.Fill(buf, toLocal(o.clock, heardAt))
 	for i, f := range buf {
 		samples[2*i], samples[2*i+1] = toS16(f[0]), toS16(f[1])
