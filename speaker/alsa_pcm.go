@@ -138,42 +138,6 @@ func openPCM(device string, rate int, buffer, period time.Duration) (*pcm, error
 	return &pcm{h: h, bufferFrames: int(bufferFrames), periodFrames: int(periodFrames)}, nil
 }
 
-// wait waits up to timeout for room for a period. An interrupted wait (Go's
-// preemption signals) reports not ready.
-func (p *pcm) wait(timeout time.Duration) (ready bool, err error) {
-	rc := C.snd_pcm_wait(p.h, C.int(timeout.Milliseconds()))
-	switch {
-	case rc > 0:
-		return true, nil
-	case rc == 0 || rc == -C.EINTR || rc == -C.EAGAIN:
-		return false, nil
-	}
-	return false, &alsaError{op: "wait", code: int(rc)}
-}
-
-// write queues interleaved stereo frames. A period that finds no room
-// within waitSlice is cut short: Run's stall check notices a device that
-// keeps doing that.
-func (p *pcm) write(samples []int16) (wrote bool, err error) {
-	frames := len(samples) / 2
-	for off := 0; off < frames; {
-		n := C.snd_pcm_writei(p.h, unsafe.Pointer(&samples[2*off]), C.snd_pcm_uframes_t(frames-off))
-		switch {
-		case n > 0:
-			off += int(n)
-			wrote = true
-		case n == 0 || n == -C.EAGAIN || n == -C.EINTR:
-			ready, err := p.wait(waitSlice)
-			if err != nil || !ready {
-				return wrote, err
-			}
-		default:
-			return wrote, &alsaError{op: "write", code: int(n)}
-		}
-	}
-	return wrote, nil
-}
-
 // recover re-prepares the PCM after an underrun, or resumes it after a
 // suspend (re-preparing when the device cannot resume). While a suspended
 // device is still waking up it does nothing: the next wait reports the
