@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -12,6 +13,9 @@
 
 // THREAD_NAME is how the thread shows in ps and /proc (15 bytes at most).
 #define THREAD_NAME "tutti-alsa"
+
+// RT_PRIORITY is the thread's SCHED_FIFO priority, the paced outputs'.
+#define RT_PRIORITY 10
 
 struct tutti_alsa_thread {
 	tutti_alsa_shared shared;
@@ -129,11 +133,23 @@ tutti_alsa_thread *tutti_alsa_thread_start(snd_pcm_t *pcm, int notify_fd, unsign
 	t->pcm = pcm;
 	t->notify_fd = notify_fd;
 	t->timeout_ms = timeout_ms;
-	if ((*err = pthread_create(&t->thread, NULL, run, t)) != 0) {
+	// Real-time scheduling where the process may have it, as the paced
+	// outputs' thread: each period takes two hops between this thread and
+	// Go, and the device runs dry if they take a buffer's time.
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+	struct sched_param param = {.sched_priority = RT_PRIORITY};
+	pthread_attr_setschedparam(&attr, &param);
+	int not_rt = pthread_create(&t->thread, &attr, run, t);
+	pthread_attr_destroy(&attr);
+	if (not_rt != 0 && (*err = pthread_create(&t->thread, NULL, run, t)) != 0) {
 		free(t->shared.samples);
 		free(t);
 		return NULL;
 	}
+	*err = 0;
 	return t;
 }
 
