@@ -91,22 +91,34 @@ func (o *ALSAOutput) Run(ctx context.Context, src Source) error {
 	o.log.Info("alsa output open", "device", o.device, "rate", o.rate,
 		"buffer_frames", p.bufferFrames, "period_frames", p.periodFrames)
 
+	thread, err := startALSAThread(ctx, p, waitSlice)
+	if err != nil {
+		return fmt.Errorf("alsa output %q: %w", o.device, err)
+	}
+	defer thread.stop()
+
 	buf := make([][2]float64, p.periodFrames)
-	samples := make([]int16, 2*p.periodFrames)
+	filled := 0 // frames of the slot filled, for the next cycle to write
 	progress := time.Now()
 	underrun := false // inside an underrun episode, which is logged once
 	for ctx.Err() == nil {
 		if time.Since(progress) > stallTimeout {
 			return fmt.Errorf("alsa output %q: the device took no audio for %v (stuck or unusable)", o.device, stallTimeout)
 		}
-		wrote, err := o.playPeriod(p, src, buf, samples)
+		wrote, r, err := thread.cycle(filled)
+		filled = 0
 		if wrote {
 			progress = time.Now()
 		}
 		switch {
+		case ctx.Err() != nil:
+			return nil
 		case err == nil:
 			if wrote {
 				underrun = false
+			}
+			if r.ready {
+				filled = o.fillPeriod(thread.slot(), src, buf, r)
 			}
 		case !isXrun(err):
 			return fmt.Errorf("alsa output %q: %w", o.device, err)
@@ -123,25 +135,17 @@ func (o *ALSAOutput) Run(ctx context.Context, src Source) error {
 	return nil
 }
 
-// playPeriod waits (up to waitSlice) for room for a period, measures when
-// the next frame written will be heard, fills the period for that instant
-// and writes it. After an underrun the period is dropped, not retried: the
-// next one is measured and filled again for when it will really be heard.
-func (o *ALSAOutput) playPeriod(p *pcm, src Source, buf [][2]float64, samples []int16) (wrote bool, err error) {
-	ready, err := p.wait(waitSlice)
-	if err != nil || !ready {
-		return false, err
-	}
-	delay, at, err := p.delay()
-	if err != nil {
-		return false, err
-	}
-	heardAt := at.Add(time.Duration(framesToNsRound(delay, o.rate)))
+// fillPeriod fills the period for the instant its first frame will be
+// heard, as the delay measured with room for it says, into samples, and
+// returns its frames. After an underrun no period is filled until room is
+// measured again: it would be heard at another instant.
+func (o *ALSAOutput) fillPeriod(samples []int16, src Source, buf [][2]float64, r room) int {
+	heardAt := r.delayAt.Add(time.Duration(framesToNsRound(r.delay, o.rate)))
 	src.Fill(buf, toLocal(o.clock, heardAt))
 	for i, f := range buf {
 		samples[2*i], samples[2*i+1] = toS16(f[0]), toS16(f[1])
 	}
-	return p.write(samples)
+	return len(buf)
 }
 
 // alsaError is a negative errno returned by alsa-lib, with the step that

@@ -75,26 +75,6 @@ done:
 	return err;
 }
 
-// tutti_status reads the PCM state and delay, and how long ago (in ns, on
-// the monotonic clock) the delay was true; *age_ns is -1 without a stamp.
-static int tutti_status(snd_pcm_t *pcm, int *state, snd_pcm_sframes_t *delay, long long *age_ns) {
-	snd_pcm_status_t *st;
-	snd_htimestamp_t ts;
-	struct timespec now;
-	int err;
-	snd_pcm_status_alloca(&st);
-	if ((err = snd_pcm_status(pcm, st)) < 0)
-		return err;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	*state = snd_pcm_status_get_state(st);
-	*delay = snd_pcm_status_get_delay(st);
-	snd_pcm_status_get_htstamp(st, &ts);
-	if (ts.tv_sec == 0 && ts.tv_nsec == 0)
-		*age_ns = -1;
-	else
-		*age_ns = (long long)(now.tv_sec - ts.tv_sec) * 1000000000LL + (now.tv_nsec - ts.tv_nsec);
-	return 0;
-}
 */
 import "C"
 
@@ -156,73 +136,6 @@ func openPCM(device string, rate int, buffer, period time.Duration) (*pcm, error
 		return nil, errors.New("the device configured a period of 0 frames")
 	}
 	return &pcm{h: h, bufferFrames: int(bufferFrames), periodFrames: int(periodFrames)}, nil
-}
-
-// wait waits up to timeout for room for a period. An interrupted wait (Go's
-// preemption signals) reports not ready.
-func (p *pcm) wait(timeout time.Duration) (ready bool, err error) {
-	rc := C.snd_pcm_wait(p.h, C.int(timeout.Milliseconds()))
-	switch {
-	case rc > 0:
-		return true, nil
-	case rc == 0 || rc == -C.EINTR || rc == -C.EAGAIN:
-		return false, nil
-	}
-	return false, &alsaError{op: "wait", code: int(rc)}
-}
-
-// delay returns the frames queued ahead of the write pointer (the next frame
-// written is heard delay frames after at) and the instant the delay was
-// true: the PCM's own time stamp when it has a plausible one, else the
-// middle of the call.
-func (p *pcm) delay() (frames int64, at time.Time, err error) {
-	var state C.int
-	var delay C.snd_pcm_sframes_t
-	var age C.longlong
-	before := time.Now()
-	rc := C.tutti_status(p.h, &state, &delay, &age)
-	after := time.Now()
-	if rc < 0 {
-		return 0, time.Time{}, &alsaError{op: "status", code: int(rc)}
-	}
-	switch state {
-	case C.SND_PCM_STATE_XRUN:
-		return 0, time.Time{}, &alsaError{op: "status", code: -int(syscall.EPIPE)}
-	case C.SND_PCM_STATE_SUSPENDED:
-		return 0, time.Time{}, &alsaError{op: "status", code: -int(syscall.ESTRPIPE)}
-	case C.SND_PCM_STATE_DISCONNECTED:
-		return 0, time.Time{}, &alsaError{op: "status", code: -int(syscall.ENODEV)}
-	}
-	at = before.Add(after.Sub(before) / 2)
-	if a := time.Duration(age); age >= 0 && a < time.Second {
-		at = after.Add(-a)
-	}
-	// A negative delay means the buffer already ran dry: what is written
-	// now plays at once.
-	return max(int64(delay), 0), at, nil
-}
-
-// write queues interleaved stereo frames. A period that finds no room
-// within waitSlice is cut short: Run's stall check notices a device that
-// keeps doing that.
-func (p *pcm) write(samples []int16) (wrote bool, err error) {
-	frames := len(samples) / 2
-	for off := 0; off < frames; {
-		n := C.snd_pcm_writei(p.h, unsafe.Pointer(&samples[2*off]), C.snd_pcm_uframes_t(frames-off))
-		switch {
-		case n > 0:
-			off += int(n)
-			wrote = true
-		case n == 0 || n == -C.EAGAIN || n == -C.EINTR:
-			ready, err := p.wait(waitSlice)
-			if err != nil || !ready {
-				return wrote, err
-			}
-		default:
-			return wrote, &alsaError{op: "write", code: int(n)}
-		}
-	}
-	return wrote, nil
 }
 
 // recover re-prepares the PCM after an underrun, or resumes it after a

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -443,4 +444,36 @@ func TestALSANativeRate(t *testing.T) {
 	if _, err := NativeRate("hw:99,0"); err == nil || !strings.Contains(err.Error(), "hw:99,0") {
 		t.Errorf("a missing device: %v", err)
 	}
+}
+
+// cgoCounter is a Source of silence that counts the process's calls into C
+// between its first and last fill.
+type cgoCounter struct {
+	fills       int
+	first, last int64
+}
+
+func (c *cgoCounter) Fill(buf [][2]float64, _ time.Time) {
+	clear(buf)
+	n := runtime.NumCgoCall()
+	if c.fills == 0 {
+		c.first = n
+	}
+	c.last = n
+	c.fills++
+}
+
+// A period costs the Go side no call into C: the device thread writes,
+// waits and measures. Calls into C come with an underrun's recovery only.
+func TestALSAOutputFillsWithoutCallingIntoC(t *testing.T) {
+	src := &cgoCounter{}
+	playToPulse(t, src, 2*time.Second)
+	if src.fills < 50 {
+		t.Fatalf("only %d periods were filled", src.fills)
+	}
+	calls := src.last - src.first
+	if calls > int64(src.fills/10) {
+		t.Errorf("%d calls into C over %d periods, want at most %d", calls, src.fills, src.fills/10)
+	}
+	t.Logf("%d calls into C over %d periods", calls, src.fills)
 }

@@ -115,8 +115,8 @@ func TestVirtualOutputPacingAndLog(t *testing.T) {
 
 	late := 0
 	for i, b := range blocks {
-		if b.Frames != 441 || b.L != 8192 || b.R != -32768 {
-			t.Fatalf("block %d: %+v, want 441 frames, l 8192, r -32768", i, b)
+		if b.Frames != out.block || b.L != 8192 || b.R != -32768 {
+			t.Fatalf("block %d: %+v, want %d frames, l 8192, r -32768", i, b, out.block)
 		}
 		// Fill gets the heard instant on the local clock, as logged.
 		call, ok := fillOf[b.LocalNs]
@@ -143,13 +143,14 @@ func TestVirtualOutputPacingAndLog(t *testing.T) {
 	if late > len(blocks)/5 {
 		t.Errorf("%d of %d blocks taken more than 15 ms late", late, len(blocks))
 	}
-	// The device's sample clock: 10 ms between blocks, exactly, between underruns.
+	// The device's sample clock: a block period (20 ms) between blocks,
+	// exactly, between underruns.
 	for i := 1; i < len(recs); i++ {
 		if recs[i].Underrun || recs[i-1].Underrun {
 			continue
 		}
-		if d := recs[i].TNs - recs[i-1].TNs; d < 9_999_000 || d > 10_001_000 {
-			t.Errorf("blocks %d and %d are %d ns apart, want 10 ms", i-1, i, d)
+		if d := recs[i].TNs - recs[i-1].TNs; d < 19_999_000 || d > 20_001_000 {
+			t.Errorf("blocks %d and %d are %d ns apart, want 20 ms", i-1, i, d)
 		}
 	}
 }

@@ -24,20 +24,14 @@
 #define STALLED_WRITE_POLL_MS 100
 
 struct tutti_paced {
+	tutti_paced_shared shared;
 	int fd, notify_fd;
 	pthread_t thread;
+	// mu and handed are for the thread's waits for a block that was not
+	// handed over in time (and for stopping), never for a block on time.
 	pthread_mutex_t mu;
 	pthread_cond_t handed;
-	// Under mu: the block handed over and not yet taken by the thread, and
-	// the result of the last block that left.
-	int has_block, has_left;
 	int stop; // set under mu, read atomically
-
-	int64_t due_ns, ahead_ns;
-	size_t len, max_bytes;
-	unsigned char *block; // written by the caller while !has_block
-	unsigned char *out;   // the thread's copy, being written
-	tutti_paced_left left;
 };
 
 static int64_t mono_ns(void) {
@@ -73,17 +67,41 @@ static int write_all(tutti_paced *p, const unsigned char *b, size_t len) {
 	return 0;
 }
 
-// sleep_until sleeps to at, absolute; returns 0 or an errno.
-static int sleep_until(int64_t at) {
-	struct timespec ts = {.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+// sleep_ahead sleeps, if it is not past, to wake (absolute), and records
+// in left how late the sleep ended. Returns 0 or an errno.
+static int sleep_ahead(int64_t wake, tutti_paced_left *left) {
+	if (mono_ns() >= wake)
+		return 0;
+	struct timespec ts = {.tv_sec = wake / 1000000000, .tv_nsec = wake % 1000000000};
 	int err;
 	while ((err = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR) {
 	}
+	left->woke_late_ns = mono_ns() - wake;
 	return err;
+}
+
+// await_block waits until block k (counting from 0) has been handed over;
+// it returns 0 if the thread is to stop instead.
+static int await_block(tutti_paced *p, uint64_t k) {
+	tutti_paced_shared *s = &p->shared;
+	if (__atomic_load_n(&s->handed, __ATOMIC_ACQUIRE) > k)
+		return !stopping(p);
+	// Late: tell Go to wake the thread. Go stores handed before it loads
+	// waiting, the thread stores waiting before it loads handed (both
+	// sequentially consistent): one of them sees the other's.
+	pthread_mutex_lock(&p->mu);
+	__atomic_store_n(&s->waiting, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&s->handed, __ATOMIC_SEQ_CST) <= k && !p->stop)
+		pthread_cond_wait(&p->handed, &p->mu);
+	__atomic_store_n(&s->waiting, 0, __ATOMIC_RELAXED);
+	int stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return !stop;
 }
 
 static void *run(void *arg) {
 	tutti_paced *p = arg;
+	tutti_paced_shared *s = &p->shared;
 	// Signals are the Go runtime's to handle, on its own threads.
 	sigset_t all;
 	sigfillset(&all);
@@ -92,39 +110,31 @@ static void *run(void *arg) {
 	// wake-ups; this thread's wake-ups are its output's timing.
 	prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
 	pthread_setname_np(pthread_self(), THREAD_NAME);
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		while (!p->has_block && !p->stop)
-			pthread_cond_wait(&p->handed, &p->mu);
-		if (p->stop) {
-			pthread_mutex_unlock(&p->mu);
+	int64_t next_wake = 0; // ahead of the instant the next block is expected due; 0: none expected
+	for (uint64_t k = 0;; k++) {
+		tutti_paced_left left = {.woke_late_ns = -1};
+		// Sleep towards the expected instant first: Go hands the block
+		// over meanwhile, without waking this thread.
+		left.err = sleep_ahead(next_wake, &left);
+		if (!await_block(p, k))
 			return NULL;
-		}
-		int64_t due = p->due_ns, ahead = p->ahead_ns;
-		size_t len = p->len;
-		memcpy(p->out, p->block, len);
-		p->has_block = 0;
-		pthread_mutex_unlock(&p->mu);
-
-		tutti_paced_left left = {.due_ns = due, .woke_late_ns = -1};
-		int64_t wake = due - ahead;
-		if (mono_ns() < wake) {
-			left.err = sleep_until(wake);
-			left.woke_late_ns = mono_ns() - wake;
-		}
+		tutti_paced_slot slot = s->slot;
+		left.due_ns = slot.due_ns;
+		// A block due later than expected (the schedule restarted).
+		if (left.err == 0)
+			left.err = sleep_ahead(slot.due_ns - slot.ahead_ns, &left);
 		// The last stretch, awake.
-		while (left.err == 0 && mono_ns() < due) {
+		while (left.err == 0 && mono_ns() < slot.due_ns) {
 		}
 		if (stopping(p))
 			return NULL;
 		left.left_ns = mono_ns();
 		if (left.err == 0 && p->fd >= 0)
-			left.err = write_all(p, p->out, len);
+			left.err = write_all(p, slot.block, slot.len);
+		next_wake = slot.next_due_ns - slot.ahead_ns;
 
-		pthread_mutex_lock(&p->mu);
-		p->left = left;
-		p->has_left = 1;
-		pthread_mutex_unlock(&p->mu);
+		s->left_block = left;
+		__atomic_store_n(&s->left, k + 1, __ATOMIC_RELEASE);
 		uint64_t one = 1;
 		while (write(p->notify_fd, &one, sizeof one) < 0 && errno == EINTR) {
 		}
@@ -139,12 +149,9 @@ tutti_paced *tutti_paced_start(int fd, int notify_fd, size_t max_bytes, int *not
 	}
 	p->fd = fd;
 	p->notify_fd = notify_fd;
-	p->max_bytes = max_bytes;
-	p->block = malloc(max_bytes ? max_bytes : 1);
-	p->out = malloc(max_bytes ? max_bytes : 1);
-	if (p->block == NULL || p->out == NULL) {
-		free(p->block);
-		free(p->out);
+	p->shared.max_bytes = max_bytes;
+	p->shared.slot.block = malloc(max_bytes ? max_bytes : 1);
+	if (p->shared.slot.block == NULL) {
 		free(p);
 		*err = ENOMEM;
 		return NULL;
@@ -168,8 +175,7 @@ tutti_paced *tutti_paced_start(int fd, int notify_fd, size_t max_bytes, int *not
 		if (*err != 0) {
 			pthread_mutex_destroy(&p->mu);
 			pthread_cond_destroy(&p->handed);
-			free(p->block);
-			free(p->out);
+			free(p->shared.slot.block);
 			free(p);
 			return NULL;
 		}
@@ -178,32 +184,12 @@ tutti_paced *tutti_paced_start(int fd, int notify_fd, size_t max_bytes, int *not
 	return p;
 }
 
-int tutti_paced_hand(tutti_paced *p, int64_t due_ns, int64_t ahead_ns, const void *bytes, size_t len) {
-	if (len > p->max_bytes)
-		return EINVAL;
+tutti_paced_shared *tutti_paced_shared_of(tutti_paced *p) { return &p->shared; }
+
+void tutti_paced_wake(tutti_paced *p) {
 	pthread_mutex_lock(&p->mu);
-	if (p->has_block) {
-		pthread_mutex_unlock(&p->mu);
-		return EBUSY;
-	}
-	memcpy(p->block, bytes, len);
-	p->len = len;
-	p->due_ns = due_ns;
-	p->ahead_ns = ahead_ns;
-	p->has_block = 1;
 	pthread_cond_signal(&p->handed);
 	pthread_mutex_unlock(&p->mu);
-	return 0;
-}
-
-int tutti_paced_take(tutti_paced *p, tutti_paced_left *out) {
-	pthread_mutex_lock(&p->mu);
-	int has = p->has_left;
-	if (has)
-		*out = p->left;
-	p->has_left = 0;
-	pthread_mutex_unlock(&p->mu);
-	return has;
 }
 
 void tutti_paced_stop(tutti_paced *p) {
@@ -214,7 +200,6 @@ void tutti_paced_stop(tutti_paced *p) {
 	pthread_join(p->thread, NULL);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->handed);
-	free(p->block);
-	free(p->out);
+	free(p->shared.slot.block);
 	free(p);
 }

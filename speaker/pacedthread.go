@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -23,14 +24,25 @@ import (
 // block. Being outside the Go scheduler, it need not win back a P from
 // the goroutines that hold it (with GOMAXPROCS=1, any running goroutine),
 // nor wait for a garbage collection, to write on time.
+//
+// A block on time costs the Go side no system call and no call into C:
+// the block and the counters are in memory shared with the thread, and Go
+// waits for the thread's eventfd through the runtime's poller without
+// reading it. A system call or cgo call after the process was idle would
+// also wake the runtime's monitor thread (sysmon), which then polls every
+// 20 µs while the block is filled.
 type pacedThread struct {
 	p      *C.tutti_paced
-	notify *os.File // the eventfd the thread signals after each block left
+	shared *C.tutti_paced_shared
+	block  []byte          // the shared slot's bytes
+	notify syscall.RawConn // the eventfd the thread signals after each block left
+	file   *os.File        // notify's file
 	// notRealtime says why the thread did not get real-time scheduling (it
 	// needs CAP_SYS_NICE or an RLIMIT_RTPRIO); without it the timing holds
 	// on an idle machine only.
 	notRealtime   error
 	mono          monoClock
+	handed        uint64 // blocks handed over
 	stopOnContext func() bool
 }
 
@@ -49,57 +61,74 @@ func startPacedThread(ctx context.Context, fd, maxBytes int) (*pacedThread, erro
 	if err != nil {
 		return nil, fmt.Errorf("output timing: eventfd: %w", err)
 	}
-	notify := os.NewFile(uintptr(efd), "output-timing")
+	file := os.NewFile(uintptr(efd), "output-timing")
+	notify, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("output timing: eventfd: %w", err)
+	}
 	var notRT, cerr C.int
 	p := C.tutti_paced_start(C.int(fd), C.int(efd), C.size_t(maxBytes), &notRT, &cerr)
 	if p == nil {
-		notify.Close()
+		file.Close()
 		return nil, fmt.Errorf("output timing: starting the thread: %w", syscall.Errno(cerr))
 	}
-	t := &pacedThread{p: p, notify: notify, mono: newMonoClock()}
+	shared := C.tutti_paced_shared_of(p)
+	t := &pacedThread{p: p, shared: shared, block: unsafe.Slice((*byte)(unsafe.Pointer(shared.slot.block)), maxBytes),
+		notify: notify, file: file, mono: newMonoClock()}
 	if notRT != 0 {
 		t.notRealtime = syscall.Errno(notRT)
 	}
-	t.stopOnContext = context.AfterFunc(ctx, func() { notify.SetReadDeadline(time.Now()) })
+	t.stopOnContext = context.AfterFunc(ctx, func() { file.SetReadDeadline(time.Now()) })
 	return t, nil
 }
 
-// hand gives the thread the next block, due at due, to wake ahead of.
-// The block before must have left.
-func (t *pacedThread) hand(due time.Time, ahead time.Duration, b []byte) error {
-	var bytes unsafe.Pointer
-	if len(b) > 0 {
-		bytes = unsafe.Pointer(unsafe.SliceData(b))
+// counter is one of the shared counters, accessed atomically.
+func counter(c *C.uint64_t) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(c)) }
+
+// slot is where the next block to hand over is encoded: the shared
+// memory, which the thread no longer reads once the block before has left.
+func (t *pacedThread) slot() []byte { return t.block }
+
+// hand gives the thread the next block, its first n bytes of slot(), due
+// at due, to wake ahead of; nextDue is when the block after it is expected
+// due, for the thread to sleep towards. The block before must have left.
+func (t *pacedThread) hand(due, nextDue time.Time, ahead time.Duration, n int) error {
+	if counter(&t.shared.left).Load() != t.handed {
+		return fmt.Errorf("output timing: handing a block over: %w", syscall.EBUSY)
 	}
-	if e := C.tutti_paced_hand(t.p, C.int64_t(t.mono.ns(due)), C.int64_t(ahead), bytes, C.size_t(len(b))); e != 0 {
-		return fmt.Errorf("output timing: handing a block over: %w", syscall.Errno(e))
+	if n > len(t.block) {
+		return fmt.Errorf("output timing: handing a block over: %d bytes: %w", n, syscall.EINVAL)
+	}
+	s := &t.shared.slot
+	s.due_ns, s.next_due_ns, s.ahead_ns, s.len = C.int64_t(t.mono.ns(due)), C.int64_t(t.mono.ns(nextDue)), C.int64_t(ahead), C.size_t(n)
+	t.handed++
+	counter(&t.shared.handed).Store(t.handed)
+	if counter(&t.shared.waiting).Load() != 0 {
+		C.tutti_paced_wake(t.p)
 	}
 	return nil
 }
 
 // waitLeft waits until the block handed over left, or the context is done.
 func (t *pacedThread) waitLeft() (leftBlock, error) {
-	var signal [8]byte
-	for {
-		var l C.tutti_paced_left
-		if C.tutti_paced_take(t.p, &l) != 0 {
-			left := leftBlock{late: time.Duration(l.left_ns - l.due_ns), wokeLate: time.Duration(l.woke_late_ns)}
-			if l.err != 0 {
-				left.err = fmt.Errorf("output: %w", syscall.Errno(l.err))
-			}
-			return left, nil
-		}
-		if _, err := t.notify.Read(signal[:]); err != nil {
-			return leftBlock{}, err
-		}
+	left := func(uintptr) bool { return counter(&t.shared.left).Load() == t.handed }
+	if err := t.notify.Read(left); err != nil {
+		return leftBlock{}, err
 	}
+	l := t.shared.left_block
+	b := leftBlock{late: time.Duration(l.left_ns - l.due_ns), wokeLate: time.Duration(l.woke_late_ns)}
+	if l.err != 0 {
+		b.err = fmt.Errorf("output: %w", syscall.Errno(l.err))
+	}
+	return b, nil
 }
 
 // stop ends the thread and waits for it.
 func (t *pacedThread) stop() {
 	t.stopOnContext()
 	C.tutti_paced_stop(t.p)
-	t.notify.Close()
+	t.file.Close()
 }
 
 // monoClock converts time.Time instants to CLOCK_MONOTONIC nanoseconds,

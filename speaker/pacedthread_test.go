@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -87,8 +88,8 @@ func TestPipeOutputWritesLeaveAtTheirDueInstants(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 441*4 {
-			t.Fatalf("packet %d of %d bytes, want one block of 441 frames", len(written), n)
+		if n != 4*out.block {
+			t.Fatalf("packet %d of %d bytes, want one block of %d frames", len(written), n, out.block)
 		}
 		written = append(written, at)
 	}
@@ -158,4 +159,36 @@ func TestPipeOutputEndsOnAWriteError(t *testing.T) {
 	if n := outputThreads(t); n != 0 {
 		t.Errorf("%d output threads after Run returned", n)
 	}
+}
+
+func TestPacedOutputHandsBlocksOverWithoutCallingIntoC(t *testing.T) {
+	w, r := newStampedPipe(t)
+	out := NewPipeOutput(PipeOptions{W: w, Latency: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- out.Run(ctx, &fillRecorder{}) }()
+	buf, oob := make([]byte, 64<<10), make([]byte, 256)
+	read := func(blocks int) {
+		for range blocks {
+			if _, _, err := r.read(buf, oob); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	read(10) // started
+	const blocks = 200
+	before := runtime.NumCgoCall()
+	read(blocks)
+	calls := runtime.NumCgoCall() - before
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A block handed over on time is plain memory; a call wakes the thread
+	// only when Go filled a block too late for it, which a loaded machine
+	// may do now and then.
+	if calls > blocks/10 {
+		t.Errorf("%d calls into C over %d blocks, want at most %d", calls, blocks, blocks/10)
+	}
+	t.Logf("%d calls into C over %d blocks", calls, blocks)
 }

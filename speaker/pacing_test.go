@@ -30,7 +30,7 @@ func (w *timedWriter) Write(p []byte) (int, error) {
 
 // playPipe runs a PipeOutput with crystal error ppm until it has written
 // blocks blocks, and returns the writes.
-func playPipe(t *testing.T, ppm float64, blocks int) []timedWrite {
+func playPipe(t *testing.T, ppm float64, blocks int) ([]timedWrite, *PipeOutput) {
 	t.Helper()
 	w := &timedWriter{}
 	// A long buffer: a stall of the loaded machine must not count as an
@@ -54,11 +54,11 @@ func playPipe(t *testing.T, ppm float64, blocks int) []timedWrite {
 		t.Fatalf("%d blocks written in 30 s, want %d", len(w.writes), blocks)
 	}
 	for i, wr := range w.writes {
-		if wr.bytes != 441*4 {
-			t.Fatalf("write %d of %d bytes, want one block of 441 frames", i, wr.bytes)
+		if wr.bytes != 4*out.block {
+			t.Fatalf("write %d of %d bytes, want one block of %d frames", i, wr.bytes, out.block)
 		}
 	}
-	return w.writes[:blocks]
+	return w.writes[:blocks], out
 }
 
 // lateness returns how much later than its slot each write arrived, the
@@ -77,8 +77,8 @@ func TestPipeOutputPacedByItsCrystal(t *testing.T) {
 	// scheduling noise within a second: 5 % is 50 ms per second.
 	const blocks = 100
 	for _, ppm := range []float64{0, 50_000, -50_000} {
-		writes := playPipe(t, ppm, blocks)
-		period := 441 / (44100 * (1 + ppm/1e6)) * 1e9 // ns per block
+		writes, out := playPipe(t, ppm, blocks)
+		period := float64(out.block) / (float64(out.rate) * (1 + ppm/1e6)) * 1e9 // ns per block
 		late := lateness(writes, period)
 		// The schedule is the earliest writes of each half: if the rate
 		// were wrong, the second half's would be off the first's by
@@ -92,10 +92,10 @@ func TestPipeOutputPacedByItsCrystal(t *testing.T) {
 
 func TestPacedLatencyHoldsABlockWaitingAndOneInTheBuffer(t *testing.T) {
 	for _, c := range []struct{ asked, want time.Duration }{
-		{0, 30 * time.Millisecond}, {40 * time.Millisecond, 40 * time.Millisecond}, {5 * time.Millisecond, 20 * time.Millisecond},
+		{0, 40 * time.Millisecond}, {60 * time.Millisecond, 60 * time.Millisecond}, {5 * time.Millisecond, 40 * time.Millisecond},
 	} {
 		out := NewPipeOutput(PipeOptions{W: &timedWriter{}, Latency: c.asked})
-		if out.Latency() != c.want || out.buffer() != c.want-10*time.Millisecond {
+		if out.Latency() != c.want || out.buffer() != c.want-20*time.Millisecond {
 			t.Errorf("latency %v asked: %v, buffer %v; want %v and a block less", c.asked, out.Latency(), out.buffer(), c.want)
 		}
 	}

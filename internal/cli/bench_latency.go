@@ -30,8 +30,9 @@ func timecodeSong(k, seconds int) generatedSong {
 	}
 }
 
-// deviceBlock is the virtual devices' block: 441 frames (10 ms), their default.
-const deviceBlock = 441
+// deviceBlock is the virtual devices' block: 882 frames (20 ms), their
+// default, speaker.DefaultBlock(benchRate).
+const deviceBlock = benchRate / 50
 
 // soundLeadIn bounds how long before the first block that starts with a
 // readable timecode the sound of a command may have begun: in the block

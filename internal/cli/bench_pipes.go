@@ -24,15 +24,15 @@ import (
 // The pipe outputs' format, as the speakers are started with it.
 const (
 	pipeRate        = 44100
-	pipeBlockFrames = pipeRate / 100 // the pipe output's default block, 10 ms
+	pipeBlockFrames = pipeRate / 50 // the pipe output's default block, 20 ms
 	// pipeLatency is every speaker's --latency: the same for all, so it
-	// cancels in the skew.
-	pipeLatency = 30 * time.Millisecond
+	// cancels in the skew; two blocks, the least.
+	pipeLatency = 40 * time.Millisecond
 	// pipeBuffer is from a block's write to its being heard: the pipe
 	// output fills a block one block period before it writes it.
 	pipeBuffer = pipeLatency - pipeBlockFrames*time.Second/pipeRate
 	// pipeReadBuffer holds any one write of the pipe output: a block of
-	// 10 ms at up to 192 kHz is 7.5 KiB.
+	// 20 ms at up to 192 kHz is 15 KiB.
 	pipeReadBuffer = 64 << 10
 )
 

@@ -10,16 +10,21 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-const testBlockBytes = 4 * pipeBlockFrames
+// testBlockFrames is the modelled speakers' block: 10 ms, the spacing of
+// their logs (traceOf takes the block as an argument).
+const (
+	testBlockFrames = pipeRate / 100
+	testBlockBytes  = 4 * testBlockFrames
+)
 
-// blocksFrom is a speaker's block log: n blocks of pipeBlockFrames, the
+// blocksFrom is a speaker's block log: n blocks of testBlockFrames, the
 // first heard at t0, 10 ms apart, its local clock off real time by
 // localOff.
 func blocksFrom(t0 int64, n int, localOff time.Duration) []playlog.Line {
 	lines := make([]playlog.Line, n)
 	for k := range lines {
 		tNs := t0 + int64(k)*10e6
-		lines[k] = playlog.Line{TNs: tNs, Frames: pipeBlockFrames, LocalNs: tNs + int64(localOff), LateNs: 1000}
+		lines[k] = playlog.Line{TNs: tNs, Frames: testBlockFrames, LocalNs: tNs + int64(localOff), LateNs: 1000}
 	}
 	return lines
 }
@@ -32,10 +37,10 @@ func modelSpeaker(p0 float64, scheduleLate, outputLate time.Duration, n int) ([]
 	lines := make([]playlog.Line, n)
 	reads := make([]playlog.PCMRead, n)
 	for k := range lines {
-		pos := p0 + float64(k*pipeBlockFrames)
+		pos := p0 + float64(k*testBlockFrames)
 		heard := int64(1e9+pos*1e9/pipeRate) + int64(scheduleLate)
-		lines[k] = playlog.Line{TNs: heard, Frames: pipeBlockFrames}
-		reads[k] = playlog.PCMRead{AtNs: heard - int64(pipeBuffer) + int64(outputLate), Offset: int64(k) * testBlockBytes, Pos: pos, Frames: pipeBlockFrames}
+		lines[k] = playlog.Line{TNs: heard, Frames: testBlockFrames}
+		reads[k] = playlog.PCMRead{AtNs: heard - int64(pipeBuffer) + int64(outputLate), Offset: int64(k) * testBlockBytes, Pos: pos, Frames: testBlockFrames}
 	}
 	return lines, reads
 }
@@ -48,7 +53,7 @@ func TestTraceOfPairsEachReadWithItsBlock(t *testing.T) {
 		{AtNs: 1e9 - int64(pipeBuffer) + 20e6 + 2_267_600, Offset: 2*testBlockBytes + 400, Pos: 1982.5, Frames: 341},
 		{AtNs: 2e9, Offset: 3 * testBlockBytes, Pos: 2323, Frames: 441}, // not logged yet
 	}
-	tr := traceOf(reads, lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
+	tr := traceOf(reads, lines, pipeRate, testBlockFrames, int64(pipeBuffer))
 	if len(tr.external) != 3 || len(tr.engine) != 2 || len(tr.outputLateNs) != 2 {
 		t.Fatalf("%d external and %d engine blocks, want all 3 from outside, the 2 logged from the engine", len(tr.external), len(tr.engine))
 	}
@@ -77,8 +82,8 @@ func TestFrameSkewsSeparateScheduleFromOutputTiming(t *testing.T) {
 	la, ra := modelSpeaker(0, 0, 40*time.Microsecond, 200)
 	lb, rb := modelSpeaker(100.25, 20*time.Microsecond, 70*time.Microsecond, 200)
 	traces := []speakerTrace{
-		traceOf(ra, la, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
-		traceOf(rb, lb, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
+		traceOf(ra, la, pipeRate, testBlockFrames, int64(pipeBuffer)),
+		traceOf(rb, lb, pipeRate, testBlockFrames, int64(pipeBuffer)),
 	}
 	external, engine, output := frameSkews(traces, pipeRate, 1.1e9, 2.9e9)
 	if len(external) < 150 {
@@ -97,8 +102,8 @@ func TestFrameSkewsFromOutsideOnlyWithoutBlockLogs(t *testing.T) {
 	la, ra := modelSpeaker(0, 0, 0, 200)
 	_, rb := modelSpeaker(100.25, 0, 25*time.Microsecond, 200)
 	traces := []speakerTrace{
-		traceOf(ra, la, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
-		traceOf(rb, nil, pipeRate, pipeBlockFrames, int64(pipeBuffer)),
+		traceOf(ra, la, pipeRate, testBlockFrames, int64(pipeBuffer)),
+		traceOf(rb, nil, pipeRate, testBlockFrames, int64(pipeBuffer)),
 	}
 	external, engine, output := frameSkews(traces, pipeRate, 1.1e9, 2.9e9)
 	if len(external) < 150 || len(engine) != 0 || len(output) != 0 {
@@ -120,7 +125,7 @@ func TestClockAndSteeringErrors(t *testing.T) {
 	for k := range lines {
 		lines[k].LocalNs = lines[k].TNs + int64(off)
 	}
-	tr := traceOf(reads, lines, pipeRate, pipeBlockFrames, int64(pipeBuffer))
+	tr := traceOf(reads, lines, pipeRate, testBlockFrames, int64(pipeBuffer))
 	anchor := protocol.Anchor{AtNs: 1e9, Index: 0, PositionNs: 0, Playing: true}
 	statuses := []statusSample{
 		{atNs: 1.5e9, fields: map[string]any{"clock_offset_ns": float64(-int64(off) - 10e3)}},

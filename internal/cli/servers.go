@@ -464,7 +464,7 @@ func (o *outputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.logPath, "virtual-log", "", "virtual and pipe outputs: file to log each block heard (JSON lines)")
 	fs.StringVar(&o.pipePath, "pipe", "-", "pipe output: file or FIFO to write PCM to (- = stdout)")
 	fs.IntVar(&o.rate, "rate", 0, "output sample rate (default: alsa, the device's native rate, 48 or 44.1 kHz; virtual and pipe, 44100)")
-	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "virtual and pipe outputs: from filling a block to hearing it (the block is written a block period after it is filled; at least 2 blocks)")
+	fs.DurationVar(&o.latency, "latency", 40*time.Millisecond, "virtual and pipe outputs: from filling a block to hearing it (the block is written a block period after it is filled; at least 2 blocks of 20 ms)")
 	fs.DurationVar(&o.calibration, "calibration", 0, "extra output latency of this speaker's hardware beyond what the output reports (a calibration set later with the calibrate command, e.g. from Home Assistant, overrides it)")
 	fs.StringVar(&o.alsaDevice, "alsa-device", "default", "alsa output: the ALSA PCM to play to (e.g. hw:0,0, plughw:1,0)")
 }
