@@ -83,7 +83,7 @@ func TestBenchSync(t *testing.T) {
 	r := runBenchJSON(t, []string{"sync", "--json", "--speakers", "3", "--seconds", "2", "--settle", "2s", "--jitter", "wifi", "--plot", png, "--tutti", bin},
 		"speakers", "seconds", "skew_p50_ms", "skew_p99_ms", "skew_max_ms", "engine_skew_p99_ms")
 	between(t, r, "speakers", 3, 3)
-	between(t, r, "samples", 100, 300) // 2 s of 10 ms blocks
+	between(t, r, "samples", 50, 150) // 2 s of 20 ms blocks
 	between(t, r, "skew_p50_ms", 0, 50)
 	between(t, r, "skew_max_ms", r["skew_p99_ms"].(float64), 50)
 	between(t, r, "engine_skew_p99_ms", 0, 50)
