@@ -1,11 +1,10 @@
 #define _GNU_SOURCE
 #include "alsa_thread.h"
+#include "audio_thread.h"
 
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -13,9 +12,6 @@
 
 // THREAD_NAME is how the thread shows in ps and /proc (15 bytes at most).
 #define THREAD_NAME "tutti-alsa"
-
-// RT_PRIORITY is the thread's SCHED_FIFO priority, the paced outputs'.
-#define RT_PRIORITY 10
 
 struct tutti_alsa_thread {
 	tutti_alsa_shared shared;
@@ -88,11 +84,7 @@ static int measure(snd_pcm_t *pcm, tutti_alsa_shared *s) {
 static void *run(void *arg) {
 	tutti_alsa_thread *t = arg;
 	tutti_alsa_shared *s = &t->shared;
-	// Signals are the Go runtime's to handle, on its own threads.
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	pthread_setname_np(pthread_self(), THREAD_NAME);
+	tutti_audio_thread_begin(THREAD_NAME);
 	uint32_t seen = 0;
 	for (;;) {
 		uint32_t armed;
@@ -133,18 +125,11 @@ tutti_alsa_thread *tutti_alsa_thread_start(snd_pcm_t *pcm, int notify_fd, unsign
 	t->pcm = pcm;
 	t->notify_fd = notify_fd;
 	t->timeout_ms = timeout_ms;
-	// Real-time scheduling where the process may have it, as the paced
-	// outputs' thread: each period takes two hops between this thread and
-	// Go, and the device runs dry if they take a buffer's time.
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-	pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
-	struct sched_param param = {.sched_priority = RT_PRIORITY};
-	pthread_attr_setschedparam(&attr, &param);
-	int not_rt = pthread_create(&t->thread, &attr, run, t);
-	pthread_attr_destroy(&attr);
-	if (not_rt != 0 && (*err = pthread_create(&t->thread, NULL, run, t)) != 0) {
+	// Real-time where the process may have it, as the paced outputs'
+	// thread: each period takes two hops between this thread and Go, and
+	// the device runs dry if they take a buffer's time.
+	int not_rt;
+	if ((*err = tutti_audio_thread_create(&t->thread, run, t, &not_rt)) != 0) {
 		free(t->shared.samples);
 		free(t);
 		return NULL;

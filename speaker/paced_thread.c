@@ -1,20 +1,15 @@
 #define _GNU_SOURCE
 #include "paced_thread.h"
+#include "audio_thread.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
-
-// rt_priority is the thread's SCHED_FIFO priority: low among real-time
-// threads (1-99), above every ordinary process.
-#define RT_PRIORITY 10
 
 // THREAD_NAME is how the thread shows in ps and /proc (15 bytes at most).
 #define THREAD_NAME "tutti-output"
@@ -102,14 +97,10 @@ static int await_block(tutti_paced *p, uint64_t k) {
 static void *run(void *arg) {
 	tutti_paced *p = arg;
 	tutti_paced_shared *s = &p->shared;
-	// Signals are the Go runtime's to handle, on its own threads.
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	tutti_audio_thread_begin(THREAD_NAME);
 	// Timer slack lets the kernel wake a thread up to 50 µs late to merge
 	// wake-ups; this thread's wake-ups are its output's timing.
 	prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
-	pthread_setname_np(pthread_self(), THREAD_NAME);
 	int64_t next_wake = 0; // ahead of the instant the next block is expected due; 0: none expected
 	for (uint64_t k = 0;; k++) {
 		tutti_paced_left left = {.woke_late_ns = -1};
@@ -159,26 +150,12 @@ tutti_paced *tutti_paced_start(int fd, int notify_fd, size_t max_bytes, int *not
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->handed, NULL);
 
-	// Real-time scheduling, as audio threads have, so that other
-	// processes' work does not delay the wake-ups; it needs CAP_SYS_NICE or
-	// an RLIMIT_RTPRIO, and without it the thread runs as an ordinary one.
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-	pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
-	struct sched_param param = {.sched_priority = RT_PRIORITY};
-	pthread_attr_setschedparam(&attr, &param);
-	*not_rt = pthread_create(&p->thread, &attr, run, p);
-	pthread_attr_destroy(&attr);
-	if (*not_rt != 0) {
-		*err = pthread_create(&p->thread, NULL, run, p);
-		if (*err != 0) {
-			pthread_mutex_destroy(&p->mu);
-			pthread_cond_destroy(&p->handed);
-			free(p->shared.slot.block);
-			free(p);
-			return NULL;
-		}
+	if ((*err = tutti_audio_thread_create(&p->thread, run, p, not_rt)) != 0) {
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->handed);
+		free(p->shared.slot.block);
+		free(p);
+		return NULL;
 	}
 	*err = 0;
 	return p;
