@@ -30,7 +30,15 @@ CREATE TABLE IF NOT EXISTS songs (
 	size        INTEGER NOT NULL,
 	frames      INTEGER NOT NULL,
 	sample_rate INTEGER NOT NULL,
-	added_ns    INTEGER NOT NULL
+	added_ns    INTEGER NOT NULL,
+	album_artist TEXT NOT NULL DEFAULT '',
+	track        INTEGER NOT NULL DEFAULT 0,
+	track_total  INTEGER NOT NULL DEFAULT 0,
+	disc         INTEGER NOT NULL DEFAULT 0,
+	disc_total   INTEGER NOT NULL DEFAULT 0,
+	year         INTEGER NOT NULL DEFAULT 0,
+	genre        TEXT NOT NULL DEFAULT '',
+	replaygain   TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS sessions (
 	name             TEXT PRIMARY KEY,
@@ -47,7 +55,11 @@ CREATE TABLE IF NOT EXISTS sessions (
 	term             INTEGER NOT NULL DEFAULT 0,
 	playlist_term    INTEGER NOT NULL DEFAULT 0,
 	title            TEXT NOT NULL DEFAULT '',
-	acl              TEXT NOT NULL DEFAULT ''
+	acl              TEXT NOT NULL DEFAULT '',
+	repeat           TEXT NOT NULL DEFAULT '',
+	shuffle          INTEGER NOT NULL DEFAULT 0,
+	crossfade_ms     INTEGER NOT NULL DEFAULT 0,
+	replaygain       TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS entries (
 	session  TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
@@ -86,18 +98,30 @@ func openStore(path string) (*store, error) {
 // version created. (New tables come from the schema's CREATE TABLE IF NOT
 // EXISTS.) A session's empty title is its name, its empty acl Everyone.
 func migrate(db *sql.DB) error {
-	for _, col := range []struct{ name, definition string }{
-		{"term", "INTEGER NOT NULL DEFAULT 0"},
-		{"playlist_term", "INTEGER NOT NULL DEFAULT 0"},
-		{"title", "TEXT NOT NULL DEFAULT ''"},
-		{"acl", "TEXT NOT NULL DEFAULT ''"},
+	for _, col := range []struct{ table, name, definition string }{
+		{"sessions", "term", "INTEGER NOT NULL DEFAULT 0"},
+		{"sessions", "playlist_term", "INTEGER NOT NULL DEFAULT 0"},
+		{"sessions", "title", "TEXT NOT NULL DEFAULT ''"},
+		{"sessions", "acl", "TEXT NOT NULL DEFAULT ''"},
+		{"sessions", "repeat", "TEXT NOT NULL DEFAULT ''"},
+		{"sessions", "shuffle", "INTEGER NOT NULL DEFAULT 0"},
+		{"sessions", "crossfade_ms", "INTEGER NOT NULL DEFAULT 0"},
+		{"sessions", "replaygain", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "album_artist", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "track", "INTEGER NOT NULL DEFAULT 0"},
+		{"songs", "track_total", "INTEGER NOT NULL DEFAULT 0"},
+		{"songs", "disc", "INTEGER NOT NULL DEFAULT 0"},
+		{"songs", "disc_total", "INTEGER NOT NULL DEFAULT 0"},
+		{"songs", "year", "INTEGER NOT NULL DEFAULT 0"},
+		{"songs", "genre", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "replaygain", "TEXT NOT NULL DEFAULT ''"},
 	} {
 		var n int
-		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('sessions') WHERE name = ?`, col.name).Scan(&n); err != nil {
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, col.table, col.name).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
-			if _, err := db.Exec(`ALTER TABLE sessions ADD COLUMN ` + col.name + ` ` + col.definition); err != nil {
+			if _, err := db.Exec(`ALTER TABLE ` + col.table + ` ADD COLUMN ` + col.name + ` ` + col.definition); err != nil {
 				return err
 			}
 		}
@@ -107,16 +131,47 @@ func migrate(db *sql.DB) error {
 
 func (st *store) Close() error { return st.db.Close() }
 
-const songColumns = `sha256, title, artist, album, format, size, frames, sample_rate`
+const songColumns = `sha256, title, artist, album, format, size, frames, sample_rate,
+	album_artist, track, track_total, disc, disc_total, year, genre, replaygain, added_ns`
+
+// songValues are the placeholders of songColumns.
+const songValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
 
 func scanSong(row interface{ Scan(...any) error }) (protocol.Song, error) {
 	var s protocol.Song
-	err := row.Scan(&s.SHA256, &s.Title, &s.Artist, &s.Album, &s.Format, &s.Size, &s.Frames, &s.SampleRate)
+	var gain string
+	err := row.Scan(&s.SHA256, &s.Title, &s.Artist, &s.Album, &s.Format, &s.Size, &s.Frames, &s.SampleRate,
+		&s.AlbumArtist, &s.Track, &s.TrackTotal, &s.Disc, &s.DiscTotal, &s.Year, &s.Genre, &gain, &s.AddedNs)
+	if gain != "" {
+		s.ReplayGain = new(protocol.ReplayGain)
+		if json.Unmarshal([]byte(gain), s.ReplayGain) != nil {
+			s.ReplayGain = nil
+		}
+	}
 	s = protocol.CleanSong(s) // records stored before texts were bounded
 	s.URI = protocol.SongURI(s.SHA256)
 	s.DurationNs = protocol.FramesToNs(s.Frames, s.SampleRate)
 	return s, err
 }
+
+// songArgs are s's values for songColumns, added at addedNs.
+func songArgs(s protocol.Song, addedNs int64) []any {
+	gain := ""
+	if s.ReplayGain != nil {
+		b, _ := json.Marshal(s.ReplayGain)
+		gain = string(b)
+	}
+	return []any{s.SHA256, s.Title, s.Artist, s.Album, s.Format, s.Size, s.Frames, s.SampleRate,
+		s.AlbumArtist, s.Track, s.TrackTotal, s.Disc, s.DiscTotal, s.Year, s.Genre, gain, addedNs}
+}
+
+// songUpdate sets a song's columns, all but its hash and added time, from
+// the row being inserted.
+const songUpdate = `title = excluded.title, artist = excluded.artist, album = excluded.album,
+	format = excluded.format, size = excluded.size, frames = excluded.frames, sample_rate = excluded.sample_rate,
+	album_artist = excluded.album_artist, track = excluded.track, track_total = excluded.track_total,
+	disc = excluded.disc, disc_total = excluded.disc_total, year = excluded.year, genre = excluded.genre,
+	replaygain = excluded.replaygain`
 
 // errUnknownSong is returned for a hash that is not in the library.
 var errUnknownSong = errors.New("unknown song")
@@ -132,20 +187,15 @@ func (st *store) song(sha string) (protocol.Song, error) {
 // addSong inserts a song analyzed from its file; it replaces a placeholder
 // record (format "") but no real one.
 func (st *store) addSong(s protocol.Song, addedNs int64) error {
-	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`, added_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (sha256) DO UPDATE SET title = excluded.title, artist = excluded.artist, album = excluded.album,
-		format = excluded.format, size = excluded.size, frames = excluded.frames, sample_rate = excluded.sample_rate
-		WHERE songs.format = ''`,
-		s.SHA256, s.Title, s.Artist, s.Album, s.Format, s.Size, s.Frames, s.SampleRate, addedNs)
+	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`) VALUES (`+songValues+`)
+		ON CONFLICT (sha256) DO UPDATE SET `+songUpdate+` WHERE songs.format = ''`, songArgs(s, addedNs)...)
 	return err
 }
 
 // putSong stores the lease holder's record of a song as it is.
 func (st *store) putSong(s protocol.Song, addedNs int64) error {
-	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`, added_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (sha256) DO UPDATE SET title = excluded.title, artist = excluded.artist, album = excluded.album,
-		format = excluded.format, size = excluded.size, frames = excluded.frames, sample_rate = excluded.sample_rate`,
-		s.SHA256, s.Title, s.Artist, s.Album, s.Format, s.Size, s.Frames, s.SampleRate, addedNs)
+	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`) VALUES (`+songValues+`)
+		ON CONFLICT (sha256) DO UPDATE SET `+songUpdate, songArgs(s, addedNs)...)
 	return err
 }
 
@@ -154,8 +204,8 @@ func (st *store) putSong(s protocol.Song, addedNs int64) error {
 // can refer to songs whose records have not arrived yet.
 func (st *store) placeholdSongs(entries []protocol.Entry, addedNs int64) error {
 	for _, e := range entries {
-		if _, err := st.db.Exec(`INSERT OR IGNORE INTO songs (`+songColumns+`, added_ns) VALUES (?, ?, ?, '', '', 0, ?, ?, ?)`,
-			e.Song, e.Title, e.Artist, e.Frames, e.SampleRate, addedNs); err != nil {
+		s := protocol.Song{SHA256: e.Song, Title: e.Title, Artist: e.Artist, Frames: e.Frames, SampleRate: e.SampleRate}
+		if _, err := st.db.Exec(`INSERT OR IGNORE INTO songs (`+songColumns+`) VALUES (`+songValues+`)`, songArgs(s, addedNs)...); err != nil {
 			return err
 		}
 	}
@@ -340,7 +390,7 @@ func (st *store) sessions() (map[string]session, error) {
 	}
 	defer tx.Rollback()
 	rows, err := tx.Query(`SELECT name, state, at_ns, entry_index, entry_id, position_ns, playing, volume, seq,
-		playlist_version, next_entry, term, playlist_term, title, acl FROM sessions`)
+		playlist_version, next_entry, term, playlist_term, title, acl, repeat, shuffle, crossfade_ms, replaygain FROM sessions`)
 	if err != nil {
 		return nil, err
 	}
@@ -349,10 +399,11 @@ func (st *store) sessions() (map[string]session, error) {
 		var s session
 		var playlistTerm uint64
 		var acl string
+		var p protocol.Playlist // how it plays
 		a := &s.State.Anchor
 		if err := rows.Scan(&s.State.Session, &s.State.State, &a.AtNs, &a.Index, &a.Entry, &a.PositionNs, &a.Playing,
 			&s.State.Volume, &s.State.Seq, &s.State.PlaylistVersion, &s.NextEntry, &s.State.Term, &playlistTerm,
-			&s.Title, &acl); err != nil {
+			&s.Title, &acl, &p.Repeat, &p.Shuffle, &p.CrossfadeMs, &p.ReplayGain); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -365,7 +416,8 @@ func (st *store) sessions() (map[string]session, error) {
 		}
 		s.State.V = protocol.Version
 		s.Playlist = protocol.Playlist{V: protocol.Version, Session: s.State.Session, Version: s.State.PlaylistVersion,
-			Term: playlistTerm, Entries: []protocol.Entry{}}
+			Term: playlistTerm, Entries: []protocol.Entry{}, Repeat: p.Repeat, Shuffle: p.Shuffle, CrossfadeMs: p.CrossfadeMs,
+			ReplayGain: p.ReplayGain}
 		out[s.State.Session] = s
 	}
 	rows.Close()
@@ -401,9 +453,11 @@ func (st *store) saveSession(s session, withPlaylist bool) error {
 	defer tx.Rollback()
 	a := s.State.Anchor
 	res, err := tx.Exec(`UPDATE sessions SET state = ?, at_ns = ?, entry_index = ?, entry_id = ?, position_ns = ?,
-		playing = ?, volume = ?, seq = ?, playlist_version = ?, next_entry = ?, term = ?, playlist_term = ? WHERE name = ?`,
+		playing = ?, volume = ?, seq = ?, playlist_version = ?, next_entry = ?, term = ?, playlist_term = ?,
+		repeat = ?, shuffle = ?, crossfade_ms = ?, replaygain = ? WHERE name = ?`,
 		s.State.State, a.AtNs, a.Index, a.Entry, a.PositionNs, a.Playing, s.State.Volume, s.State.Seq,
-		s.Playlist.Version, s.NextEntry, s.State.Term, s.Playlist.Term, s.State.Session)
+		s.Playlist.Version, s.NextEntry, s.State.Term, s.Playlist.Term,
+		s.Playlist.Repeat, s.Playlist.Shuffle, s.Playlist.CrossfadeMs, s.Playlist.ReplayGain, s.State.Session)
 	if err != nil {
 		return err
 	}

@@ -197,27 +197,57 @@ type Playlist struct {
 	Term      uint64  `json:"term"`       // the lease term of the controller that published it
 	Version   uint64  `json:"version"`    // increases with every change, across terms
 	NextEntry uint64  `json:"next_entry"` // number of the next entry id, so a new lease holder never reuses one
-	Entries   []Entry `json:"entries"`
+	Entries   []Entry `json:"entries"`    // in the order they play (shuffled, when Shuffle)
+
+	// How the entries play; every role computes the timeline with them.
+	Repeat      string `json:"repeat,omitempty"`       // RepeatOff (""), RepeatOne or RepeatAll
+	Shuffle     bool   `json:"shuffle,omitempty"`      // Entries are in a shuffled order
+	CrossfadeMs int64  `json:"crossfade_ms,omitempty"` // overlap of one entry's end and the next's start
+	ReplayGain  string `json:"replaygain,omitempty"`   // GainOff (""), GainTrack or GainAlbum: how Entry.GainDb was chosen
 }
 
-// Hash identifies the playlist's content: the entries' ids, songs and
-// lengths, in order. SessionState.PlaylistHash carries it.
+// Repeat modes of a playlist.
+const (
+	RepeatOff = ""
+	RepeatOne = "one"
+	RepeatAll = "all"
+)
+
+// ReplayGain modes of a playlist.
+const (
+	GainOff   = ""
+	GainTrack = "track"
+	GainAlbum = "album"
+)
+
+// MaxCrossfadeMs is the longest crossfade: 12 s, as the peers offer.
+const MaxCrossfadeMs = 12000
+
+// Hash identifies the playlist's content: the entries' ids, songs, lengths
+// and gains in order, and how they play. SessionState.PlaylistHash carries it.
 func (p Playlist) Hash() string {
 	h := sha256.New()
 	for _, e := range p.Entries {
 		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\n", e.ID, e.Song, e.Frames, e.SampleRate)
+		if e.GainDb != 0 {
+			fmt.Fprintf(h, "gain %v\n", e.GainDb)
+		}
+	}
+	if p.Repeat != RepeatOff || p.CrossfadeMs != 0 {
+		fmt.Fprintf(h, "repeat %q crossfade %d\n", p.Repeat, p.CrossfadeMs)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Entry is one song in a playlist.
 type Entry struct {
-	ID         string `json:"id"`   // unique within the playlist, stable while it stays
-	Song       string `json:"song"` // sha256 hex
-	Title      string `json:"title,omitempty"`
-	Artist     string `json:"artist,omitempty"`
-	Frames     int64  `json:"frames"`      // exact length in sample frames
-	SampleRate int    `json:"sample_rate"` // frames per second
+	ID         string  `json:"id"`   // unique within the playlist, stable while it stays
+	Song       string  `json:"song"` // sha256 hex
+	Title      string  `json:"title,omitempty"`
+	Artist     string  `json:"artist,omitempty"`
+	Frames     int64   `json:"frames"`            // exact length in sample frames
+	SampleRate int     `json:"sample_rate"`       // frames per second
+	GainDb     float64 `json:"gain_db,omitempty"` // every speaker applies it alike (Playlist.ReplayGain)
 }
 
 // DurationNs is the entry's exact length; every role computes entry
@@ -239,24 +269,85 @@ func NsToFrames(ns int64, rate int) int64 {
 
 // Song is the library's record of one song, as results carry it.
 type Song struct {
-	SHA256     string `json:"sha256"`
-	URI        string `json:"uri"`
-	Title      string `json:"title"`
-	Artist     string `json:"artist"`
-	Album      string `json:"album"`
-	Format     string `json:"format"` // mp3, flac, wav, ogg
-	Size       int64  `json:"size"`
-	Frames     int64  `json:"frames"`
-	SampleRate int    `json:"sample_rate"`
-	DurationNs int64  `json:"duration_ns"`
+	SHA256      string      `json:"sha256"`
+	URI         string      `json:"uri"`
+	Title       string      `json:"title"`
+	Artist      string      `json:"artist"`
+	Album       string      `json:"album"`
+	AlbumArtist string      `json:"album_artist,omitempty"` // the album's artist; "" for the artist's own
+	Track       int         `json:"track,omitempty"`        // number on its disc; 0 when unknown
+	TrackTotal  int         `json:"track_total,omitempty"`
+	Disc        int         `json:"disc,omitempty"`
+	DiscTotal   int         `json:"disc_total,omitempty"`
+	Year        int         `json:"year,omitempty"`
+	Genre       string      `json:"genre,omitempty"`
+	Format      string      `json:"format"` // mp3, flac, wav, ogg, opus, m4a
+	Size        int64       `json:"size"`
+	Frames      int64       `json:"frames"`
+	SampleRate  int         `json:"sample_rate"`
+	DurationNs  int64       `json:"duration_ns"`
+	ReplayGain  *ReplayGain `json:"replaygain,omitempty"`
+	AddedNs     int64       `json:"added_ns,omitempty"` // when it entered the library (Unix ns)
+	Missing     bool        `json:"missing,omitempty"`  // its file has gone from the music folders
 }
 
-// CleanSong returns s with its texts bounded and safe to print (CleanText).
+// ReplayGain is a song's loudness correction: the gain that brings it (or
+// its album) to the ReplayGain reference level, and the peak that gain must
+// not push past full scale. From the file's tags, or measured by the
+// controller (EBU R128) when it has none.
+type ReplayGain struct {
+	Track    Gain  `json:"track"`
+	Album    *Gain `json:"album,omitempty"` // nil when the tags give none
+	Measured bool  `json:"measured,omitempty"`
+}
+
+// Gain is one ReplayGain value.
+type Gain struct {
+	Db   float64 `json:"db"`
+	Peak float64 `json:"peak,omitempty"` // linear sample peak, 1 = full scale; 0 when unknown
+}
+
+// MaxGenreText bounds a genre's name, in bytes.
+const MaxGenreText = 64
+
+// CleanSong returns s with its texts bounded and safe to print (CleanText)
+// and its numbers in range.
 func CleanSong(s Song) Song {
 	s.Title = CleanText(s.Title, MaxSongText)
 	s.Artist = CleanText(s.Artist, MaxSongText)
 	s.Album = CleanText(s.Album, MaxSongText)
+	s.AlbumArtist = CleanText(s.AlbumArtist, MaxSongText)
+	s.Genre = CleanText(s.Genre, MaxGenreText)
+	for _, n := range []*int{&s.Track, &s.TrackTotal, &s.Disc, &s.DiscTotal} {
+		if *n < 0 || *n > maxTrackNumber {
+			*n = 0
+		}
+	}
+	if s.Year < 0 || s.Year > maxYear {
+		s.Year = 0
+	}
+	if s.ReplayGain != nil && !s.ReplayGain.valid() {
+		s.ReplayGain = nil
+	}
 	return s
+}
+
+// maxTrackNumber and maxYear bound what tags may claim: box sets run to a
+// few hundred tracks and dozens of discs; a larger number is garbage.
+const (
+	maxTrackNumber = 9999
+	maxYear        = 9999
+)
+
+// MaxGainDb bounds a ReplayGain value either way: real ones stay within
+// about ±20 dB (a whisper or a brick-walled master); beyond it is garbage.
+const MaxGainDb = 30
+
+func (r ReplayGain) valid() bool {
+	ok := func(g Gain) bool {
+		return g.Db >= -MaxGainDb && g.Db <= MaxGainDb && g.Peak >= 0 && g.Peak <= 16 // NaN fails every test
+	}
+	return ok(r.Track) && (r.Album == nil || ok(*r.Album))
 }
 
 // MaxSearchPage is the most songs one search reply carries: with texts of
