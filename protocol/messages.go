@@ -28,24 +28,43 @@ const (
 // Commands. Session commands go to SessionCommandTopic(session), library
 // commands to LibraryCommandTopic.
 const (
-	CmdPlay     = "play"     // optional: index (entry to start), position
-	CmdPause    = "pause"    //
-	CmdNext     = "next"     //
-	CmdPrevious = "previous" // restarts the current song
-	CmdSeek     = "seek"     // position (required)
-	CmdEnqueue  = "enqueue"  // song (required), index (insert before; default: append)
-	CmdDequeue  = "dequeue"  // entry or index (required)
-	CmdClear    = "clear"    //
-	CmdVolume   = "volume"   // volume 0-100 (required); with speaker: that speaker's own volume
-	CmdStatus   = "status"   //
-	CmdJoin     = "join"     // speaker (required): moves it into this session, at the session's current position
-	CmdLeave    = "leave"    // speaker (required): takes it out of this session; it falls silent
-	CmdAnnounce = "announce" // text (optional): a chime on all the session's speakers at one instant, the music ducked under it
+	CmdPlay     = "play"       // optional: index (entry to start), position
+	CmdPause    = "pause"      //
+	CmdNext     = "next"       //
+	CmdPrevious = "previous"   // restarts the current song
+	CmdSeek     = "seek"       // position (required)
+	CmdEnqueue  = "enqueue"    // song (required: a song, album, artist or playlist link), index (insert before) or at (EnqueueNow, EnqueueNext, EnqueueEnd: the default)
+	CmdDequeue  = "dequeue"    // entry or index (required)
+	CmdClear    = "clear"      //
+	CmdVolume   = "volume"     // volume 0-100 (required); with speaker: that speaker's own volume
+	CmdStatus   = "status"     //
+	CmdJoin     = "join"       // speaker (required): moves it into this session, at the session's current position
+	CmdLeave    = "leave"      // speaker (required): takes it out of this session; it falls silent
+	CmdAnnounce = "announce"   // text (optional): a chime on all the session's speakers at one instant, the music ducked under it
+	CmdMove     = "move"       // entry or index (required), to (required): the entry moves to position to
+	CmdShuffle  = "shuffle"    // on (required): shuffles the entries after the current one, or puts them back in order
+	CmdRepeat   = "repeat"     // mode (required): RepeatOff ("off"), RepeatOne or RepeatAll
+	CmdFade     = "crossfade"  // seconds (required, 0 to MaxCrossfadeMs/1000): overlap of songs; 0 plays them gapless
+	CmdGain     = "replaygain" // mode (required): "off", GainTrack or GainAlbum
 
-	CmdLoad   = "load"   // song (hash of a known song) or path (file on the controller's import dir)
-	CmdSearch = "search" // query (words matched against title, artist, album), offset, limit: one page of the matches
-	CmdLookup = "lookup" // song (hash or tutti:song: URI)
-	CmdRemove = "remove" // song (required; admins only): out of the library, its playlist entries and its file
+	CmdLoad    = "load"    // song (hash of a known song) or path (file on the controller's import dir)
+	CmdSearch  = "search"  // query (words matched against title, artist, album), offset, limit: one page of the matches
+	CmdLookup  = "lookup"  // song (hash or tutti:song: URI)
+	CmdRemove  = "remove"  // song (required; admins only): out of the library, its playlist entries and its file
+	CmdArtists = "artists" // offset, limit, genre: the library's artists by name
+	CmdAlbums  = "albums"  // link (an artist's), genre, offset, limit: albums by artist and title
+	CmdTracks  = "tracks"  // link (required: an album's or an artist's), offset, limit: its songs in disc and track order
+	CmdRecent  = "recent"  // offset, limit: albums, the most recently added first
+	CmdGenres  = "genres"  // offset, limit: the genres and how many songs each holds
+	CmdScan    = "scan"    // (admins only) rescan the music folders now; the controller's status shows the progress
+
+	CmdPlaylists      = "playlists"       // offset, limit: the saved playlists
+	CmdPlaylistShow   = "playlist"        // playlist (required), offset, limit: its songs
+	CmdPlaylistCreate = "playlist_create" // title (required): a new, empty saved playlist; the result names its id
+	CmdPlaylistRename = "playlist_rename" // playlist (required), title (required)
+	CmdPlaylistDelete = "playlist_delete" // playlist (required)
+	CmdPlaylistAdd    = "playlist_add"    // playlist (required), song (required: any link), index (insert before; default: append)
+	CmdPlaylistRemove = "playlist_remove" // playlist (required), index (required)
 
 	CmdList   = "list"   // the sessions the asking user may see
 	CmdCreate = "create" // session (required), title, acl (like grant's; Everyone when absent): in force before the session's first state
@@ -62,8 +81,10 @@ const (
 // SessionCommands, LibraryCommands and SessionsCommands say which topic
 // takes which command.
 var (
-	SessionCommands  = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave, CmdAnnounce}
-	LibraryCommands  = []string{CmdLoad, CmdSearch, CmdLookup, CmdRemove}
+	SessionCommands = []string{CmdPlay, CmdPause, CmdNext, CmdPrevious, CmdSeek, CmdEnqueue, CmdDequeue, CmdClear, CmdVolume, CmdStatus, CmdJoin, CmdLeave, CmdAnnounce,
+		CmdMove, CmdShuffle, CmdRepeat, CmdFade, CmdGain}
+	LibraryCommands = []string{CmdLoad, CmdSearch, CmdLookup, CmdRemove, CmdArtists, CmdAlbums, CmdTracks, CmdRecent, CmdGenres, CmdScan,
+		CmdPlaylists, CmdPlaylistShow, CmdPlaylistCreate, CmdPlaylistRename, CmdPlaylistDelete, CmdPlaylistAdd, CmdPlaylistRemove}
 	SessionsCommands = []string{CmdList, CmdCreate, CmdRename, CmdDelete, CmdGrant, CmdForget}
 	SpeakerCommands  = []string{CmdIdentify, CmdRestart, CmdCalibrate, CmdStatus}
 )
@@ -82,18 +103,33 @@ type Request struct {
 	Position *Position `json:"position,omitempty"` // seconds (number) or "m:ss[.fff]"
 	Volume   *int      `json:"volume,omitempty"`   // 0-100
 	Query    string    `json:"query,omitempty"`
-	Offset   int       `json:"offset,omitempty"`  // search: matches to skip
-	Limit    int       `json:"limit,omitempty"`   // search: at most this many songs (default and most: MaxSearchPage)
-	Speaker  string    `json:"speaker,omitempty"` // join, leave, volume of one speaker
-	Session  string    `json:"session,omitempty"` // create, rename, delete, grant
-	Title    string    `json:"title,omitempty"`   // create, rename: the name people see
-	ACL      *ACL      `json:"acl,omitempty"`     // create, grant
-	Text     string    `json:"text,omitempty"`    // announce: what the announcement says (logged and shown; tutti plays a chime)
+	Offset   int       `json:"offset,omitempty"`   // search: matches to skip
+	Limit    int       `json:"limit,omitempty"`    // search: at most this many songs (default and most: MaxSearchPage)
+	Speaker  string    `json:"speaker,omitempty"`  // join, leave, volume of one speaker
+	Session  string    `json:"session,omitempty"`  // create, rename, delete, grant
+	Title    string    `json:"title,omitempty"`    // create, rename: the name people see
+	ACL      *ACL      `json:"acl,omitempty"`      // create, grant
+	Text     string    `json:"text,omitempty"`     // announce: what the announcement says (logged and shown; tutti plays a chime)
+	At       string    `json:"at,omitempty"`       // enqueue: EnqueueNow, EnqueueNext or EnqueueEnd
+	To       *int      `json:"to,omitempty"`       // move: the position the entry moves to (0-based)
+	On       *bool     `json:"on,omitempty"`       // shuffle
+	Mode     string    `json:"mode,omitempty"`     // repeat, replaygain
+	Seconds  *float64  `json:"seconds,omitempty"`  // crossfade
+	Link     string    `json:"link,omitempty"`     // albums, tracks: the artist or album to list
+	Genre    string    `json:"genre,omitempty"`    // artists, albums: only those of this genre
+	Playlist string    `json:"playlist,omitempty"` // playlist commands: a saved playlist's id or link
 	// CalibrationMs is calibrate's output latency calibration in ms: how
 	// much later than its driver reports the speaker's sound is heard
 	// (negative: earlier), within ±MaxCalibrationMs.
 	CalibrationMs *float64 `json:"calibration_ms,omitempty"`
 }
+
+// Where enqueue puts what it adds.
+const (
+	EnqueueNow  = "now"  // before the current entry, and plays it at once
+	EnqueueNext = "next" // right after the current entry
+	EnqueueEnd  = "end"  // at the end (the default)
+)
 
 // MaxCalibrationMs bounds a speaker's latency calibration.
 const MaxCalibrationMs = 500
