@@ -265,8 +265,8 @@ func (p Playlist) Hash() string {
 	h := sha256.New()
 	for _, e := range p.Entries {
 		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\n", e.ID, e.Song, e.Frames, e.SampleRate)
-		if e.GainDb != 0 {
-			fmt.Fprintf(h, "gain %v\n", e.GainDb)
+		if e.GainDb != 0 || e.Missing {
+			fmt.Fprintf(h, "gain %v missing %v\n", e.GainDb, e.Missing)
 		}
 	}
 	if p.Repeat != RepeatOff || p.CrossfadeMs != 0 {
@@ -284,11 +284,18 @@ type Entry struct {
 	Frames     int64   `json:"frames"`            // exact length in sample frames
 	SampleRate int     `json:"sample_rate"`       // frames per second
 	GainDb     float64 `json:"gain_db,omitempty"` // every speaker applies it alike (Playlist.ReplayGain)
+	Missing    bool    `json:"missing,omitempty"` // its file has gone from the music folders: skipped
 }
 
 // DurationNs is the entry's exact length; every role computes entry
-// boundaries with it, so they agree to the nanosecond.
-func (e Entry) DurationNs() int64 { return FramesToNs(e.Frames, e.SampleRate) }
+// boundaries with it, so they agree to the nanosecond. A missing entry
+// lasts 0: every role skips it alike.
+func (e Entry) DurationNs() int64 {
+	if e.Missing {
+		return 0
+	}
+	return FramesToNs(e.Frames, e.SampleRate)
+}
 
 // FramesToNs converts a frame count at rate to nanoseconds, rounding down.
 func FramesToNs(frames int64, rate int) int64 {
