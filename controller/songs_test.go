@@ -92,7 +92,7 @@ func TestUploadAndServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := protocol.Song{SHA256: sha, URI: protocol.SongURI(sha), Title: "My Tune", Format: "wav", Size: int64(len(wav)),
-		Frames: 44100 + 17, SampleRate: 44100, DurationNs: protocol.FramesToNs(44100+17, 44100)}
+		Frames: 44100 + 17, SampleRate: 44100, DurationNs: protocol.FramesToNs(44100+17, 44100), AddedNs: 1}
 	if song != want {
 		t.Fatalf("song %+v\nwant %+v", song, want)
 	}
