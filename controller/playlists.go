@@ -100,7 +100,7 @@ func (c *Controller) showPlaylist(req protocol.Request) (protocol.SavedPlaylistP
 	if err != nil {
 		return protocol.SavedPlaylistPage{}, err
 	}
-	out := protocol.SavedPlaylistPage{SavedPlaylistInfo: infoOf(p), Songs: []protocol.SavedSong{}, Offset: offset}
+	out := protocol.SavedPlaylistPage{Playlist: infoOf(p), Songs: []protocol.SavedSong{}, Offset: offset}
 	for i, s := range fitPage(songs) {
 		out.Songs = append(out.Songs, protocol.SavedSong{Index: offset + i, Song: s})
 	}

@@ -53,9 +53,9 @@ const MaxPlaylistsPage = 100
 // and one page of its songs (at most MaxSearchPage, as search pages are:
 // the records are the same), in order.
 type SavedPlaylistPage struct {
-	SavedPlaylistInfo
-	Songs  []SavedSong `json:"songs"`
-	Offset int         `json:"offset"` // index of Songs[0] in the playlist
+	Playlist SavedPlaylistInfo `json:"playlist"` // its Songs counts them all
+	Songs    []SavedSong       `json:"songs"`
+	Offset   int               `json:"offset"` // index of Songs[0] in the playlist
 }
 
 // SavedSong is one song of a saved playlist: its library record, or only
