@@ -54,6 +54,8 @@ func parseM3U(data []byte, latin1 bool) (m3u, error) {
 		}
 		text = fromLatin1(data)
 	}
+	// Lines end in \n, \r\n or, from old Macs, \r.
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
 	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
 		switch {
@@ -95,12 +97,17 @@ func fromLatin1(b []byte) string {
 func m3uPath(line string) (string, bool) {
 	if scheme, _, ok := strings.Cut(line, "://"); ok && !strings.ContainsAny(scheme, `/\`) {
 		u, err := url.Parse(line)
-		if err != nil || !strings.EqualFold(u.Scheme, "file") || u.Path == "" {
+		if err != nil || !strings.EqualFold(u.Scheme, "file") {
 			return "", false
 		}
-		return path.Clean(u.Path), true
+		return cleanM3UPath(u.Path)
 	}
-	p := path.Clean(strings.ReplaceAll(line, `\`, "/"))
+	return cleanM3UPath(strings.ReplaceAll(line, `\`, "/"))
+}
+
+// cleanM3UPath cleans a slash-separated path; "", "." and "/" name no file.
+func cleanM3UPath(p string) (string, bool) {
+	p = path.Clean(p)
 	return p, p != "." && p != "/"
 }
 
