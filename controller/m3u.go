@@ -124,14 +124,18 @@ type m3uImport struct {
 // its report stays short; Missing counts them all.
 const maxUnresolvedListed = 20
 
-// importM3U makes the saved playlist of the M3U file at file (an absolute
-// path) with content data: its tracks as the library's songs, found by
+// importM3U makes, while we hold the lease, the saved playlist of the M3U
+// file at file (an absolute path) with content data: its tracks as the library's songs, found by
 // resolve (the music folders' index: a file's absolute path to its song's
 // hash). Tracks the library has no file for are left out and reported.
 // The playlist's id comes from the file's path, so importing the file
 // again (after a change) updates the same playlist: edits made to it over
 // MQTT give way to the file's content.
 func (c *Controller) importM3U(file string, data []byte, resolve func(path string) (sha string, ok bool)) (m3uImport, error) {
+	if !c.holding() {
+		// A standby's saved playlists are the holder's, mirrored.
+		return m3uImport{}, fmt.Errorf("%s: only the controller holding the lease imports playlists", file)
+	}
 	ext := strings.ToLower(filepath.Ext(file))
 	parsed, err := parseM3U(data, ext != ".m3u8")
 	if err != nil {

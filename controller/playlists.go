@@ -261,8 +261,9 @@ func (c *Controller) publishSavedPlaylists() {
 }
 
 // mirrorSavedPlaylist stores a saved playlist the holder published (an
-// empty payload: it deleted it). While we hold the lease, an older one on
-// the retained topic is put right.
+// empty payload: it deleted it). While we hold the lease, one a deposed
+// holder published (of an older term) is put right; our own, echoed back
+// while the library loop made a newer version, is no reason to.
 func (c *Controller) mirrorSavedPlaylist(id string, payload []byte) error {
 	if c.lease.leading() {
 		if len(payload) == 0 {
@@ -270,7 +271,7 @@ func (c *Controller) mirrorSavedPlaylist(id string, payload []byte) error {
 		}
 		theirs, err := protocol.Decode[protocol.SavedPlaylist](payload)
 		ours, ourErr := c.store.savedPlaylist(id)
-		if ourErr == nil && (err != nil || protocol.Supersedes(ours.Term, ours.Version, theirs.Term, theirs.Version)) {
+		if ourErr == nil && (err != nil || theirs.Term < ours.Term) {
 			c.log.Warn("a stale saved playlist was published; publishing ours again", "playlist", id)
 			c.publish(protocol.SavedPlaylistTopic(id), true, protocol.Encode(ours))
 		}

@@ -140,6 +140,11 @@ func TestShuffleAgreesEverywhereAndFailoverKeepsPlaylists(t *testing.T) {
 			all["home"].Playlist.Shuffle && saved.Version == info.Version && slices.Equal(saved.Songs, shaList(songs...))
 	})
 
+	// A standby imports no playlist files: its saved playlists are the holder's.
+	if _, err := b.importM3U("/music/x.m3u", []byte("a.mp3\n"), func(string) (string, bool) { return songs[0].SHA256, true }); err == nil {
+		t.Fatal("the standby imported a playlist file")
+	}
+
 	stopA()
 	testwait.For(t, "the standby to take over", waitTimeout, b.holding)
 	st, pl := views[1].await(func(st protocol.SessionState) bool { return st.Term > shuffled.State.Term })
@@ -156,6 +161,17 @@ func TestShuffleAgreesEverywhereAndFailoverKeepsPlaylists(t *testing.T) {
 	if err != nil || saved.Version != uint64(len(songs))+2 || saved.Term != st.Term || !slices.Equal(saved.Songs, shaList(songs[1:]...)) {
 		t.Fatalf("changed on the new holder: %+v, %v", saved, err)
 	}
+	// A saved playlist a deposed holder publishes is put right.
+	stale := saved
+	stale.Term, stale.Version, stale.Songs = shuffled.State.Term, 99, nil
+	if tok := tc.mqtt.Publish(protocol.SavedPlaylistTopic("mix"), 1, true, protocol.Encode(stale)); !tok.WaitTimeout(waitTimeout) {
+		t.Fatal("stale saved playlist not published")
+	}
+	testwait.For(t, "the holder to put its saved playlist back", waitTimeout, func() bool {
+		got, err := protocol.Decode[protocol.SavedPlaylist](retained(t, url, protocol.SavedPlaylistTopic("mix")))
+		return err == nil && got.Term == st.Term && got.Version == saved.Version && slices.Equal(got.Songs, saved.Songs)
+	})
+
 	var next commandResult
 	tc.mustAsk(home, "", `{"cmd":"enqueue","song":"tutti:playlist:mix","at":"next"}`, &next)
 	if next.State.PlaylistVersion != pl.Version+1 {
