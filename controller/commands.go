@@ -16,10 +16,10 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// publishAll publishes the library's records and saved playlists, every session's info (which
-// the broker's ACL follows), playlist, then state, the speakers'
-// assignments, and last the controller status, which tells clients that
-// commands are heard.
+// publishAll publishes the library's records and saved playlists, every
+// session's info (which the broker's ACL follows), playlist, then state, the
+// speakers' assignments, and last the controller status, which tells clients
+// that commands are heard.
 func (c *Controller) publishAll() {
 	c.publishLibrary()
 	c.publishSavedPlaylists()

@@ -12,13 +12,13 @@ package controller
 
 import (
 	"context"
-	cryptorand "crypto/rand"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -127,7 +127,7 @@ type Controller struct {
 	lease          *lease
 	tokenRotatedAt time.Time // local clock: when we last replaced our fetch token, while leading
 	quorum         quorum
-	shuffleRand    *rand.Rand // the orders shuffle draws
+	shuffleRand    *mathrand.Rand // the orders shuffle draws
 
 	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
 	limiter *commandLimiter // commands per user
@@ -250,7 +250,7 @@ func New(opts Options) (*Controller, error) {
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
 		limiter:         newCommandLimiter(),
-		shuffleRand:     rand.New(rand.NewChaCha8(randomSeed())),
+		shuffleRand:     newShuffleRand(),
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
 	if err := c.loadSessions(); err != nil {
@@ -467,13 +467,6 @@ func (c *Controller) publish(topic string, retained bool, payload []byte) {
 
 func randomID() string {
 	var b [8]byte
-	cryptorand.Read(b[:])
+	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// randomSeed seeds shuffleRand: orders nobody can guess from the last.
-func randomSeed() [32]byte {
-	var seed [32]byte
-	cryptorand.Read(seed[:])
-	return seed
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"cmp"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,6 +18,14 @@ import (
 // move and shuffle. None of them moves the timeline of the entry that
 // plays, except enqueue at now, which starts the new songs at a scheduled
 // instant like next does.
+
+// newShuffleRand is the controller's source of shuffled orders, seeded so
+// nobody can guess one order from the last.
+func newShuffleRand() *rand.Rand {
+	var seed [32]byte
+	cryptorand.Read(seed[:])
+	return rand.New(rand.NewChaCha8(seed))
+}
 
 // maxPlaylistEntries bounds a playlist, so it stays one retained message
 // that every speaker reads quickly. One enqueue (an album, an artist, a
