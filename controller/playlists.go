@@ -20,7 +20,7 @@ import (
 func (c *Controller) runPlaylistCommand(req protocol.Request) (any, error) {
 	switch req.Cmd {
 	case protocol.CmdPlaylists:
-		offset, limit, err := page(req, protocol.MaxPlaylistsPage)
+		offset, limit, err := offsetLimit(req, protocol.MaxPlaylistsPage)
 		if err != nil {
 			return nil, err
 		}
@@ -51,8 +51,8 @@ func (c *Controller) runPlaylistCommand(req protocol.Request) (any, error) {
 	return c.changePlaylist(req)
 }
 
-// page reads a request's offset and limit; limit 0 means most.
-func page(req protocol.Request, most int) (offset, limit int, err error) {
+// offsetLimit reads a request's offset and limit; limit 0 means most.
+func offsetLimit(req protocol.Request, most int) (offset, limit int, err error) {
 	if req.Offset < 0 || req.Limit < 0 {
 		return 0, 0, fmt.Errorf("%s: offset and limit are at least 0", req.Cmd)
 	}
@@ -87,7 +87,7 @@ func (c *Controller) showPlaylist(req protocol.Request) (protocol.SavedPlaylistP
 	if err != nil {
 		return protocol.SavedPlaylistPage{}, err
 	}
-	offset, limit, err := page(req, protocol.MaxSearchPage)
+	offset, limit, err := offsetLimit(req, protocol.MaxSearchPage)
 	if err != nil {
 		return protocol.SavedPlaylistPage{}, err
 	}
