@@ -213,3 +213,40 @@ func TestSavedPlaylistLimits(t *testing.T) {
 	<-done
 	t.Logf("refusals and pages took %v", time.Since(start))
 }
+
+func TestSlugID(t *testing.T) {
+	for title, want := range map[string]string{
+		"Road Trip! 2026":        "road-trip-2026",
+		"  --Ünïcode ★ mix-- ":   "n-code-mix",
+		"★★★":                    "playlist",
+		strings.Repeat("ab", 40): strings.Repeat("ab", maxSlug/2),
+		strings.Repeat("a ", 40): strings.TrimSuffix(strings.Repeat("a-", maxSlug/2), "-"),
+	} {
+		got := slugID(title)
+		if got != want || !protocol.ValidPlaylistID(got+"-500") {
+			t.Errorf("slugID(%q) = %q, want %q", title, got, want)
+		}
+	}
+}
+
+// TestMirroredSavedPlaylistChecked: a standby refuses a saved playlist on
+// the wrong topic, with too many songs or with a song that is no hash.
+func TestMirroredSavedPlaylistChecked(t *testing.T) {
+	good := protocol.SavedPlaylist{V: 1, ID: "mix", Title: "Mix", Songs: []string{strings.Repeat("ab", 32)}}
+	if err := checkSavedPlaylist("mix", good); err != nil {
+		t.Fatal(err)
+	}
+	long := good
+	long.Songs = slices.Repeat(good.Songs, protocol.MaxSavedPlaylistSongs+1)
+	bad := good
+	bad.Songs = []string{"../../etc"}
+	for name, p := range map[string]protocol.SavedPlaylist{"wrong topic": good, "too long": long, "bad song": bad} {
+		id := "mix"
+		if name == "wrong topic" {
+			id = "other"
+		}
+		if err := checkSavedPlaylist(id, p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
