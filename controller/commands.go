@@ -16,12 +16,13 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// publishAll publishes the library's records, every session's info (which
-// the broker's ACL follows), playlist, then state, the speakers'
-// assignments, and last the controller status, which tells clients that
-// commands are heard.
+// publishAll publishes the library's records and saved playlists, every
+// session's info (which the broker's ACL follows), playlist, then state, the
+// speakers' assignments, and last the controller status, which tells clients
+// that commands are heard.
 func (c *Controller) publishAll() {
 	c.publishLibrary()
+	c.publishSavedPlaylists()
 	names := make([]string, 0, len(c.sessions))
 	for name := range c.sessions {
 		names = append(names, name)
@@ -148,19 +149,18 @@ func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Req
 		a, err := c.runAssignCommand(who, name, req)
 		return a, nil, err
 	}
-	var song *protocol.Song
+	var songs []protocol.Song
 	if req.Cmd == protocol.CmdEnqueue && req.Song != "" {
-		found, err := c.knownSong(req.Song)
-		if err != nil {
+		var err error
+		if songs, err = c.songsOfRef(req.Song); err != nil {
 			return nil, nil, err
 		}
-		song = &found
 	}
 	lead := c.opts.Lead
 	if lead == 0 {
 		lead = leadFor(c.speakersOf(name))
 	}
-	next, ch, err := apply(c.now(), lead, s, req, song)
+	next, ch, err := apply(c.now(), lead, s, req, songs, c.shuffleRand)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -260,6 +260,9 @@ func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
 		return c.knownSong(req.Song)
 	case protocol.CmdSearch:
 		return c.search(req)
+	case protocol.CmdPlaylists, protocol.CmdPlaylistShow, protocol.CmdPlaylistCreate, protocol.CmdPlaylistRename,
+		protocol.CmdPlaylistDelete, protocol.CmdPlaylistAdd, protocol.CmdPlaylistRemove:
+		return c.runPlaylistCommand(req)
 	}
 	return nil, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -126,6 +127,7 @@ type Controller struct {
 	lease          *lease
 	tokenRotatedAt time.Time // local clock: when we last replaced our fetch token, while leading
 	quorum         quorum
+	shuffleRand    *mathrand.Rand // the orders shuffle draws
 
 	tokens  *fetchTokens    // the lease holder's fetch tokens, which the song server accepts
 	limiter *commandLimiter // commands per user
@@ -248,6 +250,7 @@ func New(opts Options) (*Controller, error) {
 		speakers:        map[string]protocol.SpeakerStatus{},
 		tokens:          &fetchTokens{},
 		limiter:         newCommandLimiter(),
+		shuffleRand:     newShuffleRand(),
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
 	if err := c.loadSessions(); err != nil {
@@ -422,6 +425,7 @@ func (c *Controller) onConnect(client mqtt.Client) {
 		{protocol.PlaylistFilter, 1, c.queueEvent},
 		{protocol.AssignFilter, 1, c.queueEvent},
 		{protocol.LibrarySongFilter, 1, c.queueEvent},
+		{protocol.SavedPlaylistFilter, 1, c.queueEvent},
 		{protocol.AckFilter, 1, c.queueEvent},
 		{protocol.ClockResponseTopic(c.sharedClock.id), 0, c.onClockAnswer},
 	}

@@ -93,6 +93,12 @@ func (c *Controller) handleStateEvent(msg inbound) {
 		c.mirrorSong(sha, msg.payload)
 		return
 	}
+	if id, ok := protocol.SavedPlaylistFromTopic(msg.topic); ok {
+		if err := c.mirrorSavedPlaylist(id, msg.payload); err != nil {
+			c.log.Warn("saved playlist not mirrored", "playlist", id, "err", err)
+		}
+		return
+	}
 	name, ok := protocol.SessionFromTopic(msg.topic)
 	if !ok {
 		return

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -44,6 +45,9 @@ func FuzzApply(f *testing.F) {
 		`{"cmd":"previous"}`, `{"cmd":"seek","position":4.25}`, `{"cmd":"enqueue","song":"x","index":1}`,
 		`{"cmd":"dequeue","index":1}`, `{"cmd":"dequeue","entry":"e2"}`, `{"cmd":"clear"}`,
 		`{"cmd":"volume","volume":55}`, `{"cmd":"status"}`,
+		`{"cmd":"enqueue","song":"x","at":"now"}`, `{"cmd":"enqueue","song":"x","at":"next"}`,
+		`{"cmd":"move","index":0,"to":2}`, `{"cmd":"move","entry":"e2","to":0}`,
+		`{"cmd":"shuffle","on":true}`, `{"cmd":"shuffle","on":false}`,
 	} {
 		f.Add([]byte(seed), int64(12e9))
 	}
@@ -57,7 +61,7 @@ func FuzzApply(f *testing.F) {
 		s := base
 		s.Playlist.Entries = append([]protocol.Entry(nil), base.Playlist.Entries...)
 		for round := range 3 { // the same request on the state it made
-			next, _, err := apply(now, lead, s, req, testSong(round, 44100+int64(round)))
+			next, _, err := apply(now, lead, s, req, songsOf(testSong(round, 44100+int64(round))), rand.New(rand.NewPCG(uint64(round), 1)))
 			if err != nil {
 				if !reflect.DeepEqual(next, s) {
 					t.Fatalf("%s failed (%v) but changed the session", payload, err)

@@ -60,6 +60,13 @@ func (h *leaseHold) heard(m protocol.Lease, retained bool, at time.Time) {
 	}
 }
 
+// heldTerm is the term we hold, or held last.
+func (h *leaseHold) heldTerm() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.term
+}
+
 func (h *leaseHold) held() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

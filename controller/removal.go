@@ -96,7 +96,7 @@ func (c *Controller) dropEntriesOf(sha string) (int, error) {
 				break
 			}
 			var err error
-			next, _, err = apply(c.now(), lead, next, protocol.Request{Cmd: protocol.CmdDequeue, Entry: next.Playlist.Entries[i].ID}, nil)
+			next, _, err = apply(c.now(), lead, next, protocol.Request{Cmd: protocol.CmdDequeue, Entry: next.Playlist.Entries[i].ID}, nil, nil)
 			if err != nil {
 				return dropped, fmt.Errorf("session %s: %w", name, err)
 			}

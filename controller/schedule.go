@@ -3,7 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"strconv"
+	"math/rand/v2"
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -33,10 +33,11 @@ type change struct {
 // that changes nothing (pause when paused, play when playing).
 var errNoChange = errors.New("no change")
 
-// apply runs one session command at shared time now. song is the library
-// record for enqueue (resolved by the caller), nil otherwise. On error the
-// session is returned unchanged.
-func apply(now int64, lead time.Duration, s session, req protocol.Request, song *protocol.Song) (session, change, error) {
+// apply runs one session command at shared time now. songs are the library
+// records enqueue adds (resolved by the caller from its link), rng what
+// shuffle draws from; nil for other commands. On error the session is
+// returned unchanged.
+func apply(now int64, lead time.Duration, s session, req protocol.Request, songs []protocol.Song, rng *rand.Rand) (session, change, error) {
 	if err := protocol.CheckFields(req); err != nil {
 		return s, change{}, err
 	}
@@ -66,9 +67,13 @@ func apply(now int64, lead time.Duration, s session, req protocol.Request, song 
 	case protocol.CmdSeek:
 		c, err = seek(&next, at, req)
 	case protocol.CmdEnqueue:
-		c, err = enqueue(&next, now, req, song)
+		c, err = enqueue(&next, now, at, req, songs)
 	case protocol.CmdDequeue:
 		c, err = dequeue(&next, now, at, req)
+	case protocol.CmdMove:
+		c, err = move(&next, now, req)
+	case protocol.CmdShuffle:
+		c, err = shuffle(&next, now, req, rng)
 	case protocol.CmdClear:
 		if len(next.Playlist.Entries) == 0 && next.State.State == protocol.Stopped {
 			err = errNoChange
@@ -178,51 +183,6 @@ func checkPosition(e protocol.Entry, pos int64) error {
 			time.Duration(pos), e.ID, time.Duration(d))
 	}
 	return nil
-}
-
-// maxPlaylistEntries bounds a playlist, so it stays one retained message
-// that every speaker reads quickly.
-const maxPlaylistEntries = 1000
-
-// enqueue inserts song before req.Index (default: at the end). The change is
-// immediate: the timeline does not move, only the indexes behind the insert.
-func enqueue(s *session, now int64, req protocol.Request, song *protocol.Song) (change, error) {
-	if song == nil {
-		return change{}, errors.New("enqueue needs a song")
-	}
-	if song.Frames <= 0 || song.SampleRate <= 0 {
-		return change{}, fmt.Errorf("song %s has no audio frames", song.SHA256)
-	}
-	entries := s.Playlist.Entries
-	if len(entries) >= maxPlaylistEntries {
-		return change{}, fmt.Errorf("playlist full (%d entries)", maxPlaylistEntries)
-	}
-	insert := len(entries)
-	if req.Index != nil {
-		if *req.Index < 0 || *req.Index > len(entries) {
-			return change{}, fmt.Errorf("index %d out of range: insert before 0 to %d", *req.Index, len(entries))
-		}
-		insert = *req.Index
-	}
-	entry := protocol.Entry{
-		ID:         "e" + strconv.FormatUint(s.NextEntry, 10),
-		Song:       song.SHA256,
-		Title:      song.Title,
-		Artist:     song.Artist,
-		Frames:     song.Frames,
-		SampleRate: song.SampleRate,
-	}
-	s.NextEntry++
-	now = max(now, s.State.Anchor.AtNs)
-	idx, pos, st := s.cursor(now)
-	s.Playlist.Entries = append(entries[:insert:insert], append([]protocol.Entry{entry}, entries[insert:]...)...)
-	if len(entries) == 0 {
-		idx, pos, st = 0, 0, protocol.Stopped
-	} else if insert <= idx {
-		idx++
-	}
-	s.reanchor(now, idx, pos, st)
-	return change{PlaylistChanged: true, Entry: entry.ID}, nil
 }
 
 // dequeue removes an entry. Removing the current entry moves on to the

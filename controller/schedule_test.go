@@ -41,9 +41,17 @@ func newTestSession(t testing.TB, frames ...int64) session {
 	return s
 }
 
+// songsOf is what enqueue adds for song: nothing for nil.
+func songsOf(song *protocol.Song) []protocol.Song {
+	if song == nil {
+		return nil
+	}
+	return []protocol.Song{*song}
+}
+
 func mustApply(t testing.TB, now int64, s session, req protocol.Request, song *protocol.Song) session {
 	t.Helper()
-	next, _, err := apply(now, lead, s, req, song)
+	next, _, err := apply(now, lead, s, req, songsOf(song), nil)
 	if err != nil {
 		t.Fatalf("%s: %v", req.Cmd, err)
 	}
@@ -75,7 +83,7 @@ func TestPauseAcrossEntryBoundary(t *testing.T) {
 	s := newTestSession(t, 441001, 20*44100)
 	s = playingAt(s, 0, 0, 8*sec)
 	now := 3 * sec
-	next, c, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdPause}, nil)
+	next, c, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdPause}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +103,7 @@ func TestPauseAcrossEntryBoundary(t *testing.T) {
 	wantAnchor(t, resumed, protocol.Anchor{AtNs: later + int64(lead), Index: 1, PositionNs: wantPos, Playing: true}, protocol.Playing)
 
 	// Pausing twice changes nothing.
-	again, c, err := apply(later, lead, next, protocol.Request{Cmd: protocol.CmdPause}, nil)
+	again, c, err := apply(later, lead, next, protocol.Request{Cmd: protocol.CmdPause}, nil, nil)
 	if err != nil || c.StateChanged || again.State != next.State {
 		t.Fatalf("second pause: %v %+v", err, c)
 	}
@@ -111,7 +119,7 @@ func TestPausePastTheEndStops(t *testing.T) {
 
 func TestPlay(t *testing.T) {
 	empty := newTestSession(t)
-	if _, _, err := apply(0, lead, empty, protocol.Request{Cmd: protocol.CmdPlay}, nil); err == nil || !strings.Contains(err.Error(), "empty") {
+	if _, _, err := apply(0, lead, empty, protocol.Request{Cmd: protocol.CmdPlay}, nil, nil); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("play on empty playlist: %v", err)
 	}
 	s := newTestSession(t, 10*44100, 20*44100)
@@ -119,7 +127,7 @@ func TestPlay(t *testing.T) {
 	wantAnchor(t, next, protocol.Anchor{AtNs: sec + int64(lead), Index: 0, Playing: true}, protocol.Playing)
 
 	// Playing while playing: ok, nothing changes.
-	same, c, err := apply(2*sec, lead, next, protocol.Request{Cmd: protocol.CmdPlay}, nil)
+	same, c, err := apply(2*sec, lead, next, protocol.Request{Cmd: protocol.CmdPlay}, nil, nil)
 	if err != nil || c.StateChanged || same.State != next.State {
 		t.Fatalf("play while playing: %v %+v", err, c)
 	}
@@ -132,7 +140,7 @@ func TestPlay(t *testing.T) {
 		{Cmd: protocol.CmdPlay, Index: intp(-1)},
 		{Cmd: protocol.CmdPlay, Index: intp(0), Position: posp(10 * sec)},
 	} {
-		got, _, err := apply(2*sec, lead, next, req, nil)
+		got, _, err := apply(2*sec, lead, next, req, nil, nil)
 		if err == nil || got.State != next.State {
 			t.Errorf("%+v: err %v", req, err)
 		}
@@ -151,14 +159,14 @@ func TestSeek(t *testing.T) {
 	s := newTestSession(t, 10*44100, 20*44100)
 	s = playingAt(s, 0, 1, 0)
 	for _, pos := range []int64{20 * sec, 25 * sec} {
-		got, _, err := apply(sec, lead, s, protocol.Request{Cmd: protocol.CmdSeek, Position: posp(pos)}, nil)
+		got, _, err := apply(sec, lead, s, protocol.Request{Cmd: protocol.CmdSeek, Position: posp(pos)}, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), "beyond") || got.State != s.State {
 			t.Fatalf("seek to %v: %v", time.Duration(pos), err)
 		}
 	}
 	next := mustApply(t, sec, s, protocol.Request{Cmd: protocol.CmdSeek, Position: posp(20*sec - 1)}, nil)
 	wantAnchor(t, next, protocol.Anchor{AtNs: sec + int64(lead), Index: 1, PositionNs: 20*sec - 1, Playing: true}, protocol.Playing)
-	if _, _, err := apply(sec, lead, s, protocol.Request{Cmd: protocol.CmdSeek}, nil); err == nil {
+	if _, _, err := apply(sec, lead, s, protocol.Request{Cmd: protocol.CmdSeek}, nil, nil); err == nil {
 		t.Fatal("seek without position accepted")
 	}
 }
@@ -192,7 +200,7 @@ func TestEnqueue(t *testing.T) {
 	s = playingAt(newTestSession(t, 10*44100, 10*44100), 0, 1, 2*sec)
 	current := s.Playlist.Entries[1].ID
 	now := 3 * sec
-	next, c, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x", Index: intp(0)}, testSong(9, 44100))
+	next, c, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x", Index: intp(0)}, songsOf(testSong(9, 44100)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +217,7 @@ func TestEnqueue(t *testing.T) {
 	if after.State.Anchor.Index != 2 || after.Playlist.Entries[3].ID == after.Playlist.Entries[0].ID {
 		t.Fatalf("append: %+v %+v", after.State.Anchor, after.Playlist.Entries)
 	}
-	if _, _, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x", Index: intp(3)}, testSong(9, 44100)); err == nil {
+	if _, _, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x", Index: intp(3)}, songsOf(testSong(9, 44100)), nil); err == nil {
 		t.Fatal("insert beyond the end accepted")
 	}
 }
@@ -224,7 +232,7 @@ func TestPlaylistFull(t *testing.T) {
 	}
 	var err error
 	for i := 0; i < 1000 && err == nil; i++ {
-		s, _, err = apply(0, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, testSong(i, 44100))
+		s, _, err = apply(0, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, songsOf(testSong(i, 44100)), nil)
 	}
 	if err == nil || !strings.Contains(err.Error(), "playlist full") {
 		t.Fatalf("err %v", err)
@@ -240,7 +248,7 @@ func TestPlaylistAtMostMaxEntries(t *testing.T) {
 		s.Playlist.Entries = append(s.Playlist.Entries, s.Playlist.Entries[0])
 	}
 	s = mustApply(t, 0, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, testSong(1, 44100))
-	next, _, err := apply(0, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, testSong(2, 44100))
+	next, _, err := apply(0, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, songsOf(testSong(2, 44100)), nil)
 	if err == nil || err.Error() != "playlist full (1000 entries)" || len(next.Playlist.Entries) != maxPlaylistEntries {
 		t.Fatalf("enqueue beyond %d entries: %v", maxPlaylistEntries, err)
 	}
@@ -253,7 +261,7 @@ func TestDequeue(t *testing.T) {
 	at := now + int64(lead)
 
 	// Removing the current entry while playing continues with the following one.
-	next, c, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdDequeue, Index: intp(1)}, nil)
+	next, c, err := apply(now, lead, s, protocol.Request{Cmd: protocol.CmdDequeue, Index: intp(1)}, nil, nil)
 	if err != nil || c.AtNs != at {
 		t.Fatalf("%v %+v", err, c)
 	}
@@ -277,7 +285,7 @@ func TestDequeue(t *testing.T) {
 		{Cmd: protocol.CmdDequeue},
 		{Cmd: protocol.CmdDequeue, Entry: "e1", Index: intp(0)},
 	} {
-		if got, _, err := apply(now, lead, s, req, nil); err == nil || len(got.Playlist.Entries) != 3 {
+		if got, _, err := apply(now, lead, s, req, nil, nil); err == nil || len(got.Playlist.Entries) != 3 {
 			t.Errorf("%+v: %v", req, err)
 		}
 	}
@@ -297,7 +305,7 @@ func TestClearAndVolume(t *testing.T) {
 	if v.State.Volume != 30 || v.State.Anchor != s.State.Anchor || v.State.Seq != s.State.Seq+1 {
 		t.Fatalf("%+v", v.State)
 	}
-	if _, _, err := apply(sec, lead, s, protocol.Request{Cmd: protocol.CmdVolume, Volume: intp(101)}, nil); err == nil {
+	if _, _, err := apply(sec, lead, s, protocol.Request{Cmd: protocol.CmdVolume, Volume: intp(101)}, nil, nil); err == nil {
 		t.Fatal("volume 101 accepted")
 	}
 }
@@ -317,7 +325,7 @@ func TestFieldsAreChecked(t *testing.T) {
 		{Cmd: protocol.CmdCreate, Session: "x"},
 		{Cmd: "dance"},
 	} {
-		if got, _, err := apply(0, lead, s, req, nil); err == nil || got.State != s.State {
+		if got, _, err := apply(0, lead, s, req, nil, nil); err == nil || got.State != s.State {
 			t.Errorf("%+v accepted", req)
 		}
 	}
@@ -372,7 +380,7 @@ func TestCommandsSettleFirst(t *testing.T) {
 		t.Fatalf("seq %d", prev.State.Seq)
 	}
 	// Status after the end reports the settled state as a change to publish.
-	st, c, err := apply(12*sec, lead, s, protocol.Request{Cmd: protocol.CmdStatus}, nil)
+	st, c, err := apply(12*sec, lead, s, protocol.Request{Cmd: protocol.CmdStatus}, nil, nil)
 	if err != nil || !c.StateChanged || st.State.Anchor.Index != 1 {
 		t.Fatalf("%v %+v %+v", err, c, st.State)
 	}

@@ -68,6 +68,18 @@ CREATE TABLE IF NOT EXISTS entries (
 	song     TEXT NOT NULL REFERENCES songs(sha256),
 	PRIMARY KEY (session, position)
 );
+CREATE TABLE IF NOT EXISTS saved_playlists (
+	id      TEXT PRIMARY KEY,
+	title   TEXT NOT NULL,
+	term    INTEGER NOT NULL,
+	version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS saved_playlist_songs (
+	playlist TEXT NOT NULL REFERENCES saved_playlists(id) ON DELETE CASCADE,
+	position INTEGER NOT NULL,
+	song     TEXT NOT NULL, -- no reference to songs: a removed song stays, shown missing
+	PRIMARY KEY (playlist, position)
+);
 CREATE TABLE IF NOT EXISTS assignments (
 	speaker TEXT PRIMARY KEY,
 	session TEXT NOT NULL,

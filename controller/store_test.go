@@ -38,7 +38,7 @@ func hashOf(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-func openTestStore(t *testing.T, dir string) *store {
+func openTestStore(t testing.TB, dir string) *store {
 	t.Helper()
 	st, err := openStore(filepath.Join(dir, "tutti.db"))
 	if err != nil {
@@ -77,12 +77,12 @@ func TestStoreReopenKeepsEverything(t *testing.T) {
 	s := all["home"]
 	s.NextEntry = 1
 	for i := range songs {
-		s, _, err = apply(5, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, &songs[i])
+		s, _, err = apply(5, lead, s, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x"}, songsOf(&songs[i]), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, _, err = apply(5, lead, s, protocol.Request{Cmd: protocol.CmdPlay, Index: intp(1)}, nil)
+	s, _, err = apply(5, lead, s, protocol.Request{Cmd: protocol.CmdPlay, Index: intp(1)}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 func TestRetained(t *testing.T) {
 	sha := strings.Repeat("ab", 32)
 	for _, topic := range []string{
-		ControllerStatusTopic, LeaseTopic, LibrarySongTopic(sha),
+		ControllerStatusTopic, LeaseTopic, LibrarySongTopic(sha), SavedPlaylistTopic("mix"),
 		SessionStateTopic("home"), PlaylistTopic("home"), SessionInfoTopic("den"),
 		AssignTopic("kitchen"), SpeakerStatusTopic("kitchen"),
 		HomeAssistantRoot + "/status", HomeAssistantRoot + "/controller/state",
@@ -24,7 +24,7 @@ func TestRetained(t *testing.T) {
 		SpeakerCommandTopic("kitchen"), LibraryCommandTopic, SessionsCommandTopic,
 		DefaultReplyTopic, DefaultReplyTopic + "/bob/1",
 		HomeAssistantRoot + "/session/home/pause/set",
-		SessionStateTopic("home") + "/more", "tutti/session//state", "tutti/controller",
+		SessionStateTopic("home") + "/more", "tutti/session//state", "tutti/controller", SavedPlaylistTopic("mix") + "/x",
 		"tutti/x", "tutti", "home/lights",
 	} {
 		if Retained(topic) {

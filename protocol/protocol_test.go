@@ -21,6 +21,7 @@ func TestTopics(t *testing.T) {
 		LeaseTopic:                  "tutti/controller/lease",
 		AckTopic("k1"):              "tutti/speaker/k1/ack",
 		LibrarySongTopic("ab12"):    "tutti/library/song/ab12",
+		SavedPlaylistTopic("mix"):   "tutti/library/playlist/mix",
 	}
 	for got, want := range golden {
 		if got != want {
@@ -40,6 +41,14 @@ func TestTopics(t *testing.T) {
 	for _, bad := range []string{LibrarySongTopic(strings.ToUpper(sha)), LibrarySongTopic("ab"), LibrarySongTopic(sha) + "/x"} {
 		if _, ok := SongFromTopic(bad); ok {
 			t.Errorf("SongFromTopic(%q) accepted", bad)
+		}
+	}
+	if id, ok := SavedPlaylistFromTopic(SavedPlaylistTopic("Road_Trip-2")); !ok || id != "Road_Trip-2" {
+		t.Errorf("SavedPlaylistFromTopic: %q %v", id, ok)
+	}
+	for _, bad := range []string{SavedPlaylistTopic(""), SavedPlaylistTopic("a/b"), SavedPlaylistTopic("+"), LibrarySongTopic(sha)} {
+		if _, ok := SavedPlaylistFromTopic(bad); ok {
+			t.Errorf("SavedPlaylistFromTopic(%q) accepted", bad)
 		}
 	}
 	if s, ok := SessionFromTopic("tutti/session/living-room/cmd"); !ok || s != "living-room" {

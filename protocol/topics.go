@@ -42,6 +42,8 @@ const (
 	LeaseTopic = Root + "/controller/lease"
 	// LibrarySongFilter matches every LibrarySongTopic.
 	LibrarySongFilter = Root + "/library/song/+"
+	// SavedPlaylistFilter matches every SavedPlaylistTopic.
+	SavedPlaylistFilter = Root + "/library/playlist/+"
 	// LibraryCommandTopic takes library requests (load, search, lookup). QoS 1.
 	LibraryCommandTopic = Root + "/library/cmd"
 	// SessionsCommandTopic takes requests about sessions (list, create,
@@ -70,6 +72,11 @@ const (
 // controllers mirror the library from it; speakers fetch a song announced
 // live (not retained) and acknowledge it (see Ack).
 func LibrarySongTopic(sha256 string) string { return Root + "/library/song/" + sha256 }
+
+// SavedPlaylistTopic is retained, QoS 1, published by the lease holder for
+// every saved playlist after each change; cleared when it is deleted.
+// Payload: SavedPlaylist. Standby controllers mirror saved playlists from it.
+func SavedPlaylistTopic(id string) string { return Root + "/library/playlist/" + id }
 
 // SessionStateTopic is retained, QoS 1, published by the controller. Payload: SessionState.
 func SessionStateTopic(session string) string { return Root + "/session/" + session + "/state" }
@@ -216,6 +223,12 @@ func SongFromTopic(topic string) (string, bool) {
 	return sha, ok && IsSongHash(sha)
 }
 
+// SavedPlaylistFromTopic returns the id of a tutti/library/playlist/<id> topic.
+func SavedPlaylistFromTopic(topic string) (string, bool) {
+	id, ok := strings.CutPrefix(topic, Root+"/library/playlist/")
+	return id, ok && ValidPlaylistID(id)
+}
+
 // SessionFromTopic returns the session name of a tutti/session/<name>/... topic.
 func SessionFromTopic(topic string) (string, bool) {
 	return levelAfter(topic, Root+"/session/")
@@ -289,7 +302,8 @@ func CheckTopicSize(topic string) error {
 }
 
 // retainedFilters match every topic below Root that the protocol defines as
-// retained: the controller's status, lease claims, library records,
+// retained: the controller's status, lease claims, library records and
+// saved playlists,
 // session states, playlists and infos, assignments, speaker statuses, the
 // shared clock's base, and the Home Assistant bridge's status, device
 // states and session covers.
@@ -298,6 +312,7 @@ var retainedFilters = []string{
 	LeaseTopic,
 	ClockBaseTopic,
 	LibrarySongFilter,
+	SavedPlaylistFilter,
 	SessionStateFilter,
 	PlaylistFilter,
 	SessionInfoFilter,

@@ -27,8 +27,9 @@ type clientFlags struct {
 	speaker string
 	timeout time.Duration
 	json    bool
-	offset  int // search: matches to skip
-	limit   int // search: songs per page
+	offset  int // search, playlists, playlist: matches to skip
+	limit   int // search, playlists, playlist: songs per page
+	queue   queueFlags
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -38,7 +39,9 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "how long to wait for the reply")
 	fs.BoolVar(&c.json, "json", false, "print the raw JSON reply")
 	fs.IntVar(&c.offset, "offset", 0, "search: skip this many matches (the next page starts at the last one's offset plus its songs)")
-	fs.IntVar(&c.limit, "limit", 0, fmt.Sprintf("search: songs per page (default and most %d)", protocol.MaxSearchPage))
+	fs.IntVar(&c.limit, "limit", 0, fmt.Sprintf("search, playlist: songs per page (default and most %d); playlists: playlists per page (most %d)",
+		protocol.MaxSearchPage, protocol.MaxPlaylistsPage))
+	c.queue.register(fs)
 }
 
 // client is a connected remote control with its own reply topic.
@@ -155,8 +158,15 @@ func clientCommand(cmd string) func(ctx context.Context, e *env, args []string) 
 		switch cmd {
 		case protocol.CmdVolume:
 			reqs[0].Speaker = f.speaker
-		case protocol.CmdSearch:
+		case protocol.CmdSearch, protocol.CmdPlaylists:
 			reqs[0].Offset, reqs[0].Limit = f.offset, f.limit
+		case protocol.CmdPlaylistShow:
+			if reqs[0].Cmd == protocol.CmdPlaylistShow {
+				reqs[0].Offset, reqs[0].Limit = f.offset, f.limit
+			}
+		}
+		if reqs, err = f.queue.place(reqs); err != nil {
+			return err
 		}
 		c, err := dial(ctx, f)
 		if err != nil {
@@ -184,7 +194,11 @@ func clientCommand(cmd string) func(ctx context.Context, e *env, args []string) 
 }
 
 var clientUsage = map[string]string{
-	"enqueue": "[flags] SONG...   (SONG: sha256, tutti:song:<sha256>, or a file already loaded)",
+	"enqueue": "[flags] SONG...   (SONG: sha256, a tutti:song:, tutti:album:, tutti:artist: or tutti:playlist: link, or a file already loaded)",
+	"move":    "[flags] ENTRY|INDEX TO   (TO: the position it moves to, from 0)",
+	"shuffle": "[flags] on|off",
+	"playlist": "[flags] ID | show ID | create TITLE | rename ID TITLE | delete ID | add ID SONG... | remove ID INDEX" +
+		"   (ID: a saved playlist's id or tutti:playlist: link; SONG as for enqueue)",
 	"dequeue": "[flags] ENTRY|INDEX",
 	"play":    "[flags] [INDEX]",
 	"seek":    "[flags] POSITION   (m:ss or seconds)",
@@ -210,13 +224,18 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 		}
 		var reqs []protocol.Request
 		for _, a := range args {
-			song, err := songRef(a)
+			song, err := linkRef(a)
 			if err != nil {
 				return nil, err
 			}
 			reqs = append(reqs, protocol.Request{Cmd: cmd, Song: song})
 		}
 		return reqs, nil
+	case protocol.CmdMove, protocol.CmdShuffle:
+		return queueRequests(cmd, args)
+	case protocol.CmdPlaylistShow, protocol.CmdPlaylistCreate, protocol.CmdPlaylistRename, protocol.CmdPlaylistDelete,
+		protocol.CmdPlaylistAdd, protocol.CmdPlaylistRemove:
+		return playlistRequests(cmd, args)
 	case protocol.CmdDequeue:
 		if len(args) != 1 {
 			return nil, errors.New("dequeue: name one entry id or index")
@@ -363,6 +382,9 @@ const maxPrintedError = 1000
 // come from other users' uploads: they are cleaned before they reach the
 // terminal.
 func summarize(result json.RawMessage) string {
+	if text, ok := summarizePlaylists(result); ok {
+		return text
+	}
 	var page struct {
 		protocol.SearchResult
 		Total *int `json:"total"`

@@ -12,7 +12,10 @@ import (
 // it builds is one the controller's strict parser accepts.
 func FuzzBuildRequests(f *testing.F) {
 	for _, s := range []string{"seek 1:23", "volume 40", "play 2", "dequeue e3", "enqueue tutti:song:" + strings.Repeat("ab", 32),
-		"join kitchen", "create den Den", "create den Den alice alice -", "create den alice * alice", "grant den alice,bob * -", "search blue moon", "search", "seek -1", "volume x"} {
+		"join kitchen", "create den Den", "create den Den alice alice -", "create den alice * alice", "grant den alice,bob * -", "search blue moon", "search", "seek -1", "volume x",
+		"move 3 0", "move e4 1", "shuffle on", "shuffle maybe", "enqueue tutti:playlist:mix tutti:album:0123456789abcdef",
+		"playlist create Road Trip", "playlist add mix tutti:artist:0123456789abcdef", "playlist remove mix 2", "playlist show create",
+		"playlists", "playlist_rename mix Mixed"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
