@@ -79,13 +79,15 @@ func New(sampleRate, channels int) (*Meter, error) {
 
 // Write measures frames, which follow those written before.
 func (m *Meter) Write(frames [][2]float64) {
-	for _, f := range frames {
-		for c := range m.channels {
-			m.peak = max(m.peak, math.Abs(f[c]))
-			y := m.filters[c].filter(f[c])
-			m.stepSum += y * y
+	for len(frames) > 0 {
+		n := min(len(frames), m.step-m.inStep)
+		if m.channels == 1 {
+			m.stepSum += m.filters[0].runMono(frames[:n], &m.peak)
+		} else {
+			m.stepSum += runStereo(&m.filters, frames[:n], &m.peak)
 		}
-		m.inStep++
+		m.inStep += n
+		frames = frames[n:]
 		if m.inStep == m.step {
 			m.endStep()
 		}
