@@ -262,3 +262,39 @@ func BenchmarkMeter(b *testing.B) {
 		m.Write(buf)
 	}
 }
+
+// FuzzMeter: whatever samples it is given, in whatever blocks, the Meter
+// neither panics nor reports a NaN: a loudness is a number or -Inf, and
+// the peak is the largest finite absolute sample.
+func FuzzMeter(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0}, uint16(1), true)
+	f.Add(bytes.Repeat([]byte{0x7f, 0xff, 0x80, 0x00}, 5000), uint16(333), false)
+	f.Fuzz(func(t *testing.T, data []byte, block uint16, stereo bool) {
+		channels := 1
+		if stereo {
+			channels = 2
+		}
+		m, err := New(8000, channels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames := make([][2]float64, len(data)/4)
+		var peak float64
+		for i := range frames {
+			for c := range 2 {
+				v := float64(int16(binary.LittleEndian.Uint16(data[4*i+2*c:]))) / 32768
+				frames[i][c] = v
+				if c < channels {
+					peak = max(peak, math.Abs(v))
+				}
+			}
+		}
+		for n := int(block%4096) + 1; len(frames) > 0; frames = frames[min(n, len(frames)):] {
+			m.Write(frames[:min(n, len(frames))])
+		}
+		r := m.Result()
+		if math.IsNaN(r.Integrated) || math.IsInf(r.Integrated, 1) || r.Peak != peak {
+			t.Fatalf("integrated %v, peak %v (want %v)", r.Integrated, r.Peak, peak)
+		}
+	})
+}
