@@ -1,7 +1,7 @@
 package controller
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -63,26 +63,55 @@ func (c *Controller) entryGains(old, next session) (session, error) {
 	for _, e := range old.Playlist.Entries {
 		known[e.ID] = true
 	}
+	var songs []string
+	for _, e := range next.Playlist.Entries {
+		if all || !known[e.ID] {
+			songs = append(songs, e.Song)
+		}
+	}
+	if len(songs) == 0 {
+		return next, nil
+	}
+	var gains map[string]*protocol.ReplayGain
+	if next.Playlist.ReplayGain != protocol.GainOff {
+		var err error
+		if gains, err = c.store.replayGains(songs); err != nil {
+			return old, err
+		}
+	}
 	entries := make([]protocol.Entry, len(next.Playlist.Entries))
 	copy(entries, next.Playlist.Entries) // old may share next's array
-	gains := map[string]*protocol.ReplayGain{}
 	for i, e := range entries {
-		if !all && known[e.ID] {
-			continue
+		if all || !known[e.ID] {
+			entries[i].GainDb = entryGain(next.Playlist.ReplayGain, gains[e.Song])
 		}
-		rg, ok := gains[e.Song]
-		if !ok && next.Playlist.ReplayGain != protocol.GainOff {
-			song, err := c.store.song(e.Song)
-			if err != nil && !errors.Is(err, errUnknownSong) {
-				return old, err
-			}
-			rg, gains[e.Song] = song.ReplayGain, song.ReplayGain
-		}
-		entries[i].GainDb = entryGain(next.Playlist.ReplayGain, rg)
 	}
 	next.Playlist.Entries = entries
 	if err := playlistFits(next.Playlist); err != nil {
 		return old, err
 	}
 	return next, nil
+}
+
+// replayGains reads the ReplayGain of songs in one query (a mode change
+// reads a whole playlist's); a song unknown, or without one, is left out.
+func (st *store) replayGains(songs []string) (map[string]*protocol.ReplayGain, error) {
+	list, err := json.Marshal(songs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.db.Query(`SELECT `+songColumns+` FROM songs WHERE sha256 IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	gains := map[string]*protocol.ReplayGain{}
+	for rows.Next() {
+		song, err := scanSong(rows)
+		if err != nil {
+			return nil, err
+		}
+		gains[song.SHA256] = song.ReplayGain
+	}
+	return gains, rows.Err()
 }
