@@ -17,7 +17,9 @@ const (
 )
 
 // Blocks are blockSteps steps long; a step is a tenth of a second, so that
-// blocks of 400 ms start every 100 ms (75 % overlap).
+// blocks of 400 ms start every 100 ms (75 % overlap). At a rate that is no
+// multiple of 10 (11025 Hz) a step is rate/10 frames, rounded down, as in
+// ffmpeg's meter.
 const (
 	blockSteps     = 4
 	stepsPerSecond = 10
@@ -34,8 +36,10 @@ const (
 	histogramLen = int((histogramTop-absoluteGate)*binsPerLU) + 1
 )
 
-// Channel weights: BS.1770 weighs left and right (and a mono channel) by 1.
-const blockOffset = -0.691 // LUFS of a block of energy 1 (BS.1770's K-weighting gain at 1 kHz)
+// blockOffset is BS.1770's -0.691 dB, which takes the K-weighting's gain
+// at 1 kHz back out: a block of energy 1 (the weighted sum over channels of
+// their mean squares; left, right and a mono channel weigh 1) is -0.691 LUFS.
+const blockOffset = -0.691
 
 // Result is what a Meter measured.
 type Result struct {
