@@ -3,9 +3,11 @@ package controller
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -205,5 +207,47 @@ func TestReplayGainOverMQTT(t *testing.T) {
 	res = tc.cmd("h", `{"cmd":"replaygain","mode":"off","req_id":"h"}`)
 	if _, g := playlistGains(playlists, res.State.PlaylistVersion); !sameGains(g, []float64{0, 0, 0}) {
 		t.Fatalf("mode off: gains %v", g)
+	}
+}
+
+// TestEntryGainsKeepPublishedGains: after a change that keeps the mode, an
+// entry keeps the gain it was published with though its song's gain has
+// changed since, a new entry gets its song's gain now, and one whose song
+// the library does not know (a standby's placeholder) plays at 0 dB.
+func TestEntryGainsKeepPublishedGains(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	c := &Controller{store: st}
+	song := func(n int, db float64) protocol.Entry {
+		sha := strings.Repeat(string(rune('a'+n)), 64)
+		s := protocol.Song{SHA256: sha, Title: "t", Format: "wav", Frames: 100, SampleRate: 44100,
+			ReplayGain: &protocol.ReplayGain{Track: protocol.Gain{Db: db}}}
+		if err := st.putSong(s, 1); err != nil {
+			t.Fatal(err)
+		}
+		return protocol.Entry{ID: fmt.Sprint("e", n), Song: sha, Frames: 100, SampleRate: 44100}
+	}
+	old := newSession("home", "", protocol.Everyone)
+	old.Playlist.ReplayGain = protocol.GainTrack
+	first := song(1, -3)
+	first.GainDb = -3
+	old.Playlist.Entries = []protocol.Entry{first}
+	song(1, -9) // the file was retagged
+	next := old
+	unknown := protocol.Entry{ID: "e9", Song: strings.Repeat("f", 64), Frames: 100, SampleRate: 44100}
+	next.Playlist.Entries = []protocol.Entry{first, song(2, 4), unknown}
+	got, err := c.entryGains(old, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gains []float64
+	for _, e := range got.Playlist.Entries {
+		gains = append(gains, e.GainDb)
+	}
+	if !slices.Equal(gains, []float64{-3, 4, 0}) {
+		t.Errorf("gains %v, want [-3 4 0]", gains)
+	}
+	next.Playlist.ReplayGain = protocol.GainAlbum // a new mode: every entry anew
+	if got, err = c.entryGains(old, next); err != nil || got.Playlist.Entries[0].GainDb != -9 {
+		t.Errorf("after a mode change: %+v, %v", got.Playlist.Entries, err)
 	}
 }
