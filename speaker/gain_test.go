@@ -152,3 +152,33 @@ func BenchmarkEntryGain(b *testing.B) {
 		})
 	}
 }
+
+// TestGainChangeMidSongAtTheAnchor: a new mode comes as a new playlist
+// version with other gains and a state anchored at a future instant where
+// the timeline goes on: the song plays on without a seek, at its old gain
+// up to the anchor's frame and at the new one from it.
+func TestGainChangeMidSongAtTheAnchor(t *testing.T) {
+	const frames, switchAt = 20000, 7000
+	path := writeSong(t, t.TempDir(), frames, noiseAt(10, 0.5))
+	song := decodeWAV(t, path)
+	f := gainFixture(t, path, frames, 0)
+	f.eng.place = wholeFrames // the song's frames verbatim, as TestEngineOutputBitExact
+	pl := f.pl
+	pl.Version++
+	pl.Entries = []protocol.Entry{pl.Entries[0]}
+	pl.Entries[0].GainDb = -6
+	f.eng.setPlaylist(pl)
+	f.pl = pl
+	at := f.t0 + framesToNsRound(switchAt, testRate)
+	f.eng.addState(f.state(at, 0, at-f.t0, true, 100))
+	g := math.Pow(10, -6.0/20)
+	for i, fr := range render(f, 0, 2*switchAt, 441) {
+		want := song[i]
+		if i >= switchAt {
+			want = [2]float64{want[0] * g, want[1] * g}
+		}
+		if fr != want {
+			t.Fatalf("frame %d: %v, want %v (the gain changes at frame %d)", i, fr, want, switchAt)
+		}
+	}
+}
