@@ -82,9 +82,16 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return song, err
 	}
-	song.Frames, song.SampleRate, err = countFrames(f, song.Format)
+	var meter *songMeter // measures the loudness when the tags give none
+	if song.ReplayGain == nil {
+		meter = new(songMeter)
+	}
+	song.Frames, song.SampleRate, err = countFrames(f, song.Format, meter)
 	if err != nil {
 		return song, fmt.Errorf("%w: %v", errNotAudio, err)
+	}
+	if meter != nil {
+		song.ReplayGain = meter.replayGain()
 	}
 	song.DurationNs = protocol.FramesToNs(song.Frames, song.SampleRate)
 	return song, nil
@@ -123,9 +130,10 @@ func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 // countFrames decodes the whole file and counts the frames the decoder
-// gives, which is what a speaker will play (go-mp3's leading delay included).
-// It stops at the first limit the file breaks.
-func countFrames(f *os.File, format string) (frames int64, rate int, err error) {
+// gives, which is what a speaker will play (go-mp3's leading delay included),
+// and has meter (if not nil) measure them. It stops at the first limit the
+// file breaks.
+func countFrames(f *os.File, format string, meter *songMeter) (frames int64, rate int, err error) {
 	var s beep.StreamSeekCloser
 	var fm beep.Format
 	// Decoders close what they read when it is a Closer; the caller closes f.
@@ -148,6 +156,7 @@ func countFrames(f *os.File, format string) (frames int64, rate int, err error) 
 	if err := checkFormat(fm); err != nil {
 		return 0, 0, err
 	}
+	meter.start(fm)
 	maxFrames := int64(maxSongDuration.Seconds()) * int64(fm.SampleRate)
 	if int64(s.Len()) > maxFrames { // what the header claims; the decoding below checks what is there
 		return 0, 0, fmt.Errorf("longer than %v", maxSongDuration)
@@ -156,6 +165,7 @@ func countFrames(f *os.File, format string) (frames int64, rate int, err error) 
 	for {
 		n, ok := s.Stream(buf)
 		frames += int64(n)
+		meter.write(buf[:n])
 		if frames > maxFrames {
 			return 0, 0, fmt.Errorf("longer than %v", maxSongDuration)
 		}

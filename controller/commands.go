@@ -161,6 +161,9 @@ func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Req
 		lead = leadFor(c.speakersOf(name))
 	}
 	next, ch, err := apply(c.now(), lead, s, req, songs, c.shuffleRand)
+	if err == nil && ch.PlaylistChanged {
+		next, err = c.entryGains(s, next)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

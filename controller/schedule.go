@@ -91,6 +91,8 @@ func apply(now int64, lead time.Duration, s session, req protocol.Request, songs
 			return s, change{}, fmt.Errorf("volume %d out of range 0-100", *req.Volume)
 		}
 		next.State.Volume = *req.Volume
+	case protocol.CmdGain:
+		c, err = setGainMode(&next, at, req)
 	case protocol.CmdStatus:
 		err = errNoChange
 	default:
@@ -112,9 +114,8 @@ func apply(now int64, lead time.Duration, s session, req protocol.Request, songs
 func commit(old, next session, c change) (session, change, error) {
 	if c.PlaylistChanged {
 		next.Playlist.Version = old.Playlist.Version + 1
-		if n := len(protocol.Encode(next.Playlist)); n > protocol.MaxPayload {
-			return old, change{}, fmt.Errorf("playlist full: %d entries would take %d bytes, over the %d byte limit",
-				len(next.Playlist.Entries), n, protocol.MaxPayload)
+		if err := playlistFits(next.Playlist); err != nil {
+			return old, change{}, err
 		}
 	}
 	if next.State.Seq != old.State.Seq {
@@ -125,6 +126,15 @@ func commit(old, next session, c change) (session, change, error) {
 		next.State.PlaylistVersion = next.Playlist.Version
 	}
 	return next, c, nil
+}
+
+// playlistFits refuses a playlist that would not fit in one retained message.
+func playlistFits(pl protocol.Playlist) error {
+	if n := len(protocol.Encode(pl)); n > protocol.MaxPayload {
+		return fmt.Errorf("playlist full: %d entries would take %d bytes, over the %d byte limit",
+			len(pl.Entries), n, protocol.MaxPayload)
+	}
+	return nil
 }
 
 func play(s *session, at int64, req protocol.Request) (change, error) {

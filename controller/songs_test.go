@@ -91,13 +91,21 @@ func TestUploadAndServe(t *testing.T) {
 	if err := json.Unmarshal(body, &song); err != nil {
 		t.Fatal(err)
 	}
+	// Untagged, so its loudness was measured (gain_test.go checks the figures).
+	gain := song.ReplayGain
+	if gain == nil || !gain.Measured {
+		t.Fatalf("ReplayGain %+v, want one measured", gain)
+	}
 	want := protocol.Song{SHA256: sha, URI: protocol.SongURI(sha), Title: "My Tune", Format: "wav", Size: int64(len(wav)),
-		Frames: 44100 + 17, SampleRate: 44100, DurationNs: protocol.FramesToNs(44100+17, 44100), AddedNs: 1}
+		Frames: 44100 + 17, SampleRate: 44100, DurationNs: protocol.FramesToNs(44100+17, 44100), ReplayGain: gain,
+		AddedNs: song.AddedNs} // the library's clock
 	if song != want {
 		t.Fatalf("song %+v\nwant %+v", song, want)
 	}
-	if stored, err := lib.store.song(sha); err != nil || stored != want {
+	if stored, err := lib.store.song(sha); err != nil || stored.ReplayGain == nil || *stored.ReplayGain != *gain {
 		t.Fatalf("stored %+v, %v", stored, err)
+	} else if stored.ReplayGain = gain; stored != want {
+		t.Fatalf("stored %+v\nwant %+v", stored, want)
 	}
 
 	// The same content again: answered from the library, body not needed.

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS entries (
 	position INTEGER NOT NULL,
 	id       TEXT NOT NULL,
 	song     TEXT NOT NULL REFERENCES songs(sha256),
+	gain_db  REAL NOT NULL DEFAULT 0,
 	PRIMARY KEY (session, position)
 );
 CREATE TABLE IF NOT EXISTS saved_playlists (
@@ -127,6 +128,7 @@ func migrate(db *sql.DB) error {
 		{"songs", "year", "INTEGER NOT NULL DEFAULT 0"},
 		{"songs", "genre", "TEXT NOT NULL DEFAULT ''"},
 		{"songs", "replaygain", "TEXT NOT NULL DEFAULT ''"},
+		{"entries", "gain_db", "REAL NOT NULL DEFAULT 0"},
 	} {
 		var n int
 		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, col.table, col.name).Scan(&n); err != nil {
@@ -436,7 +438,7 @@ func (st *store) sessions() (map[string]session, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.Query(`SELECT e.session, e.id, s.sha256, s.title, s.artist, s.frames, s.sample_rate
+	rows, err = tx.Query(`SELECT e.session, e.id, s.sha256, s.title, s.artist, s.frames, s.sample_rate, e.gain_db
 		FROM entries e JOIN songs s ON s.sha256 = e.song ORDER BY e.session, e.position`)
 	if err != nil {
 		return nil, err
@@ -445,7 +447,7 @@ func (st *store) sessions() (map[string]session, error) {
 	for rows.Next() {
 		var name string
 		var e protocol.Entry
-		if err := rows.Scan(&name, &e.ID, &e.Song, &e.Title, &e.Artist, &e.Frames, &e.SampleRate); err != nil {
+		if err := rows.Scan(&name, &e.ID, &e.Song, &e.Title, &e.Artist, &e.Frames, &e.SampleRate, &e.GainDb); err != nil {
 			return nil, err
 		}
 		s := out[name]
@@ -480,13 +482,13 @@ func (st *store) saveSession(s session, withPlaylist bool) error {
 		if _, err := tx.Exec(`DELETE FROM entries WHERE session = ?`, s.State.Session); err != nil {
 			return err
 		}
-		insert, err := tx.Prepare(`INSERT INTO entries (session, position, id, song) VALUES (?, ?, ?, ?)`)
+		insert, err := tx.Prepare(`INSERT INTO entries (session, position, id, song, gain_db) VALUES (?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer insert.Close()
 		for i, e := range s.Playlist.Entries {
-			if _, err := insert.Exec(s.State.Session, i, e.ID, e.Song); err != nil {
+			if _, err := insert.Exec(s.State.Session, i, e.ID, e.Song, e.GainDb); err != nil {
 				return err
 			}
 		}

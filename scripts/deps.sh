@@ -11,6 +11,8 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v flac >/dev/null 2>&1 || need+=(flac)
 command -v lame >/dev/null 2>&1 || need+=(lame)
 command -v oggenc >/dev/null 2>&1 || need+=(vorbis-tools)
+# The loudness meter's tests check it against ffmpeg's ebur128 filter.
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 # The peer `tutti bench cost` compares a speaker's CPU and memory with.
 command -v snapserver >/dev/null 2>&1 || need+=(snapserver)
 command -v snapclient >/dev/null 2>&1 || need+=(snapclient)

@@ -488,6 +488,7 @@ func (e *engine) playRun(f *followed, out [][2]float64, s int64, a anchor, stop 
 			}
 			first = false
 		}
+		applyEntryGain(out[:n], entry.GainDb)
 		applyGain(out[:n], gain)
 		out = out[n:]
 		index, want, exact = index+1, 0, 0

@@ -48,6 +48,7 @@ func commands() []command {
 		{"prev", "restart the current song", clientCommand("previous")},
 		{"seek", "jump to a position in the current song (m:ss or seconds)", clientCommand("seek")},
 		{"volume", "set the session volume (0-100)", clientCommand("volume")},
+		{"replaygain", "level songs by their ReplayGain: off, track or album", clientCommand("replaygain")},
 		{"status", "show the session: what plays, the playlist, the speakers", runStatus},
 		{"search", "search the library by title, artist or album", clientCommand("search")},
 		{"remove", "remove a song from the library and every playlist (admins)", clientCommand("remove")},

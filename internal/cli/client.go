@@ -212,6 +212,8 @@ var clientUsage = map[string]string{
 	"delete":  "[flags] SESSION",
 	"forget":  "[flags] SPEAKER   (an offline speaker, gone for good)",
 	"grant":   "[flags] SESSION SEE JOIN CONTROL   (each a comma list of user names, * for every member, - for nobody)",
+
+	"replaygain": "[flags] off|track|album   (album: each song's album gain where it has one)",
 }
 
 // buildRequests turns command-line arguments into the requests to send.
@@ -275,6 +277,11 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 			return nil, fmt.Errorf("volume %q is not a number", args[0])
 		}
 		req.Volume = &v
+	case protocol.CmdGain:
+		if len(args) != 1 {
+			return nil, fmt.Errorf("replaygain: %s", clientUsage[cmd])
+		}
+		req.Mode = args[0]
 	case protocol.CmdSearch:
 		if len(args) == 0 {
 			return nil, errors.New("search: give the words to look for")

@@ -1,0 +1,65 @@
+package controller
+
+import (
+	"math"
+
+	"github.com/gopxl/beep/v2"
+
+	"github.com/tutti-audio/tutti/loudness"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// replayGainReference is the loudness ReplayGain 2.0 brings every song to:
+// a song's track gain is this minus its integrated loudness.
+const replayGainReference = -18 // LUFS
+
+// songMeter measures the loudness of a song while analyze decodes it, for
+// a song whose tags give no ReplayGain. A nil songMeter measures nothing.
+type songMeter struct {
+	meter *loudness.Meter // nil until start
+}
+
+// start prepares to measure audio of format fm, which checkFormat passed:
+// mono or stereo at a rate the meter takes (were it not so, the song would
+// stay unmeasured, as a silent one does).
+func (s *songMeter) start(fm beep.Format) {
+	if s != nil {
+		s.meter, _ = loudness.New(int(fm.SampleRate), fm.NumChannels)
+	}
+}
+
+// write measures the next decoded frames.
+func (s *songMeter) write(frames [][2]float64) {
+	if s != nil && s.meter != nil {
+		s.meter.Write(frames)
+	}
+}
+
+// replayGain is the song's measured track gain and peak; nil when the song
+// is too short (under 400 ms) or too quiet to have a loudness. An album's
+// gain needs all its songs, which come one at a time: album mode plays a
+// measured song at its track gain.
+func (s *songMeter) replayGain() *protocol.ReplayGain {
+	if s == nil || s.meter == nil {
+		return nil
+	}
+	r := s.meter.Result()
+	if math.IsInf(r.Integrated, -1) {
+		return nil
+	}
+	db := min(max(replayGainReference-r.Integrated, -protocol.MaxGainDb), protocol.MaxGainDb)
+	return &protocol.ReplayGain{
+		Track:    protocol.Gain{Db: roundTo(db, 100), Peak: roundTo(min(r.Peak, maxPeak), 1e6)},
+		Measured: true,
+	}
+}
+
+// maxPeak is the largest peak a song record holds (protocol's bound):
+// decoders of lossy formats overshoot full scale a little, never 16 times.
+const maxPeak = 16
+
+// roundTo rounds v to 1/perUnit (100: hundredths), so that records and
+// playlists carry short numbers, not float noise.
+func roundTo(v, perUnit float64) float64 {
+	return math.Round(v*perUnit) / perUnit
+}
