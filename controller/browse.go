@@ -77,5 +77,5 @@ func linkOf(req protocol.Request, kinds ...string) (protocol.Link, error) {
 	if len(kinds) > 1 {
 		want = "an album's or an artist's link"
 	}
-	return l, fmt.Errorf("%s takes %s, not a %s link", req.Cmd, want, l.Kind)
+	return l, fmt.Errorf("%s takes %s, not %s", req.Cmd, want, l)
 }

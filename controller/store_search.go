@@ -76,12 +76,13 @@ const searchWeights = `10.0, 2.0, 1.0, 1.0`
 
 // textQuery is the FTS5 query finding songs with every word, the last one
 // as a prefix (what a person has typed so far). Each word is a quoted
-// string, in which FTS5 syntax is plain text; words without a letter or
-// digit (which FTS5 would index as nothing) are dropped. ok is false when
-// no word is left.
+// string, in which FTS5 syntax is plain text; control characters (a NUL
+// ends an FTS5 query) part words, and words without a letter or digit
+// (which FTS5 would index as nothing) are dropped. ok is false when no
+// word is left.
 func textQuery(words []string) (query string, ok bool) {
 	var quoted []string
-	for _, w := range words {
+	for _, w := range strings.FieldsFunc(strings.Join(words, " "), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		if strings.IndexFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) < 0 {
 			continue
 		}

@@ -38,7 +38,7 @@ func hashOf(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-func openTestStore(t *testing.T, dir string) *store {
+func openTestStore(t testing.TB, dir string) *store {
 	t.Helper()
 	st, err := openStore(filepath.Join(dir, "tutti.db"))
 	if err != nil {
