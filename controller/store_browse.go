@@ -46,11 +46,53 @@ const listedArtist = `iif(trim(album_artist) != '', album_artist, artist)`
 const browseIndexes = `
 CREATE INDEX IF NOT EXISTS songs_artist ON songs (artist_id, album_id);
 CREATE INDEX IF NOT EXISTS songs_album ON songs (album_id, disc, track);
-CREATE INDEX IF NOT EXISTS songs_genre ON songs (genre COLLATE NOCASE);
+`
+
+// songGroups sums up the browsable songs by artist, album and genre (case
+// aside): browse lists artists, albums and genres from its few rows per
+// album instead of grouping every song for each request (at 20,000 songs,
+// tens of milliseconds a request). Triggers keep each group in step with
+// its songs, recounting it from them (through the songs_artist index)
+// whenever one of its songs is added, changed or removed.
+const songGroups = `
+CREATE TABLE song_groups (
+	artist_id TEXT NOT NULL,
+	album_id  TEXT NOT NULL,
+	genre     TEXT NOT NULL COLLATE NOCASE,
+	artist    TEXT NOT NULL, -- the name listed
+	album     TEXT NOT NULL,
+	year      INTEGER NOT NULL, -- the latest of its songs'
+	songs     INTEGER NOT NULL,
+	added_ns  INTEGER NOT NULL, -- when its latest song was added
+	PRIMARY KEY (artist_id, album_id, genre)
+);
+CREATE INDEX song_groups_album ON song_groups (album_id);
+INSERT INTO song_groups ` + groupSongs + ` WHERE ` + browsable + ` GROUP BY artist_id, album_id, genre COLLATE NOCASE;
+`
+
+// groupSongs makes song_groups rows of songs.
+const groupSongs = `SELECT artist_id, album_id, min(genre), min(` + listedArtist + `), min(album), max(year), count(*), max(added_ns) FROM songs`
+
+// regroup recounts the song group of the row called row (new or old).
+func regroup(row string) string {
+	return strings.NewReplacer("ROW", row).Replace(`
+	DELETE FROM song_groups WHERE artist_id = ROW.artist_id AND album_id = ROW.album_id AND genre = ROW.genre;
+	INSERT INTO song_groups ` + groupSongs + ` WHERE artist_id = ROW.artist_id AND album_id = ROW.album_id
+		AND genre = ROW.genre COLLATE NOCASE AND ` + browsable + ` GROUP BY artist_id, album_id;`)
+}
+
+var songGroupTriggers = `
+CREATE TRIGGER IF NOT EXISTS song_groups_insert AFTER INSERT ON songs BEGIN` + regroup("new") + `
+END;
+CREATE TRIGGER IF NOT EXISTS song_groups_delete AFTER DELETE ON songs BEGIN` + regroup("old") + `
+END;
+CREATE TRIGGER IF NOT EXISTS song_groups_update AFTER UPDATE ON songs BEGIN` + regroup("old") + regroup("new") + `
+END;
 `
 
 // prepareBrowse readies a database for browse and search: the full-text
-// index, the ids of songs stored before ids existed, and the indexes.
+// index, the ids of songs stored before ids existed, the indexes, and the
+// song groups with their triggers.
 func prepareBrowse(db *sql.DB) error {
 	if err := indexSongText(db); err != nil { // store_search.go
 		return err
@@ -58,7 +100,19 @@ func prepareBrowse(db *sql.DB) error {
 	if err := fillBrowseIDs(db); err != nil {
 		return err
 	}
-	_, err := db.Exec(browseIndexes)
+	if _, err := db.Exec(browseIndexes); err != nil {
+		return err
+	}
+	var exists int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'song_groups'`).Scan(&exists); err != nil {
+		return err
+	}
+	if exists == 0 {
+		if _, err := db.Exec(songGroups); err != nil {
+			return err
+		}
+	}
+	_, err := db.Exec(songGroupTriggers)
 	return err
 }
 
@@ -109,12 +163,12 @@ type page struct{ offset, limit int }
 // id); "" leaves that open.
 type only struct{ genre, artist, album string }
 
-// where is the WHERE clause picking the browsable songs o allows, with its
+// where is the WHERE clause picking the song groups o allows, with its
 // arguments.
 func (o only) where() (string, []any) {
-	clause, args := browsable, []any{}
+	clause, args := `1`, []any{}
 	for _, f := range []struct{ cond, value string }{
-		{` AND genre = ? COLLATE NOCASE`, o.genre},
+		{` AND genre = ?`, o.genre},
 		{` AND artist_id = ?`, o.artist},
 		{` AND album_id = ?`, o.album},
 	} {
@@ -136,8 +190,8 @@ func (st *store) count(query string, args []any) (int, error) {
 // artists lists the artists o allows, by name.
 func (st *store) artists(o only, p page) ([]protocol.Artist, int, error) {
 	where, args := o.where()
-	grouped := `SELECT artist_id, min(` + listedArtist + `) AS name, count(DISTINCT nullif(album_id, '')) AS albums,
-		count(*) AS songs FROM songs WHERE ` + where + ` AND artist_id != '' GROUP BY artist_id`
+	grouped := `SELECT artist_id, min(artist) AS name, count(DISTINCT nullif(album_id, '')) AS albums,
+		sum(songs) AS songs FROM song_groups WHERE ` + where + ` AND artist_id != '' GROUP BY artist_id`
 	total, err := st.count(grouped, args)
 	if err != nil {
 		return nil, 0, err
@@ -170,9 +224,9 @@ const (
 // album's cover is its first song's, which coverSongs names.
 func (st *store) albums(o only, order string, p page) (list []protocol.Album, coverSongs []string, total int, err error) {
 	where, args := o.where()
-	grouped := `SELECT album_id, min(album) AS title, min(` + listedArtist + `) AS artist, min(artist_id) AS artist_id,
-		max(year) AS year, count(*) AS songs, max(added_ns) AS added_ns
-		FROM songs WHERE ` + where + ` AND album_id != '' GROUP BY album_id`
+	grouped := `SELECT album_id, min(album) AS title, min(artist) AS artist, min(artist_id) AS artist_id,
+		max(year) AS year, sum(songs) AS songs, max(added_ns) AS added_ns
+		FROM song_groups WHERE ` + where + ` AND album_id != '' GROUP BY album_id`
 	if total, err = st.count(grouped, args); err != nil {
 		return nil, nil, 0, err
 	}
@@ -201,8 +255,7 @@ func (st *store) albums(o only, order string, p page) (list []protocol.Album, co
 
 // genres lists the genres, by name, with their songs.
 func (st *store) genres(p page) ([]protocol.Genre, int, error) {
-	grouped := `SELECT min(genre) AS name, count(*) AS songs FROM songs WHERE ` + browsable + ` AND genre != ''
-		GROUP BY genre COLLATE NOCASE`
+	grouped := `SELECT min(genre COLLATE BINARY) AS name, sum(songs) AS songs FROM song_groups WHERE genre != '' GROUP BY genre`
 	total, err := st.count(grouped, nil)
 	if err != nil {
 		return nil, 0, err

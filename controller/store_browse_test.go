@@ -266,6 +266,28 @@ func TestBrowseLists(t *testing.T) {
 	if err != nil || total != len(want) || !slices.Equal(genres, want) {
 		t.Fatalf("genres: %+v (%d), %v; want %+v", genres, total, err, want)
 	}
+
+	// The lists follow removals and changes.
+	if err := st.deleteSong(lib.find("Beyonce Tribute", "Cover Band").SHA256); err != nil {
+		t.Fatal(err)
+	}
+	hit := lib.find("Hit 0", "Guest 0")
+	hit.Genre, hit.Album = "rock", "Hits Redux"
+	if err := st.putSong(hit, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, total, err := st.artists(only{}, all); err != nil || total != wantArtists-1 {
+		t.Fatalf("artists after Cover Band's one song went: %d, %v", total, err)
+	}
+	want[1].Songs -= 2 // Pop: the tribute went, a hit became rock
+	want[3].Songs++
+	if genres, _, err := st.genres(all); err != nil || !slices.Equal(genres, want) {
+		t.Fatalf("genres after changes: %+v, %v; want %+v", genres, err, want)
+	}
+	if hits, _, _, err := st.albums(only{artist: protocol.ArtistID("Various Artists")}, byArtist, all); err != nil || len(hits) != 2 ||
+		hits[0].Title != "Hits" || hits[0].Songs != testCompilation-1 || hits[1].Title != "Hits Redux" || hits[1].Songs != 1 {
+		t.Fatalf("albums after a song moved: %+v, %v", hits, err)
+	}
 }
 
 func TestBrowseTracksInOrder(t *testing.T) {
