@@ -36,12 +36,15 @@ func albumID(albumArtist, artist, album string) string {
 
 // browsable picks the songs browse lists: not missing (every file of theirs
 // gone from the music folders) and no placeholders (records a standby holds
-// for a mirrored playlist until the song's own record arrives).
-const browsable = `missing = 0 AND format != ''`
+// for a mirrored playlist until the song's own record arrives). row names
+// the row in a trigger ("new."); "" in a query.
+func browsable(row string) string { return row + `missing = 0 AND ` + row + `format != ''` }
 
-// listedArtist is the artist name a song is listed under, as artistID
-// takes it.
-const listedArtist = `iif(trim(album_artist) != '', album_artist, artist)`
+// listedArtist is the artist name a song (row as browsable's) is listed
+// under, as artistID takes it.
+func listedArtist(row string) string {
+	return `iif(trim(` + row + `album_artist) != '', ` + row + `album_artist, ` + row + `artist)`
+}
 
 const browseIndexes = `
 CREATE INDEX IF NOT EXISTS songs_artist ON songs (artist_id, album_id);
@@ -52,9 +55,9 @@ CREATE INDEX IF NOT EXISTS songs_album ON songs (album_id, disc, track);
 // aside): browse lists artists, albums and genres from its few rows per
 // album instead of grouping every song for each request (at 20,000 songs,
 // tens of milliseconds a request). Triggers keep each group in step with
-// its songs, recounting it from them (through the songs_artist index)
-// whenever one of its songs is added, changed or removed.
-const songGroups = `
+// its songs: a song added counts in; a song changed or removed has its
+// group recounted from its songs (through the songs_artist index).
+var songGroups = `
 CREATE TABLE song_groups (
 	artist_id TEXT NOT NULL,
 	album_id  TEXT NOT NULL,
@@ -67,22 +70,32 @@ CREATE TABLE song_groups (
 	PRIMARY KEY (artist_id, album_id, genre)
 );
 CREATE INDEX song_groups_album ON song_groups (album_id);
-INSERT INTO song_groups ` + groupSongs + ` WHERE ` + browsable + ` GROUP BY artist_id, album_id, genre COLLATE NOCASE;
+INSERT INTO song_groups ` + groupSongs + ` WHERE ` + browsable("") + ` GROUP BY artist_id, album_id, genre COLLATE NOCASE;
 `
 
 // groupSongs makes song_groups rows of songs.
-const groupSongs = `SELECT artist_id, album_id, min(genre), min(` + listedArtist + `), min(album), max(year), count(*), max(added_ns) FROM songs`
+var groupSongs = `SELECT artist_id, album_id, min(genre), min(` + listedArtist("") + `), min(album), max(year), count(*), max(added_ns) FROM songs`
 
 // regroup recounts the song group of the row called row (new or old).
 func regroup(row string) string {
 	return strings.NewReplacer("ROW", row).Replace(`
 	DELETE FROM song_groups WHERE artist_id = ROW.artist_id AND album_id = ROW.album_id AND genre = ROW.genre;
 	INSERT INTO song_groups ` + groupSongs + ` WHERE artist_id = ROW.artist_id AND album_id = ROW.album_id
-		AND genre = ROW.genre COLLATE NOCASE AND ` + browsable + ` GROUP BY artist_id, album_id;`)
+		AND genre = ROW.genre COLLATE NOCASE AND ` + browsable("") + ` GROUP BY artist_id, album_id;`)
 }
 
+// songGroupTriggers keep song_groups in step. An added song is counted in
+// without recounting its group, which would make adding the songs of one
+// large group (thousands of untagged files) quadratic; names, year and
+// added time follow groupSongs's min and max.
 var songGroupTriggers = `
-CREATE TRIGGER IF NOT EXISTS song_groups_insert AFTER INSERT ON songs BEGIN` + regroup("new") + `
+CREATE TRIGGER IF NOT EXISTS song_groups_insert AFTER INSERT ON songs WHEN ` + browsable("new.") + ` BEGIN
+	INSERT INTO song_groups VALUES (new.artist_id, new.album_id, new.genre, ` + listedArtist("new.") + `,
+		new.album, new.year, 1, new.added_ns)
+	ON CONFLICT (artist_id, album_id, genre) DO UPDATE SET
+		genre = iif(excluded.genre < genre COLLATE BINARY, excluded.genre, genre),
+		artist = min(artist, excluded.artist), album = min(album, excluded.album), year = max(year, excluded.year),
+		songs = songs + 1, added_ns = max(added_ns, excluded.added_ns);
 END;
 CREATE TRIGGER IF NOT EXISTS song_groups_delete AFTER DELETE ON songs BEGIN` + regroup("old") + `
 END;
@@ -124,7 +137,7 @@ func fillBrowseIDs(db *sql.DB) error {
 	}
 	defer tx.Rollback()
 	rows, err := tx.Query(`SELECT rowid, album_artist, artist, album FROM songs
-		WHERE (album_id = '' AND trim(album) != '') OR (artist_id = '' AND trim(` + listedArtist + `) != '')`)
+		WHERE (album_id = '' AND trim(album) != '') OR (artist_id = '' AND trim(` + listedArtist("") + `) != '')`)
 	if err != nil {
 		return err
 	}
@@ -231,7 +244,7 @@ func (st *store) albums(o only, order string, p page) (list []protocol.Album, co
 		return nil, nil, 0, err
 	}
 	// The first song is looked up for the page's albums alone.
-	rows, err := st.db.Query(`SELECT g.*, (SELECT sha256 FROM songs s WHERE s.album_id = g.album_id AND `+browsable+`
+	rows, err := st.db.Query(`SELECT g.*, (SELECT sha256 FROM songs s WHERE s.album_id = g.album_id AND `+browsable("")+`
 			ORDER BY disc, track, title COLLATE NOCASE, sha256 LIMIT 1)
 		FROM (`+grouped+` ORDER BY `+order+` LIMIT ? OFFSET ?) g ORDER BY `+order, append(args, p.limit, p.offset)...)
 	if err != nil {
@@ -284,10 +297,10 @@ func (st *store) linkedSongs(l protocol.Link, p page) ([]protocol.Song, int, err
 	var songs, order string
 	switch l.Kind {
 	case protocol.LinkAlbum:
-		songs = `SELECT * FROM songs WHERE album_id = ? AND ` + browsable
+		songs = `SELECT * FROM songs WHERE album_id = ? AND ` + browsable("")
 		order = `disc, track, title COLLATE NOCASE, sha256`
 	case protocol.LinkArtist:
-		songs = `SELECT *, max(year) OVER (PARTITION BY album_id) AS album_year FROM songs WHERE artist_id = ? AND ` + browsable
+		songs = `SELECT *, max(year) OVER (PARTITION BY album_id) AS album_year FROM songs WHERE artist_id = ? AND ` + browsable("")
 		order = `album_id = '', album_year, album COLLATE NOCASE, album_id, disc, track, title COLLATE NOCASE, sha256`
 	default:
 		return nil, 0, fmt.Errorf("%s links have no songs of their own here", l.Kind)

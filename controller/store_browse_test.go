@@ -359,3 +359,62 @@ func TestStoreIndexesOlderDatabase(t *testing.T) {
 		t.Fatalf("albums of an older database: %+v, %v", albums, err)
 	}
 }
+
+// TestSongGroupsFollowTheSongs: after songs are added, changed (tags,
+// missing or not) and removed in a random order, then more added, the song
+// groups the triggers kept are those a recount of every song makes.
+func TestSongGroupsFollowTheSongs(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func(options ...string) string { return options[rng.IntN(len(options))] }
+	var shas []string
+	for step := range 2000 {
+		// The last steps only add, so that groups counted in are
+		// compared before any change recounts them.
+		switch op := rng.IntN(10); {
+		case op < 6 || len(shas) == 0 || step >= 1700:
+			s := protocol.Song{SHA256: hashOf(fmt.Append(nil, "group", step)), Title: fmt.Sprint("t", step),
+				Artist: pick("Nina Simone", "nina  simone", "Guest", ""), AlbumArtist: pick("", "", "Various Artists"),
+				Album: pick("Pastel Blues", "pastel blues", "Hits", ""), Genre: pick("Jazz", "jazz", "", "Soul"),
+				Year: 1960 + rng.IntN(10), Format: pick("flac", "flac", "flac", ""), Size: 1, Frames: 1, SampleRate: 44100}
+			if err := st.putSong(s, int64(rng.IntN(1000))); err != nil {
+				t.Fatal(err)
+			}
+			shas = append(shas, s.SHA256)
+		case op < 8:
+			if _, err := st.db.Exec(`UPDATE songs SET missing = ?, genre = ? WHERE sha256 = ?`,
+				rng.IntN(2), pick("Jazz", "jazz", "Blues"), shas[rng.IntN(len(shas))]); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			i := rng.IntN(len(shas))
+			if err := st.deleteSong(shas[i]); err != nil {
+				t.Fatal(err)
+			}
+			shas = slices.Delete(shas, i, i+1)
+		}
+	}
+	read := func(query string) []string {
+		rows, err := st.db.Query(`SELECT * FROM (` + query + `) ORDER BY 1, 2, 3 COLLATE NOCASE`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var artistID, albumID, genre, artist, album string
+			var year, songs, added int64
+			if err := rows.Scan(&artistID, &albumID, &genre, &artist, &album, &year, &songs, &added); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(artistID, albumID, genre, artist, album, year, songs, added))
+		}
+		return out
+	}
+	kept := read(`SELECT * FROM song_groups`)
+	recounted := read(groupSongs + ` WHERE ` + browsable("") + ` GROUP BY artist_id, album_id, genre COLLATE NOCASE`)
+	if len(kept) < 10 || !slices.Equal(kept, recounted) {
+		t.Fatalf("song groups kept:\n%v\nrecounted:\n%v", kept, recounted)
+	}
+}
