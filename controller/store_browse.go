@@ -116,17 +116,29 @@ func prepareBrowse(db *sql.DB) error {
 	if _, err := db.Exec(browseIndexes); err != nil {
 		return err
 	}
-	var exists int
-	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'song_groups'`).Scan(&exists); err != nil {
+	if err := createFilled(db, "song_groups", songGroups); err != nil {
 		return err
-	}
-	if exists == 0 {
-		if _, err := db.Exec(songGroups); err != nil {
-			return err
-		}
 	}
 	_, err := db.Exec(songGroupTriggers)
 	return err
+}
+
+// createFilled creates table name and fills it with schema, in one
+// transaction (a crash leaves no empty table behind), unless it exists.
+func createFilled(db *sql.DB, name, schema string) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var exists int
+	if err := tx.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = ?`, name).Scan(&exists); err != nil || exists > 0 {
+		return err
+	}
+	if _, err := tx.Exec(schema); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // fillBrowseIDs computes the ids of songs stored without them.

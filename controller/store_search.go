@@ -55,14 +55,8 @@ func indexSongText(db *sql.DB) error {
 	if !fts5 {
 		return errNoFTS5
 	}
-	var exists int
-	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'song_text'`).Scan(&exists); err != nil {
+	if err := createFilled(db, "song_text", songTextSchema); err != nil { // store_browse.go
 		return err
-	}
-	if exists == 0 {
-		if _, err := db.Exec(songTextSchema); err != nil {
-			return err
-		}
 	}
 	_, err := db.Exec(songTextTriggers)
 	return err
