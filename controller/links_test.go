@@ -37,6 +37,17 @@ func TestLinkSongs(t *testing.T) {
 		t.Fatalf("artist link: %v, %v", titles(songs), err)
 	}
 
+	// Names count as shown: cleaned of control characters and spacing.
+	messy := protocol.Song{SHA256: hashOf([]byte("messy")), Title: "Sinnerman", Artist: " Nina\tSimone\x00 ", Album: "Pastel\x1bBlues",
+		Format: "flac", Size: 1, Frames: 1, SampleRate: 44100}
+	if err := st.addSong(messy, 1); err != nil {
+		t.Fatal(err)
+	}
+	songs, err = c.linkSongs(protocol.Link{Kind: protocol.LinkAlbum, ID: protocol.AlbumID("Nina Simone", "Pastel Blues")})
+	if err != nil || len(songs) != 1 || songs[0].SHA256 != messy.SHA256 {
+		t.Fatalf("a song tagged with control characters, by its shown names: %v, %v", titles(songs), err)
+	}
+
 	prolific := "Prolific"
 	for i := range maxLinkSongs + 1 {
 		s := protocol.Song{SHA256: hashOf(fmt.Append(nil, "prolific", i)), Title: fmt.Sprint("Take ", i), Artist: prolific, Album: "Outtakes",

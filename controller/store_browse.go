@@ -16,22 +16,30 @@ import (
 // artistID is the id of the artist a song is listed under: its album artist
 // when it has one, so a compilation's songs stay under "Various Artists"
 // instead of making one-song artists, else its artist; "" when neither is
-// known.
+// known. Names count as they are shown (cleaned), so an id made from a
+// shown name (protocol.ArtistID) finds them.
 func artistID(albumArtist, artist string) string {
-	name := cmp.Or(strings.TrimSpace(albumArtist), strings.TrimSpace(artist))
+	name := listedName(albumArtist, artist)
 	if name == "" {
 		return ""
 	}
 	return protocol.ArtistID(name)
 }
 
-// albumID is the id of a song's album (protocol.AlbumID): "" when its album
-// is not known, so untagged songs make no album.
+// albumID is the id of a song's album (protocol.AlbumID, of names as
+// artistID takes them): "" when its album is not known, so untagged songs
+// make no album.
 func albumID(albumArtist, artist, album string) string {
-	if strings.TrimSpace(album) == "" {
+	album = protocol.CleanText(album, protocol.MaxSongText)
+	if album == "" {
 		return ""
 	}
-	return protocol.AlbumID(cmp.Or(strings.TrimSpace(albumArtist), strings.TrimSpace(artist)), album)
+	return protocol.AlbumID(listedName(albumArtist, artist), album)
+}
+
+// listedName is the cleaned name of the artist a song is listed under.
+func listedName(albumArtist, artist string) string {
+	return cmp.Or(protocol.CleanText(albumArtist, protocol.MaxSongText), protocol.CleanText(artist, protocol.MaxSongText))
 }
 
 // browsable picks the songs browse lists: not missing (every file of theirs
@@ -165,8 +173,7 @@ func fillBrowseIDs(db *sql.DB) error {
 			rows.Close()
 			return err
 		}
-		s := protocol.CleanSong(protocol.Song{AlbumArtist: albumArtist, Artist: artist, Album: album})
-		r.album, r.artist = albumID(s.AlbumArtist, s.Artist, s.Album), artistID(s.AlbumArtist, s.Artist)
+		r.album, r.artist = albumID(albumArtist, artist, album), artistID(albumArtist, artist)
 		todo = append(todo, r)
 	}
 	rows.Close()
