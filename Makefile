@@ -3,6 +3,9 @@ GO      ?= go
 BIN     := bin/tutti
 BENCH   := bin/tutti-bench
 GOFLAGS ?=
+# TAGS every build and test takes: sqlite_fts5 compiles SQLite with FTS5, the
+# library search's index (the controller refuses to start without it).
+TAGS    := sqlite_fts5
 export CGO_ENABLED := 1
 
 .PHONY: all build run test bench deps clean image image-test
@@ -17,8 +20,8 @@ deps:
 # the package carry it), and bin/tutti-bench: the same program with the
 # benchmarks and what only they need (plotting, the Wi-Fi proxy).
 build: deps
-	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/tutti
-	$(GO) build -tags bench -o $(BENCH) ./cmd/tutti
+	$(GO) build -tags $(TAGS) -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/tutti
+	$(GO) build -tags bench,$(TAGS) -o $(BENCH) ./cmd/tutti
 
 # run starts a hub and three virtual speakers playing generated songs, with live status.
 run: build
@@ -51,7 +54,7 @@ image:
 
 # image-test boots the image under QEMU and checks it.
 image-test: image
-	TUTTI_IMAGE_TEST=1 $(GO) test -count=1 -run TestImage -v ./firmware-image/
+	TUTTI_IMAGE_TEST=1 $(GO) test -tags $(TAGS) -count=1 -run TestImage -v ./firmware-image/
 
 clean:
 	rm -rf bin

@@ -260,12 +260,14 @@ func (c *Controller) runLibraryCommand(req protocol.Request) (any, error) {
 		}
 		return c.knownSong(req.Song)
 	case protocol.CmdLookup:
-		return c.knownSong(req.Song)
+		return c.lookup(req.Song) // links.go
 	case protocol.CmdSearch:
 		return c.search(req)
 	case protocol.CmdPlaylists, protocol.CmdPlaylistShow, protocol.CmdPlaylistCreate, protocol.CmdPlaylistRename,
 		protocol.CmdPlaylistDelete, protocol.CmdPlaylistAdd, protocol.CmdPlaylistRemove:
 		return c.runPlaylistCommand(req)
+	case protocol.CmdArtists, protocol.CmdAlbums, protocol.CmdTracks, protocol.CmdRecent, protocol.CmdGenres:
+		return c.browse(req) // browse.go
 	}
 	return nil, fmt.Errorf("%w %q", protocol.ErrUnknownCommand, req.Cmd)
 }

@@ -129,7 +129,7 @@ func TestSavedPlaylistsOverMQTT(t *testing.T) {
 		{`{"cmd":"playlist","playlist":"road-trip-2026-2"}`, "unknown saved playlist"},
 		{`{"cmd":"playlist_remove",` + trip + `,"index":3}`, "out of range"},
 		{`{"cmd":"playlist_add",` + trip + `,"song":"` + songs[0].SHA256 + `","index":9}`, "out of range"},
-		{`{"cmd":"playlist_add",` + trip + `,"song":"tutti:album:0123456789abcdef"}`, "cannot resolve album links"},
+		{`{"cmd":"playlist_add",` + trip + `,"song":"tutti:album:0123456789abcdef"}`, "no album 0123456789abcdef in the library"},
 		{`{"cmd":"playlist_add",` + trip + `,"song":"` + strings.Repeat("ab", 32) + `"}`, "unknown song"},
 		{`{"cmd":"playlists","offset":-1}`, "at least 0"},
 	} {

@@ -9,13 +9,14 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// maxSearchQuery bounds a search query, in bytes: each word is a LIKE
-// pattern matched against every song.
+// maxSearchQuery bounds a search query, in bytes: a few dozen words, each a
+// term the full-text index looks up.
 const maxSearchQuery = 200
 
-// maxPageBytes is how much of a reply a page of songs may take: well under
-// protocol.MaxPayload, so the reply always fits. A page holds MaxSearchPage
-// songs unless they are long enough to stop it here first.
+// maxPageBytes is how much of a reply a page of songs, artists, albums or
+// genres may take: well under protocol.MaxPayload, so the reply always
+// fits. A page holds as many as asked unless they are long enough to stop
+// it here first.
 const maxPageBytes = protocol.MaxPayload / 2
 
 // search answers one page of the songs matching req.Query.
@@ -26,28 +27,39 @@ func (c *Controller) search(req protocol.Request) (protocol.SearchResult, error)
 		return protocol.SearchResult{}, errors.New("search needs a query")
 	case len(req.Query) > maxSearchQuery:
 		return protocol.SearchResult{}, fmt.Errorf("search query longer than %d bytes", maxSearchQuery)
-	case req.Offset < 0 || req.Limit < 0:
-		return protocol.SearchResult{}, errors.New("search: offset and limit are at least 0")
 	}
-	limit := req.Limit
-	if limit == 0 || limit > protocol.MaxSearchPage {
-		limit = protocol.MaxSearchPage
+	p, err := pageOf(req, protocol.MaxSearchPage)
+	if err != nil {
+		return protocol.SearchResult{}, err
 	}
-	songs, total, err := c.store.searchSongs(words, req.Offset, limit)
+	songs, total, err := c.store.searchSongs(words, p.offset, p.limit)
 	if err != nil {
 		return protocol.SearchResult{}, err
 	}
 	return protocol.SearchResult{Songs: fitPage(songs), Offset: req.Offset, Total: total}, nil
 }
 
-// fitPage returns the songs from the start that fit in maxPageBytes.
-func fitPage(songs []protocol.Song) []protocol.Song {
+// pageOf is the page req asks for: at most most, which is also the
+// default.
+func pageOf(req protocol.Request, most int) (page, error) {
+	if req.Offset < 0 || req.Limit < 0 {
+		return page{}, fmt.Errorf("%s: offset and limit are at least 0", req.Cmd)
+	}
+	limit := req.Limit
+	if limit == 0 || limit > most {
+		limit = most
+	}
+	return page{offset: req.Offset, limit: limit}, nil
+}
+
+// fitPage returns the items from the start that fit in maxPageBytes.
+func fitPage[T any](items []T) []T {
 	size := 0
-	for i, s := range songs {
-		b, _ := json.Marshal(s)
+	for i, item := range items {
+		b, _ := json.Marshal(item)
 		if size += len(b) + 1; size > maxPageBytes {
-			return songs[:i]
+			return items[:i]
 		}
 	}
-	return songs
+	return items
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
@@ -38,7 +37,10 @@ CREATE TABLE IF NOT EXISTS songs (
 	disc_total   INTEGER NOT NULL DEFAULT 0,
 	year         INTEGER NOT NULL DEFAULT 0,
 	genre        TEXT NOT NULL DEFAULT '',
-	replaygain   TEXT NOT NULL DEFAULT ''
+	replaygain   TEXT NOT NULL DEFAULT '',
+	album_id     TEXT NOT NULL DEFAULT '',
+	artist_id    TEXT NOT NULL DEFAULT '',
+	missing      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sessions (
 	name             TEXT PRIMARY KEY,
@@ -104,6 +106,10 @@ func openStore(path string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("upgrade schema in %s: %w", path, err)
 	}
+	if err := prepareBrowse(db); err != nil { // store_browse.go
+		db.Close()
+		return nil, fmt.Errorf("index the library in %s: %w", path, err)
+	}
 	return &store{db: db}, nil
 }
 
@@ -129,6 +135,9 @@ func migrate(db *sql.DB) error {
 		{"songs", "genre", "TEXT NOT NULL DEFAULT ''"},
 		{"songs", "replaygain", "TEXT NOT NULL DEFAULT ''"},
 		{"entries", "gain_db", "REAL NOT NULL DEFAULT 0"},
+		{"songs", "album_id", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "artist_id", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "missing", "INTEGER NOT NULL DEFAULT 0"},
 	} {
 		var n int
 		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, col.table, col.name).Scan(&n); err != nil {
@@ -148,8 +157,12 @@ func (st *store) Close() error { return st.db.Close() }
 const songColumns = `sha256, title, artist, album, format, size, frames, sample_rate,
 	album_artist, track, track_total, disc, disc_total, year, genre, replaygain, added_ns`
 
-// songValues are the placeholders of songColumns.
-const songValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
+// songWriteColumns are songColumns and the browse ids songArgs derives
+// from them.
+const songWriteColumns = songColumns + `, album_id, artist_id`
+
+// songValues are the placeholders of songWriteColumns.
+const songValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
 
 func scanSong(row interface{ Scan(...any) error }) (protocol.Song, error) {
 	var s protocol.Song
@@ -168,7 +181,7 @@ func scanSong(row interface{ Scan(...any) error }) (protocol.Song, error) {
 	return s, err
 }
 
-// songArgs are s's values for songColumns, added at addedNs.
+// songArgs are s's values for songWriteColumns, added at addedNs.
 func songArgs(s protocol.Song, addedNs int64) []any {
 	gain := ""
 	if s.ReplayGain != nil {
@@ -176,7 +189,8 @@ func songArgs(s protocol.Song, addedNs int64) []any {
 		gain = string(b)
 	}
 	return []any{s.SHA256, s.Title, s.Artist, s.Album, s.Format, s.Size, s.Frames, s.SampleRate,
-		s.AlbumArtist, s.Track, s.TrackTotal, s.Disc, s.DiscTotal, s.Year, s.Genre, gain, addedNs}
+		s.AlbumArtist, s.Track, s.TrackTotal, s.Disc, s.DiscTotal, s.Year, s.Genre, gain, addedNs,
+		albumID(s.AlbumArtist, s.Artist, s.Album), artistID(s.AlbumArtist, s.Artist)}
 }
 
 // songUpdate sets a song's columns, all but its hash and added time, from
@@ -185,7 +199,7 @@ const songUpdate = `title = excluded.title, artist = excluded.artist, album = ex
 	format = excluded.format, size = excluded.size, frames = excluded.frames, sample_rate = excluded.sample_rate,
 	album_artist = excluded.album_artist, track = excluded.track, track_total = excluded.track_total,
 	disc = excluded.disc, disc_total = excluded.disc_total, year = excluded.year, genre = excluded.genre,
-	replaygain = excluded.replaygain`
+	replaygain = excluded.replaygain, album_id = excluded.album_id, artist_id = excluded.artist_id`
 
 // errUnknownSong is returned for a hash that is not in the library.
 var errUnknownSong = errors.New("unknown song")
@@ -201,14 +215,14 @@ func (st *store) song(sha string) (protocol.Song, error) {
 // addSong inserts a song analyzed from its file; it replaces a placeholder
 // record (format "") but no real one.
 func (st *store) addSong(s protocol.Song, addedNs int64) error {
-	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`) VALUES (`+songValues+`)
+	_, err := st.db.Exec(`INSERT INTO songs (`+songWriteColumns+`) VALUES (`+songValues+`)
 		ON CONFLICT (sha256) DO UPDATE SET `+songUpdate+` WHERE songs.format = ''`, songArgs(s, addedNs)...)
 	return err
 }
 
 // putSong stores the lease holder's record of a song as it is.
 func (st *store) putSong(s protocol.Song, addedNs int64) error {
-	_, err := st.db.Exec(`INSERT INTO songs (`+songColumns+`) VALUES (`+songValues+`)
+	_, err := st.db.Exec(`INSERT INTO songs (`+songWriteColumns+`) VALUES (`+songValues+`)
 		ON CONFLICT (sha256) DO UPDATE SET `+songUpdate, songArgs(s, addedNs)...)
 	return err
 }
@@ -219,7 +233,7 @@ func (st *store) putSong(s protocol.Song, addedNs int64) error {
 func (st *store) placeholdSongs(entries []protocol.Entry, addedNs int64) error {
 	for _, e := range entries {
 		s := protocol.Song{SHA256: e.Song, Title: e.Title, Artist: e.Artist, Frames: e.Frames, SampleRate: e.SampleRate}
-		if _, err := st.db.Exec(`INSERT OR IGNORE INTO songs (`+songColumns+`) VALUES (`+songValues+`)`, songArgs(s, addedNs)...); err != nil {
+		if _, err := st.db.Exec(`INSERT OR IGNORE INTO songs (`+songWriteColumns+`) VALUES (`+songValues+`)`, songArgs(s, addedNs)...); err != nil {
 			return err
 		}
 	}
@@ -247,37 +261,6 @@ func (st *store) allSongs(fn func(protocol.Song)) error {
 		fn(s)
 	}
 	return rows.Err()
-}
-
-// searchSongs returns the page of limit songs from offset on whose title,
-// artist or album contain every word, case-insensitively (ASCII case
-// folding, as SQLite's LIKE does), and how many songs match in all.
-func (st *store) searchSongs(words []string, offset, limit int) (page []protocol.Song, total int, err error) {
-	where := `1`
-	var args []any
-	for _, w := range words {
-		where += ` AND (title LIKE ? ESCAPE '\' OR artist LIKE ? ESCAPE '\' OR album LIKE ? ESCAPE '\')`
-		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(w) + "%"
-		args = append(args, pattern, pattern, pattern)
-	}
-	if err := st.db.QueryRow(`SELECT COUNT(*) FROM songs WHERE `+where, args...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	rows, err := st.db.Query(`SELECT `+songColumns+` FROM songs WHERE `+where+
-		` ORDER BY artist, album, title, sha256 LIMIT ? OFFSET ?`, append(args, limit, offset)...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	page = []protocol.Song{}
-	for rows.Next() {
-		s, err := scanSong(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		page = append(page, s)
-	}
-	return page, total, rows.Err()
 }
 
 // createSession adds a stopped, empty session unless it exists; created

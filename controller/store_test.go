@@ -127,14 +127,17 @@ func TestStoreReopenKeepsEverything(t *testing.T) {
 		{[]string{"miles"}, 2},
 		{[]string{"MILES", "what"}, 1},
 		{[]string{"kind", "green"}, 1},
-		{[]string{"%"}, 1}, // a literal %, not a wildcard
-		{[]string{"_done"}, 1},
+		{[]string{"10"}, 1},     // a prefix of "100"
+		{[]string{"%_done"}, 1}, // punctuation separates words, as in the texts
 		{[]string{"coltrane"}, 0},
 	} {
 		found, _, err := st.searchSongs(tc.query, 0, 100)
 		if err != nil || len(found) != tc.want {
 			t.Errorf("search %q: %d songs, %v; want %d", tc.query, len(found), err, tc.want)
 		}
+	}
+	if found, _, err := st.searchSongs([]string{"%", "*"}, 0, 100); err == nil {
+		t.Errorf("search for punctuation alone: %d songs, no error", len(found))
 	}
 }
 

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	tuttiBin = filepath.Join(dir, "tutti")
-	build := exec.Command("go", "build", "-o", tuttiBin, "../cmd/tutti")
+	build := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", tuttiBin, "../cmd/tutti")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building tutti:", err)

@@ -84,7 +84,7 @@ build_tutti() {
 	log "cross-compiling tutti for linux/arm64"
 	(cd "$repo" && CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
 		PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
-		"${GO:-go}" build -trimpath -ldflags='-s -w' -o "$work/tutti" ./cmd/tutti)
+		"${GO:-go}" build -tags sqlite_fts5 -trimpath -ldflags='-s -w' -o "$work/tutti" ./cmd/tutti)
 }
 
 # rootfs builds the root filesystem in $work/root with mmdebstrap; the hooks

@@ -591,7 +591,7 @@ func overSSH(t *testing.T, addr string, key ssh.Signer, command string) string {
 func hostTutti(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "tutti-host")
-	run(t, "go", "build", "-o", bin, "../cmd/tutti")
+	run(t, "go", "build", "-tags", "sqlite_fts5", "-o", bin, "../cmd/tutti")
 	return bin
 }
 

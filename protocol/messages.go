@@ -48,8 +48,8 @@ const (
 	CmdGain     = "replaygain" // mode (required): "off", GainTrack or GainAlbum
 
 	CmdLoad    = "load"    // song (hash of a known song) or path (file on the controller's import dir)
-	CmdSearch  = "search"  // query (words matched against title, artist, album), offset, limit: one page of the matches
-	CmdLookup  = "lookup"  // song (hash or tutti:song: URI)
+	CmdSearch  = "search"  // query (words matched against title, artist, album, album artist; the last one a prefix), offset, limit: one page of the matches, best first
+	CmdLookup  = "lookup"  // song (a song's hash or link; an album's or artist's link: that, and its songs)
 	CmdRemove  = "remove"  // song (required; admins only): out of the library, its playlist entries and its file
 	CmdArtists = "artists" // offset, limit, genre: the library's artists by name
 	CmdAlbums  = "albums"  // link (an artist's), genre, offset, limit: albums by artist and title
@@ -103,8 +103,8 @@ type Request struct {
 	Position *Position `json:"position,omitempty"` // seconds (number) or "m:ss[.fff]"
 	Volume   *int      `json:"volume,omitempty"`   // 0-100
 	Query    string    `json:"query,omitempty"`
-	Offset   int       `json:"offset,omitempty"`   // search: matches to skip
-	Limit    int       `json:"limit,omitempty"`    // search: at most this many songs (default and most: MaxSearchPage)
+	Offset   int       `json:"offset,omitempty"`   // search and browse: results to skip
+	Limit    int       `json:"limit,omitempty"`    // search and browse: at most this many (default and most: MaxSearchPage songs, MaxBrowsePage others)
 	Speaker  string    `json:"speaker,omitempty"`  // join, leave, volume of one speaker
 	Session  string    `json:"session,omitempty"`  // create, rename, delete, grant
 	Title    string    `json:"title,omitempty"`    // create, rename: the name people see
@@ -398,8 +398,9 @@ func (r ReplayGain) valid() bool {
 // controller also stops a page short of that).
 const MaxSearchPage = 50
 
-// SearchResult is search's result: one page of the matching songs, ordered
-// by artist, album and title; ask again with Offset+len(Songs) for the next.
+// SearchResult is one page of songs: search's matches, the best first (a
+// title match before an artist's or an album's), and tracks' songs in their
+// order; ask again with Offset+len(Songs) for the next.
 type SearchResult struct {
 	Songs  []Song `json:"songs"`
 	Offset int    `json:"offset"` // of Songs[0] among all matches

@@ -10,8 +10,9 @@ log=bin/test.log
 # Packages run one at a time (-p 1): the end-to-end tests and the benchmark
 # smoke tests measure timing, and on a 2-core machine they disturb each other.
 # -count=1: they run the tutti binary they build, which the test cache cannot see.
-# -tags bench: the benchmarks' smoke tests are built with them (tutti-bench).
-"${GO:-go}" test -race -tags bench -p 1 -count=1 -timeout 30m ./... 2>&1 | tee "$log"
+# -tags bench: the benchmarks' smoke tests are built with them (tutti-bench);
+# sqlite_fts5: SQLite with FTS5, which the library search needs.
+"${GO:-go}" test -race -tags bench,sqlite_fts5 -p 1 -count=1 -timeout 30m ./... 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The patched copies under third_party are modules of their own, which ./...
 # leaves out: their upstream tests, adapted to tutti's changes (each TUTTI.md).

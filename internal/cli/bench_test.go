@@ -24,7 +24,7 @@ var tuttiBin = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "tutti")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/tutti").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", bin, "../../cmd/tutti").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("building tutti: %v\n%s", err, out)
 	}

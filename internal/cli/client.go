@@ -27,8 +27,9 @@ type clientFlags struct {
 	speaker string
 	timeout time.Duration
 	json    bool
-	offset  int // search, playlists, playlist: matches to skip
-	limit   int // search, playlists, playlist: songs per page
+	offset  int    // search, browse, playlists, playlist: results to skip
+	limit   int    // search, browse, playlists, playlist: results per page
+	genre   string // artists, albums: only those of this genre
 	queue   queueFlags
 }
 
@@ -38,9 +39,10 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.speaker, "speaker", "", "volume: set this speaker's own volume instead of the session's")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "how long to wait for the reply")
 	fs.BoolVar(&c.json, "json", false, "print the raw JSON reply")
-	fs.IntVar(&c.offset, "offset", 0, "search: skip this many matches (the next page starts at the last one's offset plus its songs)")
-	fs.IntVar(&c.limit, "limit", 0, fmt.Sprintf("search, playlist: songs per page (default and most %d); playlists: playlists per page (most %d)",
-		protocol.MaxSearchPage, protocol.MaxPlaylistsPage))
+	fs.IntVar(&c.offset, "offset", 0, "search, artists, albums, tracks, recent, genres, playlists, playlist: skip this many results (the next page starts at the last one's offset plus its results)")
+	fs.IntVar(&c.limit, "limit", 0, fmt.Sprintf("search, tracks, playlist: songs per page (default and most %d); artists, albums, recent, genres: most %d; playlists: most %d",
+		protocol.MaxSearchPage, protocol.MaxBrowsePage, protocol.MaxPlaylistsPage))
+	fs.StringVar(&c.genre, "genre", "", "artists, albums: only those of this genre")
 	c.queue.register(fs)
 }
 
@@ -158,8 +160,10 @@ func clientCommand(cmd string) func(ctx context.Context, e *env, args []string) 
 		switch cmd {
 		case protocol.CmdVolume:
 			reqs[0].Speaker = f.speaker
-		case protocol.CmdSearch, protocol.CmdPlaylists:
+		case protocol.CmdSearch, protocol.CmdTracks, protocol.CmdRecent, protocol.CmdGenres, protocol.CmdPlaylists:
 			reqs[0].Offset, reqs[0].Limit = f.offset, f.limit
+		case protocol.CmdArtists, protocol.CmdAlbums:
+			reqs[0].Offset, reqs[0].Limit, reqs[0].Genre = f.offset, f.limit, f.genre
 		case protocol.CmdPlaylistShow:
 			if reqs[0].Cmd == protocol.CmdPlaylistShow {
 				reqs[0].Offset, reqs[0].Limit = f.offset, f.limit
@@ -203,7 +207,9 @@ var clientUsage = map[string]string{
 	"play":    "[flags] [INDEX]",
 	"seek":    "[flags] POSITION   (m:ss or seconds)",
 	"volume":  "[flags] 0-100",
-	"search":  "[flags] WORDS...",
+	"search":  "[flags] WORDS...   (the best matches first; the last word may be the start of one)",
+	"albums":  "[flags] [ARTIST-LINK]   (tutti:artist:<id>, from tutti artists; all albums without it)",
+	"tracks":  "[flags] LINK   (tutti:album:<id> or tutti:artist:<id>, from tutti albums or tutti artists)",
 	"remove":  "[flags] SONG   (sha256, tutti:song:<sha256>, or the file itself)",
 	"join":    "[flags] SPEAKER   (moves it into --session)",
 	"leave":   "[flags] SPEAKER   (takes it out of --session)",
@@ -287,6 +293,18 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 			return nil, errors.New("search: give the words to look for")
 		}
 		req.Query = strings.Join(args, " ")
+	case protocol.CmdAlbums:
+		if len(args) > 1 {
+			return nil, fmt.Errorf("albums: %s", clientUsage[cmd])
+		}
+		if len(args) == 1 {
+			req.Link = args[0]
+		}
+	case protocol.CmdTracks:
+		if len(args) != 1 {
+			return nil, fmt.Errorf("tracks: %s", clientUsage[cmd])
+		}
+		req.Link = args[0]
 	case protocol.CmdRemove:
 		if len(args) != 1 {
 			return nil, errors.New("remove: name one song")
@@ -370,7 +388,7 @@ func printReply(e *env, raw bool, r protocol.Reply) error {
 	} else if r.OK {
 		fmt.Fprintf(e.stdout, "%s: ok", r.Cmd)
 		if len(r.Result) > 0 && r.Cmd != protocol.CmdStatus {
-			fmt.Fprintf(e.stdout, " %s", summarize(r.Result))
+			fmt.Fprintf(e.stdout, " %s", summarize(r.Cmd, r.Result))
 		}
 		fmt.Fprintln(e.stdout)
 	}
@@ -384,33 +402,15 @@ func printReply(e *env, raw bool, r protocol.Reply) error {
 // someone else typed.
 const maxPrintedError = 1000
 
-// summarize prints a result compactly: a search's page of songs as lines,
-// others as JSON (whose encoding escapes control characters). Song texts
-// come from other users' uploads: they are cleaned before they reach the
-// terminal.
-func summarize(result json.RawMessage) string {
+// summarize prints a result compactly: saved playlists and the library's
+// lists as tables (playlists.go, browse.go), others as JSON (whose encoding
+// escapes control characters).
+func summarize(cmd string, result json.RawMessage) string {
 	if text, ok := summarizePlaylists(result); ok {
 		return text
 	}
-	var page struct {
-		protocol.SearchResult
-		Total *int `json:"total"`
+	if table, ok := libraryTable(cmd, result); ok {
+		return table
 	}
-	if json.Unmarshal(result, &page) != nil || page.Total == nil {
-		return string(result)
-	}
-	var b strings.Builder
-	if len(page.Songs) == 0 {
-		fmt.Fprintf(&b, "no songs (of %d matches)", *page.Total)
-	} else {
-		fmt.Fprintf(&b, "songs %d-%d of %d", page.Offset+1, page.Offset+len(page.Songs), *page.Total)
-	}
-	for _, s := range page.Songs {
-		s = protocol.CleanSong(s)
-		fmt.Fprintf(&b, "\n  %s  %s - %s (%s)", s.URI, s.Artist, s.Title, protocol.FormatPosition(time.Duration(s.DurationNs)))
-	}
-	if next := page.Offset + len(page.Songs); next < *page.Total && len(page.Songs) > 0 {
-		fmt.Fprintf(&b, "\n  (more: --offset %d)", next)
-	}
-	return b.String()
+	return string(result)
 }

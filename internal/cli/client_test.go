@@ -15,7 +15,8 @@ func FuzzBuildRequests(f *testing.F) {
 		"join kitchen", "create den Den", "create den Den alice alice -", "create den alice * alice", "grant den alice,bob * -", "search blue moon", "search", "seek -1", "volume x",
 		"move 3 0", "move e4 1", "shuffle on", "shuffle maybe", "enqueue tutti:playlist:mix tutti:album:0123456789abcdef",
 		"playlist create Road Trip", "playlist add mix tutti:artist:0123456789abcdef", "playlist remove mix 2", "playlist show create",
-		"playlists", "playlist_rename mix Mixed", "replaygain track", "replaygain"} {
+		"playlists", "playlist_rename mix Mixed", "replaygain track", "replaygain",
+		"artists", "albums", "albums tutti:artist:0123456789abcdef", "albums a b", "tracks tutti:album:0123456789abcdef", "tracks", "recent", "genres", "genres rock"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {

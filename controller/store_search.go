@@ -1,0 +1,125 @@
+package controller
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// songText is the full-text index of the songs' title, artist, album and
+// album artist. It holds no copy of the texts (content=songs) and follows
+// the songs table through triggers, by rowid: the songs table has no
+// INTEGER PRIMARY KEY, so its rowids would change under VACUUM, which
+// tutti never runs. unicode61 with remove_diacritics 2 folds case and
+// accents, so "beyonce" finds "Beyoncé".
+const songTextSchema = `
+CREATE VIRTUAL TABLE song_text USING fts5(title, artist, album, album_artist,
+	content = 'songs', tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO song_text (song_text) VALUES ('rebuild');
+`
+
+const songTextTriggers = `
+CREATE TRIGGER IF NOT EXISTS song_text_insert AFTER INSERT ON songs BEGIN
+	INSERT INTO song_text (rowid, title, artist, album, album_artist)
+		VALUES (new.rowid, new.title, new.artist, new.album, new.album_artist);
+END;
+CREATE TRIGGER IF NOT EXISTS song_text_delete AFTER DELETE ON songs BEGIN
+	INSERT INTO song_text (song_text, rowid, title, artist, album, album_artist)
+		VALUES ('delete', old.rowid, old.title, old.artist, old.album, old.album_artist);
+END;
+CREATE TRIGGER IF NOT EXISTS song_text_update AFTER UPDATE OF title, artist, album, album_artist ON songs BEGIN
+	INSERT INTO song_text (song_text, rowid, title, artist, album, album_artist)
+		VALUES ('delete', old.rowid, old.title, old.artist, old.album, old.album_artist);
+	INSERT INTO song_text (rowid, title, artist, album, album_artist)
+		VALUES (new.rowid, new.title, new.artist, new.album, new.album_artist);
+END;
+`
+
+// errNoWords refuses a search for nothing a song's text could hold.
+var errNoWords = errors.New("search: no word with a letter or digit to look for")
+
+// errNoFTS5 says how to get a SQLite that can index the library's text.
+var errNoFTS5 = errors.New("this build's SQLite lacks FTS5, which the library search needs: build tutti with -tags sqlite_fts5")
+
+// indexSongText creates the full-text index, filled from the songs already
+// stored (a database from before it existed), and its triggers.
+func indexSongText(db *sql.DB) error {
+	var fts5 bool
+	if err := db.QueryRow(`SELECT sqlite_compileoption_used('ENABLE_FTS5')`).Scan(&fts5); err != nil {
+		return err
+	}
+	if !fts5 {
+		return errNoFTS5
+	}
+	if err := createFilled(db, "song_text", songTextSchema); err != nil { // store_browse.go
+		return err
+	}
+	_, err := db.Exec(songTextTriggers)
+	return err
+}
+
+// Weights of the columns in a search's ranking (bm25): title, artist,
+// album, album artist. A song whose title has the words ranks before the
+// songs of an artist or album of that name, even one whose artist, album
+// and album artist all have them (2+1+1 against 10 of a title's).
+const searchWeights = `10.0, 2.0, 1.0, 1.0`
+
+// textQuery is the FTS5 query finding songs with every word, the last one
+// as a prefix (what a person has typed so far). Each word is a quoted
+// string, in which FTS5 syntax is plain text; control characters (a NUL
+// ends an FTS5 query) part words, and words without a letter or digit
+// (which FTS5 would index as nothing) are dropped. ok is false when no
+// word is left.
+func textQuery(words []string) (query string, ok bool) {
+	var quoted []string
+	for _, w := range strings.FieldsFunc(strings.Join(words, " "), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		if strings.IndexFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) < 0 {
+			continue
+		}
+		quoted = append(quoted, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+	}
+	if len(quoted) == 0 {
+		return "", false
+	}
+	return strings.Join(quoted, " ") + "*", true
+}
+
+// searchSongs returns the page of limit songs from offset on whose title,
+// artist, album or album artist hold every word (the last as a prefix),
+// the best match first, and how many songs match in all.
+func (st *store) searchSongs(words []string, offset, limit int) (page []protocol.Song, total int, err error) {
+	query, ok := textQuery(words)
+	if !ok {
+		return nil, 0, errNoWords
+	}
+	if err := st.db.QueryRow(`SELECT count(*) FROM song_text WHERE song_text MATCH ?`, query).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("search: %w", err)
+	}
+	rows, err := st.db.Query(`SELECT `+songColumns+` FROM (
+			SELECT rowid, bm25(song_text, `+searchWeights+`) AS score FROM song_text WHERE song_text MATCH ?
+			ORDER BY score, rowid LIMIT ? OFFSET ?) m
+		JOIN songs ON songs.rowid = m.rowid ORDER BY m.score, m.rowid`, query, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("search: %w", err)
+	}
+	page, err = collectSongs(rows)
+	return page, total, err
+}
+
+// collectSongs reads rows of songColumns, and closes them.
+func collectSongs(rows *sql.Rows) ([]protocol.Song, error) {
+	defer rows.Close()
+	songs := []protocol.Song{}
+	for rows.Next() {
+		s, err := scanSong(rows)
+		if err != nil {
+			return nil, err
+		}
+		songs = append(songs, s)
+	}
+	return songs, rows.Err()
+}
