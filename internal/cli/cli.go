@@ -46,6 +46,8 @@ func commands() []command {
 		{"prev", "restart the current song", clientCommand("previous")},
 		{"seek", "jump to a position in the current song (m:ss or seconds)", clientCommand("seek")},
 		{"volume", "set the session volume (0-100)", clientCommand("volume")},
+		{"repeat", "repeat the playlist (all), the current song (one), or not (off)", clientCommand("repeat")},
+		{"crossfade", "overlap consecutive songs by SECONDS (0-12; 0: gapless)", clientCommand("crossfade")},
 		{"status", "show the session: what plays, the playlist, the speakers", runStatus},
 		{"search", "search the library by title, artist or album", clientCommand("search")},
 		{"remove", "remove a song from the library and every playlist (admins)", clientCommand("remove")},

@@ -198,6 +198,9 @@ var clientUsage = map[string]string{
 	"delete":  "[flags] SESSION",
 	"forget":  "[flags] SPEAKER   (an offline speaker, gone for good)",
 	"grant":   "[flags] SESSION SEE JOIN CONTROL   (each a comma list of user names, * for every member, - for nobody)",
+
+	"repeat":    "[flags] off|one|all",
+	"crossfade": "[flags] SECONDS   (0, gapless, to 12)",
 }
 
 // buildRequests turns command-line arguments into the requests to send.
@@ -217,6 +220,9 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 			reqs = append(reqs, protocol.Request{Cmd: cmd, Song: song})
 		}
 		return reqs, nil
+	case protocol.CmdRepeat, protocol.CmdFade:
+		r, err := playModeRequest(cmd, args)
+		return []protocol.Request{r}, err
 	case protocol.CmdDequeue:
 		if len(args) != 1 {
 			return nil, errors.New("dequeue: name one entry id or index")

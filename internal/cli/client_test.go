@@ -12,7 +12,8 @@ import (
 // it builds is one the controller's strict parser accepts.
 func FuzzBuildRequests(f *testing.F) {
 	for _, s := range []string{"seek 1:23", "volume 40", "play 2", "dequeue e3", "enqueue tutti:song:" + strings.Repeat("ab", 32),
-		"join kitchen", "create den Den", "create den Den alice alice -", "create den alice * alice", "grant den alice,bob * -", "search blue moon", "search", "seek -1", "volume x"} {
+		"join kitchen", "create den Den", "create den Den alice alice -", "create den alice * alice", "grant den alice,bob * -", "search blue moon", "search", "seek -1", "volume x",
+		"repeat all", "repeat", "crossfade 2.5", "crossfade NaN", "crossfade 1e400"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
