@@ -334,3 +334,20 @@ func TestEngineFetchesWhatRepeatPlaysNext(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineRepeatOneLoops: under repeat one an entry follows itself
+// gapless (no crossfade into itself), frame after frame, each time from its
+// first frame.
+func TestEngineRepeatOneLoops(t *testing.T) {
+	f := newFixture(t)
+	pl := f.pl
+	pl.Version, pl.Repeat, pl.CrossfadeMs = 4, protocol.RepeatOne, 2000
+	f.eng.setPlaylist(pl)
+	f.pl = pl
+	f.eng.addState(f.state(f.t0, 1, 0, true, 100)) // "b": 500 frames, timecodes 100000 on
+	got := f.play(f.t0, 1800)
+	checkHeard(t, got, func(i int) int64 { return 100000 + int64(i%500) })
+	if st := f.eng.status(); st.State != protocol.Playing || st.Song != "b" {
+		t.Errorf("after 3.6 loops: %+v, want b playing", st)
+	}
+}

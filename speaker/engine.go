@@ -553,6 +553,12 @@ func (e *engine) playEntries(tl protocol.Timeline, out [][2]float64, index int, 
 		if next < 0 {
 			break
 		}
+		if next == index {
+			// The entry follows itself (repeat one): its decoder starts
+			// over, as for a new entry, rather than seek as if it had
+			// drifted off the timeline.
+			e.closeEntryPlayer(entry)
+		}
 		// The entry has ended: the next one goes on from where its fade-in
 		// brought it, or from its start.
 		index, want, exact = next, want-fadeStart, exact-float64(fadeStart)
@@ -672,6 +678,15 @@ func (e *engine) closePlayer(sha string) {
 			p.close()
 			delete(e.players, key)
 		}
+	}
+}
+
+// closeEntryPlayer closes the player of one entry's song.
+func (e *engine) closeEntryPlayer(entry protocol.Entry) {
+	key := playerKey{song: entry.Song, entry: entry.ID}
+	if p := e.players[key]; p != nil {
+		p.close()
+		delete(e.players, key)
 	}
 }
 
