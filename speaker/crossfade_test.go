@@ -351,3 +351,39 @@ func TestEngineRepeatOneLoops(t *testing.T) {
 		t.Errorf("after 3.6 loops: %+v, want b playing", st)
 	}
 }
+
+// BenchmarkFillCrossfade is what a 10 ms block costs the engine with one
+// song playing, and in the middle of a crossfade of two.
+func BenchmarkFillCrossfade(b *testing.B) {
+	dir := b.TempDir()
+	files := &memFiles{}
+	files.put("a", writeTimecode(b, dir, testRate, 300*testRate, 0))
+	files.put("b", writeTimecode(b, dir, testRate, 300*testRate, 0))
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
+	for _, c := range []struct {
+		name        string
+		crossfadeMs int64
+	}{{"gapless", 0}, {"crossfade", protocol.MaxCrossfadeMs}} {
+		b.Run(c.name, func(b *testing.B) {
+			eng := newEngine(testRate, 100, subframe, files, testLogger(b))
+			defer eng.close()
+			eng.setClock(trusted(clocksync.Model{Offset: int64(fixtureOffset)}))
+			eng.setPlaylist(protocol.Playlist{V: 1, Session: "home", Version: 7, CrossfadeMs: c.crossfadeMs, Entries: []protocol.Entry{
+				{ID: "e1", Song: "a", Frames: 300 * testRate, SampleRate: testRate},
+				{ID: "e2", Song: "b", Frames: 300 * testRate, SampleRate: testRate},
+			}})
+			// 12 s before a ends: with the crossfade, its fade begins now
+			// and lasts as long as the benchmark's blocks (at most 12 s).
+			eng.addState(protocol.SessionState{V: 1, Session: "home", State: protocol.Playing, Volume: 100, PlaylistVersion: 7,
+				Anchor: protocol.Anchor{AtNs: t0, Index: 0, Entry: "e1", PositionNs: 288 * int64(time.Second), Playing: true}})
+			buf := make([][2]float64, 441)
+			k := 0
+			for b.Loop() {
+				// Past 11 s of blocks the timeline starts over (the players
+				// seek back once), so every block stays inside the fade.
+				eng.Fill(buf, time.Unix(0, t0+framesToNsRound(int64(k%1100*441), testRate)-int64(fixtureOffset)))
+				k++
+			}
+		})
+	}
+}
