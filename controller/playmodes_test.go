@@ -3,6 +3,7 @@ package controller
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -114,4 +115,31 @@ func TestAutoAdvanceCrossfades(t *testing.T) {
 	}
 	paused := mustApply(t, during, s, protocol.Request{Cmd: protocol.CmdPause}, nil)
 	wantAnchor(t, paused, protocol.Anchor{AtNs: during + int64(lead), Index: 0, PositionNs: during + 2*int64(lead) - at}, protocol.Paused)
+}
+
+// TestAutoAdvanceShortSongsOnRepeat: a 10 ms song on repeat one is
+// re-anchored at most once a second, not at each of its loops, and a
+// controller that comes back after an hour re-anchors where the timeline
+// is then after a bounded number of steps; the timeline stays the same.
+func TestAutoAdvanceShortSongsOnRepeat(t *testing.T) {
+	s := playingAt(newTestSession(t, 441), 0, 0, 0)
+	s.Playlist.Repeat = protocol.RepeatOne
+	if end, _ := s.entryEnd(); end != sec {
+		t.Fatalf("next auto-advance at %d, want after a second", end)
+	}
+	if _, changed := advance(s, sec-1); changed {
+		t.Fatal("advanced within the first second")
+	}
+	hour := 3600 * sec
+	later, changed := advance(s, hour+7*int64(time.Millisecond))
+	if !changed || later.State.Anchor.AtNs != hour+7*int64(time.Millisecond) {
+		t.Fatalf("after an hour: anchor %+v, want one at that instant", later.State.Anchor)
+	}
+	for _, probe := range []int64{hour + 7*int64(time.Millisecond), hour + sec + 3*int64(time.Millisecond)} {
+		i1, p1, st1 := s.cursor(probe)
+		i2, p2, st2 := later.cursor(probe)
+		if i1 != i2 || p1 != p2 || st1 != st2 {
+			t.Fatalf("at %d: old (%d, %d, %s) new (%d, %d, %s)", probe, i1, p1, st1, i2, p2, st2)
+		}
+	}
 }

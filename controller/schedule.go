@@ -313,15 +313,32 @@ func (s *session) reanchor(at int64, idx int, pos int64, state string) {
 	s.State.Anchor = protocol.Anchor{AtNs: at, Index: idx, Entry: entry, PositionNs: pos, Playing: state == protocol.Playing}
 }
 
-// entryEnd is the shared instant the current entry of a playing session
-// ends; ok is false when the session is not playing.
+// entryEnd is the shared instant auto-advance next re-anchors a playing
+// session: when its current entry ends, but, unless the playlist ends with
+// it, not within minAdvance of the anchor. ok is false when the session is
+// not playing.
 func (s *session) entryEnd() (end int64, ok bool) {
 	a := s.State.Anchor
 	if !a.Playing || a.Index < 0 || a.Index >= len(s.Playlist.Entries) {
 		return 0, false
 	}
-	return a.AtNs + max(0, s.Playlist.Entries[a.Index].DurationNs()-a.PositionNs), true
+	end = a.AtNs + max(0, s.Playlist.Entries[a.Index].DurationNs()-a.PositionNs)
+	if s.Playlist.Timeline().Next(a.Index) < 0 {
+		return end, true
+	}
+	return max(end, a.AtNs+int64(minAdvance)), true
 }
+
+// minAdvance is the least time between two auto-advances of a session.
+// Speakers walk the timeline by themselves, so a re-anchor only tells
+// everyone else where it is; without a bound, songs of a few milliseconds
+// on repeat would have the controller publish a state for each.
+const minAdvance = time.Second
+
+// maxSettleSteps bounds the auto-advances settle makes one by one (a
+// controller back after hours of a playlist on repeat): past them it
+// re-anchors where the timeline is at now, in one step.
+const maxSettleSteps = maxPlaylistEntries
 
 // settle is auto-advance: every entry end at or before now re-anchors the
 // session at exactly that instant to where the timeline is then (the same
@@ -330,10 +347,13 @@ func (s *session) entryEnd() (end int64, ok bool) {
 // after the last entry, stopped at entry 0. Seq is not touched here; commit
 // and advance do it.
 func settle(s session, now int64) session {
-	for {
+	for step := 0; ; step++ {
 		end, ok := s.entryEnd()
 		if !ok || end > now {
 			return s
+		}
+		if step == maxSettleSteps {
+			end = now
 		}
 		idx, pos, st := s.cursor(end)
 		s.reanchor(end, idx, pos, st)
