@@ -33,8 +33,8 @@ func (t Timeline) Next(i int) int {
 	for k := 1; k <= n; k++ {
 		j := i + k
 		if j >= n {
-			if t.Repeat == RepeatOff {
-				return -1
+			if t.Repeat != RepeatAll && t.Repeat != RepeatOne {
+				return -1 // off, or a mode this version does not know
 			}
 			j -= n
 		}

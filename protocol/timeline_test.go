@@ -31,6 +31,7 @@ func TestTimelineNextAndFade(t *testing.T) {
 		{"off crossfade 3 s", RepeatOff, 3000, []int{1, 3, 3, -1}, []int64{ms(2000), ms(2000), 0, 0}},
 		{"all crossfade 3 s", RepeatAll, 3000, []int{1, 3, 3, 0}, []int64{ms(2000), ms(2000), 0, ms(3000)}},
 		{"all crossfade 1 s", RepeatAll, 1000, []int{1, 3, 3, 0}, []int64{ms(1000), ms(1000), 0, ms(1000)}},
+		{"a mode unknown here plays as off", "twice", 0, []int{1, 3, 3, -1}, []int64{0, 0, 0, 0}},
 	}
 	for _, c := range cases {
 		tl := Timeline{Entries: timelineEntries(), Repeat: c.repeat, CrossfadeNs: ms(c.fadeMs)}
