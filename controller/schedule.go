@@ -340,12 +340,12 @@ const minAdvance = time.Second
 // re-anchors where the timeline is at now, in one step.
 const maxSettleSteps = maxPlaylistEntries
 
-// settle is auto-advance: every entry end at or before now re-anchors the
-// session at exactly that instant to where the timeline is then (the same
-// timeline speakers follow by themselves): the entry that follows, as the
-// repeat mode says, at the position its crossfade has brought it to; or,
-// after the last entry, stopped at entry 0. Seq is not touched here; commit
-// and advance do it.
+// settle is auto-advance: every entry end at or before now (as entryEnd
+// spaces them) re-anchors the session at that instant to where the timeline
+// is then (the same timeline speakers follow by themselves): the entry that
+// follows, as the repeat mode says, at the position its crossfade has
+// brought it to; or, after the last entry, stopped at entry 0. Seq is not
+// touched here; commit and advance do it.
 func settle(s session, now int64) session {
 	for step := 0; ; step++ {
 		end, ok := s.entryEnd()

@@ -673,17 +673,19 @@ func (e *engine) open(entry protocol.Entry) (*songPlayer, string) {
 
 // closePlayer closes every player of song sha.
 func (e *engine) closePlayer(sha string) {
-	for key, p := range e.players {
+	for key := range e.players {
 		if key.song == sha {
-			p.close()
-			delete(e.players, key)
+			e.dropPlayer(key)
 		}
 	}
 }
 
 // closeEntryPlayer closes the player of one entry's song.
 func (e *engine) closeEntryPlayer(entry protocol.Entry) {
-	key := playerKey{song: entry.Song, entry: entry.ID}
+	e.dropPlayer(playerKey{song: entry.Song, entry: entry.ID})
+}
+
+func (e *engine) dropPlayer(key playerKey) {
 	if p := e.players[key]; p != nil {
 		p.close()
 		delete(e.players, key)
@@ -693,8 +695,7 @@ func (e *engine) closeEntryPlayer(entry protocol.Entry) {
 func (e *engine) closeUnused() {
 	for key, p := range e.players {
 		if p.usedGen != e.gen {
-			p.close()
-			delete(e.players, key)
+			e.dropPlayer(key)
 		}
 	}
 	for dl := range e.notYet {
@@ -708,9 +709,8 @@ func (e *engine) closeUnused() {
 func (e *engine) close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for key, p := range e.players {
-		p.close()
-		delete(e.players, key)
+	for key := range e.players {
+		e.dropPlayer(key)
 	}
 }
 
