@@ -60,6 +60,7 @@ func enqueue(s *session, now, at int64, req protocol.Request, songs []protocol.S
 	}
 	now = max(now, s.State.Anchor.AtNs)
 	idx, pos, st := s.cursor(now)
+	cur, _, _ := s.current(now) // during a crossfade, the entry fading in
 	insert := len(entries)
 	switch {
 	case req.Index != nil:
@@ -68,9 +69,9 @@ func enqueue(s *session, now, at int64, req protocol.Request, songs []protocol.S
 		}
 		insert = *req.Index
 	case req.At == protocol.EnqueueNext:
-		insert = idx + 1 // 0 when the playlist is empty
+		insert = cur + 1 // 0 when the playlist is empty
 	case req.At == protocol.EnqueueNow:
-		insert = max(idx, 0)
+		insert = max(cur, 0)
 	case req.At != "" && req.At != protocol.EnqueueEnd:
 		return change{}, fmt.Errorf("at %q: want %q, %q or %q", req.At, protocol.EnqueueNow, protocol.EnqueueNext, protocol.EnqueueEnd)
 	}
@@ -174,7 +175,8 @@ func shuffle(s *session, now int64, req protocol.Request, rng *rand.Rand) (chang
 	entries := slices.Clone(s.Playlist.Entries)
 	now = max(now, s.State.Anchor.AtNs)
 	idx, pos, st := s.cursor(now)
-	from := idx + 1
+	cur, _, _ := s.current(now) // during a crossfade, the entry fading in stays
+	from := cur + 1
 	if st == protocol.Stopped && pos == 0 {
 		from = 0
 	}

@@ -248,3 +248,36 @@ func TestShuffle(t *testing.T) {
 		t.Fatalf("anchor %+v names another entry than the first", all.State.Anchor)
 	}
 }
+
+// TestQueueDuringACrossfade checks that during a crossfade the entry fading
+// in counts as the current one: play next goes after it, and shuffle leaves
+// it where it is, so what is heard does not change.
+func TestQueueDuringACrossfade(t *testing.T) {
+	frames := make([]int64, 8)
+	for i := range frames {
+		frames[i] = 10 * 44100
+	}
+	base := playingAt(newTestSession(t, frames...), 0, 0, 0)
+	base.Playlist.CrossfadeMs = 2000
+	now := 9 * sec // entry 0 fades out, entry 1 fades in
+	if idx, _, _ := base.current(now); idx != 1 {
+		t.Fatalf("current entry %d during the fade, want 1", idx)
+	}
+	on := true
+	shuffled, _, err := apply(now, lead, base, protocol.Request{Cmd: protocol.CmdShuffle, On: &on}, nil, rand.New(rand.NewPCG(7, 8)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, orig := entryIDs(shuffled), entryIDs(base); !slices.Equal(ids[:2], orig[:2]) {
+		t.Fatalf("shuffle moved an entry heard in the fade: %v from %v", ids, orig)
+	}
+	samePlace(t, base, shuffled, now, now+sec/2)
+	next, _, err := apply(now, lead, base, protocol.Request{Cmd: protocol.CmdEnqueue, Song: "x", At: protocol.EnqueueNext}, album(20, 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := entryIDs(next); len(ids) != 9 || slices.Contains(entryIDs(base), ids[2]) {
+		t.Fatalf("play next during the fade: %v", ids)
+	}
+	samePlace(t, base, next, now, now+sec/2)
+}

@@ -53,15 +53,9 @@ func apply(now int64, lead time.Duration, s session, req protocol.Request, songs
 	case protocol.CmdPause:
 		c, err = pause(&next, at)
 	case protocol.CmdNext:
-		idx, _, st := next.cursor(at)
-		if idx+1 < len(next.Playlist.Entries) {
-			next.reanchor(at, idx+1, 0, st)
-		} else {
-			next.reanchor(at, 0, 0, protocol.Stopped)
-		}
-		c = change{AtNs: at}
+		c = skip(&next, at)
 	case protocol.CmdPrevious:
-		idx, _, st := next.cursor(at)
+		idx, _, st := next.current(at)
 		next.reanchor(at, idx, 0, st)
 		c = change{AtNs: at}
 	case protocol.CmdSeek:
@@ -93,6 +87,10 @@ func apply(now int64, lead time.Duration, s session, req protocol.Request, songs
 		next.State.Volume = *req.Volume
 	case protocol.CmdGain:
 		c, err = setGainMode(&next, at, req)
+	case protocol.CmdRepeat:
+		c, err = setRepeat(&next, at, req)
+	case protocol.CmdFade:
+		c, err = setCrossfade(&next, at, req)
 	case protocol.CmdStatus:
 		err = errNoChange
 	default:
@@ -178,7 +176,7 @@ func seek(s *session, at int64, req protocol.Request) (change, error) {
 	if len(s.Playlist.Entries) == 0 {
 		return change{}, errors.New("playlist is empty: nothing to seek in")
 	}
-	idx, _, st := s.cursor(at)
+	idx, _, st := s.current(at)
 	pos := int64(*req.Position)
 	if err := checkPosition(s.Playlist.Entries[idx], pos); err != nil {
 		return change{}, err
@@ -239,8 +237,10 @@ func dequeue(s *session, now, at int64, req protocol.Request) (change, error) {
 }
 
 // cursor says where the session's timeline is at shared instant t: entry
-// index, position in it, and state. A playing timeline that has run past
-// the last entry is stopped at entry 0.
+// index, position in it, and state. During a crossfade it is the entry
+// fading out (protocol.Timeline.Locate), so that re-anchoring there plays
+// on exactly as before. A playing timeline that has run past the last
+// entry is stopped at entry 0.
 func (s *session) cursor(t int64) (idx int, pos int64, state string) {
 	a := s.State.Anchor
 	entries := s.Playlist.Entries
@@ -253,15 +253,22 @@ func (s *session) cursor(t int64) (idx int, pos int64, state string) {
 	if !a.Playing {
 		return a.Index, a.PositionNs, s.State.State
 	}
-	idx, pos = a.Index, a.PositionNs+max(0, t-a.AtNs)
-	for idx < len(entries) && pos >= entries[idx].DurationNs() {
-		pos -= entries[idx].DurationNs()
-		idx++
-	}
-	if idx >= len(entries) {
+	idx, pos, ok := s.Playlist.Timeline().Locate(a.Index, a.PositionNs+max(0, t-a.AtNs))
+	if !ok {
 		return 0, 0, protocol.Stopped
 	}
 	return idx, pos, protocol.Playing
+}
+
+// current is cursor as a person sees it: during a crossfade, the entry
+// fading in. Commands that name "the current song" (next, previous, seek)
+// act on it.
+func (s *session) current(t int64) (idx int, pos int64, state string) {
+	idx, pos, state = s.cursor(t)
+	if idx >= 0 && state != protocol.Stopped {
+		idx, pos = s.Playlist.Timeline().Current(idx, pos)
+	}
+	return idx, pos, state
 }
 
 // reanchor sets the anchor: from shared instant at, entry idx at pos, in state.
@@ -276,32 +283,50 @@ func (s *session) reanchor(at int64, idx int, pos int64, state string) {
 	s.State.Anchor = protocol.Anchor{AtNs: at, Index: idx, Entry: entry, PositionNs: pos, Playing: state == protocol.Playing}
 }
 
-// entryEnd is the shared instant the current entry of a playing session
-// ends; ok is false when the session is not playing.
+// entryEnd is the shared instant auto-advance next re-anchors a playing
+// session: when its current entry ends, but, unless the playlist ends with
+// it, not within minAdvance of the anchor. ok is false when the session is
+// not playing.
 func (s *session) entryEnd() (end int64, ok bool) {
 	a := s.State.Anchor
 	if !a.Playing || a.Index < 0 || a.Index >= len(s.Playlist.Entries) {
 		return 0, false
 	}
-	return a.AtNs + max(0, s.Playlist.Entries[a.Index].DurationNs()-a.PositionNs), true
+	end = a.AtNs + max(0, s.Playlist.Entries[a.Index].DurationNs()-a.PositionNs)
+	if s.Playlist.Timeline().Next(a.Index) < 0 {
+		return end, true
+	}
+	return max(end, a.AtNs+int64(minAdvance)), true
 }
 
-// settle is auto-advance: every entry end at or before now re-anchors the
-// session to the following entry at position 0 at exactly that instant (the
-// same timeline speakers follow by themselves), or, after the last entry, to
-// stopped at entry 0. Seq is not touched here; commit and advance do it.
+// minAdvance is the least time between two auto-advances of a session.
+// Speakers walk the timeline by themselves, so a re-anchor only tells
+// everyone else where it is; without a bound, songs of a few milliseconds
+// on repeat would have the controller publish a state for each.
+const minAdvance = time.Second
+
+// maxSettleSteps bounds the auto-advances settle makes one by one (a
+// controller back after hours of a playlist on repeat): past them it
+// re-anchors where the timeline is at now, in one step.
+const maxSettleSteps = maxPlaylistEntries
+
+// settle is auto-advance: every entry end at or before now (as entryEnd
+// spaces them) re-anchors the session at that instant to where the timeline
+// is then (the same timeline speakers follow by themselves): the entry that
+// follows, as the repeat mode says, at the position its crossfade has
+// brought it to; or, after the last entry, stopped at entry 0. Seq is not
+// touched here; commit and advance do it.
 func settle(s session, now int64) session {
-	for {
+	for step := 0; ; step++ {
 		end, ok := s.entryEnd()
 		if !ok || end > now {
 			return s
 		}
-		next := s.State.Anchor.Index + 1
-		if next < len(s.Playlist.Entries) {
-			s.reanchor(end, next, 0, protocol.Playing)
-		} else {
-			s.reanchor(end, 0, 0, protocol.Stopped)
+		if step == maxSettleSteps {
+			end = now
 		}
+		idx, pos, st := s.cursor(end)
+		s.reanchor(end, idx, pos, st)
 		s.State.Seq++ // marks the change; commit renumbers it
 	}
 }

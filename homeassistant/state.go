@@ -93,7 +93,8 @@ type nowPlaying struct {
 
 // sessionStateOf describes a session's playback; the current entry is the
 // anchor's, found by id so that a playlist older or newer than the state
-// still names the right song, or none.
+// still names the right song, or none; when the anchor is inside a
+// crossfade (a pause during one), the entry fading in, as the CLI shows it.
 func sessionStateOf(st protocol.SessionState, pl protocol.Playlist) sessionState {
 	state := st.State
 	if state == "" {
@@ -110,6 +111,8 @@ func sessionStateOf(st protocol.SessionState, pl protocol.Playlist) sessionState
 		if entry.ID != st.Anchor.Entry {
 			continue
 		}
+		i, _ = pl.Timeline().Current(i, st.Anchor.PositionNs)
+		entry = pl.Entries[i]
 		out.NowPlaying = ptr(truncate(songLabel(entry), maxState))
 		out.NowPlayingAttributes = nowPlaying{
 			Title:     entry.Title,

@@ -79,7 +79,8 @@ type engine struct {
 	leaving   *followed
 	fadeLeft  int
 	scratch   [][2]float64 // where leaving is rendered
-	players   map[string]*songPlayer
+	mix       [][2]float64 // where an entry fading in is rendered
+	players   map[playerKey]*songPlayer
 	bad       map[string]string  // song -> why it cannot be played
 	damaged   map[string]*damage // songs whose cached file failed to play
 	fetchWake chan<- struct{}    // wakes the fetch loop (damaged song, clock known, song changed); nil: none
@@ -99,6 +100,12 @@ type engine struct {
 	chimes       []int64   // shared instants the chimes scheduled start at
 	identifyTone []float64 // the identify tone, at rate
 	identifyLeft []float64 // what of it is still to play
+}
+
+// playerKey names a player: a song as one playlist entry plays it, so that
+// an entry crossfading into another of the same song has a decoder of its own.
+type playerKey struct {
+	song, entry string
 }
 
 // playback is what a speaker is doing, for its status.
@@ -132,7 +139,7 @@ func newEngine(rate, ownVolume int, place placement, files songFiles, log *slog.
 		ownVolume: ownVolume,
 		ownGain:   volumeGain(ownVolume),
 		sess:      newFollowed(),
-		players:   map[string]*songPlayer{},
+		players:   map[playerKey]*songPlayer{},
 		bad:       map[string]string{},
 		damaged:   map[string]*damage{},
 		notYet:    map[*download]bool{},
@@ -412,6 +419,15 @@ func stopAt(a anchor) stopPoint {
 	return stopPoint{index: a.Index, positionNs: a.PositionNs}
 }
 
+// frames is the frame of entry index playback must not reach: none
+// (math.MaxInt64) unless the stop is in that entry.
+func (stop stopPoint) frames(index, rate int) int64 {
+	if index != stop.index {
+		return math.MaxInt64
+	}
+	return frameAtOrAfter(stop.positionNs, rate)
+}
+
 // pausesAt tells whether next pauses the timeline of prev where it stands:
 // prev plays, next does not, and next holds the position prev reaches at
 // next's instant. Playback then stops at that position, to the frame, on
@@ -424,8 +440,8 @@ func (f *followed) pausesAt(prev, next anchor) bool {
 	if !ok {
 		return false
 	}
-	index, pos := locate(pl.Entries, prev.Index, prev.PositionNs+next.AtNs-prev.AtNs)
-	return index == next.Index && pos == next.PositionNs
+	index, pos, ok := pl.Timeline().Locate(prev.Index, prev.PositionNs+next.AtNs-prev.AtNs)
+	return ok && index == next.Index && pos == next.PositionNs
 }
 
 // playRun fills out, whose frame 0 is heard at shared instant s, following
@@ -459,41 +475,123 @@ func (e *engine) playRun(f *followed, out [][2]float64, s int64, a anchor, stop 
 		gap := int(min(int64(len(out)), max(0, nsToFramesRound(-pos, e.rate)))) // max: -pos may overflow
 		out, pos = out[gap:], 0
 	}
-	index, pos := locate(pl.Entries, a.Index, pos)
-	if index == len(pl.Entries) {
+	tl := pl.Timeline()
+	index, pos, ok := tl.Locate(a.Index, pos)
+	if !ok {
 		pb.State = protocol.Stopped
 		return pb
 	}
-	pb.Song, pb.PositionNs = pl.Entries[index].Song, pos
+	current, currentPos := tl.Current(index, pos)
+	pb.Song, pb.PositionNs = pl.Entries[current].Song, currentPos
 	if !a.Playing {
 		return pb
 	}
-	gain := volumeGain(a.volume) // the speaker's own volume scales the whole block (applyOwnVolume)
-	want := nsToFramesRound(pos, e.rate)
-	exact := float64(pos) * float64(e.rate) / 1e9 // the timeline's position, for steering
-	first := true
-	for len(out) > 0 && index < len(pl.Entries) {
-		entry := pl.Entries[index]
-		n := int(min(int64(len(out)), max(0, entryFrames(entry, e.rate)-want)))
-		limit := int64(math.MaxInt64)
-		if index == stop.index {
-			limit = frameAtOrAfter(stop.positionNs, e.rate)
+	if why := e.playEntries(tl, out, index, pos, stop, volumeGain(a.volume)); why != "" {
+		pb.State, pb.Error = buffering, why
+		if d, ok := e.damaged[pl.Entries[index].Song]; ok {
+			pb.State, pb.Error = recovering, d.why
 		}
-		if n > 0 {
-			if why := e.playSong(entry, out[:n], exact, limit); why != "" && first {
-				pb.State, pb.Error = buffering, why
-				if d, ok := e.damaged[entry.Song]; ok {
-					pb.State, pb.Error = recovering, d.why
-				}
-			}
-			first = false
-		}
-		applyEntryGain(out[:n], entry.GainDb)
-		applyGain(out[:n], gain)
-		out = out[n:]
-		index, want, exact = index+1, 0, 0
 	}
 	return pb
+}
+
+// playEntries fills out with timeline tl from entry index at position pos
+// (as Locate gives them) on, entry after entry, crossfading where entries
+// overlap, but not past stop, scaled by gain (the session volume's; the
+// speaker's own scales the whole block, applyOwnVolume). It says why the
+// first entry could not play, if it could not.
+//
+// It counts in frames of the output rate, to which every song is already
+// resampled (openSong): an entry of length frames fades out over its last
+// fade frames, while the next one plays its first fade frames. Only the
+// frame's position in the fade sets the curves, so speakers mix alike.
+func (e *engine) playEntries(tl protocol.Timeline, out [][2]float64, index int, pos int64, stop stopPoint, gain float64) string {
+	want := nsToFramesRound(pos, e.rate)
+	exact := float64(pos) * float64(e.rate) / 1e9 // the timeline's position, for steering
+	first, firstWhy := true, ""
+	for empty := 0; len(out) > 0 && empty <= len(tl.Entries); {
+		entry := tl.Entries[index]
+		length := entryFrames(entry, e.rate)
+		fade := min(nsToFramesRound(tl.FadeNs(index), e.rate), length)
+		fadeStart := length - fade
+		next := tl.Next(index)
+		limit := stop.frames(index, e.rate)
+		var n int
+		if fade > 0 && want >= fadeStart {
+			n = int(min(int64(len(out)), max(0, length-want)))
+			if n > 0 {
+				incoming := tl.Entries[next]
+				inLimit := min(stop.frames(next, e.rate), limit-fadeStart)
+				why := e.playSong(entry, out[:n], exact, limit)
+				applyEntryGain(out[:n], entry.GainDb)
+				mix := e.mixBuffer(n)
+				e.playSong(incoming, mix, exact-float64(fadeStart), inLimit)
+				applyEntryGain(mix, incoming.GainDb)
+				crossfade(out[:n], mix, want-fadeStart, fade)
+				if first {
+					firstWhy = why
+				}
+			}
+		} else {
+			n = int(min(int64(len(out)), max(0, fadeStart-want)))
+			if n > 0 {
+				if why := e.playSong(entry, out[:n], exact, limit); first {
+					firstWhy = why
+				}
+				applyEntryGain(out[:n], entry.GainDb)
+			}
+		}
+		if n > 0 {
+			first, empty = false, 0
+		} else {
+			empty++ // entries too short for a frame: at most one lap of them
+		}
+		applyGain(out[:n], gain)
+		out = out[n:]
+		want += int64(n)
+		exact += float64(n)
+		if want < length {
+			continue
+		}
+		if next < 0 {
+			break
+		}
+		if next == index {
+			// The entry follows itself (repeat one): its decoder starts
+			// over, as for a new entry, rather than seek as if it had
+			// drifted off the timeline.
+			e.closeEntryPlayer(entry)
+		}
+		// The entry has ended: the next one goes on from where its fade-in
+		// brought it, or from its start.
+		index, want, exact = next, want-fadeStart, exact-float64(fadeStart)
+		if fade == 0 {
+			want, exact = 0, 0
+		}
+	}
+	return firstWhy
+}
+
+// mixBuffer is n frames of silence to render the entry fading in into.
+func (e *engine) mixBuffer(n int) [][2]float64 {
+	if cap(e.mix) < n {
+		e.mix = make([][2]float64, n)
+	}
+	clear(e.mix[:n])
+	return e.mix[:n]
+}
+
+// crossfade mixes in (the entry fading in) into out (the one fading out),
+// out[0] being frame k of a fade of fade frames, along equal-power curves:
+// the entry fading out at cos, the one fading in at sin of
+// (k+½)/fade·π/2, so that their summed power stays even.
+func crossfade(out, in [][2]float64, k, fade int64) {
+	step := math.Pi / 2 / float64(fade)
+	for m := range out {
+		up, down := math.Sincos((float64(k+int64(m)) + 0.5) * step)
+		out[m][0] = out[m][0]*down + in[m][0]*up
+		out[m][1] = out[m][1]*down + in[m][1]*up
+	}
 }
 
 // playSong reads the entry's song frames from want into out, none at or
@@ -506,7 +604,8 @@ func (e *engine) playSong(entry protocol.Entry, out [][2]float64, want float64, 
 	if d := e.damaged[sha]; d != nil && !d.checked {
 		return d.why // wait for the fetch loop's check: do not open it again and again
 	}
-	p := e.players[sha]
+	key := playerKey{song: sha, entry: entry.ID}
+	p := e.players[key]
 	if p != nil && p.dl != nil && p.dl.result() == downloadFailed {
 		e.log.Warn("song download failed; stopped playing what had arrived", "song", sha)
 		e.closePlayer(sha)
@@ -517,7 +616,7 @@ func (e *engine) playSong(entry protocol.Entry, out [][2]float64, want float64, 
 		if p, why = e.open(entry); p == nil {
 			return why
 		}
-		e.players[sha] = p
+		e.players[key] = p
 	}
 	p.usedGen = e.gen
 	if !p.ready(want, len(out)) {
@@ -575,17 +674,31 @@ func (e *engine) open(entry protocol.Entry) (*songPlayer, string) {
 	return p, ""
 }
 
+// closePlayer closes every player of song sha.
 func (e *engine) closePlayer(sha string) {
-	if p := e.players[sha]; p != nil {
+	for key := range e.players {
+		if key.song == sha {
+			e.dropPlayer(key)
+		}
+	}
+}
+
+// closeEntryPlayer closes the player of one entry's song.
+func (e *engine) closeEntryPlayer(entry protocol.Entry) {
+	e.dropPlayer(playerKey{song: entry.Song, entry: entry.ID})
+}
+
+func (e *engine) dropPlayer(key playerKey) {
+	if p := e.players[key]; p != nil {
 		p.close()
-		delete(e.players, sha)
+		delete(e.players, key)
 	}
 }
 
 func (e *engine) closeUnused() {
-	for sha, p := range e.players {
+	for key, p := range e.players {
 		if p.usedGen != e.gen {
-			e.closePlayer(sha)
+			e.dropPlayer(key)
 		}
 	}
 	for dl := range e.notYet {
@@ -599,9 +712,8 @@ func (e *engine) closeUnused() {
 func (e *engine) close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for sha, p := range e.players {
-		p.close()
-		delete(e.players, sha)
+	for key := range e.players {
+		e.dropPlayer(key)
 	}
 }
 
@@ -639,10 +751,16 @@ func (e *engine) wanted(now int64) []wantedSong {
 		if a.Playing && now > a.AtNs {
 			pos += now - a.AtNs
 		}
-		index, at := locate(pl.Entries, a.Index, max(pos, 0))
-		for i := index; i < min(index+2, len(pl.Entries)); i++ {
-			add(pl.Entries[i], at)
-			at = 0
+		tl := pl.Timeline()
+		index, at, ok := tl.Locate(a.Index, max(pos, 0))
+		if !ok {
+			continue
+		}
+		add(pl.Entries[index], at)
+		current, at := tl.Current(index, at)
+		add(pl.Entries[current], at)
+		if next := tl.Next(current); next >= 0 {
+			add(pl.Entries[next], 0)
 		}
 	}
 	return songs

@@ -365,6 +365,8 @@ func FuzzEngineFill(f *testing.F) {
 		[]byte(`{"v":1,"version":3,"entries":[{"id":"e1","song":"a","frames":1000,"sample_rate":44100}]}`), int64(0))
 	f.Add([]byte(`{"v":1,"state":"playing","volume":100,"playlist_version":3,"anchor":{"at_ns":-9223372036854775808,"index":0,"entry":"e1","position_ns":9223372036854775807,"playing":true}}`),
 		[]byte(`{"v":1,"version":3,"entries":[{"id":"e1","song":"a","frames":9223372036854775807,"sample_rate":1}]}`), int64(1e18))
+	f.Add([]byte(`{"v":1,"state":"playing","volume":100,"playlist_version":3,"anchor":{"at_ns":0,"index":1,"entry":"e2","position_ns":900000000000,"playing":true}}`),
+		[]byte(`{"v":1,"version":3,"repeat":"all","crossfade_ms":12000,"entries":[{"id":"e1","song":"a","frames":1000,"sample_rate":44100},{"id":"e2","song":"b","frames":1,"sample_rate":8000},{"id":"e3","song":"a","frames":5,"sample_rate":1}]}`), int64(1e9))
 	dir := f.TempDir()
 	files := &memFiles{}
 	files.put("a", writeTimecode(f, dir, testRate, 1000, 0))
@@ -573,7 +575,7 @@ func TestEngineStopsWhenADownloadFails(t *testing.T) {
 	checkHeard(t, got, func(int) int64 { return -1 })
 	f.eng.mu.Lock()
 	_, bad := f.eng.bad["p"]
-	_, open := f.eng.players["p"]
+	_, open := f.eng.players[playerKey{song: "p", entry: "p1"}]
 	f.eng.mu.Unlock()
 	if bad || open {
 		t.Errorf("after a failed download: marked bad %v, player open %v; want neither", bad, open)

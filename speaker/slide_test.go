@@ -102,7 +102,7 @@ func TestEngineOutputBitExact(t *testing.T) {
 				worst = max(worst, math.Abs(float64(j)-want))
 			}
 		}
-		slides := f.eng.players["noise"].corrections()
+		slides := f.eng.players[playerKey{song: "noise", entry: "n1"}].corrections()
 		drifted := math.Abs(ppm) * 1e-6 * (seconds - 1) * testRate
 		t.Logf("ppm %+4.0f: %d frames verbatim, %d interpolated, %d slides (clocks drifted %.1f frames), worst error %.2f frames (%.1f µs)",
 			ppm, verbatim, other, slides, drifted, worst, worst/testRate*1e6)

@@ -52,21 +52,6 @@ func (tl *timeline) at(s int64) int {
 	return k
 }
 
-// locate walks a playing anchor's position forward across entry boundaries:
-// the entry index and position into it at position posNs from entry index.
-// index == len(entries) means the playlist has ended.
-func locate(entries []protocol.Entry, index int, posNs int64) (int, int64) {
-	for index < len(entries) {
-		d := entries[index].DurationNs()
-		if posNs < d {
-			return index, posNs
-		}
-		posNs -= d
-		index++
-	}
-	return index, 0
-}
-
 // nsToFramesRound converts a duration to the nearest frame count at rate,
 // without overflowing for long positions.
 func nsToFramesRound(ns int64, rate int) int64 {

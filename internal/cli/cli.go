@@ -49,6 +49,8 @@ func commands() []command {
 		{"seek", "jump to a position in the current song (m:ss or seconds)", clientCommand("seek")},
 		{"volume", "set the session volume (0-100)", clientCommand("volume")},
 		{"replaygain", "level songs by their ReplayGain: off, track or album", clientCommand("replaygain")},
+		{"repeat", "repeat the playlist (all), the current song (one), or not (off)", clientCommand("repeat")},
+		{"crossfade", "overlap consecutive songs by SECONDS (0-12; 0: gapless)", clientCommand("crossfade")},
 		{"status", "show the session: what plays, the playlist, the speakers", runStatus},
 		{"search", "search the library by title, artist, album or album artist, the best matches first", clientCommand("search")},
 		{"artists", "list the library's artists (--genre to narrow)", clientCommand("artists")},

@@ -220,6 +220,8 @@ var clientUsage = map[string]string{
 	"grant":   "[flags] SESSION SEE JOIN CONTROL   (each a comma list of user names, * for every member, - for nobody)",
 
 	"replaygain": "[flags] off|track|album   (album: each song's album gain where it has one)",
+	"repeat":     "[flags] off|one|all",
+	"crossfade":  "[flags] SECONDS   (0, gapless, to 12)",
 }
 
 // buildRequests turns command-line arguments into the requests to send.
@@ -244,6 +246,9 @@ func buildRequests(cmd string, args []string) ([]protocol.Request, error) {
 	case protocol.CmdPlaylistShow, protocol.CmdPlaylistCreate, protocol.CmdPlaylistRename, protocol.CmdPlaylistDelete,
 		protocol.CmdPlaylistAdd, protocol.CmdPlaylistRemove:
 		return playlistRequests(cmd, args)
+	case protocol.CmdRepeat, protocol.CmdFade:
+		r, err := playModeRequest(cmd, args)
+		return []protocol.Request{r}, err
 	case protocol.CmdDequeue:
 		if len(args) != 1 {
 			return nil, errors.New("dequeue: name one entry id or index")

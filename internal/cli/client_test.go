@@ -16,7 +16,8 @@ func FuzzBuildRequests(f *testing.F) {
 		"move 3 0", "move e4 1", "shuffle on", "shuffle maybe", "enqueue tutti:playlist:mix tutti:album:0123456789abcdef",
 		"playlist create Road Trip", "playlist add mix tutti:artist:0123456789abcdef", "playlist remove mix 2", "playlist show create",
 		"playlists", "playlist_rename mix Mixed", "replaygain track", "replaygain",
-		"artists", "albums", "albums tutti:artist:0123456789abcdef", "albums a b", "tracks tutti:album:0123456789abcdef", "tracks", "recent", "genres", "genres rock"} {
+		"artists", "albums", "albums tutti:artist:0123456789abcdef", "albums a b", "tracks tutti:album:0123456789abcdef", "tracks", "recent", "genres", "genres rock",
+		"repeat all", "repeat", "crossfade 2.5", "crossfade NaN", "crossfade 1e400"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {

@@ -94,7 +94,7 @@ func (m *skewMeter) observe(speaker string, line playlog.Line) {
 	if !a.Playing {
 		return
 	}
-	index, pos := timelineAt(a, m.playlist.Entries, line.TNs)
+	index, pos := timelineAt(a, m.playlist, line.TNs)
 	if index < 0 || index >= len(m.playlist.Entries) {
 		return
 	}

@@ -49,8 +49,8 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 // close enough for display.
 func printStatus(w io.Writer, st statusResult, now time.Time) {
 	s := st.State
-	fmt.Fprintf(w, "session %s: %s, volume %d\n", s.Session, s.State, s.Volume)
-	cur, pos := timelineAt(s.Anchor, st.Playlist.Entries, now.UnixNano())
+	fmt.Fprintf(w, "session %s: %s, volume %d, %s\n", s.Session, s.State, s.Volume, playModes(st.Playlist))
+	cur, pos := timelineAt(s.Anchor, st.Playlist, now.UnixNano())
 	for i, en := range st.Playlist.Entries {
 		mark, at := "  ", ""
 		if i == cur && s.State != protocol.Stopped {
@@ -90,15 +90,17 @@ func songName(en protocol.Entry) string {
 }
 
 // timelineAt returns the entry and position the anchor gives at shared
-// instant now, advancing across entries while playing.
-func timelineAt(a protocol.Anchor, entries []protocol.Entry, now int64) (index int, pos int64) {
-	index, pos = a.Index, a.PositionNs
+// instant now, advancing across entries while playing (during a crossfade,
+// the entry fading in); -1 when the playlist has ended.
+func timelineAt(a protocol.Anchor, pl protocol.Playlist, now int64) (index int, pos int64) {
+	pos = a.PositionNs
 	if a.Playing && now > a.AtNs {
 		pos += now - a.AtNs
 	}
-	for index >= 0 && index < len(entries) && pos >= entries[index].DurationNs() {
-		pos -= entries[index].DurationNs()
-		index++
+	tl := pl.Timeline()
+	index, pos, ok := tl.Locate(a.Index, pos)
+	if !ok {
+		return -1, 0
 	}
-	return index, pos
+	return tl.Current(index, pos)
 }
