@@ -22,9 +22,11 @@ var tagsMagic = []byte("OpusTags")
 const SampleRate = 48000
 
 const (
-	// prerollFrames are decoded and dropped before a seek's target: RFC
-	// 7845 section 4.6 says the decoder converges within 80 ms.
-	prerollFrames = SampleRate * 80 / 1000
+	// prerollFrames are decoded and dropped before a seek's target. RFC
+	// 7845 section 4.6 asks for at least 80 ms; CELT's energy prediction
+	// still differed from a decode from the start by -27 dB after 80 ms
+	// here, by -60 dB or less after 200 ms.
+	prerollFrames = SampleRate * 200 / 1000
 	// maxPacketBytes bounds a packet spread over pages: above the largest
 	// an encoder makes (48 frames of 1275 bytes, 120 ms at 510 kbit/s).
 	maxPacketBytes = 1 << 17
@@ -64,6 +66,11 @@ type Decoder struct {
 	resync   bool      // the next page may continue a packet we lack the start of
 	// headerOnly: keep only the start of packets (of the comment header).
 	headerOnly bool
+	// skipBefore: while the decoder is fresh from a seek, packets ending
+	// at or before this granule are passed over undecoded (the pre-roll
+	// starts after them).
+	skipBefore int64
+	fresh      bool
 	err        error
 }
 
@@ -251,6 +258,11 @@ func (d *Decoder) decodeNext() bool {
 		d.err = err
 		return false
 	}
+	if d.fresh && !d.atStart && d.pos+int64(frames) <= d.skipBefore {
+		d.pos += int64(frames)
+		return true
+	}
+	d.fresh = false
 	n, err := d.decodePacket(packet)
 	if err == nil && n != frames {
 		err = fmt.Errorf("an Opus packet of %d frames decoded to %d", frames, n)
@@ -347,6 +359,7 @@ func (d *Decoder) Seek(f int) error {
 		err = d.rewind()
 	} else {
 		err = d.land(from)
+		d.skipBefore = from
 	}
 	if err != nil {
 		d.err = err
@@ -384,6 +397,7 @@ func (d *Decoder) reset(offset int64) error {
 	}
 	d.br.Reset(d.src)
 	d.packets, d.partial, d.open, d.pcm, d.ended = nil, nil, false, nil, false
+	d.fresh, d.skipBefore = true, 0
 	d.dec, _ = opus.NewDecoderWithOutput(SampleRate, d.head.channels)
 	return nil
 }
@@ -505,3 +519,14 @@ func (d *Decoder) lastGranule() (int64, error) {
 }
 
 func dbToLinear(db float64) float64 { return math.Pow(10, db/20) }
+
+// Detect tells whether a file starting with head (at least its first 64
+// bytes, when it has them) is Ogg Opus: an Ogg page whose first packet is
+// an Opus identification header.
+func Detect(head []byte) bool {
+	if len(head) < pageHeaderBytes || !bytes.HasPrefix(head, capturePattern) {
+		return false
+	}
+	body := pageHeaderBytes + int(head[26])
+	return len(head) >= body+8 && string(head[body:body+8]) == "OpusHead"
+}
