@@ -18,7 +18,7 @@ import (
 // the right status.
 var (
 	errHashMismatch = errors.New("content does not match its sha256")
-	errNotAudio     = errors.New("not a decodable audio file (mp3, flac, wav or ogg vorbis)")
+	errNotAudio     = errors.New("not a decodable audio file (mp3, flac, wav, ogg vorbis or opus)")
 	errTooLarge     = errors.New("song too large")
 )
 
