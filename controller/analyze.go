@@ -81,6 +81,9 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 		song.Artist = protocol.CleanText(meta.Artist(), protocol.MaxSongText)
 		song.Album = protocol.CleanText(meta.Album(), protocol.MaxSongText)
 	}
+	if song.Format == "m4a" { // speakers play its FLAC conversion (convert.go)
+		return m4aSong(f, info.Size(), song)
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return song, err
 	}
@@ -99,6 +102,8 @@ func detectFormat(head []byte) string {
 		return "flac"
 	case oggopus.Detect(head):
 		return "opus"
+	case isM4A(head):
+		return "m4a"
 	case bytes.HasPrefix(head, []byte("OggS")):
 		return "ogg"
 	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WAVE":

@@ -90,6 +90,9 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 	default:
 		result, wait, err = c.runSessionCommand(who, plain, req)
 	}
+	if c.retryWhenConverted(msg, err) {
+		return // convert.go: it runs again once its song is converted
+	}
 	if wait != nil {
 		wait.replyTo = replyTo
 		c.quorum.add(wait)
@@ -151,6 +154,9 @@ func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Req
 	var song *protocol.Song
 	if req.Cmd == protocol.CmdEnqueue && req.Song != "" {
 		found, err := c.knownSong(req.Song)
+		if err == nil {
+			found, err = c.playableSoon(found) // convert.go
+		}
 		if err != nil {
 			return nil, nil, err
 		}

@@ -38,7 +38,10 @@ CREATE TABLE IF NOT EXISTS songs (
 	disc_total   INTEGER NOT NULL DEFAULT 0,
 	year         INTEGER NOT NULL DEFAULT 0,
 	genre        TEXT NOT NULL DEFAULT '',
-	replaygain   TEXT NOT NULL DEFAULT ''
+	replaygain   TEXT NOT NULL DEFAULT '',
+	plays_as     TEXT NOT NULL DEFAULT '',
+	derived_from TEXT NOT NULL DEFAULT '',
+	used_ns      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sessions (
 	name             TEXT PRIMARY KEY,
@@ -115,6 +118,10 @@ func migrate(db *sql.DB) error {
 		{"songs", "year", "INTEGER NOT NULL DEFAULT 0"},
 		{"songs", "genre", "TEXT NOT NULL DEFAULT ''"},
 		{"songs", "replaygain", "TEXT NOT NULL DEFAULT ''"},
+		// Converted songs (convert.go, convertstore.go).
+		{"songs", "plays_as", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "derived_from", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "used_ns", "INTEGER NOT NULL DEFAULT 0"},
 	} {
 		var n int
 		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, col.table, col.name).Scan(&n); err != nil {
@@ -239,7 +246,7 @@ func (st *store) allSongs(fn func(protocol.Song)) error {
 // artist or album contain every word, case-insensitively (ASCII case
 // folding, as SQLite's LIKE does), and how many songs match in all.
 func (st *store) searchSongs(words []string, offset, limit int) (page []protocol.Song, total int, err error) {
-	where := `1`
+	where := `derived_from = ''` // a conversion is found as its M4A
 	var args []any
 	for _, w := range words {
 		where += ` AND (title LIKE ? ESCAPE '\' OR artist LIKE ? ESCAPE '\' OR album LIKE ? ESCAPE '\')`

@@ -1,0 +1,269 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopxl/beep/v2/flac"
+
+	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// makeM4A encodes seconds of the demo tune at 44.1 kHz with ffmpeg's
+// codec ("aac" or "alac") into an M4A and returns its bytes and the
+// tune's frames.
+func makeM4A(t testing.TB, codec string, seconds float64) ([]byte, []audiogen.Frame) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is missing (scripts/deps.sh installs it)")
+	}
+	dir := t.TempDir()
+	n := int64(seconds * 44100)
+	tune := audiogen.Tune(2, 44100)
+	frames := make([]audiogen.Frame, n)
+	for i := range frames {
+		frames[i] = tune(int64(i))
+	}
+	wav := filepath.Join(dir, "in.wav")
+	f, err := os.Create(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audiogen.WriteWAV(f, 44100, n, func(i int64) audiogen.Frame { return frames[i] }); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out := filepath.Join(dir, "song.m4a")
+	args := []string{"-nostdin", "-loglevel", "error", "-i", wav, "-c:a", codec}
+	if codec == "aac" {
+		args = append(args, "-b:a", "160k")
+	}
+	if b, err := exec.Command("ffmpeg", append(args, out)...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, frames
+}
+
+// startConverter runs a converter over lib until the test ends.
+func startConverter(t *testing.T, lib *library, ffmpeg string, maxBytes int64, now func() time.Time) *converter {
+	t.Helper()
+	cv := newConverter(lib, slog.New(slog.DiscardHandler), ffmpeg, maxBytes, now)
+	lib.convertible = cv.available
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { cv.run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return cv
+}
+
+// convertNow converts src and waits for it.
+func convertNow(t *testing.T, cv *converter, src protocol.Song) protocol.Song {
+	t.Helper()
+	conv, err := cv.start(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-conv.done
+	if conv.err != nil {
+		t.Fatal(conv.err)
+	}
+	return conv.song
+}
+
+// flacFrames decodes a FLAC song file to 16-bit frames.
+func flacFrames(t *testing.T, path string) []audiogen.Frame {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, _, err := flac.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []audiogen.Frame
+	buf := make([][2]float64, 4096)
+	for {
+		n, ok := s.Stream(buf)
+		for _, x := range buf[:n] {
+			out = append(out, audiogen.Frame{L: int16(math.Round(x[0] * 32768)), R: int16(math.Round(x[1] * 32768))})
+		}
+		if !ok {
+			break
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// ffmpegDecode is ffmpeg's own decode of an M4A to 16-bit frames.
+func ffmpegDecode(t *testing.T, m4a []byte) []audiogen.Frame {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "song.m4a")
+	if err := os.WriteFile(path, m4a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-i", path, "-f", "s16le", "-ac", "2", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v", err)
+	}
+	out := make([]audiogen.Frame, len(raw)/4)
+	for i := range out {
+		out[i] = audiogen.Frame{L: int16(binary.LittleEndian.Uint16(raw[4*i:])), R: int16(binary.LittleEndian.Uint16(raw[4*i+2:]))}
+	}
+	return out
+}
+
+// TestConvertM4A uploads an ALAC and an AAC M4A and converts each: the
+// M4A keeps its record, now with the conversion's exact length and a link
+// to a FLAC song whose samples are the source's bit for bit (ALAC) or
+// ffmpeg's own decode of the AAC; converting again gives the same bytes;
+// the FLAC stays out of search.
+func TestConvertM4A(t *testing.T) {
+	for _, codec := range []string{"alac", "aac"} {
+		t.Run(codec, func(t *testing.T) {
+			lib := newTestLibrary(t)
+			cv := startConverter(t, lib, "ffmpeg", DefaultMaxConvertedBytes, time.Now)
+			m4a, source := makeM4A(t, codec, 4.3)
+			src, created, err := lib.add(bytes.NewReader(m4a), "", "tune.m4a")
+			if err != nil || !created {
+				t.Fatalf("upload: created %v, %v", created, err)
+			}
+			if src.Format != "m4a" || src.SampleRate != 44100 || src.Frames < int64(len(source)) {
+				t.Fatalf("M4A record %+v: want m4a at 44100 Hz, its header's length", src)
+			}
+			song := convertNow(t, cv, src)
+			if song.Format != "flac" || song.SHA256 == src.SHA256 || song.Title != src.Title {
+				t.Fatalf("converted song %+v", song)
+			}
+			got := flacFrames(t, lib.songPath(song.SHA256))
+			if int64(len(got)) != song.Frames {
+				t.Fatalf("the FLAC decodes to %d frames, its record says %d", len(got), song.Frames)
+			}
+			want := source
+			if codec == "aac" {
+				want = ffmpegDecode(t, m4a)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("the FLAC holds %d frames, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if codec == "alac" && got[i] != want[i] ||
+					codec == "aac" && (abs(int(got[i].L)-int(want[i].L)) > 1 || abs(int(got[i].R)-int(want[i].R)) > 1) {
+					t.Fatalf("frame %d: %v, want %v", i, got[i], want[i])
+				}
+			}
+
+			m4aRecord, err := lib.store.song(src.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m4aRecord.Frames != song.Frames || m4aRecord.Format != "m4a" {
+				t.Errorf("the M4A's record after conversion: %+v, want %d frames", m4aRecord, song.Frames)
+			}
+			if again, ok := cv.converted(src); !ok || again.SHA256 != song.SHA256 {
+				t.Errorf("converted again: %v %+v, want the same song", ok, again)
+			}
+			page, _, err := lib.store.searchSongs(nil, 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) != 1 || page[0].SHA256 != src.SHA256 {
+				t.Errorf("search lists %+v, want the M4A only", page)
+			}
+
+			// Deterministic: a second conversion writes the same bytes.
+			again := filepath.Join(t.TempDir(), "again.flac")
+			if err := cv.ffmpegToFLAC(context.Background(), lib.songPath(src.SHA256), again); err != nil {
+				t.Fatal(err)
+			}
+			b1, _ := os.ReadFile(lib.songPath(song.SHA256))
+			b2, _ := os.ReadFile(again)
+			if !bytes.Equal(b1, b2) {
+				t.Error("two conversions of one M4A differ")
+			}
+		})
+	}
+}
+
+func abs(x int) int { return max(x, -x) }
+
+// TestConvertWithoutFFmpeg: a controller without ffmpeg refuses M4A
+// uploads with a clear error, and still takes other songs.
+func TestConvertWithoutFFmpeg(t *testing.T) {
+	lib := newTestLibrary(t)
+	cv := startConverter(t, lib, filepath.Join(t.TempDir(), "no-ffmpeg"), DefaultMaxConvertedBytes, time.Now)
+	m4a, _ := makeM4A(t, "alac", 0.5)
+	_, _, err := lib.add(bytes.NewReader(m4a), "", "tune.m4a")
+	if !errors.Is(err, errNotAudio) || !bytes.Contains([]byte(err.Error()), []byte("ffmpeg")) {
+		t.Fatalf("M4A upload without ffmpeg: %v, want a refusal naming ffmpeg", err)
+	}
+	if _, err := cv.start(protocol.Song{SHA256: "x", Format: "m4a"}); !errors.Is(err, errNoFFmpeg) {
+		t.Errorf("conversion without ffmpeg: %v", err)
+	}
+	if _, _, err := lib.add(bytes.NewReader(makeWAV(8000, 8000, 1)), "", "a.wav"); err != nil {
+		t.Errorf("a WAV upload without ffmpeg: %v", err)
+	}
+}
+
+// TestConvertedSongsBounded: past the disk bound, converted songs go least
+// recently used first, except those a playlist names and those used
+// lately; their M4A converts again when wanted.
+func TestConvertedSongsBounded(t *testing.T) {
+	lib := newTestLibrary(t)
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	cv := startConverter(t, lib, "ffmpeg", 1, clock) // every song is over the bound
+	if _, err := lib.store.createSession(protocol.DefaultSession, "", protocol.Everyone); err != nil {
+		t.Fatal(err)
+	}
+	var srcs, songs []protocol.Song
+	for i, codec := range []string{"alac", "alac", "aac"} {
+		m4a, _ := makeM4A(t, codec, 0.5+float64(i)/10)
+		src, _, err := lib.add(bytes.NewReader(m4a), "", "tune.m4a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, src)
+		songs = append(songs, convertNow(t, cv, src))
+		if i == 1 { // a playlist entry names the second song
+			if _, err := lib.store.db.Exec(`INSERT INTO entries (session, position, id, song) VALUES (?, 0, 'e1', ?)`,
+				protocol.DefaultSession, songs[1].SHA256); err != nil {
+				t.Fatal(err)
+			}
+		}
+		advance(convertedKeep + time.Minute)
+	}
+	cv.prune()
+	for i, want := range []bool{false, true, false} {
+		if got := lib.holds(songs[i].SHA256); got != want {
+			t.Errorf("converted song %d kept: %v, want %v", i, got, want)
+		}
+	}
+	if _, ok := cv.converted(srcs[0]); ok {
+		t.Error("a dropped conversion still counts as converted")
+	}
+	if again := convertNow(t, cv, srcs[0]); again.SHA256 != songs[0].SHA256 {
+		t.Errorf("converted again to %s, first %s", again.SHA256, songs[0].SHA256)
+	}
+}
