@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -17,6 +18,7 @@ import (
 	"github.com/gopxl/beep/v2/flac"
 
 	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -265,5 +267,60 @@ func TestConvertedSongsBounded(t *testing.T) {
 	}
 	if again := convertNow(t, cv, srcs[0]); again.SHA256 != songs[0].SHA256 {
 		t.Errorf("converted again to %s, first %s", again.SHA256, songs[0].SHA256)
+	}
+}
+
+// TestEnqueueWaitsForConversion: enqueueing an M4A not converted yet is
+// answered once its FLAC is made, with an entry naming the FLAC; meanwhile
+// the session loop answers others' commands at once.
+func TestEnqueueWaitsForConversion(t *testing.T) {
+	broker := startBroker(t)
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Sessions: []string{"home"}})
+	tc := newTestClient(t, broker, "tutti/reply", "tutti/reply/#")
+	other := newTestClient(t, broker, "tutti/reply/other")
+	// Into the library directly, not announced: nothing converts it ahead.
+	m4a, _ := makeM4A(t, "aac", 60)
+	src, _, err := c.lib.add(bytes.NewReader(m4a), "", "tune.m4a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.publish(protocol.SessionCommandTopic("home"), []byte(`{"v":1,"cmd":"enqueue","song":"`+src.SHA256+`","req_id":"q1","reply_to":"tutti/reply"}`))
+	testwait.For(t, "the conversion to start", waitTimeout, func() bool {
+		c.converter.mu.Lock()
+		defer c.converter.mu.Unlock()
+		return c.converter.running[src.SHA256] != nil
+	})
+	reply := other.request(protocol.SessionCommandTopic("home"), "tutti/reply/other", "s1",
+		`{"v":1,"cmd":"status","req_id":"s1","reply_to":"tutti/reply/other"}`)
+	c.converter.mu.Lock()
+	stillConverting := c.converter.running[src.SHA256] != nil
+	c.converter.mu.Unlock()
+	if !reply.OK || !stillConverting {
+		t.Errorf("status during the conversion: %+v, answered before it ended: %v", reply, stillConverting)
+	}
+	var res commandResult
+	tc.next(protocol.DefaultReplyTopic, func(b []byte) bool {
+		var r protocol.Reply
+		if json.Unmarshal(b, &r) != nil || r.ReqID != "q1" {
+			return false
+		}
+		if !r.OK || json.Unmarshal(r.Result, &res) != nil {
+			t.Fatalf("enqueue of an M4A: %+v", r)
+		}
+		return true
+	})
+	flac, ok := c.converter.converted(src)
+	if !ok {
+		t.Fatal("no conversion after the enqueue's reply")
+	}
+	reply = other.request(protocol.SessionCommandTopic("home"), "tutti/reply/other", "s2",
+		`{"v":1,"cmd":"status","req_id":"s2","reply_to":"tutti/reply/other"}`)
+	var status statusResult
+	if !reply.OK || json.Unmarshal(reply.Result, &status) != nil {
+		t.Fatalf("status: %+v", reply)
+	}
+	entries := status.Playlist.Entries
+	if res.Entry == "" || len(entries) != 1 || entries[0].Song != flac.SHA256 || entries[0].Frames != flac.Frames || entries[0].Title != src.Title {
+		t.Errorf("entry %q, playlist %+v: want one entry of the FLAC %s", res.Entry, entries, flac.SHA256)
 	}
 }
