@@ -429,3 +429,24 @@ func (cv *converter) prune() {
 		cv.log.Info("converted song dropped to keep the disk bound", "sha256", s.sha, "bytes", s.size)
 	}
 }
+
+// dropConversionOf removes the FLAC song sha was converted to, with its
+// playlist entries, when sha is removed (session loop). It returns how
+// many entries went.
+func (c *Controller) dropConversionOf(sha string) (int, error) {
+	flac, err := c.store.playsAs(sha)
+	if err != nil || flac == "" {
+		return 0, err
+	}
+	dropped, err := c.dropEntriesOf(flac)
+	if err != nil {
+		return dropped, err
+	}
+	if err := c.store.dropConverted(flac); err != nil {
+		return dropped, fmt.Errorf("conversion not removed: %v", err)
+	}
+	if err := os.Remove(c.lib.songPath(flac)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.Error("removed conversion's file not deleted", "sha256", flac, "err", err)
+	}
+	return dropped, nil
+}

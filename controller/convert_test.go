@@ -323,4 +323,18 @@ func TestEnqueueWaitsForConversion(t *testing.T) {
 	if res.Entry == "" || len(entries) != 1 || entries[0].Song != flac.SHA256 || entries[0].Frames != flac.Frames || entries[0].Title != src.Title {
 		t.Errorf("entry %q, playlist %+v: want one entry of the FLAC %s", res.Entry, entries, flac.SHA256)
 	}
+
+	// Removing the M4A removes its conversion and the entries naming it.
+	reply = other.request(protocol.LibraryCommandTopic, "tutti/reply/other", "r1",
+		`{"v":1,"cmd":"remove","song":"`+src.SHA256+`","req_id":"r1","reply_to":"tutti/reply/other"}`)
+	var removed removeResult
+	if !reply.OK || json.Unmarshal(reply.Result, &removed) != nil || removed.Dropped != 1 {
+		t.Fatalf("remove the M4A: %+v", reply)
+	}
+	if c.lib.holds(flac.SHA256) || c.lib.holds(src.SHA256) {
+		t.Error("the M4A's files outlive its removal")
+	}
+	if _, err := c.store.song(flac.SHA256); err == nil {
+		t.Error("the conversion's record outlives the M4A's removal")
+	}
 }
