@@ -272,3 +272,30 @@ func TestRefusesDamage(t *testing.T) {
 		t.Error("a FLAC header accepted")
 	}
 }
+
+// BenchmarkSeek seeks a 5-minute file at 128 kbit/s to spread-out frames
+// and reads 10 ms: a speaker's seek on its audio goroutine.
+func BenchmarkSeek(b *testing.B) {
+	d := open(b, encode(b, 48000, 300, 2, "--bitrate", "128"))
+	buf := make([][2]float64, 480)
+	step := d.Len() / 97
+	i := 0
+	for b.Loop() {
+		i++
+		if err := d.Seek(i * step % d.Len()); err != nil {
+			b.Fatal(err)
+		}
+		d.Stream(buf)
+	}
+}
+
+// BenchmarkDecode decodes 10 ms blocks of 128 kbit/s stereo music.
+func BenchmarkDecode(b *testing.B) {
+	d := open(b, encode(b, 48000, 60, 2, "--bitrate", "128"))
+	buf := make([][2]float64, 480)
+	for b.Loop() {
+		if _, ok := d.Stream(buf); !ok {
+			d.Seek(0)
+		}
+	}
+}
