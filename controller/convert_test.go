@@ -23,8 +23,8 @@ import (
 )
 
 // makeM4A encodes seconds of the demo tune at 44.1 kHz with ffmpeg's
-// codec ("aac" or "alac") into an M4A and returns its bytes and the
-// tune's frames.
+// codec ("aac", "alac", or "alac24": 24-bit samples) into an M4A and
+// returns its bytes and the tune's frames.
 func makeM4A(t testing.TB, codec string, seconds float64) ([]byte, []audiogen.Frame) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
@@ -47,9 +47,14 @@ func makeM4A(t testing.TB, codec string, seconds float64) ([]byte, []audiogen.Fr
 	}
 	f.Close()
 	out := filepath.Join(dir, "song.m4a")
-	args := []string{"-nostdin", "-loglevel", "error", "-i", wav, "-c:a", codec}
-	if codec == "aac" {
-		args = append(args, "-b:a", "160k")
+	args := []string{"-nostdin", "-loglevel", "error", "-i", wav}
+	switch codec {
+	case "aac":
+		args = append(args, "-c:a", "aac", "-b:a", "160k")
+	case "alac":
+		args = append(args, "-c:a", "alac")
+	case "alac24":
+		args = append(args, "-c:a", "alac", "-sample_fmt", "s32p")
 	}
 	if b, err := exec.Command("ffmpeg", append(args, out)...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v: %s", err, b)
@@ -138,9 +143,9 @@ func ffmpegDecode(t *testing.T, m4a []byte) []audiogen.Frame {
 // M4A keeps its record, now with the conversion's exact length and a link
 // to a FLAC song whose samples are the source's bit for bit (ALAC) or
 // ffmpeg's own decode of the AAC; converting again gives the same bytes;
-// the FLAC stays out of search.
+// the FLAC stays out of search. A 24-bit ALAC stays 24-bit.
 func TestConvertM4A(t *testing.T) {
-	for _, codec := range []string{"alac", "aac"} {
+	for _, codec := range []string{"alac", "alac24", "aac"} {
 		t.Run(codec, func(t *testing.T) {
 			lib := newTestLibrary(t)
 			cv := startConverter(t, lib, "ffmpeg", DefaultMaxConvertedBytes, time.Now)
@@ -156,6 +161,15 @@ func TestConvertM4A(t *testing.T) {
 			if song.Format != "flac" || song.SHA256 == src.SHA256 || song.Title != src.Title {
 				t.Fatalf("converted song %+v", song)
 			}
+			raw, err := os.ReadFile(lib.songPath(song.SHA256))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// STREAMINFO's bits per sample, less one, straddle bytes 20-21.
+			bits := int(raw[20]&1)<<4 | int(raw[21]>>4) + 1
+			if wantBits := map[string]int{"alac": 16, "alac24": 24, "aac": 16}[codec]; bits != wantBits {
+				t.Errorf("the FLAC holds %d-bit samples, want %d", bits, wantBits)
+			}
 			got := flacFrames(t, lib.songPath(song.SHA256))
 			if int64(len(got)) != song.Frames {
 				t.Fatalf("the FLAC decodes to %d frames, its record says %d", len(got), song.Frames)
@@ -168,7 +182,7 @@ func TestConvertM4A(t *testing.T) {
 				t.Fatalf("the FLAC holds %d frames, want %d", len(got), len(want))
 			}
 			for i := range got {
-				if codec == "alac" && got[i] != want[i] ||
+				if codec != "aac" && got[i] != want[i] ||
 					codec == "aac" && (abs(int(got[i].L)-int(want[i].L)) > 1 || abs(int(got[i].R)-int(want[i].R)) > 1) {
 					t.Fatalf("frame %d: %v, want %v", i, got[i], want[i])
 				}
