@@ -329,7 +329,7 @@ func (c *Controller) localNow() clocksync.LocalNs { return clocksync.LocalNs(c.s
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
-	srv := newSongServer(c.lib, c.log, c.tokens, c.holding, c.announceSong).server(c.log)
+	srv := newSongServer(c.lib, c.log, c.tokens, c.holding, c.songUploaded).server(c.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(c.listener); !errors.Is(err, http.ErrServerClosed) {

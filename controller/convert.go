@@ -189,6 +189,13 @@ func (c *Controller) convertAhead(songs []protocol.Song) {
 	}
 }
 
+// songUploaded announces a song uploaded over HTTP and, an M4A, converts
+// it ahead, as a load does: a person adding songs means to play them.
+func (c *Controller) songUploaded(s protocol.Song) {
+	c.announceSong(s)
+	c.convertAhead([]protocol.Song{s})
+}
+
 // converted is s's conversion when it is in the library, marked used.
 func (cv *converter) converted(s protocol.Song) (protocol.Song, bool) {
 	sha, err := cv.lib.store.playsAs(s.SHA256)

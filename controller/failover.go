@@ -236,7 +236,6 @@ func (c *Controller) publishStatus() {
 // and speakers, hearing it live, fetch the song (a `load` then counts them).
 func (c *Controller) announceSong(s protocol.Song) {
 	c.publish(protocol.LibrarySongTopic(s.SHA256), true, protocol.Encode(s))
-	c.convertAhead([]protocol.Song{s}) // an M4A, so that it plays at once when wanted
 }
 
 // publishLibrary publishes the record of every song, so standbys that start
