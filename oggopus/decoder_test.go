@@ -299,3 +299,28 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// TestPageCRC: the eight-byte steps give what the bytewise definition
+// gives, at every length and alignment.
+func TestPageCRC(t *testing.T) {
+	data := make([]byte, 300)
+	for i := range data {
+		data[i] = byte(i*7 + i/3)
+	}
+	for n := range len(data) {
+		want := uint32(0)
+		for _, v := range data[:n] {
+			want ^= uint32(v) << 24
+			for range 8 {
+				if want&0x80000000 != 0 {
+					want = want<<1 ^ 0x04c11db7
+				} else {
+					want <<= 1
+				}
+			}
+		}
+		if got := crcUpdate(0, data[:n]); got != want {
+			t.Fatalf("%d bytes: %08x, want %08x", n, got, want)
+		}
+	}
+}

@@ -116,18 +116,31 @@ func findPage(br *bufio.Reader, limit int) (page, int, error) {
 // pageCRC is the page's checksum: CRC-32 with polynomial 0x04c11db7, not
 // reflected, over the page with its checksum field taken as zero.
 func pageCRC(raw []byte) uint32 {
-	var crc uint32
-	for i, b := range raw {
-		if i >= 22 && i < 26 {
-			b = 0
-		}
-		crc = crc<<8 ^ crcTable[byte(crc>>24)^b]
+	crc := crcUpdate(0, raw[:22])
+	crc = crcUpdate(crc, []byte{0, 0, 0, 0})
+	return crcUpdate(crc, raw[26:])
+}
+
+// crcUpdate runs the checksum over b, eight bytes a step (slicing by 8:
+// a seek checks tens of kilobytes of pages on the audio goroutine).
+func crcUpdate(crc uint32, b []byte) uint32 {
+	t := &crcTables
+	for len(b) >= 8 {
+		crc ^= uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		crc = t[7][crc>>24] ^ t[6][crc>>16&0xFF] ^ t[5][crc>>8&0xFF] ^ t[4][crc&0xFF] ^
+			t[3][b[4]] ^ t[2][b[5]] ^ t[1][b[6]] ^ t[0][b[7]]
+		b = b[8:]
+	}
+	for _, v := range b {
+		crc = crc<<8 ^ t[0][byte(crc>>24)^v]
 	}
 	return crc
 }
 
-var crcTable = func() (t [256]uint32) {
-	for i := range t {
+// crcTables[0] is the bytewise table; crcTables[k] advances a byte's
+// effect by k more bytes.
+var crcTables = func() (t [8][256]uint32) {
+	for i := range t[0] {
 		r := uint32(i) << 24
 		for range 8 {
 			if r&0x80000000 != 0 {
@@ -136,7 +149,13 @@ var crcTable = func() (t [256]uint32) {
 				r <<= 1
 			}
 		}
-		t[i] = r
+		t[0][i] = r
+	}
+	for k := 1; k < 8; k++ {
+		for i := range t[k] {
+			prev := t[k-1][i]
+			t[k][i] = prev<<8 ^ t[0][prev>>24]
+		}
 	}
 	return t
 }()
