@@ -43,6 +43,7 @@ type Decoder struct {
 	src    io.Reader
 	seeker io.ReadSeeker // src, when it can seek
 	br     *bufio.Reader
+	at     int64 // offset in src of br's next byte, while reading pages in turn
 	head   header
 	serial uint32
 	// audioStart is where the first page after the headers starts.
@@ -96,18 +97,16 @@ func New(r io.Reader) (*Decoder, error) {
 		return nil, fmt.Errorf("opus: %w", err)
 	}
 	d.packets = nil
-	d.audioStart = int64(first.size)
 	// The comment header: one packet over any number of pages (pictures
 	// make it large: only its start is kept); the audio starts on a page
 	// of its own.
 	d.headerOnly = true
 	for len(d.packets) == 0 {
-		p, err := d.nextPage()
-		if err != nil {
+		if _, err := d.nextPage(); err != nil {
 			return nil, fmt.Errorf("opus: comment header: %w", err)
 		}
-		d.audioStart += int64(p.size)
 	}
+	d.audioStart = d.at
 	if !bytes.HasPrefix(d.packets[0], tagsMagic) || len(d.packets) > 1 || d.open {
 		return nil, errors.New("opus: no comment header on pages of its own")
 	}
@@ -134,8 +133,7 @@ func (d *Decoder) Format() beep.Format {
 }
 
 // nextPage reads the next page of the stream and queues the packets that
-// end on it; pages of other streams multiplexed in are skipped. The first
-// page sets the stream.
+// end on it; pages of other streams multiplexed in are skipped.
 func (d *Decoder) nextPage() (page, error) {
 	for {
 		p, err := peekPage(d.br)
@@ -147,6 +145,7 @@ func (d *Decoder) nextPage() (page, error) {
 		}
 		if p.serial != d.serial {
 			d.br.Discard(p.size)
+			d.at += int64(p.size)
 			continue
 		}
 		switch {
@@ -179,6 +178,7 @@ func (d *Decoder) nextPage() (page, error) {
 			}
 		}
 		d.br.Discard(p.size)
+		d.at += int64(p.size)
 		return p, nil
 	}
 }
@@ -396,6 +396,7 @@ func (d *Decoder) reset(offset int64) error {
 		return err
 	}
 	d.br.Reset(d.src)
+	d.at = offset
 	d.packets, d.partial, d.open, d.pcm, d.ended = nil, nil, false, nil, false
 	d.fresh, d.skipBefore = true, 0
 	d.dec, _ = opus.NewDecoderWithOutput(SampleRate, d.head.channels)

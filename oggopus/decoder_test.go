@@ -1,6 +1,7 @@
 package oggopus
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"io"
@@ -321,6 +322,63 @@ func TestPageCRC(t *testing.T) {
 		}
 		if got := crcUpdate(0, data[:n]); got != want {
 			t.Fatalf("%d bytes: %08x, want %08x", n, got, want)
+		}
+	}
+}
+
+// TestSkipsOtherStreams: pages of another logical stream multiplexed in
+// (after the headers, and amid the audio) change nothing: the same frames,
+// the same length, the same seeks.
+func TestSkipsOtherStreams(t *testing.T) {
+	path := encode(t, 48000, 20, 2, "--bitrate", "96")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages [][]byte
+	br := bufio.NewReaderSize(bytes.NewReader(b), maxPageBytes)
+	for {
+		p, err := peekPage(br)
+		if err != nil {
+			break
+		}
+		raw := make([]byte, p.size)
+		io.ReadFull(br, raw)
+		pages = append(pages, raw)
+	}
+	foreign := func(page []byte) []byte {
+		f := bytes.Clone(page)
+		f[14]++ // another serial number
+		binary.LittleEndian.PutUint32(f[22:], pageCRC(f))
+		return f
+	}
+	var muxed []byte
+	for i, p := range pages {
+		muxed = append(muxed, p...)
+		if i == 1 || i == len(pages)/2 {
+			muxed = append(muxed, foreign(pages[i+1])...)
+		}
+	}
+	want := readAll(t, open(t, path))
+	d, err := New(bytes.NewReader(muxed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Len() != len(want) {
+		t.Errorf("Len %d, want %d", d.Len(), len(want))
+	}
+	got := readAll(t, d)
+	if len(got) != len(want) {
+		t.Fatalf("%d frames, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+	for _, f := range []int{0, len(want) / 2, len(want) - 1000} {
+		if err := d.Seek(f); err != nil || d.Position() != f {
+			t.Fatalf("seek to %d: %v, at %d", f, err, d.Position())
 		}
 	}
 }
