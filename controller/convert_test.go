@@ -352,3 +352,25 @@ func TestEnqueueWaitsForConversion(t *testing.T) {
 		t.Error("the conversion's record outlives the M4A's removal")
 	}
 }
+
+// TestFFmpegTakesNamesAsFiles: a file whose name looks like an ffmpeg
+// protocol or option is read as the file it is (relative names: nothing
+// before them tells a path).
+func TestFFmpegTakesNamesAsFiles(t *testing.T) {
+	lib := newTestLibrary(t)
+	cv := startConverter(t, lib, "ffmpeg", DefaultMaxConvertedBytes, time.Now)
+	m4a, source := makeM4A(t, "alac", 0.5)
+	t.Chdir(t.TempDir())
+	for _, in := range []string{"concat:a.m4a|b.m4a", "-y", "http:host", "pipe:0"} {
+		if err := os.WriteFile(in, m4a, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := "out.flac"
+		if err := cv.ffmpegToFLAC(context.Background(), in, out); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got := flacFrames(t, out); len(got) != len(source) {
+			t.Errorf("%q: %d frames converted, want %d", in, len(got), len(source))
+		}
+	}
+}
