@@ -30,12 +30,13 @@ const (
 	// album or two ahead; beyond, a request is refused rather than queued.
 	maxWaitingConversions = 64
 	// conversionTimeout bounds one conversion: a minute of AAC or ALAC
-	// took 0.33-1.4 s here (ffmpeg, then the FLAC's analysis), with the
-	// machine's two cores loaded by others, so the longest song allowed
-	// (maxSongDuration) takes 2-9 minutes.
+	// took 0.28-0.46 s here (ffmpeg, then the FLAC's analysis), up to
+	// 1.4 s with the machine's two cores loaded by others, so the longest
+	// song allowed (maxSongDuration) takes 2-9 minutes.
 	conversionTimeout = 15 * time.Minute
-	// DefaultMaxConvertedBytes is Options.MaxConvertedBytes's default: a
-	// few hundred albums of FLAC.
+	// DefaultMaxConvertedBytes is Options.MaxConvertedBytes's default:
+	// about 20 hours of CD-quality FLAC, more than a day's listening, and
+	// what the SD card of a small controller can spare.
 	DefaultMaxConvertedBytes = 8 << 30
 	// convertedKeep is how long a converted song is kept after its last
 	// use whatever the disk bound says, so that a song just converted for
@@ -61,7 +62,7 @@ type converter struct {
 	ffmpeg   string // path; "" when not installed
 	maxBytes int64
 	now      func() time.Time
-	source   func(sha string) string // where a song's file is
+	source   func(sha string) string // where a song's file is: the song store's copy
 	queue    chan *conversion
 
 	mu      sync.Mutex
