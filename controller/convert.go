@@ -316,6 +316,9 @@ func (cv *converter) convert(ctx context.Context, src protocol.Song) (protocol.S
 	song.SHA256, song.URI, song.Format, song.Size = flac.SHA256, flac.URI, flac.Format, flac.Size
 	song.Frames, song.SampleRate, song.DurationNs = flac.Frames, flac.SampleRate, flac.DurationNs
 	song.Missing = false
+	if song.ReplayGain == nil { // none in the M4A's tags: what analysis measured of the FLAC, if anything
+		song.ReplayGain = flac.ReplayGain
+	}
 	if err := cv.lib.store.linkConverted(src.SHA256, song, cv.now().UnixNano()); err != nil {
 		return protocol.Song{}, err
 	}
