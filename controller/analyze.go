@@ -15,6 +15,7 @@ import (
 	"github.com/gopxl/beep/v2/vorbis"
 	"github.com/gopxl/beep/v2/wav"
 
+	"github.com/tutti-audio/tutti/oggopus"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -56,11 +57,12 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 			err = fmt.Errorf("%w: decoder failed: %v", errNotAudio, p)
 		}
 	}()
-	var head [12]byte
-	if _, err := f.ReadAt(head[:], 0); err != nil && !errors.Is(err, io.EOF) {
+	var head [64]byte // enough to tell Ogg Opus from Ogg Vorbis
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return song, err
 	}
-	song.Format = detectFormat(head[:])
+	song.Format = detectFormat(head[:n])
 	if song.Format == "" {
 		return song, fmt.Errorf("%w: unknown file type", errNotAudio)
 	}
@@ -78,6 +80,9 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 		song.Title = protocol.CleanText(meta.Title(), protocol.MaxSongText)
 		song.Artist = protocol.CleanText(meta.Artist(), protocol.MaxSongText)
 		song.Album = protocol.CleanText(meta.Album(), protocol.MaxSongText)
+	}
+	if song.Format == "m4a" { // speakers play its FLAC conversion (convert.go)
+		return m4aSong(f, info.Size(), song)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return song, err
@@ -102,6 +107,10 @@ func detectFormat(head []byte) string {
 	switch {
 	case bytes.HasPrefix(head, []byte("fLaC")):
 		return "flac"
+	case oggopus.Detect(head):
+		return "opus"
+	case isM4A(head):
+		return "m4a"
 	case bytes.HasPrefix(head, []byte("OggS")):
 		return "ogg"
 	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WAVE":
@@ -148,6 +157,13 @@ func countFrames(f *os.File, format string, meter *songMeter) (frames int64, rat
 		s, fm, err = wav.Decode(r)
 	case "ogg":
 		s, fm, err = vorbis.Decode(rc)
+	case "opus":
+		// Not a Seeker: the decoder would read the last page for the
+		// length, bytes that would count as read.
+		var d *oggopus.Decoder
+		if d, err = oggopus.New(struct{ io.Reader }{r}); err == nil {
+			s, fm = d, d.Format()
+		}
 	}
 	if err != nil {
 		return 0, 0, err

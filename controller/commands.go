@@ -91,6 +91,9 @@ func (c *Controller) handleSessionRequest(msg inbound) {
 	default:
 		result, wait, err = c.runSessionCommand(who, plain, req)
 	}
+	if c.retryWhenConverted(msg, err) {
+		return // convert.go: it runs again once its song is converted
+	}
 	if wait != nil {
 		wait.replyTo = replyTo
 		c.quorum.add(wait)
@@ -152,7 +155,10 @@ func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Req
 	var songs []protocol.Song
 	if req.Cmd == protocol.CmdEnqueue && req.Song != "" {
 		var err error
-		if songs, err = c.songsOfRef(req.Song); err != nil {
+		if songs, err = c.songsOfRef(req.Song); err == nil {
+			songs, err = c.playableSongs(songs) // convert.go
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 	}

@@ -71,6 +71,12 @@ type Options struct {
 	// goroutine. nil: every user that signs a request is a member.
 	Roles       func(user string) string
 	MaxSongSize int64 // largest upload or import in bytes; default DefaultMaxSongSize
+	// FFmpeg converts M4A songs to FLAC (convert.go); default "ffmpeg"
+	// from PATH. Without it M4A songs are refused.
+	FFmpeg string
+	// MaxConvertedBytes bounds the disk converted songs take; default
+	// DefaultMaxConvertedBytes.
+	MaxConvertedBytes int64
 	// TLS, if set, is used to reach the broker (a tls:// BrokerURL) and
 	// other controllers' song servers; ServeTLS, if set, serves songs over
 	// HTTPS with its certificate.
@@ -138,6 +144,7 @@ type Controller struct {
 	connects    atomic.Uint64 // connections made so far: the session loop notices reconnects
 	subscribed  atomic.Bool   // connected, and subscribed to the lease: only then may the lease renew or claim
 	mirror      *songMirror   // standby: fetches the holder's song files
+	converter   *converter    // M4A songs to FLAC
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -196,6 +203,12 @@ func New(opts Options) (*Controller, error) {
 	if opts.MaxSongSize <= 0 {
 		opts.MaxSongSize = DefaultMaxSongSize
 	}
+	if opts.FFmpeg == "" {
+		opts.FFmpeg = "ffmpeg"
+	}
+	if opts.MaxConvertedBytes <= 0 {
+		opts.MaxConvertedBytes = DefaultMaxConvertedBytes
+	}
 	if opts.requestQueue <= 0 {
 		opts.requestQueue = maxQueued
 	}
@@ -253,6 +266,8 @@ func New(opts Options) (*Controller, error) {
 		shuffleRand:     newShuffleRand(),
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
+	c.converter = newConverter(c.lib, c.log, opts.FFmpeg, opts.MaxConvertedBytes, opts.Clock.Now)
+	c.lib.convertible = c.converter.available
 	if err := c.loadSessions(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("controller: %w", err)
@@ -317,7 +332,7 @@ func (c *Controller) localNow() clocksync.LocalNs { return clocksync.LocalNs(c.s
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.store.Close()
 	c.client = mqtt.NewClient(c.clientOptions())
-	srv := newSongServer(c.lib, c.log, c.tokens, c.holding, c.announceSong).server(c.log)
+	srv := newSongServer(c.lib, c.log, c.tokens, c.holding, c.songUploaded).server(c.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(c.listener); !errors.Is(err, http.ErrServerClosed) {
@@ -341,6 +356,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	g.Go(func() error { return c.sessionLoop(gctx) })
 	g.Go(func() error { return c.libraryLoop(gctx) })
 	g.Go(func() error { c.mirror.run(gctx); return nil })
+	g.Go(func() error { c.converter.run(gctx); return nil })
 	g.Go(func() error { c.probeLoop(gctx); return nil })
 	c.log.Info("controller running", "name", c.opts.Name, "broker", c.opts.BrokerURL, "songs_url", c.songsURL, "instance", c.instance)
 	c.log.Info("not yet synced to the time master: the local clock is the shared clock until it answers", "clock_id", c.sharedClock.id)

@@ -18,7 +18,7 @@ import (
 // the right status.
 var (
 	errHashMismatch = errors.New("content does not match its sha256")
-	errNotAudio     = errors.New("not a decodable audio file (mp3, flac, wav or ogg vorbis)")
+	errNotAudio     = errors.New("not a decodable audio file (mp3, flac, wav, ogg vorbis, opus or m4a)")
 	errTooLarge     = errors.New("song too large")
 )
 
@@ -31,6 +31,8 @@ type library struct {
 	tmpDir   string
 	maxSize  int64
 	now      func() int64 // for the added time
+	// convertible is nil when M4A songs can be converted (convert.go).
+	convertible func() error
 
 	// analyzing lets one analysis run at a time: each may take a core for
 	// seconds (within analyze's limits), and the broker, the clock replies
@@ -82,6 +84,11 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	l.analyzing.Unlock()
 	if err != nil {
 		return song, false, err
+	}
+	if song.Format == "m4a" && l.convertible != nil {
+		if err := l.convertible(); err != nil {
+			return song, false, fmt.Errorf("%w: %v", errNotAudio, err)
+		}
 	}
 	song.SHA256, song.URI, song.Size = sha, protocol.SongURI(sha), n
 	if song.Title == "" {

@@ -149,6 +149,7 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 				result, err = c.runLibraryCommand(req)
 			}
 			if song, ok := result.(protocol.Song); ok && err == nil && req.Cmd == protocol.CmdLoad {
+				c.convertAhead([]protocol.Song{song}) // convert.go: an M4A plays at once when wanted
 				c.replicate(ctx, replyTo, req, song)
 				continue
 			}

@@ -62,6 +62,11 @@ func (c *Controller) remove(who asker, req protocol.Request) (removeResult, erro
 	if err != nil {
 		return removeResult{}, err
 	}
+	converted, err := c.dropConversionOf(song.SHA256) // convert.go
+	if err != nil {
+		return removeResult{}, err
+	}
+	dropped += converted
 	if err := c.store.deleteSong(song.SHA256); err != nil {
 		return removeResult{}, fmt.Errorf("not stored: %v", err)
 	}

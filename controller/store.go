@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS songs (
 	replaygain   TEXT NOT NULL DEFAULT '',
 	album_id     TEXT NOT NULL DEFAULT '',
 	artist_id    TEXT NOT NULL DEFAULT '',
-	missing      INTEGER NOT NULL DEFAULT 0
+	missing      INTEGER NOT NULL DEFAULT 0,
+	plays_as     TEXT NOT NULL DEFAULT '',
+	derived_from TEXT NOT NULL DEFAULT '',
+	used_ns      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sessions (
 	name             TEXT PRIMARY KEY,
@@ -138,6 +141,10 @@ func migrate(db *sql.DB) error {
 		{"songs", "album_id", "TEXT NOT NULL DEFAULT ''"},
 		{"songs", "artist_id", "TEXT NOT NULL DEFAULT ''"},
 		{"songs", "missing", "INTEGER NOT NULL DEFAULT 0"},
+		// Converted songs (convert.go, convertstore.go).
+		{"songs", "plays_as", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "derived_from", "TEXT NOT NULL DEFAULT ''"},
+		{"songs", "used_ns", "INTEGER NOT NULL DEFAULT 0"},
 	} {
 		var n int
 		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, col.table, col.name).Scan(&n); err != nil {

@@ -43,10 +43,13 @@ func listedName(albumArtist, artist string) string {
 }
 
 // browsable picks the songs browse lists: not missing (every file of theirs
-// gone from the music folders) and no placeholders (records a standby holds
-// for a mirrored playlist until the song's own record arrives). row names
-// the row in a trigger ("new."); "" in a query.
-func browsable(row string) string { return row + `missing = 0 AND ` + row + `format != ''` }
+// gone from the music folders), no placeholders (records a standby holds
+// for a mirrored playlist until the song's own record arrives) and no
+// conversions (convert.go: listed as their M4A). row names the row in a
+// trigger ("new."); "" in a query.
+func browsable(row string) string {
+	return row + `missing = 0 AND ` + row + `format != '' AND ` + row + `derived_from = ''`
+}
 
 // listedArtist is the artist name a song (row as browsable's) is listed
 // under, as artistID takes it.

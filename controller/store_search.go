@@ -96,12 +96,15 @@ func (st *store) searchSongs(words []string, offset, limit int) (page []protocol
 	if !ok {
 		return nil, 0, errNoWords
 	}
-	if err := st.db.QueryRow(`SELECT count(*) FROM song_text WHERE song_text MATCH ?`, query).Scan(&total); err != nil {
+	// A conversion (convert.go) is found as its M4A, not itself.
+	if err := st.db.QueryRow(`SELECT count(*) FROM song_text JOIN songs ON songs.rowid = song_text.rowid
+		WHERE song_text MATCH ? AND songs.derived_from = ''`, query).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("search: %w", err)
 	}
 	rows, err := st.db.Query(`SELECT `+songColumns+` FROM (
-			SELECT rowid, bm25(song_text, `+searchWeights+`) AS score FROM song_text WHERE song_text MATCH ?
-			ORDER BY score, rowid LIMIT ? OFFSET ?) m
+			SELECT song_text.rowid, bm25(song_text, `+searchWeights+`) AS score FROM song_text
+			JOIN songs ON songs.rowid = song_text.rowid WHERE song_text MATCH ? AND songs.derived_from = ''
+			ORDER BY score, song_text.rowid LIMIT ? OFFSET ?) m
 		JOIN songs ON songs.rowid = m.rowid ORDER BY m.score, m.rowid`, query, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search: %w", err)

@@ -11,8 +11,14 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v flac >/dev/null 2>&1 || need+=(flac)
 command -v lame >/dev/null 2>&1 || need+=(lame)
 command -v oggenc >/dev/null 2>&1 || need+=(vorbis-tools)
-# The loudness meter's tests check it against ffmpeg's ebur128 filter.
+# Opus files for the tests (opusenc), and opusdec, the reference decoder
+# they compare tutti's with.
+command -v opusenc >/dev/null 2>&1 || need+=(opus-tools)
+# ffmpeg: the controller converts M4A songs (AAC, ALAC) to FLAC with it at
+# run time; the tests make M4A files with it (AtomicParsley tags them) and
+# check the loudness meter against its ebur128 filter.
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v AtomicParsley >/dev/null 2>&1 || need+=(atomicparsley)
 # The peer `tutti bench cost` compares a speaker's CPU and memory with.
 command -v snapserver >/dev/null 2>&1 || need+=(snapserver)
 command -v snapclient >/dev/null 2>&1 || need+=(snapclient)

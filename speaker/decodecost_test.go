@@ -37,10 +37,11 @@ var tuneEncoders = map[string]func(wav, out string) []string{
 	"flac": func(wav, out string) []string { return []string{"flac", "--silent", "--force", "-o", out, wav} },
 	"mp3":  func(wav, out string) []string { return []string{"lame", "--quiet", "-b", "192", wav, out} },
 	"ogg":  func(wav, out string) []string { return []string{"oggenc", "--quiet", "-o", out, wav} },
+	"opus": func(wav, out string) []string { return []string{"opusenc", "--quiet", "--bitrate", "128", wav, out} },
 }
 
 func BenchmarkPlayerRead(b *testing.B) {
-	for _, format := range []string{"flac", "mp3", "ogg"} {
+	for _, format := range []string{"flac", "mp3", "ogg", "opus"} {
 		for _, outHz := range []int{44100, 48000} {
 			b.Run(format+"/"+strconv.Itoa(outHz), func(b *testing.B) {
 				path := encodeTune(b, 20, audiogen.Tune(3, 44100), format, tuneEncoders[format])

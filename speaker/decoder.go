@@ -12,6 +12,8 @@ import (
 	"github.com/gopxl/beep/v2/flac"
 	"github.com/gopxl/beep/v2/vorbis"
 	"github.com/gopxl/beep/v2/wav"
+
+	"github.com/tutti-audio/tutti/oggopus"
 )
 
 // resampleQuality is beep's resampler quality for songs of another rate
@@ -93,16 +95,19 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 		partial = &partialFile{f: f, dl: dl}
 		src = partial
 	}
-	var magic [4]byte
-	if _, err := io.ReadFull(src, magic[:]); err != nil {
+	var head [64]byte // enough to tell Ogg Opus from Ogg Vorbis
+	n, err := io.ReadFull(src, head[:])
+	if n < 4 {
 		src.Close()
 		return nil, fmt.Errorf("read header: %w", err)
 	}
+	magic := head[:4]
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		src.Close()
 		return nil, err
 	}
-	isWAV := bytes.Equal(magic[:], []byte("RIFF"))
+	isWAV := bytes.Equal(magic, []byte("RIFF"))
+	isOpus := oggopus.Detect(head[:n])
 	var dec beep.StreamSeekCloser
 	var format beep.Format
 	var seeker *flacSeeker
@@ -110,7 +115,7 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 	switch {
 	case isWAV:
 		dec, format, err = wav.Decode(src)
-	case bytes.Equal(magic[:], []byte("fLaC")) && dl == nil:
+	case bytes.Equal(magic, []byte("fLaC")) && dl == nil:
 		// Verified: seeks bisect the file (flacseek.go), by decoders that
 		// each start at a frame; the player closes the file.
 		var size int64
@@ -125,11 +130,18 @@ func openSong(sha, path string, dl *download, mp3Index func(sha string) (*mp3Ind
 			f.Close()
 			return nil, err
 		}
-	case bytes.Equal(magic[:], []byte("fLaC")):
+	case bytes.Equal(magic, []byte("fLaC")):
 		dec, format, err = flac.Decode(src)
-	case bytes.Equal(magic[:], []byte("OggS")) && dl != nil:
+	case isOpus && dl != nil:
+		dec, format, err = openStream(partial, frames, openOpusStream)
+	case isOpus: // seeks bisect the file's pages (oggopus)
+		var o *oggopus.Decoder
+		if o, err = oggopus.New(src); err == nil {
+			dec, format = o, o.Format()
+		}
+	case bytes.Equal(magic, []byte("OggS")) && dl != nil:
 		dec, format, err = openStream(partial, frames, openVorbisStream)
-	case bytes.Equal(magic[:], []byte("OggS")):
+	case bytes.Equal(magic, []byte("OggS")):
 		dec, format, err = vorbis.Decode(src)
 	case dl != nil: // MP3 still downloading: streamdecoder.go
 		dec, format, err = openStream(partial, frames, openMP3Stream)

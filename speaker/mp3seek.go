@@ -227,7 +227,9 @@ func isMP3(magic []byte) bool {
 			return false
 		}
 	}
-	return true
+	// An M4A, replicated with the library: speakers play its FLAC
+	// conversion instead.
+	return len(magic) < 8 || string(magic[4:8]) != "ftyp"
 }
 
 // indexSongFile indexes the song file at path if it is an MP3.
@@ -238,7 +240,7 @@ func indexSongFile(path string) (index *mp3Index, isMP3File bool, err error) {
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
-	magic, err := r.Peek(4)
+	magic, err := r.Peek(8)
 	if err != nil || !isMP3(magic) {
 		return nil, false, nil // too short for any decoder, or another format
 	}

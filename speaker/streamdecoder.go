@@ -7,16 +7,18 @@ import (
 
 	"github.com/gopxl/beep/v2"
 	"github.com/gopxl/beep/v2/vorbis"
+
+	"github.com/tutti-audio/tutti/oggopus"
 )
 
-// Playing an MP3 or Ogg Vorbis song still downloading. Their decoders want
-// the whole file to open seekable (go-mp3 indexes every frame, oggvorbis
-// reads the last page for the length), so a streamDecoder reads the part
+// Playing an MP3, Ogg Vorbis or Ogg Opus song still downloading. Their
+// decoders want the whole file to open seekable (go-mp3 indexes every
+// frame, oggvorbis and oggopus read the last page for the length), so a streamDecoder reads the part
 // downloaded so far as a plain stream from the start, takes the song's
 // length from the playlist, and seeks by decoding: forward from where it
 // is, or again from the start. A seek further than partialSeekLimit fails,
 // and the song waits until it is complete (then its seeks are exact and
-// cheap: mp3seek.go, and oggvorbis's own).
+// cheap: mp3seek.go, oggvorbis's own, oggopus's bisection).
 const partialSeekLimit = 5 // seconds of the song: tens of ms of decoding
 
 // streamDecoder decodes a compressed song still downloading from its
@@ -106,4 +108,14 @@ func openMP3Stream(r io.Reader) (beep.StreamSeekCloser, beep.Format, error) {
 // stream.
 func openVorbisStream(r io.Reader) (beep.StreamSeekCloser, beep.Format, error) {
 	return vorbis.Decode(io.NopCloser(r)) // the streamDecoder closes the file
+}
+
+// openOpusStream is an Ogg Opus decoder over r, which it reads as a
+// stream (from the start, with no length).
+func openOpusStream(r io.Reader) (beep.StreamSeekCloser, beep.Format, error) {
+	d, err := oggopus.New(r)
+	if err != nil {
+		return nil, beep.Format{}, err
+	}
+	return d, d.Format(), nil
 }

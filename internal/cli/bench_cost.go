@@ -50,13 +50,13 @@ func benchCost(ctx context.Context, b *bench, args []string) error {
 	fs := b.flags()
 	window := fs.Duration("window", 15*time.Second, "how long each case is measured")
 	tutti := fs.String("tutti", tuttiBinary(), "the tutti binary to run the speaker with")
-	only := fs.String("cases", "flac,mp3,ogg,resampled,alsa", "the cases to run, comma-separated")
+	only := fs.String("cases", "flac,mp3,ogg,opus,resampled,alsa", "the cases to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, tool := range []string{"flac", "lame", "oggenc"} {
+	for _, tool := range []string{"flac", "lame", "oggenc", "opusenc"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("the %s encoder is needed to make the test songs: apt-get install flac lame vorbis-tools", tool)
+			return fmt.Errorf("the %s encoder is needed to make the test songs: apt-get install flac lame vorbis-tools opus-tools", tool)
 		}
 	}
 	b.header("one `tutti speaker` process (pipe output, or ALSA to a PulseAudio null sink) per case, beside one snapclient (file player, or ALSA) of a snapserver playing the same music, %s each", *window)
@@ -81,10 +81,12 @@ func benchCost(ctx context.Context, b *bench, args []string) error {
 		return err
 	}
 	flacPath, mp3Path, oggPath := filepath.Join(dir, "music.flac"), filepath.Join(dir, "music.mp3"), filepath.Join(dir, "music.ogg")
+	opusPath := filepath.Join(dir, "music.opus")
 	for _, enc := range [][]string{
 		{"flac", "--silent", "--force", "-o", flacPath, wav},
 		{"lame", "--quiet", "-b", "192", wav, mp3Path},
 		{"oggenc", "--quiet", "-o", oggPath, wav},
+		{"opusenc", "--quiet", "--bitrate", "128", wav, opusPath},
 	} {
 		if out, err := exec.CommandContext(ctx, enc[0], enc[1:]...).CombinedOutput(); err != nil {
 			return fmt.Errorf("%s: %v: %s", enc[0], err, out)
@@ -94,6 +96,9 @@ func benchCost(ctx context.Context, b *bench, args []string) error {
 		{name: "flac", song: flacPath, rate: benchRate},
 		{name: "mp3", song: mp3Path, rate: benchRate},
 		{name: "ogg", song: oggPath, rate: benchRate},
+		// Opus decodes at 48 kHz: played at that rate, as an ALSA device
+		// of 48 kHz does, the case measures the decoder alone.
+		{name: "opus", song: opusPath, rate: 48000},
 		{name: "resampled", song: flacPath, rate: 48000},
 	}
 	if pulseMissing == nil {
