@@ -149,9 +149,9 @@ func (s *Scanner) Run(ctx context.Context) error {
 		defer w.Close()
 		events, watchErrors = w.Events, w.Errors
 	}
-	s.scanAll(ctx)
 	ticker := s.opts.Clock.NewTicker(s.opts.Rescan)
 	defer ticker.Stop()
+	s.scanAll(ctx)
 	settle := s.opts.Clock.NewTimer(time.Hour)
 	defer settle.Stop()
 	for {

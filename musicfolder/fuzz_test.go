@@ -1,0 +1,72 @@
+package musicfolder
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tutti-audio/tutti/internal/testsongs"
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// seedSongs adds a small song of every format to f's corpus.
+func seedSongs(f *testing.F) {
+	dir := f.TempDir()
+	for _, ext := range testsongs.Formats {
+		path := filepath.Join(dir, "seed"+ext)
+		testsongs.Make(f, path, 0.1, 440, fullTags)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// FuzzReadTags: any bytes give bounded tags, never a panic.
+func FuzzReadTags(f *testing.F) {
+	seedSongs(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tags := ReadTags(bytes.NewReader(data))
+		if tags.Song != protocol.CleanSong(tags.Song) {
+			t.Fatalf("tags not clean: %+v", tags.Song)
+		}
+	})
+}
+
+// FuzzHeaderLength: any bytes give a length or an error, never a panic,
+// and a length is never negative.
+func FuzzHeaderLength(f *testing.F) {
+	seedSongs(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		format := DetectFormat(data[:min(len(data), HeadSize)])
+		if format == "" {
+			return
+		}
+		l, err := HeaderLength(bytes.NewReader(data), int64(len(data)), format)
+		if err == nil && (l.Frames < 0 || l.SampleRate < 0) {
+			t.Fatalf("%s: length %+v", format, l)
+		}
+	})
+}
+
+// FuzzGains: gain and peak texts parse to finite values within bounds, or
+// fail.
+func FuzzGains(f *testing.F) {
+	for _, s := range []string{"-6.50 dB", "+2.1dB", "0.912345", "NaN", "1e400", "-1792", "inf dB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if v, err := ParseGain(s); err == nil && (math.IsNaN(v) || math.Abs(v) > protocol.MaxGainDb) {
+			t.Fatalf("gain %q = %v", s, v)
+		}
+		if v, err := ParsePeak(s); err == nil && (math.IsNaN(v) || math.Abs(v) > maxPeak) {
+			t.Fatalf("peak %q = %v", s, v)
+		}
+		if v, err := ParseR128(s); err == nil && math.Abs(v) > 128 {
+			t.Fatalf("r128 %q = %v", s, v)
+		}
+	})
+}
