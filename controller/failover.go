@@ -228,7 +228,7 @@ func (c *Controller) mirrorSong(sha string, payload []byte) {
 // publishStatus says we are the controller in charge.
 func (c *Controller) publishStatus() {
 	online := protocol.ControllerStatus{V: protocol.Version, Online: true, Instance: c.instance, Name: c.opts.Name,
-		Term: c.lease.term, SongsURL: c.songsURL}
+		Term: c.lease.term, SongsURL: c.songsURL, Scan: c.scanStatus()}
 	c.publish(protocol.ControllerStatusTopic, true, protocol.Encode(online))
 }
 

@@ -8,9 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
+	"github.com/tutti-audio/tutti/musicfolder"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -92,7 +92,7 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	}
 	song.SHA256, song.URI, song.Size = sha, protocol.SongURI(sha), n
 	if song.Title == "" {
-		song.Title = protocol.CleanText(strings.TrimSuffix(filepath.Base(name), filepath.Ext(name)), protocol.MaxSongText)
+		song.Title = musicfolder.TitleFromName(name)
 	}
 	if song.Title == "" || song.Title == "." {
 		song.Title = sha[:12]
@@ -114,11 +114,16 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	return stored, err == nil, err
 }
 
-// holds says whether the song's verified file is on disk: files get there
-// only by a rename after their hash was checked.
+// holds says whether the song's verified file is on disk: an upload copy
+// (files get there only by a rename after their hash was checked) or a
+// music folder's file as it was hashed.
 func (l *library) holds(sha string) bool {
-	_, err := os.Stat(l.songPath(sha))
-	return err == nil
+	f, err := l.openSong(sha)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // syncDir makes a rename in dir durable.
