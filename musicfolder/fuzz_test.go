@@ -7,16 +7,18 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tutti-audio/tutti/internal/testsongs"
+	"github.com/tutti-audio/tutti/internal/musicgen"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
 // seedSongs adds a small song of every format to f's corpus.
 func seedSongs(f *testing.F) {
 	dir := f.TempDir()
-	for _, ext := range testsongs.Formats {
-		path := filepath.Join(dir, "seed"+ext)
-		testsongs.Make(f, path, 0.1, 440, fullTags)
+	for _, format := range musicgen.AllFormats {
+		path := filepath.Join(dir, "seed-"+format+musicgen.Ext(format))
+		if err := musicgen.Encode(path, format, fullTags, 0.1, "", nil); err != nil {
+			f.Fatal(err)
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			f.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tutti-audio/tutti/clock"
-	"github.com/tutti-audio/tutti/internal/testsongs"
+	"github.com/tutti-audio/tutti/internal/musicgen"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -162,10 +162,10 @@ func waitDone(t *testing.T, progress <-chan protocol.ScanProgress) protocol.Scan
 func TestScanIndexesNestedFoldersAndRescansNothingUnchanged(t *testing.T) {
 	root := t.TempDir()
 	paths := []string{"Artist/Album/01 One.flac", "Artist/Album/02 Two.mp3", "Other/x.ogg", "top.wav", "Deep/a/b/c/d.opus"}
-	for i, p := range paths {
+	for _, p := range paths {
 		full := filepath.Join(root, p)
 		os.MkdirAll(filepath.Dir(full), 0o755)
-		testsongs.Make(t, full, 0.5, 300+50*i, testsongs.Tags{Title: "Song " + p})
+		song(t, full, 0.5, musicgen.Tags{Title: "Song " + p})
 	}
 	// Not songs: hidden files, other files, an empty file named like a song.
 	os.WriteFile(filepath.Join(root, "Artist/Album/cover.jpg"), []byte("jpeg"), 0o644)
@@ -207,14 +207,14 @@ func TestWatchSeesAddChangeMoveAndRemoveWithinSeconds(t *testing.T) {
 	album := filepath.Join(root, "Album")
 	os.MkdirAll(album, 0o755)
 	first := filepath.Join(album, "first.flac")
-	testsongs.Make(t, first, 0.5, 440, testsongs.Tags{Title: "First"})
+	song(t, first, 0.5, musicgen.Tags{Title: "First"})
 	index := newMemIndex()
 	waitDone(t, scanning(t, Options{Roots: []string{root}, Index: index, Settle: 200 * time.Millisecond}))
 	index.waitFor(t, true, first)
 
 	// Added: made elsewhere and moved in, as a copy ends.
 	staged := filepath.Join(t.TempDir(), "added.mp3")
-	testsongs.Make(t, staged, 0.5, 550, testsongs.Tags{Title: "Added"})
+	song(t, staged, 0.5, musicgen.Tags{Title: "Added"})
 	added := filepath.Join(album, "added.mp3")
 	if err := os.Rename(staged, added); err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestWatchSeesAddChangeMoveAndRemoveWithinSeconds(t *testing.T) {
 	}
 
 	// Changed: rewritten in place gets its new hash.
-	testsongs.Make(t, moved, 0.7, 660, testsongs.Tags{Title: "Changed"})
+	song(t, moved, 0.7, musicgen.Tags{Title: "Changed"})
 	if c := index.waitFor(t, true, moved); c.sha == addedSHA {
 		t.Error("a rewritten file kept its old hash")
 	}
@@ -241,7 +241,7 @@ func TestWatchSeesAddChangeMoveAndRemoveWithinSeconds(t *testing.T) {
 	index.waitFor(t, false, first)
 	index.waitFor(t, true, filepath.Join(renamed, "first.flac"))
 	later := filepath.Join(renamed, "later.ogg")
-	testsongs.Make(t, later, 0.5, 770, testsongs.Tags{Title: "Later"})
+	song(t, later, 0.5, musicgen.Tags{Title: "Later"})
 	index.waitFor(t, true, later)
 
 	// Removed.
@@ -259,7 +259,7 @@ func TestAFileBeingWrittenIsReadOnceItSettles(t *testing.T) {
 	index := newMemIndex()
 	waitDone(t, scanning(t, Options{Roots: []string{root}, Index: index, Settle: 300 * time.Millisecond}))
 	src := filepath.Join(t.TempDir(), "song.flac")
-	testsongs.Make(t, src, 1, 440, testsongs.Tags{Title: "Slow copy"})
+	song(t, src, 1, musicgen.Tags{Title: "Slow copy"})
 	data, _ := os.ReadFile(src)
 	dst := filepath.Join(root, "song.flac")
 	f, err := os.Create(dst)
@@ -314,17 +314,17 @@ func TestSettlerWaitsUntilAFileKeepsItsSizeAndTime(t *testing.T) {
 
 func TestPeriodicRescanRestoresWhatNoEventReported(t *testing.T) {
 	root := t.TempDir()
-	song := filepath.Join(root, "song.flac")
-	testsongs.Make(t, song, 0.5, 440, testsongs.Tags{Title: "S"})
+	path := filepath.Join(root, "song.flac")
+	song(t, path, 0.5, musicgen.Tags{Title: "S"})
 	index := newMemIndex()
 	local := clock.NewManual(time.Unix(1000, 0))
 	progress := scanning(t, Options{Roots: []string{root}, Index: index, Clock: local, Rescan: time.Minute})
 	waitDone(t, progress)
-	index.waitFor(t, true, song)
+	index.waitFor(t, true, path)
 	// As if a network mount changed under us: the index lost the file,
 	// and no event says so.
-	index.Remove(song)
-	index.waitFor(t, false, song)
+	index.Remove(path)
+	index.waitFor(t, false, path)
 	local.Advance(59 * time.Second)
 	select {
 	case p := <-progress:
@@ -333,13 +333,13 @@ func TestPeriodicRescanRestoresWhatNoEventReported(t *testing.T) {
 	}
 	local.Advance(time.Second)
 	waitDone(t, progress)
-	index.waitFor(t, true, song)
+	index.waitFor(t, true, path)
 }
 
 func TestSymlinkLoopsAndOddNamesAreBounded(t *testing.T) {
 	root := t.TempDir()
 	odd := filepath.Join(root, "new\nline \xff\xfe é.flac")
-	testsongs.Make(t, odd, 0.3, 440, testsongs.Tags{})
+	song(t, odd, 0.3, musicgen.Tags{})
 	os.Symlink(root, filepath.Join(root, "loop"))                                   // a folder loop: not followed
 	os.Symlink("b.mp3", filepath.Join(root, "a.mp3"))                               // a file loop: skipped
 	os.Symlink("a.mp3", filepath.Join(root, "b.mp3"))                               //
@@ -350,7 +350,7 @@ func TestSymlinkLoopsAndOddNamesAreBounded(t *testing.T) {
 		deep = filepath.Join(deep, "d")
 	}
 	os.MkdirAll(deep, 0o755)
-	testsongs.Make(t, filepath.Join(deep, "deep.flac"), 0.3, 440, testsongs.Tags{})
+	song(t, filepath.Join(deep, "deep.flac"), 0.3, musicgen.Tags{})
 	index := newMemIndex()
 	waitDone(t, scanning(t, Options{Roots: []string{root}, Index: index}))
 	got := index.paths()

@@ -3,7 +3,11 @@ package musicfolder
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/dhowden/tag"
 
 	"github.com/gopxl/beep/v2"
 	"github.com/gopxl/beep/v2/flac"
@@ -11,28 +15,51 @@ import (
 	"github.com/gopxl/beep/v2/vorbis"
 	"github.com/gopxl/beep/v2/wav"
 
-	"github.com/tutti-audio/tutti/internal/testsongs"
+	"github.com/tutti-audio/tutti/internal/musicgen"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-var fullTags = testsongs.Tags{
+var gainDb = -6.5
+
+var fullTags = musicgen.Tags{
 	Title: "Blue in Green", Artist: "Miles Davis", Album: "Kind of Blue", AlbumArtist: "The Miles Davis Sextet",
-	Genre: "Jazz", Track: 3, TrackTotal: 5, Disc: 1, DiscTotal: 2, Year: 1959,
-	TrackGain: "-6.50 dB", TrackPeak: "0.912345", AlbumGain: "-5.25 dB",
+	Genre: "Jazz", Track: 3, TrackTotal: 5, Disc: 1, DiscTotal: 2, Year: 1959, TrackGainDb: &gainDb,
+}
+
+// song makes a song of seconds at path, its format by the extension.
+func song(t testing.TB, path string, seconds float64, tags musicgen.Tags) {
+	t.Helper()
+	format := strings.TrimPrefix(filepath.Ext(path), ".")
+	if format == "m4a" {
+		format = musicgen.AAC
+	}
+	if err := musicgen.Encode(path, format, tags, seconds, "", nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestReadTagsOfEveryFormat(t *testing.T) {
 	dir := t.TempDir()
-	for _, ext := range []string{".flac", ".mp3", ".ogg", ".opus", ".m4a"} {
-		t.Run(ext, func(t *testing.T) {
-			path := filepath.Join(dir, "song"+ext)
-			testsongs.Make(t, path, 1, 440, fullTags)
+	cover := filepath.Join(dir, "cover.jpg")
+	if err := musicgen.WriteCover(cover, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range musicgen.AllFormats {
+		if format == musicgen.WAV {
+			continue // no tags
+		}
+		t.Run(format, func(t *testing.T) {
+			path := filepath.Join(dir, "song-"+format+musicgen.Ext(format))
+			if err := musicgen.Encode(path, format, fullTags, 1, cover, nil); err != nil {
+				t.Fatal(err)
+			}
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			got := ReadTags(f).Song
+			tags := ReadTags(f)
+			got := tags.Song
 			want := protocol.Song{Title: fullTags.Title, Artist: fullTags.Artist, Album: fullTags.Album, AlbumArtist: fullTags.AlbumArtist,
 				Genre: "Jazz", Track: 3, TrackTotal: 5, Disc: 1, DiscTotal: 2, Year: 1959}
 			gotRG := got.ReplayGain
@@ -40,27 +67,41 @@ func TestReadTagsOfEveryFormat(t *testing.T) {
 			if got != want {
 				t.Errorf("tags\n got %+v\nwant %+v", got, want)
 			}
-			if gotRG == nil || gotRG.Track.Db != -6.5 || gotRG.Album == nil || gotRG.Album.Db != -5.25 {
-				t.Fatalf("replaygain %+v, want track -6.5 dB, album -5.25 dB", gotRG)
+			if gotRG == nil || gotRG.Track.Db != gainDb || gotRG.Album != nil {
+				t.Errorf("replaygain %+v, want track %v dB", gotRG, gainDb)
 			}
-			if gotRG.Track.Peak != 0.912345 {
-				t.Errorf("track peak %v, want 0.912345", gotRG.Track.Peak)
+			if format != musicgen.Ogg && !tags.HasPicture { // oggenc embeds no pictures
+				t.Error("the embedded cover is not seen")
 			}
 		})
 	}
 }
 
-func TestOpusR128GainIsTakenRelativeToReplayGainsReference(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "song.opus")
-	testsongs.Make(t, path, 1, 440, testsongs.Tags{Title: "x", R128TrackGain: "-1792"}) // -7 dB in Q7.8
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rg := ReadTags(f).Song.ReplayGain
-	if rg == nil || rg.Track.Db != -2 || rg.Album != nil {
-		t.Fatalf("replaygain %+v, want track -7+5 = -2 dB and no album gain", rg)
+func TestReplayGainFromEveryKindOfRawTag(t *testing.T) {
+	for name, tc := range map[string]struct {
+		raw  map[string]any
+		want *protocol.ReplayGain
+	}{
+		"vorbis": {map[string]any{"replaygain_track_gain": "-6.50 dB", "replaygain_track_peak": "0.912345",
+			"replaygain_album_gain": "+1.25 dB", "replaygain_album_peak": "0.99"},
+			&protocol.ReplayGain{Track: protocol.Gain{Db: -6.5, Peak: 0.912345}, Album: &protocol.Gain{Db: 1.25, Peak: 0.99}}},
+		"id3v2.4 TXXX with terminators": {map[string]any{
+			"TXXX":   &tag.Comm{Description: "REPLAYGAIN_TRACK_GAIN", Text: "-3.10 dB\x00"},
+			"TXXX_0": &tag.Comm{Description: "REPLAYGAIN_ALBUM_GAIN", Text: "-2.00 dB\x00"}},
+			&protocol.ReplayGain{Track: protocol.Gain{Db: -3.1}, Album: &protocol.Gain{Db: -2}}},
+		"mp4 freeform": {map[string]any{"----:com.apple.iTunes:replaygain_track_gain": "\x00\x00\x00\x00-4.00 dB"},
+			&protocol.ReplayGain{Track: protocol.Gain{Db: -4}}},
+		"opus r128": {map[string]any{"r128_track_gain": "-1792", "r128_album_gain": "256"},
+			&protocol.ReplayGain{Track: protocol.Gain{Db: -2}, Album: &protocol.Gain{Db: 6}}},
+		"album only":   {map[string]any{"replaygain_album_gain": "-1 dB"}, nil},
+		"garbage gain": {map[string]any{"replaygain_track_gain": "loud"}, nil},
+		"out of range": {map[string]any{"replaygain_track_gain": "-300 dB"}, nil},
+		"nan":          {map[string]any{"replaygain_track_gain": "NaN dB"}, nil},
+	} {
+		got := replayGain(tc.raw)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
+		}
 	}
 }
 
@@ -112,7 +153,7 @@ func TestHeaderLengthIsWhatTheDecoderGives(t *testing.T) {
 	for _, seconds := range []float64{0.3, 1.7} {
 		for _, ext := range []string{".flac", ".mp3", ".ogg", ".wav", ".opus"} {
 			path := filepath.Join(dir, "song"+ext)
-			testsongs.Make(t, path, seconds, 330, fullTags)
+			song(t, path, seconds, fullTags)
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
