@@ -254,6 +254,9 @@ func (c *Controller) publishLibrary() {
 		if s.Format == "" {
 			continue // a placeholder: only its holder knows the record
 		}
+		if c.folderOnly(s) {
+			continue // folders.go: not announced
+		}
 		c.client.Publish(protocol.LibrarySongTopic(s.SHA256), 1, true, protocol.Encode(s))
 	}
 }

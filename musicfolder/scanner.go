@@ -465,7 +465,11 @@ func (s *Scanner) store(path string, f File, err error) {
 			s.settler.changed(path, info.Size(), info.ModTime().UnixNano(), s.opts.Clock.Now())
 		}
 	case err != nil:
+		// What the index holds of it, if anything, is gone from the file.
 		s.log.Warn("music folders: file not indexed", "path", path, "err", err)
+		if err := s.opts.Index.Remove(path); err != nil {
+			s.log.Error("music folders: cannot remove from the index", "path", path, "err", err)
+		}
 	default:
 		if err := s.opts.Index.Put(f); err != nil {
 			s.log.Error("music folders: cannot index", "path", f.Path, "err", err)
