@@ -274,12 +274,14 @@ func (c *Controller) startScan(who asker) (protocol.ScanProgress, error) {
 	if c.scanner == nil {
 		return protocol.ScanProgress{}, errors.New("this controller has no music folders (--music DIR)")
 	}
-	c.scanner.Rescan()
-	p := protocol.ScanProgress{Scanning: true}
-	if last := c.scanProgress.Load(); last != nil && last.Scanning {
-		p = *last
+	// The scan asked for starts after the last one started (the first
+	// scan, or one running, ends first).
+	next := protocol.ScanProgress{Number: 1, Scanning: true}
+	if last := c.scanProgress.Load(); last != nil {
+		next.Number = last.Number + 1
 	}
-	return p, nil
+	c.scanner.Rescan()
+	return next, nil
 }
 
 // updatePresence marks, in every playlist, the entries of the songs that

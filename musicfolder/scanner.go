@@ -92,6 +92,7 @@ type Scanner struct {
 	settler *settler
 	watcher *fsnotify.Watcher // nil while running without a watch
 	watched map[string]bool   // folders watched
+	scans   int               // scans started
 }
 
 // New checks opts and returns a Scanner over them.
@@ -196,7 +197,8 @@ type walkResult struct {
 // removes from the index the files no longer there.
 func (s *Scanner) scanAll(ctx context.Context) {
 	start := s.opts.Clock.Now()
-	progress := protocol.ScanProgress{Scanning: true}
+	s.scans++
+	progress := protocol.ScanProgress{Number: s.scans, Scanning: true}
 	s.opts.Progress(progress)
 	var changed []candidate
 	walks := make([]walkResult, len(s.opts.Roots))

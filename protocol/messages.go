@@ -420,8 +420,11 @@ type ControllerStatus struct {
 
 // ScanProgress is how far a scan of the music folders got: it walks the
 // folders (Seen files found), then reads the Total files that are new or
-// changed (TotalBytes), Files of them (Bytes) so far.
+// changed (TotalBytes), Files of them (Bytes) so far. Scans are numbered
+// from 1 since the controller started; the scan command answers with the
+// number of the scan it starts.
 type ScanProgress struct {
+	Number     int   `json:"number"`
 	Scanning   bool  `json:"scanning"`
 	Done       bool  `json:"done,omitempty"` // finished; Scanning is then false
 	Seen       int   `json:"seen"`
