@@ -2,6 +2,7 @@ package musicfolder
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -69,6 +70,35 @@ func FuzzGains(f *testing.F) {
 		}
 		if v, err := ParseR128(s); err == nil && math.Abs(v) > 128 {
 			t.Fatalf("r128 %q = %v", s, v)
+		}
+	})
+}
+
+// FuzzBufferedSeeker: reads and seeks through the buffer give what the
+// file holds, wherever they go.
+func FuzzBufferedSeeker(f *testing.F) {
+	f.Add([]byte("0123456789abcdefghij"), []byte{3, 200, 7, 1, 255, 9})
+	f.Fuzz(func(t *testing.T, data, ops []byte) {
+		want := bytes.NewReader(data)
+		got := newBufferedSeeker(bytes.NewReader(data), make([]byte, 7))
+		for i := 0; i+1 < len(ops); i += 2 {
+			if ops[i]%3 == 0 { // seek
+				off, whence := int64(ops[i+1])-64, int(ops[i]/3)%3
+				w, werr := want.Seek(off, whence)
+				g, gerr := got.Seek(off, whence)
+				if (werr == nil) != (gerr == nil) || werr == nil && w != g {
+					t.Fatalf("seek %d/%d: %d %v, want %d %v", off, whence, g, gerr, w, werr)
+				}
+				continue
+			}
+			n := int(ops[i+1]) % 16
+			w := make([]byte, n)
+			g := make([]byte, n)
+			wn, _ := io.ReadFull(want, w)
+			gn, _ := io.ReadFull(got, g)
+			if wn != gn || !bytes.Equal(w[:wn], g[:gn]) {
+				t.Fatalf("read %d: %q, want %q", n, g[:gn], w[:wn])
+			}
 		}
 	})
 }

@@ -57,8 +57,9 @@ func readFile(root, path string, buf []byte) (File, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return File{}, err
 	}
-	file.Tags = ReadTags(f)
-	if file.Length, err = HeaderLength(f, file.Size, file.Format); err != nil {
+	// Buffered: tag readers and go-mp3's frame walk make many small reads.
+	file.Tags = ReadTags(newBufferedSeeker(f, buf))
+	if file.Length, err = HeaderLength(newBufferedSeeker(f, buf), file.Size, file.Format); err != nil {
 		return File{}, fmt.Errorf("%s: %w", file.Format, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -95,4 +96,57 @@ func hashAll(h io.Writer, r io.Reader, buf []byte) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// bufferedSeeker reads a file through a buffer and seeks within it when it
+// can, so the many small reads of a header walk cost few system calls.
+type bufferedSeeker struct {
+	f     io.ReadSeeker
+	buf   []byte
+	start int64 // file offset of buf[0]
+	n     int   // bytes of buf filled
+	pos   int64 // the reader's offset
+}
+
+func newBufferedSeeker(f io.ReadSeeker, buf []byte) *bufferedSeeker {
+	return &bufferedSeeker{f: f, buf: buf, start: -1}
+}
+
+func (b *bufferedSeeker) Read(p []byte) (int, error) {
+	if b.start < 0 || b.pos < b.start || b.pos >= b.start+int64(b.n) {
+		if _, err := b.f.Seek(b.pos, io.SeekStart); err != nil {
+			return 0, err
+		}
+		n, err := io.ReadFull(b.f, b.buf)
+		if n == 0 {
+			b.start = -1
+			if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = io.EOF
+			}
+			return 0, err
+		}
+		b.start, b.n = b.pos, n
+	}
+	n := copy(p, b.buf[b.pos-b.start:b.n])
+	b.pos += int64(n)
+	return n, nil
+}
+
+func (b *bufferedSeeker) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += b.pos
+	case io.SeekEnd:
+		end, err := b.f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return 0, err
+		}
+		offset += end
+	}
+	if offset < 0 {
+		return 0, errors.New("seek before the start")
+	}
+	b.pos = offset
+	return offset, nil
 }
