@@ -167,7 +167,9 @@ func (c *Controller) mirrorPlaylist(name string, payload []byte) error {
 	}
 	c.sessions[name] = s
 	for _, e := range pl.Entries {
-		c.mirror.want(e.Song)
+		if !e.Missing { // its file is gone from the holder's music folders too
+			c.mirror.want(e.Song)
+		}
 	}
 	return nil
 }

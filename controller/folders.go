@@ -223,7 +223,13 @@ func (c *Controller) measureLoop(ctx context.Context) {
 }
 
 // measure decodes one song's file to count its frames.
-func (c *Controller) measure(f musicFile) error {
+func (c *Controller) measure(f musicFile) (err error) {
+	// Decoders of third-party formats can panic on hostile input.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder failed: %v", p)
+		}
+	}()
 	song, err := c.store.song(f.sha)
 	if err != nil {
 		return err
@@ -234,8 +240,8 @@ func (c *Controller) measure(f musicFile) error {
 	}
 	defer file.Close()
 	c.lib.analyzing.Lock()
+	defer c.lib.analyzing.Unlock()
 	frames, rate, err := countFrames(file, song.Format, nil)
-	c.lib.analyzing.Unlock()
 	if err != nil {
 		return err
 	}

@@ -235,3 +235,38 @@ func TestFolderSongLimits(t *testing.T) {
 		t.Errorf("%+v %v", s, err)
 	}
 }
+
+// A FLAC whose STREAMINFO does not give its length (as streamed encoders
+// leave it) is decoded in the background; it may be enqueued once it is.
+func TestFolderSongWithoutLengthIsMeasured(t *testing.T) {
+	music := t.TempDir()
+	path := filepath.Join(music, "streamed.flac")
+	if err := musicgen.Encode(path, musicgen.FLAC, musicgen.Tags{Title: "Streamed"}, 1, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// STREAMINFO's total samples: the low 36 bits of the 8 bytes at 18
+	// ("fLaC", the block header, then 10 bytes of block sizes and rates).
+	b[21] &= 0xF0
+	for i := 22; i < 26; i++ {
+		b[i] = 0
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := musicfolder.HeaderLength(bytes.NewReader(b), int64(len(b)), "flac"); err != nil || l.Frames != 0 {
+		t.Fatalf("the patched FLAC's headers give %+v, %v: want no length", l, err)
+	}
+	sha := fileSHA(t, path)
+	broker := startBroker(t)
+	startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), MusicDirs: []string{music}, Sessions: []string{"home"}})
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	testwait.For(t, "the song measured", waitTimeout, func() bool {
+		s, ok := lookup(tc, sha)
+		return ok && s.Frames == 44100 && s.SampleRate == 44100
+	})
+	tc.cmd("q1", `{"cmd":"enqueue","song":"`+sha+`","req_id":"q1"}`)
+}
