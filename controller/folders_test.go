@@ -270,3 +270,49 @@ func TestFolderSongWithoutLengthIsMeasured(t *testing.T) {
 	})
 	tc.cmd("q1", `{"cmd":"enqueue","song":"`+sha+`","req_id":"q1"}`)
 }
+
+// A standby that reaches the music folder indexes it itself and serves its
+// songs from there, copying nothing; one that does not reach it fetches the
+// songs its mirrored playlists name from the holder, which serves them from
+// its folder. Either may take over.
+func TestStandbysWithAndWithoutTheMusicFolder(t *testing.T) {
+	music := t.TempDir()
+	path := filepath.Join(music, "Album", "song.flac")
+	sha := encode(t, path, musicgen.FLAC, musicgen.Tags{Title: "Shared", Track: 1}, "")
+	broker := startBroker(t)
+	ttl := 600 * time.Millisecond
+	a, stopA := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl,
+		MusicDirs: []string{music}, Sessions: []string{"home"}})
+	b, _ := runController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl,
+		MusicDirs: []string{music}, Sessions: []string{"home"}})
+	c, _ := runController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "c", LeaseTTL: ttl,
+		Sessions: []string{"home"}})
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	// Until then a standby answers commands that nobody holds the lease.
+	testwait.For(t, "the standbys to know the holder", waitTimeout, func() bool { return b.otherHolder.Load() && c.otherHolder.Load() })
+	testwait.For(t, "the holder to index the folder", waitTimeout, func() bool { _, ok := lookup(tc, sha); return ok })
+	tc.cmd("q1", `{"cmd":"enqueue","song":"`+sha+`","req_id":"q1"}`)
+
+	served := func(ctl *Controller) bool {
+		resp, _ := do(t, http.MethodGet, ctl.SongsURL()+sha, nil, "Authorization", "Bearer "+a.tokens.get())
+		return resp.StatusCode == http.StatusOK
+	}
+	testwait.For(t, "the standby with the folder to serve the song", waitTimeout, func() bool { return served(b) })
+	testwait.For(t, "the standby without it to fetch the song", waitTimeout, func() bool { return served(c) })
+	if b.lib.holdsUpload(sha) {
+		t.Error("the standby that reaches the folder copied the song")
+	}
+	if !c.lib.holdsUpload(sha) {
+		t.Error("the standby without the folder serves the song but holds no copy")
+	}
+
+	stopA()
+	testwait.For(t, "a standby to take over, known to the other", waitTimeout, func() bool {
+		return b.holding() && c.otherHolder.Load() || c.holding() && b.otherHolder.Load()
+	})
+	reply := tc.request(protocol.SessionCommandTopic("home"), protocol.DefaultReplyTopic, "q2",
+		`{"cmd":"enqueue","song":"`+sha+`","req_id":"q2"}`)
+	if !reply.OK {
+		t.Fatalf("enqueue on the new holder (b %v, c %v): %+v", b.holding(), c.holding(), reply)
+	}
+}
