@@ -63,6 +63,9 @@ func (x folderIndex) Put(f musicfolder.File) error {
 	return nil
 }
 
+// Move records a file moved within the music folders: the same song.
+func (x folderIndex) Move(from, to, root string) error { return x.c.store.moveFile(from, to, root) }
+
 // Remove forgets the file (or folder) at path; songs left without a file
 // are missing.
 func (x folderIndex) Remove(path string) error {

@@ -159,6 +159,23 @@ func TestMusicFolderIndexedServedWatchedAndMissing(t *testing.T) {
 		return ok && s.Title == "Blue in Green" && s.Frames > 0
 	})
 
+	// A folder renamed while its song is in a playlist: the files move in
+	// the index, and the entry never turns missing.
+	renamed := filepath.Join(music, "Miles Davis", "Kind of Blue (1959)")
+	if err := os.Rename(album, renamed); err != nil {
+		t.Fatal(err)
+	}
+	album, mp3Path = renamed, filepath.Join(renamed, filepath.Base(mp3Path))
+	testwait.For(t, "the moved file in the index", folderBar, func() bool {
+		files, err := c.store.songFiles(mp3SHA)
+		return err == nil && len(files) == 1 && files[0].path == mp3Path
+	})
+	for len(playlists.msgs) > 0 {
+		if m := <-playlists.msgs; strings.Contains(string(m.Payload()), `"missing":true`) {
+			t.Errorf("a moved song's entry turned missing: %s", m.Payload())
+		}
+	}
+
 	// A file changed in place is not served under its old hash, even
 	// before the scan reads it again.
 	if err := os.WriteFile(mp3Path, []byte("ID3 not the same song any more"), 0o644); err != nil {

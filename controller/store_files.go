@@ -66,6 +66,23 @@ func (st *store) putFile(f musicFile, song protocol.Song, addedNs int64) (replac
 	return old, wasMissing, tx.Commit()
 }
 
+// moveFile records that the file at from is now at to, in root, its
+// content unchanged.
+func (st *store) moveFile(from, to, root string) error {
+	tx, err := st.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`DELETE FROM files WHERE path = ?`, to); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`UPDATE files SET path = ?, root = ? WHERE path = ?`, to, root, from); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // removeFiles forgets the file at path, or every file below it if it was
 // a folder, and returns the hashes they had.
 func (st *store) removeFiles(path string) ([]string, error) {

@@ -36,6 +36,8 @@ type Index interface {
 	// Remove forgets the file at path, and every file below path when it
 	// was a folder.
 	Remove(path string) error
+	// Move records that the file at from is now at to, in root, unchanged.
+	Move(from, to, root string) error
 	// Paths lists the files the index holds below root.
 	Paths(root string) ([]string, error)
 }
@@ -90,6 +92,7 @@ type Scanner struct {
 	log     *slog.Logger
 	rescan  chan struct{}
 	settler *settler
+	gone    *vanishing
 	watcher *fsnotify.Watcher // nil while running without a watch
 	watched map[string]bool   // folders watched
 	scans   int               // scans started
@@ -125,7 +128,7 @@ func New(opts Options) (*Scanner, error) {
 		roots = append(roots, abs)
 	}
 	opts.Roots = roots
-	return &Scanner{opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1), settler: newSettler(opts.Settle),
+	return &Scanner{opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1), settler: newSettler(opts.Settle), gone: newVanishing(opts.Settle),
 		watched: map[string]bool{}}, nil
 }
 
@@ -156,7 +159,7 @@ func (s *Scanner) Run(ctx context.Context) error {
 	settle := s.opts.Clock.NewTimer(time.Hour)
 	defer settle.Stop()
 	for {
-		if at, ok := s.settler.next(); ok {
+		if at, ok := s.nextDue(); ok {
 			settle.Reset(max(0, at.Sub(s.opts.Clock.Now())))
 		} else {
 			settle.Stop()
@@ -171,6 +174,7 @@ func (s *Scanner) Run(ctx context.Context) error {
 			s.Rescan()
 		case <-settle.C():
 			s.readSettled()
+			s.removeGone()
 		case <-ticker.C():
 			s.scanAll(ctx)
 		case <-s.rescan:
@@ -401,9 +405,7 @@ func (s *Scanner) handle(ev fsnotify.Event) {
 	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 		s.settler.forget(path)
 		s.unwatch(path)
-		if err := s.opts.Index.Remove(path); err != nil {
-			s.log.Error("music folders: cannot remove from the index", "path", path, "err", err)
-		}
+		s.went(path)
 		return
 	}
 	info, err := os.Stat(path)
@@ -419,6 +421,41 @@ func (s *Scanner) handle(ev fsnotify.Event) {
 	if IsAudioName(path) && info.Mode().IsRegular() {
 		s.settler.changed(path, info.Size(), info.ModTime().UnixNano(), s.opts.Clock.Now())
 	}
+}
+
+// went notes the indexed file at path, or the files below it if it was a
+// folder, as gone: they leave the index unless they turn up moved.
+func (s *Scanner) went(path string) {
+	now := s.opts.Clock.Now()
+	below, err := s.opts.Index.Paths(path)
+	if err != nil {
+		s.log.Error("music folders: cannot list the index", "path", path, "err", err)
+	}
+	for _, p := range append(below, path) {
+		if size, modNs, ok := s.opts.Index.Lookup(p); ok {
+			s.gone.went(p, size, modNs, now)
+		}
+	}
+}
+
+// removeGone removes from the index the files that went and did not turn
+// up elsewhere.
+func (s *Scanner) removeGone() {
+	for _, p := range s.gone.due(s.opts.Clock.Now()) {
+		if err := s.opts.Index.Remove(p); err != nil {
+			s.log.Error("music folders: cannot remove from the index", "path", p, "err", err)
+		}
+	}
+}
+
+// nextDue is when a changed file is due to be read, or a file that went
+// to leave the index, whichever comes first.
+func (s *Scanner) nextDue() (time.Time, bool) {
+	at, ok := s.settler.next()
+	if g, gok := s.gone.next(); gok && (!ok || g.Before(at)) {
+		at, ok = g, true
+	}
+	return at, ok
 }
 
 // walkNew watches a folder that appeared (made, or moved in) and the
@@ -448,10 +485,19 @@ func (s *Scanner) readSettled() {
 		if !ok {
 			continue
 		}
-		if size, modNs, ok := s.opts.Index.Lookup(path); ok {
-			if info, err := os.Stat(path); err == nil && info.Size() == size && info.ModTime().UnixNano() == modNs {
-				continue // unchanged (touched, or a folder's walk found it known)
+		info, err := os.Stat(path)
+		if err != nil {
+			continue // gone again
+		}
+		size, modNs := info.Size(), info.ModTime().UnixNano()
+		if known, knownNs, ok := s.opts.Index.Lookup(path); ok && known == size && knownNs == modNs {
+			continue // unchanged (touched, or a folder's walk found it known)
+		}
+		if from, ok := s.gone.cameBack(path, size, modNs); ok {
+			if err := s.opts.Index.Move(from, path, root); err != nil {
+				s.log.Error("music folders: cannot move in the index", "from", from, "to", path, "err", err)
 			}
+			continue
 		}
 		f, err := readFile(root, path, buf)
 		s.store(path, f, err)

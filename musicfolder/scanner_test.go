@@ -23,11 +23,13 @@ type memIndex struct {
 	changes chan change
 }
 
-// change is one Put (put true) or Remove of path.
+// change is one Put (put true) or Remove of path; a Move is a put of
+// the new path, moved.
 type change struct {
-	put  bool
-	path string
-	sha  string
+	put   bool
+	path  string
+	sha   string
+	moved bool
 }
 
 func newMemIndex() *memIndex {
@@ -57,6 +59,21 @@ func (m *memIndex) Remove(path string) error {
 			delete(m.files, p)
 			m.changes <- change{path: p}
 		}
+	}
+	return nil
+}
+
+func (m *memIndex) Move(from, to, root string) error {
+	m.mu.Lock()
+	f, ok := m.files[from]
+	if ok {
+		delete(m.files, from)
+		f.Path, f.Root = to, root
+		m.files[to] = f
+	}
+	m.mu.Unlock()
+	if ok {
+		m.changes <- change{put: true, path: to, sha: f.SHA256, moved: true}
 	}
 	return nil
 }
@@ -221,13 +238,24 @@ func TestWatchSeesAddChangeMoveAndRemoveWithinSeconds(t *testing.T) {
 	}
 	addedSHA := index.waitFor(t, true, added).sha
 
-	// Moved: the same content keeps its hash under its new name.
-	moved := filepath.Join(root, "moved.mp3")
-	os.Rename(added, moved)
-	index.waitFor(t, false, added)
-	if c := index.waitFor(t, true, moved); c.sha != addedSHA {
-		t.Errorf("moved file hashed %s, was %s", c.sha, addedSHA)
+	// Moved to another folder: the same file keeps its record, not read
+	// again, and never leaves the index meanwhile.
+	movedAway := filepath.Join(root, "added.mp3")
+	os.Rename(added, movedAway)
+	if c := index.waitFor(t, true, movedAway); !c.moved || c.sha != addedSHA {
+		t.Errorf("a moved file: %+v, want it moved with hash %s", c, addedSHA)
 	}
+	if _, ok := index.get(added); ok {
+		t.Error("the moved file's old path is still indexed")
+	}
+	// Renamed: read again, the same content has the same hash; its old
+	// name leaves the index after the new one came.
+	moved := filepath.Join(root, "moved.mp3")
+	os.Rename(movedAway, moved)
+	if c := index.waitFor(t, true, moved); c.sha != addedSHA || c.moved {
+		t.Errorf("renamed file: %+v, was %s", c, addedSHA)
+	}
+	index.waitFor(t, false, movedAway)
 
 	// Changed: rewritten in place gets its new hash.
 	song(t, moved, 0.7, musicgen.Tags{Title: "Changed"})
@@ -238,8 +266,12 @@ func TestWatchSeesAddChangeMoveAndRemoveWithinSeconds(t *testing.T) {
 	// A folder renamed: its files move with it, and its new name is watched.
 	renamed := filepath.Join(root, "Renamed")
 	os.Rename(album, renamed)
-	index.waitFor(t, false, first)
-	index.waitFor(t, true, filepath.Join(renamed, "first.flac"))
+	if c := index.waitFor(t, true, filepath.Join(renamed, "first.flac")); !c.moved {
+		t.Errorf("a file of a renamed folder was read again: %+v", c)
+	}
+	if _, ok := index.get(first); ok {
+		t.Error("the renamed folder's old path is still indexed")
+	}
 	later := filepath.Join(renamed, "later.ogg")
 	song(t, later, 0.5, musicgen.Tags{Title: "Later"})
 	index.waitFor(t, true, later)
@@ -365,5 +397,30 @@ func TestSymlinkLoopsAndOddNamesAreBounded(t *testing.T) {
 	}
 	if title := TitleFromName(odd); title != "new line \ufffd é" {
 		t.Errorf("title from an odd name: %q", title)
+	}
+}
+
+func TestVanishingKeepsAMovedFileAndDropsAGoneOne(t *testing.T) {
+	start := time.Unix(1000, 0)
+	v := newVanishing(2 * time.Second)
+	v.went("/m/a/song.flac", 100, 7, start)
+	v.went("/m/a/other.flac", 100, 7, start)
+	if _, ok := v.cameBack("/m/b/song.flac", 100, 8); ok {
+		t.Error("a file with another time taken for the one moved")
+	}
+	if _, ok := v.cameBack("/m/b/third.flac", 100, 7); ok {
+		t.Error("a file with another name taken for the one moved")
+	}
+	if from, ok := v.cameBack("/m/b/song.flac", 100, 7); !ok || from != "/m/a/song.flac" {
+		t.Errorf("moved file: from %q %v", from, ok)
+	}
+	if at, ok := v.next(); !ok || !at.Equal(start.Add(2*time.Second+vanishMargin)) {
+		t.Errorf("next %v %v", at, ok)
+	}
+	if got := v.due(start.Add(2 * time.Second)); len(got) != 0 {
+		t.Errorf("due before the settle time and margin: %v", got)
+	}
+	if got := v.due(start.Add(3 * time.Second)); len(got) != 1 || got[0] != "/m/a/other.flac" {
+		t.Errorf("due %v, want the file that did not come back", got)
 	}
 }
