@@ -281,7 +281,7 @@ func New(opts Options) (*Controller, error) {
 		presenceWake:    make(chan struct{}, 1),
 		presence:        map[string]bool{},
 	}
-	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
+	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now, present: c.notePresence}
 	c.converter = newConverter(c.lib, c.log, opts.FFmpeg, opts.MaxConvertedBytes, opts.Clock.Now)
 	c.lib.convertible = c.converter.available
 	if err := c.loadSessions(); err != nil {

@@ -333,3 +333,35 @@ func TestStandbysWithAndWithoutTheMusicFolder(t *testing.T) {
 		t.Fatalf("enqueue on the new holder (b %v, c %v): %+v", b.holding(), c.holding(), reply)
 	}
 }
+
+// A song whose file left the music folder plays again once uploaded.
+func TestMissingSongUploadedIsPresentAgain(t *testing.T) {
+	music := t.TempDir()
+	path := filepath.Join(music, "song.flac")
+	sha := encode(t, path, musicgen.FLAC, musicgen.Tags{Title: "Lost"}, "")
+	data, _ := os.ReadFile(path)
+	broker := startBroker(t)
+	c, _ := startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), MusicDirs: []string{music}, Sessions: []string{"home"}})
+	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
+	playlists := newTestClient(t, broker, protocol.PlaylistTopic("home"))
+	testwait.For(t, "the song indexed", waitTimeout, func() bool { _, ok := lookup(tc, sha); return ok })
+	tc.cmd("q1", `{"cmd":"enqueue","song":"`+sha+`","req_id":"q1"}`)
+	missing := func(want bool) func([]byte) bool {
+		return func(b []byte) bool {
+			pl, err := protocol.Decode[protocol.Playlist](b)
+			return err == nil && len(pl.Entries) == 1 && pl.Entries[0].Missing == want
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	playlists.next(protocol.PlaylistTopic("home"), missing(true))
+	resp, body := do(t, http.MethodPut, c.SongsURL()+sha+"?name=lost.flac", data, "Authorization", "Bearer "+c.tokens.get())
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	playlists.next(protocol.PlaylistTopic("home"), missing(false))
+	if s, ok := lookup(tc, sha); !ok || s.Missing {
+		t.Errorf("uploaded song %+v %v, want present", s, ok)
+	}
+}

@@ -33,6 +33,9 @@ type library struct {
 	now      func() int64 // for the added time
 	// convertible is nil when M4A songs can be converted (convert.go).
 	convertible func() error
+	// present is told of a missing song (its music folder files gone)
+	// that an upload brought back; nil: nobody.
+	present func(sha string)
 
 	// analyzing lets one analysis run at a time: each may take a core for
 	// seconds (within analyze's limits), and the broker, the clock replies
@@ -108,6 +111,11 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	}
 	if err := l.store.addSong(song, l.now()); err != nil {
 		return song, false, err
+	}
+	if back, err := l.store.markMissing(sha, false); err != nil {
+		return song, false, err
+	} else if back && l.present != nil {
+		l.present(sha)
 	}
 	// A record mirrored from the lease holder stays as it was.
 	stored, err := l.store.song(sha)
