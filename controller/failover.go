@@ -251,12 +251,17 @@ func (c *Controller) publishLibrary() {
 		c.log.Error("library not published", "err", err)
 		return
 	}
+	inFolders, err := c.store.folderSongs()
+	if err != nil {
+		c.log.Error("library not published", "err", err)
+		return
+	}
 	sort.Slice(songs, func(i, j int) bool { return songs[i].SHA256 < songs[j].SHA256 })
 	for _, s := range songs {
 		if s.Format == "" {
 			continue // a placeholder: only its holder knows the record
 		}
-		if c.folderOnly(s) {
+		if c.folderOnly(s, inFolders) {
 			continue // folders.go: not announced
 		}
 		c.client.Publish(protocol.LibrarySongTopic(s.SHA256), 1, true, protocol.Encode(s))

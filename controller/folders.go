@@ -163,12 +163,9 @@ func (l *library) holdsUpload(sha string) bool {
 
 // folderOnly says whether s is a music folder's song without an upload
 // copy (or one whose files went missing): such songs are not announced.
-func (c *Controller) folderOnly(s protocol.Song) bool {
-	if s.Missing {
-		return true
-	}
-	files, err := c.store.songFiles(s.SHA256)
-	return err == nil && len(files) > 0 && !c.lib.holdsUpload(s.SHA256)
+// inFolders are the songs with files in the music folders (folderSongs).
+func (c *Controller) folderOnly(s protocol.Song, inFolders map[string]bool) bool {
+	return s.Missing || inFolders[s.SHA256] && !c.lib.holdsUpload(s.SHA256)
 }
 
 // runFolders indexes the music folders until ctx is done, and measures the

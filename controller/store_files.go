@@ -123,6 +123,24 @@ func (st *store) filePaths(root string) ([]string, error) {
 	return paths, rows.Err()
 }
 
+// folderSongs returns the songs that have files in the music folders.
+func (st *store) folderSongs() (map[string]bool, error) {
+	rows, err := st.db.Query(`SELECT DISTINCT sha256 FROM files`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	shas := map[string]bool{}
+	for rows.Next() {
+		var sha string
+		if err := rows.Scan(&sha); err != nil {
+			return nil, err
+		}
+		shas[sha] = true
+	}
+	return shas, rows.Err()
+}
+
 // songFiles lists the files recorded with song sha.
 func (st *store) songFiles(sha string) ([]musicFile, error) {
 	rows, err := st.db.Query(`SELECT path, root, size, mtime_ns FROM files WHERE sha256 = ? ORDER BY path`, sha)
