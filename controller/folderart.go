@@ -52,8 +52,12 @@ func folderPicture(st *store, sha string) (picture []byte, contentType, etag str
 }
 
 // readPicture reads the regular file at path if it is at most maxArtScan
-// bytes, with its modification time.
+// bytes, with its modification time. A symlink is not followed: covers are
+// served to anyone, and a link could reach a picture outside the folders.
 func readPicture(path string) ([]byte, int64) {
+	if info, err := os.Lstat(path); err != nil || !info.Mode().IsRegular() {
+		return nil, 0
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0
