@@ -68,12 +68,7 @@ func (a *artServer) get(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	path := a.lib.songPath(sha)
-	if f, err := a.lib.openSong(sha); err == nil { // the upload copy, or a music folder's file
-		path = f.Name()
-		f.Close()
-	}
-	picture, contentType, err := embeddedPicture(path)
+	picture, contentType, err := embeddedPicture(a.lib.filePath(sha))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// A standby's mirror may not have fetched it yet; the cover found

@@ -154,6 +154,17 @@ func (l *library) openSong(sha string) (*os.File, error) {
 	return nil, fmt.Errorf("song %s: %w", sha, fs.ErrNotExist)
 }
 
+// filePath is the path of song sha's file as openSong finds it, or its
+// path in songs/ when there is none.
+func (l *library) filePath(sha string) string {
+	f, err := l.openSong(sha)
+	if err != nil {
+		return l.songPath(sha)
+	}
+	f.Close()
+	return f.Name()
+}
+
 // holdsUpload says whether song sha has an upload copy in songs/.
 func (l *library) holdsUpload(sha string) bool {
 	_, err := os.Stat(l.songPath(sha))

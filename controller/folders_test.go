@@ -286,6 +286,20 @@ func TestFolderSongWithoutLengthIsMeasured(t *testing.T) {
 		return ok && s.Frames == 44100 && s.SampleRate == 44100
 	})
 	tc.cmd("q1", `{"cmd":"enqueue","song":"`+sha+`","req_id":"q1"}`)
+
+	// An M4A's length comes from its own reader, and its conversion reads
+	// the folder's file.
+	m4a := filepath.Join(music, "aac.m4a")
+	m4aSHA := encode(t, m4a, musicgen.AAC, musicgen.Tags{Title: "AAC"}, "")
+	testwait.For(t, "the M4A measured", waitTimeout, func() bool {
+		s, ok := lookup(tc, m4aSHA)
+		return ok && s.Frames > 44100 && s.Format == "m4a"
+	})
+	reply := tc.request(protocol.SessionCommandTopic("home"), protocol.DefaultReplyTopic, "q2",
+		`{"cmd":"enqueue","song":"`+m4aSHA+`","req_id":"q2"}`)
+	if !reply.OK {
+		t.Fatalf("enqueue of the folder's M4A: %+v", reply)
+	}
 }
 
 // A standby that reaches the music folder indexes it itself and serves its
@@ -363,5 +377,44 @@ func TestMissingSongUploadedIsPresentAgain(t *testing.T) {
 	playlists.next(protocol.PlaylistTopic("home"), missing(false))
 	if s, ok := lookup(tc, sha); !ok || s.Missing {
 		t.Errorf("uploaded song %+v %v, want present", s, ok)
+	}
+}
+
+// The length the scan reads from a file's headers is the one the upload
+// analysis decodes (for every format speakers decode; an M4A's is left to
+// its own headers' reader, as its FLAC conversion plays).
+func TestFolderLengthsAreWhatAnalyzeCounts(t *testing.T) {
+	dir := t.TempDir()
+	for _, format := range musicgen.AllFormats {
+		path := filepath.Join(dir, "song-"+format+musicgen.Ext(format))
+		if err := musicgen.Encode(path, format, musicgen.Tags{Title: format}, 1.3, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := f.Stat()
+		var head [musicfolder.HeadSize]byte
+		n, _ := f.ReadAt(head[:], 0)
+		l, err := musicfolder.HeaderLength(f, info.Size(), musicfolder.DetectFormat(head[:n]))
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		f.Seek(0, 0)
+		song, err := analyze(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: analyze: %v", format, err)
+		}
+		if song.Format == "m4a" {
+			if l.Frames != 0 || song.Frames == 0 {
+				t.Errorf("%s: headers %+v, analyze %d frames: want the M4A reader's count alone", format, l, song.Frames)
+			}
+			continue
+		}
+		if l.Frames != song.Frames || l.SampleRate != song.SampleRate || l.Frames == 0 {
+			t.Errorf("%s: headers give %d frames at %d Hz, analyze %d at %d", format, l.Frames, l.SampleRate, song.Frames, song.SampleRate)
+		}
 	}
 }

@@ -172,10 +172,10 @@ func (st *store) markMissing(sha string, missing bool) (changed bool, err error)
 
 // unmeasuredSongs lists up to limit songs of the music folders whose
 // length the headers did not tell (frames 0) in a format countFrames
-// decodes, with one of their files.
+// decodes (m4aSong reads M4A's), with one of their files.
 func (st *store) unmeasuredSongs(limit int) ([]musicFile, error) {
 	rows, err := st.db.Query(`SELECT f.sha256, min(f.path) FROM songs s JOIN files f ON f.sha256 = s.sha256
-		WHERE s.frames = 0 AND s.format IN ('mp3', 'flac', 'wav', 'ogg') GROUP BY f.sha256 LIMIT ?`, limit)
+		WHERE s.frames = 0 AND s.format IN ('mp3', 'flac', 'wav', 'ogg', 'opus', 'm4a') GROUP BY f.sha256 LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
 	}
