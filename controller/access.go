@@ -111,6 +111,8 @@ func (a asker) mayAdminister(cmd string) error {
 		what = "speakers"
 	case protocol.CmdRemove:
 		what = "songs"
+	case protocol.CmdScan:
+		what = "the music folders"
 	}
 	return fmt.Errorf("%s may not %s %s: only admins may", a.name(), cmd, what)
 }

@@ -8,13 +8,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/dhowden/tag"
 	"github.com/gopxl/beep/v2"
 	"github.com/gopxl/beep/v2/flac"
 	"github.com/gopxl/beep/v2/mp3"
 	"github.com/gopxl/beep/v2/vorbis"
 	"github.com/gopxl/beep/v2/wav"
 
+	"github.com/tutti-audio/tutti/musicfolder"
 	"github.com/tutti-audio/tutti/oggopus"
 	"github.com/tutti-audio/tutti/protocol"
 )
@@ -76,11 +76,9 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return song, err
 	}
-	if meta, err := tag.ReadFrom(f); err == nil {
-		song.Title = protocol.CleanText(meta.Title(), protocol.MaxSongText)
-		song.Artist = protocol.CleanText(meta.Artist(), protocol.MaxSongText)
-		song.Album = protocol.CleanText(meta.Album(), protocol.MaxSongText)
-	}
+	format := song.Format
+	song = musicfolder.ReadTags(f).Song
+	song.Format = format
 	if song.Format == "m4a" { // speakers play its FLAC conversion (convert.go)
 		return m4aSong(f, info.Size(), song)
 	}

@@ -68,7 +68,7 @@ func (a *artServer) get(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	picture, contentType, err := embeddedPicture(a.lib.songPath(sha))
+	picture, contentType, err := embeddedPicture(a.lib.filePath(sha))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// A standby's mirror may not have fetched it yet; the cover found
@@ -81,6 +81,12 @@ func (a *artServer) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	etag := `"` + sha + `-embedded"`
+	cache := "public, max-age=31536000, immutable" // a song's bytes never change
+	if picture == nil {
+		// The folder's image may change: browsers check it again.
+		picture, contentType, etag = folderPicture(a.lib.store, sha)
+		cache = "no-cache"
+	}
 	if picture == nil {
 		if picture, err = drawCover(sha); err != nil {
 			a.log.Error("cover art: drawing failed", "sha256", sha, "err", err)
@@ -88,10 +94,11 @@ func (a *artServer) get(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		contentType, etag = "image/png", `"`+sha+`-generated"`
+		cache = "public, max-age=31536000, immutable" // drawn from the hash alone
 	}
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("ETag", etag)
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // a song's bytes never change
+	w.Header().Set("Cache-Control", cache)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(picture))
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/clocksync"
 	"github.com/tutti-audio/tutti/mqttclient"
+	"github.com/tutti-audio/tutti/musicfolder"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -48,6 +49,8 @@ type Options struct {
 	HTTPAddr           string        // song server listen address; default "127.0.0.1:0"
 	PublicURL          string        // base URL speakers reach the song server at; "" = "http://"+bound address
 	ImportDir          string        // `load {path}` reads files only below it; "" disables path loads
+	MusicDirs          []string      // music folders indexed in place, read-only (folders.go)
+	MusicRescan        time.Duration // between rescans of MusicDirs; 0 = musicfolder.DefaultRescan
 	Lead               time.Duration // how far ahead scheduled commands take effect; 0 = adapt to the speakers (leadFor)
 	// ClockFromBroker says the broker is the time master (tutti's broker
 	// with AnswerClock): the controller then answers no clock probes and
@@ -145,6 +148,15 @@ type Controller struct {
 	subscribed  atomic.Bool   // connected, and subscribed to the lease: only then may the lease renew or claim
 	mirror      *songMirror   // standby: fetches the holder's song files
 	converter   *converter    // M4A songs to FLAC
+
+	// Music folders (folders.go): nil scanner without MusicDirs.
+	scanner      *musicfolder.Scanner
+	scanProgress atomic.Pointer[protocol.ScanProgress] // the last scan's, for the status
+	statusWake   chan struct{}                         // the status has news to publish
+	measureWake  chan struct{}                         // songs wait to be measured
+	presenceWake chan struct{}                         // songs went missing or came back
+	presenceMu   sync.Mutex
+	presence     map[string]bool // songs whose presence changed, for the session loop
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -264,8 +276,12 @@ func New(opts Options) (*Controller, error) {
 		tokens:          &fetchTokens{},
 		limiter:         newCommandLimiter(),
 		shuffleRand:     newShuffleRand(),
+		statusWake:      make(chan struct{}, 1),
+		measureWake:     make(chan struct{}, 1),
+		presenceWake:    make(chan struct{}, 1),
+		presence:        map[string]bool{},
 	}
-	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now}
+	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now, present: c.notePresence}
 	c.converter = newConverter(c.lib, c.log, opts.FFmpeg, opts.MaxConvertedBytes, opts.Clock.Now)
 	c.lib.convertible = c.converter.available
 	if err := c.loadSessions(); err != nil {
@@ -299,6 +315,15 @@ func New(opts Options) (*Controller, error) {
 	}
 	c.songsURL = base + "/songs/"
 	c.mirror = newSongMirror(c.lib, c.log, opts.TLS)
+	if len(opts.MusicDirs) > 0 {
+		c.scanner, err = musicfolder.New(musicfolder.Options{Roots: opts.MusicDirs, Index: folderIndex{c}, Rescan: opts.MusicRescan,
+			Clock: opts.Clock, Logger: c.log, Progress: c.scanProgressed})
+		if err != nil {
+			c.listener.Close()
+			st.Close()
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	if opts.ServeTLS != nil {
 		c.listener = tls.NewListener(c.listener, opts.ServeTLS)
 	}
@@ -358,6 +383,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	g.Go(func() error { c.mirror.run(gctx); return nil })
 	g.Go(func() error { c.converter.run(gctx); return nil })
 	g.Go(func() error { c.probeLoop(gctx); return nil })
+	g.Go(func() error { return c.runFolders(gctx) })
 	c.log.Info("controller running", "name", c.opts.Name, "broker", c.opts.BrokerURL, "songs_url", c.songsURL, "instance", c.instance)
 	c.log.Info("not yet synced to the time master: the local clock is the shared clock until it answers", "clock_id", c.sharedClock.id)
 	err := g.Wait()

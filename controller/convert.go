@@ -93,7 +93,7 @@ func newConverter(lib *library, log *slog.Logger, ffmpeg string, maxBytes int64,
 	} else {
 		ffmpeg = ""
 	}
-	return &converter{lib: lib, log: log, ffmpeg: ffmpeg, maxBytes: maxBytes, now: now, source: lib.songPath,
+	return &converter{lib: lib, log: log, ffmpeg: ffmpeg, maxBytes: maxBytes, now: now, source: lib.filePath,
 		queue: make(chan *conversion, maxWaitingConversions), running: map[string]*conversion{}, failed: map[string]failure{}}
 }
 

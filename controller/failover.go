@@ -167,7 +167,9 @@ func (c *Controller) mirrorPlaylist(name string, payload []byte) error {
 	}
 	c.sessions[name] = s
 	for _, e := range pl.Entries {
-		c.mirror.want(e.Song)
+		if !e.Missing { // its file is gone from the holder's music folders too
+			c.mirror.want(e.Song)
+		}
 	}
 	return nil
 }
@@ -228,7 +230,7 @@ func (c *Controller) mirrorSong(sha string, payload []byte) {
 // publishStatus says we are the controller in charge.
 func (c *Controller) publishStatus() {
 	online := protocol.ControllerStatus{V: protocol.Version, Online: true, Instance: c.instance, Name: c.opts.Name,
-		Term: c.lease.term, SongsURL: c.songsURL}
+		Term: c.lease.term, SongsURL: c.songsURL, Scan: c.scanStatus()}
 	c.publish(protocol.ControllerStatusTopic, true, protocol.Encode(online))
 }
 
@@ -249,10 +251,18 @@ func (c *Controller) publishLibrary() {
 		c.log.Error("library not published", "err", err)
 		return
 	}
+	inFolders, err := c.store.folderSongs()
+	if err != nil {
+		c.log.Error("library not published", "err", err)
+		return
+	}
 	sort.Slice(songs, func(i, j int) bool { return songs[i].SHA256 < songs[j].SHA256 })
 	for _, s := range songs {
 		if s.Format == "" {
 			continue // a placeholder: only its holder knows the record
+		}
+		if c.folderOnly(s, inFolders) {
+			continue // folders.go: not announced
 		}
 		c.client.Publish(protocol.LibrarySongTopic(s.SHA256), 1, true, protocol.Encode(s))
 	}

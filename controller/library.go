@@ -8,9 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
+	"github.com/tutti-audio/tutti/musicfolder"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -33,6 +33,9 @@ type library struct {
 	now      func() int64 // for the added time
 	// convertible is nil when M4A songs can be converted (convert.go).
 	convertible func() error
+	// present is told of a missing song (its music folder files gone)
+	// that an upload brought back; nil: nobody.
+	present func(sha string)
 
 	// analyzing lets one analysis run at a time: each may take a core for
 	// seconds (within analyze's limits), and the broker, the clock replies
@@ -92,7 +95,7 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	}
 	song.SHA256, song.URI, song.Size = sha, protocol.SongURI(sha), n
 	if song.Title == "" {
-		song.Title = protocol.CleanText(strings.TrimSuffix(filepath.Base(name), filepath.Ext(name)), protocol.MaxSongText)
+		song.Title = musicfolder.TitleFromName(name)
 	}
 	if song.Title == "" || song.Title == "." {
 		song.Title = sha[:12]
@@ -109,16 +112,26 @@ func (l *library) add(r io.Reader, wantSHA, name string) (song protocol.Song, cr
 	if err := l.store.addSong(song, l.now()); err != nil {
 		return song, false, err
 	}
+	if back, err := l.store.markMissing(sha, false); err != nil {
+		return song, false, err
+	} else if back && l.present != nil {
+		l.present(sha)
+	}
 	// A record mirrored from the lease holder stays as it was.
 	stored, err := l.store.song(sha)
 	return stored, err == nil, err
 }
 
-// holds says whether the song's verified file is on disk: files get there
-// only by a rename after their hash was checked.
+// holds says whether the song's verified file is on disk: an upload copy
+// (files get there only by a rename after their hash was checked) or a
+// music folder's file as it was hashed.
 func (l *library) holds(sha string) bool {
-	_, err := os.Stat(l.songPath(sha))
-	return err == nil
+	f, err := l.openSong(sha)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // syncDir makes a rename in dir durable.

@@ -55,6 +55,12 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			}
 		case r := <-c.removals:
 			c.removeSong(r)
+		case <-c.presenceWake:
+			c.updatePresence()
+		case <-c.statusWake:
+			if c.lease.leading() {
+				c.publishStatus()
+			}
 		case p := <-c.pendingLoads:
 			if c.lease.leading() {
 				c.quorum.add(&p)
@@ -142,6 +148,11 @@ func (c *Controller) libraryLoop(ctx context.Context) error {
 			err = cmp.Or(err, decodeErr, replyErr)
 			if err == nil && req.Cmd == protocol.CmdRemove {
 				c.queueRemoval(ctx, removal{who: who, replyTo: replyTo, req: req}) // removal.go
+				continue
+			}
+			if err == nil && req.Cmd == protocol.CmdScan {
+				progress, err := c.startScan(who) // folders.go
+				c.reply(replyTo, req, progress, err)
 				continue
 			}
 			var result any

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -143,7 +142,7 @@ func (ss *songServer) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown song "+sha)
 		return
 	}
-	f, err := os.Open(ss.lib.songPath(sha))
+	f, err := ss.lib.openSong(sha)
 	if err != nil {
 		// A standby's mirror may not have fetched it yet.
 		writeError(w, http.StatusNotFound, "song file not here (yet) "+sha)

@@ -86,6 +86,14 @@ CREATE TABLE IF NOT EXISTS saved_playlist_songs (
 	song     TEXT NOT NULL, -- no reference to songs: a removed song stays, shown missing
 	PRIMARY KEY (playlist, position)
 );
+CREATE TABLE IF NOT EXISTS files (
+	path     TEXT PRIMARY KEY,
+	root     TEXT NOT NULL,
+	size     INTEGER NOT NULL,
+	mtime_ns INTEGER NOT NULL,
+	sha256   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_by_sha256 ON files (sha256);
 CREATE TABLE IF NOT EXISTS assignments (
 	speaker TEXT PRIMARY KEY,
 	session TEXT NOT NULL,
@@ -162,20 +170,20 @@ func migrate(db *sql.DB) error {
 func (st *store) Close() error { return st.db.Close() }
 
 const songColumns = `sha256, title, artist, album, format, size, frames, sample_rate,
-	album_artist, track, track_total, disc, disc_total, year, genre, replaygain, added_ns`
+	album_artist, track, track_total, disc, disc_total, year, genre, replaygain, missing, added_ns`
 
 // songWriteColumns are songColumns and the browse ids songArgs derives
 // from them.
 const songWriteColumns = songColumns + `, album_id, artist_id`
 
 // songValues are the placeholders of songWriteColumns.
-const songValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
+const songValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
 
 func scanSong(row interface{ Scan(...any) error }) (protocol.Song, error) {
 	var s protocol.Song
 	var gain string
 	err := row.Scan(&s.SHA256, &s.Title, &s.Artist, &s.Album, &s.Format, &s.Size, &s.Frames, &s.SampleRate,
-		&s.AlbumArtist, &s.Track, &s.TrackTotal, &s.Disc, &s.DiscTotal, &s.Year, &s.Genre, &gain, &s.AddedNs)
+		&s.AlbumArtist, &s.Track, &s.TrackTotal, &s.Disc, &s.DiscTotal, &s.Year, &s.Genre, &gain, &s.Missing, &s.AddedNs)
 	if gain != "" {
 		s.ReplayGain = new(protocol.ReplayGain)
 		if json.Unmarshal([]byte(gain), s.ReplayGain) != nil {
@@ -196,7 +204,7 @@ func songArgs(s protocol.Song, addedNs int64) []any {
 		gain = string(b)
 	}
 	return []any{s.SHA256, s.Title, s.Artist, s.Album, s.Format, s.Size, s.Frames, s.SampleRate,
-		s.AlbumArtist, s.Track, s.TrackTotal, s.Disc, s.DiscTotal, s.Year, s.Genre, gain, addedNs,
+		s.AlbumArtist, s.Track, s.TrackTotal, s.Disc, s.DiscTotal, s.Year, s.Genre, gain, s.Missing, addedNs,
 		albumID(s.AlbumArtist, s.Artist, s.Album), artistID(s.AlbumArtist, s.Artist)}
 }
 
@@ -206,7 +214,8 @@ const songUpdate = `title = excluded.title, artist = excluded.artist, album = ex
 	format = excluded.format, size = excluded.size, frames = excluded.frames, sample_rate = excluded.sample_rate,
 	album_artist = excluded.album_artist, track = excluded.track, track_total = excluded.track_total,
 	disc = excluded.disc, disc_total = excluded.disc_total, year = excluded.year, genre = excluded.genre,
-	replaygain = excluded.replaygain, album_id = excluded.album_id, artist_id = excluded.artist_id`
+	replaygain = excluded.replaygain, album_id = excluded.album_id, artist_id = excluded.artist_id,
+	missing = excluded.missing`
 
 // errUnknownSong is returned for a hash that is not in the library.
 var errUnknownSong = errors.New("unknown song")
@@ -428,7 +437,7 @@ func (st *store) sessions() (map[string]session, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.Query(`SELECT e.session, e.id, s.sha256, s.title, s.artist, s.frames, s.sample_rate, e.gain_db
+	rows, err = tx.Query(`SELECT e.session, e.id, s.sha256, s.title, s.artist, s.frames, s.sample_rate, e.gain_db, s.missing
 		FROM entries e JOIN songs s ON s.sha256 = e.song ORDER BY e.session, e.position`)
 	if err != nil {
 		return nil, err
@@ -437,7 +446,7 @@ func (st *store) sessions() (map[string]session, error) {
 	for rows.Next() {
 		var name string
 		var e protocol.Entry
-		if err := rows.Scan(&name, &e.ID, &e.Song, &e.Title, &e.Artist, &e.Frames, &e.SampleRate, &e.GainDb); err != nil {
+		if err := rows.Scan(&name, &e.ID, &e.Song, &e.Title, &e.Artist, &e.Frames, &e.SampleRate, &e.GainDb, &e.Missing); err != nil {
 			return nil, err
 		}
 		s := out[name]

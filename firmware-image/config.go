@@ -16,6 +16,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,14 +35,15 @@ const maxPassword = 72
 // Config is tutti.toml. Parse fills in the defaults, so the fields hold the
 // values in effect.
 type Config struct {
-	Name     string `toml:"name"`     // required: the speaker's name, also its MQTT user by default
-	Hostname string `toml:"hostname"` // default "tutti-" + Name
-	Session  string `toml:"session"`  // the session to play until the controller assigns one
-	Broker   Broker `toml:"broker"`
-	Audio    Audio  `toml:"audio"`
-	Hub      Hub    `toml:"hub"`
-	WiFi     WiFi   `toml:"wifi"`
-	SSH      SSH    `toml:"ssh"`
+	Name     string  `toml:"name"`     // required: the speaker's name, also its MQTT user by default
+	Hostname string  `toml:"hostname"` // default "tutti-" + Name
+	Session  string  `toml:"session"`  // the session to play until the controller assigns one
+	Broker   Broker  `toml:"broker"`
+	Audio    Audio   `toml:"audio"`
+	Hub      Hub     `toml:"hub"`
+	Library  Library `toml:"library"`
+	WiFi     WiFi    `toml:"wifi"`
+	SSH      SSH     `toml:"ssh"`
 }
 
 // Broker is where the speaker connects, unless the hub runs on this Pi.
@@ -65,6 +67,17 @@ type Hub struct {
 	Enabled       bool   `toml:"enabled"`
 	AdminPassword string `toml:"admin_password"` // required when enabled
 }
+
+// Library is the hub's music library.
+type Library struct {
+	// Music are the folders the hub's controller indexes in place,
+	// read-only: absolute paths, a USB disk or a NAS mounted on this Pi.
+	Music []string `toml:"music"`
+}
+
+// maxMusicFolders bounds [library] music: a household has a folder or
+// two, one per disk or share.
+const maxMusicFolders = 16
 
 // WiFi is the wireless network to join; no SSID means none.
 type WiFi struct {
@@ -184,6 +197,16 @@ func (c Config) Validate() error {
 		}
 	}
 	check("hub.admin_password", validPassword(c.Hub.AdminPassword))
+	if len(c.Library.Music) > maxMusicFolders {
+		bad("library.music", "%d folders: at most %d", len(c.Library.Music), maxMusicFolders)
+	}
+	for _, dir := range c.Library.Music {
+		if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
+			bad("library.music", "%q: want a clean absolute path, e.g. \"/mnt/music\"", dir)
+		} else {
+			check("library.music", validArgument(dir))
+		}
+	}
 
 	w := c.WiFi
 	switch {

@@ -143,6 +143,9 @@ func NewPlan(cfg Config, paths Paths) (Plan, error) {
 			"--public-url", "http://" + cfg.Hostname + ".local:" + hubHTTPPort + "/",
 			"--sessions", cfg.Session,
 		}
+		for _, dir := range cfg.Library.Music {
+			p.HubArgs = append(p.HubArgs, "--music", dir)
+		}
 		p.Dirs = append(p.Dirs, Dir{hubDir, 0o700})
 		write(run(HubEnvFile), envFile("TUTTI_HUB_ARGS", p.HubArgs), 0o600)
 	} else {

@@ -109,7 +109,7 @@ func TestPlanHub(t *testing.T) {
 	}
 	const wantHub = "--data /var/lib/tutti/hub --users /var/lib/tutti/hub/users.toml --user controller " +
 		"--password-file /var/lib/tutti/hub/controller.pass --listen 0.0.0.0:1883 --http 0.0.0.0:8080 " +
-		"--public-url http://tutti-living-room.local:8080/ --sessions downstairs"
+		"--public-url http://tutti-living-room.local:8080/ --sessions downstairs --music /mnt/music --music /mnt/nas/music"
 	if got := strings.Join(p.HubArgs, " "); got != wantHub {
 		t.Fatalf("hub args\ngot  %s\nwant %s", got, wantHub)
 	}

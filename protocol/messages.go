@@ -409,12 +409,29 @@ type SearchResult struct {
 
 // ControllerStatus is retained on ControllerStatusTopic.
 type ControllerStatus struct {
-	V        int    `json:"v"`
-	Online   bool   `json:"online"`
-	Instance string `json:"instance"`            // random per process start
-	Name     string `json:"name,omitempty"`      // the controller's configured name
-	Term     uint64 `json:"term,omitempty"`      // the lease term it holds
-	SongsURL string `json:"songs_url,omitempty"` // GET SongsURL+sha256 fetches a song (Range allowed)
+	V        int           `json:"v"`
+	Online   bool          `json:"online"`
+	Instance string        `json:"instance"`            // random per process start
+	Name     string        `json:"name,omitempty"`      // the controller's configured name
+	Term     uint64        `json:"term,omitempty"`      // the lease term it holds
+	SongsURL string        `json:"songs_url,omitempty"` // GET SongsURL+sha256 fetches a song (Range allowed)
+	Scan     *ScanProgress `json:"scan,omitempty"`      // the last scan of the music folders, while one runs and after
+}
+
+// ScanProgress is how far a scan of the music folders got: it walks the
+// folders (Seen files found), then reads the Total files that are new or
+// changed (TotalBytes), Files of them (Bytes) so far. Scans are numbered
+// from 1 since the controller started; the scan command answers with the
+// number of the scan it starts.
+type ScanProgress struct {
+	Number     int   `json:"number"`
+	Scanning   bool  `json:"scanning"`
+	Done       bool  `json:"done,omitempty"` // finished; Scanning is then false
+	Seen       int   `json:"seen"`
+	Files      int   `json:"files"`
+	Total      int   `json:"total"`
+	Bytes      int64 `json:"bytes"`
+	TotalBytes int64 `json:"total_bytes"`
 }
 
 // Lease is published on LeaseTopic by the controller in charge: retained

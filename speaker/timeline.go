@@ -88,7 +88,7 @@ func firstFrameAtOrAfter(base, at int64, rate, limit int) int {
 
 // entryFrames is an entry's length in frames of the output rate.
 func entryFrames(e protocol.Entry, rate int) int64 {
-	if e.SampleRate == rate {
+	if e.SampleRate == rate && !e.Missing { // a missing entry lasts 0 (DurationNs)
 		return e.Frames
 	}
 	return protocol.NsToFrames(e.DurationNs(), rate)

@@ -61,6 +61,7 @@ func commands() []command {
 		{"remove", "remove a song from the library and every playlist (admins)", clientCommand("remove")},
 		{"playlists", "list the saved playlists", clientCommand("playlists")},
 		{"playlist", "show a saved playlist, or create, rename, delete, add to or remove from one", clientCommand("playlist")},
+		{"scan", "rescan the music folders now and show the progress (admins)", runScan},
 		{"join", "move a speaker into the session (mid-song, in sync)", clientCommand("join")},
 		{"leave", "take a speaker out of the session", clientCommand("leave")},
 		{"sessions", "list the sessions you may see", clientCommand("list")},

@@ -21,6 +21,7 @@ import (
 	"github.com/tutti-audio/tutti/certs"
 	"github.com/tutti-audio/tutti/clock"
 	"github.com/tutti-audio/tutti/controller"
+	"github.com/tutti-audio/tutti/musicfolder"
 	"github.com/tutti-audio/tutti/protocol"
 	"github.com/tutti-audio/tutti/speaker"
 )
@@ -168,15 +169,28 @@ func (b *brokerFlags) options(e *env) (broker.Options, error) {
 type controllerFlags struct {
 	name, data, http, publicURL, importDir, sessions, users string
 	newSpeakerSession                                       string
+	music                                                   stringList
 	certs                                                   certFlags
-	lead, leaseTTL                                          time.Duration
+	lead, leaseTTL, musicRescan                             time.Duration
 	clockFromBroker, open, https                            bool
+}
+
+// stringList is a flag that may be given several times.
+type stringList []string
+
+func (l *stringList) String() string { return fmt.Sprint([]string(*l)) }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
 
 func (c *controllerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.http, "http", "127.0.0.1:8080", "song server listen address")
 	fs.StringVar(&c.publicURL, "public-url", "", "song server base URL as speakers reach it (default: from --http)")
 	fs.StringVar(&c.importDir, "import", "", "directory that `load {path}` may read from (empty: path loads disabled)")
+	fs.Var(&c.music, "music", "a music folder to index in place, read-only (repeat for several; local disk or a NAS mount)")
+	fs.DurationVar(&c.musicRescan, "music-rescan", musicfolder.DefaultRescan, "how often the music folders are rescanned, for network mounts that send no change events")
 	fs.DurationVar(&c.lead, "lead", 0, "how far ahead scheduled commands take effect (0: adapt to the speakers' reported latency)")
 	fs.StringVar(&c.sessions, "sessions", protocol.DefaultSession, "comma list of the sessions (zones) to create if missing")
 	fs.StringVar(&c.newSpeakerSession, "new-speaker-session", "", "session a speaker seen for the first time joins, whatever it asks for, unless the asked session's join list names it (default: the first of --sessions; "+controller.NoSession+": none)")
@@ -221,6 +235,7 @@ func (c *controllerFlags) options(e *env, m mqttFlags, user, password string) (c
 		BrokerURL: m.broker, Username: user, Password: password, Name: c.name, LeaseTTL: c.leaseTTL,
 		Open: c.open, Roles: roles,
 		DataDir: c.data, HTTPAddr: c.http, PublicURL: c.publicURL, ImportDir: c.importDir, Lead: c.lead,
+		MusicDirs: c.music, MusicRescan: c.musicRescan,
 		Sessions: strings.Split(c.sessions, ","), NewSpeakerSession: c.newSpeakerSession, ClockFromBroker: c.clockFromBroker, Logger: e.log.With("role", "controller"),
 	}, nil
 }

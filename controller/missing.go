@@ -1,0 +1,86 @@
+package controller
+
+import (
+	"slices"
+	"time"
+
+	"github.com/tutti-audio/tutti/protocol"
+)
+
+// A song whose files all left the music folders (and that has no upload
+// copy) is missing: the holder marks its playlist entries, which every
+// role skips, and unmarks them when it comes back.
+
+// notePresence hands a song that went missing or came back to the session
+// loop, which marks the playlists' entries of it.
+func (c *Controller) notePresence(sha string) {
+	c.presenceMu.Lock()
+	c.presence[sha] = true
+	c.presenceMu.Unlock()
+	c.poke(c.presenceWake)
+}
+
+// updatePresence marks, in every playlist, the entries of the songs that
+// went missing or came back (session loop). Only the holder changes
+// playlists; a standby mirrors the holder's.
+func (c *Controller) updatePresence() {
+	c.presenceMu.Lock()
+	shas := c.presence
+	c.presence = map[string]bool{}
+	c.presenceMu.Unlock()
+	if !c.lease.leading() {
+		return
+	}
+	missing := map[string]bool{}
+	for sha := range shas {
+		song, err := c.store.song(sha)
+		if err != nil {
+			continue
+		}
+		missing[sha] = song.Missing
+	}
+	for name, s := range c.sessions {
+		lead := c.opts.Lead
+		if lead == 0 {
+			lead = leadFor(c.speakersOf(name))
+		}
+		next, changed := markMissing(c.now(), lead, s, missing)
+		if !changed {
+			continue
+		}
+		next = c.stamp(next)
+		if err := c.store.saveSession(next, true); err != nil {
+			c.log.Error("missing songs not marked", "session", name, "err", err)
+			continue
+		}
+		c.sessions[name] = next
+		c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(next.Playlist))
+		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
+	}
+}
+
+// markMissing marks s's entries of the songs in missing as missing (true)
+// or present (false), from shared instant now+lead: a playing entry that
+// goes missing ends then, and the timeline goes on with the next, as
+// every role skips a missing entry.
+func markMissing(now int64, lead time.Duration, s session, missing map[string]bool) (session, bool) {
+	differs := func(e protocol.Entry) bool { m, ok := missing[e.Song]; return ok && m != e.Missing }
+	if !slices.ContainsFunc(s.Playlist.Entries, differs) {
+		return s, false
+	}
+	next := settle(s, now)
+	at := max(now+int64(lead), next.State.Anchor.AtNs)
+	idx, pos, st := next.cursor(at)
+	next.Playlist.Entries = slices.Clone(next.Playlist.Entries)
+	for i, e := range next.Playlist.Entries {
+		if differs(e) {
+			next.Playlist.Entries[i].Missing = missing[e.Song]
+		}
+	}
+	if idx >= 0 && next.Playlist.Entries[idx].Missing {
+		pos = 0
+	}
+	next.reanchor(at, idx, pos, st)
+	next, _, err := commit(s, next, change{AtNs: at, StateChanged: true, PlaylistChanged: true})
+	return next, err == nil
+}

@@ -1,0 +1,48 @@
+package musicfolder
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+)
+
+// audioExtensions are the file names a scan reads, by extension (lower
+// case). Raw ADTS .aac is left out: it has no tags and no length, and every
+// library keeps AAC in M4A.
+var audioExtensions = map[string]bool{
+	".mp3": true, ".flac": true, ".wav": true, ".ogg": true, ".oga": true,
+	".opus": true, ".m4a": true, ".mp4": true,
+}
+
+// IsAudioName says whether a file name has an extension the scan reads.
+func IsAudioName(name string) bool {
+	return audioExtensions[strings.ToLower(filepath.Ext(name))]
+}
+
+// HeadSize is how many leading bytes DetectFormat needs: an Ogg stream's
+// first page (27-byte header, one segment table entry) and its codec's
+// magic.
+const HeadSize = 64
+
+// DetectFormat tells a song's format from the first bytes of its file:
+// "mp3", "flac", "wav", "ogg" (Vorbis), "opus", "m4a", or "" for anything
+// else.
+func DetectFormat(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte("fLaC")):
+		return "flac"
+	case bytes.HasPrefix(head, []byte("OggS")):
+		if bytes.Contains(head, []byte("OpusHead")) {
+			return "opus"
+		}
+		return "ogg"
+	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WAVE":
+		return "wav"
+	case len(head) >= 12 && string(head[4:8]) == "ftyp":
+		return "m4a"
+	case bytes.HasPrefix(head, []byte("ID3")),
+		len(head) >= 2 && head[0] == 0xFF && head[1]&0xE0 == 0xE0: // MPEG frame sync
+		return "mp3"
+	}
+	return ""
+}
