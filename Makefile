@@ -46,6 +46,7 @@ bench: build
 	$(BENCH) bench cost --json
 	$(BENCH) bench scale --json
 	$(BENCH) bench failover --json
+	$(BENCH) bench library --json
 
 # image builds the Raspberry Pi SD-card image (as root; ~10 min cold, the
 # .debs are cached in firmware-image/cache/) into firmware-image/out/.

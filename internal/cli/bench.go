@@ -29,7 +29,7 @@ import (
 // binary leaves them and their dependencies (plotting, the Wi-Fi proxy)
 // out, see nobench.go.
 func benchCommands() []command {
-	return []command{{"bench", "run a benchmark (sync, latency, start, cost, scale, failover)", runBench}}
+	return []command{{"bench", "run a benchmark (sync, latency, start, cost, scale, failover, library)", runBench}}
 }
 
 // benchmark is one `tutti-bench bench NAME`.
@@ -46,6 +46,7 @@ func benchmarks() []benchmark {
 		{"cost", "CPU and memory of one speaker process playing FLAC and MP3", benchCost},
 		{"scale", "command fan-out to 100 speakers in one session and 20 sessions x 5", benchScale},
 		{"failover", "kill -9 of the controller holding the lease while speakers play", benchFailover},
+		{"library", "a music folder of 20,000 songs: scan beside sha256sum, rescan, search and browse, memory", benchLibrary},
 	}
 }
 

@@ -165,6 +165,24 @@ func TestBenchFailover(t *testing.T) {
 	between(t, r, "skew_p99_ms", 0, 5)
 }
 
+// TestBenchLibrary scans a small generated music folder: every song is
+// found, the figures are there, and the rescan of the unchanged folder
+// reads nothing again.
+func TestBenchLibrary(t *testing.T) {
+	bin, err := tuttiBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runBenchJSON(t, []string{"library", "--json", "--files", "60", "--song-seconds", "2", "--queries", "8", "--tutti", bin},
+		"files", "scan_mb_per_s", "scan_ratio_sha256sum", "rescan_s", "search_p99_ms", "browse_p99_ms", "controller_rss_mb")
+	between(t, r, "files", 60, 60)
+	between(t, r, "scan_ratio_sha256sum", 0.001, 1000)
+	between(t, r, "rescan_s", 0.001, 30)
+	between(t, r, "search_p99_ms", 0.01, 5000)
+	between(t, r, "browse_p99_ms", 0.01, 5000)
+	between(t, r, "controller_rss_mb", 1, 1000)
+}
+
 func TestBenchUnknown(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := Main(context.Background(), []string{"bench", "nosuch"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "unknown benchmark") {
