@@ -115,18 +115,12 @@ func (cv *converter) available() error {
 // playable is the song speakers play for s: s itself when they decode its
 // format, else its FLAC conversion, converted first if need be.
 func (c *Controller) playable(s protocol.Song) (protocol.Song, error) {
-	if !needsConversion(s) {
-		return s, nil
+	song, err := c.playableSoon(s)
+	if converting, ok := errors.AsType[*errConverting](err); ok {
+		<-converting.conv.done
+		return converting.conv.song, converting.conv.err
 	}
-	if song, ok := c.converter.converted(s); ok {
-		return song, nil
-	}
-	conv, err := c.converter.start(s)
-	if err != nil {
-		return protocol.Song{}, err
-	}
-	<-conv.done
-	return conv.song, conv.err
+	return song, err
 }
 
 // errConverting is playableSoon's answer while a conversion runs: the

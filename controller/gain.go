@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -96,22 +95,15 @@ func (c *Controller) entryGains(old, next session) (session, error) {
 // replayGains reads the ReplayGain of songs in one query (a mode change
 // reads a whole playlist's); a song unknown, or without one, is left out.
 func (st *store) replayGains(songs []string) (map[string]*protocol.ReplayGain, error) {
-	list, err := json.Marshal(songs)
+	records, err := st.songsOrMissing(songs) // store_playlists.go
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.db.Query(`SELECT `+songColumns+` FROM songs WHERE sha256 IN (SELECT value FROM json_each(?))`, string(list))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	gains := map[string]*protocol.ReplayGain{}
-	for rows.Next() {
-		song, err := scanSong(rows)
-		if err != nil {
-			return nil, err
+	for _, song := range records {
+		if !song.Missing {
+			gains[song.SHA256] = song.ReplayGain
 		}
-		gains[song.SHA256] = song.ReplayGain
 	}
-	return gains, rows.Err()
+	return gains, nil
 }

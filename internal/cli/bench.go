@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/tutti-audio/tutti/broker"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
@@ -114,6 +115,21 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// startBenchBroker runs an embedded broker in this process on a free
+// loopback port, open to anyone and answering clock probes, its data in
+// dir; stop ends it.
+func startBenchBroker(ctx context.Context, dir string, quiet *env) (url string, stop func(), err error) {
+	brk, err := broker.New(broker.Options{Addr: "127.0.0.1:0", DataDir: dir, AllowAnonymous: true,
+		AnswerClock: true, Logger: quiet.log.With("role", "broker")})
+	if err != nil {
+		return "", nil, err
+	}
+	brokerCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- brk.Run(brokerCtx) }()
+	return "tcp://" + brk.Addr(), func() { cancel(); <-done }, nil
 }
 
 // tempDir makes a benchmark's scratch directory; the caller removes it.

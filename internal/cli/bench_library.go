@@ -14,7 +14,6 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/tutti-audio/tutti/broker"
 	"github.com/tutti-audio/tutti/internal/musicgen"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/playlog"
@@ -71,16 +70,11 @@ func benchLibrary(ctx context.Context, b *bench, args []string) error {
 	}
 
 	quiet := b.quiet()
-	brk, err := broker.New(broker.Options{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "broker"), AllowAnonymous: true,
-		AnswerClock: true, Logger: quiet.log.With("role", "broker")})
+	brokerURL, stopBroker, err := startBenchBroker(ctx, filepath.Join(dir, "broker"), quiet)
 	if err != nil {
 		return err
 	}
-	brokerURL := "tcp://" + brk.Addr()
-	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
-	brokerDone := make(chan error, 1)
-	go func() { brokerDone <- brk.Run(brokerCtx) }()
-	defer func() { stopBroker(); <-brokerDone }()
+	defer stopBroker()
 
 	scans, err := watchScans(ctx, brokerURL)
 	if err != nil {
