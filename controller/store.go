@@ -16,7 +16,8 @@ import (
 // method is one transaction, so a crash at any moment leaves either the old
 // or the new state.
 type store struct {
-	db *sql.DB
+	db        *sql.DB
+	maxRanked int // the most matches a search ranks by bm25 (store_search.go)
 }
 
 const schema = `
@@ -121,7 +122,7 @@ func openStore(path string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("index the library in %s: %w", path, err)
 	}
-	return &store{db: db}, nil
+	return &store{db: db, maxRanked: maxRankedMatches}, nil
 }
 
 // migrate adds the columns later versions brought to a database an older

@@ -421,3 +421,56 @@ func TestSongGroupsFollowTheSongs(t *testing.T) {
 		t.Fatalf("at most %d song groups: the test made too few to tell", groups)
 	}
 }
+
+func TestSearchBeyondRankedMatchesKeepsTitlesFirst(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	defer st.Close()
+	st.maxRanked = 2
+	// Three songs of each tier for "river flow", added tier by tier in
+	// reverse so that library order (rowid) is not tier order.
+	tiers := [][]protocol.Song{
+		{{Title: "River Flow"}, {Title: "flow of the river"}, {Title: "River Flows", Artist: "River Flow"}},
+		{{Title: "a", Artist: "River Flow"}, {Title: "b", AlbumArtist: "the flow river"}, {Title: "c", Artist: "river", AlbumArtist: "flow"}},
+		{{Title: "d", Album: "River Flow"}, {Title: "e", Album: "flow river"}, {Title: "f", Album: "River Flowing"}},
+		{{Title: "river", Artist: "flow"}, {Title: "g", Artist: "river", Album: "flow"}, {Title: "river", Album: "Flows"}},
+	}
+	var want []string
+	for i := range tiers {
+		for j, s := range tiers[i] {
+			s.SHA256 = hashOf(fmt.Append(nil, i, j))
+			s.Format, s.Size, s.Frames, s.SampleRate = "flac", 1000, 44100, 44100
+			tiers[i][j] = s
+		}
+		want = append(want, titles(tiers[i])...)
+	}
+	for i := len(tiers) - 1; i >= 0; i-- {
+		for _, s := range tiers[i] {
+			if err := st.addSong(s, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := st.addSong(protocol.Song{SHA256: hashOf([]byte("other")), Title: "river", Format: "flac", Size: 1, Frames: 1, SampleRate: 44100}, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	// Pages of five cross the tiers, each tier in library order.
+	var got []string
+	for offset := 0; offset < 20; offset += 5 {
+		page, total, err := st.searchSongs([]string{"river", "flow"}, offset, 5)
+		if err != nil || total != len(want) {
+			t.Fatalf("page at %d: %v (%d in all), %v", offset, titles(page), total, err)
+		}
+		got = append(got, titles(page)...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("search beyond the ranked matches:\n got %v\nwant %v", got, want)
+	}
+
+	// A tier small enough is ranked: the exact title before the longer one.
+	st.maxRanked = 3
+	page, _, err := st.searchSongs([]string{"river", "flow"}, 0, 3)
+	if err != nil || len(page) != 3 || page[0].Title != "River Flow" {
+		t.Fatalf("ranked tier: %v, %v", titles(page), err)
+	}
+}
