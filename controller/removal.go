@@ -99,7 +99,7 @@ func (c *Controller) remove(who asker, req protocol.Request) (removeResult, erro
 	if err := c.store.deleteSong(song.SHA256); err != nil {
 		return removeResult{}, fmt.Errorf("not stored: %v", err)
 	}
-	c.publish(protocol.LibrarySongTopic(song.SHA256), true, []byte{})
+	c.retractSong(song.SHA256)
 	if err := os.Remove(c.lib.songPath(song.SHA256)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Error("removed song's file not deleted", "sha256", song.SHA256, "err", err)
 	}
@@ -148,6 +148,11 @@ func (c *Controller) dropEntriesOf(sha string) (int, error) {
 		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
 	}
 	return dropped, nil
+}
+
+// retractSong clears a removed song's retained record: standbys forget it.
+func (c *Controller) retractSong(sha string) {
+	c.publish(protocol.LibrarySongTopic(sha), true, []byte{})
 }
 
 // forgetSong is a standby's removal of a song the holder removed: its

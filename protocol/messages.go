@@ -332,6 +332,11 @@ type Song struct {
 	ReplayGain  *ReplayGain `json:"replaygain,omitempty"`
 	AddedNs     int64       `json:"added_ns,omitempty"` // when it entered the library (Unix ns)
 	Missing     bool        `json:"missing,omitempty"`  // its file has gone from the music folders
+	// DerivedFrom is, on the record of a FLAC the controller converted from
+	// a song speakers do not decode (an M4A), that song's hash: the source
+	// plays as this FLAC, whose record carries the source's tags. Such a
+	// song is left out of search and browse. "" for every other song.
+	DerivedFrom string `json:"derived_from,omitempty"`
 }
 
 // ReplayGain is a song's loudness correction: the gain that brings it (or
