@@ -437,6 +437,18 @@ type ScanProgress struct {
 	Total      int   `json:"total"`
 	Bytes      int64 `json:"bytes"`
 	TotalBytes int64 `json:"total_bytes"`
+	// Unavailable lists the music folders this scan could not read: their
+	// songs stay as they were (not missing), and each is scanned again as
+	// soon as it is back.
+	Unavailable []UnavailableFolder `json:"unavailable,omitempty"`
+}
+
+// UnavailableFolder is a music folder a scan could not read: a network
+// share not mounted (its mount point empty while the index holds files in
+// it), its server down, the folder gone. Reason says which, for people.
+type UnavailableFolder struct {
+	Root   string `json:"root"`
+	Reason string `json:"reason"`
 }
 
 // Lease is published on LeaseTopic by the controller in charge: retained
