@@ -16,12 +16,13 @@ import (
 // of session home. The M4A is enqueued on a; it returns the M4A's hash and
 // the FLAC the entry names, once b has learnt the link and holds the FLAC.
 type conversionCluster struct {
-	a, b  *Controller
-	stopA func()
-	tc    *testClient
-	view  speakerView
-	m4a   string
-	flac  string
+	broker string
+	a, b   *Controller
+	stopA  func()
+	tc     *testClient
+	view   speakerView
+	m4a    string
+	flac   string
 }
 
 func newConversionCluster(t *testing.T, bFFmpeg string) conversionCluster {
@@ -36,8 +37,7 @@ func newConversionCluster(t *testing.T, bFFmpeg string) conversionCluster {
 	}
 	broker := startBroker(t)
 	ttl := 600 * time.Millisecond
-	var cl conversionCluster
-	cl.m4a = hashOf(m4a)
+	cl := conversionCluster{broker: broker, m4a: hashOf(m4a)}
 	cl.a, cl.stopA = startController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "a", LeaseTTL: ttl,
 		MusicDirs: []string{music}, Sessions: []string{"home"}})
 	cl.b, _ = runController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl,
@@ -96,7 +96,9 @@ func (cl conversionCluster) enqueueAndPlay(t *testing.T) {
 // learns the holder's M4A→FLAC link from the FLAC's record and fetches the
 // FLAC; it has no ffmpeg, so after the holder goes it enqueues and plays
 // the M4A as those bytes only through what it learnt. The FLAC stays out
-// of its search, as on the holder.
+// of its search, as on the holder. A standby that starts after the
+// takeover, without the music folder, learns the link from the library the
+// new holder published, and fetches the FLAC from it.
 func TestStandbyPlaysAConversionAfterFailoverWithoutConverting(t *testing.T) {
 	cl := newConversionCluster(t, filepath.Join(t.TempDir(), "no-ffmpeg"))
 	page, _, err := cl.b.store.searchSongs([]string{"tune"}, 0, 10)
@@ -105,6 +107,16 @@ func TestStandbyPlaysAConversionAfterFailoverWithoutConverting(t *testing.T) {
 	}
 	cl.failOver(t)
 	cl.enqueueAndPlay(t)
+
+	late, _ := runController(t, Options{Open: true, BrokerURL: cl.broker, DataDir: t.TempDir(), Name: "c", LeaseTTL: 600 * time.Millisecond,
+		Sessions: []string{"home"}})
+	testwait.For(t, "the late standby to learn the conversion and fetch it", waitTimeout, func() bool {
+		flac, err := late.store.playsAs(cl.m4a)
+		return err == nil && flac == cl.flac && late.lib.holdsUpload(cl.flac)
+	})
+	if page, _, err := late.store.searchSongs([]string{"tune"}, 0, 10); err != nil || len(page) != 0 {
+		t.Errorf("the late standby's search lists the conversion: %+v %v", page, err)
+	}
 }
 
 // TestNewHolderConvertsAgainTheSameBytes: a standby that knows the link but
