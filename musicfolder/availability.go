@@ -16,13 +16,14 @@ import (
 // Its files are not gone for all that: a scan that took them for removed
 // would mark every song missing, and read and hash them all again once the
 // folder is back. So a root that cannot be read, or that is empty while
-// the index holds files in it, is unavailable: a scan leaves its files in
-// the index as they are and reports it (progress, log); while one is, it
-// is looked at every availabilityRecheck and scanned as soon as it is
-// back, its unchanged files not read again.
+// the index holds files in it (empty of what a scan looks at: dot files do
+// not count), is unavailable: a scan leaves its files in the index as they
+// are and reports it (progress, log); while one is, it is looked at every
+// availabilityRecheck and scanned as soon as it is back, its unchanged
+// files not read again.
 
 // availabilityRecheck is how often an unavailable root is looked at: a
-// stat and one entry of its listing, nothing even on a share, and a
+// stat and the first entries of its listing, nothing even on a share, and a
 // remounted share shows within seconds.
 const availabilityRecheck = 10 * time.Second
 
@@ -35,16 +36,11 @@ func (s *Scanner) unavailableReason(root string) string {
 	case !info.IsDir():
 		return "not a folder"
 	}
-	f, err := os.Open(root)
+	shown, err := holdsShown(root)
 	if err != nil {
-		return err.Error()
-	}
-	names, err := f.Readdirnames(1)
-	f.Close()
-	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Sprintf("cannot list it: %v", err)
 	}
-	if len(names) > 0 {
+	if shown {
 		return ""
 	}
 	indexed, err := s.opts.Index.Paths(root)
@@ -53,6 +49,36 @@ func (s *Scanner) unavailableReason(root string) string {
 	}
 	return fmt.Sprintf("empty, while %d files were indexed in it (a network share not mounted?)", len(indexed))
 }
+
+// holdsShown says whether folder dir holds anything that is not hidden (a
+// mount point may hold a dot file of its own while nothing is mounted on
+// it). It lists dir a batch at a time, and stops at the first such entry.
+func holdsShown(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(listBatch)
+		for _, n := range names {
+			if !hidden(n) {
+				return true, nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// listBatch is how many entries of a root holdsShown reads at a time: the
+// first is nearly always shown, and a batch bounds the memory of a folder
+// full of dot files.
+const listBatch = 64
 
 // checkRoots finds which roots are unavailable now, logs those that went
 // or came back, stops watching those that went (their watches follow a

@@ -76,8 +76,12 @@ func TestUnavailableRootKeepsItsFilesAndComesBackUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitScan(t, progress, unavailableAs(root, "no such file"))
-	// An empty folder in its place, as a mount point without its share.
+	// An empty folder in its place, as a mount point without its share
+	// (but for a dot file of its own).
 	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".mountpoint"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	scanner.Rescan()
@@ -85,7 +89,7 @@ func TestUnavailableRootKeepsItsFilesAndComesBackUnread(t *testing.T) {
 	if p.Seen != 2 {
 		t.Errorf("scan with the share unmounted: %+v, want the other folder's 2 files seen", p)
 	}
-	if err := os.Remove(root); err != nil {
+	if err := os.RemoveAll(root); err != nil {
 		t.Fatal(err)
 	}
 	scanner.Rescan()
