@@ -11,10 +11,9 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// conversionCluster is a music folder holding an AAC M4A, indexed by a
-// holder a and a standby b (with ffmpeg at bFFmpeg), and a speaker's view
-// of session home. The M4A is enqueued on a; it returns the M4A's hash and
-// the FLAC the entry names, once b has learnt the link and holds the FLAC.
+// conversionCluster is a music folder holding an AAC M4A (hash m4a),
+// indexed by a holder a and a standby b, and a speaker's view of session
+// home, whose playlist holds the M4A's entry, of the FLAC flac.
 type conversionCluster struct {
 	broker string
 	a, b   *Controller
@@ -25,6 +24,9 @@ type conversionCluster struct {
 	flac   string
 }
 
+// newConversionCluster starts the cluster, b with ffmpeg at bFFmpeg, and
+// enqueues the M4A on a; it returns once b has learnt the link and holds
+// the FLAC.
 func newConversionCluster(t *testing.T, bFFmpeg string) conversionCluster {
 	music := t.TempDir()
 	m4a, _ := makeM4A(t, "aac", 3)
