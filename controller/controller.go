@@ -284,6 +284,7 @@ func New(opts Options) (*Controller, error) {
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now, present: c.notePresence}
 	c.converter = newConverter(c.lib, c.log, opts.FFmpeg, opts.MaxConvertedBytes, opts.Clock.Now)
 	c.lib.convertible = c.converter.available
+	c.converter.announce, c.converter.retract = c.announceConversion, c.retractSong
 	if err := c.loadSessions(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("controller: %w", err)

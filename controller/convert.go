@@ -22,6 +22,15 @@ import (
 // refer to it), linked to the FLAC by songs.plays_as; the FLAC's record
 // (derived_from set) stays out of search and browse. Playlist entries name
 // the FLAC.
+//
+// Standbys learn a conversion from the FLAC's record, published with
+// derived_from naming the M4A (mirrorSong), and fetch the FLAC from the
+// holder as any song: after a takeover the new holder plays the M4A as the
+// same FLAC bytes without converting it again. ffmpeg makes the same bytes
+// from the same M4A only with the same build on the same architecture (its
+// decoders and the FLAC encoder take SIMD paths), so a new holder that
+// lacks the file converts again (reconvertMissing) and warns when the
+// bytes differ.
 
 const (
 	// maxConversions run at once: each takes a core for seconds, and the
@@ -65,6 +74,10 @@ type converter struct {
 	now      func() time.Time
 	source   func(sha string) string // where a song's file is: the song store's copy
 	queue    chan *conversion
+	// announce publishes a conversion's record and retract clears it, for
+	// standbys (the controller sets them; no-ops otherwise).
+	announce func(protocol.Song)
+	retract  func(sha string)
 
 	mu      sync.Mutex
 	running map[string]*conversion // by source song
@@ -94,7 +107,8 @@ func newConverter(lib *library, log *slog.Logger, ffmpeg string, maxBytes int64,
 		ffmpeg = ""
 	}
 	return &converter{lib: lib, log: log, ffmpeg: ffmpeg, maxBytes: maxBytes, now: now, source: lib.filePath,
-		queue: make(chan *conversion, maxWaitingConversions), running: map[string]*conversion{}, failed: map[string]failure{}}
+		queue: make(chan *conversion, maxWaitingConversions), running: map[string]*conversion{}, failed: map[string]failure{},
+		announce: func(protocol.Song) {}, retract: func(string) {}}
 }
 
 // available is nil when M4A songs can be converted, else why not, logged
@@ -332,6 +346,7 @@ func (cv *converter) convert(ctx context.Context, src protocol.Song) (protocol.S
 	song.SHA256, song.URI, song.Format, song.Size = flac.SHA256, flac.URI, flac.Format, flac.Size
 	song.Frames, song.SampleRate, song.DurationNs = flac.Frames, flac.SampleRate, flac.DurationNs
 	song.Missing = false
+	song.DerivedFrom = src.SHA256
 	if song.ReplayGain == nil { // none in the M4A's tags: what analysis measured of the FLAC, if anything
 		song.ReplayGain = flac.ReplayGain
 	}
@@ -340,6 +355,7 @@ func (cv *converter) convert(ctx context.Context, src protocol.Song) (protocol.S
 	}
 	cv.log.Info("song converted", "sha256", src.SHA256, "flac", song.SHA256, "title", src.Title,
 		"seconds", float64(song.DurationNs)/1e9, "took", cv.now().Sub(started).Round(time.Millisecond))
+	cv.announce(song)
 	return song, nil
 }
 
@@ -371,6 +387,7 @@ func (cv *converter) prune() {
 		if err := os.Remove(cv.lib.songPath(s.sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			cv.log.Warn("converted song's file not deleted", "sha256", s.sha, "err", err)
 		}
+		cv.retract(s.sha)
 		total -= s.size
 		cv.log.Info("converted song dropped to keep the disk bound", "sha256", s.sha, "bytes", s.size)
 	}
@@ -391,8 +408,58 @@ func (c *Controller) dropConversionOf(sha string) (int, error) {
 	if err := c.store.dropConverted(flac); err != nil {
 		return dropped, fmt.Errorf("conversion not removed: %v", err)
 	}
+	c.retractSong(flac)
 	if err := os.Remove(c.lib.songPath(flac)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Error("removed conversion's file not deleted", "sha256", flac, "err", err)
 	}
 	return dropped, nil
+}
+
+// reconvertMissing converts again the sources of the converted songs our
+// playlists name that we do not hold, at takeover: the holder that made
+// them went before we fetched them. With the same ffmpeg build on the same
+// architecture the FLAC is the same, and the entries play as they are;
+// otherwise it is another song, and the entries wait for speakers that
+// hold the old one (peers) or a new enqueue.
+func (c *Controller) reconvertMissing() {
+	sources, err := c.store.conversionSources()
+	if err != nil {
+		c.log.Error("converted songs not listed", "err", err)
+		return
+	}
+	wanted := map[string]bool{}
+	for _, s := range c.sessions {
+		for _, e := range s.Playlist.Entries {
+			if sources[e.Song] != "" && !e.Missing {
+				wanted[e.Song] = true
+			}
+		}
+	}
+	for flac := range wanted {
+		src, err := c.store.song(sources[flac])
+		if c.lib.holds(flac) || err != nil || !c.lib.holds(src.SHA256) {
+			continue
+		}
+		conv, err := c.converter.start(src)
+		if err != nil {
+			c.log.Warn("a playlist's converted song is not held and cannot be converted again", "flac", flac, "sha256", src.SHA256, "err", err)
+			continue
+		}
+		c.log.Info("converting again a playlist's song the last holder converted", "flac", flac, "sha256", src.SHA256)
+		c.converter.then(conv, func() {
+			if conv.err == nil && conv.song.SHA256 != flac {
+				c.log.Warn("converted again to other bytes than the last holder's (another ffmpeg build or architecture): entries of the old FLAC play only where speakers hold it",
+					"sha256", src.SHA256, "flac", conv.song.SHA256, "was", flac)
+			}
+		})
+	}
+}
+
+// announceConversion publishes a conversion's record, as announceSong does
+// a new song's, while we hold the lease (called on the converter's
+// goroutine): standbys learn the link, and speakers fetch the FLAC ahead.
+func (c *Controller) announceConversion(s protocol.Song) {
+	if c.holding() {
+		c.announceSong(s)
+	}
 }

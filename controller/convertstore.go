@@ -11,14 +11,47 @@ import (
 // an M4A's FLAC conversion, songs.derived_from the M4A a FLAC was made
 // from, songs.used_ns when a conversion was last wanted.
 
-// playsAs is the FLAC song that song sha plays as; "" when none.
+// playsAs is the FLAC song that song sha plays as; "" when none. The
+// link is the source's plays_as, or else a FLAC's derived_from: a standby
+// learns a conversion from the FLAC's record (mirrorSong), which may come
+// before the source's.
 func (st *store) playsAs(sha string) (string, error) {
 	var flac string
-	err := st.db.QueryRow(`SELECT plays_as FROM songs WHERE sha256 = ?`, sha).Scan(&flac)
+	err := st.db.QueryRow(`SELECT sha256 FROM (
+			SELECT f.sha256, 0 AS pref FROM songs s JOIN songs f ON f.sha256 = s.plays_as WHERE s.sha256 = ?1 AND f.format != ''
+			UNION ALL
+			SELECT sha256, 1 FROM songs WHERE derived_from = ?1 AND derived_from != '' AND format != '')
+		ORDER BY pref, sha256 LIMIT 1`, sha).Scan(&flac)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
 	return flac, err
+}
+
+// prepareConverted indexes the converted songs by their source, for
+// playsAs (after migrate: older databases lack the column).
+func prepareConverted(db *sql.DB) error {
+	_, err := db.Exec(`CREATE INDEX IF NOT EXISTS songs_by_derived_from ON songs (derived_from) WHERE derived_from != ''`)
+	return err
+}
+
+// conversionSources maps every converted song to the song it was made
+// from, for publishing their records (publishLibrary).
+func (st *store) conversionSources() (map[string]string, error) {
+	rows, err := st.db.Query(`SELECT sha256, derived_from FROM songs WHERE derived_from != ''`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	sources := map[string]string{}
+	for rows.Next() {
+		var flac, src string
+		if err := rows.Scan(&flac, &src); err != nil {
+			return nil, err
+		}
+		sources[flac] = src
+	}
+	return sources, rows.Err()
 }
 
 // useConverted marks a converted song used at nowNs.

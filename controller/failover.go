@@ -76,6 +76,7 @@ func (c *Controller) takeOver() {
 	}
 	c.log.Info("holding the lease", "term", term, "name", c.opts.Name)
 	c.publishAll()
+	c.reconvertMissing() // convert.go
 }
 
 // stepDown makes us a standby; replies still waiting for acks fail.
@@ -216,11 +217,17 @@ func (c *Controller) mirrorSong(sha string, payload []byte) {
 		return
 	}
 	song, err := protocol.Decode[protocol.Song](payload)
-	if err != nil || song.SHA256 != sha {
-		c.log.Warn("bad library song record", "sha256", sha, "err", err)
+	if err != nil || song.SHA256 != sha || song.DerivedFrom != "" && !protocol.IsSongHash(song.DerivedFrom) {
+		c.log.Warn("bad library song record", "sha256", sha, "derived_from", song.DerivedFrom, "err", err)
 		return
 	}
-	if err := c.store.putSong(protocol.CleanSong(song), c.now()); err != nil {
+	song = protocol.CleanSong(song)
+	if song.DerivedFrom != "" { // convert.go: the source plays as this FLAC
+		err = c.store.linkConverted(song.DerivedFrom, song, c.now())
+	} else {
+		err = c.store.putSong(song, c.now())
+	}
+	if err != nil {
 		c.log.Error("library song record not stored", "sha256", sha, "err", err)
 		return
 	}
@@ -256,6 +263,11 @@ func (c *Controller) publishLibrary() {
 		c.log.Error("library not published", "err", err)
 		return
 	}
+	sources, err := c.store.conversionSources() // convert.go
+	if err != nil {
+		c.log.Error("library not published", "err", err)
+		return
+	}
 	sort.Slice(songs, func(i, j int) bool { return songs[i].SHA256 < songs[j].SHA256 })
 	for _, s := range songs {
 		if s.Format == "" {
@@ -264,6 +276,7 @@ func (c *Controller) publishLibrary() {
 		if c.folderOnly(s, inFolders) {
 			continue // folders.go: not announced
 		}
+		s.DerivedFrom = sources[s.SHA256]
 		c.client.Publish(protocol.LibrarySongTopic(s.SHA256), 1, true, protocol.Encode(s))
 	}
 }

@@ -11,11 +11,37 @@ import (
 	"github.com/tutti-audio/tutti/protocol"
 )
 
-// Removing a song (an admin's remove, on the library command topic). The
-// library loop hands the request to the session loop, which owns the
+// Removing a song (an admin's remove, on the library command topic): an
+// upload, or a song whose files left the music folders; one with a file in
+// a music folder is refused (inMusicFolder). The library loop hands the request to the session loop, which owns the
 // playlists: their entries of the song go first (the store's entries refer
 // to the song's record), then the record, its retained topic (standbys
 // forget it when it is cleared) and the file.
+
+// inMusicFolder refuses to remove a song that has a file in a music
+// folder: tutti never changes the folders, so the song would stay (and its
+// record come back at the next change of the file). The person is told
+// where the file is, to delete it there. Songs whose files left the folders
+// (missing) and uploads are removed.
+func (c *Controller) inMusicFolder(sha string) error {
+	files, err := c.store.songFiles(sha)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	more := ""
+	if len(files) > 1 {
+		more = fmt.Sprintf(" and %d more", len(files)-1)
+	}
+	return fmt.Errorf("%w %s: delete the file there (%s%s); tutti never changes the music folders",
+		errInMusicFolder, files[0].root, files[0].path, more)
+}
+
+// errInMusicFolder is remove's answer for a song with a file in a music
+// folder.
+var errInMusicFolder = errors.New("the song is in the music folder")
 
 // removal is a remove request on its way to the session loop.
 type removal struct {
@@ -58,6 +84,9 @@ func (c *Controller) remove(who asker, req protocol.Request) (removeResult, erro
 	if err != nil {
 		return removeResult{}, err
 	}
+	if err := c.inMusicFolder(song.SHA256); err != nil {
+		return removeResult{}, err
+	}
 	dropped, err := c.dropEntriesOf(song.SHA256)
 	if err != nil {
 		return removeResult{}, err
@@ -70,7 +99,7 @@ func (c *Controller) remove(who asker, req protocol.Request) (removeResult, erro
 	if err := c.store.deleteSong(song.SHA256); err != nil {
 		return removeResult{}, fmt.Errorf("not stored: %v", err)
 	}
-	c.publish(protocol.LibrarySongTopic(song.SHA256), true, []byte{})
+	c.retractSong(song.SHA256)
 	if err := os.Remove(c.lib.songPath(song.SHA256)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Error("removed song's file not deleted", "sha256", song.SHA256, "err", err)
 	}
@@ -119,6 +148,11 @@ func (c *Controller) dropEntriesOf(sha string) (int, error) {
 		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
 	}
 	return dropped, nil
+}
+
+// retractSong clears a removed song's retained record: standbys forget it.
+func (c *Controller) retractSong(sha string) {
+	c.publish(protocol.LibrarySongTopic(sha), true, []byte{})
 }
 
 // forgetSong is a standby's removal of a song the holder removed: its

@@ -118,6 +118,10 @@ func openStore(path string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("upgrade schema in %s: %w", path, err)
 	}
+	if err := prepareConverted(db); err != nil { // convertstore.go
+		db.Close()
+		return nil, fmt.Errorf("index the converted songs in %s: %w", path, err)
+	}
 	if err := prepareBrowse(db); err != nil { // store_browse.go
 		db.Close()
 		return nil, fmt.Errorf("index the library in %s: %w", path, err)

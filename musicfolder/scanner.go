@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,10 @@ type Scanner struct {
 	watcher *fsnotify.Watcher // nil while running without a watch
 	watched map[string]bool   // folders watched
 	scans   int               // scans started
+	// unavailable holds the roots the last check found unavailable, with
+	// why; recheck looks at them again (availability.go).
+	unavailable map[string]string
+	recheck     clock.Timer
 }
 
 // New checks opts and returns a Scanner over them.
@@ -129,7 +134,7 @@ func New(opts Options) (*Scanner, error) {
 	}
 	opts.Roots = roots
 	return &Scanner{opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1), settler: newSettler(opts.Settle), gone: newVanishing(opts.Settle),
-		watched: map[string]bool{}}, nil
+		watched: map[string]bool{}, unavailable: map[string]string{}}, nil
 }
 
 // Rescan asks for a scan of every folder now; one asked for during a scan
@@ -155,6 +160,9 @@ func (s *Scanner) Run(ctx context.Context) error {
 	}
 	ticker := s.opts.Clock.NewTicker(s.opts.Rescan)
 	defer ticker.Stop()
+	s.recheck = s.opts.Clock.NewTimer(time.Hour)
+	s.recheck.Stop()
+	defer s.recheck.Stop()
 	s.scanAll(ctx)
 	settle := s.opts.Clock.NewTimer(time.Hour)
 	defer settle.Stop()
@@ -177,6 +185,12 @@ func (s *Scanner) Run(ctx context.Context) error {
 			s.removeGone()
 		case <-ticker.C():
 			s.scanAll(ctx)
+		case <-s.recheck.C():
+			if s.backAgain() {
+				s.scanAll(ctx)
+			} else {
+				s.armRecheck()
+			}
 		case <-s.rescan:
 			s.scanAll(ctx)
 			ticker.Reset(s.opts.Rescan)
@@ -207,7 +221,12 @@ func (s *Scanner) scanAll(ctx context.Context) {
 	var changed []candidate
 	walks := make([]walkResult, len(s.opts.Roots))
 	seen := map[string]bool{}
+	s.forgetDroppedWatches()
+	progress.Unavailable = s.checkRoots()
 	for i, root := range s.opts.Roots {
+		if s.isUnavailable(root) {
+			continue // not walked: its files stay in the index as they are
+		}
 		walks[i] = s.walk(root, len(seen))
 		for _, c := range walks[i].files {
 			seen[c.path] = true
@@ -242,10 +261,11 @@ func (s *Scanner) scanAll(ctx context.Context) {
 			removed++
 		}
 	}
+	s.armRecheck()
 	progress.Scanning, progress.Done = false, true
 	s.opts.Progress(progress)
 	s.log.Info("music folders scanned", "files", len(seen), "read", progress.Files, "bytes_read", progress.Bytes,
-		"removed", removed, "took", s.opts.Clock.Now().Sub(start).Round(time.Millisecond))
+		"removed", removed, "unavailable", len(progress.Unavailable), "took", s.opts.Clock.Now().Sub(start).Round(time.Millisecond))
 }
 
 // below says whether path is below one of dirs.
@@ -395,6 +415,14 @@ func (s *Scanner) rootOf(path string) (string, bool) {
 // file changed.
 func (s *Scanner) handle(ev fsnotify.Event) {
 	path := ev.Name
+	if slices.Contains(s.opts.Roots, path) {
+		// The folder itself went or was renamed (a disk or share moved
+		// away): the scan finds whether it is unavailable.
+		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			s.Rescan()
+		}
+		return
+	}
 	if hidden(filepath.Base(path)) {
 		return
 	}

@@ -332,6 +332,11 @@ type Song struct {
 	ReplayGain  *ReplayGain `json:"replaygain,omitempty"`
 	AddedNs     int64       `json:"added_ns,omitempty"` // when it entered the library (Unix ns)
 	Missing     bool        `json:"missing,omitempty"`  // its file has gone from the music folders
+	// DerivedFrom is, on the record of a FLAC the controller converted from
+	// a song speakers do not decode (an M4A), that song's hash: the source
+	// plays as this FLAC, whose record carries the source's tags. Such a
+	// song is left out of search and browse. "" for every other song.
+	DerivedFrom string `json:"derived_from,omitempty"`
 }
 
 // ReplayGain is a song's loudness correction: the gain that brings it (or
@@ -432,6 +437,18 @@ type ScanProgress struct {
 	Total      int   `json:"total"`
 	Bytes      int64 `json:"bytes"`
 	TotalBytes int64 `json:"total_bytes"`
+	// Unavailable lists the music folders this scan could not read: their
+	// songs stay as they were (not missing), and each is scanned again as
+	// soon as it is back.
+	Unavailable []UnavailableFolder `json:"unavailable,omitempty"`
+}
+
+// UnavailableFolder is a music folder a scan could not read: a network
+// share not mounted (its mount point empty while the index holds files in
+// it), its server down, the folder gone. Reason says which, for people.
+type UnavailableFolder struct {
+	Root   string `json:"root"`
+	Reason string `json:"reason"`
 }
 
 // Lease is published on LeaseTopic by the controller in charge: retained

@@ -108,6 +108,10 @@ func (d *scanDisplay) finish(p protocol.ScanProgress) {
 		d.bar.Finish()
 	}
 	fmt.Fprintf(d.w, "scan done: %d files in the music folders, %d new or changed read (%s)\n", p.Seen, p.Files, mib(p.Bytes))
+	for _, u := range p.Unavailable {
+		fmt.Fprintf(d.w, "music folder unavailable: %s (%s): its songs are kept as they were; it is scanned again once it is back\n",
+			protocol.CleanText(u.Root, protocol.MaxTopicLength), protocol.CleanText(u.Reason, protocol.MaxTopicLength))
+	}
 }
 
 // mib prints a byte count in MiB.
