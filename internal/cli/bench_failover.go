@@ -16,6 +16,7 @@ import (
 
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/controller"
+	"github.com/tutti-audio/tutti/internal/cpuwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
@@ -103,8 +104,8 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	for _, s := range spks {
 		pids = append(pids, s.proc.cmd.Process.Pid)
 	}
-	waits := watchCPUWaits(pids)
-	defer waits.stop()
+	waits := cpuwait.Start(pids, cpuWaitEvery, heldWait)
+	defer waits.Stop()
 	seconds := int((*settle + time.Duration(*kills+1)*(*every)).Seconds()) + 20
 	if int64(seconds)*pipeRate > audiogen.SubframeTimecodeFrames {
 		return fmt.Errorf("--settle, --kills and --every: the timecode song lasts at most %d s", audiogen.SubframeTimecodeFrames/pipeRate)
@@ -174,7 +175,7 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 		}
 	}
 	end := time.Now().UnixNano()
-	held, longestWait, err := waits.stop()
+	held, longestWait, err := waits.Stop()
 	if err != nil {
 		return fmt.Errorf("the speakers' waits for a CPU: %w", err)
 	}
@@ -211,7 +212,7 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	var heldNs int64
 	for _, spans := range held {
 		for _, s := range spans {
-			heldNs += s.toNs - s.fromNs
+			heldNs += s.ToNs - s.FromNs
 		}
 	}
 	fmt.Fprintf(b.stdout, "takeover (fault to the new holder's claim): %s\n", takeovers.stats())
