@@ -220,7 +220,7 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	fmt.Fprintf(b.stdout, "worst audio gap around the faults (silence or position jump, any speaker): %.3f ms\n", float64(worstGap)/1e6)
 	fmt.Fprintf(b.stdout, "skew of the engines' schedules through the faults (their block logs): %s\n", engine)
 	fmt.Fprintf(b.stdout, "skew between speakers through the faults, from outside (their pipe outputs read and timed): %s\n", skew)
-	fmt.Fprintf(b.stdout, "the machine held a speaker back (a thread of it waited for a CPU, or a CPU was taken away, %v or more between samples %v apart) for %.0f ms in all, at most %.0f ms between two samples; left out:\n",
+	fmt.Fprintf(b.stdout, "the machine held a speaker back (a thread of it waited for a CPU, or a CPU was taken away, %v or more between samples %v apart) for %.0f ms in all (over the speakers; stretches may overlap), at most %.0f ms between two samples; left out:\n",
 		heldWait, cpuWaitEvery, float64(heldNs)/1e6, ms(longestWait))
 	fmt.Fprintf(b.stdout, "  worst audio gap while no speaker was held back: %.3f ms\n", float64(worstUnheldGap)/1e6)
 	fmt.Fprintf(b.stdout, "  skew from outside while no speaker was held back: %s\n", unheldSkew)
