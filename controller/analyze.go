@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -57,12 +56,12 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 			err = fmt.Errorf("%w: decoder failed: %v", errNotAudio, p)
 		}
 	}()
-	var head [64]byte // enough to tell Ogg Opus from Ogg Vorbis
+	var head [musicfolder.HeadSize]byte
 	n, err := f.ReadAt(head[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return song, err
 	}
-	song.Format = detectFormat(head[:n])
+	song.Format = musicfolder.DetectFormat(head[:n])
 	if song.Format == "" {
 		return song, fmt.Errorf("%w: unknown file type", errNotAudio)
 	}
@@ -98,26 +97,6 @@ func analyze(f *os.File) (song protocol.Song, err error) {
 	}
 	song.DurationNs = protocol.FramesToNs(song.Frames, song.SampleRate)
 	return song, nil
-}
-
-// detectFormat tells the format from the first bytes of a file.
-func detectFormat(head []byte) string {
-	switch {
-	case bytes.HasPrefix(head, []byte("fLaC")):
-		return "flac"
-	case oggopus.Detect(head):
-		return "opus"
-	case isM4A(head):
-		return "m4a"
-	case bytes.HasPrefix(head, []byte("OggS")):
-		return "ogg"
-	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WAVE":
-		return "wav"
-	case bytes.HasPrefix(head, []byte("ID3")),
-		len(head) >= 2 && head[0] == 0xFF && head[1]&0xE0 == 0xE0: // MPEG frame sync
-		return "mp3"
-	}
-	return ""
 }
 
 // countingReader counts the bytes read through it.

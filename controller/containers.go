@@ -13,8 +13,8 @@ import (
 // take more. checkContainer refuses such files before they are decoded:
 // every length must fit in the file (or its block).
 
-// checkContainer checks the lengths of a file of format (see detectFormat)
-// and size bytes that its decoder trusts.
+// checkContainer checks the lengths of a file of format (as
+// musicfolder.DetectFormat tells it) and size bytes that its decoder trusts.
 func checkContainer(f io.ReaderAt, format string, size int64) error {
 	switch format {
 	case "flac":

@@ -51,9 +51,6 @@ func m4aSong(f io.ReaderAt, size int64, song protocol.Song) (protocol.Song, erro
 	return song, nil
 }
 
-// isM4A tells an MP4 file (ISO base media: an "ftyp" box first).
-func isM4A(head []byte) bool { return len(head) >= 12 && string(head[4:8]) == "ftyp" }
-
 // probeM4A reads the header of the MP4 file r of size bytes.
 func probeM4A(r io.ReaderAt, size int64) (m4aInfo, error) {
 	w := &boxWalk{r: r}

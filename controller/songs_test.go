@@ -185,24 +185,6 @@ func TestUploadRefusals(t *testing.T) {
 	}
 }
 
-func TestDetectFormat(t *testing.T) {
-	for head, want := range map[string]string{
-		"ID3\x04\x00":      "mp3",
-		"\xff\xfb\x90\x00": "mp3",
-		"fLaC\x00\x00":     "flac",
-		"OggS\x00\x02":     "ogg",
-		"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x13OpusHead\x01\x02": "opus",
-		"RIFF\x24\x00\x00\x00WAVE": "wav",
-		"RIFF\x24\x00\x00\x00AVI ": "",
-		"hello":                    "",
-		"":                         "",
-	} {
-		if got := detectFormat([]byte(head)); got != want {
-			t.Errorf("%q: %q, want %q", head, got, want)
-		}
-	}
-}
-
 func TestResolveImport(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir()

@@ -30,6 +30,11 @@ const (
 	// minSilence before sound makes an onset: well under the 700 ms of
 	// silence, well over a codec's ringing after a burst.
 	minSilence = 200 * time.Millisecond
+	// minSound is how long sound must go on, without a silent frame, to be
+	// an onset: over the pre-echo AAC at 160 kbit/s puts before a burst
+	// (runs of up to 3 ms among silent frames, up to 5 ms before it), under
+	// the 50 ms between the tone's frames that decode to exact silence.
+	minSound = 10 * time.Millisecond
 )
 
 // burstSong writes a WAV of burstSeconds of bursts at 44.1 kHz.
@@ -53,42 +58,47 @@ func burstSong(t *testing.T, path string) {
 	}
 }
 
-// onsets are the instants at which a speaker's log shows sound begin after
-// at least minSilence of silence, between from and to.
+// onsets are the instants at which a speaker's log shows sound begin that
+// lasts at least minSound, after at least minSilence of silence, between
+// from and to. A log line tells a block's leading and trailing sound only,
+// so a run of sound is followed from a block's tail into the blocks after
+// it. Shorter runs are a lossy codec's pre-echo before a burst: blips of
+// sound among silent frames, which would make the onset depend on where a
+// speaker's blocks happen to begin.
 func onsets(lines []playlog.Line, from, to int64) []int64 {
 	var out []int64
-	silentSince := int64(0) // 0: sound
+	silentSince := int64(0)              // when the silence before began; 0: sound, or not known yet
+	runFrom, runTo := int64(0), int64(0) // the run of sound being followed; runFrom 0: none
+	endRun := func() {
+		if runTo-runFrom >= int64(minSound) {
+			if silentSince != 0 && runFrom-silentSince >= int64(minSilence) && runFrom >= from && runFrom < to {
+				out = append(out, runFrom)
+			}
+			silentSince = runTo
+		}
+		runFrom = 0
+	}
 	for _, l := range lines {
 		if l.Underrun || l.Frames == 0 || l.Rate == 0 {
 			continue
 		}
 		frameNs := func(n int) int64 { return int64(n) * 1e9 / int64(l.Rate) }
-		switch {
-		case l.Sound == 0 && l.Tail == 0: // silent throughout
-			if silentSince == 0 {
-				silentSince = l.TNs
-			}
-		case l.Tail == l.Frames: // sound from the block's start on
-			if silentSince != 0 && l.TNs-silentSince >= int64(minSilence) && l.TNs >= from && l.TNs < to {
-				out = append(out, l.TNs)
-			}
-			silentSince = 0
-		default: // silence inside the block
-			if l.Tail == 0 { // sound ended in it
-				if silentSince == 0 {
-					silentSince = l.TNs + frameNs(l.Sound)
-				}
-				continue
-			}
-			at := l.TNs + frameNs(l.Frames-l.Tail)
-			if silentSince == 0 {
-				silentSince = l.TNs + frameNs(l.Sound)
-			}
-			if at-silentSince >= int64(minSilence) && at >= from && at < to {
-				out = append(out, at)
-			}
-			silentSince = 0
+		if silentSince == 0 && runFrom == 0 && l.Sound == 0 {
+			silentSince = l.TNs
 		}
+		if runFrom != 0 {
+			runTo = l.TNs + frameNs(l.Sound)
+			if l.Sound == l.Frames {
+				continue // on through the whole block
+			}
+			endRun()
+		}
+		if l.Tail > 0 {
+			runFrom, runTo = l.TNs+frameNs(l.Frames-l.Tail), l.TNs+frameNs(l.Frames)
+		}
+	}
+	if runFrom != 0 {
+		endRun()
 	}
 	return out
 }
@@ -269,4 +279,38 @@ func stalled(t *testing.T, s *system, names []string, at int64) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Pre-echo before a burst, whichever blocks it falls in, does not move the
+// onset: two speakers whose blocks begin at different frames find the
+// burst's onset at the same instant.
+func TestOnsetsLeaveOutPreEcho(t *testing.T) {
+	const frames = 882 // 20 ms blocks
+	at := func(frame int) int64 { return 1e9 + int64(frame)*1e9/rate }
+	// A song: silence, then blips of pre-echo (frames [blipFrom, blipTo)
+	// sound) shortly before the burst, sound from burstAt on for 300 ms.
+	const blipFrom, blipTo, burstAt = 44100 - 130, 44100 - 100, 44100
+	sound := func(f int) bool { return f >= blipFrom && f < blipTo || f >= burstAt && f < burstAt+13230 }
+	logOf := func(offset int) []playlog.Line {
+		var lines []playlog.Line
+		for start := offset % frames; start < 2*rate; start += frames {
+			l := playlog.Line{TNs: at(start), Frames: frames, Rate: rate}
+			for l.Sound < frames && sound(start+l.Sound) {
+				l.Sound++
+			}
+			for l.Tail < frames && sound(start+frames-1-l.Tail) {
+				l.Tail++
+			}
+			lines = append(lines, l)
+		}
+		return lines
+	}
+	want := at(burstAt)
+	// Blocks ending within the blips, one beginning in them, and others.
+	for _, offset := range []int{0, burstAt - 115 - frames, burstAt - 101 - frames, 17} {
+		got := onsets(logOf(offset), 0, 1e10)
+		if len(got) != 1 || abs(got[0]-want) > 1000 {
+			t.Errorf("blocks from frame %d: onsets %v, want [%d]", offset, got, want)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"path/filepath"
 	"strings"
+
+	"github.com/tutti-audio/tutti/oggopus"
 )
 
 // audioExtensions are the file names a scan reads, by extension (lower
@@ -24,17 +26,18 @@ func IsAudioName(name string) bool {
 // magic.
 const HeadSize = 64
 
-// DetectFormat tells a song's format from the first bytes of its file:
-// "mp3", "flac", "wav", "ogg" (Vorbis), "opus", "m4a", or "" for anything
-// else.
+// DetectFormat tells a song's format from the first bytes of its file (at
+// least HeadSize of them, when it has them): "mp3", "flac", "wav", "ogg"
+// (Vorbis), "opus", "m4a", or "" for anything else. Opus is an Ogg stream
+// whose first packet is an Opus identification header (oggopus.Detect, as
+// speakers tell it); an M4A is an ISO media file, an "ftyp" box first.
 func DetectFormat(head []byte) string {
 	switch {
 	case bytes.HasPrefix(head, []byte("fLaC")):
 		return "flac"
+	case oggopus.Detect(head):
+		return "opus"
 	case bytes.HasPrefix(head, []byte("OggS")):
-		if bytes.Contains(head, []byte("OpusHead")) {
-			return "opus"
-		}
 		return "ogg"
 	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WAVE":
 		return "wav"

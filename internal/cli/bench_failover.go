@@ -16,6 +16,7 @@ import (
 
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/controller"
+	"github.com/tutti-audio/tutti/internal/cpuwait"
 	"github.com/tutti-audio/tutti/mqttclient"
 	"github.com/tutti-audio/tutti/playlog"
 	"github.com/tutti-audio/tutti/protocol"
@@ -99,6 +100,12 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 		return err
 	}
 	defer spks.stop()
+	var pids []int
+	for _, s := range spks {
+		pids = append(pids, s.proc.cmd.Process.Pid)
+	}
+	waits := cpuwait.Start(pids, cpuWaitEvery, heldWait)
+	defer waits.Stop()
 	seconds := int((*settle + time.Duration(*kills+1)*(*every)).Seconds()) + 20
 	if int64(seconds)*pipeRate > audiogen.SubframeTimecodeFrames {
 		return fmt.Errorf("--settle, --kills and --every: the timecode song lasts at most %d s", audiogen.SubframeTimecodeFrames/pipeRate)
@@ -168,6 +175,10 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 		}
 	}
 	end := time.Now().UnixNano()
+	held, longestWait, err := waits.Stop()
+	if err != nil {
+		return fmt.Errorf("the speakers' waits for a CPU: %w", err)
+	}
 	traces, err := spks.traces(b.stdout)
 	if err != nil {
 		return err
@@ -178,13 +189,30 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	if skew.N == 0 {
 		return fmt.Errorf("no frame was heard by all speakers")
 	}
+	// The same from outside, left out what the machine may have delayed:
+	// a frame is measured where no speaker was held back around it.
+	unheldTraces := make([]speakerTrace, len(traces))
+	for i, tr := range traces {
+		unheldTraces[i] = tr
+		unheldTraces[i].external = unheld(tr.external, held[i])
+	}
+	unheldSkews, _, _ := frameSkews(unheldTraces, pipeRate, from, to)
+	unheldSkew := playlog.Summarize(unheldSkews)
 	// A gap as a listener hears it: silence, or a jump in the timecode,
-	// between reads of a speaker's output.
-	var worstGap int64
-	for _, tr := range traces {
+	// between reads of a speaker's output; and the worst of those that
+	// came while the machine did not hold the speaker back.
+	var worstGap, worstUnheldGap int64
+	for i, tr := range traces {
 		for _, k := range killedAt {
 			gap, _ := playlog.Gap(tr.external, pipeRate, k-int64(time.Second), k+int64(*every)-int64(time.Second))
 			worstGap = max(worstGap, gap)
+			worstUnheldGap = max(worstUnheldGap, worstUnheldGapOf(tr.external, held[i], k-int64(time.Second), k+int64(*every)-int64(time.Second)))
+		}
+	}
+	var heldNs int64
+	for _, spans := range held {
+		for _, s := range spans {
+			heldNs += s.ToNs - s.FromNs
 		}
 	}
 	fmt.Fprintf(b.stdout, "takeover (fault to the new holder's claim): %s\n", takeovers.stats())
@@ -192,12 +220,18 @@ func benchFailover(ctx context.Context, b *bench, args []string) (err error) {
 	fmt.Fprintf(b.stdout, "worst audio gap around the faults (silence or position jump, any speaker): %.3f ms\n", float64(worstGap)/1e6)
 	fmt.Fprintf(b.stdout, "skew of the engines' schedules through the faults (their block logs): %s\n", engine)
 	fmt.Fprintf(b.stdout, "skew between speakers through the faults, from outside (their pipe outputs read and timed): %s\n", skew)
+	fmt.Fprintf(b.stdout, "the machine held a speaker back (a thread of it waited for a CPU, or a CPU was taken away, %v or more between samples %v apart) for %.0f ms in all (over the speakers; stretches may overlap), at most %.0f ms between two samples; left out:\n",
+		heldWait, cpuWaitEvery, float64(heldNs)/1e6, ms(longestWait))
+	fmt.Fprintf(b.stdout, "  worst audio gap while no speaker was held back: %.3f ms\n", float64(worstUnheldGap)/1e6)
+	fmt.Fprintf(b.stdout, "  skew from outside while no speaker was held back: %s\n", unheldSkew)
 	b.result(map[string]any{
 		"speakers": *speakers, "controllers": *controllers, "kills": *kills, "fault": *how,
 		"takeover_ms": ms(slices.Max(takeovers)), "takeover_p50_ms": takeovers.stats().P50Ms,
 		"answer_ms":    ms(slices.Max(answers)),
 		"audio_gap_ms": float64(worstGap) / 1e6, "skew_p99_ms": skew.P99Ms, "skew_max_ms": skew.Max,
-		"engine_skew_p99_ms": engine.P99Ms,
+		"engine_skew_p99_ms":  engine.P99Ms,
+		"audio_gap_unheld_ms": float64(worstUnheldGap) / 1e6, "skew_unheld_p99_ms": unheldSkew.P99Ms, "skew_unheld_n": unheldSkew.N,
+		"cpu_held_ms": float64(heldNs) / 1e6, "cpu_wait_max_ms": ms(longestWait),
 	})
 	return nil
 }
