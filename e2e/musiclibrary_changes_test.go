@@ -12,10 +12,10 @@ import (
 )
 
 // fileChangeBar is how soon a file added, moved, changed or deleted must
-// show in the library: "within seconds", a person looking right after
-// copying an album in. The controller reads a file once it stayed put for
-// 2 s (a copy in progress is not read half-way), and drops one that went
-// 2.5 s later unless it turned up elsewhere (a move).
+// show in the library. The controller reads a file once its size and time
+// stayed put for 2 s (a copy in progress is not read half-way), and drops
+// one that went 2.5 s later unless it turned up elsewhere (a move): the
+// rest leaves room for a loaded machine.
 const fileChangeBar = 5 * time.Second
 
 // fileChange is one operation on a file of the music folder, and how the
@@ -69,15 +69,15 @@ func (run *libraryRun) checkFileChanges() {
 				return err == nil && string(picture) == string(lib.cover(t, &movedTo))
 			}},
 		{what: "retagged", do: func() error {
-			out, err := exec.Command("metaflac", "--remove-tag=TITLE", "--set-tag=TITLE="+retagged, draft.path(lib.dir)).CombinedOutput()
+			out, err := exec.Command("metaflac", "--remove-tag=TITLE", "--set-tag=TITLE="+retaggedTitle, draft.path(lib.dir)).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("metaflac: %v %s", err, out)
 			}
 			return nil
 		}, shows: func() bool {
 			// A file changed is another song, found by its new title.
-			found := resultOf[protocol.SearchResult](t, r.library(fmt.Sprintf(`"cmd":"search","query":%q`, retagged)))
-			return found.Total == 1 && found.Songs[0].Title == retagged
+			found := resultOf[protocol.SearchResult](t, r.library(fmt.Sprintf(`"cmd":"search","query":%q`, retaggedTitle)))
+			return found.Total == 1 && found.Songs[0].Title == retaggedTitle
 		}},
 		{what: "deleted", do: func() error { return os.Remove(deleted.path(lib.dir)) },
 			shows: func() bool { song, ok := record(deleted.sha); return ok && song.Missing }},

@@ -76,7 +76,7 @@ type libraryRun struct {
 type musicLibrary struct {
 	dir    string         // the music folder
 	covers string         // where the cover pictures to embed are
-	songs  []*libSong     // as made; the file changes alter some
+	songs  []*libSong     // as made
 	folder map[string]int // the cover.jpg in each folder (below dir): its seed
 }
 
@@ -110,12 +110,12 @@ const burstSeconds = 1.5
 
 // The songs named by the checks.
 const (
-	deletedTitle = "Freddie Freeloader" // its file is deleted
-	movedName    = "Hum"                // moved from Demos to Sketches
-	draftTitle   = "Draft"              // retagged as retaggedTitle
-	retagged     = "Final Take"
-	addedName    = "New Idea" // added
-	searchWord   = "blue"     // one song's title; other songs' artist and album
+	deletedTitle  = "Freddie Freeloader" // its file is deleted
+	movedName     = "Hum"                // moved from Demos to Sketches
+	draftTitle    = "Draft"              // retagged as retaggedTitle
+	retaggedTitle = "Final Take"
+	addedName     = "New Idea" // added
+	searchWord    = "blue"     // one song's title; other songs' artist and album
 )
 
 // librarySongs is the library, by albums: one of burst songs in each format

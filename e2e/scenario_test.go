@@ -287,15 +287,9 @@ func playScenario(t *testing.T, s *system) {
 	pathB, shaB := timecodeSong(t, "b.wav", 20, songBFirst)
 	s.load(pathA, pathB)
 	r := newRemote(t, s.brokerPort)
-	for _, sha := range []string{shaA, protocol.SongURI(shaB)} {
-		if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha)); !rep.OK {
-			t.Fatalf("enqueue: %s", rep.Error)
-		}
-	}
+	r.enqueue(shaA, protocol.SongURI(shaB))
 	// Let the speakers sync their clocks and fetch the songs.
-	testwait.For(t, "speakers to be ready", 20*time.Second, func() bool {
-		return cached(s, "s1", shaA) && cached(s, "s2", shaA)
-	})
+	s.waitCached([]string{"s1", "s2"}, shaA)
 
 	play := stateOf(t, r.cmd(`"cmd":"play"`))
 	time.Sleep(2 * time.Second)
