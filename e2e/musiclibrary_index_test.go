@@ -67,11 +67,15 @@ func (g *libSong) indexed() protocol.Song {
 
 // indexedPart is got with only the fields want says something of: the
 // link, size, added time and (of a lossy song, whose encoder pads it) the
-// length are the controller's own.
+// length are the controller's own, and so is the ReplayGain of a song
+// whose tags give none (measured, or none).
 func indexedPart(got, want protocol.Song) protocol.Song {
 	got.URI, got.Size, got.AddedNs, got.DurationNs = "", 0, 0, 0
 	if want.Frames == 0 {
 		got.Frames = 0
+	}
+	if want.ReplayGain == nil {
+		got.ReplayGain = nil
 	}
 	return got
 }

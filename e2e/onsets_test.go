@@ -26,7 +26,7 @@ const (
 	burstOn     = 150 * time.Millisecond // of sound, then silence to the period's end
 	// minSilence before sound makes an onset: well under the 600 ms of
 	// silence between bursts, well over a codec's tail after a burst
-	// (Opus sounds on for about 250 ms).
+	// (an Opus file sounds on for about 250 ms).
 	minSilence = 200 * time.Millisecond
 )
 
@@ -53,17 +53,16 @@ func (s *system) onsets(name string, from, to int64) []int64 {
 	var out []int64
 	silentFrom := int64(0) // when the silence that runs began; 0: sound
 	s.walkPCM(name, func(at int64, f audiogen.Frame) {
-		switch {
-		case f == audiogen.Frame{}:
+		if f == (audiogen.Frame{}) {
 			if silentFrom == 0 {
 				silentFrom = at
 			}
-		default:
-			if silentFrom != 0 && at-silentFrom >= int64(minSilence) && at >= from && at < to {
-				out = append(out, at)
-			}
-			silentFrom = 0
+			return
 		}
+		if silentFrom != 0 && at-silentFrom >= int64(minSilence) && at >= from && at < to {
+			out = append(out, at)
+		}
+		silentFrom = 0
 	})
 	return out
 }
