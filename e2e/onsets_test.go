@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -138,4 +143,50 @@ func stalled(t *testing.T, s *system, names []string, at int64) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Pre-echo before a burst does not move its onset, whichever blocks it
+// falls in: two speakers whose blocks begin at different frames, one with
+// a block ending among the blips, hear the onset at the same instant, the
+// first blip's.
+func TestOnsetsLeaveOutBlockBoundaries(t *testing.T) {
+	const frames = 882 // 20 ms blocks
+	at := func(frame int) int64 { return 1e9 + int64(frame)*1e9/rate }
+	// A song: silence, then blips of pre-echo (frames [blipFrom, blipTo)
+	// sound, every other one silent) shortly before the burst, sound from
+	// burstAt on for 150 ms.
+	const blipFrom, blipTo, burstAt = rate - 130, rate - 100, rate
+	sound := func(f int) bool {
+		return f >= blipFrom && f < blipTo && f%2 == 0 || f >= burstAt && f < burstAt+rate*15/100
+	}
+	s := newSystem(t)
+	for _, offset := range []int{0, burstAt - 115 - frames, blipFrom + 1 - frames, 17} {
+		name := fmt.Sprint("s", offset)
+		s.logs[name] = filepath.Join(s.dir, name+".blocks")
+		var log bytes.Buffer
+		var pcm []byte
+		for start := offset % frames; start+frames <= 2*rate; start += frames {
+			line, err := json.Marshal(playlog.Line{TNs: at(start), Frames: frames, Rate: rate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Write(append(line, '\n'))
+			for f := start; f < start+frames; f++ {
+				v := uint16(0)
+				if sound(f) {
+					v = 1000
+				}
+				pcm = binary.LittleEndian.AppendUint16(binary.LittleEndian.AppendUint16(pcm, v), v)
+			}
+		}
+		if err := os.WriteFile(s.logs[name], log.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.pcmPath(name), pcm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := s.onsets(name, 0, 1e10), at(blipFrom); len(got) != 1 || abs(got[0]-want) > 1000 {
+			t.Errorf("blocks from frame %d: onsets %v, want [%d]", offset, got, want)
+		}
+	}
 }
