@@ -226,14 +226,31 @@ func (cv *converter) converted(s protocol.Song) (protocol.Song, bool) {
 	if err != nil || sha == "" || !cv.lib.holds(sha) {
 		return protocol.Song{}, false
 	}
-	song, err := cv.lib.store.song(sha)
+	flac, err := cv.lib.store.song(sha)
 	if err != nil {
 		return protocol.Song{}, false
 	}
 	if err := cv.lib.store.useConverted(sha, cv.now().UnixNano()); err != nil {
 		cv.log.Warn("converted song's use not stored", "sha256", sha, "err", err)
 	}
-	return song, true
+	return playedAs(s, flac), true
+}
+
+// playedAs is M4A song src's record as its FLAC conversion plays it. The
+// FLAC carries no tags, and M4As of the same audio (a song on its album
+// and on a compilation) share one FLAC, whose record took the tags of the
+// last one converted: each plays with its own tags and ReplayGain, or,
+// when its tags give none, what analysis measured of the FLAC.
+func playedAs(src, flac protocol.Song) protocol.Song {
+	song := src
+	song.SHA256, song.URI, song.Format, song.Size = flac.SHA256, flac.URI, flac.Format, flac.Size
+	song.Frames, song.SampleRate, song.DurationNs = flac.Frames, flac.SampleRate, flac.DurationNs
+	song.Missing = false
+	song.DerivedFrom = src.SHA256
+	if song.ReplayGain == nil && flac.ReplayGain != nil && flac.ReplayGain.Measured {
+		song.ReplayGain = flac.ReplayGain
+	}
+	return song
 }
 
 // start queues s's conversion, or returns the one queued or running.
@@ -341,15 +358,7 @@ func (cv *converter) convert(ctx context.Context, src protocol.Song) (protocol.S
 	if err != nil {
 		return protocol.Song{}, fmt.Errorf("converted song: %w", err)
 	}
-	// The FLAC carries no tags: its record takes the M4A's.
-	song := src
-	song.SHA256, song.URI, song.Format, song.Size = flac.SHA256, flac.URI, flac.Format, flac.Size
-	song.Frames, song.SampleRate, song.DurationNs = flac.Frames, flac.SampleRate, flac.DurationNs
-	song.Missing = false
-	song.DerivedFrom = src.SHA256
-	if song.ReplayGain == nil { // none in the M4A's tags: what analysis measured of the FLAC, if anything
-		song.ReplayGain = flac.ReplayGain
-	}
+	song := playedAs(src, flac)
 	if err := cv.lib.store.linkConverted(src.SHA256, song, cv.now().UnixNano()); err != nil {
 		return protocol.Song{}, err
 	}

@@ -24,9 +24,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	path, sha := timecodeSong(t, "a.wav", 5, 0)
 	s.load(path)
 	r := newRemote(t, s.brokerPort)
-	if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha)); !rep.OK {
-		t.Fatalf("enqueue: %s", rep.Error)
-	}
+	r.enqueue(sha)
 	before := r.cmd(`"cmd":"status"`)
 	session := protocol.SessionCommandTopic(protocol.DefaultSession)
 

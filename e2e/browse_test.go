@@ -5,9 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/tutti-audio/tutti/internal/testwait"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -17,10 +15,7 @@ import (
 // folds accents; a malformed link is refused with a clear error.
 func TestBrowseWithCLI(t *testing.T) {
 	s := newSecureSystem(t)
-	testwait.For(t, "the controller", 20*time.Second, func() bool {
-		_, err := s.tutti("alice", "status")
-		return err == nil
-	})
+	s.waitController()
 	var paths []string
 	for i, tags := range []struct{ title, artist, album string }{
 		{"Sinnerman", "Nina Simone", "Pastel Blues"},

@@ -77,10 +77,7 @@ func TestMembersReadOnlyWhatTheyMaySee(t *testing.T) {
 	s.startSecureSpeaker("s2")
 	pathA, shaA := timecodeSong(t, "a.wav", 30, 0)
 	pathB, shaB := timecodeSong(t, "b.wav", 30, songBFirst)
-	testwait.For(t, "the controller", 20*time.Second, func() bool {
-		_, err := s.tutti("alice", "status")
-		return err == nil
-	})
+	s.waitController()
 	s.mustTutti("alice", "load", "--quiet", pathA, pathB)
 	s.mustTutti("alice", "enqueue", shaA)
 	s.mustTutti("alice", "play")

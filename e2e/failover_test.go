@@ -77,9 +77,7 @@ func enqueueOnThree(t *testing.T, s *system, r *remote, seconds int) string {
 	if acked, n := ackedResult(t, r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))); n != 3 || acked < 2 {
 		t.Fatalf("enqueue acked by %d of %d speakers", acked, n)
 	}
-	testwait.For(t, "speakers to fetch the song", 20*time.Second, func() bool {
-		return cached(s, "s1", sha) && cached(s, "s2", sha) && cached(s, "s3", sha)
-	})
+	s.waitCached([]string{"s1", "s2", "s3"}, sha)
 	return sha
 }
 
@@ -335,7 +333,7 @@ func TestSongsFromPeersWithoutController(t *testing.T) {
 	s.load(path)
 	r := newRemote(t, s.brokerPort)
 	r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha))
-	testwait.For(t, "s1 and s2 to fetch the song", 20*time.Second, func() bool { return cached(s, "s1", sha) && cached(s, "s2", sha) })
+	s.waitCached([]string{"s1", "s2"}, sha)
 	stateOf(t, r.cmd(`"cmd":"play"`))
 	time.Sleep(2 * time.Second)
 	s.controller.stop(syscall.SIGKILL)

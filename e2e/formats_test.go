@@ -5,18 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/tutti-audio/tutti/internal/testwait"
+	"github.com/tutti-audio/tutti/audiogen"
+	"github.com/tutti-audio/tutti/internal/musicgen"
 	"github.com/tutti-audio/tutti/playlog"
-	"github.com/tutti-audio/tutti/protocol"
 )
 
-// TestFormats loads FLAC, MP3 and Ogg Vorbis files made by Debian's own
+// TestFormats uploads FLAC, MP3 and Ogg Vorbis files made by Debian's own
 // encoders and plays each on a speaker: FLAC is lossless, so its timecode
 // must come out to the frame; the lossy ones must at least sound.
 func TestFormats(t *testing.T) {
@@ -25,53 +23,37 @@ func TestFormats(t *testing.T) {
 	s.startController()
 	s.startSpeaker("s1")
 	const first = 7_000_000
-	wav, _ := timecodeSong(t, "tc.wav", 6, first)
-	dir := filepath.Dir(wav)
-	files := map[string][]string{
-		"flac": {"flac", "--silent", "-o", filepath.Join(dir, "tc.flac"), wav},
-		"mp3":  {"lame", "--quiet", "-b", "192", wav, filepath.Join(dir, "tc.mp3")},
-		"ogg":  {"oggenc", "--quiet", "-o", filepath.Join(dir, "tc.ogg"), wav},
-	}
-	order := []string{"flac", "mp3", "ogg"}
-	var paths []string
+	dir := t.TempDir()
+	order := []string{musicgen.FLAC, musicgen.MP3, musicgen.Ogg}
+	var paths, shas []string
 	for _, format := range order {
-		cmd := files[format]
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v %s", strings.Join(cmd, " "), err, out)
+		path := filepath.Join(dir, "tc"+musicgen.Ext(format))
+		if err := musicgen.Encode(path, format, musicgen.Tags{}, 6, "", func(i int64) audiogen.Frame { return audiogen.Timecode(first + i) }); err != nil {
+			t.Fatal(err)
 		}
-		paths = append(paths, filepath.Join(dir, "tc."+format))
-	}
-	s.load(paths...)
-	r := newRemote(t, s.brokerPort)
-	for i, path := range paths {
 		sha, _, err := hashOf(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep := r.request(protocol.LibraryCommandTopic, fmt.Sprintf(`"cmd":"lookup","song":%q`, sha))
-		var song protocol.Song
-		if !rep.OK || json.Unmarshal(rep.Result, &song) != nil {
-			t.Fatalf("%s not in the library: %s", path, rep.Error)
-		}
+		paths, shas = append(paths, path), append(shas, sha)
+	}
+	s.load(paths...)
+	r := newRemote(t, s.brokerPort)
+	for i, sha := range shas {
+		song := r.lookup(sha)
 		t.Logf("%s: %+v", order[i], song)
 		if song.Format != order[i] || song.SampleRate != 44100 {
-			t.Errorf("%s: format %q at %d Hz", path, song.Format, song.SampleRate)
+			t.Errorf("%s: format %q at %d Hz", paths[i], song.Format, song.SampleRate)
 		}
 		// Lossy encoders pad: their decoded length is a little longer.
-		if song.Frames < 6*44100 || song.Frames > 6*44100+44100/2 || order[i] == "flac" && song.Frames != 6*44100 {
+		if song.Frames < 6*44100 || song.Frames > 6*44100+44100/2 || order[i] == musicgen.FLAC && song.Frames != 6*44100 {
 			t.Errorf("%s: %d frames, want %d", order[i], song.Frames, 6*44100)
 		}
-		if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha)); !rep.OK {
-			t.Fatalf("enqueue: %s", rep.Error)
-		}
+		r.enqueue(sha)
 	}
 	// The speaker fetches the current song and the next; later ones come
 	// as playback moves on.
-	testwait.For(t, "the speaker to cache the first songs", 20*time.Second, func() bool {
-		sha0, _, _ := hashOf(paths[0])
-		sha1, _, _ := hashOf(paths[1])
-		return cached(s, "s1", sha0) && cached(s, "s1", sha1)
-	})
+	s.waitCached([]string{"s1"}, shas[0], shas[1])
 
 	starts := make([]int64, len(order))
 	for i := range order {

@@ -280,6 +280,62 @@ func (r *remote) requestWithin(topic, fields string, timeout time.Duration) (pro
 	return rep, found
 }
 
+// resultOf decodes the result of a request that must have succeeded.
+func resultOf[T any](t *testing.T, rep protocol.Reply) T {
+	t.Helper()
+	var v T
+	if !rep.OK {
+		t.Fatalf("%s: %s", rep.Cmd, rep.Error)
+	}
+	if err := json.Unmarshal(rep.Result, &v); err != nil {
+		t.Fatalf("%s: result %s: %v", rep.Cmd, rep.Result, err)
+	}
+	return v
+}
+
+// library sends a library command and returns its reply.
+func (r *remote) library(fields string) protocol.Reply {
+	r.t.Helper()
+	return r.request(protocol.LibraryCommandTopic, fields)
+}
+
+// lookup is the library's record of song (a hash or a song link).
+func (r *remote) lookup(song string) protocol.Song {
+	r.t.Helper()
+	return resultOf[protocol.Song](r.t, r.library(fmt.Sprintf(`"cmd":"lookup","song":%q`, song)))
+}
+
+// enqueue adds songs (hashes or links, each standing for its songs) to the
+// end of session home's playlist.
+func (r *remote) enqueue(songs ...string) {
+	r.t.Helper()
+	for _, song := range songs {
+		if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, song)); !rep.OK {
+			r.t.Fatalf("enqueue %s: %s", song, rep.Error)
+		}
+	}
+}
+
+// playlist is session home's retained playlist.
+func (r *remote) playlist() protocol.Playlist {
+	r.t.Helper()
+	pl, err := protocol.Decode[protocol.Playlist](r.retained(protocol.PlaylistTopic(protocol.DefaultSession)))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return pl
+}
+
+// waitStopped waits until session home, played as play says, has played
+// its playlist to the end and stopped.
+func (r *remote) waitStopped(play protocol.SessionState, timeout time.Duration) {
+	r.t.Helper()
+	testwait.For(r.t, "the playlist to play to its end", timeout, func() bool {
+		st, err := protocol.Decode[protocol.SessionState](r.retained(protocol.SessionStateTopic(protocol.DefaultSession)))
+		return err == nil && st.Seq > play.Seq && st.State == protocol.Stopped
+	})
+}
+
 // raw publishes a payload as is and returns the next reply that arrives.
 func (r *remote) raw(topic, payload string) protocol.Reply {
 	r.t.Helper()

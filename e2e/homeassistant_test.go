@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
@@ -146,14 +145,8 @@ func homeAssistantScenario(t *testing.T, s *system, openBroker bool) {
 	pathA, shaA := timecodeSong(t, "a.wav", 60, 0)
 	pathB, shaB := timecodeSong(t, "b.wav", 60, 1_000_000)
 	s.load(pathA, pathB)
-	for _, sha := range []string{shaA, shaB} {
-		if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha)); !rep.OK {
-			t.Fatalf("enqueue: %s", rep.Error)
-		}
-	}
-	testwait.For(t, "speakers to fetch the songs", 20*time.Second, func() bool {
-		return cached(s, "kitchen", shaA) && cached(s, "den", shaA) && cached(s, "kitchen", shaB) && cached(s, "den", shaB)
-	})
+	r.enqueue(shaA, shaB)
+	s.waitCached([]string{"kitchen", "den"}, shaA, shaB)
 
 	home := ha.device(t, "tutti_session_home")
 	kitchen := ha.device(t, "tutti_speaker_kitchen")

@@ -7,10 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tutti-audio/tutti/audiogen"
-	"github.com/tutti-audio/tutti/internal/testwait"
 )
 
 // TestLibraryAbuse: over real processes outside demo mode, a member
@@ -20,10 +18,7 @@ import (
 // leaves the library.
 func TestLibraryAbuse(t *testing.T) {
 	s := newSecureSystem(t)
-	testwait.For(t, "the controller", 20*time.Second, func() bool {
-		_, err := s.tutti("alice", "status")
-		return err == nil
-	})
+	s.waitController()
 
 	// Bombs: 25 minutes of constant 65535-frame blocks in 18 KB each, the
 	// header silent about their length.

@@ -38,10 +38,7 @@ func (s *secureSystem) speakerStatus(id string) protocol.SpeakerStatus {
 func TestLoginAttacks(t *testing.T) {
 	s := newSecureSystem(t)
 	s.startSecureSpeaker("s1")
-	testwait.For(t, "the controller", 20*time.Second, func() bool {
-		_, err := s.tutti("alice", "status")
-		return err == nil
-	})
+	s.waitController()
 
 	// Alice takes s2's client id before s2 starts, and while it runs.
 	if !s.refusedSub("alice", "s2") {

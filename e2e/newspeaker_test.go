@@ -18,10 +18,7 @@ import (
 // Alice's commands are answered all along.
 func TestNewSpeakerCannotPickItsSession(t *testing.T) {
 	s := newSecureSystem(t)
-	testwait.For(t, "the controller", 20*time.Second, func() bool {
-		_, err := s.tutti("alice", "status")
-		return err == nil
-	})
+	s.waitController()
 	s.mustTutti("admin", "create", "den", "The den")
 	s.mustTutti("admin", "grant", "den", "alice", "alice,s2", "alice")
 

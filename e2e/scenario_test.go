@@ -154,6 +154,40 @@ func (s *system) load(files ...string) {
 	s.t.Logf("tutti load: %s", out)
 }
 
+// cli runs a tutti client command against s's broker and returns its
+// output; it must succeed.
+func (s *system) cli(args ...string) string {
+	s.t.Helper()
+	out, err := s.tryCLI(args...)
+	if err != nil {
+		s.t.Fatalf("tutti %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// tryCLI runs a tutti client command against s's broker (flags right
+// after the command: Go's flag parsing stops at the first argument).
+func (s *system) tryCLI(args ...string) (string, error) {
+	full := append([]string{args[0], "--broker", s.brokerURL(), "--timeout", "5s"}, args[1:]...)
+	out, err := exec.Command(tuttiBin, full...).CombinedOutput()
+	return string(out), err
+}
+
+// waitCached waits until each of speakers has songs in its cache.
+func (s *system) waitCached(speakers []string, songs ...string) {
+	s.t.Helper()
+	testwait.For(s.t, fmt.Sprintf("%v to cache %d songs", speakers, len(songs)), 30*time.Second, func() bool {
+		for _, name := range speakers {
+			for _, sha := range songs {
+				if !cached(s, name, sha) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 func (s *system) blocks(name string) []playlog.Block {
 	f, err := os.Open(s.logs[name])
 	if err != nil {
@@ -253,15 +287,9 @@ func playScenario(t *testing.T, s *system) {
 	pathB, shaB := timecodeSong(t, "b.wav", 20, songBFirst)
 	s.load(pathA, pathB)
 	r := newRemote(t, s.brokerPort)
-	for _, sha := range []string{shaA, protocol.SongURI(shaB)} {
-		if rep := r.cmd(fmt.Sprintf(`"cmd":"enqueue","song":%q`, sha)); !rep.OK {
-			t.Fatalf("enqueue: %s", rep.Error)
-		}
-	}
+	r.enqueue(shaA, protocol.SongURI(shaB))
 	// Let the speakers sync their clocks and fetch the songs.
-	testwait.For(t, "speakers to be ready", 20*time.Second, func() bool {
-		return cached(s, "s1", shaA) && cached(s, "s2", shaA)
-	})
+	s.waitCached([]string{"s1", "s2"}, shaA)
 
 	play := stateOf(t, r.cmd(`"cmd":"play"`))
 	time.Sleep(2 * time.Second)

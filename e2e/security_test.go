@@ -85,6 +85,15 @@ func (s *secureSystem) tryPub(user string, args ...string) error {
 	return nil
 }
 
+// waitController waits until the controller answers a member.
+func (s *secureSystem) waitController() {
+	s.t.Helper()
+	testwait.For(s.t, "the controller", 20*time.Second, func() bool {
+		_, err := s.tutti("alice", "status")
+		return err == nil
+	})
+}
+
 // tutti runs a tutti client command as user, over TLS.
 func (s *secureSystem) tutti(user string, args ...string) (string, error) {
 	// The flags go right after the command: Go's flag parsing stops at the
@@ -139,10 +148,7 @@ func TestSecurity(t *testing.T) {
 	s.passwords["alice"] = right
 
 	// Alice (a member) loads songs over HTTPS and plays home on both speakers.
-	testwait.For(t, "the controller", 20*time.Second, func() bool {
-		_, err := s.tutti("alice", "status")
-		return err == nil
-	})
+	s.waitController()
 	s.mustTutti("alice", "load", "--quiet", pathA, pathB)
 	s.mustTutti("alice", "enqueue", shaA)
 	testwait.For(t, "s1 and s2 to fetch song A over HTTPS", 20*time.Second, func() bool { return cached(s.system, "s1", shaA) && cached(s.system, "s2", shaA) })
