@@ -154,6 +154,7 @@ type Controller struct {
 	scanProgress atomic.Pointer[protocol.ScanProgress] // the last scan's, for the status
 	statusWake   chan struct{}                         // the status has news to publish
 	measureWake  chan struct{}                         // songs wait to be measured
+	m3uWake      chan struct{}                         // M3U files wait to be imported (m3uimport.go)
 	presenceWake chan struct{}                         // songs went missing or came back
 	presenceMu   sync.Mutex
 	presence     map[string]bool // songs whose presence changed, for the session loop
@@ -278,6 +279,7 @@ func New(opts Options) (*Controller, error) {
 		shuffleRand:     newShuffleRand(),
 		statusWake:      make(chan struct{}, 1),
 		measureWake:     make(chan struct{}, 1),
+		m3uWake:         make(chan struct{}, 1),
 		presenceWake:    make(chan struct{}, 1),
 		presence:        map[string]bool{},
 	}
