@@ -158,6 +158,9 @@ type Controller struct {
 	presenceWake chan struct{}                         // songs went missing or came back
 	presenceMu   sync.Mutex
 	presence     map[string]bool // songs whose presence changed, for the session loop
+	gainWake     chan struct{}   // songs' measured gains changed (albumgain.go)
+	gainMu       sync.Mutex
+	gainNews     map[string]bool // songs whose gain changed, for the session loop
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -280,6 +283,8 @@ func New(opts Options) (*Controller, error) {
 		statusWake:      make(chan struct{}, 1),
 		measureWake:     make(chan struct{}, 1),
 		m3uWake:         make(chan struct{}, 1),
+		gainWake:        make(chan struct{}, 1),
+		gainNews:        map[string]bool{},
 		presenceWake:    make(chan struct{}, 1),
 		presence:        map[string]bool{},
 	}

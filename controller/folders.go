@@ -60,7 +60,7 @@ func (x folderIndex) Put(f musicfolder.File) error {
 	if replaced != "" {
 		x.checkGone(replaced)
 	}
-	if song.SHA256 != "" && song.Frames == 0 {
+	if song.SHA256 != "" && (song.Frames == 0 || song.ReplayGain == nil) { // songlength.go
 		x.c.poke(x.c.measureWake)
 	}
 	if song.SHA256 != "" {

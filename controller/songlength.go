@@ -5,32 +5,46 @@ import (
 	"fmt"
 )
 
-// Folder songs whose headers do not tell their exact length are decoded
-// here, in the background, before they may be enqueued.
+// Folder songs are decoded here, in the background, one at a time: first
+// those whose headers do not tell their exact length (they may not be
+// enqueued before), then those whose tags give no ReplayGain, to measure
+// their loudness (EBU R128) and, once an album's songs are all measured,
+// its gain (albumgain.go).
 
 // maxMeasureBatch bounds the songs the measuring loop lists at once.
 const maxMeasureBatch = 64
 
 // measureLoop decodes, one at a time (through the library's analysis
 // slot, shared with uploads), the folder songs whose headers did not give
-// their exact length: only then may they be enqueued.
+// their exact length, then those without ReplayGain. A song that cannot be
+// decoded is logged and not tried again until restart.
 func (c *Controller) measureLoop(ctx context.Context) {
-	failed := map[string]bool{} // not decodable: not tried again until restart
+	failed := map[string]bool{}
 	for {
 		todo, err := c.store.unmeasuredSongs(maxMeasureBatch + len(failed))
 		if err != nil {
 			c.log.Error("music folders: songs to measure not listed", "err", err)
 		}
+		lengths := len(todo)
+		levels, err := c.store.unleveledSongs(maxMeasureBatch + len(failed))
+		if err != nil {
+			c.log.Error("music folders: songs to measure the loudness of not listed", "err", err)
+		}
+		todo = append(todo, levels...)
 		measured := 0
-		for _, f := range todo {
+		for i, f := range todo {
 			if ctx.Err() != nil {
 				return
 			}
 			if failed[f.sha] {
 				continue
 			}
+			if i >= lengths && measured > 0 && c.newSongs() {
+				break // lengths first: list again
+			}
 			if err := c.measure(f); err != nil {
-				c.log.Warn("music folders: song length not measured; it cannot be played", "sha256", f.sha, "path", f.path, "err", err)
+				c.log.Warn("music folders: song not measured; not tried again until restart", "sha256", f.sha, "path", f.path,
+					"length_known", i >= lengths, "err", err)
 				failed[f.sha] = true
 				continue
 			}
@@ -47,7 +61,19 @@ func (c *Controller) measureLoop(ctx context.Context) {
 	}
 }
 
-// measure decodes one song's file to count its frames.
+// newSongs says whether songs came to be measured since it was last asked
+// (the wake is taken; listing them again follows).
+func (c *Controller) newSongs() bool {
+	select {
+	case <-c.measureWake:
+		return true
+	default:
+		return false
+	}
+}
+
+// measure decodes one song's file to count its frames and, when its tags
+// give no ReplayGain, to measure its loudness.
 func (c *Controller) measure(f musicFile) (err error) {
 	// Decoders of third-party formats can panic on hostile input.
 	defer func() {
@@ -71,11 +97,28 @@ func (c *Controller) measure(f musicFile) (err error) {
 		}
 		return c.store.setLength(f.sha, measured.Frames, measured.SampleRate)
 	}
+	var meter *songMeter
+	if song.ReplayGain == nil {
+		meter = new(songMeter)
+	}
 	c.lib.analyzing.Lock()
-	defer c.lib.analyzing.Unlock()
-	frames, rate, err := countFrames(file, song.Format, nil)
+	frames, rate, err := countFrames(file, song.Format, meter)
+	c.lib.analyzing.Unlock()
 	if err != nil {
 		return err
 	}
-	return c.store.setLength(f.sha, frames, rate)
+	if song.Frames == 0 {
+		if err := c.store.setLength(f.sha, frames, rate); err != nil {
+			return err
+		}
+	}
+	if meter == nil {
+		return nil
+	}
+	if err := c.store.setMeasured(f.sha, meter.replayGain(), meter.histogram()); err != nil {
+		return err
+	}
+	changed, err := c.albumGain(f.sha)
+	c.noteGains(append(changed, f.sha))
+	return err
 }
