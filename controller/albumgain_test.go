@@ -4,6 +4,7 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tutti-audio/tutti/audiogen"
 	"github.com/tutti-audio/tutti/internal/musicgen"
@@ -106,5 +107,42 @@ func TestFolderSongsWithoutReplayGainAreMeasured(t *testing.T) {
 	var rows int
 	if err := c.store.db.QueryRow(`SELECT count(*) FROM song_loudness WHERE sha256 = ?`, tagged).Scan(&rows); err != nil || rows != 0 {
 		t.Errorf("the tagged song was measured (%d rows, %v)", rows, err)
+	}
+}
+
+// TestRegainAtASharedInstant: a song's new gain reaches its entries from
+// the scheduled instant on, the playing one going on where it is (every
+// speaker changes its gain at the same frame); the same gain again, a song
+// the session does not hold, or a session that does not level songs
+// change nothing.
+func TestRegainAtASharedInstant(t *testing.T) {
+	const sec = int64(time.Second)
+	s := newSession("home", "", protocol.Everyone)
+	for i, sha := range []string{"a", "b", "a"} {
+		s.Playlist.Entries = append(s.Playlist.Entries, protocol.Entry{ID: "e" + string(rune('1'+i)), Song: sha, Frames: 10 * 44100, SampleRate: 44100})
+	}
+	s.reanchor(100*sec, 0, 0, protocol.Playing)
+	now, lead := 103*sec, 150*time.Millisecond // 3 s into the first a
+	gains := map[string]*protocol.ReplayGain{"a": {Track: protocol.Gain{Db: -4}, Album: &protocol.Gain{Db: -2}, Measured: true}, "z": {Track: protocol.Gain{Db: 5}}}
+	if _, changed := regain(now, lead, s, gains); changed {
+		t.Fatal("a session with ReplayGain off changed")
+	}
+	s.Playlist.ReplayGain = protocol.GainAlbum
+	next, changed := regain(now, lead, s, gains)
+	if !changed || next.Playlist.Entries[0].GainDb != -2 || next.Playlist.Entries[1].GainDb != 0 || next.Playlist.Entries[2].GainDb != -2 {
+		t.Fatalf("changed %v, entries %+v", changed, next.Playlist.Entries)
+	}
+	if next.Playlist.Version != s.Playlist.Version+1 || next.State.Seq != s.State.Seq+1 {
+		t.Errorf("versions: playlist %d, seq %d", next.Playlist.Version, next.State.Seq)
+	}
+	at := now + int64(lead)
+	if next.State.Anchor.AtNs != at {
+		t.Errorf("anchored at %d, want the scheduled instant %d", next.State.Anchor.AtNs, at)
+	}
+	if idx, pos, st := next.cursor(at); idx != 0 || pos != 3*sec+int64(lead) || st != protocol.Playing {
+		t.Errorf("at the scheduled instant: entry %d at %d %s, want the first going on", idx, pos, st)
+	}
+	if _, again := regain(now, lead, next, gains); again {
+		t.Error("the same gain again changed the session")
 	}
 }
