@@ -3,6 +3,9 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/tutti-audio/tutti/clock"
 )
 
 // Folder songs are decoded here, in the background, one at a time: first
@@ -20,6 +23,8 @@ const maxMeasureBatch = 64
 // decoded is logged and not tried again until restart.
 func (c *Controller) measureLoop(ctx context.Context) {
 	failed := map[string]bool{}
+	busy := 0 // songs measured since the loop was last idle
+	var since time.Time
 	for {
 		todo, err := c.store.unmeasuredSongs(maxMeasureBatch + len(failed))
 		if err != nil {
@@ -51,7 +56,15 @@ func (c *Controller) measureLoop(ctx context.Context) {
 			measured++
 		}
 		if measured > 0 {
+			if busy == 0 {
+				since = c.local.Now()
+			}
+			busy += measured
 			continue
+		}
+		if busy > 0 {
+			c.log.Info("music folders: songs measured", "songs", busy, "took", clock.Since(c.local, since).Round(time.Millisecond))
+			busy = 0
 		}
 		select {
 		case <-ctx.Done():
