@@ -161,6 +161,7 @@ type Controller struct {
 	gainWake     chan struct{}   // songs' measured gains changed (albumgain.go)
 	gainMu       sync.Mutex
 	gainNews     map[string]bool // songs whose gain changed, for the session loop
+	yielder      *yielder        // the measuring yields to commands (measurepace.go)
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -285,6 +286,7 @@ func New(opts Options) (*Controller, error) {
 		m3uWake:         make(chan struct{}, 1),
 		gainWake:        make(chan struct{}, 1),
 		gainNews:        map[string]bool{},
+		yielder:         newYielder(opts.Clock),
 		presenceWake:    make(chan struct{}, 1),
 		presence:        map[string]bool{},
 	}

@@ -78,12 +78,21 @@ func (c *Controller) playlistFilesGone(path string) error {
 		return err
 	}
 	for _, id := range ids {
-		if _, err := c.store.deleteSavedPlaylist(id); err != nil {
+		if err := c.dropImported(path, id); err != nil {
 			return err
 		}
-		c.publish(protocol.SavedPlaylistTopic(id), true, []byte{})
-		c.log.Info("playlist file gone from the music folders: its saved playlist deleted", "path", path, "playlist", id)
 	}
+	return nil
+}
+
+// dropImported deletes saved playlist id, imported from the M3U file at
+// path, which went.
+func (c *Controller) dropImported(path, id string) error {
+	if _, err := c.store.deleteSavedPlaylist(id); err != nil {
+		return err
+	}
+	c.publish(protocol.SavedPlaylistTopic(id), true, []byte{})
+	c.log.Info("playlist file gone from the music folders: its saved playlist deleted", "path", path, "playlist", id)
 	return nil
 }
 
@@ -154,8 +163,14 @@ func (c *Controller) importPendingM3U() {
 			c.log.Info("music folders: playlist file imported", "path", f.path, "playlist", report.Playlist.ID,
 				"songs", report.Playlist.Songs, "skipped", report.Skipped, "truncated", report.Truncated)
 		}
-		if err := c.store.m3uImported(f.path, report.waiting); err != nil {
+		known, err := c.store.m3uImported(f.path, report.waiting)
+		switch {
+		case err != nil:
 			c.log.Error("music folders: playlist file's import not recorded", "path", f.path, "err", err)
+		case !known && report.Playlist.ID != "": // the file went while it was imported
+			if err := c.dropImported(f.path, report.Playlist.ID); err != nil {
+				c.log.Error("music folders: a gone playlist file's saved playlist not deleted", "path", f.path, "err", err)
+			}
 		}
 	}
 }

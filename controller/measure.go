@@ -17,6 +17,7 @@ const replayGainReference = -18 // LUFS
 // a song whose tags give no ReplayGain. A nil songMeter measures nothing.
 type songMeter struct {
 	meter *loudness.Meter // nil until start
+	pace  func()          // if not nil, called before each chunk is measured: the background measuring yields there
 }
 
 // start prepares to measure audio of format fm, which checkFormat passed:
@@ -30,9 +31,13 @@ func (s *songMeter) start(fm beep.Format) {
 
 // write measures the next decoded frames.
 func (s *songMeter) write(frames [][2]float64) {
-	if s != nil && s.meter != nil {
-		s.meter.Write(frames)
+	if s == nil || s.meter == nil {
+		return
 	}
+	if s.pace != nil {
+		s.pace()
+	}
+	s.meter.Write(frames)
 }
 
 // replayGain is the song's measured track gain and peak; nil when the song

@@ -112,7 +112,7 @@ func (c *Controller) measure(f musicFile) (err error) {
 	}
 	var meter *songMeter
 	if song.ReplayGain == nil {
-		meter = new(songMeter)
+		meter = &songMeter{pace: c.yielder.pacer()}
 	}
 	c.lib.analyzing.Lock()
 	frames, rate, err := countFrames(file, song.Format, meter)

@@ -98,31 +98,35 @@ func (st *store) pendingM3UFiles() ([]m3uFile, error) {
 
 // m3uImported records that the M3U file at path was imported (or failed
 // to be: it waits for a change), and the tracks it names that the library
-// has no song at.
-func (st *store) m3uImported(path string, waiting []string) error {
+// has no song at. known is false when the file left the music folders
+// meanwhile.
+func (st *store) m3uImported(path string, waiting []string) (known bool, err error) {
 	tx, err := st.db.Begin()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.Exec(`UPDATE m3u_files SET pending = 0 WHERE path = ?`, path); err != nil {
-		return err
+	res, err := tx.Exec(`UPDATE m3u_files SET pending = 0 WHERE path = ?`, path)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
 	}
 	if _, err := tx.Exec(`DELETE FROM m3u_waiting WHERE m3u = ?`, path); err != nil {
-		return err
+		return false, err
 	}
-	insert, err := tx.Prepare(`INSERT OR IGNORE INTO m3u_waiting (folded, m3u)
-		SELECT ?, path FROM m3u_files WHERE path = ?`) // nothing if the file went meanwhile
+	insert, err := tx.Prepare(`INSERT OR IGNORE INTO m3u_waiting (folded, m3u) VALUES (?, ?)`)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer insert.Close()
 	for _, p := range waiting {
 		if _, err := insert.Exec(foldedPath(p), path); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return tx.Commit()
+	return true, tx.Commit()
 }
 
 // m3uFileOf is the M3U file saved playlist id was imported from, as this
