@@ -19,9 +19,12 @@ const maxMeasureBatch = 64
 
 // measureLoop decodes, one at a time (through the library's analysis
 // slot, shared with uploads), the folder songs whose headers did not give
-// their exact length, then those without ReplayGain. A song that cannot be
-// decoded is logged and not tried again until restart.
+// their exact length, then those without ReplayGain, on a thread of the
+// lowest priority. A song that cannot be decoded is logged and not tried
+// again until restart.
 func (c *Controller) measureLoop(ctx context.Context) {
+	decode, stop := c.lowPriority()
+	defer stop()
 	failed := map[string]bool{}
 	busy := 0 // songs measured since the loop was last idle
 	var since time.Time
@@ -47,7 +50,7 @@ func (c *Controller) measureLoop(ctx context.Context) {
 			if i >= lengths && measured > 0 && c.newSongs() {
 				break // lengths first: list again
 			}
-			if err := c.measure(f); err != nil {
+			if err := c.measure(f, decode); err != nil {
 				c.log.Warn("music folders: song not measured; not tried again until restart", "sha256", f.sha, "path", f.path,
 					"length_known", i >= lengths, "err", err)
 				failed[f.sha] = true
@@ -74,6 +77,30 @@ func (c *Controller) measureLoop(ctx context.Context) {
 	}
 }
 
+// lowPriority starts the goroutine the measuring decodes on, on a thread
+// of the lowest priority: run has it run a function and waits for it. The
+// store is written from the calling goroutine, so that no transaction
+// waits on a thread the kernel puts last. stop ends it.
+func (c *Controller) lowPriority() (run func(func()), stop func()) {
+	jobs := make(chan func())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := lowerThreadPriority(); err != nil { // measurenice_linux.go
+			c.log.Warn("music folders: the measuring's priority not lowered", "err", err)
+		}
+		for job := range jobs {
+			job()
+		}
+	}()
+	run = func(job func()) {
+		finished := make(chan struct{})
+		jobs <- func() { defer close(finished); job() }
+		<-finished
+	}
+	return run, func() { close(jobs); <-done }
+}
+
 // newSongs says whether songs came to be measured since it was last asked
 // (the wake is taken; listing them again follows).
 func (c *Controller) newSongs() bool {
@@ -85,9 +112,9 @@ func (c *Controller) newSongs() bool {
 	}
 }
 
-// measure decodes one song's file to count its frames and, when its tags
-// give no ReplayGain, to measure its loudness.
-func (c *Controller) measure(f musicFile) (err error) {
+// measure decodes one song's file, through decode, to count its frames
+// and, when its tags give no ReplayGain, to measure its loudness.
+func (c *Controller) measure(f musicFile, decode func(func())) (err error) {
 	// Decoders of third-party formats can panic on hostile input.
 	defer func() {
 		if p := recover(); p != nil {
@@ -114,9 +141,18 @@ func (c *Controller) measure(f musicFile) (err error) {
 	if song.ReplayGain == nil {
 		meter = &songMeter{pace: c.yielder.pacer()}
 	}
-	c.lib.analyzing.Lock()
-	frames, rate, err := countFrames(file, song.Format, meter)
-	c.lib.analyzing.Unlock()
+	var frames int64
+	var rate int
+	decode(func() {
+		defer func() { // on the decoding goroutine: the panic is this song's error
+			if p := recover(); p != nil {
+				err = fmt.Errorf("decoder failed: %v", p)
+			}
+		}()
+		c.lib.analyzing.Lock()
+		defer c.lib.analyzing.Unlock()
+		frames, rate, err = countFrames(file, song.Format, meter)
+	})
 	if err != nil {
 		return err
 	}
