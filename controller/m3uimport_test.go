@@ -130,9 +130,11 @@ func TestImportedPlaylistsKeepTheirIdsAcrossFailover(t *testing.T) {
 	b, _ := runController(t, Options{Open: true, BrokerURL: broker, DataDir: t.TempDir(), Name: "b", LeaseTTL: ttl,
 		MusicDirs: []string{music}, Sessions: []string{"home"}})
 	mixID, bestID := importedID(m3uFile{path: mix, root: music}), importedID(m3uFile{path: best, root: music})
-	watch := newTestClient(t, broker, protocol.SavedPlaylistFilter)
-	savedIs(t, watch, mixID, "mix", one, two)
-	savedIs(t, watch, bestID, "best", two)
+	// Apart: waiting for one playlist's message drops the other's.
+	watchMix := newTestClient(t, broker, protocol.SavedPlaylistTopic(mixID))
+	watchBest := newTestClient(t, broker, protocol.SavedPlaylistTopic(bestID))
+	savedIs(t, watchMix, mixID, "mix", one, two)
+	savedIs(t, watchBest, bestID, "best", two)
 	testwait.For(t, "the standby to record the files and mirror the playlists", waitTimeout, func() bool {
 		pending, err := b.store.pendingM3UFiles()
 		n, cerr := b.store.savedPlaylistCount()
@@ -142,7 +144,7 @@ func TestImportedPlaylistsKeepTheirIdsAcrossFailover(t *testing.T) {
 	stopA()
 	os.WriteFile(best, []byte("a/one.flac\nb/two.flac\na/one.flac\n"), 0o644)
 	testwait.For(t, "the standby to take over", waitTimeout, b.holding)
-	savedIs(t, watch, bestID, "best", one, two, one)
+	savedIs(t, watchBest, bestID, "best", one, two, one)
 	tc := newTestClient(t, broker, protocol.DefaultReplyTopic)
 	var list protocol.SavedPlaylistsPage
 	testwait.For(t, "both playlists imported on the new holder", waitTimeout, func() bool {
