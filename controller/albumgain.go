@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -80,7 +81,8 @@ func (c *Controller) updateGains() {
 	news := c.gainNews
 	c.gainNews = map[string]bool{}
 	c.gainMu.Unlock()
-	if !c.lease.leading() {
+	leveling := func(s session) bool { return s.Playlist.ReplayGain != protocol.GainOff && len(s.Playlist.Entries) > 0 }
+	if !c.lease.leading() || !slices.ContainsFunc(slices.Collect(maps.Values(c.sessions)), leveling) {
 		return
 	}
 	var shas []string
