@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/tutti-audio/tutti/musicfolder"
 	"github.com/tutti-audio/tutti/protocol"
@@ -40,6 +41,9 @@ func (x folderIndex) Paths(root string) ([]string, error) { return x.c.store.fil
 // audio tutti does not play is recorded without a song, so it is not read
 // again until it changes.
 func (x folderIndex) Put(f musicfolder.File) error {
+	if f.Format == musicfolder.FormatPlaylist {
+		return x.putPlaylistFile(f) // m3uimport.go
+	}
 	song, err := folderSong(f)
 	if err != nil {
 		x.c.log.Warn("music folders: not a playable song", "path", f.Path, "err", err)
@@ -56,20 +60,31 @@ func (x folderIndex) Put(f musicfolder.File) error {
 	if replaced != "" {
 		x.checkGone(replaced)
 	}
-	if song.SHA256 != "" && song.Frames == 0 {
+	if song.SHA256 != "" && (song.Frames == 0 || song.ReplayGain == nil) { // songlength.go
 		x.c.poke(x.c.measureWake)
+	}
+	if song.SHA256 != "" {
+		x.c.trackArrived(f.Path) // m3uimport.go
 	}
 	return nil
 }
 
 // Move records a file moved within the music folders: the same song.
-func (x folderIndex) Move(from, to, root string) error { return x.c.store.moveFile(from, to, root) }
+func (x folderIndex) Move(from, to, root string) error {
+	if err := x.c.store.moveFile(from, to, root); err != nil {
+		return err
+	}
+	return x.moved(from, to, root) // m3uimport.go
+}
 
 // Remove forgets the file (or folder) at path; songs left without a file
 // are missing.
 func (x folderIndex) Remove(path string) error {
 	shas, err := x.c.store.removeFiles(path)
 	if err != nil {
+		return err
+	}
+	if err := x.c.playlistFilesGone(path); err != nil { // m3uimport.go
 		return err
 	}
 	slices.Sort(shas)
@@ -178,18 +193,16 @@ func (c *Controller) folderOnly(s protocol.Song, inFolders map[string]bool) bool
 	return s.Missing || inFolders[s.SHA256] && !c.lib.holdsUpload(s.SHA256)
 }
 
-// runFolders indexes the music folders until ctx is done, and measures the
-// songs whose length their headers did not tell.
+// runFolders indexes the music folders until ctx is done, measures the
+// songs whose length their headers did not tell, and imports M3U files.
 func (c *Controller) runFolders(ctx context.Context) error {
 	if len(c.opts.MusicDirs) == 0 {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.measureLoop(ctx)
-	}()
-	defer func() { <-done }()
+	var loops sync.WaitGroup
+	loops.Go(func() { c.measureLoop(ctx) })
+	loops.Go(func() { c.m3uLoop(ctx) }) // m3uimport.go
+	defer loops.Wait()
 	return c.scanner.Run(ctx)
 }
 

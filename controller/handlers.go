@@ -55,6 +55,7 @@ func (c *Controller) queue(q *inbox) mqtt.MessageHandler {
 			c.log.Warn("ignoring retained command", "topic", msg.Topic())
 			return
 		}
+		c.yielder.commandArrived() // measurepace.go
 		if !q.push(inbound{topic: msg.Topic(), payload: msg.Payload()}) {
 			c.refuseBusy(q, msg)
 		}

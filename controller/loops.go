@@ -57,6 +57,8 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			c.removeSong(r)
 		case <-c.presenceWake:
 			c.updatePresence()
+		case <-c.gainWake:
+			c.updateGains() // albumgain.go
 		case <-c.statusWake:
 			if c.lease.leading() {
 				c.publishStatus()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tutti-audio/tutti/musicfolder"
 	"github.com/tutti-audio/tutti/protocol"
 )
 
@@ -23,11 +24,12 @@ import (
 // backslashes. An .m3u8 is UTF-8; an .m3u is UTF-8 where it is valid and
 // Latin-1 otherwise, as the format's players read it.
 
-// Bounds of an M3U file. A playlist of MaxSavedPlaylistSongs tracks with
-// long paths and #EXTINF lines takes a few hundred KB; a line longer than
-// Linux's PATH_MAX, plus room for an #EXTINF title, is no path.
+// Bounds of an M3U file: the size the music folders' scan reads (a
+// playlist of MaxSavedPlaylistSongs tracks with long paths and #EXTINF
+// lines takes a few hundred KB); a line longer than Linux's PATH_MAX, plus
+// room for an #EXTINF title, is no path.
 const (
-	maxM3USize = 1 << 20
+	maxM3USize = musicfolder.MaxPlaylistSize
 	maxM3ULine = 4096 + 1024
 )
 
@@ -114,36 +116,45 @@ func cleanM3UPath(p string) (string, bool) {
 // m3uImport is what importing an M3U file did.
 type m3uImport struct {
 	Playlist   protocol.SavedPlaylistInfo `json:"playlist"`
-	Unresolved []string                   `json:"unresolved,omitempty"` // paths the library has no file at (the first maxUnresolvedListed)
+	Unresolved []string                   `json:"unresolved,omitempty"` // paths the library has no song at, as the file gives them (the first maxUnresolvedListed)
 	Missing    int                        `json:"missing"`              // how many in all
 	Skipped    int                        `json:"skipped"`              // lines naming no file
 	Truncated  int                        `json:"truncated"`            // tracks beyond MaxSavedPlaylistSongs
+	// waiting are the absolute paths of the tracks the library has no song
+	// at: the playlist is imported again when one turns up.
+	waiting []string
 }
 
 // maxUnresolvedListed bounds the paths an import lists as unresolved, so
-// its report stays short; Missing counts them all.
+// its report and log line stay short; Missing counts them all.
 const maxUnresolvedListed = 20
 
+// m3uFile is an M3U file in a music folder.
+type m3uFile struct {
+	path string // absolute
+	root string // the music folder it is in
+}
+
 // importM3U makes, while we hold the lease, the saved playlist of the M3U
-// file at file (an absolute path) with content data: its tracks as the library's songs, found by
+// file f with content data: its tracks as the library's songs, found by
 // resolve (the music folders' index: a file's absolute path to its song's
-// hash). Tracks the library has no file for are left out and reported.
-// The playlist's id comes from the file's path, so importing the file
-// again (after a change) updates the same playlist: edits made to it over
-// MQTT give way to the file's content.
-func (c *Controller) importM3U(file string, data []byte, resolve func(path string) (sha string, ok bool)) (m3uImport, error) {
+// hash). Tracks the library has no song for are left out and reported. The
+// playlist's id comes from the file's path (importedID), so importing the
+// file again (after a change) updates the same playlist, and a standby
+// indexing the same folder makes the same one.
+func (c *Controller) importM3U(f m3uFile, data []byte, resolve func(path string) (sha string, ok bool)) (m3uImport, error) {
 	if !c.holding() {
 		// A standby's saved playlists are the holder's, mirrored.
-		return m3uImport{}, fmt.Errorf("%s: only the controller holding the lease imports playlists", file)
+		return m3uImport{}, fmt.Errorf("%s: only the controller holding the lease imports playlists", f.path)
 	}
-	ext := strings.ToLower(filepath.Ext(file))
+	ext := strings.ToLower(filepath.Ext(f.path))
 	parsed, err := parseM3U(data, ext != ".m3u8")
 	if err != nil {
-		return m3uImport{}, fmt.Errorf("%s: %w", file, err)
+		return m3uImport{}, fmt.Errorf("%s: %w", f.path, err)
 	}
 	report := m3uImport{Skipped: parsed.Skipped, Truncated: parsed.Truncated}
 	shas := []string{}
-	dir := filepath.Dir(file)
+	dir := filepath.Dir(f.path)
 	for _, track := range parsed.Paths {
 		p := filepath.FromSlash(track)
 		if !filepath.IsAbs(p) {
@@ -154,25 +165,26 @@ func (c *Controller) importM3U(file string, data []byte, resolve func(path strin
 			if report.Missing++; len(report.Unresolved) < maxUnresolvedListed {
 				report.Unresolved = append(report.Unresolved, track)
 			}
+			report.waiting = append(report.waiting, p)
 			continue
 		}
 		shas = append(shas, sha)
 	}
 	title := parsed.Title
 	if title == "" {
-		title = protocol.CleanText(strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)), protocol.MaxSongText)
+		title = protocol.CleanText(strings.TrimSuffix(filepath.Base(f.path), filepath.Ext(f.path)), protocol.MaxSongText)
 	}
 	if title, err = playlistTitle(title); err != nil {
 		return report, err
 	}
-	id := importedID(file)
+	id := importedID(f)
 	p, err := c.store.savedPlaylist(id)
 	switch {
 	case errors.Is(err, errUnknownPlaylist):
 		p = protocol.SavedPlaylist{V: protocol.Version, ID: id, Title: title, Term: c.hold.heldTerm(), Version: 1, Songs: shas}
 		created, err := c.store.createSavedPlaylist(p)
 		if err != nil || !created {
-			return report, fmt.Errorf("%s: saved playlist %s not stored: %v", file, id, err)
+			return report, fmt.Errorf("%s: saved playlist %s not stored: %v", f.path, id, err)
 		}
 		c.publish(protocol.SavedPlaylistTopic(id), true, protocol.Encode(p))
 		report.Playlist = infoOf(p)
@@ -188,8 +200,21 @@ func (c *Controller) importM3U(file string, data []byte, resolve func(path strin
 	return report, err
 }
 
-// importedID is the saved playlist id of the M3U file at file.
-func importedID(file string) string {
-	h := sha256.Sum256([]byte(file))
-	return "m3u-" + hex.EncodeToString(h[:8])
+// importedPrefix begins the id of every imported playlist. slugID never
+// makes an id with '_', so no playlist a user creates takes one of these.
+const importedPrefix = "m3u_"
+
+// importedID is the saved playlist id of the M3U file f: from its path
+// within its music folder, and the folder's name, so that controllers
+// mounting the same folder at different places make the same id.
+func importedID(f m3uFile) string {
+	rel, err := filepath.Rel(f.root, f.path)
+	if err != nil {
+		rel = f.path
+	}
+	h := sha256.Sum256([]byte(filepath.Base(f.root) + "/" + filepath.ToSlash(rel)))
+	return importedPrefix + hex.EncodeToString(h[:8])
 }
+
+// imported says whether saved playlist id was imported from an M3U file.
+func imported(id string) bool { return strings.HasPrefix(id, importedPrefix) }

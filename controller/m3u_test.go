@@ -98,17 +98,28 @@ func TestImportM3U(t *testing.T) {
 		"/elsewhere/03.mp3": songs[2].SHA256,
 	}
 	resolve := func(p string) (string, bool) { sha, ok := index[p]; return sha, ok }
-	file := filepath.Join(music, "Lists", "Best.m3u")
+	file := m3uFile{path: filepath.Join(music, "Lists", "Best.m3u"), root: music}
 	data := "#EXTM3U\r\n#EXTINF:1,two\r\n..\\Artist\\Album\\02.flac\r\n../Artist/gone.flac\r\nfile:///elsewhere/03.mp3\r\nhttp://radio/stream\r\n"
 	report, err := c.importM3U(file, []byte(data), resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if report.Playlist.Title != "Best" || report.Playlist.Songs != 2 || report.Missing != 1 || report.Skipped != 1 ||
-		!slices.Equal(report.Unresolved, []string{"../Artist/gone.flac"}) {
+		!slices.Equal(report.Unresolved, []string{"../Artist/gone.flac"}) ||
+		!slices.Equal(report.waiting, []string{filepath.Join(music, "Artist", "gone.flac")}) {
 		t.Fatalf("report %+v", report)
 	}
 	id := report.Playlist.ID
+	if id != importedID(file) || !imported(id) || !protocol.ValidPlaylistID(id) {
+		t.Fatalf("id %q", id)
+	}
+	elsewhere := m3uFile{path: filepath.Join("/mnt/nas", filepath.Base(music), "Lists", "Best.m3u"), root: filepath.Join("/mnt/nas", filepath.Base(music))}
+	if importedID(elsewhere) != id {
+		t.Error("the same folder mounted elsewhere gives another id")
+	}
+	if slugID("m3u_"+id) == id || strings.Contains(slugID("m3u_x"), "_") {
+		t.Error("a created playlist can take an imported one's id")
+	}
 	saved, err := protocol.Decode[protocol.SavedPlaylist](retained(t, url, protocol.SavedPlaylistTopic(id)))
 	if err != nil || !slices.Equal(saved.Songs, shaList(songs[1], songs[2])) {
 		t.Fatalf("retained %+v, %v", saved, err)
@@ -127,7 +138,7 @@ func TestImportM3U(t *testing.T) {
 	if err != nil || changed.Playlist.ID != id || changed.Playlist.Version != 2 || changed.Playlist.Songs != 3 || changed.Playlist.Title != "Better" {
 		t.Fatalf("changed import: %+v, %v", changed.Playlist, err)
 	}
-	if _, err := c.importM3U(filepath.Join(music, "x.m3u8"), []byte("Caf\xe9.mp3\n"), resolve); err == nil {
+	if _, err := c.importM3U(m3uFile{path: filepath.Join(music, "x.m3u8"), root: music}, []byte("Caf\xe9.mp3\n"), resolve); err == nil {
 		t.Fatal("a Latin-1 .m3u8 imported")
 	}
 }

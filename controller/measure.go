@@ -17,6 +17,7 @@ const replayGainReference = -18 // LUFS
 // a song whose tags give no ReplayGain. A nil songMeter measures nothing.
 type songMeter struct {
 	meter *loudness.Meter // nil until start
+	pace  func()          // if not nil, called before each chunk is measured: the background measuring yields there
 }
 
 // start prepares to measure audio of format fm, which checkFormat passed:
@@ -30,15 +31,20 @@ func (s *songMeter) start(fm beep.Format) {
 
 // write measures the next decoded frames.
 func (s *songMeter) write(frames [][2]float64) {
-	if s != nil && s.meter != nil {
-		s.meter.Write(frames)
+	if s == nil || s.meter == nil {
+		return
 	}
+	if s.pace != nil {
+		s.pace()
+	}
+	s.meter.Write(frames)
 }
 
 // replayGain is the song's measured track gain and peak; nil when the song
 // is too short (under 400 ms) or too quiet to have a loudness. An album's
-// gain needs all its songs, which come one at a time: album mode plays a
-// measured song at its track gain.
+// gain needs all its songs, which come one at a time: an upload plays at
+// its track gain in album mode; a music folder's song gets its album's
+// gain once every song of the album is measured (albumgain.go).
 func (s *songMeter) replayGain() *protocol.ReplayGain {
 	if s == nil || s.meter == nil {
 		return nil
@@ -47,11 +53,23 @@ func (s *songMeter) replayGain() *protocol.ReplayGain {
 	if math.IsInf(r.Integrated, -1) {
 		return nil
 	}
-	db := min(max(replayGainReference-r.Integrated, -protocol.MaxGainDb), protocol.MaxGainDb)
-	return &protocol.ReplayGain{
-		Track:    protocol.Gain{Db: roundTo(db, 100), Peak: roundTo(min(r.Peak, maxPeak), 1e6)},
-		Measured: true,
+	return &protocol.ReplayGain{Track: gainOf(r.Integrated, r.Peak), Measured: true}
+}
+
+// histogram is the song's gating blocks, from which its album's loudness
+// is computed; empty when nothing was measured.
+func (s *songMeter) histogram() loudness.Histogram {
+	if s == nil || s.meter == nil {
+		return loudness.Histogram{}
 	}
+	return s.meter.Histogram()
+}
+
+// gainOf is the ReplayGain that brings audio of integrated loudness lufs
+// to the reference, within the bounds a record holds, with its peak.
+func gainOf(lufs, peak float64) protocol.Gain {
+	db := min(max(replayGainReference-lufs, -protocol.MaxGainDb), protocol.MaxGainDb)
+	return protocol.Gain{Db: roundTo(db, 100), Peak: roundTo(min(peak, maxPeak), 1e6)}
 }
 
 // maxPeak is the largest peak a song record holds (protocol's bound):

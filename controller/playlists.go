@@ -38,6 +38,9 @@ func (c *Controller) runPlaylistCommand(req protocol.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := c.refuseImported(id); err != nil { // m3uimport.go
+			return nil, err
+		}
 		deleted, err := c.store.deleteSavedPlaylist(id)
 		switch {
 		case err != nil:
@@ -181,6 +184,9 @@ func slugID(title string) string {
 func (c *Controller) changePlaylist(req protocol.Request) (protocol.SavedPlaylistInfo, error) {
 	id, err := playlistID(req.Playlist)
 	if err != nil {
+		return protocol.SavedPlaylistInfo{}, err
+	}
+	if err := c.refuseImported(id); err != nil { // m3uimport.go
 		return protocol.SavedPlaylistInfo{}, err
 	}
 	p, err := c.store.savedPlaylist(id)

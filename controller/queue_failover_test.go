@@ -141,7 +141,7 @@ func TestShuffleAgreesEverywhereAndFailoverKeepsPlaylists(t *testing.T) {
 	})
 
 	// A standby imports no playlist files: its saved playlists are the holder's.
-	if _, err := b.importM3U("/music/x.m3u", []byte("a.mp3\n"), func(string) (string, bool) { return songs[0].SHA256, true }); err == nil {
+	if _, err := b.importM3U(m3uFile{path: "/music/x.m3u", root: "/music"}, []byte("a.mp3\n"), func(string) (string, bool) { return songs[0].SHA256, true }); err == nil {
 		t.Fatal("the standby imported a playlist file")
 	}
 

@@ -13,6 +13,9 @@ import (
 func (c *Controller) scanProgressed(p protocol.ScanProgress) {
 	c.scanProgress.Store(&p)
 	c.poke(c.statusWake)
+	if p.Done {
+		c.poke(c.m3uWake) // M3U files wait for the scan's songs (m3uimport.go)
+	}
 }
 
 // startScan runs the scan command: an admin's rescan of the music folders.

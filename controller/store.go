@@ -110,7 +110,7 @@ func openStore(path string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + m3uSchema + loudnessSchema); err != nil { // store_m3u.go, store_loudness.go
 		db.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}

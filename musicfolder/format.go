@@ -16,10 +16,24 @@ var audioExtensions = map[string]bool{
 	".opus": true, ".m4a": true, ".mp4": true,
 }
 
-// IsAudioName says whether a file name has an extension the scan reads.
+// IsAudioName says whether a file name has an extension the scan reads
+// as audio.
 func IsAudioName(name string) bool {
 	return audioExtensions[strings.ToLower(filepath.Ext(name))]
 }
+
+// playlistExtensions are the playlist files a scan reads (lower case):
+// M3U, and M3U8 (the same, in UTF-8).
+var playlistExtensions = map[string]bool{".m3u": true, ".m3u8": true}
+
+// IsPlaylistName says whether a file name is that of a playlist file the
+// scan reads.
+func IsPlaylistName(name string) bool {
+	return playlistExtensions[strings.ToLower(filepath.Ext(name))]
+}
+
+// indexed says whether a scan reads the file named name.
+func indexed(name string) bool { return IsAudioName(name) || IsPlaylistName(name) }
 
 // HeadSize is how many leading bytes DetectFormat needs: an Ogg stream's
 // first page (27-byte header, one segment table entry) and its codec's

@@ -16,10 +16,21 @@ type File struct {
 	Size   int64
 	ModNs  int64  // modification time, Unix ns
 	SHA256 string // of the whole file
-	Format string // as DetectFormat tells it
+	Format string // as DetectFormat tells it; FormatPlaylist for a playlist file
 	Tags   Tags
 	Length Length // Frames 0: only decoding all of it tells
+	// Playlist is a playlist file's content (Format FormatPlaylist), at
+	// most MaxPlaylistSize bytes.
+	Playlist []byte
 }
+
+// FormatPlaylist is the Format of a playlist file (IsPlaylistName).
+const FormatPlaylist = "m3u"
+
+// MaxPlaylistSize bounds a playlist file the scan reads. A playlist of
+// 10,000 tracks with long paths and #EXTINF lines takes a few hundred KB;
+// a larger file is no playlist anyone keeps, and would be held whole.
+const MaxPlaylistSize = 1 << 20
 
 // errChanged reports a file that changed while it was read: it is read
 // again once it settles.
@@ -30,9 +41,12 @@ var errChanged = errors.New("changed while being read")
 const hashBufferSize = 1 << 20
 
 // readFile reads one audio file: its format, tags, length and hash, all
-// from one open file, and checks it did not change meanwhile. buf is the
-// caller's hashing buffer.
+// from one open file, and checks it did not change meanwhile; or a playlist
+// file (readPlaylist). buf is the caller's hashing buffer.
 func readFile(root, path string, buf []byte) (File, error) {
+	if IsPlaylistName(path) {
+		return readPlaylist(root, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return File{}, err
@@ -79,6 +93,40 @@ func readFile(root, path string, buf []byte) (File, error) {
 	}
 	file.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return file, nil
+}
+
+// readPlaylist reads a playlist file whole, within MaxPlaylistSize, and
+// checks it did not change meanwhile.
+func readPlaylist(root, path string) (File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return File{}, err
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return File{}, err
+	}
+	switch {
+	case !before.Mode().IsRegular():
+		return File{}, errors.New("not a regular file")
+	case before.Size() > MaxPlaylistSize:
+		return File{}, fmt.Errorf("playlist file of %d bytes, over %d", before.Size(), MaxPlaylistSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxPlaylistSize+1))
+	if err != nil {
+		return File{}, err
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return File{}, err
+	}
+	if int64(len(data)) != before.Size() || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		return File{}, errChanged
+	}
+	sum := sha256.Sum256(data)
+	return File{Root: root, Path: path, Size: before.Size(), ModNs: before.ModTime().UnixNano(),
+		SHA256: hex.EncodeToString(sum[:]), Format: FormatPlaylist, Playlist: data}, nil
 }
 
 // hashAll writes all of r into h through buf, returning the bytes read.

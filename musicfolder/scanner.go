@@ -2,9 +2,10 @@
 // them, a watch (inotify, through fsnotify) catches files added, changed,
 // moved and removed within seconds, and a periodic rescan catches what no
 // event reports (network mounts). It never writes to the folders. For each
-// audio file it reads the format, tags, length and SHA-256 and hands them
-// to an Index, which also caches them by (path, size, modification time),
-// so an unchanged file is neither read nor hashed again.
+// audio file it reads the format, tags, length and SHA-256, for each
+// playlist file (M3U) its content and SHA-256, and hands them to an Index,
+// which also caches them by (path, size, modification time), so an
+// unchanged file is neither read nor hashed again.
 package musicfolder
 
 import (
@@ -321,7 +322,7 @@ func (s *Scanner) walk(root string, counted int) walkResult {
 			s.watch(path)
 			return nil
 		}
-		if !IsAudioName(d.Name()) {
+		if !indexed(d.Name()) {
 			return nil
 		}
 		if counted+len(res.files) >= maxFiles {
@@ -446,7 +447,7 @@ func (s *Scanner) handle(ev fsnotify.Event) {
 		}
 		return
 	}
-	if IsAudioName(path) && info.Mode().IsRegular() {
+	if indexed(path) && info.Mode().IsRegular() {
 		s.settler.changed(path, info.Size(), info.ModTime().UnixNano(), s.opts.Clock.Now())
 	}
 }

@@ -424,3 +424,35 @@ func TestVanishingKeepsAMovedFileAndDropsAGoneOne(t *testing.T) {
 		t.Errorf("due %v, want the file that did not come back", got)
 	}
 }
+
+// TestPlaylistFilesAreReadWholeWithinTheirBound: a scan and the watch hand
+// M3U and M3U8 files to the index with their content; one over
+// MaxPlaylistSize is not indexed, and the songs beside it are.
+func TestPlaylistFilesAreReadWholeWithinTheirBound(t *testing.T) {
+	root := t.TempDir()
+	song(t, filepath.Join(root, "a.flac"), 0.5, musicgen.Tags{Title: "A"})
+	m3u := filepath.Join(root, "Lists", "Mix.M3U")
+	os.MkdirAll(filepath.Dir(m3u), 0o755)
+	content := "#EXTM3U\n../a.flac\n"
+	os.WriteFile(m3u, []byte(content), 0o644)
+	huge := filepath.Join(root, "huge.m3u8")
+	os.WriteFile(huge, []byte(strings.Repeat("a.flac\n", MaxPlaylistSize/7+1)), 0o644)
+	index := newMemIndex()
+	waitDone(t, scanning(t, Options{Roots: []string{root}, Index: index, Settle: 200 * time.Millisecond}))
+	f, ok := index.get(m3u)
+	if !ok || f.Format != FormatPlaylist || string(f.Playlist) != content || len(f.SHA256) != 64 || f.Size != int64(len(content)) {
+		t.Fatalf("playlist file indexed as %+v (%v)", f, ok)
+	}
+	if _, ok := index.get(huge); ok {
+		t.Error("a playlist file over MaxPlaylistSize was indexed")
+	}
+	if _, ok := index.get(filepath.Join(root, "a.flac")); !ok {
+		t.Error("the song beside the playlist files was not indexed")
+	}
+	added := filepath.Join(root, "Lists", "new.m3u8")
+	os.WriteFile(added, []byte("../a.flac\n"), 0o644)
+	index.waitFor(t, true, added)
+	if f, _ := index.get(added); string(f.Playlist) != "../a.flac\n" {
+		t.Errorf("watched playlist file indexed as %+v", f)
+	}
+}
