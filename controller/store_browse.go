@@ -95,6 +95,10 @@ func regroup(row string) string {
 		AND genre = ROW.genre COLLATE NOCASE AND ` + browsable("") + ` GROUP BY artist_id, album_id;`)
 }
 
+// groupedColumns are the songs' columns a song group is made of: an update
+// of others (a measured ReplayGain, a file's new path) leaves the groups be.
+const groupedColumns = `artist_id, album_id, genre, artist, album_artist, album, year, added_ns, missing, format, derived_from`
+
 // songGroupTriggers keep song_groups in step. An added song is counted in
 // without recounting its group, which would make adding the songs of one
 // large group (thousands of untagged files) quadratic; names, year and
@@ -110,7 +114,8 @@ CREATE TRIGGER IF NOT EXISTS song_groups_insert AFTER INSERT ON songs WHEN ` + b
 END;
 CREATE TRIGGER IF NOT EXISTS song_groups_delete AFTER DELETE ON songs BEGIN` + regroup("old") + `
 END;
-CREATE TRIGGER IF NOT EXISTS song_groups_update AFTER UPDATE ON songs BEGIN` + regroup("old") + regroup("new") + `
+DROP TRIGGER IF EXISTS song_groups_update;
+CREATE TRIGGER song_groups_update AFTER UPDATE OF ` + groupedColumns + ` ON songs BEGIN` + regroup("old") + regroup("new") + `
 END;
 `
 
