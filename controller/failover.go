@@ -77,7 +77,7 @@ func (c *Controller) takeOver() {
 	c.log.Info("holding the lease", "term", term, "name", c.opts.Name)
 	c.publishAll()
 	c.reconvertMissing() // convert.go
-	c.importAllM3U() // m3uimport.go: the M3U files may have changed while another held it
+	c.importAllM3U()     // m3uimport.go: the M3U files may have changed while another held it
 }
 
 // stepDown makes us a standby; replies still waiting for acks fail.
