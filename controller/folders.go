@@ -60,7 +60,8 @@ func (x folderIndex) Put(f musicfolder.File) error {
 	if replaced != "" {
 		x.checkGone(replaced)
 	}
-	if song.SHA256 != "" && (song.Frames == 0 || song.ReplayGain == nil) { // songlength.go
+	// songlength.go; loudness waits for the scan's end, which wakes it.
+	if song.SHA256 != "" && (song.Frames == 0 || song.ReplayGain == nil && !x.c.scanning()) {
 		x.c.poke(x.c.measureWake)
 	}
 	if song.SHA256 != "" {

@@ -131,13 +131,6 @@ func (c *Controller) m3uLoop(ctx context.Context) {
 	}
 }
 
-// scanning says whether a scan of the music folders runs, or the first
-// has not started yet.
-func (c *Controller) scanning() bool {
-	p := c.scanProgress.Load()
-	return p == nil || p.Scanning
-}
-
 // importPendingM3U imports the M3U files waiting for it. A file that
 // cannot be imported is logged, and waits until it changes.
 func (c *Controller) importPendingM3U() {

@@ -14,7 +14,8 @@ func (c *Controller) scanProgressed(p protocol.ScanProgress) {
 	c.scanProgress.Store(&p)
 	c.poke(c.statusWake)
 	if p.Done {
-		c.poke(c.m3uWake) // M3U files wait for the scan's songs (m3uimport.go)
+		c.poke(c.m3uWake)     // M3U files wait for the scan's songs (m3uimport.go)
+		c.poke(c.measureWake) // and loudness for the scan's end (songlength.go)
 	}
 }
 
@@ -34,6 +35,13 @@ func (c *Controller) startScan(who asker) (protocol.ScanProgress, error) {
 	}
 	c.scanner.Rescan()
 	return next, nil
+}
+
+// scanning says whether a scan of the music folders runs, or the first
+// has not started yet.
+func (c *Controller) scanning() bool {
+	p := c.scanProgress.Load()
+	return p == nil || p.Scanning
 }
 
 // scanStatus is the scan progress to publish in the controller status.

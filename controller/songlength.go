@@ -10,7 +10,8 @@ import (
 
 // Folder songs are decoded here, in the background, one at a time: first
 // those whose headers do not tell their exact length (they may not be
-// enqueued before), then those whose tags give no ReplayGain, to measure
+// enqueued before), then, once a scan is over, those whose tags give no
+// ReplayGain, to measure
 // their loudness (EBU R128) and, once an album's songs are all measured,
 // its gain (albumgain.go).
 
@@ -34,9 +35,11 @@ func (c *Controller) measureLoop(ctx context.Context) {
 			c.log.Error("music folders: songs to measure not listed", "err", err)
 		}
 		lengths := len(todo)
-		levels, err := c.store.unleveledSongs(maxMeasureBatch + len(failed))
-		if err != nil {
-			c.log.Error("music folders: songs to measure the loudness of not listed", "err", err)
+		var levels []musicFile
+		if !c.scanning() { // loudness waits for the scan, not to take a core from it
+			if levels, err = c.store.unleveledSongs(maxMeasureBatch + len(failed)); err != nil {
+				c.log.Error("music folders: songs to measure the loudness of not listed", "err", err)
+			}
 		}
 		todo = append(todo, levels...)
 		measured := 0

@@ -63,8 +63,14 @@ func (st *store) removeM3UFiles(path string) ([]string, error) {
 // waitedFor marks the M3U files that name a track at path, which the
 // library has a song at now, to be imported again; waited says there were.
 func (st *store) waitedFor(path string) (waited bool, err error) {
+	// Looked up first: a scan asks for every file, and a write each would
+	// double its transactions.
+	folded := foldedPath(path)
+	if err := st.db.QueryRow(`SELECT EXISTS (SELECT 1 FROM m3u_waiting WHERE folded = ?)`, folded).Scan(&waited); err != nil || !waited {
+		return false, err
+	}
 	res, err := st.db.Exec(`UPDATE m3u_files SET pending = 1
-		WHERE pending = 0 AND path IN (SELECT m3u FROM m3u_waiting WHERE folded = ?)`, foldedPath(path))
+		WHERE pending = 0 AND path IN (SELECT m3u FROM m3u_waiting WHERE folded = ?)`, folded)
 	if err != nil {
 		return false, err
 	}
