@@ -94,24 +94,9 @@ func (c *Controller) updateGains() {
 		c.log.Error("measured gains not read", "err", err)
 		return
 	}
-	for name, s := range c.sessions {
-		lead := c.opts.Lead
-		if lead == 0 {
-			lead = leadFor(c.speakersOf(name))
-		}
-		next, changed := regain(c.now(), lead, s, gains)
-		if !changed {
-			continue
-		}
-		next = c.stamp(next)
-		if err := c.store.saveSession(next, true); err != nil {
-			c.log.Error("measured gains not stored", "session", name, "err", err)
-			continue
-		}
-		c.sessions[name] = next
-		c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(next.Playlist))
-		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
-	}
+	c.reviseSessions("measured gains", func(now int64, lead time.Duration, s session) (session, bool) {
+		return regain(now, lead, s, gains)
+	})
 }
 
 // regain sets the gain of s's entries of the songs in gains, from shared

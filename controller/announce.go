@@ -27,10 +27,7 @@ func (c *Controller) announce(name string, req protocol.Request) (announceResult
 	if err := checkAnnouncementText(req.Text); err != nil {
 		return announceResult{}, err
 	}
-	lead := c.opts.Lead
-	if lead == 0 {
-		lead = leadFor(c.speakersOf(name))
-	}
+	lead := c.leadOf(name)
 	a := protocol.Announcement{V: protocol.Version, Term: c.lease.term, ID: randomID(),
 		AtNs: c.now() + int64(lead), Text: req.Text, Sound: protocol.SoundChime}
 	c.publish(protocol.AnnounceTopic(name), false, protocol.Encode(a))

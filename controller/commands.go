@@ -162,10 +162,7 @@ func (c *Controller) runSessionCommand(who asker, topic string, req protocol.Req
 			return nil, nil, err
 		}
 	}
-	lead := c.opts.Lead
-	if lead == 0 {
-		lead = leadFor(c.speakersOf(name))
-	}
+	lead := c.leadOf(name)
 	next, ch, err := apply(c.now(), lead, s, req, songs, c.shuffleRand)
 	if err == nil && ch.PlaylistChanged {
 		next, err = c.entryGains(s, next)

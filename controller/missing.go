@@ -39,24 +39,9 @@ func (c *Controller) updatePresence() {
 		}
 		missing[sha] = song.Missing
 	}
-	for name, s := range c.sessions {
-		lead := c.opts.Lead
-		if lead == 0 {
-			lead = leadFor(c.speakersOf(name))
-		}
-		next, changed := markMissing(c.now(), lead, s, missing)
-		if !changed {
-			continue
-		}
-		next = c.stamp(next)
-		if err := c.store.saveSession(next, true); err != nil {
-			c.log.Error("missing songs not marked", "session", name, "err", err)
-			continue
-		}
-		c.sessions[name] = next
-		c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(next.Playlist))
-		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
-	}
+	c.reviseSessions("missing songs marked", func(now int64, lead time.Duration, s session) (session, bool) {
+		return markMissing(now, lead, s, missing)
+	})
 }
 
 // markMissing marks s's entries of the songs in missing as missing (true)

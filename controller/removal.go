@@ -120,10 +120,7 @@ func (c *Controller) dropEntriesOf(sha string) (int, error) {
 	for _, name := range names {
 		s := c.sessions[name]
 		next := s
-		lead := c.opts.Lead
-		if lead == 0 {
-			lead = leadFor(c.speakersOf(name))
-		}
+		lead := c.leadOf(name)
 		for {
 			i := slices.IndexFunc(next.Playlist.Entries, func(e protocol.Entry) bool { return e.Song == sha })
 			if i < 0 {

@@ -354,6 +354,15 @@ const (
 	defaultLead = 150 * time.Millisecond
 )
 
+// leadOf is the lead of session name's commands: the one configured, else
+// leadFor its speakers.
+func (c *Controller) leadOf(name string) time.Duration {
+	if c.opts.Lead != 0 {
+		return c.opts.Lead
+	}
+	return leadFor(c.speakersOf(name))
+}
+
 // leadFor is how far ahead a command must take effect for every online
 // speaker to hear it in time: the slowest speaker's output latency plus the
 // round trip its recent probes took at the 99th percentile (a command
