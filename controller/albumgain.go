@@ -62,25 +62,14 @@ func (c *Controller) albumGain(sha string) ([]string, error) {
 
 // noteGains tells the session loop that songs' ReplayGain changed.
 func (c *Controller) noteGains(shas []string) {
-	if len(shas) == 0 {
-		return
-	}
-	c.gainMu.Lock()
-	for _, sha := range shas {
-		c.gainNews[sha] = true
-	}
-	c.gainMu.Unlock()
-	c.poke(c.gainWake)
+	c.gainNews.note(shas...)
 }
 
 // updateGains gives the entries of the songs whose ReplayGain changed
 // their new gain, in every session that levels songs (session loop). Only
 // the holder changes playlists; a standby mirrors the holder's.
 func (c *Controller) updateGains() {
-	c.gainMu.Lock()
-	news := c.gainNews
-	c.gainNews = map[string]bool{}
-	c.gainMu.Unlock()
+	news := c.gainNews.take()
 	leveling := func(s session) bool { return s.Playlist.ReplayGain != protocol.GainOff && len(s.Playlist.Entries) > 0 }
 	if !c.lease.leading() || !slices.ContainsFunc(slices.Collect(maps.Values(c.sessions)), leveling) {
 		return

@@ -155,13 +155,9 @@ type Controller struct {
 	statusWake   chan struct{}                         // the status has news to publish
 	measureWake  chan struct{}                         // songs wait to be measured
 	m3uWake      chan struct{}                         // M3U files wait to be imported (m3uimport.go)
-	presenceWake chan struct{}                         // songs went missing or came back
-	presenceMu   sync.Mutex
-	presence     map[string]bool // songs whose presence changed, for the session loop
-	gainWake     chan struct{}   // songs' measured gains changed (albumgain.go)
-	gainMu       sync.Mutex
-	gainNews     map[string]bool // songs whose gain changed, for the session loop
-	yielder      *yielder        // the measuring yields to commands (measurepace.go)
+	presence     *songNews                             // songs went missing or came back (missing.go)
+	gainNews     *songNews                             // songs' measured gains changed (albumgain.go)
+	yielder      *yielder                              // the measuring yields to commands (measurepace.go)
 
 	handlers gate // paho runs handlers on goroutines of its own; Run waits for them
 
@@ -284,11 +280,9 @@ func New(opts Options) (*Controller, error) {
 		statusWake:      make(chan struct{}, 1),
 		measureWake:     make(chan struct{}, 1),
 		m3uWake:         make(chan struct{}, 1),
-		gainWake:        make(chan struct{}, 1),
-		gainNews:        map[string]bool{},
+		gainNews:        newSongNews(),
 		yielder:         newYielder(opts.Clock),
-		presenceWake:    make(chan struct{}, 1),
-		presence:        map[string]bool{},
+		presence:        newSongNews(),
 	}
 	c.lib = &library{store: st, songsDir: songsDir, tmpDir: tmpDir, maxSize: opts.MaxSongSize, now: c.now, present: c.notePresence}
 	c.converter = newConverter(c.lib, c.log, opts.FFmpeg, opts.MaxConvertedBytes, opts.Clock.Now)

@@ -55,9 +55,9 @@ func (c *Controller) sessionLoop(ctx context.Context) error {
 			}
 		case r := <-c.removals:
 			c.removeSong(r)
-		case <-c.presenceWake:
+		case <-c.presence.wake:
 			c.updatePresence()
-		case <-c.gainWake:
+		case <-c.gainNews.wake:
 			c.updateGains() // albumgain.go
 		case <-c.statusWake:
 			if c.lease.leading() {

@@ -14,20 +14,14 @@ import (
 // notePresence hands a song that went missing or came back to the session
 // loop, which marks the playlists' entries of it.
 func (c *Controller) notePresence(sha string) {
-	c.presenceMu.Lock()
-	c.presence[sha] = true
-	c.presenceMu.Unlock()
-	c.poke(c.presenceWake)
+	c.presence.note(sha)
 }
 
 // updatePresence marks, in every playlist, the entries of the songs that
 // went missing or came back (session loop). Only the holder changes
 // playlists; a standby mirrors the holder's.
 func (c *Controller) updatePresence() {
-	c.presenceMu.Lock()
-	shas := c.presence
-	c.presence = map[string]bool{}
-	c.presenceMu.Unlock()
+	shas := c.presence.take()
 	if !c.lease.leading() {
 		return
 	}

@@ -1,10 +1,48 @@
 package controller
 
 import (
+	"sync"
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
 )
+
+// songNews collects songs whose state changed (went missing or came back,
+// a gain measured) for the session loop, which wake wakes.
+type songNews struct {
+	wake chan struct{}
+	mu   sync.Mutex
+	shas map[string]bool
+}
+
+func newSongNews() *songNews {
+	return &songNews{wake: make(chan struct{}, 1), shas: map[string]bool{}}
+}
+
+// note adds songs and wakes the session loop.
+func (n *songNews) note(shas ...string) {
+	if len(shas) == 0 {
+		return
+	}
+	n.mu.Lock()
+	for _, sha := range shas {
+		n.shas[sha] = true
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default: // a wake is pending
+	}
+}
+
+// take returns the songs noted since it was last called.
+func (n *songNews) take() map[string]bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	shas := n.shas
+	n.shas = map[string]bool{}
+	return shas
+}
 
 // reviseSessions applies revise, a change the controller makes on its own
 // (songs gone missing, gains measured), to every session at a shared

@@ -422,9 +422,10 @@ func TestAutoAdvanceTimer(t *testing.T) {
 			sharedClock:   newTimeFollower("t", slog.New(slog.DiscardHandler), clocksync.LocalNs(time.Now().UnixNano())),
 			sessions:      map[string]session{"home": s},
 			sessionEvents: newInbox(maxQueued), sessionRequests: newInbox(maxQueued), connected: make(chan struct{}, 1),
-			client: mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published
-			lease:  &lease{role: leading, ttl: time.Hour, heard: time.Now()},
-			hold:   newLeaseHold("t", time.Hour, clock.Real{}),
+			client:   mqtt.NewClient(mqtt.NewClientOptions()), // never connected: nothing is published
+			lease:    &lease{role: leading, ttl: time.Hour, heard: time.Now()},
+			hold:     newLeaseHold("t", time.Hour, clock.Real{}),
+			presence: newSongNews(), gainNews: newSongNews(),
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)

@@ -176,6 +176,12 @@ func (st *store) markMissing(sha string, missing bool) (changed bool, err error)
 func (st *store) unmeasuredSongs(limit int) ([]musicFile, error) {
 	rows, err := st.db.Query(`SELECT f.sha256, min(f.path) FROM songs s JOIN files f ON f.sha256 = s.sha256
 		WHERE s.frames = 0 AND s.format IN ('mp3', 'flac', 'wav', 'ogg', 'opus', 'm4a') GROUP BY f.sha256 LIMIT ?`, limit)
+	return songFiles(rows, err)
+}
+
+// songFiles reads rows of (sha256, path) of a query that failed with err
+// or not, and closes them.
+func songFiles(rows *sql.Rows, err error) ([]musicFile, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -31,19 +31,7 @@ func (st *store) unleveledSongs(limit int) ([]musicFile, error) {
 		WHERE s.replaygain = '' AND s.frames > 0 AND s.missing = 0 AND s.format IN ('mp3', 'flac', 'wav', 'ogg', 'opus')
 		AND NOT EXISTS (SELECT 1 FROM song_loudness l WHERE l.sha256 = s.sha256)
 		GROUP BY f.sha256 LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var files []musicFile
-	for rows.Next() {
-		var f musicFile
-		if err := rows.Scan(&f.sha, &f.path); err != nil {
-			return nil, err
-		}
-		files = append(files, f)
-	}
-	return files, rows.Err()
+	return songFiles(rows, err)
 }
 
 // setMeasured records song sha's measured loudness: its histogram, and its
