@@ -98,19 +98,5 @@ func regain(now int64, lead time.Duration, s session, gains map[string]*protocol
 		rg, ok := gains[e.Song]
 		return ok && mode != protocol.GainOff && entryGain(mode, rg) != e.GainDb
 	}
-	if !slices.ContainsFunc(s.Playlist.Entries, differs) {
-		return s, false
-	}
-	next := settle(s, now)
-	at := max(now+int64(lead), next.State.Anchor.AtNs)
-	idx, pos, st := next.cursor(at)
-	next.Playlist.Entries = slices.Clone(next.Playlist.Entries)
-	for i, e := range next.Playlist.Entries {
-		if differs(e) {
-			next.Playlist.Entries[i].GainDb = entryGain(mode, gains[e.Song])
-		}
-	}
-	next.reanchor(at, idx, pos, st)
-	next, _, err := commit(s, next, change{AtNs: at, StateChanged: true, PlaylistChanged: true})
-	return next, err == nil
+	return reviseEntries(now, lead, s, differs, func(e *protocol.Entry) { e.GainDb = entryGain(mode, gains[e.Song]) })
 }

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"slices"
 	"time"
 
 	"github.com/tutti-audio/tutti/protocol"
@@ -44,22 +43,5 @@ func (c *Controller) updatePresence() {
 // every role skips a missing entry.
 func markMissing(now int64, lead time.Duration, s session, missing map[string]bool) (session, bool) {
 	differs := func(e protocol.Entry) bool { m, ok := missing[e.Song]; return ok && m != e.Missing }
-	if !slices.ContainsFunc(s.Playlist.Entries, differs) {
-		return s, false
-	}
-	next := settle(s, now)
-	at := max(now+int64(lead), next.State.Anchor.AtNs)
-	idx, pos, st := next.cursor(at)
-	next.Playlist.Entries = slices.Clone(next.Playlist.Entries)
-	for i, e := range next.Playlist.Entries {
-		if differs(e) {
-			next.Playlist.Entries[i].Missing = missing[e.Song]
-		}
-	}
-	if idx >= 0 && next.Playlist.Entries[idx].Missing {
-		pos = 0
-	}
-	next.reanchor(at, idx, pos, st)
-	next, _, err := commit(s, next, change{AtNs: at, StateChanged: true, PlaylistChanged: true})
-	return next, err == nil
+	return reviseEntries(now, lead, s, differs, func(e *protocol.Entry) { e.Missing = missing[e.Song] })
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -63,4 +64,29 @@ func (c *Controller) reviseSessions(what string, revise func(now int64, lead tim
 		c.publish(protocol.PlaylistTopic(name), true, protocol.Encode(next.Playlist))
 		c.publish(protocol.SessionStateTopic(name), true, protocol.Encode(next.State))
 	}
+}
+
+// reviseEntries changes, with revise, the entries of s that differs picks,
+// from shared instant now+lead: the timeline is anchored anew there, so
+// every role makes the change at the same frame. An entry playing then
+// that the change makes missing ends there, and the next plays.
+func reviseEntries(now int64, lead time.Duration, s session, differs func(protocol.Entry) bool, revise func(*protocol.Entry)) (session, bool) {
+	if !slices.ContainsFunc(s.Playlist.Entries, differs) {
+		return s, false
+	}
+	next := settle(s, now)
+	at := max(now+int64(lead), next.State.Anchor.AtNs)
+	idx, pos, st := next.cursor(at)
+	next.Playlist.Entries = slices.Clone(next.Playlist.Entries)
+	for i := range next.Playlist.Entries {
+		if differs(next.Playlist.Entries[i]) {
+			revise(&next.Playlist.Entries[i])
+		}
+	}
+	if idx >= 0 && next.Playlist.Entries[idx].Missing {
+		pos = 0
+	}
+	next.reanchor(at, idx, pos, st)
+	next, _, err := commit(s, next, change{AtNs: at, StateChanged: true, PlaylistChanged: true})
+	return next, err == nil
 }

@@ -47,18 +47,11 @@ func readFile(root, path string, buf []byte) (File, error) {
 	if IsPlaylistName(path) {
 		return readPlaylist(root, path)
 	}
-	f, err := os.Open(path)
+	f, before, err := openRegular(path)
 	if err != nil {
 		return File{}, err
 	}
 	defer f.Close()
-	before, err := f.Stat()
-	if err != nil {
-		return File{}, err
-	}
-	if !before.Mode().IsRegular() {
-		return File{}, errors.New("not a regular file")
-	}
 	file := File{Root: root, Path: path, Size: before.Size(), ModNs: before.ModTime().UnixNano()}
 	var head [HeadSize]byte
 	n, err := f.ReadAt(head[:], 0)
@@ -95,22 +88,32 @@ func readFile(root, path string, buf []byte) (File, error) {
 	return file, nil
 }
 
+// openRegular opens the regular file at path, with what Stat says of it.
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, info, nil
+}
+
 // readPlaylist reads a playlist file whole, within MaxPlaylistSize, and
 // checks it did not change meanwhile.
 func readPlaylist(root, path string) (File, error) {
-	f, err := os.Open(path)
+	f, before, err := openRegular(path)
 	if err != nil {
 		return File{}, err
 	}
 	defer f.Close()
-	before, err := f.Stat()
-	if err != nil {
-		return File{}, err
-	}
-	switch {
-	case !before.Mode().IsRegular():
-		return File{}, errors.New("not a regular file")
-	case before.Size() > MaxPlaylistSize:
+	if before.Size() > MaxPlaylistSize {
 		return File{}, fmt.Errorf("playlist file of %d bytes, over %d", before.Size(), MaxPlaylistSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxPlaylistSize+1))
